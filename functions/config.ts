@@ -1,0 +1,387 @@
+/**
+ * The configuration contract: one JSON (or JSON with comments) file, parsed once at the edge with
+ * zod and passed down typed. Secrets are never in the file: it names environment variables.
+ */
+import { readFileSync } from "node:fs";
+import { inspect } from "node:util";
+import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
+import { z } from "zod";
+import { SOURCE_NAME_RULE, STREAM_NAME_RULE, sourceNameProblem, streamNameProblem } from "./domain/names.ts";
+
+/** Window lengths the planner may use: divisors of a day, so windows stay aligned to UTC boundaries. */
+export const WINDOW_LENGTHS_SECONDS = [60, 120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800, 3600] as const;
+
+const envName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {
+    error: "expected the name of an environment variable, like MY_PASSWORD",
+  })
+  .describe("Name of an environment variable that holds the secret (never the secret itself)");
+
+const authSchema = z
+  .discriminatedUnion(
+    "type",
+    [
+      z.strictObject({ type: z.literal("none") }),
+      z.strictObject({
+        type: z.literal("basic"),
+        username: z.string().min(1).describe("Flussonic admin API login (edit_auth)"),
+        passwordEnv: envName,
+      }),
+      z.strictObject({ type: z.literal("bearer"), tokenEnv: envName }),
+      z.strictObject({ type: z.literal("token"), tokenEnv: envName }),
+    ],
+    { error: 'expected auth.type to be one of "none", "basic", "bearer", "token"' },
+  )
+  .describe(
+    "How to authenticate: basic/bearer for the admin API, token for a play token passed as ?token= (view access only)",
+  );
+
+const retentionDays = z
+  .number({ error: "expected a number of days" })
+  .positive({ error: "expected a number of days greater than 0" })
+  .max(3650, { error: "expected at most 3650 days" });
+
+const format = z.enum(["mp4", "ts"], { error: 'expected "mp4" (fragmented MP4) or "ts" (MPEG-TS)' });
+
+const streamName = z.string().superRefine((name, ctx) => {
+  const problem = streamNameProblem(name);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+const streamEntry = z.union(
+  [
+    streamName,
+    z.strictObject({
+      name: streamName,
+      retentionDays: retentionDays
+        .optional()
+        .describe("Overrides the source's retentionDays for this stream"),
+      format: format.optional().describe("Overrides the source's format for this stream"),
+    }),
+  ],
+  { error: 'expected a stream name or an object like { "name": "cam1", "retentionDays": 7 }' },
+);
+
+const sourceSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .refine((n) => !sourceNameProblem(n), { error: `expected a source name of ${SOURCE_NAME_RULE}` })
+      .describe(`Name of the source in S3 keys, queues and metrics: ${SOURCE_NAME_RULE}`),
+    url: z
+      .url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
+      .describe("Flussonic base URL for the admin API (and for downloads unless archiveUrl is set)"),
+    archiveUrl: z
+      .url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
+      .optional()
+      .describe("Where archive downloads go, like Flussonic's replication_port (default: url)"),
+    auth: authSchema.default({ type: "none" }),
+    streams: z
+      .union([z.literal("all"), z.array(streamEntry).min(1, { error: "expected at least one stream" })], {
+        error: 'expected "all" or a list of streams',
+      })
+      .default("all")
+      .describe('"all": every stream of the source that has a DVR archive; or a list of streams'),
+    index: z
+      .enum(["auto", "api", "playback"], { error: 'expected "auto", "api" or "playback"' })
+      .default("auto")
+      .describe(
+        "Where recorded ranges are read: the admin API, the playback-side recording_status.json, or auto (api unless auth is a play token)",
+      ),
+    retentionDays: retentionDays.default(7).describe("How many days back to keep a copy of"),
+    format: format.default("mp4"),
+    maxConcurrentCopies: z
+      .int({ error: "expected a whole number of copies" })
+      .min(1, { error: "expected at least 1 concurrent copy" })
+      .max(1000, { error: "expected at most 1000 concurrent copies" })
+      .default(2)
+      .describe("At most this many archive downloads from this source at once"),
+    maxBandwidthMbps: z
+      .number({ error: "expected a number of megabits per second" })
+      .positive({ error: "expected a bandwidth cap greater than 0 Mbit/s" })
+      .default(100)
+      .describe("Total download rate from this source, all copies together (megabits per second)"),
+    paused: z.boolean().default(false).describe("When true nothing is planned or copied for this source"),
+    timeouts: z
+      .strictObject({
+        connectSeconds: z.number().positive().default(10),
+        headersSeconds: z.number().positive().default(30),
+        bodyIdleSeconds: z.number().positive().default(30),
+      })
+      .default({ connectSeconds: 10, headersSeconds: 30, bodyIdleSeconds: 30 })
+      .describe("HTTP timeouts towards this source"),
+  })
+  .superRefine((source, ctx) => {
+    if (source.streams === "all" && (source.auth.type === "token" || source.index === "playback")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["streams"],
+        message:
+          'streams "all" needs the admin API to list streams; with a play token or index "playback" list the streams by name',
+      });
+    }
+  });
+
+export const configSchema = z.strictObject({
+  $schema: z.string().optional(),
+  bucket: z.string({ error: "expected the S3 bucket name" }).regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
+    error: "expected an S3 bucket name: 3 to 63 lowercase letters, digits, '.' and '-'",
+  }),
+  prefix: z
+    .string()
+    .regex(/^$|^(?!\/)(?!.*\/\/)(?!(.*\/)?\.\.?\/)[^\u0000-\u001f]*\/$/, {
+      error: "expected a key prefix ending in '/', without a leading '/', '//' or '..' segments (or empty)",
+    })
+    .default("flussonic/")
+    .describe("Every object this tool writes is under this key prefix"),
+  schedule: z
+    .string()
+    .regex(/^rate\(\s*[1-9]\d*\s+(minute|minutes|hour|hours|day|days)\s*\)$/, {
+      error: 'expected a schedule like "rate(5 minutes)"',
+    })
+    .default("rate(5 minutes)")
+    .describe("How often the planner runs (EventBridge rate expression)"),
+  settleSeconds: z
+    .int()
+    .min(0)
+    .max(3600)
+    .default(120)
+    .describe("Keep this far from the live edge: video younger than this is left for the next run"),
+  maxWindowSeconds: z
+    .union(
+      WINDOW_LENGTHS_SECONDS.map((n) => z.literal(n)),
+      { error: `expected one of ${WINDOW_LENGTHS_SECONDS.join(", ")} seconds (divisors of a day)` },
+    )
+    .default(600)
+    .describe("Longest archive window one copy fetches; shorter for high-bitrate streams"),
+  leaseSeconds: z
+    .int()
+    .min(60)
+    .default(3600)
+    .describe("A planned window is not planned again for this long, unless its copy is recorded"),
+  sources: z.array(sourceSchema).min(1, { error: "expected at least one source" }),
+});
+
+export type BackupConfig = z.output<typeof configSchema>;
+export type SourceConfig = BackupConfig["sources"][number];
+export type AuthConfig = SourceConfig["auth"];
+export type ArchiveFormat = SourceConfig["format"];
+
+/** A configuration problem: names the file, the JSON path and what is expected. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join("\n"));
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+/** `sources[1].streams[0]` from a zod path. */
+export function formatJsonPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out || "(top level)";
+}
+
+const INLINE_SECRET_KEYS = new Set(["password", "token", "secret"]);
+
+/** Parses and validates configuration text; `file` only labels messages. Throws ConfigError. */
+export function parseConfig(text: string, file: string): BackupConfig {
+  const errors: ParseError[] = [];
+  const data: unknown = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
+  if (errors.length > 0) {
+    throw new ConfigError(
+      errors.map((e) => {
+        const { line, column } = positionOf(text, e.offset);
+        return `${file}:${line}:${column}: not valid JSON: ${printParseErrorCode(e.error)}`;
+      }),
+    );
+  }
+  const result = configSchema.safeParse(data, { reportInput: true });
+  const duplicates = duplicateNames(data).map((d) => `${file}: ${d}`);
+  if (result.success && duplicates.length === 0) return result.data;
+  const issues = result.success ? [] : result.error.issues;
+  const problems = issues.flatMap((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => {
+        const hint = INLINE_SECRET_KEYS.has(key)
+          ? ": secrets never go in the file; put it in an environment variable and name it (passwordEnv, tokenEnv)"
+          : "";
+        return `${file}: ${formatJsonPath([...issue.path, key])}: unknown key "${key}"${hint}`;
+      });
+    }
+    const got =
+      "input" in issue && (typeof issue.input === "number" || typeof issue.input === "boolean")
+        ? ` (got ${String(issue.input)})`
+        : "";
+    const message =
+      issue.code === "invalid_type" && issue.input === undefined ? requiredMessage(issue) : issue.message;
+    return [`${file}: ${formatJsonPath(issue.path)}: ${message}${got}`];
+  });
+  throw new ConfigError([...problems, ...duplicates]);
+}
+
+function requiredMessage(issue: z.core.$ZodIssue): string {
+  return `is required: ${issue.message.replace(/^Invalid input: /, "").replace(/, received undefined$/, "")}`;
+}
+
+/**
+ * Names given twice: sources, and streams within a source. Checked on the raw data so that they are
+ * reported together with every other problem, not only once the rest is valid.
+ */
+function duplicateNames(data: unknown): string[] {
+  const problems: string[] = [];
+  const sources = (data as { sources?: unknown } | null)?.sources;
+  if (!Array.isArray(sources)) return problems;
+  const seenSources = new Set<string>();
+  sources.forEach((source: unknown, i) => {
+    const s = source as { name?: unknown; streams?: unknown } | null;
+    if (typeof s?.name === "string") {
+      if (seenSources.has(s.name)) problems.push(`sources[${i}].name: source "${s.name}" is defined twice`);
+      seenSources.add(s.name);
+    }
+    if (!Array.isArray(s?.streams)) return;
+    const seenStreams = new Set<string>();
+    s.streams.forEach((entry: unknown, j) => {
+      const name = typeof entry === "string" ? entry : (entry as { name?: unknown } | null)?.name;
+      if (typeof name !== "string") return;
+      if (seenStreams.has(name))
+        problems.push(`sources[${i}].streams[${j}]: stream "${name}" is listed twice`);
+      seenStreams.add(name);
+    });
+  });
+  return problems;
+}
+
+function positionOf(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset).split("\n");
+  return { line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
+}
+
+/** Reads and validates a config file. Throws ConfigError naming the file. */
+export function loadConfigFile(path: string): BackupConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError([
+      `${path}: cannot read the config file${code === "ENOENT" ? ": no such file" : `: ${String(code)}`}`,
+    ]);
+  }
+  return parseConfig(text, path);
+}
+
+/** A secret value that never prints itself: logs, errors and JSON show `***`. */
+export class Secret {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  /** The value, for the one place that puts it on the wire. */
+  reveal(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return "***";
+  }
+  toJSON(): string {
+    return "***";
+  }
+  [inspect.custom](): string {
+    return "Secret(***)";
+  }
+}
+
+/** Credentials of one source, with secrets resolved. */
+export type SourceCredentials =
+  | { type: "none" }
+  | { type: "basic"; username: string; password: Secret }
+  | { type: "bearer"; token: Secret }
+  | { type: "token"; token: Secret };
+
+/** Looks up a source's secrets; `lookup` returns undefined when a secret is not set. */
+export function resolveCredentials(
+  auth: AuthConfig,
+  lookup: (name: string) => string | undefined,
+  where: string,
+): SourceCredentials {
+  const need = (name: string, field: string): Secret => {
+    const value = lookup(name);
+    if (value === undefined || value === "") {
+      throw new ConfigError([`${where}.auth.${field}: environment variable ${name} is not set`]);
+    }
+    return new Secret(value);
+  };
+  switch (auth.type) {
+    case "none":
+      return { type: "none" };
+    case "basic":
+      return { type: "basic", username: auth.username, password: need(auth.passwordEnv, "passwordEnv") };
+    case "bearer":
+      return { type: "bearer", token: need(auth.tokenEnv, "tokenEnv") };
+    case "token":
+      return { type: "token", token: need(auth.tokenEnv, "tokenEnv") };
+  }
+}
+
+/** Resolves every source's credentials from `env`, reporting every missing variable at once. */
+export function resolveAllCredentials(
+  config: BackupConfig,
+  file: string,
+  env: NodeJS.ProcessEnv,
+): Map<string, SourceCredentials> {
+  const out = new Map<string, SourceCredentials>();
+  const problems: string[] = [];
+  config.sources.forEach((source, i) => {
+    try {
+      out.set(
+        source.name,
+        resolveCredentials(source.auth, (n) => env[n], `${file}: sources[${i}]`),
+      );
+    } catch (error) {
+      if (error instanceof ConfigError) problems.push(...error.problems);
+      else throw error;
+    }
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out;
+}
+
+/** Per-stream effective settings: the stream's overrides over the source's. */
+export interface StreamSettings {
+  name: string;
+  retentionDays: number;
+  format: ArchiveFormat;
+}
+
+/** The streams a source lists explicitly, with effective settings; undefined for "all". */
+export function listedStreams(source: SourceConfig): StreamSettings[] | undefined {
+  if (source.streams === "all") return undefined;
+  return source.streams.map((entry) =>
+    typeof entry === "string"
+      ? { name: entry, retentionDays: source.retentionDays, format: source.format }
+      : {
+          name: entry.name,
+          retentionDays: entry.retentionDays ?? source.retentionDays,
+          format: entry.format ?? source.format,
+        },
+  );
+}
+
+/** Settings for a stream discovered with streams "all". */
+export function defaultStreamSettings(source: SourceConfig, name: string): StreamSettings {
+  return { name, retentionDays: source.retentionDays, format: source.format };
+}
+
+/** JSON Schema of the config file, for editors (`$schema`). */
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(configSchema, { io: "input", target: "draft-2020-12" });
+}
+
+export { STREAM_NAME_RULE };
