@@ -130,6 +130,7 @@ export const configSchema = z.strictObject({
   }),
   prefix: z
     .string()
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
     .regex(/^$|^(?!\/)(?!.*\/\/)(?!(.*\/)?\.\.?\/)[^\u0000-\u001f]*\/$/, {
       error: "expected a key prefix ending in '/', without a leading '/', '//' or '..' segments (or empty)",
     })
