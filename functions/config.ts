@@ -196,12 +196,10 @@ export function parseConfig(text: string, file: string): BackupConfig {
   const errors: ParseError[] = [];
   const data: unknown = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
   if (errors.length > 0) {
-    throw new ConfigError(
-      errors.map((e) => {
-        const { line, column } = positionOf(text, e.offset);
-        return `${file}:${line}:${column}: not valid JSON: ${printParseErrorCode(e.error)}`;
-      }),
-    );
+    // The first syntax error only: the ones after it are mostly its echoes.
+    const first = errors[0]!;
+    const { line, column } = positionOf(text, first.offset);
+    throw new ConfigError([`${file}:${line}:${column}: not valid JSON: ${printParseErrorCode(first.error)}`]);
   }
   const result = configSchema.safeParse(data, { reportInput: true });
   const duplicates = duplicateNames(data).map((d) => `${file}: ${d}`);

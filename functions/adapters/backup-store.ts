@@ -1,0 +1,238 @@
+/**
+ * The S3 side of the backup's bookkeeping: manifests, completion records and catalogs.
+ * Archive objects themselves are written by the copier (functions/copy-window.ts).
+ */
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+  S3ServiceException,
+} from "@aws-sdk/client-s3";
+import type { ArchiveFormat } from "../config.ts";
+import { RetryableError } from "../domain/errors.ts";
+import {
+  catalogKey,
+  manifestKey,
+  recordKey,
+  recordsPrefix,
+  type WindowId,
+  windowKey,
+} from "../domain/keys.ts";
+import { type CopyRecord, emptyManifest, type Manifest } from "../domain/manifest.ts";
+import { decodeKeySegment } from "../domain/names.ts";
+
+/** A manifest as read, with the ETag to make the next write conditional. */
+export interface StoredManifest {
+  manifest: Manifest;
+  etag: string | undefined;
+}
+
+export interface CatalogEntry {
+  from: number;
+  duration: number;
+  format: ArchiveFormat;
+  key: string;
+  size: number;
+  sha256: string;
+  copiedAt: number;
+}
+
+export interface Catalog {
+  version: 1;
+  source: string;
+  stream: string;
+  day: string;
+  windows: CatalogEntry[];
+}
+
+/** Counts S3 requests by kind (the planner's O(streams) promise is measured with it). */
+export type RequestCounter = Map<string, number>;
+
+export class BackupStore {
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly requests: RequestCounter = new Map();
+
+  constructor(s3: S3Client, bucket: string, prefix: string) {
+    this.s3 = s3;
+    this.bucket = bucket;
+    this.prefix = prefix;
+  }
+
+  #count(kind: string): void {
+    this.requests.set(kind, (this.requests.get(kind) ?? 0) + 1);
+  }
+
+  windowKey(w: WindowId, format: ArchiveFormat): string {
+    return windowKey(this.prefix, w, format);
+  }
+
+  async readManifest(source: string, stream: string): Promise<StoredManifest> {
+    const got = await this.#getJson<Manifest>(manifestKey(this.prefix, source, stream));
+    if (!got) return { manifest: emptyManifest(source, stream), etag: undefined };
+    return { manifest: got.body, etag: got.etag };
+  }
+
+  /**
+   * Writes a manifest, conditionally: If-Match the ETag it was read with, or If-None-Match for a new
+   * one. Returns false when someone else changed it meanwhile (the caller re-plans next run).
+   */
+  async writeManifest(m: Manifest, etag: string | undefined): Promise<boolean> {
+    this.#count("PutObject");
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: manifestKey(this.prefix, m.source, m.stream),
+          Body: JSON.stringify(m),
+          ContentType: "application/json",
+          ...(etag ? { IfMatch: etag } : { IfNoneMatch: "*" }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof S3ServiceException && [409, 412].includes(error.$metadata.httpStatusCode ?? 0)) {
+        return false;
+      }
+      throw storeError(error, "write manifest");
+    }
+  }
+
+  /** True when the archive object of a window exists (complete: uploads appear only when done). */
+  async windowExists(key: string): Promise<boolean> {
+    this.#count("HeadObject");
+    try {
+      await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return true;
+    } catch (error) {
+      if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404) return false;
+      throw storeError(error, `check ${key}`);
+    }
+  }
+
+  /** Records a finished copy: one object per window, so concurrent copiers never contend. */
+  async putRecord(record: CopyRecord): Promise<void> {
+    this.#count("PutObject");
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: recordKey(this.prefix, record),
+          Body: JSON.stringify(record),
+          ContentType: "application/json",
+        }),
+      );
+    } catch (error) {
+      throw storeError(error, "write completion record");
+    }
+  }
+
+  recordKeyOf(w: WindowId): string {
+    return recordKey(this.prefix, w);
+  }
+
+  /** The pending record of one window, if any. */
+  async getRecord(w: WindowId): Promise<CopyRecord | undefined> {
+    return (await this.#getJson<CopyRecord>(recordKey(this.prefix, w)))?.body;
+  }
+
+  /**
+   * Pending completion records of a source, grouped by stream: one listing (plus one GET per record
+   * not yet compacted), never a listing of stored archive objects.
+   */
+  async pendingRecords(source: string): Promise<{ keys: string[]; byStream: Map<string, CopyRecord[]> }> {
+    const prefix = recordsPrefix(this.prefix, source);
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      this.#count("ListObjectsV2");
+      const page = await this.s3
+        .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }))
+        .catch((error: unknown) => {
+          throw storeError(error, "list completion records");
+        });
+      for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    const byStream = new Map<string, CopyRecord[]>();
+    for (const key of new Set(keys)) {
+      const record = (await this.#getJson<CopyRecord>(key))?.body;
+      if (!record) continue;
+      const stream = decodeKeySegment(key.slice(prefix.length).split("/")[0] ?? "");
+      if (stream !== record.stream) continue;
+      const list = byStream.get(stream) ?? [];
+      list.push(record);
+      byStream.set(stream, list);
+    }
+    return { keys: [...new Set(keys)], byStream };
+  }
+
+  /** Deletes compacted records (in batches of 1000). */
+  async deleteKeys(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      this.#count("DeleteObjects");
+      await this.s3
+        .send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },
+          }),
+        )
+        .catch((error: unknown) => {
+          throw storeError(error, "delete compacted records");
+        });
+    }
+  }
+
+  async readCatalog(source: string, stream: string, day: string): Promise<Catalog> {
+    const got = await this.#getJson<Catalog>(catalogKey(this.prefix, source, stream, day));
+    return got?.body ?? { version: 1, source, stream, day, windows: [] };
+  }
+
+  async writeCatalog(c: Catalog): Promise<void> {
+    this.#count("PutObject");
+    await this.s3
+      .send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: catalogKey(this.prefix, c.source, c.stream, c.day),
+          Body: JSON.stringify(c),
+          ContentType: "application/json",
+        }),
+      )
+      .catch((error: unknown) => {
+        throw storeError(error, "write catalog");
+      });
+  }
+
+  async #getJson<T>(key: string): Promise<{ body: T; etag: string | undefined } | undefined> {
+    this.#count("GetObject");
+    try {
+      const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const text = await res.Body?.transformToString();
+      return { body: JSON.parse(text ?? "null") as T, etag: res.ETag };
+    } catch (error) {
+      if (
+        error instanceof S3ServiceException &&
+        (error.name === "NoSuchKey" || error.$metadata.httpStatusCode === 404)
+      ) {
+        return undefined;
+      }
+      throw storeError(error, `read ${key}`);
+    }
+  }
+}
+
+/** S3 failures are retryable from the backup's point of view (the next delivery or run tries again). */
+export function storeError(error: unknown, what: string): RetryableError {
+  const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+  const name = error instanceof Error ? error.name : "error";
+  return new RetryableError(`S3: cannot ${what}: ${name}${status ? ` (HTTP ${status})` : ""}`, {
+    cause: error,
+    status,
+  });
+}

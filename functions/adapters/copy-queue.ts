@@ -1,0 +1,59 @@
+/**
+ * The SQS side: planned windows go to one queue per source with SendMessageBatch (10 a call);
+ * entries that fail are retried, and what still fails is reported so that it is not leased.
+ */
+import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { CopyMessage } from "../copy-window.ts";
+
+export interface SendResult {
+  sent: CopyMessage[];
+  failed: { message: CopyMessage; reason: string }[];
+}
+
+export class CopyQueue {
+  readonly sqs: SQSClient;
+  readonly #queueUrl: (source: string) => string;
+  /** SendMessageBatch calls made (for the planner's request count). */
+  batchCalls = 0;
+
+  constructor(sqs: SQSClient, queueUrl: (source: string) => string) {
+    this.sqs = sqs;
+    this.#queueUrl = queueUrl;
+  }
+
+  queueUrl(source: string): string {
+    return this.#queueUrl(source);
+  }
+
+  async send(source: string, messages: readonly CopyMessage[], attempts = 3): Promise<SendResult> {
+    const result: SendResult = { sent: [], failed: [] };
+    for (let i = 0; i < messages.length; i += 10) {
+      let pending = messages.slice(i, i + 10).map((message, n) => ({ id: String(n), message }));
+      for (let attempt = 1; attempt <= attempts && pending.length > 0; attempt++) {
+        this.batchCalls++;
+        let failedIds: Map<string, string>;
+        try {
+          const res = await this.sqs.send(
+            new SendMessageBatchCommand({
+              QueueUrl: this.#queueUrl(source),
+              Entries: pending.map((p) => ({ Id: p.id, MessageBody: JSON.stringify(p.message) })),
+            }),
+          );
+          failedIds = new Map((res.Failed ?? []).map((f) => [f.Id ?? "", `${f.Code}: ${f.Message ?? ""}`]));
+        } catch (error) {
+          failedIds = new Map(pending.map((p) => [p.id, (error as Error).message]));
+        }
+        const stillFailing = pending.filter((p) => failedIds.has(p.id));
+        for (const p of pending) if (!failedIds.has(p.id)) result.sent.push(p.message);
+        if (attempt === attempts) {
+          for (const p of stillFailing)
+            result.failed.push({ message: p.message, reason: failedIds.get(p.id) ?? "" });
+        } else if (stillFailing.length > 0) {
+          await new Promise((r) => setTimeout(r, 200 * attempt));
+        }
+        pending = stillFailing;
+      }
+    }
+    return result;
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Bandwidth throttle: a token bucket applied before each chunk is pulled from the socket, so the
+ * source sees the capped rate (not just the uploader). One bucket is shared by all copiers of a
+ * source in one process; in AWS each copier gets its share of the source's cap.
+ */
+export interface Throttle {
+  /** Waits until `bytes` may be read. */
+  take(bytes: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const unlimited: Throttle = { take: async () => undefined };
+
+export class TokenBucket implements Throttle {
+  readonly bytesPerSecond: number;
+  readonly burstBytes: number;
+  #tokens: number;
+  #last: number;
+  /** Serialises waiters so that concurrent copiers share the rate fairly (first come, first served). */
+  #queue: Promise<void> = Promise.resolve();
+  readonly #now: () => number;
+
+  constructor(bytesPerSecond: number, options: { burstBytes?: number; nowMs?: () => number } = {}) {
+    this.bytesPerSecond = bytesPerSecond;
+    // A small burst (50 ms worth, at least one 16 KiB read) keeps the rate smooth at every start.
+    this.burstBytes = options.burstBytes ?? Math.max(16 * 1024, Math.round(bytesPerSecond / 20));
+    this.#now = options.nowMs ?? (() => performance.now());
+    this.#tokens = 0;
+    this.#last = this.#now();
+  }
+
+  take(bytes: number, signal?: AbortSignal): Promise<void> {
+    const turn = this.#queue.then(() => this.#wait(bytes, signal));
+    this.#queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  async #wait(bytes: number, signal?: AbortSignal): Promise<void> {
+    this.#refill();
+    this.#tokens -= bytes;
+    if (this.#tokens >= 0) return;
+    // Debt: wait until it is paid back at the configured rate.
+    const waitMs = (-this.#tokens / this.bytesPerSecond) * 1000;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, waitMs);
+      signal?.addEventListener(
+        "abort",
+        () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    });
+  }
+
+  #refill(): void {
+    const now = this.#now();
+    this.#tokens = Math.min(
+      this.burstBytes,
+      this.#tokens + ((now - this.#last) / 1000) * this.bytesPerSecond,
+    );
+    this.#last = now;
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * Copies one archive window from Flussonic into S3: the body streams through the throttle, a
+ * SHA-256 hasher and a container check into a multipart upload, never buffered whole. A failed
+ * copy aborts its upload, so no partial object is ever visible. Idempotent: a window already
+ * stored is recorded and acknowledged without downloading it again.
+ */
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import type { BackupStore } from "./adapters/backup-store.ts";
+import { storeError } from "./adapters/backup-store.ts";
+import type { FlussonicClient } from "./adapters/flussonic.ts";
+import type { Throttle } from "./adapters/throttle.ts";
+import type { ArchiveFormat } from "./config.ts";
+import { containerCheck } from "./domain/container-check.ts";
+import { BackupError, RetryableError } from "./domain/errors.ts";
+import type { CopyRecord } from "./domain/manifest.ts";
+
+/** The SQS message body of one planned window (version 1; fields are a promise). */
+export interface CopyMessage {
+  v: 1;
+  source: string;
+  stream: string;
+  from: number;
+  duration: number;
+  format: ArchiveFormat;
+  /** The planner will not plan this window again before this time (unix seconds). */
+  leaseUntil: number;
+}
+
+export type CopyOutcome =
+  | { status: "copied"; record: CopyRecord }
+  | { status: "already-stored"; record: CopyRecord }
+  | { status: "stale" };
+
+export interface CopyWindowDeps {
+  store: BackupStore;
+  flussonic: FlussonicClient;
+  throttle: Throttle;
+  /** Unix seconds. */
+  now: () => number;
+  /** Multipart part size in bytes (memory is about partSize x (queueSize + 1)). */
+  partSize: number;
+  /** Longest a copy may take (seconds); a window whose lease ends sooner is left to a re-plan. */
+  copyTimeoutSeconds: number;
+  /** Called with bytes as they are read from the source (progress). */
+  onBytes?: (bytes: number) => void;
+}
+
+/** Object metadata values must be ASCII: non-ASCII and '%' are percent-encoded. */
+function metadataValue(s: string): string {
+  return s.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
+}
+
+export async function copyWindow(
+  deps: CopyWindowDeps,
+  m: CopyMessage,
+  signal?: AbortSignal,
+): Promise<CopyOutcome> {
+  const { store } = deps;
+  // A message whose lease ends before this copy could finish may already be re-planned: leave it,
+  // so that two plans of the same seconds never run at once.
+  if (deps.now() + deps.copyTimeoutSeconds > m.leaseUntil) return { status: "stale" };
+
+  const key = store.windowKey(m, m.format);
+  if (await store.windowExists(key)) {
+    const recorded = await store.getRecord(m);
+    const record = recorded ?? (await recordFromStoredObject(deps, m, key));
+    if (!recorded) await store.putRecord(record);
+    return { status: "already-stored", record };
+  }
+
+  const { body, contentLength } = await deps.flussonic.openWindow(
+    m.stream,
+    m.from,
+    m.duration,
+    m.format,
+    signal,
+  );
+  const hash = createHash("sha256");
+  const check = containerCheck(m.format);
+  let size = 0;
+  const what = `source ${m.source}: stream "${m.stream}" window ${m.from}-${m.duration}`;
+
+  async function* verified(): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        await deps.throttle.take(chunk.length, signal);
+        hash.update(chunk);
+        check.feed(chunk);
+        size += chunk.length;
+        deps.onBytes?.(chunk.length);
+        yield chunk;
+      }
+    } catch (error) {
+      if (error instanceof BackupError) throw error;
+      throw new RetryableError(`${what}: download failed: ${(error as Error).message}`, { cause: error });
+    } finally {
+      body.destroy();
+    }
+    try {
+      check.finish();
+    } catch (error) {
+      throw new RetryableError(`${what}: incomplete body: ${(error as Error).message}`, { cause: error });
+    }
+    if (contentLength !== undefined && size !== contentLength) {
+      throw new RetryableError(`${what}: body has ${size} bytes, the server promised ${contentLength}`);
+    }
+  }
+
+  const upload = new Upload({
+    client: store.s3,
+    params: {
+      Bucket: store.bucket,
+      Key: key,
+      Body: Readable.from(verified(), { objectMode: false }),
+      ContentType: m.format === "mp4" ? "video/mp4" : "video/mp2t",
+      ChecksumAlgorithm: "SHA256",
+      Metadata: {
+        source: metadataValue(m.source),
+        stream: metadataValue(m.stream),
+        from: String(m.from),
+        duration: String(m.duration),
+        format: m.format,
+      },
+    },
+    partSize: deps.partSize,
+    queueSize: 2,
+    leavePartsOnError: false,
+  });
+  const abort = () => void upload.abort().catch(() => undefined);
+  signal?.addEventListener("abort", abort, { once: true });
+  try {
+    await upload.done();
+  } catch (error) {
+    if (error instanceof BackupError) throw error;
+    const cause = (error as { cause?: unknown }).cause;
+    if (cause instanceof BackupError) throw cause;
+    throw storeError(error, `upload ${key}`);
+  } finally {
+    signal?.removeEventListener("abort", abort);
+  }
+
+  const record: CopyRecord = {
+    source: m.source,
+    stream: m.stream,
+    from: m.from,
+    duration: m.duration,
+    format: m.format,
+    key,
+    size,
+    sha256: hash.digest("hex"),
+    copiedAt: deps.now(),
+  };
+  await store.putRecord(record);
+  return { status: "copied", record };
+}
+
+/** An object stored by an earlier attempt that died before recording it: hash it from S3. */
+async function recordFromStoredObject(
+  deps: CopyWindowDeps,
+  m: CopyMessage,
+  key: string,
+): Promise<CopyRecord> {
+  const { store } = deps;
+  const res = await store.s3
+    .send(new GetObjectCommand({ Bucket: store.bucket, Key: key }))
+    .catch((error: unknown) => {
+      throw storeError(error, `read ${key}`);
+    });
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return {
+    source: m.source,
+    stream: m.stream,
+    from: m.from,
+    duration: m.duration,
+    format: m.format,
+    key,
+    size,
+    sha256: hash.digest("hex"),
+    copiedAt: deps.now(),
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * The S3 key layout: the promise users script against. Readable by people (source, stream, UTC
+ * date and time), safe for any allowed name (names are percent-encoded into one segment each).
+ *
+ *   {prefix}{source}/{stream}/{YYYY-MM-DD}/{HHMMSS}Z-{duration}s.{mp4|ts}   archive windows
+ *   {prefix}.backup/manifests/{source}/{stream}.json                          per-stream manifest
+ *   {prefix}.backup/catalog/{source}/{stream}/{YYYY-MM-DD}.json               per-day list of copies
+ *   {prefix}.backup/records/{source}/{stream}/{from}-{duration}.json          completion records
+ *
+ * Source names never start with ".", so the ".backup/" folder cannot collide with a source.
+ */
+import type { ArchiveFormat } from "../config.ts";
+import { encodeKeySegment } from "./names.ts";
+
+export interface WindowId {
+  source: string;
+  stream: string;
+  from: number;
+  duration: number;
+}
+
+/** `2026-11-25` for a unix-seconds time. */
+export function utcDate(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().slice(0, 10);
+}
+
+/** `143000` for a unix-seconds time. */
+function utcTime(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().slice(11, 19).replaceAll(":", "");
+}
+
+/** Folder of one stream's archive windows: `{prefix}{source}/{stream}/`. */
+export function streamPrefix(prefix: string, source: string, stream: string): string {
+  return `${prefix}${encodeKeySegment(source)}/${encodeKeySegment(stream)}/`;
+}
+
+/** Key of the object holding one archive window. */
+export function windowKey(prefix: string, w: WindowId, format: ArchiveFormat): string {
+  return `${streamPrefix(prefix, w.source, w.stream)}${utcDate(w.from)}/${utcTime(w.from)}Z-${w.duration}s.${format}`;
+}
+
+const STATE = ".backup/";
+
+export function manifestKey(prefix: string, source: string, stream: string): string {
+  return `${prefix}${STATE}manifests/${encodeKeySegment(source)}/${encodeKeySegment(stream)}.json`;
+}
+
+export function catalogKey(prefix: string, source: string, stream: string, day: string): string {
+  return `${prefix}${STATE}catalog/${encodeKeySegment(source)}/${encodeKeySegment(stream)}/${day}.json`;
+}
+
+/** Folder of all pending completion records of a source (one listing per planner run). */
+export function recordsPrefix(prefix: string, source: string): string {
+  return `${prefix}${STATE}records/${encodeKeySegment(source)}/`;
+}
+
+export function recordKey(prefix: string, w: WindowId): string {
+  return `${recordsPrefix(prefix, w.source)}${encodeKeySegment(w.stream)}/${w.from}-${w.duration}.json`;
+}

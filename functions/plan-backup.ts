@@ -1,0 +1,426 @@
+/**
+ * The planner: per source, per stream, diff what the source recorded against what the backup holds
+ * and queue the missing windows. Costs O(streams) S3 requests (one manifest read per stream, one
+ * listing of pending completion records per source), never a listing of stored objects.
+ */
+import type { Logger } from "@aws-lambda-powertools/logger";
+import type { BackupStore, Catalog } from "./adapters/backup-store.ts";
+import type { CopyQueue } from "./adapters/copy-queue.ts";
+import type { DvrStream, FlussonicClient } from "./adapters/flussonic.ts";
+import {
+  type BackupConfig,
+  defaultStreamSettings,
+  listedStreams,
+  type SourceConfig,
+  type StreamSettings,
+} from "./config.ts";
+import type { CopyMessage } from "./copy-window.ts";
+import { BackupError } from "./domain/errors.ts";
+import { utcDate } from "./domain/keys.ts";
+import {
+  activeLeases,
+  applyRecords,
+  type CopyRecord,
+  type Manifest,
+  pruneBefore,
+  storedBitrateBps,
+} from "./domain/manifest.ts";
+import { clipRanges, intersectRanges, type TimeRange, totalSeconds } from "./domain/ranges.ts";
+import {
+  ASSUMED_BITRATE_BPS,
+  type CopyWindow,
+  countWindows,
+  cutWindows,
+  cutWindowsNewestFirst,
+  missingRanges,
+  windowLengthFor,
+} from "./domain/windows.ts";
+
+export type Log = Pick<Logger, "debug" | "info" | "warn" | "error">;
+
+export interface PlannerDeps {
+  config: BackupConfig;
+  store: BackupStore;
+  queue: CopyQueue;
+  flussonic: (source: string) => FlussonicClient;
+  /** Unix seconds. */
+  now: () => number;
+  /** The copier's timeout (Lambda: 900 s); windows are sized to finish well within it. */
+  copyTimeoutSeconds: number;
+  logger: Log;
+  /** Streams planned at once per source (index requests in flight). */
+  streamConcurrency?: number;
+  /** Only these sources (a planner fanned out per source group). */
+  onlySources?: readonly string[];
+}
+
+export interface StreamPlan {
+  stream: string;
+  /** Recorded seconds in the retention window (up to now). */
+  recordedSeconds: number;
+  /** Of those, the seconds old enough to copy (before the settle margin and the open window). */
+  copyableSeconds: number;
+  /** Of the copyable seconds, how many the backup holds. */
+  backedUpSeconds: number;
+  /** Newest second stored (exclusive end), 0 when nothing is. */
+  head: number;
+  windowSeconds: number;
+  planned: number;
+  /** Missing windows left for a later run (budget). */
+  deferred: number;
+}
+
+export interface SourcePlan {
+  source: string;
+  paused: boolean;
+  streams: StreamPlan[];
+  planned: CopyMessage[];
+  deferred: number;
+  recordsCompacted: number;
+  /** Estimated bytes of the planned windows (bitrate x duration). */
+  plannedBytes: number;
+  errors: { stream: string | undefined; message: string; kind: string }[];
+}
+
+export interface PlanReport {
+  at: number;
+  sources: SourcePlan[];
+}
+
+/** One planning run over every configured source. */
+export async function planBackup(deps: PlannerDeps): Promise<PlanReport> {
+  const at = deps.now();
+  const sources: SourcePlan[] = [];
+  for (const source of deps.config.sources) {
+    if (deps.onlySources && !deps.onlySources.includes(source.name)) continue;
+    sources.push(await planSource(deps, source, at));
+  }
+  return { at, sources };
+}
+
+interface StreamState {
+  settings: StreamSettings;
+  manifest: Manifest;
+  etag: string | undefined;
+  records: CopyRecord[];
+  changed: boolean;
+  bitrateBps: number;
+  windowSeconds: number;
+  recorded: TimeRange[];
+  missing: TimeRange[];
+  horizon: number;
+  plan: StreamPlan;
+}
+
+async function planSource(deps: PlannerDeps, source: SourceConfig, now: number): Promise<SourcePlan> {
+  const report: SourcePlan = {
+    source: source.name,
+    paused: source.paused,
+    streams: [],
+    planned: [],
+    deferred: 0,
+    recordsCompacted: 0,
+    plannedBytes: 0,
+    errors: [],
+  };
+  const log = deps.logger;
+  const client = deps.flussonic(source.name);
+  const fail = (stream: string | undefined, error: unknown) => {
+    const kind = error instanceof BackupError ? error.kind : "unexpected";
+    const message = error instanceof Error ? error.message : String(error);
+    report.errors.push({ stream, message, kind });
+    log.warn("planning failed", { source: source.name, stream, kind, error: message });
+  };
+
+  let streams: { settings: StreamSettings; info: DvrStream | undefined }[];
+  try {
+    const listed = listedStreams(source);
+    streams = listed
+      ? listed.map((settings) => ({ settings, info: undefined }))
+      : (await client.listDvrStreams()).map((info) => ({
+          settings: defaultStreamSettings(source, info.name),
+          info,
+        }));
+  } catch (error) {
+    fail(undefined, error);
+    return report;
+  }
+
+  let pending: Awaited<ReturnType<BackupStore["pendingRecords"]>>;
+  try {
+    pending = await deps.store.pendingRecords(source.name);
+  } catch (error) {
+    fail(undefined, error);
+    return report;
+  }
+
+  const copierBandwidthBps = (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies;
+  const states: StreamState[] = [];
+  await forEachLimited(streams, deps.streamConcurrency ?? 16, async ({ settings, info }) => {
+    try {
+      states.push(
+        await readStream(
+          deps,
+          source,
+          client,
+          settings,
+          info,
+          pending.byStream.get(settings.name) ?? [],
+          now,
+        ),
+      );
+    } catch (error) {
+      fail(settings.name, error);
+    }
+  });
+  states.sort((a, b) => (a.settings.name < b.settings.name ? -1 : a.settings.name > b.settings.name ? 1 : 0));
+
+  // Budget: only queue what the source's copiers can start before the leases end, so that a big
+  // backlog is fed run by run instead of expiring in the queue.
+  const startDeadline = Math.max(60, deps.config.leaseSeconds - deps.copyTimeoutSeconds);
+  const copySeconds = (s: StreamState, w: CopyWindow) =>
+    Math.max(1, (w.duration * s.bitrateBps) / copierBandwidthBps);
+  let budget = (source.maxConcurrentCopies * startDeadline) / 2;
+  for (const s of states) {
+    for (const l of activeLeases(s.manifest, now)) budget -= copySeconds(s, l);
+  }
+
+  const chosen = new Map<StreamState, CopyWindow[]>();
+  const take = (s: StreamState, w: CopyWindow): boolean => {
+    if (source.paused || budget <= 0) return false;
+    budget -= copySeconds(s, w);
+    const list = chosen.get(s) ?? [];
+    list.push(w);
+    chosen.set(s, list);
+    return true;
+  };
+  // First the live edge of every stream (newest windows after what is stored), then back-fill
+  // oldest first, round-robin across streams, so that nothing waits behind one long history.
+  const backfill: { s: StreamState; windows: Generator<CopyWindow> }[] = [];
+  for (const s of states) {
+    const edgeFrom = Math.max(s.manifest.head, s.horizon - 3600);
+    const edge = s.missing
+      .filter((r) => r.to > edgeFrom)
+      .map((r) => ({ from: Math.max(r.from, edgeFrom), to: r.to }));
+    for (const w of cutWindowsNewestFirst(edge, s.windowSeconds, s.horizon)) {
+      if (!take(s, w)) break;
+    }
+    const older = s.missing
+      .filter((r) => r.from < edgeFrom)
+      .map((r) => ({ from: r.from, to: Math.min(r.to, edgeFrom) }));
+    backfill.push({ s, windows: cutWindows(older, s.windowSeconds, s.horizon) });
+  }
+  let active = backfill;
+  while (active.length > 0 && budget > 0 && !source.paused) {
+    const next: typeof active = [];
+    for (const b of active) {
+      const w = b.windows.next();
+      if (w.done) continue;
+      take(b.s, w.value);
+      next.push(b);
+    }
+    active = next;
+  }
+  for (const s of states) {
+    s.plan.deferred = countWindows(s.missing, s.windowSeconds, s.horizon) - (chosen.get(s)?.length ?? 0);
+  }
+
+  // Queue, then lease what was queued (a crash in between only causes a duplicate, which the
+  // idempotent copier absorbs).
+  const messages: { s: StreamState; m: CopyMessage }[] = [];
+  const leaseUntil = now + deps.config.leaseSeconds;
+  for (const [s, windows] of chosen) {
+    for (const w of windows) {
+      messages.push({
+        s,
+        m: {
+          v: 1,
+          source: source.name,
+          stream: s.settings.name,
+          from: w.from,
+          duration: w.duration,
+          format: s.settings.format,
+          leaseUntil,
+        },
+      });
+    }
+  }
+  const sent = await deps.queue.send(
+    source.name,
+    messages.map((x) => x.m),
+  );
+  for (const f of sent.failed)
+    fail(f.message.stream, new Error(`could not queue window ${f.message.from}: ${f.reason}`));
+  const sentSet = new Set(sent.sent);
+  for (const { s, m } of messages) {
+    if (!sentSet.has(m)) continue;
+    s.manifest = {
+      ...s.manifest,
+      leases: [...s.manifest.leases, { from: m.from, duration: m.duration, until: leaseUntil }],
+    };
+    s.changed = true;
+    s.plan.planned++;
+    report.planned.push(m);
+    report.plannedBytes += Math.round((m.duration * s.bitrateBps) / 8);
+  }
+
+  const compacted: string[] = [];
+  await forEachLimited(states, deps.streamConcurrency ?? 16, async (s) => {
+    try {
+      if (s.records.length > 0) await writeCatalogs(deps.store, source.name, s.settings.name, s.records);
+      if (s.changed) {
+        const m = { ...s.manifest, leases: activeLeases(s.manifest, now), updatedAt: now };
+        if (!(await deps.store.writeManifest(m, s.etag))) {
+          log.warn("manifest changed meanwhile; this stream is re-planned next run", {
+            source: source.name,
+            stream: s.settings.name,
+          });
+          return;
+        }
+      }
+      for (const r of s.records) compacted.push(deps.store.recordKeyOf(r));
+    } catch (error) {
+      fail(s.settings.name, error);
+    }
+  });
+  // Records of streams no longer planned (removed from the config) stay until they are again.
+  try {
+    await deps.store.deleteKeys(compacted);
+    report.recordsCompacted = compacted.length;
+  } catch (error) {
+    fail(undefined, error);
+  }
+
+  report.streams = states.map((s) => s.plan);
+  report.deferred = states.reduce((n, s) => n + s.plan.deferred, 0);
+  log.info("planned", {
+    source: source.name,
+    streams: states.length,
+    planned: report.planned.length,
+    deferred: report.deferred,
+    recordsCompacted: report.recordsCompacted,
+    errors: report.errors.length,
+  });
+  return report;
+}
+
+async function readStream(
+  deps: PlannerDeps,
+  source: SourceConfig,
+  client: FlussonicClient,
+  settings: StreamSettings,
+  info: DvrStream | undefined,
+  records: CopyRecord[],
+  now: number,
+): Promise<StreamState> {
+  const stored = await deps.store.readManifest(source.name, settings.name);
+  const retentionStart = Math.floor(now - settings.retentionDays * 86400);
+  const horizon = now - deps.config.settleSeconds;
+  let manifest = applyRecords(stored.manifest, records, now);
+  manifest = pruneBefore(manifest, retentionStart);
+  const changed = manifest !== stored.manifest;
+
+  let bitrateBps = info?.bitrateBps ?? storedBitrateBps(manifest);
+  if (bitrateBps === undefined && !info) bitrateBps = (await client.dvrStream(settings.name)).bitrateBps;
+  bitrateBps ??= ASSUMED_BITRATE_BPS;
+
+  const recorded = await client.recordedRanges(settings.name, { from: retentionStart, to: now });
+  const missing = missingRanges({
+    recorded,
+    covered: manifest.covered,
+    leased: activeLeases(manifest, now),
+    retentionStart,
+    horizon,
+  });
+  const windowSeconds = windowLengthFor({
+    maxWindowSeconds: deps.config.maxWindowSeconds,
+    bitrateBps,
+    copierBandwidthBps: (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies,
+    copyBudgetSeconds: deps.copyTimeoutSeconds / 3,
+  });
+  const copyable = copyableRanges(recorded, retentionStart, horizon, windowSeconds);
+  return {
+    settings,
+    manifest,
+    etag: stored.etag,
+    records,
+    changed,
+    bitrateBps,
+    windowSeconds,
+    recorded,
+    missing,
+    horizon,
+    plan: {
+      stream: settings.name,
+      recordedSeconds: totalSeconds(clipRanges(recorded, retentionStart, now)),
+      copyableSeconds: totalSeconds(copyable),
+      backedUpSeconds: totalSeconds(intersectRanges(manifest.covered, copyable)),
+      head: manifest.head,
+      windowSeconds,
+      planned: 0,
+      deferred: 0,
+    },
+  };
+}
+
+/** Recorded seconds a run may copy: inside retention, before the horizon, minus the open window. */
+function copyableRanges(
+  recorded: TimeRange[],
+  retentionStart: number,
+  horizon: number,
+  length: number,
+): TimeRange[] {
+  const ranges = clipRanges(recorded, retentionStart, horizon);
+  const last = ranges.at(-1);
+  if (last && last.to === horizon && horizon % length !== 0) {
+    last.to = Math.max(last.from, Math.floor(horizon / length) * length);
+    if (last.to === last.from) ranges.pop();
+  }
+  return ranges;
+}
+
+/** Adds records to their per-day catalogs (idempotent: keyed by window start). */
+async function writeCatalogs(
+  store: BackupStore,
+  source: string,
+  stream: string,
+  records: CopyRecord[],
+): Promise<void> {
+  const byDay = new Map<string, CopyRecord[]>();
+  for (const r of records) {
+    const day = utcDate(r.from);
+    byDay.set(day, [...(byDay.get(day) ?? []), r]);
+  }
+  for (const [day, list] of byDay) {
+    const catalog: Catalog = await store.readCatalog(source, stream, day);
+    const byFrom = new Map(catalog.windows.map((w) => [w.from, w]));
+    for (const r of list) {
+      byFrom.set(r.from, {
+        from: r.from,
+        duration: r.duration,
+        format: r.format,
+        key: r.key,
+        size: r.size,
+        sha256: r.sha256,
+        copiedAt: r.copiedAt,
+      });
+    }
+    await store.writeCatalog({ ...catalog, windows: [...byFrom.values()].sort((a, b) => a.from - b.from) });
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` at once. */
+export async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

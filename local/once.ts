@@ -1,0 +1,155 @@
+/**
+ * `run --once`: plan, drain the queues, plan again while runs still find work (a big backlog is fed
+ * in budgeted rounds), then report. Exit status 0 only when everything planned was copied.
+ */
+import type { CopierEvent } from "../functions/copier.ts";
+import type { PlanReport } from "../functions/plan-backup.ts";
+import { formatBytes, formatDuration } from "./progress.ts";
+import type { LocalRuntime } from "./runtime.ts";
+
+export interface OnceSummary {
+  rounds: number;
+  planned: number;
+  copied: number;
+  alreadyStored: number;
+  gone: number;
+  stale: number;
+  retries: number;
+  bytes: number;
+  seconds: number;
+  deadLettered: Extract<CopierEvent, { type: "dead-lettered" }>[];
+  planErrors: { source: string; stream: string | undefined; message: string }[];
+  /** The last planner run, after everything was copied: coverage per stream. */
+  finalPlan: PlanReport;
+  ok: boolean;
+}
+
+export interface OnceOptions {
+  maxRounds?: number;
+  onPlan?: (report: PlanReport) => void;
+  signal?: AbortSignal;
+}
+
+/** Collects copier events into a summary; feed it from the runtime's onEvent. */
+export class OnceTally {
+  readonly events: CopierEvent[] = [];
+  add(e: CopierEvent): void {
+    this.events.push(e);
+  }
+}
+
+export async function runOnce(rt: LocalRuntime, tally: OnceTally, o: OnceOptions = {}): Promise<OnceSummary> {
+  const started = performance.now();
+  const startIndex = tally.events.length;
+  let planned = 0;
+  let rounds = 0;
+  const planErrors: OnceSummary["planErrors"] = [];
+  rt.startCopiers();
+  let report: PlanReport;
+  try {
+    for (;;) {
+      report = await rt.plan();
+      rounds++;
+      o.onPlan?.(report);
+      for (const s of report.sources) {
+        for (const e of s.errors) planErrors.push({ source: s.source, stream: e.stream, message: e.message });
+      }
+      const n = report.sources.reduce((sum, s) => sum + s.planned.length, 0);
+      planned += n;
+      if (n === 0 || rounds >= (o.maxRounds ?? 50)) break;
+      await rt.drain(o.signal);
+    }
+  } finally {
+    await rt.stopCopiers();
+  }
+  const events = tally.events.slice(startIndex);
+  const count = (t: CopierEvent["type"]) => events.filter((e) => e.type === t).length;
+  const deadLettered = events.filter(
+    (e): e is Extract<CopierEvent, { type: "dead-lettered" }> => e.type === "dead-lettered",
+  );
+  // Planning errors of a stream that later planned fine are not failures of the run.
+  const lastErrors = new Set(report.sources.flatMap((s) => s.errors.map((e) => `${s.source}/${e.stream}`)));
+  const standingErrors = planErrors.filter((e) => lastErrors.has(`${e.source}/${e.stream}`));
+  return {
+    rounds,
+    planned,
+    copied: count("copied"),
+    alreadyStored: count("already-stored"),
+    gone: count("gone"),
+    stale: count("stale"),
+    retries: count("retry"),
+    bytes: events.reduce((n, e) => n + (e.type === "copied" ? e.bytes : 0), 0),
+    seconds: (performance.now() - started) / 1000,
+    deadLettered,
+    planErrors: dedupe(standingErrors),
+    finalPlan: report,
+    ok: deadLettered.length === 0 && standingErrors.length === 0,
+  };
+}
+
+function dedupe<T>(items: T[]): T[] {
+  const seen = new Set<string>();
+  return items.filter((i) => {
+    const k = JSON.stringify(i);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** The human summary printed at the end of `run --once` and of the demo. */
+export function formatSummary(s: OnceSummary, now: number): string {
+  const lines: string[] = [];
+  lines.push(
+    `Copied ${s.copied} window(s), ${formatBytes(s.bytes)} in ${formatDuration(s.seconds)}` +
+      ` (${s.planned} planned in ${s.rounds} round(s); ${s.alreadyStored} already stored,` +
+      ` ${s.gone} gone at the source, ${s.retries} retried, ${s.deadLettered.length} dead-lettered).`,
+  );
+  lines.push("");
+  lines.push(coverageTable(s.finalPlan, now));
+  if (s.deadLettered.length > 0) {
+    lines.push("");
+    lines.push("Failed windows (in the dead-letter queue; fix the cause, then `flussonic-backup redrive`):");
+    for (const d of s.deadLettered) {
+      const m = d.message;
+      lines.push(
+        `  ${m ? `${m.source} ${m.stream} ${new Date(m.from * 1000).toISOString()} +${m.duration}s` : d.body}: ${d.reason}`,
+      );
+    }
+  }
+  if (s.planErrors.length > 0) {
+    lines.push("");
+    lines.push("Planning errors:");
+    for (const e of s.planErrors) lines.push(`  ${e.source}${e.stream ? ` ${e.stream}` : ""}: ${e.message}`);
+  }
+  return lines.join("\n");
+}
+
+/** Per-stream coverage of the retention window. */
+export function coverageTable(report: PlanReport, now: number): string {
+  const rows = [["source", "stream", "recorded", "copyable", "backed up", "coverage", "lag"]];
+  for (const s of report.sources) {
+    if (s.paused) rows.push([s.source, "(paused)", "", "", "", "", ""]);
+    for (const st of s.streams) {
+      const pct = st.copyableSeconds > 0 ? (100 * st.backedUpSeconds) / st.copyableSeconds : 100;
+      rows.push([
+        s.source,
+        st.stream,
+        formatDuration(st.recordedSeconds),
+        formatDuration(st.copyableSeconds),
+        formatDuration(st.backedUpSeconds),
+        `${pct.toFixed(pct === 100 ? 0 : 1)}%`,
+        st.head > 0 ? formatDuration(now - st.head) : "-",
+      ]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}

@@ -1,0 +1,142 @@
+/**
+ * An SQS poller that behaves like the Lambda SQS event source mapping: long polling, a batch size,
+ * at most `concurrency` batches in flight per queue, the queue's visibility timeout, partial batch
+ * failures (only the failed items stay on the queue) and the queue's redrive to its DLQ.
+ */
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+
+export type BatchHandler = (event: SQSEvent, options: { signal?: AbortSignal }) => Promise<SQSBatchResponse>;
+
+export interface PollerOptions {
+  sqs: SQSClient;
+  queueUrl: string;
+  queueArn: string;
+  region: string;
+  concurrency: number;
+  batchSize: number;
+  /** Long polling wait (the mapping uses 20 s; shorter makes `stop` and draining quicker). */
+  waitTimeSeconds: number;
+  /** A batch running longer than this is aborted (the Lambda timeout). */
+  timeoutSeconds: number;
+  handler: BatchHandler;
+  onError?: (error: unknown) => void;
+}
+
+export class QueuePoller {
+  readonly #o: PollerOptions;
+  readonly #stop = new AbortController();
+  #workers: Promise<void>[] = [];
+  /** Batches being handled right now. */
+  busy = 0;
+  /** Largest number of batches handled at once (checked against the cap in tests). */
+  peakBusy = 0;
+
+  constructor(options: PollerOptions) {
+    this.#o = options;
+  }
+
+  start(): void {
+    for (let i = 0; i < this.#o.concurrency; i++) this.#workers.push(this.#work());
+  }
+
+  /** Stops receiving and waits for the batches in flight to finish. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await Promise.all(this.#workers);
+  }
+
+  async #work(): Promise<void> {
+    const o = this.#o;
+    while (!this.#stop.signal.aborted) {
+      let messages: SQSRecordLike[];
+      try {
+        const res = await o.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: o.queueUrl,
+            MaxNumberOfMessages: o.batchSize,
+            WaitTimeSeconds: o.waitTimeSeconds,
+            MessageSystemAttributeNames: ["All"],
+            MessageAttributeNames: ["All"],
+          }),
+          { abortSignal: this.#stop.signal },
+        );
+        messages = (res.Messages ?? []) as SQSRecordLike[];
+      } catch (error) {
+        if (this.#stop.signal.aborted) return;
+        o.onError?.(error);
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      if (messages.length === 0) continue;
+      this.busy++;
+      this.peakBusy = Math.max(this.peakBusy, this.busy);
+      try {
+        await this.#handle(messages);
+      } catch (error) {
+        o.onError?.(error);
+      } finally {
+        this.busy--;
+      }
+    }
+  }
+
+  async #handle(messages: SQSRecordLike[]): Promise<void> {
+    const o = this.#o;
+    const event: SQSEvent = { Records: messages.map((m) => toRecord(m, o.queueArn, o.region)) };
+    const timeout = AbortSignal.timeout(o.timeoutSeconds * 1000);
+    let failed: Set<string>;
+    try {
+      const res = await o.handler(event, { signal: timeout });
+      failed = new Set(res.batchItemFailures.map((f) => f.itemIdentifier));
+    } catch {
+      // A batch that throws is retried whole, like Lambda does.
+      return;
+    }
+    const done = messages.filter((m) => !failed.has(m.MessageId ?? ""));
+    if (done.length === 0) return;
+    await o.sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: o.queueUrl,
+        Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+      }),
+    );
+  }
+}
+
+interface SQSRecordLike {
+  MessageId?: string;
+  ReceiptHandle?: string;
+  Body?: string;
+  MD5OfBody?: string;
+  Attributes?: Record<string, string>;
+  MessageAttributes?: Record<string, { StringValue?: string; DataType?: string }>;
+}
+
+function toRecord(m: SQSRecordLike, arn: string, region: string): SQSRecord {
+  const a = m.Attributes ?? {};
+  return {
+    messageId: m.MessageId ?? "",
+    receiptHandle: m.ReceiptHandle ?? "",
+    body: m.Body ?? "",
+    attributes: {
+      ApproximateReceiveCount: a.ApproximateReceiveCount ?? "1",
+      SentTimestamp: a.SentTimestamp ?? String(Date.now()),
+      SenderId: a.SenderId ?? "local",
+      ApproximateFirstReceiveTimestamp: a.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+    },
+    messageAttributes: Object.fromEntries(
+      Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [
+        k,
+        {
+          stringValue: v.StringValue,
+          dataType: v.DataType ?? "String",
+        } as SQSRecord["messageAttributes"][string],
+      ]),
+    ),
+    md5OfBody: m.MD5OfBody ?? "",
+    eventSource: "aws:sqs",
+    eventSourceARN: arn,
+    awsRegion: region,
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * Progress of a run: windows and bytes done and left per source, the current rate against the
+ * source's cap, and an ETA. Redrawn in place on a terminal, plain lines otherwise.
+ */
+import type { BackupConfig } from "../functions/config.ts";
+import type { CopierEvent } from "../functions/copier.ts";
+import type { PlanReport } from "../functions/plan-backup.ts";
+
+interface SourceProgress {
+  capBytesPerSecond: number;
+  windowsPlanned: number;
+  windowsDone: number;
+  windowsFailed: number;
+  bytesPlanned: number;
+  bytesDone: number;
+  /** (time ms, bytes) samples of the last seconds, for the current rate. */
+  samples: { at: number; bytes: number }[];
+}
+
+export class Progress {
+  readonly #sources = new Map<string, SourceProgress>();
+  readonly #out: NodeJS.WriteStream;
+  readonly #tty: boolean;
+  #timer: NodeJS.Timeout | undefined;
+  #drawn = 0;
+  #lastPlain = 0;
+
+  constructor(config: BackupConfig, out: NodeJS.WriteStream = process.stderr) {
+    this.#out = out;
+    this.#tty = Boolean(out.isTTY);
+    for (const s of config.sources) {
+      this.#sources.set(s.name, {
+        capBytesPerSecond: (s.maxBandwidthMbps * 1_000_000) / 8,
+        windowsPlanned: 0,
+        windowsDone: 0,
+        windowsFailed: 0,
+        bytesPlanned: 0,
+        bytesDone: 0,
+        samples: [],
+      });
+    }
+  }
+
+  planned(report: PlanReport): void {
+    for (const s of report.sources) {
+      const p = this.#sources.get(s.source);
+      if (!p) continue;
+      p.windowsPlanned += s.planned.length;
+      p.bytesPlanned += s.plannedBytes;
+    }
+  }
+
+  bytes(source: string, n: number): void {
+    const p = this.#sources.get(source);
+    if (!p) return;
+    p.bytesDone += n;
+    const now = Date.now();
+    const last = p.samples.at(-1);
+    if (last && now - last.at < 100) last.bytes += n;
+    else p.samples.push({ at: now, bytes: n });
+    while (p.samples.length > 0 && now - p.samples[0]!.at > 5000) p.samples.shift();
+  }
+
+  event(e: CopierEvent): void {
+    const p = e.message ? this.#sources.get(e.message.source) : undefined;
+    if (!p) return;
+    if (e.type === "copied" || e.type === "already-stored" || e.type === "gone" || e.type === "stale")
+      p.windowsDone++;
+    if (e.type === "dead-lettered") p.windowsFailed++;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => this.draw(), this.#tty ? 500 : 1000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.draw(true);
+  }
+
+  lines(): string[] {
+    return [...this.#sources].map(([name, p]) => {
+      const rate = p.samples.reduce((n, s) => n + s.bytes, 0) / 5;
+      const leftWindows = Math.max(0, p.windowsPlanned - p.windowsDone - p.windowsFailed);
+      const leftBytes = Math.max(0, p.bytesPlanned - p.bytesDone);
+      const eta = rate > 0 && leftBytes > 0 ? formatDuration(leftBytes / rate) : "-";
+      return (
+        `${name}: windows ${p.windowsDone}/${p.windowsPlanned}` +
+        (p.windowsFailed ? ` (${p.windowsFailed} failed)` : "") +
+        ` left ${leftWindows}, ${formatBytes(p.bytesDone)} done, ~${formatBytes(leftBytes)} left,` +
+        ` ${formatRate(rate)} of cap ${formatRate(p.capBytesPerSecond)}, ETA ${eta}`
+      );
+    });
+  }
+
+  draw(final = false): void {
+    const lines = this.lines();
+    if (this.#tty) {
+      if (this.#drawn > 0) this.#out.write(`\x1b[${this.#drawn}A`);
+      for (const l of lines) this.#out.write(`\x1b[2K${l}\n`);
+      this.#drawn = lines.length;
+      return;
+    }
+    // Plain output: a line per source every 10 s, and at the end.
+    if (!final && Date.now() - this.#lastPlain < 10_000) return;
+    this.#lastPlain = Date.now();
+    for (const l of lines) this.#out.write(`progress ${l}\n`);
+  }
+}
+
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+export function formatRate(bytesPerSecond: number): string {
+  return `${((bytesPerSecond * 8) / 1_000_000).toFixed(1)} Mbit/s`;
+}
+
+export function formatDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return h > 0
+    ? `${h}h${String(m).padStart(2, "0")}m`
+    : m > 0
+      ? `${m}m${String(sec).padStart(2, "0")}s`
+      : `${sec}s`;
+}

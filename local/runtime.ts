@@ -1,0 +1,209 @@
+/**
+ * The local runtime: the very handlers that run in Lambda, driven by an in-process scheduler and
+ * one SQS poller per source queue, against the embedded emulator, LocalStack or AWS endpoints.
+ */
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import { BackupStore } from "../functions/adapters/backup-store.ts";
+import { CopyQueue } from "../functions/adapters/copy-queue.ts";
+import { FlussonicClient } from "../functions/adapters/flussonic.ts";
+import { type Throttle, TokenBucket } from "../functions/adapters/throttle.ts";
+import type { BackupConfig, SourceCredentials } from "../functions/config.ts";
+import { type CopierEvent, createCopierHandler } from "../functions/copier.ts";
+import { type Log, type PlanReport, planBackup } from "../functions/plan-backup.ts";
+import { createS3Client, createSqsClient, type Endpoints } from "./aws-clients.ts";
+import { QueuePoller } from "./poller.ts";
+import { ensureBucket, ensureQueues, queueDepth, type SourceQueues } from "./queues.ts";
+
+export interface RuntimeOptions {
+  config: BackupConfig;
+  credentials: Map<string, SourceCredentials>;
+  endpoints: Endpoints;
+  logger: Log;
+  /** Longest one copy may take, like the Lambda timeout (default 900 s). */
+  copyTimeoutSeconds?: number;
+  /** Attempts before a failing window is dead-lettered (default 5). */
+  maxReceiveCount?: number;
+  /** First retry delay in seconds (default 10, doubling). */
+  retryBaseSeconds?: number;
+  /** Long-poll wait (default 2 s; the Lambda mapping waits 20 s). */
+  waitTimeSeconds?: number;
+  /** Multipart part size (default 8 MiB). */
+  partSize?: number;
+  /** Unix seconds (tests move time). */
+  now?: () => number;
+  onEvent?: (event: CopierEvent) => void;
+  onBytes?: (source: string, bytes: number) => void;
+}
+
+export class LocalRuntime {
+  readonly config: BackupConfig;
+  readonly s3: S3Client;
+  readonly sqs: SQSClient;
+  readonly store: BackupStore;
+  readonly queues: Map<string, SourceQueues>;
+  readonly pollers = new Map<string, QueuePoller>();
+  readonly clients: Map<string, FlussonicClient>;
+  readonly throttles: Map<string, Throttle>;
+  readonly #o: RuntimeOptions;
+  readonly #queue: CopyQueue;
+  readonly #handler: ReturnType<typeof createCopierHandler>;
+  readonly now: () => number;
+
+  private constructor(o: RuntimeOptions, s3: S3Client, sqs: SQSClient, queues: Map<string, SourceQueues>) {
+    this.#o = o;
+    this.config = o.config;
+    this.s3 = s3;
+    this.sqs = sqs;
+    this.queues = queues;
+    this.now = o.now ?? (() => Math.floor(Date.now() / 1000));
+    this.store = new BackupStore(s3, o.config.bucket, o.config.prefix);
+    this.clients = new Map(
+      o.config.sources.map((s) => [
+        s.name,
+        new FlussonicClient(s, o.credentials.get(s.name) ?? { type: "none" }),
+      ]),
+    );
+    this.throttles = new Map(
+      o.config.sources.map((s) => [s.name, new TokenBucket((s.maxBandwidthMbps * 1_000_000) / 8)]),
+    );
+    const q = (source: string) => {
+      const found = this.queues.get(source);
+      if (!found) throw new Error(`no queue for source "${source}"`);
+      return found;
+    };
+    this.#queue = new CopyQueue(sqs, (source) => q(source).url);
+    this.#handler = createCopierHandler({
+      store: this.store,
+      sqs,
+      flussonic: (source) => this.#client(source),
+      throttle: (source) => this.throttles.get(source)!,
+      queueUrl: (source) => q(source).url,
+      deadLetterUrl: (source) => q(source).deadLetterUrl,
+      maxReceiveCount: o.maxReceiveCount ?? 5,
+      now: this.now,
+      partSize: o.partSize ?? 8 * 1024 * 1024,
+      copyTimeoutSeconds: this.copyTimeoutSeconds,
+      retryBaseSeconds: o.retryBaseSeconds ?? 10,
+      logger: o.logger,
+      ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+      ...(o.onBytes ? { onBytes: o.onBytes } : {}),
+    });
+  }
+
+  get copyTimeoutSeconds(): number {
+    return this.#o.copyTimeoutSeconds ?? 900;
+  }
+
+  /** Creates the bucket and queues when missing and returns a runtime ready to plan and copy. */
+  static async create(o: RuntimeOptions): Promise<LocalRuntime> {
+    const s3 = createS3Client(o.endpoints);
+    const sqs = createSqsClient(o.endpoints);
+    await ensureBucket(s3, o.config.bucket);
+    const queues = new Map<string, SourceQueues>();
+    for (const source of o.config.sources) {
+      queues.set(
+        source.name,
+        await ensureQueues(sqs, source.name, {
+          // Local copies are aborted at their timeout, so a little margin is enough here; in AWS
+          // the stack uses 6x the function timeout as the SQS rules ask.
+          visibilityTimeoutSeconds: (o.copyTimeoutSeconds ?? 900) + 30,
+          maxReceiveCount: o.maxReceiveCount ?? 5,
+        }),
+      );
+    }
+    return new LocalRuntime(o, s3, sqs, queues);
+  }
+
+  #client(source: string): FlussonicClient {
+    const c = this.clients.get(source);
+    if (!c) throw new Error(`unknown source "${source}"`);
+    return c;
+  }
+
+  /** One planner run (the scheduled function's work). */
+  plan(): Promise<PlanReport> {
+    return planBackup({
+      config: this.config,
+      store: this.store,
+      queue: this.#queue,
+      flussonic: (source) => this.#client(source),
+      now: this.now,
+      copyTimeoutSeconds: this.copyTimeoutSeconds,
+      logger: this.#o.logger,
+    });
+  }
+
+  /** Starts one poller per source that is not paused, with the source's copy cap as concurrency. */
+  startCopiers(): void {
+    for (const source of this.config.sources) {
+      if (source.paused || this.pollers.has(source.name)) continue;
+      const q = this.queues.get(source.name)!;
+      const poller = new QueuePoller({
+        sqs: this.sqs,
+        queueUrl: q.url,
+        queueArn: q.arn,
+        region: this.#o.endpoints.region,
+        concurrency: source.maxConcurrentCopies,
+        batchSize: 1,
+        waitTimeSeconds: this.#o.waitTimeSeconds ?? 2,
+        timeoutSeconds: this.copyTimeoutSeconds,
+        handler: this.#handler,
+        onError: (error) =>
+          this.#o.logger.warn("queue poller error", { source: source.name, error: String(error) }),
+      });
+      poller.start();
+      this.pollers.set(source.name, poller);
+    }
+  }
+
+  async stopCopiers(): Promise<void> {
+    await Promise.all([...this.pollers.values()].map((p) => p.stop()));
+    this.pollers.clear();
+  }
+
+  /** Messages left (waiting, in flight or delayed) in the copy queues of unpaused sources. */
+  async pendingMessages(): Promise<number> {
+    let n = 0;
+    for (const source of this.config.sources) {
+      if (source.paused) continue;
+      const d = await queueDepth(this.sqs, this.queues.get(source.name)!.url);
+      n += d.visible + d.inFlight + d.delayed;
+    }
+    return n;
+  }
+
+  /** Waits until the copy queues are empty and no copy runs. */
+  async drain(signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      signal?.throwIfAborted();
+      const busy = [...this.pollers.values()].some((p) => p.busy > 0);
+      if (!busy && (await this.pendingMessages()) === 0) {
+        // Confirm: a message can be between receive and handler for a moment.
+        await delay(200);
+        if ([...this.pollers.values()].every((p) => p.busy === 0) && (await this.pendingMessages()) === 0)
+          return;
+      }
+      await delay(250);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.stopCopiers();
+    await Promise.all([...this.clients.values()].map((c) => c.close()));
+    this.s3.destroy();
+    this.sqs.destroy();
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Milliseconds between planner runs for an EventBridge rate expression. */
+export function rateMs(schedule: string): number {
+  const m = /^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$/.exec(schedule);
+  if (!m) throw new Error(`unsupported schedule "${schedule}"`);
+  const unit = m[2]!.startsWith("minute") ? 60_000 : m[2]!.startsWith("hour") ? 3_600_000 : 86_400_000;
+  return Number(m[1]) * unit;
+}

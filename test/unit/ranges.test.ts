@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import {
+  clipRanges,
+  intersectRanges,
+  normalizeRanges,
+  subtractRanges,
+  totalSeconds,
+} from "../../functions/domain/ranges.ts";
+
+describe("normalizeRanges", () => {
+  it("sorts, drops empty ranges and merges overlapping and touching ones", () => {
+    expect(
+      normalizeRanges([
+        { from: 50, to: 60 },
+        { from: 10, to: 20 },
+        { from: 20, to: 30 },
+        { from: 25, to: 28 },
+        { from: 40, to: 40 },
+      ]),
+    ).toEqual([
+      { from: 10, to: 30 },
+      { from: 50, to: 60 },
+    ]);
+  });
+});
+
+describe("subtractRanges", () => {
+  it("removes holes, keeping what lies between them", () => {
+    const r = subtractRanges(
+      [
+        { from: 0, to: 100 },
+        { from: 200, to: 300 },
+      ],
+      [
+        { from: 10, to: 20 },
+        { from: 90, to: 210 },
+        { from: 250, to: 260 },
+      ],
+    );
+    expect(r).toEqual([
+      { from: 0, to: 10 },
+      { from: 20, to: 90 },
+      { from: 210, to: 250 },
+      { from: 260, to: 300 },
+    ]);
+  });
+  it("returns the ranges unchanged without holes, and nothing when all is covered", () => {
+    expect(subtractRanges([{ from: 5, to: 9 }], [])).toEqual([{ from: 5, to: 9 }]);
+    expect(subtractRanges([{ from: 5, to: 9 }], [{ from: 0, to: 100 }])).toEqual([]);
+  });
+});
+
+describe("clip, intersect, total", () => {
+  it("clips to a span and intersects two lists", () => {
+    expect(
+      clipRanges(
+        [
+          { from: 0, to: 10 },
+          { from: 20, to: 30 },
+        ],
+        5,
+        25,
+      ),
+    ).toEqual([
+      { from: 5, to: 10 },
+      { from: 20, to: 25 },
+    ]);
+    expect(
+      intersectRanges(
+        [
+          { from: 0, to: 10 },
+          { from: 20, to: 30 },
+        ],
+        [{ from: 8, to: 22 }],
+      ),
+    ).toEqual([
+      { from: 8, to: 10 },
+      { from: 20, to: 22 },
+    ]);
+    expect(
+      totalSeconds([
+        { from: 0, to: 10 },
+        { from: 20, to: 25 },
+      ]),
+    ).toBe(15);
+  });
+});

@@ -1,0 +1,129 @@
+import { describe, expect, it } from "vitest";
+import {
+  countWindows,
+  cutWindows,
+  cutWindowsNewestFirst,
+  missingRanges,
+  windowLengthFor,
+} from "../../functions/domain/windows.ts";
+
+const DAY = 86400;
+const T0 = 20_000 * DAY; // a UTC midnight
+
+describe("cutWindows", () => {
+  it("aligns windows to UTC boundaries and gives shorter windows where a range starts or ends inside one", () => {
+    const w = [...cutWindows([{ from: T0 + 130, to: T0 + 1500 }], 600, T0 + 10_000)];
+    expect(w).toEqual([
+      { from: T0 + 130, duration: 470 },
+      { from: T0 + 600, duration: 600 },
+      { from: T0 + 1200, duration: 300 },
+    ]);
+  });
+  it("never crosses a gap", () => {
+    const w = [
+      ...cutWindows(
+        [
+          { from: T0, to: T0 + 400 },
+          { from: T0 + 500, to: T0 + 700 },
+        ],
+        600,
+        T0 + 10_000,
+      ),
+    ];
+    expect(w).toEqual([
+      { from: T0, duration: 400 },
+      { from: T0 + 500, duration: 100 },
+      { from: T0 + 600, duration: 100 },
+    ]);
+  });
+  it("leaves the piece still being recorded at the horizon for a later run", () => {
+    const horizon = T0 + 1000;
+    expect([...cutWindows([{ from: T0, to: horizon }], 600, horizon)]).toEqual([{ from: T0, duration: 600 }]);
+    // On a boundary the last window is complete.
+    expect([...cutWindows([{ from: T0, to: T0 + 1200 }], 600, T0 + 1200)]).toHaveLength(2);
+  });
+  it("newest first yields the same windows in reverse", () => {
+    const missing = [
+      { from: T0 + 10, to: T0 + 2000 },
+      { from: T0 + 3000, to: T0 + 4000 },
+    ];
+    const forward = [...cutWindows(missing, 300, T0 + 9999)];
+    expect([...cutWindowsNewestFirst(missing, 300, T0 + 9999)]).toEqual(forward.reverse());
+  });
+  it("countWindows agrees with cutWindows", () => {
+    const cases = [
+      { missing: [{ from: T0 + 130, to: T0 + 1500 }], horizon: T0 + 99_999 },
+      { missing: [{ from: T0, to: T0 + 1000 }], horizon: T0 + 1000 },
+      { missing: [{ from: T0 + 700, to: T0 + 1000 }], horizon: T0 + 1000 },
+      {
+        missing: [
+          { from: T0 + 1, to: T0 + 2 },
+          { from: T0 + 600, to: T0 + 1800 },
+        ],
+        horizon: T0 + 5000,
+      },
+    ];
+    for (const c of cases) {
+      expect(countWindows(c.missing, 600, c.horizon)).toBe([...cutWindows(c.missing, 600, c.horizon)].length);
+    }
+  });
+});
+
+describe("missingRanges", () => {
+  it("is what was recorded inside retention and before the horizon, minus stored and leased windows", () => {
+    const missing = missingRanges({
+      recorded: [{ from: T0, to: T0 + 3600 }],
+      covered: [{ from: T0 + 600, to: T0 + 1200 }],
+      leased: [{ from: T0 + 1200, duration: 600 }],
+      retentionStart: T0 + 100,
+      horizon: T0 + 3000,
+    });
+    expect(missing).toEqual([
+      { from: T0 + 100, to: T0 + 600 },
+      { from: T0 + 1800, to: T0 + 3000 },
+    ]);
+  });
+});
+
+describe("windowLengthFor", () => {
+  it("takes the configured maximum for ordinary streams", () => {
+    expect(
+      windowLengthFor({
+        maxWindowSeconds: 600,
+        bitrateBps: 4e6,
+        copierBandwidthBps: 50e6,
+        copyBudgetSeconds: 300,
+      }),
+    ).toBe(600);
+  });
+  it("shortens windows of high-bitrate streams so one copy fits the copier's budget at its bandwidth share", () => {
+    // 40 Mbit/s stream, 10 Mbit/s per copier, 300 s budget: at most 75 s of video per window.
+    expect(
+      windowLengthFor({
+        maxWindowSeconds: 600,
+        bitrateBps: 40e6,
+        copierBandwidthBps: 10e6,
+        copyBudgetSeconds: 300,
+      }),
+    ).toBe(60);
+    expect(
+      windowLengthFor({
+        maxWindowSeconds: 600,
+        bitrateBps: 10e6,
+        copierBandwidthBps: 10e6,
+        copyBudgetSeconds: 300,
+      }),
+    ).toBe(300);
+  });
+  it("returns a divisor of a day", () => {
+    for (const bitrate of [1e5, 1e6, 5e6, 2e7, 1e8]) {
+      const n = windowLengthFor({
+        maxWindowSeconds: 3600,
+        bitrateBps: bitrate,
+        copierBandwidthBps: 1e7,
+        copyBudgetSeconds: 300,
+      });
+      expect(DAY % n).toBe(0);
+    }
+  });
+});
