@@ -1,0 +1,59 @@
+/** Lambda entry of the copier (SQS event source, batch size 1, max concurrency = the source's cap). */
+import { Logger } from "@aws-lambda-powertools/logger";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { Context, SQSEvent } from "aws-lambda";
+import { TokenBucket } from "../adapters/throttle.ts";
+import { createCopierHandler } from "../copier.ts";
+import { lambdaEnvironment } from "./environment.ts";
+
+const logger = new Logger({ serviceName: "flussonic-backup-copier" });
+const metrics = new Metrics({ namespace: "FlussonicBackup", serviceName: "copier" });
+
+let copier: ReturnType<typeof createCopierHandler> | undefined;
+
+function build() {
+  const env = lambdaEnvironment();
+  // Each concurrent copier gets its share of the source's bandwidth cap.
+  const throttles = new Map(
+    env.config.sources.map((s) => [s.name, new TokenBucket((s.maxBandwidthMbps * 1_000_000) / 8 / s.maxConcurrentCopies)]),
+  );
+  return createCopierHandler({
+    store: env.store,
+    sqs: env.sqs,
+    flussonic: env.flussonic,
+    throttle: (source) => throttles.get(source)!,
+    queueUrl: env.queueUrl,
+    deadLetterUrl: env.deadLetterUrl,
+    maxReceiveCount: 5,
+    now: () => Math.floor(Date.now() / 1000),
+    partSize: 8 * 1024 * 1024,
+    copyTimeoutSeconds: 900,
+    logger,
+    onEvent: (e) => {
+      const m = metrics.singleMetric();
+      m.addDimension("source", e.message?.source ?? "unknown");
+      if (e.type === "copied") {
+        m.addMetric("WindowsCopied", MetricUnit.Count, 1);
+        m.addMetric("BytesCopied", MetricUnit.Bytes, e.bytes);
+      } else if (e.type === "dead-lettered") {
+        m.addMetric("WindowsDeadLettered", MetricUnit.Count, 1);
+      } else if (e.type === "retry") {
+        m.addMetric("CopyRetries", MetricUnit.Count, 1);
+      } else if (e.type === "gone") {
+        m.addMetric("WindowsGone", MetricUnit.Count, 1);
+      }
+    },
+  });
+}
+
+export const handler = async (event: SQSEvent, context: Context) => {
+  copier ??= build();
+  logger.addContext(context);
+  // Stop 30 s before Lambda would, so that the upload is aborted cleanly and the message retried.
+  const signal = AbortSignal.timeout(Math.max(1000, context.getRemainingTimeInMillis() - 30_000));
+  try {
+    return await copier(event, { signal });
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+};

@@ -1,0 +1,35 @@
+/** Lambda entry of the planner (EventBridge schedule). */
+import { Logger } from "@aws-lambda-powertools/logger";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { CopyQueue } from "../adapters/copy-queue.ts";
+import { planBackup } from "../plan-backup.ts";
+import { lambdaEnvironment } from "./environment.ts";
+
+const logger = new Logger({ serviceName: "flussonic-backup-planner" });
+const metrics = new Metrics({ namespace: "FlussonicBackup", serviceName: "planner" });
+
+export const handler = async (event: { sources?: string[] } = {}) => {
+  const env = lambdaEnvironment();
+  const now = () => Math.floor(Date.now() / 1000);
+  const report = await planBackup({
+    config: env.config,
+    store: env.store,
+    queue: new CopyQueue(env.sqs, env.queueUrl),
+    flussonic: env.flussonic,
+    now,
+    copyTimeoutSeconds: 900,
+    logger,
+    ...(event.sources ? { onlySources: event.sources } : {}),
+  });
+  for (const s of report.sources) {
+    const m = metrics.singleMetric();
+    m.addDimension("source", s.source);
+    m.addMetric("WindowsPlanned", MetricUnit.Count, s.planned.length);
+    m.addMetric("WindowsDeferred", MetricUnit.Count, s.deferred);
+    m.addMetric("PlanningErrors", MetricUnit.Count, s.errors.length);
+    const heads = s.streams.map((st) => st.head).filter((h) => h > 0);
+    if (heads.length > 0) m.addMetric("BackupLagSeconds", MetricUnit.Seconds, now() - Math.min(...heads));
+  }
+  metrics.publishStoredMetrics();
+  return { sources: report.sources.map((s) => ({ source: s.source, planned: s.planned.length, errors: s.errors.length })) };
+};
