@@ -25,7 +25,7 @@ export interface PollerOptions {
 
 export class QueuePoller {
   readonly #o: PollerOptions;
-  readonly #stop = new AbortController();
+  #stopping = false;
   #workers: Promise<void>[] = [];
   /** Batches being handled right now. */
   busy = 0;
@@ -40,15 +40,19 @@ export class QueuePoller {
     for (let i = 0; i < this.#o.concurrency; i++) this.#workers.push(this.#work());
   }
 
-  /** Stops receiving and waits for the batches in flight to finish. */
+  /**
+   * Stops receiving and waits for the batches in flight to finish. A long poll under way is not
+   * aborted but waited for (at most `waitTimeSeconds`), and what it receives is handled: an aborted
+   * receive may still take messages on the server side and hide them for a visibility timeout.
+   */
   async stop(): Promise<void> {
-    this.#stop.abort();
+    this.#stopping = true;
     await Promise.all(this.#workers);
   }
 
   async #work(): Promise<void> {
     const o = this.#o;
-    while (!this.#stop.signal.aborted) {
+    while (!this.#stopping) {
       let messages: SQSRecordLike[];
       try {
         const res = await o.sqs.send(
@@ -59,11 +63,10 @@ export class QueuePoller {
             MessageSystemAttributeNames: ["All"],
             MessageAttributeNames: ["All"],
           }),
-          { abortSignal: this.#stop.signal },
         );
         messages = (res.Messages ?? []) as SQSRecordLike[];
       } catch (error) {
-        if (this.#stop.signal.aborted) return;
+        if (this.#stopping) return;
         o.onError?.(error);
         await new Promise((r) => setTimeout(r, 1000));
         continue;

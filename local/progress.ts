@@ -70,12 +70,16 @@ export class Progress {
   }
 
   start(): void {
+    this.#lastPlain = Date.now();
     this.#timer = setInterval(() => this.draw(), this.#tty ? 500 : 1000);
     this.#timer.unref();
   }
 
+  /** Stops redrawing and draws the final state once (later calls do nothing). */
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
+    if (!this.#timer) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
     this.draw(true);
   }
 
@@ -105,6 +109,8 @@ export class Progress {
     // Plain output: a line per source every 10 s, and at the end.
     if (!final && Date.now() - this.#lastPlain < 10_000) return;
     this.#lastPlain = Date.now();
+    const idle = [...this.#sources.values()].every((p) => p.windowsPlanned === 0 && p.bytesDone === 0);
+    if (idle) return;
     for (const l of lines) this.#out.write(`progress ${l}\n`);
   }
 }

@@ -15,7 +15,10 @@ function build() {
   const env = lambdaEnvironment();
   // Each concurrent copier gets its share of the source's bandwidth cap.
   const throttles = new Map(
-    env.config.sources.map((s) => [s.name, new TokenBucket((s.maxBandwidthMbps * 1_000_000) / 8 / s.maxConcurrentCopies)]),
+    env.config.sources.map((s) => [
+      s.name,
+      new TokenBucket((s.maxBandwidthMbps * 1_000_000) / 8 / s.maxConcurrentCopies),
+    ]),
   );
   return createCopierHandler({
     store: env.store,

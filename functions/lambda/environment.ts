@@ -34,7 +34,9 @@ export function lambdaEnvironment(env: NodeJS.ProcessEnv = process.env): LambdaE
   const credentials = resolveAllCredentials(config, "BACKUP_CONFIG", env);
   const s3 = new S3Client({});
   const sqs = new SQSClient({});
-  const clients = new Map(config.sources.map((s) => [s.name, new FlussonicClient(s, credentials.get(s.name)!)]));
+  const clients = new Map(
+    config.sources.map((s) => [s.name, new FlussonicClient(s, credentials.get(s.name)!)]),
+  );
   const queue = (source: string) => {
     const q = queues[source];
     if (!q) throw new Error(`no queue configured for source "${source}"`);

@@ -31,5 +31,11 @@ export const handler = async (event: { sources?: string[] } = {}) => {
     if (heads.length > 0) m.addMetric("BackupLagSeconds", MetricUnit.Seconds, now() - Math.min(...heads));
   }
   metrics.publishStoredMetrics();
-  return { sources: report.sources.map((s) => ({ source: s.source, planned: s.planned.length, errors: s.errors.length })) };
+  return {
+    sources: report.sources.map((s) => ({
+      source: s.source,
+      planned: s.planned.length,
+      errors: s.errors.length,
+    })),
+  };
 };

@@ -1,0 +1,471 @@
+/**
+ * A Flussonic Media Server stand-in for development, tests, the demo and benchmarks. It serves
+ * the endpoints the backup relies on (see ../shared/design/flussonic-api.md) from a deterministic
+ * simulated archive, measures what a real source would feel (concurrent downloads, bytes per
+ * second) and injects the faults a real one shows (errors, Retry-After, slow, cut and stalled
+ * bodies, resets, refused connections, broken index answers, 401 after a password change).
+ */
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { TimeRange } from "../../functions/domain/ranges.ts";
+import {
+  generateStreams,
+  prng,
+  recordedAt,
+  recordedSeconds,
+  type SimStream,
+  type SimStreamSpec,
+  toSimStream,
+} from "./archive-model.ts";
+import { type SimFormat, windowBytes, windowChunks } from "./content.ts";
+import { DownloadMeter } from "./meter.ts";
+
+export interface SimAuth {
+  /** Admin API login (`edit_auth`). */
+  basic?: { username: string; password: string };
+  /** Admin API bearer token. */
+  bearer?: string;
+  /** Play token accepted as `?token=` on playback URLs. */
+  playToken?: string;
+}
+
+export interface SimFaults {
+  /** Which requests the faults hit: archive downloads (default), index calls, or all. */
+  target?: "archive" | "index" | "all";
+  /** Fraction of targeted requests answered with `errorStatus`. */
+  errorRate?: number;
+  /** The next N targeted requests are answered with `errorStatus`. */
+  failNext?: number;
+  /** Status of injected errors (default 503). */
+  errorStatus?: number;
+  /** `Retry-After` seconds sent with injected errors. */
+  retryAfterSeconds?: number;
+  /** Delay before the response headers. */
+  latencyMs?: number;
+  /** Body pace in bytes per second (a slow source). */
+  bodyBytesPerSecond?: number;
+  /** Fraction of archive downloads hit by the body faults below (default 1). */
+  bodyFaultRate?: number;
+  /** Destroys the connection after this many body bytes. */
+  resetAfterBytes?: number;
+  /** Ends the body early, cleanly, after this many bytes. */
+  truncateAfterBytes?: number;
+  /** Stops sending after this many bytes and keeps the connection open. */
+  stallAfterBytes?: number;
+  /** Broken index answers: invalid JSON, or valid JSON of the wrong shape. */
+  indexFault?: "bad-json" | "wrong-shape";
+}
+
+export interface SimulatorOptions {
+  port?: number;
+  host?: string;
+  /** A number of generated streams (`cam1`...), or explicit streams. Default 3. */
+  streams?: number | SimStreamSpec[];
+  /** Archive depth of generated streams and default source retention, in days (default 1). */
+  days?: number;
+  /** Average bitrate of generated streams (default 64 kbit/s). */
+  bitrateBps?: number;
+  seed?: number;
+  /** The clock, unix seconds (default: the real time). */
+  now?: () => number;
+  auth?: SimAuth;
+  /** Range fields of the admin API: older `{from, duration}` s, or newer `{opened_at, closed_at}` ms. */
+  rangeFields?: "seconds" | "milliseconds";
+  /** Largest page the list endpoints return, whatever `limit` asks (default 100). */
+  pageSize?: number;
+  /** Streams without a DVR archive added to the list (default 1). */
+  liveOnlyStreams?: number;
+  /** Send Content-Length with archive bodies (default false: chunked, as Flussonic's is unknown). */
+  sendContentLength?: boolean;
+  faults?: SimFaults;
+}
+
+export interface SimRequest {
+  method: string;
+  /** Path and query, with any `token=` value redacted. */
+  path: string;
+  status: number;
+  kind: "archive" | "index" | "other";
+}
+
+const API = "/streamer/api/v3";
+
+export class FlussonicSimulator {
+  readonly meter = new DownloadMeter();
+  readonly requests: SimRequest[] = [];
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  readonly #streams = new Map<string, SimStream>();
+  readonly #options: SimulatorOptions;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  #auth: SimAuth;
+  #faults: SimFaults;
+  #port = 0;
+  #host: string;
+
+  private constructor(options: SimulatorOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
+    this.#random = prng((options.seed ?? 1) ^ 0x5eed);
+    this.#auth = options.auth ?? {};
+    this.#faults = options.faults ?? {};
+    this.#host = options.host ?? "127.0.0.1";
+    const days = options.days ?? 1;
+    const now = this.#now();
+    const specs =
+      typeof options.streams === "object"
+        ? options.streams
+        : generateStreams(options.streams ?? 3, days, now, options.seed ?? 1, options.bitrateBps);
+    for (const spec of specs) this.#streams.set(spec.name, toSimStream(spec, days, now));
+    for (let i = 1; i <= (options.liveOnlyStreams ?? 1); i++) {
+      const name = `live-only-${i}`;
+      this.#streams.set(name, toSimStream({ name, dvr: false }, days, now));
+    }
+    this.#server = createServer({ keepAliveTimeout: 5000 }, (req, res) => {
+      this.#handle(req, res).catch((error: unknown) => {
+        if (!res.headersSent) this.#json(res, 500, { error: String(error) });
+        else res.destroy();
+      });
+    });
+    this.#server.on("connection", (socket) => {
+      this.#sockets.add(socket);
+      socket.on("close", () => this.#sockets.delete(socket));
+    });
+  }
+
+  static async start(options: SimulatorOptions = {}): Promise<FlussonicSimulator> {
+    const sim = new FlussonicSimulator(options);
+    await sim.#listen(options.port ?? 0);
+    return sim;
+  }
+
+  get url(): string {
+    return `http://${this.#host}:${this.#port}`;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Every stream with a DVR archive. */
+  streams(): SimStream[] {
+    return [...this.#streams.values()].filter((s) => s.dvr);
+  }
+
+  /** What a stream has recorded now (whole seconds, within its depth). */
+  rangesOf(name: string): TimeRange[] {
+    return recordedAt(this.#stream(name), this.#now()).ranges;
+  }
+
+  /** The exact bytes the simulator serves for a window (what a correct backup must hold). */
+  body(name: string, from: number, duration: number, format: SimFormat): Buffer {
+    const stream = this.#stream(name);
+    const seconds = recordedSeconds(stream, this.#now(), from, duration);
+    return Buffer.concat([...windowChunks(name, stream.bitrateBps, seconds, format)]);
+  }
+
+  /** Replaces the faults (an empty object clears them). */
+  setFaults(faults: SimFaults): void {
+    this.#faults = { ...faults };
+  }
+
+  /** Changes the accepted credentials (e.g. a password change on the media server). */
+  setAuth(auth: SimAuth): void {
+    this.#auth = auth;
+  }
+
+  /** Stops accepting connections and drops open ones: clients see "connection refused". */
+  async pauseListening(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const s of this.#sockets) s.destroy();
+    await closed;
+  }
+
+  async resumeListening(): Promise<void> {
+    await this.#listen(this.#port);
+  }
+
+  async close(): Promise<void> {
+    if (this.#server.listening) await this.pauseListening();
+  }
+
+  async #listen(port: number): Promise<void> {
+    this.#server.listen(port, this.#host);
+    await once(this.#server, "listening");
+    this.#port = (this.#server.address() as AddressInfo).port;
+  }
+
+  #stream(name: string): SimStream {
+    const s = this.#streams.get(name);
+    if (!s) throw new Error(`simulator: no stream "${name}"`);
+    return s;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://sim");
+    const kind: SimRequest["kind"] = /\/archive-\d+-\d+\.(mp4|ts)$/.test(url.pathname)
+      ? "archive"
+      : url.pathname.startsWith(`${API}/`) || url.pathname.endsWith("/recording_status.json")
+        ? "index"
+        : "other";
+    res.on("close", () => {
+      this.requests.push({
+        method: req.method ?? "GET",
+        path: `${url.pathname}${url.search.replace(/([?&]token=)[^&]*/g, "$1***")}`,
+        status: res.statusCode,
+        kind,
+      });
+    });
+    if (req.method !== "GET") return this.#json(res, 405, { error: "method not allowed" });
+    if (!this.#authorized(req, url, kind)) {
+      res.setHeader("www-authenticate", 'Basic realm="Flussonic"');
+      return this.#json(res, 401, { error: "unauthorized" });
+    }
+    const f = this.#faults;
+    const targeted = f.target === "all" || (f.target ?? "archive") === kind;
+    if (targeted && f.latencyMs) await sleep(f.latencyMs);
+    if (targeted && this.#injectError()) {
+      if (f.retryAfterSeconds !== undefined) res.setHeader("retry-after", String(f.retryAfterSeconds));
+      return this.#json(res, f.errorStatus ?? 503, { error: "injected" });
+    }
+    if (kind === "index" && targeted && f.indexFault) {
+      if (f.indexFault === "bad-json") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end('{"streams": [ {"name": "cam1", ');
+        return;
+      }
+      return this.#json(res, 200, { items: "not what you expected", ranges: [{ start: "yesterday" }] });
+    }
+    if (kind === "archive") return this.#archive(url, res);
+    if (url.pathname === `${API}/streams`) return this.#streamList(url, res);
+    if (url.pathname.startsWith(`${API}/streams/`)) {
+      const rest = url.pathname.slice(`${API}/streams/`.length);
+      if (rest.endsWith("/dvr/ranges")) {
+        return this.#ranges(decodeURIComponent(rest.slice(0, -"/dvr/ranges".length)), url, res);
+      }
+      return this.#streamInfo(decodeURIComponent(rest), res);
+    }
+    if (url.pathname.endsWith("/recording_status.json")) {
+      return this.#recordingStatus(
+        decodeStreamPath(url.pathname.slice(1, -"/recording_status.json".length)),
+        url,
+        res,
+      );
+    }
+    return this.#json(res, 404, { error: "not found" });
+  }
+
+  #injectError(): boolean {
+    const f = this.#faults;
+    if (f.failNext && f.failNext > 0) {
+      f.failNext--;
+      return true;
+    }
+    return f.errorRate !== undefined && this.#random() < f.errorRate;
+  }
+
+  #authorized(req: IncomingMessage, url: URL, kind: SimRequest["kind"]): boolean {
+    const a = this.#auth;
+    if (!a.basic && !a.bearer && !a.playToken) return true;
+    const header = req.headers.authorization ?? "";
+    if (a.basic) {
+      const expected = `Basic ${Buffer.from(`${a.basic.username}:${a.basic.password}`).toString("base64")}`;
+      if (header === expected) return true;
+    }
+    if (a.bearer && header === `Bearer ${a.bearer}`) return true;
+    const playback = kind === "archive" || url.pathname.endsWith("/recording_status.json");
+    return Boolean(playback && a.playToken && url.searchParams.get("token") === a.playToken);
+  }
+
+  #json(res: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  #page<T>(items: T[], url: URL): { items: T[]; next: string | null; prev: string | null } {
+    const limit = Math.min(
+      Number(url.searchParams.get("limit") ?? 100) || 100,
+      this.#options.pageSize ?? 100,
+    );
+    const cursor = url.searchParams.get("cursor");
+    // Opaque cursors holding '/', '+' or '=' as real ones do: the client must URL-encode them.
+    const offset = cursor ? Number(Buffer.from(cursor, "base64").toString("latin1").slice(3)) : 0;
+    const page = items.slice(offset, offset + limit);
+    const encode = (n: number) => Buffer.from(`>>?${n}`, "latin1").toString("base64");
+    return {
+      items: page,
+      next: offset + limit < items.length ? encode(offset + limit) : null,
+      prev: offset > 0 ? encode(Math.max(0, offset - limit)) : null,
+    };
+  }
+
+  #streamEntry(s: SimStream): Record<string, unknown> {
+    const now = this.#now();
+    const { ranges } = recordedAt(s, now);
+    const duration = ranges.reduce((sum, r) => sum + (r.to - r.from), 0);
+    return {
+      name: s.name,
+      static: true,
+      ...(s.dvr ? { dvr: { root: "/storage", expiration: s.depthSeconds, replicate: false } } : {}),
+      stats: {
+        alive: true,
+        ...(s.dvr && ranges.length
+          ? {
+              dvr_info: {
+                from: ranges[0]!.from,
+                depth: now - ranges[0]!.from,
+                duration,
+                bytes: Math.round((duration * s.bitrateBps) / 8),
+              },
+            }
+          : {}),
+      },
+    };
+  }
+
+  #streamList(url: URL, res: ServerResponse): void {
+    const all = [...this.#streams.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const page = this.#page(all, url);
+    this.#json(res, 200, {
+      streams: page.items.map((s) => this.#streamEntry(s)),
+      estimated_count: all.length,
+      next: page.next,
+      prev: page.prev,
+    });
+  }
+
+  #streamInfo(name: string, res: ServerResponse): void {
+    const s = this.#streams.get(name);
+    if (!s) {
+      this.#json(res, 404, { error: `stream ${name} not found` });
+      return;
+    }
+    this.#json(res, 200, this.#streamEntry(s));
+  }
+
+  #ranges(name: string, url: URL, res: ServerResponse): void {
+    const s = this.#streams.get(name);
+    if (!s) {
+      this.#json(res, 404, { error: `stream ${name} not found` });
+      return;
+    }
+    const { ranges, open } = recordedAt(s, this.#now());
+    const page = this.#page(
+      ranges.map((r, i) => ({ r, last: i === ranges.length - 1 })),
+      url,
+    );
+    const ms = this.#options.rangeFields === "milliseconds";
+    this.#json(res, 200, {
+      ranges: page.items.map(({ r, last }) =>
+        ms
+          ? { opened_at: r.from * 1000, ...(last && open ? {} : { closed_at: r.to * 1000 }) }
+          : { from: r.from, duration: r.to - r.from },
+      ),
+      estimated_count: ranges.length,
+      next: page.next,
+      prev: page.prev,
+    });
+  }
+
+  #recordingStatus(name: string, url: URL, res: ServerResponse): void {
+    const s = this.#streams.get(name);
+    if (!s) {
+      this.#json(res, 404, { error: `stream ${name} not found` });
+      return;
+    }
+    const now = this.#now();
+    const from = Number(url.searchParams.get("from") ?? 0);
+    const toParam = url.searchParams.get("to");
+    const to = !toParam || toParam === "now" ? now : Number(toParam);
+    const ranges = recordedAt(s, now)
+      .ranges.map((r) => ({ from: Math.max(r.from, from), to: Math.min(r.to, to) }))
+      .filter((r) => r.to > r.from);
+    this.#json(res, 200, [
+      { stream: s.name, ranges: ranges.map((r) => ({ from: r.from, duration: r.to - r.from })) },
+    ]);
+  }
+
+  async #archive(url: URL, res: ServerResponse): Promise<void> {
+    const m = /^\/(.+)\/archive-(\d+)-(\d+)\.(mp4|ts)$/.exec(url.pathname)!;
+    const name = decodeStreamPath(m[1]!);
+    const from = Number(m[2]);
+    const duration = Number(m[3]);
+    const format = m[4] as SimFormat;
+    const s = this.#streams.get(name);
+    const seconds = s && duration > 0 ? recordedSeconds(s, this.#now(), from, duration) : [];
+    if (!s || seconds.length === 0) return this.#json(res, 404, { error: "no archive for this window" });
+
+    const f = this.#faults;
+    const hit = f.bodyFaultRate === undefined || this.#random() < f.bodyFaultRate;
+    const resetAt = hit ? f.resetAfterBytes : undefined;
+    const truncateAt = hit ? f.truncateAfterBytes : undefined;
+    const stallAt = hit ? f.stallAfterBytes : undefined;
+    const pace = f.bodyBytesPerSecond;
+    const size = windowBytes(name, s.bitrateBps, seconds, format);
+
+    this.meter.started();
+    let closed = false;
+    res.on("close", () => {
+      closed = true;
+      this.meter.ended();
+    });
+    res.writeHead(200, {
+      "content-type": format === "mp4" ? "video/mp4" : "video/mp2t",
+      ...(this.#options.sendContentLength ? { "content-length": size } : {}),
+    });
+    const started = performance.now();
+    let sent = 0;
+    for (let chunk of windowChunks(name, s.bitrateBps, seconds, format)) {
+      if (closed) return;
+      const limit = Math.min(resetAt ?? Infinity, truncateAt ?? Infinity, stallAt ?? Infinity);
+      if (sent + chunk.length > limit) chunk = chunk.subarray(0, limit - sent);
+      if (chunk.length > 0) {
+        if (pace) {
+          const due = started + ((sent + chunk.length) / pace) * 1000;
+          const wait = due - performance.now();
+          if (wait > 0) await sleep(wait);
+          if (closed) return;
+        }
+        sent += chunk.length;
+        this.meter.sent(chunk.length);
+        if (!res.write(chunk)) await drainOrClose(res);
+      }
+      if (sent === resetAt) {
+        res.destroy();
+        return;
+      }
+      if (sent === truncateAt) {
+        res.end();
+        // With a promised length, the peer sees the connection close short of it.
+        if (this.#options.sendContentLength) res.once("finish", () => res.socket?.destroy());
+        return;
+      }
+      if (sent === stallAt) {
+        await once(res, "close");
+        return;
+      }
+    }
+    res.end();
+  }
+}
+
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
+
+/** `/live/cam%201` path prefix → stream name `live/cam 1`. */
+function decodeStreamPath(path: string): string {
+  return path.split("/").map(decodeURIComponent).join("/");
+}
