@@ -216,7 +216,9 @@ export class FlussonicClient {
   }
 
   /** Closes the connection pools. */
+  /** Closes the connection pools; calling it again does nothing. */
   async close(): Promise<void> {
+    if (this.#api.pool.closed) return;
     await Promise.all([
       this.#api.pool.close(),
       this.#archive === this.#api ? undefined : this.#archive.pool.close(),
