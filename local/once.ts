@@ -56,8 +56,10 @@ export async function runOnce(rt: LocalRuntime, tally: OnceTally, o: OnceOptions
       }
       const n = report.sources.reduce((sum, s) => sum + s.planned.length, 0);
       planned += n;
-      if (n === 0 || rounds >= (o.maxRounds ?? 50)) break;
+      // Messages left by an earlier run (interrupted, or planned elsewhere) are copied too.
+      if (n === 0 && (await rt.pendingMessages()) === 0) break;
       await rt.drain(o.signal);
+      if (n === 0 || rounds >= (o.maxRounds ?? 50)) break;
     }
   } finally {
     await rt.stopCopiers();

@@ -2,14 +2,9 @@
  * End to end on the embedded emulator and the simulator: plan, copy, verify byte for byte.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { streamPrefix } from "../../functions/domain/keys.ts";
-import {
-  clipRanges,
-  normalizeRanges,
-  subtractRanges,
-  type TimeRange,
-} from "../../functions/domain/ranges.ts";
+import { clipRanges } from "../../functions/domain/ranges.ts";
 import { runOnce } from "../../local/once.ts";
+import { expectExactCopies } from "../support/backup-checks.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";
 
 const RETENTION = HOUR; // retentionDays 1/24
@@ -18,21 +13,6 @@ afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-/** Windows stored for a stream, parsed from their keys. */
-async function storedWindows(
-  hh: Harness,
-  stream: string,
-): Promise<{ key: string; from: number; duration: number }[]> {
-  const prefix = streamPrefix(hh.config.prefix, "src1", stream);
-  const keys = await hh.keys(prefix);
-  return keys.map((key) => {
-    const m = /(\d{4}-\d{2}-\d{2})\/(\d{2})(\d{2})(\d{2})Z-(\d+)s\.(mp4|ts)$/.exec(key);
-    if (!m) throw new Error(`unexpected key ${key}`);
-    const from = Date.parse(`${m[1]}T${m[2]}:${m[3]}:${m[4]}Z`) / 1000;
-    return { key, from, duration: Number(m[5]) };
-  });
-}
 
 function twoStreamsWithGaps(now: number) {
   const base = now - 2 * HOUR;
@@ -48,28 +28,6 @@ function twoStreamsWithGaps(now: number) {
     },
     { name: "live/cam 2", bitrateBps: 120_000, ranges: [{ from: base, to: now + 1 }] },
   ];
-}
-
-/** Asserts the stored windows of a stream: no overlap, inside what was recorded, byte for byte. */
-async function expectExactCopies(hh: Harness, stream: string, mustCover: TimeRange[]) {
-  const windows = (await storedWindows(hh, stream)).sort((a, b) => a.from - b.from);
-  for (let i = 1; i < windows.length; i++) {
-    expect(windows[i]!.from, `overlap in ${stream}`).toBeGreaterThanOrEqual(
-      windows[i - 1]!.from + windows[i - 1]!.duration,
-    );
-  }
-  const union = normalizeRanges(windows.map((w) => ({ from: w.from, to: w.from + w.duration })));
-  const recorded = hh.sim.rangesOf(stream);
-  expect(subtractRanges(union, recorded), `stored seconds not recorded in ${stream}`).toEqual([]);
-  expect(subtractRanges(mustCover, union), `recorded seconds missing from the backup of ${stream}`).toEqual(
-    [],
-  );
-  for (const w of windows) {
-    const got = await hh.getObject(w.key);
-    const expected = hh.sim.body(stream, w.from, w.duration, "mp4");
-    expect(got.equals(expected), `bytes of ${w.key}`).toBe(true);
-  }
-  return windows;
 }
 
 describe("backup pipeline, end to end", () => {

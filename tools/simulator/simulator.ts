@@ -21,6 +21,7 @@ import {
 } from "./archive-model.ts";
 import { type SimFormat, windowBytes, windowChunks } from "./content.ts";
 import { DownloadMeter } from "./meter.ts";
+import { loadRealMedia, type RealMedia, realWindowBytes, realWindowChunks } from "./real-media.ts";
 
 export interface SimAuth {
   /** Admin API login (`edit_auth`). */
@@ -48,6 +49,8 @@ export interface SimFaults {
   bodyBytesPerSecond?: number;
   /** Fraction of archive downloads hit by the body faults below (default 1). */
   bodyFaultRate?: number;
+  /** Only the next N archive downloads are hit by the body faults below (overrides the rate). */
+  bodyFaultNext?: number;
   /** Destroys the connection after this many body bytes. */
   resetAfterBytes?: number;
   /** Ends the body early, cleanly, after this many bytes. */
@@ -80,6 +83,12 @@ export interface SimulatorOptions {
   /** Send Content-Length with archive bodies (default false: chunked, as Flussonic's is unknown). */
   sendContentLength?: boolean;
   faults?: SimFaults;
+  /**
+   * Archive content: `synthetic` (default) box- and packet-shaped bytes that are cheap at any
+   * bitrate but not decodable; `real`: a real H.264/AAC clip generated once with ffmpeg (see
+   * real-media.ts), one second per fragment, for checks with ffprobe. Real media ignores the bitrate.
+   */
+  media?: "synthetic" | "real";
 }
 
 export interface SimRequest {
@@ -105,6 +114,7 @@ export class FlussonicSimulator {
   #faults: SimFaults;
   #port = 0;
   #host: string;
+  #realMedia: RealMedia | undefined;
 
   private constructor(options: SimulatorOptions) {
     this.#options = options;
@@ -138,6 +148,7 @@ export class FlussonicSimulator {
 
   static async start(options: SimulatorOptions = {}): Promise<FlussonicSimulator> {
     const sim = new FlussonicSimulator(options);
+    if (options.media === "real") sim.#realMedia = await loadRealMedia();
     await sim.#listen(options.port ?? 0);
     return sim;
   }
@@ -164,7 +175,12 @@ export class FlussonicSimulator {
   body(name: string, from: number, duration: number, format: SimFormat): Buffer {
     const stream = this.#stream(name);
     const seconds = recordedSeconds(stream, this.#now(), from, duration);
-    return Buffer.concat([...windowChunks(name, stream.bitrateBps, seconds, format)]);
+    return Buffer.concat([...this.#windowChunks(stream, seconds, format)]);
+  }
+
+  #windowChunks(s: SimStream, seconds: TimeRange[], format: SimFormat): Iterable<Buffer> {
+    if (this.#realMedia) return realWindowChunks(this.#realMedia, seconds, format);
+    return windowChunks(s.name, s.bitrateBps, seconds, format);
   }
 
   /** Replaces the faults (an empty object clears them). */
@@ -400,12 +416,20 @@ export class FlussonicSimulator {
     if (!s || seconds.length === 0) return this.#json(res, 404, { error: "no archive for this window" });
 
     const f = this.#faults;
-    const hit = f.bodyFaultRate === undefined || this.#random() < f.bodyFaultRate;
+    let hit: boolean;
+    if (f.bodyFaultNext !== undefined) {
+      hit = f.bodyFaultNext > 0;
+      if (hit) f.bodyFaultNext--;
+    } else {
+      hit = f.bodyFaultRate === undefined || this.#random() < f.bodyFaultRate;
+    }
     const resetAt = hit ? f.resetAfterBytes : undefined;
     const truncateAt = hit ? f.truncateAfterBytes : undefined;
     const stallAt = hit ? f.stallAfterBytes : undefined;
     const pace = f.bodyBytesPerSecond;
-    const size = windowBytes(name, s.bitrateBps, seconds, format);
+    const size = this.#realMedia
+      ? realWindowBytes(this.#realMedia, seconds, format)
+      : windowBytes(name, s.bitrateBps, seconds, format);
 
     this.meter.started();
     let closed = false;
@@ -419,7 +443,7 @@ export class FlussonicSimulator {
     });
     const started = performance.now();
     let sent = 0;
-    for (let chunk of windowChunks(name, s.bitrateBps, seconds, format)) {
+    for (let chunk of this.#windowChunks(s, seconds, format)) {
       if (closed) return;
       const limit = Math.min(resetAt ?? Infinity, truncateAt ?? Infinity, stallAt ?? Infinity);
       if (sent + chunk.length > limit) chunk = chunk.subarray(0, limit - sent);

@@ -1,0 +1,318 @@
+/**
+ * Fault injection: the local runtime against the simulator and the embedded emulator while the
+ * source, the queue or the planner misbehave. Each scenario checks the end state: exact bytes for
+ * every window the source could serve, a dead-letter entry with a readable reason for each it could
+ * not, no partial object, no orphaned multipart upload, no secret in any log line.
+ * `FAULT_RUNS=n npm run test:faults` repeats every scenario n times.
+ */
+import {
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SetQueueAttributesCommand,
+} from "@aws-sdk/client-sqs";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { CopyQueue } from "../../functions/adapters/copy-queue.ts";
+import { Secret } from "../../functions/config.ts";
+import { clipRanges } from "../../functions/domain/ranges.ts";
+import { planBackup } from "../../functions/plan-backup.ts";
+import { runOnce } from "../../local/once.ts";
+import type { LocalRuntime } from "../../local/runtime.ts";
+import type { SimFaults } from "../../tools/simulator/simulator.ts";
+import { expectExactCopies, leakedSecrets, storedWindows } from "../support/backup-checks.ts";
+import { type Harness, type HarnessOptions, HOUR, startHarness } from "../support/harness.ts";
+
+const RUNS = Number(process.env.FAULT_RUNS ?? 1);
+const PASSWORD = "correct-horse-battery";
+const NOW = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+const STREAMS = [
+  // 80 kbit/s: a 10-minute window is 6 MB, above the 5 MiB part size, so copies are multipart.
+  { name: "cam1", bitrateBps: 80_000, ranges: [{ from: NOW - 2 * HOUR, to: NOW + 1 }] },
+  {
+    name: "cam2",
+    bitrateBps: 40_000,
+    ranges: [
+      { from: NOW - 2 * HOUR, to: NOW - 31 * 60 + 7 },
+      { from: NOW - 29 * 60, to: NOW + 1 },
+    ],
+  },
+];
+
+interface Row {
+  fault: string;
+  runs: number;
+  correct: number;
+  deadLettered: number;
+  corrupt: number;
+}
+const table = new Map<string, Row>();
+function row(fault: string): Row {
+  let r = table.get(fault);
+  if (!r) {
+    r = { fault, runs: 0, correct: 0, deadLettered: 0, corrupt: 0 };
+    table.set(fault, r);
+  }
+  return r;
+}
+afterAll(() => {
+  const lines = [...table.values()].map(
+    (r) =>
+      `${r.fault.padEnd(44)} ${String(r.runs).padStart(4)} ${String(r.correct).padStart(15)} ${String(r.deadLettered).padStart(13)} ${String(r.corrupt).padStart(8)}`,
+  );
+  process.stdout.write(
+    `\n${"fault".padEnd(44)} runs windows correct dead-lettered  corrupt\n${lines.join("\n")}\n`,
+  );
+});
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function harness(o: HarnessOptions = {}): Promise<{ h: Harness; rt: LocalRuntime }> {
+  h = await startHarness({
+    sim: { streams: STREAMS, ...o.sim },
+    ...o,
+    source: { retentionDays: 1 / 24, ...o.source },
+  });
+  const rt = await h.runtime({ partSize: 5 * 1024 * 1024 });
+  return { h, rt };
+}
+
+/** Checks the end state; counts byte-exact windows into the fault's row. */
+async function checkEndState(
+  hh: Harness,
+  fault: string,
+  o: { skip?: (w: { from: number }) => boolean; deadLettered?: number } = {},
+) {
+  const r = row(fault);
+  r.runs++;
+  const now = hh.clock.now();
+  const boundary = Math.floor((now - hh.config.settleSeconds) / 600) * 600;
+  let correct = 0;
+  for (const stream of STREAMS.map((s) => s.name)) {
+    const windows = await storedWindows(hh, stream);
+    for (const w of windows) {
+      const same = (await hh.getObject(w.key)).equals(hh.sim.body(stream, w.from, w.duration, "mp4"));
+      if (same) correct++;
+      else r.corrupt++;
+    }
+    if (!o.skip)
+      await expectExactCopies(hh, stream, clipRanges(hh.sim.rangesOf(stream), now - HOUR, boundary));
+  }
+  r.correct += correct;
+  const dead = hh.tally.events.filter((e) => e.type === "dead-lettered");
+  r.deadLettered += dead.length;
+  expect(r.corrupt).toBe(0);
+  expect(dead.length).toBe(o.deadLettered ?? 0);
+  for (const d of dead) expect(d.reason.length).toBeGreaterThan(10);
+  expect(hh.openMultipartUploads(), "orphaned multipart uploads").toEqual([]);
+  expect(leakedSecrets(hh.logs, [PASSWORD])).toEqual([]);
+  return correct;
+}
+
+/** Runs a scenario with the source's faults set, then clears them and lets the backup finish. */
+async function sourceFault(fault: string, faults: SimFaults, source: Record<string, unknown> = {}) {
+  const { h: hh, rt } = await harness({ source });
+  hh.sim.setFaults(faults);
+  const first = await runOnce(rt, hh.tally);
+  expect(first.deadLettered).toEqual([]);
+  expect(first.retries, "the fault fired and was retried").toBeGreaterThan(0);
+  hh.sim.setFaults({});
+  const second = await runOnce(rt, hh.tally);
+  expect(second.planned).toBe(0);
+  await checkEndState(hh, fault);
+}
+
+for (let run = 1; run <= RUNS; run++) {
+  const suffix = RUNS > 1 ? ` (run ${run})` : "";
+  describe(`fault injection${suffix}`, () => {
+    it("source answers 503 with Retry-After, then 500 and 429: retried until copied", async () => {
+      await sourceFault("source 503/500/429 burst", { failNext: 6, errorStatus: 503, retryAfterSeconds: 1 });
+      await h!.close();
+      await sourceFault("source 503/500/429 burst", { failNext: 3, errorStatus: 500 });
+      await h!.close();
+      await sourceFault("source 503/500/429 burst", { failNext: 3, errorStatus: 429 });
+    });
+
+    it("connection reset mid-body, after the first part was uploaded", async () => {
+      await sourceFault("reset mid-body", { resetAfterBytes: 5_500_000, bodyFaultNext: 3 });
+    });
+
+    it("truncated body: a clean close too early (chunked) is caught by the container check", async () => {
+      await sourceFault("truncated body (clean close)", { truncateAfterBytes: 3_000_017, bodyFaultNext: 3 });
+    });
+
+    it("truncated body: fewer bytes than Content-Length promised", async () => {
+      h = await startHarness({
+        sim: { streams: STREAMS, sendContentLength: true },
+        source: { retentionDays: 1 / 24 },
+      });
+      const rt = await h.runtime({ partSize: 5 * 1024 * 1024 });
+      h.sim.setFaults({ truncateAfterBytes: 1_000_000, bodyFaultNext: 2 });
+      const first = await runOnce(rt, h.tally);
+      expect(first.retries).toBeGreaterThan(0);
+      expect(first.ok).toBe(true);
+      await checkEndState(h, "truncated body (short of Content-Length)");
+    });
+
+    it("a stall longer than the body idle timeout", async () => {
+      await sourceFault(
+        "stall > idle timeout",
+        { stallAfterBytes: 200_000, bodyFaultNext: 2 },
+        { timeouts: { connectSeconds: 1, headersSeconds: 1, bodyIdleSeconds: 1 } },
+      );
+    });
+
+    it("connection refused while copying, then the source comes back", async () => {
+      const { h: hh, rt } = await harness();
+      await hh.sim.pauseListening();
+      // Plan fails too while the source is down: nothing is queued, the plan error is reported.
+      const down = await runOnce(rt, hh.tally);
+      expect(down.ok).toBe(false);
+      expect(down.planErrors.map((e) => e.message).join()).toMatch(/refused|ECONNREFUSED/);
+      await hh.sim.resumeListening();
+      const report = await rt.plan();
+      expect(report.sources[0]!.planned.length).toBeGreaterThan(0);
+      await hh.sim.pauseListening();
+      rt.startCopiers();
+      await expect.poll(() => hh.tally.events.filter((e) => e.type === "retry").length).toBeGreaterThan(1);
+      await hh.sim.resumeListening();
+      await rt.drain();
+      await rt.stopCopiers();
+      expect((await runOnce(rt, hh.tally)).planned).toBe(0);
+      await checkEndState(hh, "connection refused");
+    });
+
+    it("401 after a password change: dead-lettered with the reason, no secret in the logs", async () => {
+      const { h: hh, rt } = await harness({
+        sim: { streams: STREAMS, auth: { basic: { username: "backup", password: PASSWORD } } },
+        source: { auth: { type: "basic", username: "backup", passwordEnv: "P" } },
+        credentials: { type: "basic", username: "backup", password: new Secret(PASSWORD) },
+      });
+      const report = await rt.plan();
+      const planned = report.sources[0]!.planned.length;
+      hh.sim.setAuth({ basic: { username: "backup", password: "new-password" } });
+      const run = await runOnce(rt, hh.tally);
+      expect(run.ok).toBe(false);
+      const dead = hh.tally.events.filter((e) => e.type === "dead-lettered");
+      expect(dead).toHaveLength(planned);
+      expect(dead[0]!.reason).toMatch(/HTTP 401/);
+      await checkEndState(hh, "401 after password change", { skip: () => true, deadLettered: planned });
+    });
+
+    it("404 for windows retention removed before they were copied: dropped, not retried", async () => {
+      const { h: hh, rt } = await harness({
+        sim: { streams: STREAMS.map((s) => ({ ...s, depthSeconds: HOUR })) },
+      });
+      const report = await rt.plan();
+      expect(report.sources[0]!.planned.length).toBeGreaterThan(0);
+      hh.clock.advance(25 * 60); // the source deletes the oldest 25 minutes
+      const run = await runOnce(rt, hh.tally);
+      expect(run.gone).toBeGreaterThan(0);
+      expect(run.deadLettered).toEqual([]);
+      expect(run.retries).toBe(0);
+      await checkEndState(hh, "404 expired window", { skip: () => true });
+      // Nothing stored that the source no longer had when it was asked.
+      for (const s of STREAMS) {
+        for (const w of await storedWindows(hh, s.name)) expect(w.from).toBeGreaterThanOrEqual(NOW - HOUR);
+      }
+    });
+
+    it("malformed index answers are reported per stream and nothing is queued for it", async () => {
+      const { h: hh, rt } = await harness();
+      hh.sim.setFaults({ target: "index", indexFault: "wrong-shape" });
+      const bad = await runOnce(rt, hh.tally);
+      expect(bad.ok).toBe(false);
+      expect(bad.planned).toBe(0);
+      expect(bad.planErrors[0]!.message).toMatch(/stream list|ranges/);
+      hh.sim.setFaults({});
+      expect((await runOnce(rt, hh.tally)).ok).toBe(true);
+      await checkEndState(hh, "malformed index (bad JSON, wrong shape)");
+    });
+
+    it("duplicate delivery: every message delivered twice, copies finishing concurrently", async () => {
+      const { h: hh } = await harness({ source: { maxConcurrentCopies: 6 } });
+      const rt = await hh.runtime({ partSize: 5 * 1024 * 1024 });
+      const report = await rt.plan();
+      const planned = report.sources[0]!.planned.length;
+      const url = rt.queues.get("src1")!.url;
+      // Read every message (they come back after their 2 s visibility) and send a copy of each.
+      const bodies = new Map<string, string>();
+      while (bodies.size < planned) {
+        const got = await rt.sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 2 }),
+        );
+        for (const m of got.Messages ?? []) bodies.set(m.MessageId!, m.Body!);
+      }
+      const copies = [...bodies.values()];
+      for (let i = 0; i < copies.length; i += 10) {
+        await rt.sqs.send(
+          new SendMessageBatchCommand({
+            QueueUrl: url,
+            Entries: copies.slice(i, i + 10).map((b, j) => ({ Id: String(j), MessageBody: b })),
+          }),
+        );
+      }
+      rt.startCopiers();
+      await rt.drain();
+      await rt.stopCopiers();
+      const copiedOrStored = hh.tally.events.filter(
+        (e) => e.type === "copied" || e.type === "already-stored",
+      );
+      expect(copiedOrStored.length).toBe(2 * planned);
+      expect(rt.pollers.size).toBe(0);
+      // The next plan compacts every completion record and finds nothing missing.
+      const after = await runOnce(rt, hh.tally);
+      expect(after.planned).toBe(0);
+      for (const st of after.finalPlan.sources[0]!.streams)
+        expect(st.backedUpSeconds).toBe(st.copyableSeconds);
+      await checkEndState(hh, "SQS duplicate delivery");
+    });
+
+    it("a message whose visibility expires while it is being copied", async () => {
+      const { h: hh, rt } = await harness({ source: { maxConcurrentCopies: 4 } });
+      const url = rt.queues.get("src1")!.url;
+      await rt.sqs.send(
+        new SetQueueAttributesCommand({ QueueUrl: url, Attributes: { VisibilityTimeout: "1" } }),
+      );
+      // Bodies paced to take about 3 s: every message is visible again while its copy runs.
+      hh.sim.setFaults({ bodyBytesPerSecond: 2_500_000 });
+      const run = await runOnce(rt, hh.tally);
+      expect(run.ok).toBe(true);
+      expect(hh.sim.meter.downloads).toBeGreaterThan(run.planned);
+      hh.sim.setFaults({});
+      expect((await runOnce(rt, hh.tally)).planned).toBe(0);
+      await checkEndState(hh, "SQS visibility expires mid-copy");
+    });
+
+    it("planner killed between enqueue and bookkeeping: the next run re-plans, copies stay exact", async () => {
+      const { h: hh, rt } = await harness();
+      const killed = new Error("planner killed");
+      const store = new Proxy(rt.store, {
+        get(target, prop, receiver) {
+          if (prop === "writeManifest") return () => Promise.reject(killed);
+          const v = Reflect.get(target, prop, receiver);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+      const report = await planBackup({
+        config: hh.config,
+        store,
+        queue: new CopyQueue(rt.sqs, (s) => rt.queues.get(s)!.url),
+        flussonic: (s) => rt.clients.get(s)!,
+        now: hh.clock.now,
+        copyTimeoutSeconds: rt.copyTimeoutSeconds,
+        logger: { info() {}, warn() {}, error() {} } as never,
+      }).catch((e: unknown) => e);
+      const sent = (await rt.pendingMessages()) as number;
+      expect(sent, String(report)).toBeGreaterThan(0);
+      // The next (healthy) run sees no lease, queues the same windows again; copies are idempotent.
+      const run = await runOnce(rt, hh.tally);
+      expect(run.ok).toBe(true);
+      expect(run.alreadyStored + run.copied).toBeGreaterThanOrEqual(sent);
+      expect((await runOnce(rt, hh.tally)).planned).toBe(0);
+      await checkEndState(hh, "planner killed before bookkeeping");
+    });
+  });
+}
