@@ -16,6 +16,7 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { z } from "zod";
 import type { BackupStore } from "./adapters/backup-store.ts";
 import type { FlussonicClient } from "./adapters/flussonic.ts";
+import { type CopyResult, isOverload, type SourcePressure } from "./adapters/source-pressure.ts";
 import type { Throttle } from "./adapters/throttle.ts";
 import { type CopyMessage, type CopyOutcome, copyWindow } from "./copy-window.ts";
 import { BackupError, RetryableError, WindowGoneError } from "./domain/errors.ts";
@@ -44,6 +45,8 @@ export interface CopierDeps {
   sqs: SQSClient;
   flussonic: (source: string) => FlussonicClient;
   throttle: (source: string) => Throttle;
+  /** Back-off gate per source (optional: without it only per-message retry delays apply). */
+  pressure?: (source: string) => SourcePressure;
   queueUrl: (source: string) => string;
   deadLetterUrl: (source: string) => string;
   /** At this receive the copier dead-letters a still-failing message itself (with its reason). */
@@ -110,20 +113,36 @@ export function createCopierHandler(deps: CopierDeps) {
     const m: CopyMessage = parsed.data;
     const started = performance.now();
     let outcome: CopyOutcome;
+    const gate = deps.pressure?.(m.source);
+    let result: CopyResult = "other";
+    let retryAfter: number | undefined;
     try {
-      outcome = await copyWindow(
-        {
-          store: deps.store,
-          flussonic: deps.flussonic(m.source),
-          throttle: deps.throttle(m.source),
-          now: deps.now,
-          partSize: deps.partSize,
-          copyTimeoutSeconds: deps.copyTimeoutSeconds,
-          onBytes: (n) => deps.onBytes?.(m.source, n),
-        },
-        m,
-        signal,
-      );
+      await gate?.acquire(signal);
+      try {
+        outcome = await copyWindow(
+          {
+            store: deps.store,
+            flussonic: deps.flussonic(m.source),
+            throttle: deps.throttle(m.source),
+            now: deps.now,
+            partSize: deps.partSize,
+            copyTimeoutSeconds: deps.copyTimeoutSeconds,
+            onBytes: (n) => deps.onBytes?.(m.source, n),
+            onResponse: (ms) => gate?.responded(ms),
+          },
+          m,
+          signal,
+        );
+        result = "ok";
+      } catch (error) {
+        if (isOverload(error)) {
+          result = "overload";
+          retryAfter = error instanceof RetryableError ? error.retryAfterSeconds : undefined;
+        }
+        throw error;
+      } finally {
+        gate?.release(result, retryAfter);
+      }
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       if (error instanceof WindowGoneError) {

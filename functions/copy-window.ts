@@ -40,6 +40,8 @@ export interface CopyWindowDeps {
   throttle: Throttle;
   /** Unix seconds. */
   now: () => number;
+  /** Milliseconds the source took to answer (headers), for the back-off gate. */
+  onResponse?: (ms: number) => void;
   /** Multipart part size in bytes (memory is about partSize x (queueSize + 1)). */
   partSize: number;
   /** Longest a copy may take (seconds); a window whose lease ends sooner is left to a re-plan. */
@@ -71,6 +73,7 @@ export async function copyWindow(
     return { status: "already-stored", record };
   }
 
+  const asked = performance.now();
   const { body, contentLength } = await deps.flussonic.openWindow(
     m.stream,
     m.from,
@@ -78,6 +81,7 @@ export async function copyWindow(
     m.format,
     signal,
   );
+  deps.onResponse?.(performance.now() - asked);
   const hash = createHash("sha256");
   const check = containerCheck(m.format);
   let size = 0;

@@ -124,6 +124,11 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
     errors: [],
   };
   const log = deps.logger;
+  // Paused (maintenance): no request at all to the source; finished copies are compacted on resume.
+  if (source.paused) {
+    log.info("source paused: not planned", { source: source.name });
+    return report;
+  }
   const client = deps.flussonic(source.name);
   const fail = (stream: string | undefined, error: unknown) => {
     const kind = error instanceof BackupError ? error.kind : "unexpected";

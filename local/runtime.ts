@@ -7,6 +7,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import { BackupStore } from "../functions/adapters/backup-store.ts";
 import { CopyQueue } from "../functions/adapters/copy-queue.ts";
 import { FlussonicClient } from "../functions/adapters/flussonic.ts";
+import { type PressureChange, SourcePressure } from "../functions/adapters/source-pressure.ts";
 import { type Throttle, TokenBucket } from "../functions/adapters/throttle.ts";
 import type { BackupConfig, SourceCredentials } from "../functions/config.ts";
 import { type CopierEvent, createCopierHandler } from "../functions/copier.ts";
@@ -34,6 +35,7 @@ export interface RuntimeOptions {
   now?: () => number;
   onEvent?: (event: CopierEvent) => void;
   onBytes?: (source: string, bytes: number) => void;
+  onPressure?: (source: string, change: PressureChange) => void;
 }
 
 export class LocalRuntime {
@@ -45,6 +47,8 @@ export class LocalRuntime {
   readonly pollers = new Map<string, QueuePoller>();
   readonly clients: Map<string, FlussonicClient>;
   readonly throttles: Map<string, Throttle>;
+  /** Back-off gate per source (shared by the source's copiers in this process). */
+  readonly pressure: Map<string, SourcePressure>;
   readonly #o: RuntimeOptions;
   readonly #queue: CopyQueue;
   readonly #handler: ReturnType<typeof createCopierHandler>;
@@ -67,6 +71,18 @@ export class LocalRuntime {
     this.throttles = new Map(
       o.config.sources.map((s) => [s.name, new TokenBucket((s.maxBandwidthMbps * 1_000_000) / 8)]),
     );
+    this.pressure = new Map(
+      o.config.sources.map((s) => [
+        s.name,
+        new SourcePressure({
+          maxConcurrent: s.maxConcurrentCopies,
+          onChange: (change) => {
+            o.logger.warn("source back-off", { source: s.name, limit: change.limit, reason: change.reason });
+            o.onPressure?.(s.name, change);
+          },
+        }),
+      ]),
+    );
     const q = (source: string) => {
       const found = this.queues.get(source);
       if (!found) throw new Error(`no queue for source "${source}"`);
@@ -78,6 +94,7 @@ export class LocalRuntime {
       sqs,
       flussonic: (source) => this.#client(source),
       throttle: (source) => this.throttles.get(source)!,
+      pressure: (source) => this.pressure.get(source)!,
       queueUrl: (source) => q(source).url,
       deadLetterUrl: (source) => q(source).deadLetterUrl,
       maxReceiveCount: o.maxReceiveCount ?? 5,

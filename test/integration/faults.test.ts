@@ -271,12 +271,13 @@ for (let run = 1; run <= RUNS; run++) {
     });
 
     it("a message whose visibility expires while it is being copied", async () => {
-      const { h: hh, rt } = await harness({ source: { maxConcurrentCopies: 4 } });
+      const { h: hh, rt } = await harness({ source: { maxConcurrentCopies: 16 } });
       const url = rt.queues.get("src1")!.url;
       await rt.sqs.send(
         new SetQueueAttributesCommand({ QueueUrl: url, Attributes: { VisibilityTimeout: "1" } }),
       );
-      // Bodies paced to take about 3 s: every message is visible again while its copy runs.
+      // Bodies paced to take over 2 s, more copiers than windows: every message is visible again,
+      // and received by an idle copier, while its first copy runs.
       hh.sim.setFaults({ bodyBytesPerSecond: 2_500_000 });
       const run = await runOnce(rt, hh.tally);
       expect(run.ok).toBe(true);

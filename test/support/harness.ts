@@ -32,6 +32,8 @@ export interface Harness {
   dir: string;
   clock: TestClock;
   sim: FlussonicSimulator;
+  /** Every source's simulator by source name (src1 is `sim`). */
+  sims: Map<string, FlussonicSimulator>;
   emulator: EmbeddedEmulator;
   config: BackupConfig;
   tally: OnceTally;
@@ -51,12 +53,18 @@ export interface HarnessOptions {
   source?: Record<string, unknown>;
   config?: Record<string, unknown>;
   credentials?: SourceCredentials;
+  /** More sources, each with its own simulator. */
+  more?: { name: string; sim?: Omit<SimulatorOptions, "now">; source?: Record<string, unknown> }[];
 }
 
 export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "fb-test-"));
   const clock = new TestClock();
   const sim = await FlussonicSimulator.start({ streams: 3, days: 1, ...o.sim, now: clock.now });
+  const sims = new Map([["src1", sim]]);
+  for (const m of o.more ?? []) {
+    sims.set(m.name, await FlussonicSimulator.start({ streams: 2, days: 1, ...m.sim, now: clock.now }));
+  }
   const emulator = await startEmbedded(join(dir, "emulator"));
   const config = parseConfig(
     JSON.stringify({
@@ -72,6 +80,14 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
           maxBandwidthMbps: 10_000,
           ...o.source,
         },
+        ...(o.more ?? []).map((m) => ({
+          name: m.name,
+          url: sims.get(m.name)!.url,
+          retentionDays: 0.25,
+          maxConcurrentCopies: 2,
+          maxBandwidthMbps: 10_000,
+          ...m.source,
+        })),
       ],
     }),
     "test-config.json",
@@ -83,6 +99,7 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
     dir,
     clock,
     sim,
+    sims,
     emulator,
     config,
     tally,
@@ -133,7 +150,7 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
     async close() {
       for (const rt of runtimes) await rt.close();
       await emulator.stop();
-      await sim.close();
+      for (const s of sims.values()) await s.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

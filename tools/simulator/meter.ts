@@ -1,42 +1,71 @@
 /**
- * What the source sees: archive downloads running at once and bytes written to the sockets over
- * time, so caps can be checked from the media server's side (not from the copier's).
+ * What the source sees: archive downloads running at once and the bytes per second leaving it.
+ *
+ * A server's writes are not what goes on the wire: the kernel accepts megabytes into a socket's
+ * send buffer (about 4 MB here) before the peer has read anything, so counting at `write()` shows
+ * a burst at the start of every download whatever the client does. On Linux the meter therefore
+ * counts bytes the peer has acknowledged (written minus the socket's unacknowledged queue from
+ * /proc/net/tcp, sampled every 10 ms): the rate on the source's network. Elsewhere it falls back
+ * to counting writes (mode "write").
  */
+import { readFileSync } from "node:fs";
+import type { Socket } from "node:net";
 
 const BUCKET_MS = 10;
+
+interface Tracked {
+  socket: Socket;
+  delivered: number;
+  ending: boolean;
+}
 
 export class DownloadMeter {
   active = 0;
   peakActive = 0;
   downloads = 0;
   bytesServed = 0;
+  /** "wire": bytes acknowledged by the peer; "write": bytes written by the server. */
+  readonly mode: "wire" | "write";
   readonly #buckets = new Map<number, number>();
+  readonly #tracked = new Map<Socket, Tracked>();
+  readonly #clock: () => number;
   #firstAt: number | undefined;
   #lastAt: number | undefined;
-
-  readonly #clock: () => number;
+  #sampler: NodeJS.Timeout | undefined;
+  #settled: (() => void)[] = [];
 
   constructor(clock: () => number = () => performance.now()) {
     this.#clock = clock;
+    this.mode = unackedQueues() ? "wire" : "write";
   }
 
-  started(): void {
+  started(socket?: Socket): void {
     this.active++;
     this.downloads++;
     this.peakActive = Math.max(this.peakActive, this.active);
+    if (this.mode !== "wire" || !socket) return;
+    const t = this.#tracked.get(socket);
+    if (t) t.ending = false;
+    else this.#tracked.set(socket, { socket, delivered: dispatched(socket), ending: false });
+    this.#sampler ??= setInterval(() => this.#sample(), BUCKET_MS);
   }
 
-  ended(): void {
+  ended(socket?: Socket): void {
     this.active--;
+    const t = socket && this.#tracked.get(socket);
+    // Keep sampling until the kernel has delivered what the response left in the send buffer.
+    if (t) t.ending = true;
   }
 
+  /** Bytes written by the server (counted only in "write" mode). */
   sent(bytes: number): void {
-    const at = this.#clock();
-    this.bytesServed += bytes;
-    const b = Math.floor(at / BUCKET_MS);
-    this.#buckets.set(b, (this.#buckets.get(b) ?? 0) + bytes);
-    this.#firstAt ??= at;
-    this.#lastAt = at;
+    if (this.mode === "write") this.#add(bytes);
+  }
+
+  /** Resolves when every finished download's bytes have been delivered and counted. */
+  settled(): Promise<void> {
+    if (![...this.#tracked.values()].some((t) => t.ending)) return Promise.resolve();
+    return new Promise((resolve) => this.#settled.push(resolve));
   }
 
   /** Highest bytes per second over any window of `windowMs` (10 ms resolution). */
@@ -58,13 +87,13 @@ export class DownloadMeter {
     return best / ((width * BUCKET_MS) / 1000);
   }
 
-  /** Average bytes per second from the first to the last byte sent. */
+  /** Average bytes per second from the first to the last byte counted. */
   averageRate(): number {
     if (this.#firstAt === undefined || this.#lastAt === undefined || this.#lastAt <= this.#firstAt) return 0;
     return this.bytesServed / ((this.#lastAt - this.#firstAt) / 1000);
   }
 
-  /** Starts a new measurement (keeps `active`). */
+  /** Starts a new measurement (downloads under way keep being counted). */
   reset(): void {
     this.peakActive = this.active;
     this.downloads = 0;
@@ -73,4 +102,68 @@ export class DownloadMeter {
     this.#firstAt = undefined;
     this.#lastAt = undefined;
   }
+
+  close(): void {
+    if (this.#sampler) clearInterval(this.#sampler);
+    this.#sampler = undefined;
+    this.#tracked.clear();
+    for (const s of this.#settled.splice(0)) s();
+  }
+
+  #add(bytes: number): void {
+    if (bytes <= 0) return;
+    const at = this.#clock();
+    this.bytesServed += bytes;
+    const b = Math.floor(at / BUCKET_MS);
+    this.#buckets.set(b, (this.#buckets.get(b) ?? 0) + bytes);
+    this.#firstAt ??= at;
+    this.#lastAt = at;
+  }
+
+  #sample(): void {
+    const queues = unackedQueues() ?? new Map<string, number>();
+    for (const t of this.#tracked.values()) {
+      const s = t.socket;
+      const queued = s.destroyed ? 0 : (queues.get(`${s.localPort}:${s.remotePort}`) ?? 0);
+      const delivered = s.destroyed ? t.delivered : dispatched(s) - queued;
+      this.#add(delivered - t.delivered);
+      t.delivered = Math.max(t.delivered, delivered);
+      if (t.ending && (queued === 0 || s.destroyed)) this.#tracked.delete(s);
+      else if (s.destroyed) this.#tracked.delete(s);
+    }
+    if (![...this.#tracked.values()].some((t) => t.ending)) {
+      for (const r of this.#settled.splice(0)) r();
+    }
+    if (this.#tracked.size === 0) {
+      clearInterval(this.#sampler);
+      this.#sampler = undefined;
+    }
+  }
+}
+
+/** Bytes the socket handed to the kernel. */
+function dispatched(s: Socket): number {
+  return s.bytesWritten - s.writableLength;
+}
+
+/** Unacknowledged send-queue bytes per "localPort:remotePort", or undefined where unavailable. */
+function unackedQueues(): Map<string, number> | undefined {
+  const out = new Map<string, number>();
+  try {
+    for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+      const lines = readFileSync(file, "latin1").split("\n");
+      for (let i = 1; i < lines.length; i++) {
+        const f = lines[i]!.trim().split(/\s+/);
+        if (f.length < 5) continue;
+        const local = f[1]!.split(":")[1];
+        const remote = f[2]!.split(":")[1];
+        const tx = f[4]!.split(":")[0];
+        if (!local || !remote || !tx) continue;
+        out.set(`${Number.parseInt(local, 16)}:${Number.parseInt(remote, 16)}`, Number.parseInt(tx, 16));
+      }
+    }
+  } catch {
+    return undefined;
+  }
+  return out;
 }
