@@ -1,6 +1,7 @@
 /**
  * The configuration contract: one JSON (or JSON with comments) file, parsed once at the edge with
- * zod and passed down typed. Secrets are never in the file: it names environment variables.
+ * zod and passed down typed. Secrets are never in the file: it names environment variables (local
+ * runtime) and Secrets Manager secrets (AWS).
  */
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
@@ -18,6 +19,22 @@ const envName = z
   })
   .describe("Name of an environment variable that holds the secret (never the secret itself)");
 
+/**
+ * A Secrets Manager secret by name or ARN; its secret string is the password or token. The AWS
+ * stack grants each function read access to exactly these secrets.
+ */
+const secretReference = z
+  .string()
+  .regex(
+    /^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}|[A-Za-z0-9/_+=.@-]{1,512})$/,
+    {
+      error: "expected the name or ARN of a Secrets Manager secret, like flussonic/streamer1",
+    },
+  )
+  .describe(
+    "Name or ARN of a Secrets Manager secret whose secret string is the secret (read in AWS; never the secret itself)",
+  );
+
 const authSchema = z
   .discriminatedUnion(
     "type",
@@ -26,13 +43,39 @@ const authSchema = z
       z.strictObject({
         type: z.literal("basic"),
         username: z.string().min(1).describe("Flussonic admin API login (edit_auth)"),
-        passwordEnv: envName,
+        passwordEnv: envName.optional(),
+        passwordSecret: secretReference.optional(),
       }),
-      z.strictObject({ type: z.literal("bearer"), tokenEnv: envName }),
-      z.strictObject({ type: z.literal("token"), tokenEnv: envName }),
+      z.strictObject({
+        type: z.literal("bearer"),
+        tokenEnv: envName.optional(),
+        tokenSecret: secretReference.optional(),
+      }),
+      z.strictObject({
+        type: z.literal("token"),
+        tokenEnv: envName.optional(),
+        tokenSecret: secretReference.optional(),
+      }),
     ],
     { error: 'expected auth.type to be one of "none", "basic", "bearer", "token"' },
   )
+  .superRefine((auth, ctx) => {
+    // The local runtime reads the *Env variable, the AWS stack the *Secret: either or both.
+    if (auth.type === "basic" && !auth.passwordEnv && !auth.passwordSecret) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "expected passwordEnv (an environment variable, for local runs) or passwordSecret (a Secrets Manager secret, for AWS), or both",
+      });
+    }
+    if ((auth.type === "bearer" || auth.type === "token") && !auth.tokenEnv && !auth.tokenSecret) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "expected tokenEnv (an environment variable, for local runs) or tokenSecret (a Secrets Manager secret, for AWS), or both",
+      });
+    }
+  })
   .describe(
     "How to authenticate: basic/bearer for the admin API, token for a play token passed as ?token= (view access only)",
   );
@@ -123,6 +166,73 @@ const sourceSchema = z
     }
   });
 
+/** Options of the AWS deployment (the CDK stack in infra/); the local runtime ignores them. */
+const deploymentSchema = z
+  .strictObject({
+    kmsKeyArn: z
+      .string()
+      .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/, {
+        error: "expected a KMS key ARN, like arn:aws:kms:eu-west-1:123456789012:key/<key id>",
+      })
+      .optional()
+      .describe("Encrypt the bucket with this KMS key instead of S3-managed keys (SSE-S3)"),
+    objectLock: z
+      .strictObject({
+        mode: z.enum(["GOVERNANCE", "COMPLIANCE"], { error: 'expected "GOVERNANCE" or "COMPLIANCE"' }),
+        days: z
+          .int({ error: "expected a whole number of days" })
+          .min(1, { error: "expected at least 1 day" })
+          .max(36500, { error: "expected at most 36500 days" }),
+      })
+      .optional()
+      .describe(
+        "S3 Object Lock default retention: no object version can be deleted before this many days, even from a compromised account (COMPLIANCE: not even by root). Only when the bucket is created",
+      ),
+    storageClassTransition: z
+      .strictObject({
+        storageClass: z.enum(
+          ["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"],
+          {
+            error:
+              'expected one of "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"',
+          },
+        ),
+        afterDays: z
+          .int({ error: "expected a whole number of days" })
+          .min(0, { error: "expected 0 or more days" }),
+      })
+      .superRefine((t, ctx) => {
+        if ((t.storageClass === "STANDARD_IA" || t.storageClass === "ONEZONE_IA") && t.afterDays < 30) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["afterDays"],
+            message: `S3 moves objects to ${t.storageClass} only 30 days or more after they are written`,
+          });
+        }
+      })
+      .optional()
+      .describe("Move archive windows to a cheaper storage class this many days after they are written"),
+    alarmEmail: z
+      .email({ error: "expected an email address" })
+      .optional()
+      .describe("Subscribe this address to the alarm topic (AWS sends a confirmation email first)"),
+    lagAlarmSeconds: z
+      .int({ error: "expected a whole number of seconds" })
+      .min(300, { error: "expected at least 300 seconds" })
+      .default(3600)
+      .describe("Alarm when a source's backup lag (live edge minus newest backed-up second) exceeds this"),
+    noncurrentVersionDays: z
+      .int({ error: "expected a whole number of days" })
+      .min(1, { error: "expected at least 1 day" })
+      // Every expired window stays this long as an old version: it adds these days to the storage bill.
+      .default(3)
+      .describe(
+        "Overwritten or deleted object versions are kept this long (a window to undo a deletion); expired windows too",
+      ),
+  })
+  .prefault({})
+  .describe("AWS deployment options (infra/): bucket encryption, Object Lock, storage class, alarms");
+
 export const configSchema = z.strictObject({
   $schema: z.string().optional(),
   bucket: z.string({ error: "expected the S3 bucket name" }).regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
@@ -162,12 +272,14 @@ export const configSchema = z.strictObject({
     .default(3600)
     .describe("A planned window is not planned again for this long, unless its copy is recorded"),
   sources: z.array(sourceSchema).min(1, { error: "expected at least one source" }),
+  deployment: deploymentSchema,
 });
 
 export type BackupConfig = z.output<typeof configSchema>;
 export type SourceConfig = BackupConfig["sources"][number];
 export type AuthConfig = SourceConfig["auth"];
 export type ArchiveFormat = SourceConfig["format"];
+export type DeploymentConfig = BackupConfig["deployment"];
 
 /** A configuration problem: names the file, the JSON path and what is expected. */
 export class ConfigError extends Error {
@@ -310,7 +422,12 @@ export function resolveCredentials(
   lookup: (name: string) => string | undefined,
   where: string,
 ): SourceCredentials {
-  const need = (name: string, field: string): Secret => {
+  const need = (name: string | undefined, field: string, secretField: string): Secret => {
+    if (name === undefined) {
+      throw new ConfigError([
+        `${where}.auth.${field}: is required here: this runtime reads secrets from environment variables (${secretField} is read in AWS only)`,
+      ]);
+    }
     const value = lookup(name);
     if (value === undefined || value === "") {
       throw new ConfigError([`${where}.auth.${field}: environment variable ${name} is not set`]);
@@ -321,11 +438,44 @@ export function resolveCredentials(
     case "none":
       return { type: "none" };
     case "basic":
-      return { type: "basic", username: auth.username, password: need(auth.passwordEnv, "passwordEnv") };
+      return {
+        type: "basic",
+        username: auth.username,
+        password: need(auth.passwordEnv, "passwordEnv", "passwordSecret"),
+      };
     case "bearer":
-      return { type: "bearer", token: need(auth.tokenEnv, "tokenEnv") };
+      return { type: "bearer", token: need(auth.tokenEnv, "tokenEnv", "tokenSecret") };
     case "token":
-      return { type: "token", token: need(auth.tokenEnv, "tokenEnv") };
+      return { type: "token", token: need(auth.tokenEnv, "tokenEnv", "tokenSecret") };
+  }
+}
+
+/** The Secrets Manager secret (name or ARN) of a source's credentials, if the config names one. */
+export function authSecretReference(
+  auth: AuthConfig,
+): { field: string; secret: string | undefined } | undefined {
+  switch (auth.type) {
+    case "none":
+      return undefined;
+    case "basic":
+      return { field: "passwordSecret", secret: auth.passwordSecret };
+    case "bearer":
+    case "token":
+      return { field: "tokenSecret", secret: auth.tokenSecret };
+  }
+}
+
+/** Builds a source's credentials from the value of its secret (read from Secrets Manager). */
+export function credentialsFromSecret(auth: AuthConfig, value: string): SourceCredentials {
+  switch (auth.type) {
+    case "none":
+      return { type: "none" };
+    case "basic":
+      return { type: "basic", username: auth.username, password: new Secret(value) };
+    case "bearer":
+      return { type: "bearer", token: new Secret(value) };
+    case "token":
+      return { type: "token", token: new Secret(value) };
   }
 }
 

@@ -4,6 +4,7 @@ import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, SQSEvent } from "aws-lambda";
 import { TokenBucket } from "../adapters/throttle.ts";
 import { createCopierHandler } from "../copier.ts";
+import { COPIER_MAX_RECEIVE_COUNT, COPIER_TIMEOUT_SECONDS } from "./copier-limits.ts";
 import { lambdaEnvironment } from "./environment.ts";
 
 const logger = new Logger({ serviceName: "flussonic-backup-copier" });
@@ -11,8 +12,8 @@ const metrics = new Metrics({ namespace: "FlussonicBackup", serviceName: "copier
 
 let copier: ReturnType<typeof createCopierHandler> | undefined;
 
-function build() {
-  const env = lambdaEnvironment();
+async function build() {
+  const env = await lambdaEnvironment();
   // Each concurrent copier gets its share of the source's bandwidth cap.
   const throttles = new Map(
     env.config.sources.map((s) => [
@@ -27,10 +28,10 @@ function build() {
     throttle: (source) => throttles.get(source)!,
     queueUrl: env.queueUrl,
     deadLetterUrl: env.deadLetterUrl,
-    maxReceiveCount: 5,
+    maxReceiveCount: COPIER_MAX_RECEIVE_COUNT,
     now: () => Math.floor(Date.now() / 1000),
     partSize: 8 * 1024 * 1024,
-    copyTimeoutSeconds: 900,
+    copyTimeoutSeconds: COPIER_TIMEOUT_SECONDS,
     logger,
     onEvent: (e) => {
       const m = metrics.singleMetric();
@@ -50,7 +51,7 @@ function build() {
 }
 
 export const handler = async (event: SQSEvent, context: Context) => {
-  copier ??= build();
+  copier ??= await build();
   logger.addContext(context);
   // Stop 30 s before Lambda would, so that the upload is aborted cleanly and the message retried.
   const signal = AbortSignal.timeout(Math.max(1000, context.getRemainingTimeInMillis() - 30_000));

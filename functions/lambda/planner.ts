@@ -3,13 +3,14 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { CopyQueue } from "../adapters/copy-queue.ts";
 import { planBackup } from "../plan-backup.ts";
+import { COPIER_TIMEOUT_SECONDS } from "./copier-limits.ts";
 import { lambdaEnvironment } from "./environment.ts";
 
 const logger = new Logger({ serviceName: "flussonic-backup-planner" });
 const metrics = new Metrics({ namespace: "FlussonicBackup", serviceName: "planner" });
 
 export const handler = async (event: { sources?: string[] } = {}) => {
-  const env = lambdaEnvironment();
+  const env = await lambdaEnvironment();
   const now = () => Math.floor(Date.now() / 1000);
   const report = await planBackup({
     config: env.config,
@@ -17,7 +18,7 @@ export const handler = async (event: { sources?: string[] } = {}) => {
     queue: new CopyQueue(env.sqs, env.queueUrl),
     flussonic: env.flussonic,
     now,
-    copyTimeoutSeconds: 900,
+    copyTimeoutSeconds: COPIER_TIMEOUT_SECONDS,
     logger,
     ...(event.sources ? { onlySources: event.sources } : {}),
   });
@@ -27,6 +28,7 @@ export const handler = async (event: { sources?: string[] } = {}) => {
     m.addMetric("WindowsPlanned", MetricUnit.Count, s.planned.length);
     m.addMetric("WindowsDeferred", MetricUnit.Count, s.deferred);
     m.addMetric("PlanningErrors", MetricUnit.Count, s.errors.length);
+    // Backup lag: how far the stream furthest behind is from live (the lag alarm watches this).
     const heads = s.streams.map((st) => st.head).filter((h) => h > 0);
     if (heads.length > 0) m.addMetric("BackupLagSeconds", MetricUnit.Seconds, now() - Math.min(...heads));
   }

@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+/**
+ * The CDK app: `cdk synth|deploy -c config=<file>` (default config/example.jsonc). The stack is
+ * built from the same config file as the local runtime; cdk-nag's AwsSolutions checks run on it.
+ */
+import { App, Validations } from "aws-cdk-lib";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { ConfigError, loadConfigFile } from "../functions/config.ts";
+import { BackupStack } from "./backup-stack.ts";
+
+const app = new App();
+const configFile = String(app.node.tryGetContext("config") ?? "config/example.jsonc");
+const stackName = String(app.node.tryGetContext("stackName") ?? "flussonic-backup");
+
+try {
+  const config = loadConfigFile(configFile);
+  new BackupStack(app, "FlussonicBackup", {
+    stackName,
+    config,
+    configFile,
+    description: `flussonic-backup: Flussonic DVR archives into s3://${config.bucket}/${config.prefix}`,
+    // With credentials the CLI sets these and the stack is bound to that account and region;
+    // without (a fresh clone, CI) it stays environment-agnostic and still synthesizes.
+    env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+  });
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(
+      `Cannot build the stack from ${configFile}:\n${error.problems.map((p) => `  ${p}`).join("\n")}\n`,
+    );
+    process.exit(1);
+  }
+  throw error;
+}
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+app.synth();

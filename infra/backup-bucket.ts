@@ -1,0 +1,193 @@
+/**
+ * The backup bucket: private, TLS only, encrypted, versioned, with lifecycle rules that keep each
+ * stream's archive exactly as long as the config says (plus a margin) and clean up what the
+ * pipeline leaves behind (old versions, incomplete multipart uploads).
+ */
+import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import { Construct } from "constructs";
+import { type BackupConfig, type DeploymentConfig, listedStreams } from "../functions/config.ts";
+import { encodeKeySegment } from "../functions/domain/names.ts";
+
+/** S3 accepts at most this many rules in one lifecycle configuration. */
+const MAX_LIFECYCLE_RULES = 1000;
+
+/**
+ * Lifecycle expiry in days for a retention: whole days, plus one. A window is stored whole and its
+ * last seconds stay inside the retention up to maxWindowSeconds after its first; S3 counts from the
+ * object's creation, rounds to the next midnight UTC and expires asynchronously. One spare day
+ * means a window is never removed while any of its seconds is still inside the retention.
+ */
+export function expiryDays(retentionDays: number): number {
+  return Math.ceil(retentionDays) + 1;
+}
+
+/** One retention rule, before it becomes an S3 lifecycle rule (pure: tested on its own). */
+export interface RetentionRule {
+  id: string;
+  prefix: string;
+  expirationDays: number;
+  /** Archive windows may move to a cheaper class; bookkeeping (catalogs) stays where it is. */
+  archive: boolean;
+}
+
+/**
+ * Expiry rules from the config's retentionDays. S3 applies every matching rule and the earliest
+ * expiry wins, so a rule for a whole source must never be shorter than one of its streams:
+ * - streams "all": one rule for the source's folder (every stream there uses the source retention);
+ * - a list of streams: one rule for the source's folder with the longest retention of the source
+ *   (a backstop for streams removed from the list later), and one rule per stream whose own
+ *   retention is shorter than that.
+ * The same rules apply to the per-day catalogs under `.backup/catalog/`, which describe those
+ * windows and are written after them, so they never expire before their windows.
+ */
+export function retentionRules(config: BackupConfig): RetentionRule[] {
+  const rules: RetentionRule[] = [];
+  for (const source of config.sources) {
+    const src = encodeKeySegment(source.name);
+    const streams = listedStreams(source);
+    const sourceDays = Math.max(
+      expiryDays(source.retentionDays),
+      ...(streams ?? []).map((s) => expiryDays(s.retentionDays)),
+    );
+    const folders = [
+      { kind: "windows", prefix: `${config.prefix}${src}/`, archive: true },
+      { kind: "catalog", prefix: `${config.prefix}.backup/catalog/${src}/`, archive: false },
+    ];
+    for (const f of folders) {
+      rules.push({
+        id: `${f.kind}-${source.name}`,
+        prefix: f.prefix,
+        expirationDays: sourceDays,
+        archive: f.archive,
+      });
+      for (const [n, stream] of (streams ?? []).entries()) {
+        const days = expiryDays(stream.retentionDays);
+        if (days >= sourceDays) continue;
+        // Rule ids are at most 255 characters and unique: long names are cut and numbered.
+        const id = `${f.kind}-${source.name}-${encodeKeySegment(stream.name)}`;
+        rules.push({
+          id: id.length <= 255 ? id : `${id.slice(0, 240)}-${n}`,
+          prefix: `${f.prefix}${encodeKeySegment(stream.name)}/`,
+          expirationDays: days,
+          archive: f.archive,
+        });
+      }
+    }
+  }
+  return rules;
+}
+
+export interface BackupBucketProps {
+  config: BackupConfig;
+}
+
+/** The bucket of the backup, with its access-log bucket. */
+export class BackupBucket extends Construct {
+  readonly bucket: s3.IBucket;
+  readonly encryptionKey: kms.IKey | undefined;
+
+  constructor(scope: Construct, id: string, props: BackupBucketProps) {
+    super(scope, id);
+    const { config } = props;
+    const deployment = config.deployment;
+
+    // Log delivery is allowed by a bucket policy rather than the legacy LogDeliveryWrite ACL, so
+    // both buckets keep ACLs disabled (bucket owner enforced).
+    this.node.setContext("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", true);
+    // Who read or wrote which key, for a security review or an incident: S3 server access logs.
+    // The log bucket takes S3-managed keys only (S3 log delivery cannot use KMS keys).
+    const accessLogs = new s3.Bucket(this, "AccessLogs", {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      lifecycleRules: [{ id: "expire-access-logs", expiration: Duration.days(365) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(accessLogs).acknowledge({
+      id: "AwsSolutions-S1",
+      reason: "This is the access-log bucket itself: logging it into itself would loop.",
+    });
+
+    this.encryptionKey = deployment.kmsKeyArn
+      ? kms.Key.fromKeyArn(this, "Key", deployment.kmsKeyArn)
+      : undefined;
+    const rules = lifecycleRules(config, deployment);
+    if (rules.length > MAX_LIFECYCLE_RULES) {
+      throw new Error(
+        `the config needs ${rules.length} S3 lifecycle rules (one per source and per stream with its own retentionDays), more than the ${MAX_LIFECYCLE_RULES} S3 allows: give fewer streams their own retentionDays`,
+      );
+    }
+
+    this.bucket = new s3.Bucket(this, "Bucket", {
+      bucketName: config.bucket,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      ...(this.encryptionKey
+        ? { encryption: s3.BucketEncryption.KMS, encryptionKey: this.encryptionKey, bucketKeyEnabled: true }
+        : { encryption: s3.BucketEncryption.S3_MANAGED }),
+      versioned: true,
+      ...(deployment.objectLock
+        ? {
+            objectLockEnabled: true,
+            objectLockDefaultRetention:
+              deployment.objectLock.mode === "COMPLIANCE"
+                ? s3.ObjectLockRetention.compliance(Duration.days(deployment.objectLock.days))
+                : s3.ObjectLockRetention.governance(Duration.days(deployment.objectLock.days)),
+          }
+        : {}),
+      lifecycleRules: rules,
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: `${config.bucket}/`,
+      // The backup outlives the stack: deleting the stack leaves the bucket and its objects.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+}
+
+const STORAGE_CLASSES: Record<
+  NonNullable<DeploymentConfig["storageClassTransition"]>["storageClass"],
+  s3.StorageClass
+> = {
+  STANDARD_IA: s3.StorageClass.INFREQUENT_ACCESS,
+  ONEZONE_IA: s3.StorageClass.ONE_ZONE_INFREQUENT_ACCESS,
+  INTELLIGENT_TIERING: s3.StorageClass.INTELLIGENT_TIERING,
+  GLACIER_IR: s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+  GLACIER: s3.StorageClass.GLACIER,
+  DEEP_ARCHIVE: s3.StorageClass.DEEP_ARCHIVE,
+};
+
+function lifecycleRules(config: BackupConfig, deployment: DeploymentConfig): s3.LifecycleRule[] {
+  const transition = deployment.storageClassTransition;
+  const rules: s3.LifecycleRule[] = retentionRules(config).map((r) => ({
+    id: r.id,
+    prefix: r.prefix,
+    expiration: Duration.days(r.expirationDays),
+    // S3 refuses a transition that is not before the expiry; a window that expires first stays put.
+    ...(r.archive && transition && transition.afterDays < r.expirationDays
+      ? {
+          transitions: [
+            {
+              storageClass: STORAGE_CLASSES[transition.storageClass],
+              transitionAfter: Duration.days(transition.afterDays),
+            },
+          ],
+        }
+      : {}),
+  }));
+  rules.push({
+    id: "housekeeping",
+    ...(config.prefix ? { prefix: config.prefix } : {}),
+    // Expired windows, rewritten manifests and compacted records leave old versions behind: they are
+    // kept for a while (an undo window) and then removed, with the delete markers left over.
+    noncurrentVersionExpiration: Duration.days(deployment.noncurrentVersionDays),
+    expiredObjectDeleteMarker: true,
+    // The copier aborts a failed upload itself; this is the safety net for a copier killed mid-way.
+    abortIncompleteMultipartUploadAfter: Duration.days(1),
+  });
+  return rules;
+}

@@ -1,0 +1,186 @@
+/**
+ * What an operator watches: alarms on the dead-letter queues, on the age of the oldest queued
+ * window and on the backup lag of every source, plus failing functions; an SNS topic for the alarm
+ * actions (with an optional email subscription) and a CloudWatch dashboard.
+ */
+import { Duration, Validations } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
+import { Construct } from "constructs";
+import type { BackupConfig } from "../functions/config.ts";
+import type { CopyQueues } from "./copy-queues.ts";
+
+/** Namespace and dimensions the functions publish with (Powertools adds `service`). */
+export const METRICS_NAMESPACE = "FlussonicBackup";
+
+export interface BackupMonitoringProps {
+  config: BackupConfig;
+  planner: lambda.IFunction;
+  copier: lambda.IFunction;
+  queues: CopyQueues[];
+}
+
+const PERIOD = Duration.minutes(5);
+
+export class BackupMonitoring extends Construct {
+  readonly topic: sns.Topic;
+  readonly alarms: cloudwatch.Alarm[] = [];
+  readonly dashboard: cloudwatch.Dashboard;
+
+  constructor(scope: Construct, id: string, props: BackupMonitoringProps) {
+    super(scope, id);
+    const { config } = props;
+    const deployment = config.deployment;
+
+    this.topic = new sns.Topic(this, "Alarms", {
+      displayName: "flussonic-backup alarms",
+      enforceSSL: true,
+    });
+    Validations.of(this.topic).acknowledge({
+      id: "AwsSolutions-SNS2",
+      reason:
+        "Alarm notifications carry only alarm names and metric values, nothing secret; CloudWatch cannot publish to a topic encrypted with the AWS managed SNS key, and a customer managed key would cost more than the rest of an idle stack.",
+    });
+    if (deployment.alarmEmail) {
+      this.topic.addSubscription(new subscriptions.EmailSubscription(deployment.alarmEmail));
+    }
+    const alarm = (scopeId: string, props: cloudwatch.AlarmProps) => {
+      const a = new cloudwatch.Alarm(this, scopeId, props);
+      a.addAlarmAction(new actions.SnsAction(this.topic));
+      a.addOkAction(new actions.SnsAction(this.topic));
+      this.alarms.push(a);
+      return a;
+    };
+
+    const rows: cloudwatch.IWidget[][] = [];
+    for (const q of props.queues) {
+      const source = q.source.name;
+      const dlqDepth = q.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: PERIOD,
+        statistic: cloudwatch.Stats.MAXIMUM,
+      });
+      alarm(`DeadLetters-${source}`, {
+        alarmName: `flussonic-backup-${source}-dead-letters`,
+        alarmDescription: `Windows of source ${source} could not be copied: read the reason attribute of the messages in ${q.deadLetterQueue.queueName}`,
+        metric: dlqDepth,
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      const oldest = q.queue.metricApproximateAgeOfOldestMessage({
+        period: PERIOD,
+        statistic: cloudwatch.Stats.MAXIMUM,
+      });
+      // The planner queues only what the copiers can start within the lease: a window still waiting
+      // after leaseSeconds means the copiers are stuck (source down, mapping disabled, throttling).
+      alarm(`OldestWindow-${source}`, {
+        alarmName: `flussonic-backup-${source}-oldest-window`,
+        alarmDescription: `A window of source ${source} has waited in the copy queue longer than leaseSeconds (${config.leaseSeconds} s)`,
+        metric: oldest,
+        threshold: config.leaseSeconds,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      const lag = new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: "BackupLagSeconds",
+        dimensionsMap: { service: "planner", source },
+        period: PERIOD,
+        statistic: cloudwatch.Stats.MAXIMUM,
+      });
+      if (!q.source.paused) {
+        // Missing data breaches: a planner that stopped publishing is a backup that stopped moving.
+        alarm(`Lag-${source}`, {
+          alarmName: `flussonic-backup-${source}-lag`,
+          alarmDescription: `The newest backed-up second of a stream of source ${source} is more than ${deployment.lagAlarmSeconds} s behind live`,
+          metric: lag,
+          threshold: deployment.lagAlarmSeconds,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+          evaluationPeriods: 3,
+          datapointsToAlarm: 3,
+          treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+        });
+      }
+      const copierMetric = (metricName: string, statistic: string) =>
+        new cloudwatch.Metric({
+          namespace: METRICS_NAMESPACE,
+          metricName,
+          dimensionsMap: { service: "copier", source },
+          period: PERIOD,
+          statistic,
+        });
+      rows.push([
+        new cloudwatch.GraphWidget({
+          title: `${source}: backup lag (s)`,
+          left: [lag],
+          leftAnnotations: [{ value: deployment.lagAlarmSeconds, label: "alarm" }],
+          width: 6,
+        }),
+        new cloudwatch.GraphWidget({
+          title: `${source}: windows`,
+          left: [
+            copierMetric("WindowsCopied", cloudwatch.Stats.SUM),
+            copierMetric("CopyRetries", cloudwatch.Stats.SUM),
+            copierMetric("WindowsDeadLettered", cloudwatch.Stats.SUM),
+            copierMetric("WindowsGone", cloudwatch.Stats.SUM),
+          ],
+          width: 6,
+        }),
+        new cloudwatch.GraphWidget({
+          title: `${source}: bytes copied`,
+          left: [copierMetric("BytesCopied", cloudwatch.Stats.SUM)],
+          width: 6,
+        }),
+        new cloudwatch.GraphWidget({
+          title: `${source}: queue`,
+          left: [
+            q.queue.metricApproximateNumberOfMessagesVisible({ period: PERIOD }),
+            q.queue.metricApproximateNumberOfMessagesNotVisible({ period: PERIOD }),
+            dlqDepth,
+          ],
+          right: [oldest],
+          width: 6,
+        }),
+      ]);
+    }
+
+    for (const [name, fn] of [
+      ["planner", props.planner],
+      ["copier", props.copier],
+    ] as const) {
+      // Errors of the whole function (not one window): a broken config, an unreadable secret, no
+      // access. Three periods in a row, so that one failed run or cold start does not page anyone.
+      alarm(`Errors-${name}`, {
+        alarmName: `flussonic-backup-${name}-errors`,
+        alarmDescription: `The ${name} function fails: see its log group`,
+        metric: fn.metricErrors({ period: PERIOD, statistic: cloudwatch.Stats.SUM }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+
+    this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", {
+      dashboardName: "flussonic-backup",
+      widgets: [
+        [
+          new cloudwatch.AlarmStatusWidget({ title: "alarms", alarms: this.alarms, width: 12, height: 4 }),
+          new cloudwatch.GraphWidget({
+            title: "functions: errors and duration",
+            left: [props.planner.metricErrors(), props.copier.metricErrors()],
+            right: [props.planner.metricDuration(), props.copier.metricDuration()],
+            width: 12,
+          }),
+        ],
+        ...rows,
+      ],
+    });
+  }
+}

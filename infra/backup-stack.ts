@@ -1,0 +1,230 @@
+/**
+ * The whole backup in one stack, as in the design card: an EventBridge rule runs the planner, the
+ * planner fills one copy queue per source, each queue feeds the copier with the source's cap, the
+ * copier writes into the bucket; alarms and a dashboard watch it.
+ */
+import { CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
+import * as iam from "aws-cdk-lib/aws-iam";
+import type * as s3 from "aws-cdk-lib/aws-s3";
+import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import type { Construct } from "constructs";
+import { authSecretReference, type BackupConfig, ConfigError } from "../functions/config.ts";
+import { encodeKeySegment } from "../functions/domain/names.ts";
+import { COPIER_TIMEOUT_SECONDS } from "../functions/lambda/copier-limits.ts";
+import { BackupBucket } from "./backup-bucket.ts";
+import { BackupFunction, type FunctionCode } from "./backup-function.ts";
+import { BackupMonitoring } from "./backup-monitoring.ts";
+import { CopyQueues } from "./copy-queues.ts";
+
+/** The copier's timeout; the handler stops a copy 30 s before it (functions/lambda/copier.ts). */
+export const COPIER_TIMEOUT = Duration.seconds(COPIER_TIMEOUT_SECONDS);
+
+/** Lambda allows 4 KB of environment variables per function (names and values together). */
+const MAX_ENVIRONMENT_BYTES = 4096;
+
+export interface BackupStackProps extends StackProps {
+  config: BackupConfig;
+  /** The config file, to name it in errors. */
+  configFile: string;
+  /** `bundle` (default) builds the handlers with esbuild; `stub` is for fast template tests. */
+  functionCode?: FunctionCode;
+}
+
+export class BackupStack extends Stack {
+  readonly backupBucket: BackupBucket;
+  readonly planner: BackupFunction;
+  readonly copier: BackupFunction;
+  readonly queues: CopyQueues[];
+  readonly monitoring: BackupMonitoring;
+
+  constructor(scope: Construct, id: string, props: BackupStackProps) {
+    super(scope, id, props);
+    const { config, configFile } = props;
+    const secrets = secretReferences(config, configFile);
+
+    this.backupBucket = new BackupBucket(this, "Backup", { config });
+    this.queues = config.sources.map(
+      (source) => new CopyQueues(this, `Queues-${source.name}`, { source, copierTimeout: COPIER_TIMEOUT }),
+    );
+
+    // What both functions read at cold start (functions/lambda/environment.ts). The config names
+    // secrets, never holds them; the deployment options are for this stack only.
+    const { deployment: _deployment, $schema: _schema, ...runtimeConfig } = config;
+    const environment = {
+      BACKUP_CONFIG: JSON.stringify(runtimeConfig),
+      QUEUE_URLS: this.toJsonString(
+        Object.fromEntries(
+          this.queues.map((q) => [
+            q.source.name,
+            { url: q.queue.queueUrl, deadLetterUrl: q.deadLetterQueue.queueUrl },
+          ]),
+        ),
+      ),
+    };
+    // Queue URLs are resolved at deploy time: about 120 bytes each.
+    const environmentBytes = environment.BACKUP_CONFIG.length + 140 * this.queues.length * 2 + 200;
+    if (environmentBytes > MAX_ENVIRONMENT_BYTES) {
+      throw new ConfigError([
+        `${configFile}: the configuration is too large for Lambda's 4 KB of environment variables (about ${environmentBytes} bytes with the queue URLs): list fewer streams by name (use "all"), or split the sources over two stacks`,
+      ]);
+    }
+
+    this.planner = new BackupFunction(this, "Planner", {
+      name: "planner",
+      description: "flussonic-backup planner: queues the archive windows the backup is missing",
+      // Manifests and catalogs are small JSON documents; 256 MB also gives the CPU to parse them.
+      memorySize: 256,
+      // A run never outlasts the interval between two runs (at most Lambda's 900 s): runs do not
+      // pile up when Flussonic is slow to answer.
+      timeout: Duration.seconds(Math.min(900, Math.max(60, scheduleSeconds(config.schedule)))),
+      environment,
+      code: props.functionCode ?? "bundle",
+    });
+    this.copier = new BackupFunction(this, "Copier", {
+      name: "copier",
+      description: "flussonic-backup copier: copies one archive window from Flussonic into S3",
+      // A copy holds about partSize x (queueSize + 1) = 8 MiB x 3 of upload buffers
+      // (functions/copy-window.ts), next to ~100 MB of Node, SDK and TLS; 512 MB leaves room for a
+      // slow S3 and gives the CPU share that hashing and TLS at the source's full rate need.
+      memorySize: 512,
+      timeout: COPIER_TIMEOUT,
+      environment,
+      code: props.functionCode ?? "bundle",
+    });
+
+    // The planner: an EventBridge rule with the config's rate. A failed run is not retried: the next
+    // scheduled run plans the same windows again.
+    new events.Rule(this, "PlannerSchedule", {
+      description: "Runs the flussonic-backup planner",
+      schedule: events.Schedule.expression(config.schedule),
+      targets: [new targets.LambdaFunction(this.planner.function, { retryAttempts: 0 })],
+    });
+    this.planner.function.configureAsyncInvoke({ retryAttempts: 0 });
+
+    for (const q of this.queues) {
+      q.queue.grantSendMessages(this.planner.function);
+      q.connect(this.copier.function);
+    }
+    this.grantBucketAccess(config);
+    // Both functions serve every source, so both read every source's secret, and no other.
+    for (const [i, ref] of secrets.entries()) {
+      const secret = secretOf(this, `Secret${i}`, ref);
+      secret.grantRead(this.planner.role);
+      secret.grantRead(this.copier.role);
+    }
+
+    this.monitoring = new BackupMonitoring(this, "Monitoring", {
+      config,
+      planner: this.planner.function,
+      copier: this.copier.function,
+      queues: this.queues,
+    });
+
+    // Where to look after a deploy (README: Deploy to AWS).
+    new CfnOutput(this, "PlannerFunctionName", {
+      description: "Invoke it to plan at once: aws lambda invoke --function-name <this> out.json",
+      value: this.planner.function.functionName,
+    });
+    new CfnOutput(this, "AlarmTopicArn", {
+      description: "Subscribe to the alarms here",
+      value: this.monitoring.topic.topicArn,
+    });
+    new CfnOutput(this, "DashboardName", { value: this.monitoring.dashboard.dashboardName });
+  }
+
+  /**
+   * Each function may touch only its own keys:
+   * - planner: the bookkeeping under `{prefix}.backup/` (manifests, catalogs, records): read, write,
+   *   delete (it deletes the records it has folded into manifests);
+   * - copier: per source the windows `{prefix}{source}/` and the completion records
+   *   `{prefix}.backup/records/{source}/`: read (a window already stored is recorded, not copied
+   *   again), write, abort its multipart uploads.
+   * Both may list the bucket: S3 answers 404 for a missing key only to a caller allowed to list the
+   * bucket, otherwise 403, and the pipeline relies on "not found" (a manifest not yet written, a
+   * window not yet copied). S3 documents that 404 for s3:ListBucket on the bucket; a grant narrowed
+   * by an s3:prefix condition is not documented to count (GET and HEAD carry no prefix), so the
+   * listing is not narrowed. It shows key names only, no content.
+   */
+  private grantBucketAccess(config: BackupConfig): void {
+    const bucket = this.backupBucket.bucket;
+    const bucketLogicalId = this.getLogicalId(bucket.node.defaultChild as s3.CfnBucket);
+    const objects = (role: iam.Role, prefix: string) => {
+      // Object keys are only known at run time (stream names, dates): a key prefix is as narrow as
+      // a grant can be. cdk-nag reports each prefix as a wildcard; each is acknowledged here.
+      Validations.of(role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${prefix}*]`,
+        reason: `Keys under ${prefix} are created at run time (per stream and time); the grant is limited to that prefix.`,
+      });
+      return bucket.arnForObjects(`${prefix}*`);
+    };
+    const list = new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [bucket.bucketArn] });
+    this.planner.role.addToPolicy(list);
+    this.planner.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        resources: [objects(this.planner.role, `${config.prefix}.backup/`)],
+      }),
+    );
+    this.copier.role.addToPolicy(list);
+    this.copier.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+        resources: config.sources.flatMap((s) => [
+          objects(this.copier.role, `${config.prefix}${encodeKeySegment(s.name)}/`),
+          objects(this.copier.role, `${config.prefix}.backup/records/${encodeKeySegment(s.name)}/`),
+        ]),
+      }),
+    );
+    const key = this.backupBucket.encryptionKey;
+    if (key) {
+      for (const fn of [this.planner, this.copier]) {
+        fn.role.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+            resources: [key.keyArn],
+          }),
+        );
+      }
+    }
+  }
+}
+
+/** Seconds between two runs of a `rate(...)` schedule (the config validates the expression). */
+export function scheduleSeconds(schedule: string): number {
+  const m = /^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$/.exec(schedule);
+  if (!m) throw new Error(`not a rate expression: ${schedule}`);
+  const unit = m[2]!.startsWith("minute") ? 60 : m[2]!.startsWith("hour") ? 3600 : 86400;
+  return Number(m[1]) * unit;
+}
+
+/**
+ * The Secrets Manager secrets named by the config. In AWS a source's credentials come only from
+ * there: a source whose auth names only an environment variable cannot be deployed.
+ */
+function secretReferences(config: BackupConfig, configFile: string): string[] {
+  const problems: string[] = [];
+  const refs = new Set<string>();
+  config.sources.forEach((source, i) => {
+    const ref = authSecretReference(source.auth);
+    if (!ref) return;
+    if (!ref.secret) {
+      problems.push(
+        `${configFile}: sources[${i}].auth.${ref.field}: is required to deploy to AWS: the name or ARN of a Secrets Manager secret that holds the ${ref.field === "passwordSecret" ? "password" : "token"} (environment variables are for local runs only)`,
+      );
+      return;
+    }
+    refs.add(ref.secret);
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+  return [...refs];
+}
+
+/** A secret by name or by complete ARN (`...:secret:<name>-<6 characters>`). */
+function secretOf(scope: Construct, id: string, ref: string): secretsmanager.ISecret {
+  if (!ref.startsWith("arn:")) return secretsmanager.Secret.fromSecretNameV2(scope, id, ref);
+  return /-[A-Za-z0-9]{6}$/.test(ref)
+    ? secretsmanager.Secret.fromSecretCompleteArn(scope, id, ref)
+    : secretsmanager.Secret.fromSecretPartialArn(scope, id, ref);
+}

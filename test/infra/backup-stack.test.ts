@@ -1,0 +1,499 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { App } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { describe, expect, it } from "vitest";
+import { ConfigError, parseConfig } from "../../functions/config.ts";
+import { BackupStack } from "../../infra/backup-stack.ts";
+
+const basic = (name: string) => ({
+  type: "basic",
+  username: "backup",
+  passwordEnv: `${name.toUpperCase()}_PASSWORD`,
+  passwordSecret: `flussonic-backup/${name}`,
+});
+
+const baseConfig = {
+  bucket: "dvr-backup-test",
+  prefix: "flussonic/",
+  schedule: "rate(5 minutes)",
+  sources: [
+    {
+      name: "s1",
+      url: "http://s1.example:8080",
+      auth: basic("s1"),
+      retentionDays: 7.5,
+      maxConcurrentCopies: 3,
+    },
+    {
+      name: "s2",
+      url: "http://s2.example:8080",
+      auth: {
+        type: "bearer",
+        tokenSecret: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:s2-token-AbCdEf",
+      },
+      streams: ["cam1", { name: "live/cam2", retentionDays: 3 }, { name: "cam3", retentionDays: 30 }],
+      retentionDays: 10,
+      maxConcurrentCopies: 10,
+    },
+  ],
+};
+
+type RawConfig = Record<string, unknown> & { sources: Record<string, unknown>[] };
+
+function stackFor(raw: RawConfig) {
+  const app = new App();
+  const stack = new BackupStack(app, "Test", {
+    config: parseConfig(JSON.stringify(raw), "test.json"),
+    configFile: "test.json",
+    functionCode: "stub",
+  });
+  return stack;
+}
+
+function templateFor(raw: RawConfig = baseConfig) {
+  return Template.fromStack(stackFor(raw));
+}
+
+function byType(t: Template, type: string) {
+  return Object.values(t.findResources(type)) as { Properties: Record<string, unknown> }[];
+}
+
+function lifecycle(t: Template) {
+  const bucket = byType(t, "AWS::S3::Bucket").find((b) => b.Properties.BucketName === "dvr-backup-test")!;
+  return (bucket.Properties.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
+}
+
+function expirations(t: Template): Record<string, number> {
+  return Object.fromEntries(
+    lifecycle(t)
+      .filter((r) => r.ExpirationInDays !== undefined)
+      .map((r) => [r.Prefix as string, r.ExpirationInDays as number]),
+  );
+}
+
+describe("the stack from the config: queues and copier mappings", () => {
+  const t = templateFor();
+
+  it("gives every source a copy queue and a DLQ named like the local runtime's, with redrive at 6", () => {
+    t.resourceCountIs("AWS::SQS::Queue", 4);
+    for (const s of ["s1", "s2"]) {
+      t.hasResourceProperties("AWS::SQS::Queue", {
+        QueueName: `flussonic-backup-${s}-dlq`,
+        SqsManagedSseEnabled: true,
+      });
+      t.hasResourceProperties("AWS::SQS::Queue", {
+        QueueName: `flussonic-backup-${s}`,
+        SqsManagedSseEnabled: true,
+        RedrivePolicy: { maxReceiveCount: 6, deadLetterTargetArn: Match.anyValue() },
+      });
+    }
+  });
+
+  it("sets the visibility timeout to 6x the copier's 900 s timeout", () => {
+    t.hasResourceProperties("AWS::Lambda::Function", {
+      Description: Match.stringLikeRegexp("copier"),
+      Timeout: 900,
+    });
+    for (const q of byType(t, "AWS::SQS::Queue").filter(
+      (q) => !String(q.Properties.QueueName).endsWith("-dlq"),
+    )) {
+      expect(q.Properties.VisibilityTimeout).toBe(5400);
+    }
+  });
+
+  it("feeds the copier from each queue one window at a time, capped at the source's maxConcurrentCopies", () => {
+    const mappings = byType(t, "AWS::Lambda::EventSourceMapping");
+    expect(mappings).toHaveLength(2);
+    for (const m of mappings) {
+      expect(m.Properties).toMatchObject({
+        BatchSize: 1,
+        FunctionResponseTypes: ["ReportBatchItemFailures"],
+        Enabled: true,
+      });
+    }
+    expect(
+      mappings
+        .map((m) => (m.Properties.ScalingConfig as { MaximumConcurrency: number }).MaximumConcurrency)
+        .sort((a, b) => a - b),
+    ).toEqual([3, 10]);
+  });
+
+  it("caps a source of maxConcurrentCopies 1 with a FIFO queue (one message group), as the mapping cannot go below 2", () => {
+    const serial = templateFor({
+      ...baseConfig,
+      sources: [{ ...baseConfig.sources[0]!, maxConcurrentCopies: 1 }],
+    });
+    serial.hasResourceProperties("AWS::SQS::Queue", {
+      QueueName: "flussonic-backup-s1.fifo",
+      FifoQueue: true,
+      ContentBasedDeduplication: true,
+      VisibilityTimeout: 5400,
+    });
+    serial.hasResourceProperties("AWS::SQS::Queue", {
+      QueueName: "flussonic-backup-s1-dlq.fifo",
+      FifoQueue: true,
+    });
+    serial.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      BatchSize: 1,
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+  });
+
+  it("disables the mapping of a paused source (its queued windows wait)", () => {
+    const paused = templateFor({ ...baseConfig, sources: [{ ...baseConfig.sources[0]!, paused: true }] });
+    paused.hasResourceProperties("AWS::Lambda::EventSourceMapping", { Enabled: false });
+  });
+});
+
+describe("the stack from the config: functions and schedule", () => {
+  const t = templateFor();
+
+  it("runs both functions on nodejs24.x, arm64, with the chosen memory and timeouts", () => {
+    const fns = byType(t, "AWS::Lambda::Function");
+    expect(fns).toHaveLength(2);
+    for (const f of fns)
+      expect(f.Properties).toMatchObject({ Runtime: "nodejs24.x", Architectures: ["arm64"] });
+    t.hasResourceProperties("AWS::Lambda::Function", {
+      Description: Match.stringLikeRegexp("planner"),
+      MemorySize: 256,
+      Timeout: 300,
+    });
+    t.hasResourceProperties("AWS::Lambda::Function", {
+      Description: Match.stringLikeRegexp("copier"),
+      MemorySize: 512,
+      Timeout: 900,
+    });
+  });
+
+  it("runs the planner on an EventBridge rule with the config's schedule, without retries", () => {
+    t.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(5 minutes)",
+      Targets: [Match.objectLike({ RetryPolicy: { MaximumRetryAttempts: 0 } })],
+    });
+    const hourly = templateFor({ ...baseConfig, schedule: "rate(1 hour)" });
+    hourly.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(1 hour)" });
+    hourly.hasResourceProperties("AWS::Lambda::Function", {
+      Description: Match.stringLikeRegexp("planner"),
+      Timeout: 900,
+    });
+  });
+
+  it("puts only the config (secret names, no secret) and the queue URLs in the environment", () => {
+    for (const f of byType(t, "AWS::Lambda::Function")) {
+      const vars = (f.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(Object.keys(vars).sort()).toEqual(["BACKUP_CONFIG", "NODE_OPTIONS", "QUEUE_URLS"]);
+      const config = JSON.parse(vars.BACKUP_CONFIG as string);
+      expect(config.sources[0].auth).toEqual(basic("s1"));
+      expect(config.deployment).toBeUndefined();
+    }
+  });
+
+  it("refuses to deploy a source whose credentials are only in an environment variable, naming file and field", () => {
+    const envOnly = {
+      ...baseConfig,
+      sources: [{ ...baseConfig.sources[0]!, auth: { type: "basic", username: "u", passwordEnv: "P" } }],
+    };
+    expect(() => stackFor(envOnly)).toThrow(ConfigError);
+    expect(() => stackFor(envOnly)).toThrow(
+      /^test\.json: sources\[0\]\.auth\.passwordSecret: is required to deploy to AWS/,
+    );
+  });
+});
+
+describe("the stack from the config: bucket", () => {
+  const t = templateFor();
+
+  it("blocks public access, refuses plain HTTP, encrypts with S3-managed keys, keeps versions and outlives the stack", () => {
+    t.hasResource("AWS::S3::Bucket", {
+      Properties: {
+        BucketName: "dvr-backup-test",
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }],
+        },
+        VersioningConfiguration: { Status: "Enabled" },
+        LoggingConfiguration: Match.objectLike({ LogFilePrefix: "dvr-backup-test/" }),
+      },
+      DeletionPolicy: "Retain",
+    });
+    t.hasResourceProperties("AWS::S3::BucketPolicy", {
+      Bucket: { Ref: Match.stringLikeRegexp("BackupBucket") },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: "Deny",
+            Action: "s3:*",
+            Condition: { Bool: { "aws:SecureTransport": "false" } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it("uses the configured KMS key (bucket key on) and lets the functions use it", () => {
+    const kmsKeyArn = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+    const k = templateFor({ ...baseConfig, deployment: { kmsKeyArn } });
+    k.hasResourceProperties("AWS::S3::Bucket", {
+      BucketName: "dvr-backup-test",
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          {
+            BucketKeyEnabled: true,
+            ServerSideEncryptionByDefault: { SSEAlgorithm: "aws:kms", KMSMasterKeyID: kmsKeyArn },
+          },
+        ],
+      },
+    });
+    const kmsGrants = byType(k, "AWS::IAM::Policy").filter((p) =>
+      JSON.stringify(p.Properties.PolicyDocument).includes(
+        `"kms:Decrypt","kms:GenerateDataKey"],"Effect":"Allow","Resource":"${kmsKeyArn}"`,
+      ),
+    );
+    expect(kmsGrants).toHaveLength(2);
+  });
+
+  it("expires windows and catalogs per source and per stream after ceil(retentionDays) + 1 days", () => {
+    expect(expirations(t)).toEqual({
+      // s1: streams "all", 7.5 days -> 9
+      "flussonic/s1/": 9,
+      "flussonic/.backup/catalog/s1/": 9,
+      // s2: the source rule is the longest retention of the source (cam3: 30 -> 31), so that no
+      // stream loses days; streams with shorter retention get their own rules (encoded names).
+      "flussonic/s2/": 31,
+      "flussonic/s2/cam1/": 11,
+      "flussonic/s2/live%2Fcam2/": 4,
+      "flussonic/.backup/catalog/s2/": 31,
+      "flussonic/.backup/catalog/s2/cam1/": 11,
+      "flussonic/.backup/catalog/s2/live%2Fcam2/": 4,
+    });
+  });
+
+  it("removes old versions, leftover delete markers and incomplete multipart uploads", () => {
+    expect(lifecycle(t).find((r) => r.Id === "housekeeping")).toEqual({
+      Id: "housekeeping",
+      Prefix: "flussonic/",
+      Status: "Enabled",
+      NoncurrentVersionExpiration: { NoncurrentDays: 3 },
+      ExpiredObjectDeleteMarker: true,
+      AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+    });
+  });
+
+  it("turns on Object Lock and a storage class transition when the deployment options ask", () => {
+    const locked = templateFor({
+      ...baseConfig,
+      deployment: {
+        objectLock: { mode: "COMPLIANCE", days: 10 },
+        storageClassTransition: { storageClass: "GLACIER_IR", afterDays: 8 },
+      },
+    });
+    locked.hasResourceProperties("AWS::S3::Bucket", {
+      BucketName: "dvr-backup-test",
+      ObjectLockEnabled: true,
+      ObjectLockConfiguration: {
+        ObjectLockEnabled: "Enabled",
+        Rule: { DefaultRetention: { Mode: "COMPLIANCE", Days: 10 } },
+      },
+    });
+    const transitions = Object.fromEntries(
+      lifecycle(locked).map((r) => [
+        r.Prefix,
+        (r.Transitions as { StorageClass: string; TransitionInDays: number }[] | undefined) ?? [],
+      ]),
+    );
+    // Windows that live longer than 8 days move; those that expire first, and catalogs, stay.
+    expect(transitions["flussonic/s1/"]).toEqual([{ StorageClass: "GLACIER_IR", TransitionInDays: 8 }]);
+    expect(transitions["flussonic/s2/cam1/"]).toEqual([{ StorageClass: "GLACIER_IR", TransitionInDays: 8 }]);
+    expect(transitions["flussonic/s2/live%2Fcam2/"]).toEqual([]);
+    expect(transitions["flussonic/.backup/catalog/s1/"]).toEqual([]);
+  });
+});
+
+describe("the stack from the config: least privilege", () => {
+  const t = templateFor();
+  const policy = (fn: "Planner" | "Copier") =>
+    JSON.stringify(
+      Object.entries(t.findResources("AWS::IAM::Policy")).find(([id]) => id.startsWith(`${fn}Role`))![1],
+    );
+
+  it("lets the planner touch only the bookkeeping under .backup/ and send to the copy queues", () => {
+    const p = policy("Planner");
+    expect(p).toContain('"Action":["s3:GetObject","s3:PutObject","s3:DeleteObject"]');
+    expect(p).toContain("/flussonic/.backup/*");
+    expect(p).not.toContain("/flussonic/s1/*");
+    expect(p).not.toContain("sqs:ReceiveMessage");
+    expect(p.match(/sqs:SendMessage/g)).toHaveLength(2);
+  });
+
+  it("lets the copier write only its sources' windows and records, and never delete", () => {
+    const p = policy("Copier");
+    for (const prefix of [
+      "/flussonic/s1/*",
+      "/flussonic/s2/*",
+      "/flussonic/.backup/records/s1/*",
+      "/flussonic/.backup/records/s2/*",
+    ]) {
+      expect(p).toContain(prefix);
+    }
+    expect(p).not.toContain("/flussonic/.backup/*");
+    expect(p).not.toContain("s3:DeleteObject");
+    expect(p).toContain("sqs:ReceiveMessage");
+  });
+
+  it("lets each function read exactly the secrets the config names", () => {
+    for (const fn of ["Planner", "Copier"] as const) {
+      const p = policy(fn);
+      expect(p.match(/secretsmanager:GetSecretValue/g)).toHaveLength(2);
+      expect(p).toContain(":secret:flussonic-backup/s1-??????");
+      expect(p).toContain("arn:aws:secretsmanager:eu-west-1:123456789012:secret:s2-token-AbCdEf");
+    }
+  });
+
+  it("gives the functions no AWS managed policy", () => {
+    for (const role of byType(t, "AWS::IAM::Role")) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+});
+
+describe("the stack from the config: observability", () => {
+  it("alarms per source on DLQ depth, oldest queued window and backup lag, and on failing functions, into one SNS topic", () => {
+    const t = templateFor({
+      ...baseConfig,
+      deployment: { alarmEmail: "ops@example.com", lagAlarmSeconds: 1800 },
+    });
+    const alarms = byType(t, "AWS::CloudWatch::Alarm").map((a) => a.Properties);
+    expect(alarms.map((a) => a.AlarmName).sort()).toEqual([
+      "flussonic-backup-copier-errors",
+      "flussonic-backup-planner-errors",
+      "flussonic-backup-s1-dead-letters",
+      "flussonic-backup-s1-lag",
+      "flussonic-backup-s1-oldest-window",
+      "flussonic-backup-s2-dead-letters",
+      "flussonic-backup-s2-lag",
+      "flussonic-backup-s2-oldest-window",
+    ]);
+    const named = (n: string) => alarms.find((a) => a.AlarmName === n)!;
+    expect(named("flussonic-backup-s1-dead-letters")).toMatchObject({
+      MetricName: "ApproximateNumberOfMessagesVisible",
+      Threshold: 1,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
+    expect(named("flussonic-backup-s1-oldest-window")).toMatchObject({
+      MetricName: "ApproximateAgeOfOldestMessage",
+      Threshold: 3600,
+    });
+    expect(named("flussonic-backup-s1-lag")).toMatchObject({
+      Namespace: "FlussonicBackup",
+      MetricName: "BackupLagSeconds",
+      Dimensions: [
+        { Name: "service", Value: "planner" },
+        { Name: "source", Value: "s1" },
+      ],
+      Threshold: 1800,
+      TreatMissingData: "breaching",
+    });
+    const topic = Object.keys(t.findResources("AWS::SNS::Topic"));
+    expect(topic).toHaveLength(1);
+    for (const a of alarms) expect(a.AlarmActions).toEqual([{ Ref: topic[0] }]);
+    t.hasResourceProperties("AWS::SNS::Subscription", { Protocol: "email", Endpoint: "ops@example.com" });
+    t.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
+  });
+});
+
+describe("a config change changes the template as expected", () => {
+  it("a new source adds its queue, DLQ, mapping, alarms and lifecycle rules; a new retention moves its expiry", () => {
+    const before = templateFor();
+    const changed: RawConfig = {
+      ...baseConfig,
+      sources: [
+        { ...baseConfig.sources[0]!, retentionDays: 14 },
+        baseConfig.sources[1]!,
+        { name: "s3", url: "http://s3.example", maxConcurrentCopies: 4, retentionDays: 2 },
+      ],
+    };
+    const after = templateFor(changed);
+    before.resourceCountIs("AWS::SQS::Queue", 4);
+    after.resourceCountIs("AWS::SQS::Queue", 6);
+    before.resourceCountIs("AWS::Lambda::EventSourceMapping", 2);
+    after.resourceCountIs("AWS::Lambda::EventSourceMapping", 3);
+    after.hasResourceProperties("AWS::SQS::Queue", { QueueName: "flussonic-backup-s3" });
+    after.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      ScalingConfig: { MaximumConcurrency: 4 },
+    });
+    after.resourceCountIs("AWS::CloudWatch::Alarm", 11);
+    expect(expirations(before)["flussonic/s1/"]).toBe(9);
+    expect(expirations(after)["flussonic/s1/"]).toBe(15);
+    expect(expirations(after)["flussonic/s3/"]).toBe(3);
+    expect(expirations(before)["flussonic/s3/"]).toBeUndefined();
+    expect(expirations(after)["flussonic/s2/"]).toBe(expirations(before)["flussonic/s2/"]);
+  });
+});
+
+describe("cdk-nag AwsSolutions checks", () => {
+  const errorsOf = (stack: BackupStack) =>
+    new AwsSolutionsChecks()
+      .validateScope(stack)
+      .violations.filter((v) => v.severity === "error")
+      .map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.resourceLogicalId).join(", ")}`);
+
+  it("finds no error in the stack (every acknowledged finding has its reason in the code)", () => {
+    expect(errorsOf(stackFor(baseConfig))).toEqual([]);
+    const everything = stackFor({
+      ...baseConfig,
+      sources: [{ ...baseConfig.sources[0]!, maxConcurrentCopies: 1 }, baseConfig.sources[1]!],
+      deployment: {
+        kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555",
+        objectLock: { mode: "GOVERNANCE", days: 3 },
+        storageClassTransition: { storageClass: "STANDARD_IA", afterDays: 30 },
+        alarmEmail: "ops@example.com",
+      },
+    });
+    expect(errorsOf(everything)).toEqual([]);
+  });
+
+  it("does report an error when something insecure is added (the check is not vacuous)", () => {
+    const stack = stackFor(baseConfig);
+    new sqs.Queue(stack, "Plain", { encryption: sqs.QueueEncryption.UNENCRYPTED });
+    expect(errorsOf(stack).some((e) => e.startsWith("AwsSolutions-SQS"))).toBe(true);
+  });
+});
+
+describe("the CDK app (infra/app.ts)", () => {
+  const runApp = (config: string) =>
+    spawnSync(process.execPath, ["infra/app.ts"], {
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        CDK_CONTEXT_JSON: JSON.stringify({ config }),
+        CDK_OUTDIR: mkdtempSync(join(tmpdir(), "cdk-out-")),
+      },
+    });
+
+  it("names the file when the config is missing", () => {
+    const r = runApp("config/nope.jsonc");
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("config/nope.jsonc: cannot read the config file: no such file");
+  });
+
+  it("names the file and the field when the config is invalid", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "cfg-")), "bad.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ ...baseConfig, sources: [{ ...baseConfig.sources[0]!, retentionDays: -1 }] }),
+    );
+    const r = runApp(file);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(
+      `${file}: sources[0].retentionDays: expected a number of days greater than 0 (got -1)`,
+    );
+  });
+});
