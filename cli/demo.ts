@@ -3,6 +3,7 @@
  * hours of archive with gaps, a live edge that moves with the real clock), the embedded S3/SQS
  * emulator kept in a directory, one `run --once`, and where to look afterwards.
  */
+import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseConfig } from "../functions/config.ts";
 import { startEmbedded } from "../local/embedded.ts";
@@ -27,7 +28,8 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
     return 2;
   }
   const days = o.hours / 24;
-  const sim = await FlussonicSimulator.start({ streams: o.streams, days, seed: 1, bitrateBps: 24_000 });
+  const simSettings = { streams: o.streams, days, seed: 1, bitrateBps: 24_000 };
+  const sim = await FlussonicSimulator.start(simSettings);
   const dir = resolve(o.dir);
   const embedded = await startEmbedded(join(dir, "emulator"));
   try {
@@ -38,15 +40,17 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
       out.write(`  ${s.name}  ${s.bitrateBps / 1000} kbit/s, ${gaps} gap(s) in the archive\n`);
     }
     out.write(`Embedded S3/SQS emulator, state kept in ${dir}\n\n`);
-    const config = parseConfig(
-      JSON.stringify({
-        bucket: "demo-backup",
-        sources: [
-          { name: "demo", url: sim.url, retentionDays: days, maxConcurrentCopies: 2, maxBandwidthMbps: 40 },
-        ],
-      }),
-      "(demo configuration)",
-    );
+    const configText = JSON.stringify({
+      bucket: "demo-backup",
+      sources: [
+        { name: "demo", url: sim.url, retentionDays: days, maxConcurrentCopies: 2, maxBandwidthMbps: 40 },
+      ],
+    });
+    const config = parseConfig(configText, "(demo configuration)");
+    // For the operator commands' --demo (status, verify, restore, redrive): the configuration and
+    // the simulator's settings (a simulator started again with them serves the same archive).
+    writeFileSync(join(dir, "config.json"), `${configText}\n`);
+    writeFileSync(join(dir, "simulator.json"), `${JSON.stringify(simSettings)}\n`);
     const status = await runWith({
       config,
       credentials: new Map([["demo", { type: "none" }]]),

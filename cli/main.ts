@@ -82,6 +82,90 @@ program
     });
   });
 
+/** Options of every operator command: where the backup is. */
+function targetOptions(command: Command): Command {
+  return command
+    .option("-c, --config <file>", "configuration file (JSON, comments allowed)")
+    .option(
+      "--embedded [dir]",
+      "use the embedded S3/SQS emulator with its state in dir (default .flussonic-backup), like `run --embedded`",
+    )
+    .option(
+      "--demo [dir]",
+      "the demo's backup: the configuration and emulator state `npm start` keeps in dir (default .demo)",
+    )
+    .addHelpText(
+      "after",
+      "\nEndpoints: AWS_REGION, credentials and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SQS select where the backup is\nunless --embedded or --demo is given. Times: ISO 8601 (UTC unless a zone is given) or unix seconds.",
+    );
+}
+
+targetOptions(
+  program
+    .command("status")
+    .description(
+      "Per source and stream: archive vs backup (coverage, missing, not yet due, lag, bytes) and the queues",
+    )
+    .option("--source <name>", "only this source")
+    .option("--stream <name>", "only this stream")
+    .option("--json", "print the status as JSON")
+    .option("--html <file>", "write a self-contained HTML page with a timeline per stream")
+    .addOption(
+      new Option("--copy-timeout <seconds>", "the copier timeout the planner sizes windows with")
+        .default("900")
+        .argParser(Number),
+    ),
+).action(async (opts) => {
+  const { statusCommand } = await import("./status.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => statusCommand({ ...opts, copyTimeoutSeconds: opts.copyTimeout }));
+});
+
+targetOptions(
+  program
+    .command("verify")
+    .description(
+      "Re-read stored windows and compare size and SHA-256 with the copy records (exit 1 on any problem)",
+    )
+    .option("--source <name>", "only this source")
+    .option("--stream <name>", "only this stream")
+    .option("--from <time>", "only windows ending after this time")
+    .option("--to <time>", "only windows starting before this time")
+    .option("--json", "print the report as JSON"),
+).action(async (opts) => {
+  const { verifyCommand } = await import("./verify.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => verifyCommand(opts));
+});
+
+targetOptions(
+  program
+    .command("restore")
+    .description("Bring a time range of one stream back as one playable file in the stored format")
+    .requiredOption("--source <name>", "source")
+    .requiredOption("--stream <name>", "stream")
+    .requiredOption("--from <time>", "start of the range")
+    .requiredOption("--to <time>", "end of the range")
+    .requiredOption("--out <file>", "file to write (.mp4 or .ts, as stored)")
+    .option("--allow-gaps", "join what the backup has even when the range has holes"),
+).action(async (opts) => {
+  const { restoreCommand } = await import("./restore.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => restoreCommand(opts));
+});
+
+targetOptions(
+  program
+    .command("redrive")
+    .description("Move a source's dead-lettered windows back to its copy queue (after fixing the cause)")
+    .requiredOption("--source <name>", "source")
+    .option("--dry-run", "list the dead-lettered windows and their reasons, move nothing"),
+).action(async (opts) => {
+  const { redriveCommand } = await import("./redrive.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => redriveCommand(opts));
+});
+
 try {
   await program.parseAsync();
 } catch (error) {

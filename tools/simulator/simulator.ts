@@ -97,6 +97,9 @@ export interface SimRequest {
   path: string;
   status: number;
   kind: "archive" | "index" | "other";
+  /** When the request arrived and when its response ended (performance.now() ms). */
+  startedAt: number;
+  endedAt: number;
 }
 
 const API = "/streamer/api/v3";
@@ -206,6 +209,7 @@ export class FlussonicSimulator {
 
   async close(): Promise<void> {
     if (this.#server.listening) await this.pauseListening();
+    this.meter.close();
   }
 
   async #listen(port: number): Promise<void> {
@@ -227,8 +231,11 @@ export class FlussonicSimulator {
       : url.pathname.startsWith(`${API}/`) || url.pathname.endsWith("/recording_status.json")
         ? "index"
         : "other";
+    const startedAt = performance.now();
     res.on("close", () => {
       this.requests.push({
+        startedAt,
+        endedAt: performance.now(),
         method: req.method ?? "GET",
         path: `${url.pathname}${url.search.replace(/([?&]token=)[^&]*/g, "$1***")}`,
         status: res.statusCode,
@@ -431,11 +438,12 @@ export class FlussonicSimulator {
       ? realWindowBytes(this.#realMedia, seconds, format)
       : windowBytes(name, s.bitrateBps, seconds, format);
 
-    this.meter.started();
+    const socket = res.socket ?? undefined;
+    this.meter.started(socket);
     let closed = false;
     res.on("close", () => {
       closed = true;
-      this.meter.ended();
+      this.meter.ended(socket);
     });
     res.writeHead(200, {
       "content-type": format === "mp4" ? "video/mp4" : "video/mp2t",

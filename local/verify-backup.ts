@@ -1,0 +1,229 @@
+/**
+ * `verify`: re-reads stored window objects and compares their size and SHA-256 with what the
+ * copier recorded (per-day catalogs and pending completion records). Reports windows recorded but
+ * absent (missing), objects whose bytes differ (corrupt) and objects under a stream's folder that
+ * nothing records (unrecorded). One stream at a time, objects hashed as they stream (memory does
+ * not grow with object size or count of streams).
+ */
+import { createHash } from "node:crypto";
+import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { type BackupStore, type Catalog, storeError } from "../functions/adapters/backup-store.ts";
+import type { BackupConfig } from "../functions/config.ts";
+import { catalogKey, streamPrefix } from "../functions/domain/keys.ts";
+import { decodeKeySegment, encodeKeySegment } from "../functions/domain/names.ts";
+import { forEachLimited } from "../functions/plan-backup.ts";
+import { listObjects } from "./bucket-listing.ts";
+
+export interface VerifyProblem {
+  kind: "missing" | "corrupt" | "unrecorded";
+  source: string;
+  stream: string;
+  key: string;
+  detail: string;
+}
+
+export interface VerifyProgress {
+  stream: string;
+  checked: number;
+  /** Objects to check in this stream. */
+  total: number;
+  bytesRead: number;
+}
+
+export interface VerifyReport {
+  streams: number;
+  /** Recorded windows checked (read and hashed, or found missing). */
+  checked: number;
+  intact: number;
+  bytesRead: number;
+  problems: VerifyProblem[];
+}
+
+export interface VerifyOptions {
+  config: BackupConfig;
+  store: BackupStore;
+  source?: string | undefined;
+  stream?: string | undefined;
+  /** Only windows overlapping `[from, to)` (unix seconds). */
+  from?: number | undefined;
+  to?: number | undefined;
+  /** Objects read at once (default 4). */
+  concurrency?: number;
+  onProgress?: (p: VerifyProgress) => void;
+}
+
+interface Expected {
+  key: string;
+  from: number;
+  duration: number;
+  size: number;
+  sha256: string;
+}
+
+export async function verifyBackup(o: VerifyOptions): Promise<VerifyReport> {
+  const report: VerifyReport = { streams: 0, checked: 0, intact: 0, bytesRead: 0, problems: [] };
+  for (const source of o.config.sources) {
+    if (o.source && source.name !== o.source) continue;
+    const pending = await o.store.pendingRecords(source.name);
+    const catalogs = await catalogKeysByStream(o, source.name);
+    const streams = new Set<string>([...pending.byStream.keys(), ...catalogs.keys()]);
+    for (const s of await streamFolders(o, source.name)) streams.add(s);
+    for (const stream of [...streams].sort()) {
+      if (o.stream !== undefined && stream !== o.stream) continue;
+      report.streams++;
+      await verifyStream(
+        o,
+        report,
+        source.name,
+        stream,
+        catalogs.get(stream) ?? [],
+        pending.byStream.get(stream) ?? [],
+      );
+    }
+  }
+  return report;
+}
+
+function overlaps(o: VerifyOptions, from: number, duration: number): boolean {
+  return (o.from === undefined || from + duration > o.from) && (o.to === undefined || from < o.to);
+}
+
+/** Catalog keys of a source's streams, only the days that overlap the requested span. */
+async function catalogKeysByStream(o: VerifyOptions, source: string): Promise<Map<string, string[]>> {
+  const folder = catalogKey(o.store.prefix, source, "x", "d").slice(0, -"x/d.json".length);
+  const out = new Map<string, string[]>();
+  for await (const obj of listObjects(o.store.s3, o.store.bucket, folder)) {
+    const m = /^([^/]+)\/(\d{4}-\d{2}-\d{2})\.json$/.exec(obj.key.slice(folder.length));
+    if (!m) continue;
+    const dayStart = Date.parse(`${m[2]}T00:00:00Z`) / 1000;
+    if (!overlaps(o, dayStart, 86400)) continue;
+    const stream = decodeKeySegment(m[1]!);
+    out.set(stream, [...(out.get(stream) ?? []), obj.key]);
+  }
+  return out;
+}
+
+/** Stream folders holding archive objects (so a stream nothing records is still looked at). */
+async function streamFolders(o: VerifyOptions, source: string): Promise<string[]> {
+  const folder = `${o.store.prefix}${encodeKeySegment(source)}/`;
+  const out: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await o.store.s3
+      .send(
+        new ListObjectsV2Command({
+          Bucket: o.store.bucket,
+          Prefix: folder,
+          Delimiter: "/",
+          ContinuationToken: token,
+        }),
+      )
+      .catch((error: unknown) => {
+        throw storeError(error, `list ${folder}`);
+      });
+    for (const p of page.CommonPrefixes ?? []) {
+      if (p.Prefix) out.push(decodeKeySegment(p.Prefix.slice(folder.length).replace(/\/$/, "")));
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
+
+/** `{day}/{HHMMSS}Z-{duration}s.{format}` → window start and duration, or undefined. */
+export function parseWindowKeyTail(tail: string): { from: number; duration: number } | undefined {
+  const m = /^(\d{4}-\d{2}-\d{2})\/(\d{2})(\d{2})(\d{2})Z-(\d+)s\.(mp4|ts)$/.exec(tail);
+  if (!m) return undefined;
+  return { from: Date.parse(`${m[1]}T${m[2]}:${m[3]}:${m[4]}Z`) / 1000, duration: Number(m[5]) };
+}
+
+async function verifyStream(
+  o: VerifyOptions,
+  report: VerifyReport,
+  source: string,
+  stream: string,
+  catalogKeys: string[],
+  records: { key: string; from: number; duration: number; size: number; sha256: string }[],
+): Promise<void> {
+  const expected = new Map<string, Expected>();
+  for (const key of catalogKeys) {
+    const res = await o.store.s3
+      .send(new GetObjectCommand({ Bucket: o.store.bucket, Key: key }))
+      .catch((error: unknown) => {
+        throw storeError(error, `read ${key}`);
+      });
+    const catalog = JSON.parse((await res.Body?.transformToString()) ?? "null") as Catalog | null;
+    for (const w of catalog?.windows ?? []) {
+      if (overlaps(o, w.from, w.duration)) expected.set(w.key, w);
+    }
+  }
+  // Pending records are newer than catalogs: they win.
+  for (const r of records) if (overlaps(o, r.from, r.duration)) expected.set(r.key, r);
+
+  const prefix = streamPrefix(o.store.prefix, source, stream);
+  const stored = new Map<string, number>();
+  for await (const obj of listObjects(o.store.s3, o.store.bucket, prefix)) {
+    const w = parseWindowKeyTail(obj.key.slice(prefix.length));
+    if (w && !overlaps(o, w.from, w.duration)) continue;
+    stored.set(obj.key, obj.size);
+  }
+
+  const problem = (kind: VerifyProblem["kind"], key: string, detail: string) =>
+    report.problems.push({ kind, source, stream, key, detail });
+  for (const [key, size] of stored) {
+    if (!expected.has(key)) {
+      problem(
+        "unrecorded",
+        key,
+        `${size} bytes, no completion record or catalog entry (a copy still finishing, a copier that died before recording it, or not written by the backup)`,
+      );
+    }
+  }
+  const toRead = [...expected.values()].sort((a, b) => a.from - b.from);
+  const progress: VerifyProgress = { stream, checked: 0, total: toRead.length, bytesRead: 0 };
+  await forEachLimited(toRead, o.concurrency ?? 4, async (w) => {
+    const size = stored.get(w.key);
+    if (size === undefined) {
+      problem(
+        "missing",
+        w.key,
+        `recorded (${w.size} bytes, sha256 ${w.sha256.slice(0, 12)}…) but not in the bucket`,
+      );
+    } else if (size !== w.size) {
+      problem("corrupt", w.key, `size ${size} bytes, recorded ${w.size}`);
+    } else {
+      const got = await hashObject(o.store, w.key, (n) => {
+        progress.bytesRead += n;
+        report.bytesRead += n;
+      });
+      if (got.size !== w.size || got.sha256 !== w.sha256) {
+        problem("corrupt", w.key, `sha256 ${got.sha256}, recorded ${w.sha256}`);
+      } else {
+        report.intact++;
+      }
+    }
+    report.checked++;
+    progress.checked++;
+    o.onProgress?.(progress);
+  });
+}
+
+/** Size and SHA-256 of a stored object, streamed (nothing held but the hash state). */
+async function hashObject(
+  store: BackupStore,
+  key: string,
+  onBytes: (n: number) => void,
+): Promise<{ size: number; sha256: string }> {
+  const res = await store.s3
+    .send(new GetObjectCommand({ Bucket: store.bucket, Key: key }))
+    .catch((error: unknown) => {
+      throw storeError(error, `read ${key}`);
+    });
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
+    hash.update(chunk);
+    size += chunk.length;
+    onBytes(chunk.length);
+  }
+  return { size, sha256: hash.digest("hex") };
+}
