@@ -166,6 +166,31 @@ targetOptions(
   await operatorAction(() => redriveCommand(opts));
 });
 
+targetOptions(
+  program
+    .command("pause")
+    .description(
+      "Pause a source for maintenance: nothing planned or copied, no request to it, until `resume` (all runtimes)",
+    )
+    .requiredOption("--source <name>", "source")
+    .option("--reason <text>", "why (kept with the switch and logged by the planner)"),
+).action(async (opts) => {
+  const { pauseCommand } = await import("./pause.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => pauseCommand(opts, true));
+});
+
+targetOptions(
+  program
+    .command("resume")
+    .description("Resume a source paused with `pause`")
+    .requiredOption("--source <name>", "source"),
+).action(async (opts) => {
+  const { pauseCommand } = await import("./pause.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => pauseCommand(opts, false));
+});
+
 try {
   await program.parseAsync();
 } catch (error) {

@@ -99,10 +99,11 @@ async function runForever(
   const onSignal = () => stop.abort();
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  rt.startCopiers();
   out.write(`Running: planning every ${Math.round(everyMs / 1000)} s; Ctrl-C to stop.\n`);
   while (!stop.signal.aborted) {
     try {
+      // Sources resumed or inside their allowed hours again get their copiers back.
+      await rt.startCopiers();
       progress.planned(await rt.plan());
     } catch (error) {
       out.write(`planning failed: ${(error as Error).message}\n`);

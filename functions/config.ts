@@ -3,10 +3,12 @@
  * zod and passed down typed. Secrets are never in the file: it names environment variables (local
  * runtime) and Secrets Manager secrets (AWS).
  */
+
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
 import { z } from "zod";
+import { HH_MM, isKnownTimeZone } from "./domain/bandwidth-schedule.ts";
 import { SOURCE_NAME_RULE, STREAM_NAME_RULE, sourceNameProblem, streamNameProblem } from "./domain/names.ts";
 
 /** Window lengths the planner may use: divisors of a day, so windows stay aligned to UTC boundaries. */
@@ -145,7 +147,31 @@ const sourceSchema = z
       .positive({ error: "expected a bandwidth cap greater than 0 Mbit/s" })
       .default(100)
       .describe("Total download rate from this source, all copies together (megabits per second)"),
-    paused: z.boolean().default(false).describe("When true nothing is planned or copied for this source"),
+    paused: z
+      .boolean()
+      .default(false)
+      .describe(
+        "When true nothing is planned or copied for this source (also: `flussonic-backup pause --source`)",
+      ),
+    bandwidthSchedule: z
+      .array(
+        z.strictObject({
+          from: z.string().regex(HH_MM, { error: 'expected a time of day like "08:00"' }),
+          to: z.string().regex(HH_MM, { error: 'expected a time of day like "20:00"' }),
+          maxBandwidthMbps: z
+            .number({ error: "expected a number of megabits per second" })
+            .nonnegative({ error: "expected 0 (no copying) or more Mbit/s" }),
+        }),
+      )
+      .default([])
+      .describe(
+        "Daily periods with their own cap (0: no copying), e.g. gentle by day, full speed at night; outside them maxBandwidthMbps applies",
+      ),
+    timeZone: z
+      .string()
+      .refine(isKnownTimeZone, { error: 'expected an IANA time zone like "Europe/Berlin" or "UTC"' })
+      .default("UTC")
+      .describe("Time zone of bandwidthSchedule"),
     timeouts: z
       .strictObject({
         connectSeconds: z.number().positive().default(10),

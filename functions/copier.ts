@@ -17,6 +17,7 @@ import { z } from "zod";
 import type { BackupStore } from "./adapters/backup-store.ts";
 import type { FlussonicClient } from "./adapters/flussonic.ts";
 import { type CopyResult, isOverload, type SourcePressure } from "./adapters/source-pressure.ts";
+import type { SwitchState } from "./adapters/source-switch.ts";
 import type { Throttle } from "./adapters/throttle.ts";
 import { type CopyMessage, type CopyOutcome, copyWindow } from "./copy-window.ts";
 import { BackupError, RetryableError, WindowGoneError } from "./domain/errors.ts";
@@ -36,7 +37,7 @@ export const copyMessageShape = z.strictObject({
 /** What happened to one message, for progress, summaries and metrics. */
 export type CopierEvent =
   | { type: "copied" | "already-stored"; message: CopyMessage; bytes: number; seconds: number }
-  | { type: "stale" | "gone"; message: CopyMessage; reason: string }
+  | { type: "stale" | "gone" | "deferred"; message: CopyMessage; reason: string }
   | { type: "retry"; message: CopyMessage; reason: string; delaySeconds: number; attempt: number }
   | { type: "dead-lettered"; message: CopyMessage | undefined; body: string; reason: string };
 
@@ -45,6 +46,12 @@ export interface CopierDeps {
   sqs: SQSClient;
   flussonic: (source: string) => FlussonicClient;
   throttle: (source: string) => Throttle;
+  /** Pause switches and bandwidth schedule (optional: without them a source always copies). */
+  switches?: (source: string) => Promise<SwitchState>;
+  /** Applies the cap in force (Mbit/s for the whole source) to the source's throttle. */
+  applyBandwidth?: (source: string, maxBandwidthMbps: number) => void;
+  /** Seconds a deferred window waits before it is looked at again (default 900, the SQS maximum). */
+  deferSeconds?: number;
   /** Back-off gate per source (optional: without it only per-message retry delays apply). */
   pressure?: (source: string) => SourcePressure;
   queueUrl: (source: string) => string;
@@ -112,6 +119,28 @@ export function createCopierHandler(deps: CopierDeps) {
     }
     const m: CopyMessage = parsed.data;
     const started = performance.now();
+    const switchState = await deps.switches?.(m.source);
+    if (switchState && !switchState.copying) {
+      // Paused, or outside the allowed hours: put the window back with a delay as a new message
+      // (so waiting does not count towards the receive limit), and acknowledge this delivery.
+      // FIFO queues (a cap of 1 in AWS) take no per-message delay and deduplicate equal bodies:
+      // there the window is dropped and the planner plans it again once its lease has ended.
+      const reason = switchState.reason ?? "paused";
+      const queueUrl = deps.queueUrl(m.source);
+      if (!queueUrl.endsWith(".fifo")) {
+        await deps.sqs.send(
+          new SendMessageCommand({
+            QueueUrl: queueUrl,
+            MessageBody: record.body,
+            DelaySeconds: deps.deferSeconds ?? 900,
+          }),
+        );
+      }
+      log.info("window deferred", { source: m.source, stream: m.stream, from: m.from, reason });
+      emit({ type: "deferred", message: m, reason });
+      return;
+    }
+    if (switchState) deps.applyBandwidth?.(m.source, switchState.maxBandwidthMbps);
     let outcome: CopyOutcome;
     const gate = deps.pressure?.(m.source);
     let result: CopyResult = "other";

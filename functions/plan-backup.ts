@@ -124,9 +124,14 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
     errors: [],
   };
   const log = deps.logger;
-  // Paused (maintenance): no request at all to the source; finished copies are compacted on resume.
-  if (source.paused) {
-    log.info("source paused: not planned", { source: source.name });
+  // Paused (maintenance, by config or by `flussonic-backup pause`): no request at all to the
+  // source; finished copies are compacted on resume.
+  const control = source.paused
+    ? undefined
+    : await deps.store.readControl(source.name).catch(() => undefined);
+  if (source.paused || control) {
+    report.paused = true;
+    log.info("source paused: not planned", { source: source.name, reason: control?.reason ?? "config" });
     return report;
   }
   const client = deps.flussonic(source.name);

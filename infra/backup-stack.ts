@@ -11,6 +11,7 @@ import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { authSecretReference, type BackupConfig, ConfigError } from "../functions/config.ts";
+import { controlKey } from "../functions/domain/keys.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 import { COPIER_TIMEOUT_SECONDS } from "../functions/lambda/copier-limits.ts";
 import { BackupBucket } from "./backup-bucket.ts";
@@ -140,7 +141,8 @@ export class BackupStack extends Stack {
    *   delete (it deletes the records it has folded into manifests);
    * - copier: per source the windows `{prefix}{source}/` and the completion records
    *   `{prefix}.backup/records/{source}/`: read (a window already stored is recorded, not copied
-   *   again), write, abort its multipart uploads.
+   *   again), write, abort its multipart uploads; and read its sources' pause switches
+   *   `{prefix}.backup/control/{source}.json`.
    * Both may list the bucket: S3 answers 404 for a missing key only to a caller allowed to list the
    * bucket, otherwise 403, and the pipeline relies on "not found" (a manifest not yet written, a
    * window not yet copied). S3 documents that 404 for s3:ListBucket on the bucket; a grant narrowed
@@ -175,6 +177,13 @@ export class BackupStack extends Stack {
           objects(this.copier.role, `${config.prefix}${encodeKeySegment(s.name)}/`),
           objects(this.copier.role, `${config.prefix}.backup/records/${encodeKeySegment(s.name)}/`),
         ]),
+      }),
+    );
+    // The operator's pause switch of each source (`flussonic-backup pause`): read only.
+    this.copier.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:GetObject"],
+        resources: config.sources.map((s) => bucket.arnForObjects(controlKey(config.prefix, s.name))),
       }),
     );
     const key = this.backupBucket.encryptionKey;

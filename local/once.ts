@@ -17,6 +17,9 @@ export interface OnceSummary {
   retries: number;
   bytes: number;
   seconds: number;
+  deferred: number;
+  /** Sources that did not copy in this run, with the reason (paused, outside allowed hours). */
+  idle: [string, string][];
   deadLettered: Extract<CopierEvent, { type: "dead-lettered" }>[];
   planErrors: { source: string; stream: string | undefined; message: string }[];
   /** The last planner run, after everything was copied: coverage per stream. */
@@ -44,7 +47,7 @@ export async function runOnce(rt: LocalRuntime, tally: OnceTally, o: OnceOptions
   let planned = 0;
   let rounds = 0;
   const planErrors: OnceSummary["planErrors"] = [];
-  rt.startCopiers();
+  await rt.startCopiers();
   let report: PlanReport;
   try {
     for (;;) {
@@ -80,6 +83,8 @@ export async function runOnce(rt: LocalRuntime, tally: OnceTally, o: OnceOptions
     gone: count("gone"),
     stale: count("stale"),
     retries: count("retry"),
+    deferred: count("deferred"),
+    idle: [...rt.idleSources],
     bytes: events.reduce((n, e) => n + (e.type === "copied" ? e.bytes : 0), 0),
     seconds: (performance.now() - started) / 1000,
     deadLettered,
@@ -107,6 +112,7 @@ export function formatSummary(s: OnceSummary, now: number): string {
       ` (${s.planned} planned in ${s.rounds} round(s); ${s.alreadyStored} already stored,` +
       ` ${s.gone} gone at the source, ${s.retries} retried, ${s.deadLettered.length} dead-lettered).`,
   );
+  for (const [source, reason] of s.idle) lines.push(`Source ${source} did not copy: ${reason}.`);
   lines.push("");
   lines.push(coverageTable(s.finalPlan, now));
   if (s.deadLettered.length > 0) {

@@ -8,8 +8,9 @@ import { BackupStore } from "../functions/adapters/backup-store.ts";
 import { CopyQueue } from "../functions/adapters/copy-queue.ts";
 import { FlussonicClient } from "../functions/adapters/flussonic.ts";
 import { type PressureChange, SourcePressure } from "../functions/adapters/source-pressure.ts";
+import { SourceSwitches } from "../functions/adapters/source-switch.ts";
 import { type Throttle, TokenBucket } from "../functions/adapters/throttle.ts";
-import type { BackupConfig, SourceCredentials } from "../functions/config.ts";
+import type { BackupConfig, SourceConfig, SourceCredentials } from "../functions/config.ts";
 import { type CopierEvent, createCopierHandler } from "../functions/copier.ts";
 import { type Log, type PlanReport, planBackup } from "../functions/plan-backup.ts";
 import { createS3Client, createSqsClient, type Endpoints } from "./aws-clients.ts";
@@ -36,6 +37,8 @@ export interface RuntimeOptions {
   onEvent?: (event: CopierEvent) => void;
   onBytes?: (source: string, bytes: number) => void;
   onPressure?: (source: string, change: PressureChange) => void;
+  /** Delay of a window deferred while its source is paused (default 900 s). */
+  deferSeconds?: number;
 }
 
 export class LocalRuntime {
@@ -49,6 +52,10 @@ export class LocalRuntime {
   readonly throttles: Map<string, Throttle>;
   /** Back-off gate per source (shared by the source's copiers in this process). */
   readonly pressure: Map<string, SourcePressure>;
+  /** Pause switches and bandwidth schedules. */
+  readonly switches: SourceSwitches;
+  /** Sources not copying in the current `run --once` (paused or outside their allowed hours). */
+  readonly idleSources = new Map<string, string>();
   readonly #o: RuntimeOptions;
   readonly #queue: CopyQueue;
   readonly #handler: ReturnType<typeof createCopierHandler>;
@@ -62,6 +69,7 @@ export class LocalRuntime {
     this.queues = queues;
     this.now = o.now ?? (() => Math.floor(Date.now() / 1000));
     this.store = new BackupStore(s3, o.config.bucket, o.config.prefix);
+    this.switches = new SourceSwitches(this.store, this.now);
     this.clients = new Map(
       o.config.sources.map((s) => [
         s.name,
@@ -95,6 +103,9 @@ export class LocalRuntime {
       flussonic: (source) => this.#client(source),
       throttle: (source) => this.throttles.get(source)!,
       pressure: (source) => this.pressure.get(source)!,
+      switches: (source) => this.switches.state(this.#source(source)),
+      applyBandwidth: (source, mbps) => this.throttles.get(source)?.setRate?.((mbps * 1_000_000) / 8),
+      ...(o.deferSeconds !== undefined ? { deferSeconds: o.deferSeconds } : {}),
       queueUrl: (source) => q(source).url,
       deadLetterUrl: (source) => q(source).deadLetterUrl,
       maxReceiveCount: o.maxReceiveCount ?? 5,
@@ -132,6 +143,12 @@ export class LocalRuntime {
     return new LocalRuntime(o, s3, sqs, queues);
   }
 
+  #source(name: string): SourceConfig {
+    const s = this.config.sources.find((x) => x.name === name);
+    if (!s) throw new Error(`unknown source "${name}"`);
+    return s;
+  }
+
   #client(source: string): FlussonicClient {
     const c = this.clients.get(source);
     if (!c) throw new Error(`unknown source "${source}"`);
@@ -151,10 +168,20 @@ export class LocalRuntime {
     });
   }
 
-  /** Starts one poller per source that is not paused, with the source's copy cap as concurrency. */
-  startCopiers(): void {
+  /**
+   * Starts one poller per source that may copy now (not paused by config or by the operator, not
+   * outside its allowed hours), with the source's copy cap as concurrency.
+   */
+  async startCopiers(): Promise<void> {
+    this.switches.forget();
     for (const source of this.config.sources) {
-      if (source.paused || this.pollers.has(source.name)) continue;
+      const state = await this.switches.state(source);
+      if (!state.copying) {
+        this.idleSources.set(source.name, state.reason ?? "paused");
+        continue;
+      }
+      this.idleSources.delete(source.name);
+      if (this.pollers.has(source.name)) continue;
       const q = this.queues.get(source.name)!;
       const poller = new QueuePoller({
         sqs: this.sqs,
@@ -179,11 +206,11 @@ export class LocalRuntime {
     this.pollers.clear();
   }
 
-  /** Messages left (waiting, in flight or delayed) in the copy queues of unpaused sources. */
+  /** Messages left (waiting, in flight or delayed) in the copy queues of sources that copy now. */
   async pendingMessages(): Promise<number> {
     let n = 0;
     for (const source of this.config.sources) {
-      if (source.paused) continue;
+      if (source.paused || this.idleSources.has(source.name)) continue;
       const d = await queueDepth(this.sqs, this.queues.get(source.name)!.url);
       n += d.visible + d.inFlight + d.delayed;
     }

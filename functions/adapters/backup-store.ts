@@ -3,6 +3,7 @@
  * Archive objects themselves are written by the copier (functions/copy-window.ts).
  */
 import {
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -15,6 +16,7 @@ import type { ArchiveFormat } from "../config.ts";
 import { RetryableError } from "../domain/errors.ts";
 import {
   catalogKey,
+  controlKey,
   manifestKey,
   recordKey,
   recordsPrefix,
@@ -46,6 +48,14 @@ export interface Catalog {
   stream: string;
   day: string;
   windows: CatalogEntry[];
+}
+
+/** The operator's switch for a source, set by `flussonic-backup pause` and cleared by `resume`. */
+export interface SourceControl {
+  paused: true;
+  reason: string;
+  /** Unix seconds. */
+  at: number;
 }
 
 /** Counts S3 requests by kind (the planner's O(streams) promise is measured with it). */
@@ -207,6 +217,37 @@ export class BackupStore {
       .catch((error: unknown) => {
         throw storeError(error, "write catalog");
       });
+  }
+
+  /** The source's pause switch, or undefined when it runs normally. */
+  async readControl(source: string): Promise<SourceControl | undefined> {
+    const got = await this.#getJson<SourceControl>(controlKey(this.prefix, source));
+    return got?.body?.paused ? got.body : undefined;
+  }
+
+  /** Pauses a source (a control object) or resumes it (deletes the object). */
+  async writeControl(source: string, control: SourceControl | undefined): Promise<void> {
+    const Key = controlKey(this.prefix, source);
+    if (control) {
+      this.#count("PutObject");
+      await this.s3
+        .send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            Body: JSON.stringify(control),
+            ContentType: "application/json",
+          }),
+        )
+        .catch((error: unknown) => {
+          throw storeError(error, `pause source ${source}`);
+        });
+      return;
+    }
+    this.#count("DeleteObject");
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })).catch((error: unknown) => {
+      throw storeError(error, `resume source ${source}`);
+    });
   }
 
   async #getJson<T>(key: string): Promise<{ body: T; etag: string | undefined } | undefined> {

@@ -6,13 +6,15 @@
 export interface Throttle {
   /** Waits until `bytes` may be read. */
   take(bytes: number, signal?: AbortSignal): Promise<void>;
+  /** Changes the rate (a bandwidth schedule's period begins). */
+  setRate?(bytesPerSecond: number): void;
 }
 
 export const unlimited: Throttle = { take: async () => undefined };
 
 export class TokenBucket implements Throttle {
-  readonly bytesPerSecond: number;
-  readonly burstBytes: number;
+  bytesPerSecond: number;
+  burstBytes: number;
   #tokens: number;
   #last: number;
   /** Serialises waiters so that concurrent copiers share the rate fairly (first come, first served). */
@@ -26,6 +28,14 @@ export class TokenBucket implements Throttle {
     this.#now = options.nowMs ?? (() => performance.now());
     this.#tokens = 0;
     this.#last = this.#now();
+  }
+
+  setRate(bytesPerSecond: number): void {
+    if (bytesPerSecond === this.bytesPerSecond || bytesPerSecond <= 0) return;
+    this.#refill();
+    this.bytesPerSecond = bytesPerSecond;
+    this.burstBytes = Math.max(16 * 1024, Math.round(bytesPerSecond / 20));
+    this.#tokens = Math.min(this.#tokens, this.burstBytes);
   }
 
   take(bytes: number, signal?: AbortSignal): Promise<void> {

@@ -57,3 +57,8 @@ export function recordsPrefix(prefix: string, source: string): string {
 export function recordKey(prefix: string, w: WindowId): string {
   return `${recordsPrefix(prefix, w.source)}${encodeKeySegment(w.stream)}/${w.from}-${w.duration}.json`;
 }
+
+/** The operator's switch for a source (pause/resume), read by the planner and the copiers. */
+export function controlKey(prefix: string, source: string): string {
+  return `${prefix}${STATE}control/${encodeKeySegment(source)}.json`;
+}

@@ -2,6 +2,8 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, SQSEvent } from "aws-lambda";
+import { SourcePressure } from "../adapters/source-pressure.ts";
+import { SourceSwitches } from "../adapters/source-switch.ts";
 import { TokenBucket } from "../adapters/throttle.ts";
 import { createCopierHandler } from "../copier.ts";
 import { COPIER_MAX_RECEIVE_COUNT, COPIER_TIMEOUT_SECONDS } from "./copier-limits.ts";
@@ -21,15 +23,25 @@ async function build() {
       new TokenBucket((s.maxBandwidthMbps * 1_000_000) / 8 / s.maxConcurrentCopies),
     ]),
   );
+  const sources = new Map(env.config.sources.map((s) => [s.name, s]));
+  const now = () => Math.floor(Date.now() / 1000);
+  const switches = new SourceSwitches(env.store, now);
+  // Back-off per container: with batch size 1 this is the pause after a 429/503 or a network error;
+  // the per-message retry delays (Retry-After honoured) slow the whole fleet of the source down.
+  const pressure = new Map(env.config.sources.map((s) => [s.name, new SourcePressure({ maxConcurrent: 1 })]));
   return createCopierHandler({
     store: env.store,
     sqs: env.sqs,
     flussonic: env.flussonic,
     throttle: (source) => throttles.get(source)!,
+    pressure: (source) => pressure.get(source)!,
+    switches: (source) => switches.state(sources.get(source)!),
+    applyBandwidth: (source, mbps) =>
+      throttles.get(source)?.setRate((mbps * 1_000_000) / 8 / sources.get(source)!.maxConcurrentCopies),
     queueUrl: env.queueUrl,
     deadLetterUrl: env.deadLetterUrl,
     maxReceiveCount: COPIER_MAX_RECEIVE_COUNT,
-    now: () => Math.floor(Date.now() / 1000),
+    now,
     partSize: 8 * 1024 * 1024,
     copyTimeoutSeconds: COPIER_TIMEOUT_SECONDS,
     logger,
@@ -45,6 +57,8 @@ async function build() {
         m.addMetric("CopyRetries", MetricUnit.Count, 1);
       } else if (e.type === "gone") {
         m.addMetric("WindowsGone", MetricUnit.Count, 1);
+      } else if (e.type === "deferred") {
+        m.addMetric("WindowsDeferred", MetricUnit.Count, 1);
       }
     },
   });

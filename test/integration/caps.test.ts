@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { PressureChange } from "../../functions/adapters/source-pressure.ts";
-import { runOnce } from "../../local/once.ts";
+import { formatSummary, runOnce } from "../../local/once.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";
 
 const NOW = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
@@ -112,5 +112,57 @@ describe("source protection", () => {
     expect(h.sim.requests).toEqual([]);
     expect(h.sims.get("src2")!.meter.downloads).toBe(run.copied);
     expect(run.finalPlan.sources.find((s) => s.source === "src1")!.paused).toBe(true);
+  });
+});
+
+describe("pause switch and bandwidth schedule", () => {
+  it("pause stops every request to the source and resume copies what was missed", async () => {
+    h = await startHarness({
+      sim: { streams: streams(2, 40_000) },
+      source: { retentionDays: 1 / 24 },
+      more: [{ name: "src2", sim: { streams: streams(1, 40_000) }, source: { retentionDays: 1 / 24 } }],
+    });
+    const rt = await h.runtime();
+    const out: string[] = [];
+    await rt.store.writeControl("src1", { paused: true, reason: "disk swap", at: h.clock.now() });
+    const paused = await runOnce(rt, h.tally);
+    expect(paused.ok).toBe(true);
+    expect(h.sim.requests).toEqual([]);
+    expect(paused.idle).toEqual([["src1", "paused by the operator: disk swap"]]);
+    expect(h.sims.get("src2")!.meter.downloads).toBe(paused.copied);
+    out.push(formatSummary(paused, h.clock.now()));
+    expect(out.join()).toMatch(/Source src1 did not copy: paused by the operator: disk swap/);
+
+    await rt.store.writeControl("src1", undefined);
+    const resumed = await runOnce(rt, h.tally);
+    expect(resumed.ok).toBe(true);
+    expect(resumed.copied).toBeGreaterThanOrEqual(2 * 6);
+    expect(h.sim.meter.downloads).toBe(resumed.copied);
+  });
+
+  it("defers queued windows during a no-copy period of the schedule, then copies them", async () => {
+    h = await startHarness({
+      sim: { streams: streams(2, 40_000) },
+      source: {
+        retentionDays: 1 / 24,
+        // The test clock starts at 12:17 UTC.
+        bandwidthSchedule: [{ from: "12:30", to: "13:00", maxBandwidthMbps: 0 }],
+      },
+    });
+    const rt = await h.runtime({ deferSeconds: 1 });
+    await rt.startCopiers(); // 12:17: copying allowed, queue empty
+    h.clock.advance(14 * 60); // 12:31: no copying
+    const report = await rt.plan();
+    const planned = report.sources[0]!.planned.length;
+    expect(planned).toBeGreaterThan(0);
+    await expect
+      .poll(() => h!.tally.events.filter((e) => e.type === "deferred").length)
+      .toBeGreaterThan(planned);
+    expect(h.sim.requests.filter((r) => r.kind === "archive")).toEqual([]);
+    h.clock.advance(30 * 60); // 13:01: full speed again
+    await rt.drain();
+    await rt.stopCopiers();
+    expect(h.tally.events.filter((e) => e.type === "copied").length).toBe(planned);
+    expect(h.tally.events.filter((e) => e.type === "dead-lettered")).toEqual([]);
   });
 });

@@ -175,7 +175,7 @@ for (let run = 1; run <= RUNS; run++) {
       const report = await rt.plan();
       expect(report.sources[0]!.planned.length).toBeGreaterThan(0);
       await hh.sim.pauseListening();
-      rt.startCopiers();
+      await rt.startCopiers();
       await expect.poll(() => hh.tally.events.filter((e) => e.type === "retry").length).toBeGreaterThan(1);
       await hh.sim.resumeListening();
       await rt.drain();
@@ -254,7 +254,7 @@ for (let run = 1; run <= RUNS; run++) {
           }),
         );
       }
-      rt.startCopiers();
+      await rt.startCopiers();
       await rt.drain();
       await rt.stopCopiers();
       const copiedOrStored = hh.tally.events.filter(

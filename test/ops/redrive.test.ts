@@ -54,7 +54,7 @@ describe("redrive", () => {
     expect(await queueStatus(rt.sqs, "src1")).toEqual({ queued: n, inFlight: 0, deadLettered: 0 });
 
     const copiedBefore = h.tally.events.filter((e) => e.type === "copied").length;
-    rt.startCopiers();
+    await rt.startCopiers();
     await rt.drain();
     await rt.stopCopiers();
     const copied = h.tally.events.filter((e) => e.type === "copied").length - copiedBefore;
