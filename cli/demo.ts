@@ -3,12 +3,15 @@
  * hours of archive with gaps, a live edge that moves with the real clock), the embedded S3/SQS
  * emulator kept in a directory, one `run --once`, and where to look afterwards.
  */
+
+import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseConfig } from "../functions/config.ts";
 import { startEmbedded } from "../local/embedded.ts";
 import { FlussonicSimulator } from "../tools/simulator/simulator.ts";
 import { runWith } from "./run.ts";
+import { isoTime } from "./time-arg.ts";
 
 export interface DemoOptions {
   dir: string;
@@ -28,7 +31,10 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
     return 2;
   }
   const days = o.hours / 24;
-  const simSettings = { streams: o.streams, days, seed: 1, bitrateBps: 24_000 };
+  // Real H.264/AAC (generated once with ffmpeg) when ffmpeg is here, so that `restore --demo`
+  // gives a playable file; otherwise synthetic bytes (everything but restore works the same).
+  const media = hasFfmpeg() ? "real" : "synthetic";
+  const simSettings = { streams: o.streams, days, seed: 1, bitrateBps: 24_000, media } as const;
   const sim = await FlussonicSimulator.start(simSettings);
   const dir = resolve(o.dir);
   const embedded = await startEmbedded(join(dir, "emulator"));
@@ -37,13 +43,20 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
     for (const s of sim.streams()) {
       const ranges = sim.rangesOf(s.name);
       const gaps = ranges.length - 1;
-      out.write(`  ${s.name}  ${s.bitrateBps / 1000} kbit/s, ${gaps} gap(s) in the archive\n`);
+      const last = ranges.at(-1)!;
+      const kbps = Math.round((sim.body(s.name, last.to - 60, 60, "mp4").length * 8) / 60 / 1000);
+      out.write(`  ${s.name}  ${kbps} kbit/s, ${gaps} gap(s) in the archive\n`);
     }
+    out.write(
+      media === "real"
+        ? "Media: real H.264/AAC video (a test pattern made with ffmpeg): restored files play.\n"
+        : "Media: synthetic bytes (ffmpeg not found): `restore --demo` needs real media, install ffmpeg.\n",
+    );
     out.write(`Embedded S3/SQS emulator, state kept in ${dir}\n\n`);
     const configText = JSON.stringify({
       bucket: "demo-backup",
       sources: [
-        { name: "demo", url: sim.url, retentionDays: days, maxConcurrentCopies: 2, maxBandwidthMbps: 40 },
+        { name: "demo", url: sim.url, retentionDays: days, maxConcurrentCopies: 2, maxBandwidthMbps: 80 },
       ],
     });
     const config = parseConfig(configText, "(demo configuration)");
@@ -51,6 +64,8 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
     // the simulator's settings (a simulator started again with them serves the same archive).
     writeFileSync(join(dir, "config.json"), `${configText}\n`);
     writeFileSync(join(dir, "simulator.json"), `${JSON.stringify(simSettings)}\n`);
+    const lastCam1 = sim.rangesOf("cam1").at(-1)!;
+    const restoreFrom = Math.floor((lastCam1.to - 1800) / 600) * 600;
     const status = await runWith({
       config,
       credentials: new Map([["demo", { type: "none" }]]),
@@ -66,6 +81,10 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
         `The backup is in bucket "demo-backup" of the emulator (objects under ${join(dir, "emulator", "s3")}).`,
         "Layout: flussonic/<source>/<stream>/<UTC date>/<HHMMSS>Z-<seconds>s.mp4; manifests under flussonic/.backup/.",
         "Run `npm start` again: only what was recorded since is copied.",
+        "Look at it with the operator commands (same data, --demo):",
+        "  npx flussonic-backup status --demo [--html status.html]",
+        "  npx flussonic-backup verify --demo",
+        `  npx flussonic-backup restore --demo --source demo --stream cam1 --from ${isoTime(restoreFrom)} --to ${isoTime(restoreFrom + 600)} --out cam1.mp4`,
         "Your own server: write a config (see config/example.jsonc), then",
         "  npx flussonic-backup run --config my-config.jsonc --once --embedded",
         "",
@@ -76,4 +95,8 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
     await embedded.stop();
     await sim.close();
   }
+}
+
+function hasFfmpeg(): boolean {
+  return spawnSync("ffmpeg", ["-version"], { stdio: "ignore" }).status === 0;
 }

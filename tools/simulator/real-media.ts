@@ -26,7 +26,7 @@ import {
 import type { TimeRange } from "../../functions/domain/ranges.ts";
 
 const CLIP_SECONDS = 10;
-const CACHE_VERSION = "v1";
+const CACHE_VERSION = "v2";
 const TS_PACKET = 188;
 const PTS_WRAP = 2 ** 33;
 
@@ -71,12 +71,13 @@ async function load(): Promise<RealMedia> {
 async function generate(dir: string): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), "flussonic-backup-real-media-"));
   const input = [
-    ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"],
-    ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"],
+    // Small on purpose (about 40 kbit/s): the demo keeps hours of it for several streams.
+    ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10"],
+    ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050"],
     ["-t", String(CLIP_SECONDS)],
-    ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"],
-    ["-g", "25", "-keyint_min", "25", "-sc_threshold", "0"],
-    ["-c:a", "aac", "-b:a", "64k"],
+    ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-crf", "32"],
+    ["-g", "10", "-keyint_min", "10", "-sc_threshold", "0"],
+    ["-c:a", "aac", "-ac", "1", "-b:a", "16k"],
   ].flat();
   try {
     await run("ffmpeg", [
