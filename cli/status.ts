@@ -116,7 +116,7 @@ export function statusText(status: BackupStatus): string {
   for (const s of status.sources) {
     const q = s.queue;
     lines.push(
-      `${s.source}${s.paused ? " (paused)" : ""}: ${q ? `${q.queued} window(s) queued, ${q.inFlight} in flight, ${q.deadLettered} dead-lettered` : "queues unknown"}` +
+      `${s.source}${s.paused ? ` (paused${s.pausedReason ? `: ${s.pausedReason}` : ""})` : ""}: ${q ? `${q.queued} window(s) queued, ${q.inFlight} in flight, ${q.deadLettered} dead-lettered` : "queues unknown"}` +
         (q?.deadLettered ? " (see the reasons with `redrive --dry-run`; fix the cause, then `redrive`)" : ""),
     );
     for (const e of s.errors) lines.push(`  ${e}`);

@@ -45,6 +45,8 @@ export interface QueueStatus {
 export interface SourceStatus {
   source: string;
   paused: boolean;
+  /** Why, when the operator paused it (`flussonic-backup pause`). */
+  pausedReason?: string;
   queue: QueueStatus | undefined;
   streams: StreamStatus[];
   /** Why part of the picture is missing (source unreachable, queue absent...). */
@@ -178,7 +180,15 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
   } catch (e) {
     errors.push(`queues unknown: ${message(e)}`);
   }
-  return { source: source.name, paused: source.paused, queue, streams, errors };
+  const control = await deps.store.readControl(source.name).catch(() => undefined);
+  return {
+    source: source.name,
+    paused: source.paused || Boolean(control),
+    ...(control ? { pausedReason: control.reason || "paused by the operator" } : {}),
+    queue,
+    streams,
+    errors,
+  };
 }
 
 /** Depth of a source's copy queue and dead-letter queue. */
