@@ -6,7 +6,6 @@
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import type { BackupStore } from "./adapters/backup-store.ts";
 import { storeError } from "./adapters/backup-store.ts";
@@ -167,18 +166,7 @@ async function recordFromStoredObject(
   m: CopyMessage,
   key: string,
 ): Promise<CopyRecord> {
-  const { store } = deps;
-  const res = await store.s3
-    .send(new GetObjectCommand({ Bucket: store.bucket, Key: key }))
-    .catch((error: unknown) => {
-      throw storeError(error, `read ${key}`);
-    });
-  const hash = createHash("sha256");
-  let size = 0;
-  for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
-    hash.update(chunk);
-    size += chunk.length;
-  }
+  const { size, sha256 } = await deps.store.hashObject(key);
   return {
     source: m.source,
     stream: m.stream,
@@ -187,7 +175,7 @@ async function recordFromStoredObject(
     format: m.format,
     key,
     size,
-    sha256: hash.digest("hex"),
+    sha256,
     copiedAt: deps.now(),
   };
 }

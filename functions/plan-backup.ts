@@ -15,6 +15,7 @@ import {
   type StreamSettings,
 } from "./config.ts";
 import type { CopyMessage } from "./copy-window.ts";
+import { dueRanges } from "./domain/coverage.ts";
 import { BackupError } from "./domain/errors.ts";
 import { utcDate } from "./domain/keys.ts";
 import {
@@ -348,7 +349,7 @@ async function readStream(
     copierBandwidthBps: (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies,
     copyBudgetSeconds: deps.copyTimeoutSeconds / 3,
   });
-  const copyable = copyableRanges(recorded, retentionStart, horizon, windowSeconds);
+  const copyable = dueRanges(recorded, retentionStart, horizon, windowSeconds);
   return {
     settings,
     manifest,
@@ -371,22 +372,6 @@ async function readStream(
       deferred: 0,
     },
   };
-}
-
-/** Recorded seconds a run may copy: inside retention, before the horizon, minus the open window. */
-function copyableRanges(
-  recorded: TimeRange[],
-  retentionStart: number,
-  horizon: number,
-  length: number,
-): TimeRange[] {
-  const ranges = clipRanges(recorded, retentionStart, horizon);
-  const last = ranges.at(-1);
-  if (last && last.to === horizon && horizon % length !== 0) {
-    last.to = Math.max(last.from, Math.floor(horizon / length) * length);
-    if (last.to === last.from) ranges.pop();
-  }
-  return ranges;
 }
 
 /** Adds records to their per-day catalogs (idempotent: keyed by window start). */

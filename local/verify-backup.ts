@@ -1,11 +1,3 @@
-/**
- * `verify`: re-reads stored window objects and compares their size and SHA-256 with what the
- * copier recorded (per-day catalogs and pending completion records). Reports windows recorded but
- * absent (missing), objects whose bytes differ (corrupt) and objects under a stream's folder that
- * nothing records (unrecorded). One stream at a time, objects hashed as they stream (memory does
- * not grow with object size or count of streams).
- */
-import { createHash } from "node:crypto";
 import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { type BackupStore, type Catalog, storeError } from "../functions/adapters/backup-store.ts";
 import type { BackupConfig } from "../functions/config.ts";
@@ -191,7 +183,7 @@ async function verifyStream(
     } else if (size !== w.size) {
       problem("corrupt", w.key, `size ${size} bytes, recorded ${w.size}`);
     } else {
-      const got = await hashObject(o.store, w.key, (n) => {
+      const got = await o.store.hashObject(w.key, (n) => {
         progress.bytesRead += n;
         report.bytesRead += n;
       });
@@ -205,25 +197,4 @@ async function verifyStream(
     progress.checked++;
     o.onProgress?.(progress);
   });
-}
-
-/** Size and SHA-256 of a stored object, streamed (nothing held but the hash state). */
-async function hashObject(
-  store: BackupStore,
-  key: string,
-  onBytes: (n: number) => void,
-): Promise<{ size: number; sha256: string }> {
-  const res = await store.s3
-    .send(new GetObjectCommand({ Bucket: store.bucket, Key: key }))
-    .catch((error: unknown) => {
-      throw storeError(error, `read ${key}`);
-    });
-  const hash = createHash("sha256");
-  let size = 0;
-  for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
-    hash.update(chunk);
-    size += chunk.length;
-    onBytes(chunk.length);
-  }
-  return { size, sha256: hash.digest("hex") };
 }

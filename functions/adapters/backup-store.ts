@@ -2,6 +2,7 @@
  * The S3 side of the backup's bookkeeping: manifests, completion records and catalogs.
  * Archive objects themselves are written by the copier (functions/copy-window.ts).
  */
+import { createHash } from "node:crypto";
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -32,15 +33,8 @@ export interface StoredManifest {
   etag: string | undefined;
 }
 
-export interface CatalogEntry {
-  from: number;
-  duration: number;
-  format: ArchiveFormat;
-  key: string;
-  size: number;
-  sha256: string;
-  copiedAt: number;
-}
+/** A stored window in its day's catalog: its copy record without the source and stream. */
+export type CatalogEntry = Omit<CopyRecord, "source" | "stream">;
 
 export interface Catalog {
   version: 1;
@@ -217,6 +211,24 @@ export class BackupStore {
       .catch((error: unknown) => {
         throw storeError(error, "write catalog");
       });
+  }
+
+  /** Size and SHA-256 of a stored object, streamed (nothing held but the hash state). */
+  async hashObject(key: string, onBytes?: (n: number) => void): Promise<{ size: number; sha256: string }> {
+    this.#count("GetObject");
+    const res = await this.s3
+      .send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))
+      .catch((error: unknown) => {
+        throw storeError(error, `read ${key}`);
+      });
+    const hash = createHash("sha256");
+    let size = 0;
+    for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
+      hash.update(chunk);
+      size += chunk.length;
+      onBytes?.(chunk.length);
+    }
+    return { size, sha256: hash.digest("hex") };
   }
 
   /** The source's pause switch, or undefined when it runs normally. */
