@@ -156,7 +156,7 @@ describe("pause switch and bandwidth schedule", () => {
     const planned = report.sources[0]!.planned.length;
     expect(planned).toBeGreaterThan(0);
     await expect
-      .poll(() => h!.tally.events.filter((e) => e.type === "deferred").length)
+      .poll(() => h!.tally.events.filter((e) => e.type === "deferred").length, { timeout: 10_000 })
       .toBeGreaterThan(planned);
     expect(h.sim.requests.filter((r) => r.kind === "archive")).toEqual([]);
     h.clock.advance(30 * 60); // 13:01: full speed again
