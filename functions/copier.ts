@@ -50,6 +50,8 @@ export interface CopierDeps {
   switches?: (source: string) => Promise<SwitchState>;
   /** Applies the cap in force (Mbit/s for the whole source) to the source's throttle. */
   applyBandwidth?: (source: string, maxBandwidthMbps: number) => void;
+  /** Uploads of a window older than this are orphans of a killed copier (default: timeout + 60 s). */
+  staleUploadSeconds?: number;
   /** Seconds a deferred window waits before it is looked at again (default 900, the SQS maximum). */
   deferSeconds?: number;
   /** Back-off gate per source (optional: without it only per-message retry delays apply). */
@@ -156,6 +158,7 @@ export function createCopierHandler(deps: CopierDeps) {
             now: deps.now,
             partSize: deps.partSize,
             copyTimeoutSeconds: deps.copyTimeoutSeconds,
+            ...(deps.staleUploadSeconds !== undefined ? { staleUploadSeconds: deps.staleUploadSeconds } : {}),
             onBytes: (n) => deps.onBytes?.(m.source, n),
             onResponse: (ms) => gate?.responded(ms),
           },

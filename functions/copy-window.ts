@@ -45,6 +45,8 @@ export interface CopyWindowDeps {
   partSize: number;
   /** Longest a copy may take (seconds); a window whose lease ends sooner is left to a re-plan. */
   copyTimeoutSeconds: number;
+  /** Uploads of a window older than this are orphans to abort (default: copy timeout + 60 s). */
+  staleUploadSeconds?: number;
   /** Called with bytes as they are read from the source (progress). */
   onBytes?: (bytes: number) => void;
 }
@@ -72,6 +74,8 @@ export async function copyWindow(
     return { status: "already-stored", record };
   }
 
+  // Uploads of this window left by a copier killed mid-copy: abort them before starting anew.
+  await store.abortStaleUploads(key, deps.staleUploadSeconds ?? deps.copyTimeoutSeconds + 60);
   const asked = performance.now();
   const { body, contentLength } = await deps.flussonic.openWindow(
     m.stream,

@@ -170,6 +170,10 @@ export class BackupStack extends Stack {
       }),
     );
     this.copier.role.addToPolicy(list);
+    // Uploads left by a copier killed mid-copy are found and aborted by the next attempt.
+    this.copier.role.addToPolicy(
+      new iam.PolicyStatement({ actions: ["s3:ListBucketMultipartUploads"], resources: [bucket.bucketArn] }),
+    );
     this.copier.role.addToPolicy(
       new iam.PolicyStatement({
         actions: ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],

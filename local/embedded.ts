@@ -4,8 +4,8 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { startFauxqs } from "fauxqs";
 import type { Endpoints } from "./aws-clients.ts";
+import { installEmulatorFixes } from "./emulator-fixes.ts";
 
 export interface EmbeddedEmulator {
   endpoints: Endpoints;
@@ -14,6 +14,8 @@ export interface EmbeddedEmulator {
 
 export async function startEmbedded(dir: string | undefined): Promise<EmbeddedEmulator> {
   if (dir) mkdirSync(join(dir, "s3"), { recursive: true });
+  installEmulatorFixes();
+  const { startFauxqs } = await import("fauxqs");
   const server = await startFauxqs({
     port: 0,
     host: "127.0.0.1",

@@ -8,7 +8,14 @@ import {
   type S3Client,
   S3ServiceException,
 } from "@aws-sdk/client-s3";
-import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  QueueNameExists,
+  SetQueueAttributesCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 
 export interface SourceQueues {
   source: string;
@@ -38,31 +45,42 @@ export async function ensureQueues(
   source: string,
   options: { visibilityTimeoutSeconds: number; maxReceiveCount: number },
 ): Promise<SourceQueues> {
-  const dlq = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: `${queueName(source)}-dlq`,
-      Attributes: { MessageRetentionPeriod: String(14 * 86400) },
-    }),
-  );
-  const deadLetterUrl = dlq.QueueUrl!;
+  const deadLetterUrl = await createOrUpdateQueue(sqs, `${queueName(source)}-dlq`, {
+    MessageRetentionPeriod: String(14 * 86400),
+  });
   const deadLetterArn = await queueArn(sqs, deadLetterUrl);
-  const q = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: queueName(source),
-      Attributes: {
-        VisibilityTimeout: String(options.visibilityTimeoutSeconds),
-        MessageRetentionPeriod: String(4 * 86400),
-        // The copier dead-letters at maxReceiveCount itself, with the reason; this is the backstop
-        // for a copier that died without answering.
-        RedrivePolicy: JSON.stringify({
-          deadLetterTargetArn: deadLetterArn,
-          maxReceiveCount: options.maxReceiveCount + 1,
-        }),
-      },
+  const url = await createOrUpdateQueue(sqs, queueName(source), {
+    VisibilityTimeout: String(options.visibilityTimeoutSeconds),
+    MessageRetentionPeriod: String(4 * 86400),
+    // The copier dead-letters at maxReceiveCount itself, with the reason; this is the backstop
+    // for a copier that died without answering.
+    RedrivePolicy: JSON.stringify({
+      deadLetterTargetArn: deadLetterArn,
+      maxReceiveCount: options.maxReceiveCount + 1,
     }),
-  );
-  const url = q.QueueUrl!;
+  });
   return { source, url, arn: await queueArn(sqs, url), deadLetterUrl, deadLetterArn };
+}
+
+/**
+ * Creates a queue, or, when it exists with other settings (a run with another --copy-timeout, an
+ * older version), brings its attributes to these: messages already queued are kept.
+ */
+async function createOrUpdateQueue(
+  sqs: SQSClient,
+  name: string,
+  attributes: Record<string, string>,
+): Promise<string> {
+  try {
+    const created = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+    return created.QueueUrl!;
+  } catch (error) {
+    const code = (error as { name?: string; Code?: string }).Code ?? (error as Error).name;
+    if (!(error instanceof QueueNameExists) && !String(code).includes("QueueNameExists")) throw error;
+    const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+    await sqs.send(new SetQueueAttributesCommand({ QueueUrl, Attributes: attributes }));
+    return QueueUrl!;
+  }
 }
 
 async function queueArn(sqs: SQSClient, url: string): Promise<string> {

@@ -37,6 +37,8 @@ export interface RuntimeOptions {
   onEvent?: (event: CopierEvent) => void;
   onBytes?: (source: string, bytes: number) => void;
   onPressure?: (source: string, change: PressureChange) => void;
+  /** Age after which a window's multipart upload counts as left by a killed copier. */
+  staleUploadSeconds?: number;
   /** Delay of a window deferred while its source is paused (default 900 s). */
   deferSeconds?: number;
 }
@@ -106,6 +108,7 @@ export class LocalRuntime {
       switches: (source) => this.switches.state(this.#source(source)),
       applyBandwidth: (source, mbps) => this.throttles.get(source)?.setRate?.((mbps * 1_000_000) / 8),
       ...(o.deferSeconds !== undefined ? { deferSeconds: o.deferSeconds } : {}),
+      ...(o.staleUploadSeconds !== undefined ? { staleUploadSeconds: o.staleUploadSeconds } : {}),
       queueUrl: (source) => q(source).url,
       deadLetterUrl: (source) => q(source).deadLetterUrl,
       maxReceiveCount: o.maxReceiveCount ?? 5,

@@ -4,10 +4,12 @@
  */
 import { createHash } from "node:crypto";
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
@@ -229,6 +231,30 @@ export class BackupStore {
       onBytes?.(chunk.length);
     }
     return { size, sha256: hash.digest("hex") };
+  }
+
+  /**
+   * Aborts multipart uploads of `key` started more than `olderThanSeconds` ago: what a copier
+   * killed mid-upload (no chance to abort) left behind. Younger ones may belong to a copy still
+   * running. Best effort: an endpoint without ListMultipartUploads leaves them to the bucket's
+   * lifecycle rule (abort after 1 day). Returns how many were aborted.
+   */
+  async abortStaleUploads(key: string, olderThanSeconds: number): Promise<number> {
+    this.#count("ListMultipartUploads");
+    const listed = await this.s3
+      .send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: key }))
+      .catch(() => undefined);
+    const before = Date.now() - olderThanSeconds * 1000;
+    let aborted = 0;
+    for (const u of listed?.Uploads ?? []) {
+      if (u.Key !== key || !u.UploadId || (u.Initiated && u.Initiated.getTime() > before)) continue;
+      this.#count("AbortMultipartUpload");
+      await this.s3
+        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: u.UploadId }))
+        .then(() => aborted++)
+        .catch(() => undefined);
+    }
+    return aborted;
   }
 
   /** The source's pause switch, or undefined when it runs normally. */

@@ -5,6 +5,8 @@
  * not, no partial object, no orphaned multipart upload, no secret in any log line.
  * `FAULT_RUNS=n npm run test:faults` repeats every scenario n times.
  */
+
+import { spawn } from "node:child_process";
 import {
   ReceiveMessageCommand,
   SendMessageBatchCommand,
@@ -285,6 +287,46 @@ for (let run = 1; run <= RUNS; run++) {
       hh.sim.setFaults({});
       expect((await runOnce(rt, hh.tally)).planned).toBe(0);
       await checkEndState(hh, "SQS visibility expires mid-copy");
+    });
+
+    it("a copier killed mid-upload: the window is copied again whole, the orphaned upload aborted", async () => {
+      const { h: hh, rt } = await harness({ source: { maxConcurrentCopies: 1 } });
+      const child = spawn(process.execPath, ["test/support/copier-process.ts"], {
+        env: {
+          ...process.env,
+          FB_COPIER: JSON.stringify({
+            config: JSON.stringify({
+              bucket: hh.config.bucket,
+              sources: [{ name: "src1", url: hh.sim.url, retentionDays: 1 / 24, maxConcurrentCopies: 1 }],
+            }),
+            endpoints: hh.emulator.endpoints,
+            now: hh.clock.now(),
+            partSize: 5 * 1024 * 1024,
+          }),
+        },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      await new Promise((resolve) => child.stdout!.once("data", resolve)); // its queues are set up
+      // Short visibility, so the window the killed copier held comes back at once.
+      const url = rt.queues.get("src1")!.url;
+      await rt.sqs.send(
+        new SetQueueAttributesCommand({ QueueUrl: url, Attributes: { VisibilityTimeout: "2" } }),
+      );
+      hh.sim.setFaults({ bodyBytesPerSecond: 2_000_000 }); // a 6 MB window takes 3 s
+      const report = await rt.plan();
+      expect(report.sources[0]!.planned.length).toBeGreaterThan(0);
+      // Kill it once its first part (5 MiB) is uploaded and the body is still streaming.
+      await expect.poll(() => hh.uploadedParts(), { timeout: 20_000, interval: 20 }).toBeGreaterThan(0);
+      child.kill("SIGKILL");
+      await exited;
+      expect(hh.openMultipartUploads().length, "the killed copier left its upload").toBeGreaterThan(0);
+      hh.sim.setFaults({});
+      const rerun = await hh.runtime({ partSize: 5 * 1024 * 1024, staleUploadSeconds: 0 });
+      const run = await runOnce(rerun, hh.tally);
+      expect(run.ok).toBe(true);
+      expect((await runOnce(rerun, hh.tally)).planned).toBe(0);
+      await checkEndState(hh, "copier killed mid-upload");
     });
 
     it("planner killed between enqueue and bookkeeping: the next run re-plans, copies stay exact", async () => {

@@ -45,6 +45,8 @@ export interface Harness {
   s3(): S3Client;
   /** Multipart uploads the emulator still holds (orphans). */
   openMultipartUploads(): string[];
+  /** Parts uploaded to the multipart uploads still open. */
+  uploadedParts(): number;
   close(): Promise<void>;
 }
 
@@ -146,6 +148,10 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
     openMultipartUploads() {
       const mp = join(dir, "emulator", "s3", "_multipart");
       return existsSync(mp) ? readdirSync(mp) : [];
+    },
+    uploadedParts() {
+      const mp = join(dir, "emulator", "s3", "_multipart");
+      return h.openMultipartUploads().reduce((n, id) => n + readdirSync(join(mp, id)).length, 0);
     },
     async close() {
       for (const rt of runtimes) await rt.close();

@@ -1,0 +1,60 @@
+/**
+ * Load-time fixes of the embedded emulator (fauxqs 2.4.1) for S3 calls the backup relies on and the
+ * emulator lacks, applied as its modules load so node_modules stays untouched (see
+ * shared/design/architecture.md, "emulator gaps"):
+ * - ListMultipartUploads (`GET /{bucket}?uploads&prefix=`): answered from the emulator's own table
+ *   of open uploads, so copiers can find and abort uploads left by a killed attempt, as on AWS.
+ * Each fix checks that the code it changes is still there; if fauxqs changes, it is skipped.
+ */
+import { registerHooks } from "node:module";
+
+const ROUTER = "/fauxqs/dist/s3/s3Router.js";
+/** Both bucket GET routes (`/{bucket}` and `/{bucket}/`) start with this test. */
+const GET_LIFECYCLE = /if \("lifecycle" in getQuery\(request\)\) \{(\s+)getBucketLifecycleConfiguration\(/g;
+
+const LIST_UPLOADS = `
+function listMultipartUploadsFix(request, reply, store) {
+    const bucket = request.params.bucket;
+    const prefix = (request.query ?? {})["prefix"] ?? "";
+    const esc = (v) => String(v).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    const ids = [...(store.multipartUploadsByBucket.get(bucket) ?? [])];
+    const uploads = ids
+        .map((id) => store.multipartUploads.get(id))
+        .filter((u) => u && u.key.startsWith(prefix))
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const xml = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+        "<Bucket>" + esc(bucket) + "</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>",
+        "<Prefix>" + esc(prefix) + "</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>",
+        ...uploads.map((u) =>
+            "<Upload><Key>" + esc(u.key) + "</Key><UploadId>" + esc(u.uploadId) + "</UploadId>" +
+            "<Initiated>" + new Date(u.initiated).toISOString() + "</Initiated><StorageClass>STANDARD</StorageClass></Upload>"),
+        "</ListMultipartUploadsResult>",
+    ].join("");
+    reply.header("content-type", "application/xml").send(xml);
+}
+`;
+
+let installed = false;
+
+/** Installs the fixes; must run before fauxqs is imported. */
+export function installEmulatorFixes(): void {
+  if (installed) return;
+  installed = true;
+  registerHooks({
+    load(url, context, nextLoad) {
+      const result = nextLoad(url, context);
+      if (!url.endsWith(ROUTER) || result.source === undefined) return result;
+      const text =
+        typeof result.source === "string" ? result.source : new TextDecoder().decode(result.source);
+      if (!GET_LIFECYCLE.test(text) || text.includes("listMultipartUploadsFix")) return result;
+      const patched = text.replace(
+        GET_LIFECYCLE,
+        (match, space: string) =>
+          `if ("uploads" in getQuery(request)) {${space}listMultipartUploadsFix(request, reply, store);${space.slice(0, -4)}}${space.slice(0, -4)}else ${match}`,
+      );
+      return { ...result, source: patched + LIST_UPLOADS };
+    },
+  });
+}
