@@ -55,7 +55,12 @@ async function buildEnvironment(env: NodeJS.ProcessEnv, readSecret: ReadSecret):
   const config = parseConfig(env.BACKUP_CONFIG ?? "", "BACKUP_CONFIG");
   const queues = queueUrlsShape.parse(JSON.parse(env.QUEUE_URLS ?? "{}"));
   const credentials = await readAllCredentials(config, readSecret);
-  const s3 = new S3Client({});
+  // Checksums only when asked for: the copier asks for SHA-256 on every part; bookkeeping objects
+  // (manifests, records, catalogs) skip the SDK's default CRC32 work.
+  const s3 = new S3Client({
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
   const sqs = new SQSClient({});
   addFifoMessageGroup(sqs);
   const clients = new Map(
