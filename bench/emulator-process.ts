@@ -9,7 +9,6 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Endpoints } from "../local/aws-clients.ts";
-import { installFauxqsXmlFix } from "./fauxqs-xml-fix.ts";
 
 export interface EmulatorProcess {
   endpoints: Endpoints;
@@ -40,7 +39,6 @@ export async function startEmulatorProcess(dir: string): Promise<EmulatorProcess
 }
 
 if (import.meta.main) {
-  installFauxqsXmlFix();
   const { startEmbedded } = await import("../local/embedded.ts");
   const emulator = await startEmbedded(process.argv[2]);
   process.stdout.write(`${JSON.stringify({ endpoints: emulator.endpoints })}\n`);

@@ -4,11 +4,16 @@
  * shared/design/architecture.md, "emulator gaps"):
  * - ListMultipartUploads (`GET /{bucket}?uploads&prefix=`): answered from the emulator's own table
  *   of open uploads, so copiers can find and abort uploads left by a killed attempt, as on AWS.
+ * - CompleteMultipartUpload reads part ETags without decoding numeric character references, so
+ *   clients whose XML encoder writes the ETag's quotes as `&#34;` (Go's: rclone, the AWS CLI v2 is
+ *   fine) fail with InvalidPart; the benchmark's rclone rows need this.
  * Each fix checks that the code it changes is still there; if fauxqs changes, it is skipped.
  */
 import { registerHooks } from "node:module";
 
 const ROUTER = "/fauxqs/dist/s3/s3Router.js";
+const COMPLETE = "/fauxqs/dist/s3/actions/completeMultipartUpload.js";
+const DECODES_APOS = `.replaceAll("&apos;", "'")`;
 /** Both bucket GET routes (`/{bucket}` and `/{bucket}/`) start with this test. */
 const GET_LIFECYCLE = /if \("lifecycle" in getQuery\(request\)\) \{(\s+)getBucketLifecycleConfiguration\(/g;
 
@@ -45,10 +50,15 @@ export function installEmulatorFixes(): void {
   registerHooks({
     load(url, context, nextLoad) {
       const result = nextLoad(url, context);
-      if (!url.endsWith(ROUTER) || result.source === undefined) return result;
+      if (result.source === undefined || !(url.endsWith(ROUTER) || url.endsWith(COMPLETE))) return result;
       const text =
         typeof result.source === "string" ? result.source : new TextDecoder().decode(result.source);
-      if (!GET_LIFECYCLE.test(text) || text.includes("listMultipartUploadsFix")) return result;
+      if (url.endsWith(COMPLETE)) {
+        if (!text.includes(DECODES_APOS)) return result;
+        const decoded = `${DECODES_APOS}.replaceAll("&#34;", '"').replaceAll("&#39;", "'")`;
+        return { ...result, source: text.replace(DECODES_APOS, decoded) };
+      }
+      if (text.search(GET_LIFECYCLE) < 0 || text.includes("listMultipartUploadsFix")) return result;
       const patched = text.replace(
         GET_LIFECYCLE,
         (match, space: string) =>

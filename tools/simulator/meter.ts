@@ -26,7 +26,7 @@ export class DownloadMeter {
   bytesServed = 0;
   /** "wire": bytes acknowledged by the peer; "write": bytes written by the server. */
   readonly mode: "wire" | "write";
-  readonly #buckets = new Map<number, number>();
+  readonly #rates = new RateBuckets();
   readonly #tracked = new Map<Socket, Tracked>();
   readonly #clock: () => number;
   #firstAt: number | undefined;
@@ -70,21 +70,7 @@ export class DownloadMeter {
 
   /** Highest bytes per second over any window of `windowMs` (10 ms resolution). */
   maxRate(windowMs: number): number {
-    if (this.#buckets.size === 0) return 0;
-    const keys = [...this.#buckets.keys()].sort((a, b) => a - b);
-    const width = Math.max(1, Math.round(windowMs / BUCKET_MS));
-    let best = 0;
-    let sum = 0;
-    let tail = 0;
-    for (const k of keys) {
-      sum += this.#buckets.get(k)!;
-      while (keys[tail]! <= k - width) {
-        sum -= this.#buckets.get(keys[tail]!)!;
-        tail++;
-      }
-      best = Math.max(best, sum);
-    }
-    return best / ((width * BUCKET_MS) / 1000);
+    return this.#rates.maxRate(windowMs);
   }
 
   /** Average bytes per second from the first to the last byte counted. */
@@ -98,7 +84,7 @@ export class DownloadMeter {
     this.peakActive = this.active;
     this.downloads = 0;
     this.bytesServed = 0;
-    this.#buckets.clear();
+    this.#rates.clear();
     this.#firstAt = undefined;
     this.#lastAt = undefined;
   }
@@ -114,8 +100,7 @@ export class DownloadMeter {
     if (bytes <= 0) return;
     const at = this.#clock();
     this.bytesServed += bytes;
-    const b = Math.floor(at / BUCKET_MS);
-    this.#buckets.set(b, (this.#buckets.get(b) ?? 0) + bytes);
+    this.#rates.add(bytes, at);
     this.#firstAt ??= at;
     this.#lastAt = at;
   }
@@ -166,4 +151,40 @@ function unackedQueues(): Map<string, number> | undefined {
     return undefined;
   }
   return out;
+}
+
+/** Bytes counted in 10 ms buckets; the highest rate over any sliding window. */
+export class RateBuckets {
+  bytes = 0;
+  readonly #buckets = new Map<number, number>();
+
+  add(bytes: number, atMs = performance.now()): void {
+    this.bytes += bytes;
+    const b = Math.floor(atMs / BUCKET_MS);
+    this.#buckets.set(b, (this.#buckets.get(b) ?? 0) + bytes);
+  }
+
+  clear(): void {
+    this.bytes = 0;
+    this.#buckets.clear();
+  }
+
+  /** Highest bytes per second over any window of `windowMs`. */
+  maxRate(windowMs: number): number {
+    if (this.#buckets.size === 0) return 0;
+    const keys = [...this.#buckets.keys()].sort((a, b) => a - b);
+    const width = Math.max(1, Math.round(windowMs / BUCKET_MS));
+    let best = 0;
+    let sum = 0;
+    let tail = 0;
+    for (const k of keys) {
+      sum += this.#buckets.get(k)!;
+      while (keys[tail]! <= k - width) {
+        sum -= this.#buckets.get(keys[tail]!)!;
+        tail++;
+      }
+      best = Math.max(best, sum);
+    }
+    return best / ((width * BUCKET_MS) / 1000);
+  }
 }
