@@ -13,7 +13,6 @@ import { activeLeases, applyRecords, storedBitrateBps } from "../functions/domai
 import { decodeKeySegment } from "../functions/domain/names.ts";
 import { normalizeRanges, type TimeRange } from "../functions/domain/ranges.ts";
 import { windowLengthFor } from "../functions/domain/windows.ts";
-import { listObjects } from "./bucket-listing.ts";
 import { queueDepth, queueName } from "./queues.ts";
 
 export interface StreamStatus {
@@ -117,7 +116,7 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
     }
   }
   const manifestsFolder = manifestKey(deps.store.prefix, source.name, "x").slice(0, -"x.json".length);
-  for await (const o of listObjects(deps.store.s3, deps.store.bucket, manifestsFolder)) {
+  for await (const o of deps.store.listObjects(manifestsFolder)) {
     const name = decodeKeySegment(o.key.slice(manifestsFolder.length).replace(/\.json$/, ""));
     if (!settings.has(name))
       settings.set(name, {

@@ -4,7 +4,6 @@ import type { BackupConfig } from "../functions/config.ts";
 import { catalogKey, streamPrefix } from "../functions/domain/keys.ts";
 import { decodeKeySegment, encodeKeySegment } from "../functions/domain/names.ts";
 import { forEachLimited } from "../functions/plan-backup.ts";
-import { listObjects } from "./bucket-listing.ts";
 
 export interface VerifyProblem {
   kind: "missing" | "corrupt" | "unrecorded";
@@ -84,7 +83,7 @@ function overlaps(o: VerifyOptions, from: number, duration: number): boolean {
 async function catalogKeysByStream(o: VerifyOptions, source: string): Promise<Map<string, string[]>> {
   const folder = catalogKey(o.store.prefix, source, "x", "d").slice(0, -"x/d.json".length);
   const out = new Map<string, string[]>();
-  for await (const obj of listObjects(o.store.s3, o.store.bucket, folder)) {
+  for await (const obj of o.store.listObjects(folder)) {
     const m = /^([^/]+)\/(\d{4}-\d{2}-\d{2})\.json$/.exec(obj.key.slice(folder.length));
     if (!m) continue;
     const dayStart = Date.parse(`${m[2]}T00:00:00Z`) / 1000;
@@ -153,7 +152,7 @@ async function verifyStream(
 
   const prefix = streamPrefix(o.store.prefix, source, stream);
   const stored = new Map<string, number>();
-  for await (const obj of listObjects(o.store.s3, o.store.bucket, prefix)) {
+  for await (const obj of o.store.listObjects(prefix)) {
     const w = parseWindowKeyTail(obj.key.slice(prefix.length));
     if (w && !overlaps(o, w.from, w.duration)) continue;
     stored.set(obj.key, obj.size);

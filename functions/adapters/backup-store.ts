@@ -153,19 +153,9 @@ export class BackupStore {
   async pendingRecords(source: string): Promise<{ keys: string[]; byStream: Map<string, CopyRecord[]> }> {
     const prefix = recordsPrefix(this.prefix, source);
     const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      this.#count("ListObjectsV2");
-      const page = await this.s3
-        .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }))
-        .catch((error: unknown) => {
-          throw storeError(error, "list completion records");
-        });
-      for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    for await (const o of this.listObjects(prefix)) keys.push(o.key);
     const byStream = new Map<string, CopyRecord[]>();
-    for (const key of new Set(keys)) {
+    for (const key of keys) {
       const record = (await this.#getJson<CopyRecord>(key))?.body;
       if (!record) continue;
       const stream = decodeKeySegment(key.slice(prefix.length).split("/")[0] ?? "");
@@ -174,7 +164,30 @@ export class BackupStore {
       list.push(record);
       byStream.set(stream, list);
     }
-    return { keys: [...new Set(keys)], byStream };
+    return { keys, byStream };
+  }
+
+  /**
+   * Every object under `prefix`, page by page (1000 keys at a time in memory), each key once. The
+   * planner lists only the small records folder; operator commands list more.
+   */
+  async *listObjects(prefix: string): AsyncGenerator<{ key: string; size: number }> {
+    let token: string | undefined;
+    const seen = new Set<string>();
+    do {
+      this.#count("ListObjectsV2");
+      const page = await this.s3
+        .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }))
+        .catch((error: unknown) => {
+          throw storeError(error, `list ${prefix}`);
+        });
+      for (const o of page.Contents ?? []) {
+        if (!o.Key || seen.has(o.Key)) continue;
+        seen.add(o.Key);
+        yield { key: o.Key, size: o.Size ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   /** Deletes compacted records (in batches of 1000). */
