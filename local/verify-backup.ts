@@ -1,7 +1,7 @@
-import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { type BackupStore, type Catalog, storeError } from "../functions/adapters/backup-store.ts";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { type BackupStore, storeError } from "../functions/adapters/backup-store.ts";
 import type { BackupConfig } from "../functions/config.ts";
-import { catalogKey, streamPrefix } from "../functions/domain/keys.ts";
+import { catalogKey, parseWindowKeyTail, streamPrefix } from "../functions/domain/keys.ts";
 import { decodeKeySegment, encodeKeySegment } from "../functions/domain/names.ts";
 import { forEachLimited } from "../functions/plan-backup.ts";
 
@@ -56,7 +56,7 @@ export async function verifyBackup(o: VerifyOptions): Promise<VerifyReport> {
   for (const source of o.config.sources) {
     if (o.source && source.name !== o.source) continue;
     const pending = await o.store.pendingRecords(source.name);
-    const catalogs = await catalogKeysByStream(o, source.name);
+    const catalogs = await catalogDaysByStream(o, source.name);
     const streams = new Set<string>([...pending.byStream.keys(), ...catalogs.keys()]);
     for (const s of await streamFolders(o, source.name)) streams.add(s);
     for (const stream of [...streams].sort()) {
@@ -79,8 +79,8 @@ function overlaps(o: VerifyOptions, from: number, duration: number): boolean {
   return (o.from === undefined || from + duration > o.from) && (o.to === undefined || from < o.to);
 }
 
-/** Catalog keys of a source's streams, only the days that overlap the requested span. */
-async function catalogKeysByStream(o: VerifyOptions, source: string): Promise<Map<string, string[]>> {
+/** Days with a catalog, per stream of a source: only the days that overlap the requested span. */
+async function catalogDaysByStream(o: VerifyOptions, source: string): Promise<Map<string, string[]>> {
   const folder = catalogKey(o.store.prefix, source, "x", "d").slice(0, -"x/d.json".length);
   const out = new Map<string, string[]>();
   for await (const obj of o.store.listObjects(folder)) {
@@ -89,7 +89,7 @@ async function catalogKeysByStream(o: VerifyOptions, source: string): Promise<Ma
     const dayStart = Date.parse(`${m[2]}T00:00:00Z`) / 1000;
     if (!overlaps(o, dayStart, 86400)) continue;
     const stream = decodeKeySegment(m[1]!);
-    out.set(stream, [...(out.get(stream) ?? []), obj.key]);
+    out.set(stream, [...(out.get(stream) ?? []), m[2]!]);
   }
   return out;
 }
@@ -120,30 +120,18 @@ async function streamFolders(o: VerifyOptions, source: string): Promise<string[]
   return out;
 }
 
-/** `{day}/{HHMMSS}Z-{duration}s.{format}` → window start and duration, or undefined. */
-export function parseWindowKeyTail(tail: string): { from: number; duration: number } | undefined {
-  const m = /^(\d{4}-\d{2}-\d{2})\/(\d{2})(\d{2})(\d{2})Z-(\d+)s\.(mp4|ts)$/.exec(tail);
-  if (!m) return undefined;
-  return { from: Date.parse(`${m[1]}T${m[2]}:${m[3]}:${m[4]}Z`) / 1000, duration: Number(m[5]) };
-}
-
 async function verifyStream(
   o: VerifyOptions,
   report: VerifyReport,
   source: string,
   stream: string,
-  catalogKeys: string[],
+  catalogDays: string[],
   records: { key: string; from: number; duration: number; size: number; sha256: string }[],
 ): Promise<void> {
   const expected = new Map<string, Expected>();
-  for (const key of catalogKeys) {
-    const res = await o.store.s3
-      .send(new GetObjectCommand({ Bucket: o.store.bucket, Key: key }))
-      .catch((error: unknown) => {
-        throw storeError(error, `read ${key}`);
-      });
-    const catalog = JSON.parse((await res.Body?.transformToString()) ?? "null") as Catalog | null;
-    for (const w of catalog?.windows ?? []) {
+  for (const day of catalogDays) {
+    const catalog = await o.store.readCatalog(source, stream, day);
+    for (const w of catalog.windows) {
       if (overlaps(o, w.from, w.duration)) expected.set(w.key, w);
     }
   }

@@ -39,6 +39,16 @@ export function windowKey(prefix: string, w: WindowId, format: ArchiveFormat): s
   return `${streamPrefix(prefix, w.source, w.stream)}${utcDate(w.from)}/${utcTime(w.from)}Z-${w.duration}s.${format}`;
 }
 
+/**
+ * The part of a window key after its stream folder, as `windowKey` writes it
+ * (`{day}/{HHMMSS}Z-{duration}s.{format}`) → window start and duration, or undefined.
+ */
+export function parseWindowKeyTail(tail: string): { from: number; duration: number } | undefined {
+  const m = /^(\d{4}-\d{2}-\d{2})\/(\d{2})(\d{2})(\d{2})Z-(\d+)s\.(mp4|ts)$/.exec(tail);
+  if (!m) return undefined;
+  return { from: Date.parse(`${m[1]}T${m[2]}:${m[3]}:${m[4]}Z`) / 1000, duration: Number(m[5]) };
+}
+
 const STATE = ".backup/";
 
 export function manifestKey(prefix: string, source: string, stream: string): string {
