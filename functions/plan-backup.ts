@@ -315,6 +315,24 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
   return report;
 }
 
+/**
+ * The window length of a stream: one window, at the copier's share of the source's cap, takes at
+ * most a third of the copier's timeout. `status` sizes windows the same way.
+ */
+export function streamWindowSeconds(
+  config: BackupConfig,
+  source: SourceConfig,
+  bitrateBps: number | undefined,
+  copyTimeoutSeconds: number,
+): number {
+  return windowLengthFor({
+    maxWindowSeconds: config.maxWindowSeconds,
+    bitrateBps,
+    copierBandwidthBps: (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies,
+    copyBudgetSeconds: copyTimeoutSeconds / 3,
+  });
+}
+
 async function readStream(
   deps: PlannerDeps,
   source: SourceConfig,
@@ -343,12 +361,7 @@ async function readStream(
     retentionStart,
     horizon,
   });
-  const windowSeconds = windowLengthFor({
-    maxWindowSeconds: deps.config.maxWindowSeconds,
-    bitrateBps,
-    copierBandwidthBps: (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies,
-    copyBudgetSeconds: deps.copyTimeoutSeconds / 3,
-  });
+  const windowSeconds = streamWindowSeconds(deps.config, source, bitrateBps, deps.copyTimeoutSeconds);
   const copyable = dueRanges(recorded, retentionStart, horizon, windowSeconds);
   return {
     settings,

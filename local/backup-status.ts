@@ -12,7 +12,7 @@ import { manifestKey } from "../functions/domain/keys.ts";
 import { activeLeases, applyRecords, storedBitrateBps } from "../functions/domain/manifest.ts";
 import { decodeKeySegment } from "../functions/domain/names.ts";
 import { normalizeRanges, type TimeRange } from "../functions/domain/ranges.ts";
-import { windowLengthFor } from "../functions/domain/windows.ts";
+import { streamWindowSeconds } from "../functions/plan-backup.ts";
 import { queueDepth, queueName } from "./queues.ts";
 
 export interface StreamStatus {
@@ -144,12 +144,12 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
         errors.push(`stream "${name}": archive unknown: ${message(e)}`);
       }
     }
-    const windowSeconds = windowLengthFor({
-      maxWindowSeconds: deps.config.maxWindowSeconds,
-      bitrateBps: st.bitrateBps ?? storedBitrateBps(manifest),
-      copierBandwidthBps: (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies,
-      copyBudgetSeconds: deps.copyTimeoutSeconds / 3,
-    });
+    const windowSeconds = streamWindowSeconds(
+      deps.config,
+      source,
+      st.bitrateBps ?? storedBitrateBps(manifest),
+      deps.copyTimeoutSeconds,
+    );
     const backedUp = normalizeRanges(manifest.covered);
     streams.push({
       stream: name,
