@@ -5,7 +5,7 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { type BackupConfig, parseConfig, type SourceCredentials } from "../../functions/config.ts";
 import type { CopierEvent } from "../../functions/copier.ts";
 import { type EmbeddedEmulator, startEmbedded } from "../../local/embedded.ts";
@@ -123,18 +123,11 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
       return rt;
     },
     async keys(prefix = "") {
-      const s3 = runtimes[0]?.s3;
-      if (!s3) throw new Error("start a runtime first");
+      const store = runtimes[0]?.store;
+      if (!store) throw new Error("start a runtime first");
       const out: string[] = [];
-      let token: string | undefined;
-      do {
-        const page = await s3.send(
-          new ListObjectsV2Command({ Bucket: config.bucket, Prefix: prefix, ContinuationToken: token }),
-        );
-        for (const c of page.Contents ?? []) out.push(c.Key!);
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
-      return [...new Set(out)].sort();
+      for await (const o of store.listObjects(prefix)) out.push(o.key);
+      return out.sort();
     },
     async getObject(key) {
       const res = await h.s3().send(new GetObjectCommand({ Bucket: config.bucket, Key: key }));
