@@ -8,11 +8,12 @@ import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
 import { z } from "zod";
+import { ARCHIVE_FORMATS, type ArchiveFormat, WINDOW_LENGTHS_SECONDS } from "./domain/archive.ts";
 import { HH_MM, isKnownTimeZone } from "./domain/bandwidth-schedule.ts";
 import { SOURCE_NAME_RULE, STREAM_NAME_RULE, sourceNameProblem, streamNameProblem } from "./domain/names.ts";
 
-/** Window lengths the planner may use: divisors of a day, so windows stay aligned to UTC boundaries. */
-export const WINDOW_LENGTHS_SECONDS = [60, 120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800, 3600] as const;
+// Re-exported: callers that imported them from here keep working.
+export { type ArchiveFormat, WINDOW_LENGTHS_SECONDS };
 
 const envName = z
   .string()
@@ -87,7 +88,7 @@ const retentionDays = z
   .positive({ error: "expected a number of days greater than 0" })
   .max(3650, { error: "expected at most 3650 days" });
 
-const format = z.enum(["mp4", "ts"], { error: 'expected "mp4" (fragmented MP4) or "ts" (MPEG-TS)' });
+const format = z.enum(ARCHIVE_FORMATS, { error: 'expected "mp4" (fragmented MP4) or "ts" (MPEG-TS)' });
 
 const streamName = z.string().superRefine((name, ctx) => {
   const problem = streamNameProblem(name);
@@ -304,7 +305,6 @@ export const configSchema = z.strictObject({
 export type BackupConfig = z.output<typeof configSchema>;
 export type SourceConfig = BackupConfig["sources"][number];
 export type AuthConfig = SourceConfig["auth"];
-export type ArchiveFormat = SourceConfig["format"];
 export type DeploymentConfig = BackupConfig["deployment"];
 
 /** A configuration problem: names the file, the JSON path and what is expected. */

@@ -11,22 +11,12 @@ import type { BackupStore } from "./adapters/backup-store.ts";
 import { storeError } from "./adapters/backup-store.ts";
 import type { FlussonicClient } from "./adapters/flussonic.ts";
 import type { Throttle } from "./adapters/throttle.ts";
-import type { ArchiveFormat } from "./config.ts";
+import type { CopyMessage } from "./domain/archive.ts";
 import { containerCheck } from "./domain/container-check.ts";
 import { BackupError, RetryableError } from "./domain/errors.ts";
 import type { CopyRecord } from "./domain/manifest.ts";
 
-/** The SQS message body of one planned window (version 1; fields are a promise). */
-export interface CopyMessage {
-  v: 1;
-  source: string;
-  stream: string;
-  from: number;
-  duration: number;
-  format: ArchiveFormat;
-  /** The planner will not plan this window again before this time (unix seconds). */
-  leaseUntil: number;
-}
+export type { CopyMessage };
 
 export type CopyOutcome =
   | { status: "copied"; record: CopyRecord }

@@ -3,7 +3,7 @@
  * entries that fail are retried, and what still fails is reported so that it is not leased.
  */
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import type { CopyMessage } from "../copy-window.ts";
+import type { CopyMessage } from "../domain/archive.ts";
 
 export interface SendResult {
   sent: CopyMessage[];

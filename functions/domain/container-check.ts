@@ -3,7 +3,7 @@
  * may close cleanly too early; a body cut inside a top-level MP4 box or inside a 188-byte TS packet
  * is caught here, without buffering the body.
  */
-import type { ArchiveFormat } from "../config.ts";
+import type { ArchiveFormat } from "./archive.ts";
 
 export interface ContainerCheck {
   /** Feeds the next bytes; throws ContainerError at the first inconsistency. */

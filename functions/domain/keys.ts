@@ -9,7 +9,7 @@
  *
  * Source names never start with ".", so the ".backup/" folder cannot collide with a source.
  */
-import type { ArchiveFormat } from "../config.ts";
+import type { ArchiveFormat } from "./archive.ts";
 import { encodeKeySegment } from "./names.ts";
 
 export interface WindowId {

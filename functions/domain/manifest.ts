@@ -5,7 +5,7 @@
  * completion records written by copiers (one object per window, so concurrent copiers never
  * contend on a shared object).
  */
-import type { ArchiveFormat } from "../config.ts";
+import type { ArchiveFormat } from "./archive.ts";
 import { normalizeRanges, type TimeRange } from "./ranges.ts";
 
 /** What a copier records when a window is stored. */

@@ -2,7 +2,7 @@
  * Planning: which archive windows are still missing from the backup, cut into copyable pieces.
  * Pure: times come in as arguments.
  */
-import { WINDOW_LENGTHS_SECONDS } from "../config.ts";
+import { WINDOW_LENGTHS_SECONDS } from "./archive.ts";
 import { clipRanges, intersectRanges, normalizeRanges, subtractRanges, type TimeRange } from "./ranges.ts";
 
 /** One archive window to copy: `[from, from + duration)`, unix seconds. */

@@ -1,0 +1,24 @@
+/**
+ * Archive vocabulary shared by the domain, the configuration and the adapters: the container
+ * formats Flussonic exports and the window lengths the planner may use. The domain depends on
+ * nothing outside itself; the configuration imports these.
+ */
+
+/** Container of an exported window: fragmented MP4 or MPEG-TS. */
+export const ARCHIVE_FORMATS = ["mp4", "ts"] as const;
+export type ArchiveFormat = (typeof ARCHIVE_FORMATS)[number];
+
+/** Window lengths the planner may use: divisors of a day, so windows stay aligned to UTC boundaries. */
+export const WINDOW_LENGTHS_SECONDS = [60, 120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800, 3600] as const;
+
+/** The SQS message body of one planned window (version 1; fields are a promise). */
+export interface CopyMessage {
+  v: 1;
+  source: string;
+  stream: string;
+  from: number;
+  duration: number;
+  format: ArchiveFormat;
+  /** The planner will not plan this window again before this time (unix seconds). */
+  leaseUntil: number;
+}
