@@ -3,6 +3,7 @@
  */
 import {
   type BackupConfig,
+  checkLeaseCoversCopy,
   loadConfigFile,
   resolveAllCredentials,
   type SourceCredentials,
@@ -24,6 +25,7 @@ export interface RunOptions {
 
 export async function runCommand(o: RunOptions): Promise<number> {
   const config = loadConfigFile(o.configFile);
+  checkLeaseCoversCopy(config, o.configFile, o.copyTimeoutSeconds);
   const credentials = resolveAllCredentials(config, o.configFile, process.env);
   let embedded: EmbeddedEmulator | undefined;
   let endpoints: Endpoints = endpointsFromEnv(process.env);

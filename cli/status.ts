@@ -4,6 +4,7 @@
  * `--json`, or a self-contained HTML page with a timeline per stream (`--html <file>`).
  */
 import { writeFileSync } from "node:fs";
+import { checkLeaseCoversCopy } from "../functions/config.ts";
 import { type BackupStatus, readBackupStatus } from "../local/backup-status.ts";
 import { formatBytes, formatDuration } from "../local/progress.ts";
 import { formatPercent, statusPage } from "../local/status-page.ts";
@@ -26,6 +27,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
   const out = o.out ?? process.stdout;
   const target = await openBackupTarget(o, { flussonic: true });
   try {
+    checkLeaseCoversCopy(target.config, o.config ?? "the demo's configuration", o.copyTimeoutSeconds);
     if (o.source) sourceNamed(target.config, o.source);
     const status = await readBackupStatus({
       config: target.config,

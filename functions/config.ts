@@ -11,9 +11,19 @@ import { z } from "zod";
 import { ARCHIVE_FORMATS, type ArchiveFormat, WINDOW_LENGTHS_SECONDS } from "./domain/archive.ts";
 import { HH_MM, isKnownTimeZone } from "./domain/bandwidth-schedule.ts";
 import { SOURCE_NAME_RULE, STREAM_NAME_RULE, sourceNameProblem, streamNameProblem } from "./domain/names.ts";
+import { COPIER_TIMEOUT_SECONDS } from "./lambda/copier-limits.ts";
 
 // Re-exported: callers that imported them from here keep working.
 export { type ArchiveFormat, WINDOW_LENGTHS_SECONDS };
+
+/**
+ * A queued window must start its copy this long before its lease ends (time to wait in the queue
+ * and be received): the copier leaves a window whose lease ends before the copy could finish.
+ */
+export const LEASE_START_MARGIN_SECONDS = 300;
+
+/** The shortest leaseSeconds for the Lambda copier (and the CLI's default --copy-timeout). */
+const MIN_LEASE_SECONDS = COPIER_TIMEOUT_SECONDS + LEASE_START_MARGIN_SECONDS;
 
 const envName = z
   .string()
@@ -294,10 +304,14 @@ export const configSchema = z.strictObject({
     .default(600)
     .describe("Longest archive window one copy fetches; shorter for high-bitrate streams"),
   leaseSeconds: z
-    .int()
-    .min(60)
+    .int({ error: "expected a whole number of seconds" })
+    .min(MIN_LEASE_SECONDS, {
+      error: `expected at least ${MIN_LEASE_SECONDS} seconds: the copier's timeout (${COPIER_TIMEOUT_SECONDS} s in AWS and by default) plus ${LEASE_START_MARGIN_SECONDS} s to start the copy; a window whose lease ends before its copy could finish is left stale and never copied`,
+    })
     .default(3600)
-    .describe("A planned window is not planned again for this long, unless its copy is recorded"),
+    .describe(
+      `A planned window is not planned again for this long, unless its copy is recorded; at least the copier's timeout plus ${LEASE_START_MARGIN_SECONDS} s`,
+    ),
   sources: z.array(sourceSchema).min(1, { error: "expected at least one source" }),
   deployment: deploymentSchema,
 });
@@ -398,6 +412,19 @@ function duplicateNames(data: unknown): string[] {
 function positionOf(text: string, offset: number): { line: number; column: number } {
   const before = text.slice(0, offset).split("\n");
   return { line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
+}
+
+/**
+ * Refuses a copier timeout the config's leases cannot carry (the config itself is checked against
+ * the Lambda copier's timeout; a local run may set another with --copy-timeout): every window would
+ * be left stale and nothing copied. Throws ConfigError naming the file, the field and the flag.
+ */
+export function checkLeaseCoversCopy(config: BackupConfig, file: string, copyTimeoutSeconds: number): void {
+  const needed = copyTimeoutSeconds + LEASE_START_MARGIN_SECONDS;
+  if (config.leaseSeconds >= needed) return;
+  throw new ConfigError([
+    `${file}: leaseSeconds: ${config.leaseSeconds} s is shorter than --copy-timeout ${copyTimeoutSeconds} s plus ${LEASE_START_MARGIN_SECONDS} s to start a copy, so every window would be left stale and nothing copied: set leaseSeconds to at least ${needed} or lower --copy-timeout`,
+  ]);
 }
 
 /** Reads and validates a config file. Throws ConfigError naming the file. */

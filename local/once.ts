@@ -90,7 +90,8 @@ export async function runOnce(rt: LocalRuntime, tally: OnceTally, o: OnceOptions
     deadLettered,
     planErrors: dedupe(standingErrors),
     finalPlan: report,
-    ok: deadLettered.length === 0 && standingErrors.length === 0,
+    // A stale window was planned and not copied (its lease ended before a copy could finish).
+    ok: deadLettered.length === 0 && standingErrors.length === 0 && count("stale") === 0,
   };
 }
 
@@ -113,6 +114,11 @@ export function formatSummary(s: OnceSummary, now: number): string {
       ` ${s.gone} gone at the source, ${s.retries} retried, ${s.deadLettered.length} dead-lettered).`,
   );
   for (const [source, reason] of s.idle) lines.push(`Source ${source} did not copy: ${reason}.`);
+  if (s.stale > 0) {
+    lines.push(
+      `${s.stale} window(s) were not copied: their lease ended before a copy could finish (leaseSeconds is shorter than the copy timeout plus the time they waited in the queue); raise leaseSeconds or lower --copy-timeout.`,
+    );
+  }
   lines.push("");
   lines.push(coverageTable(s.finalPlan, now));
   if (s.deadLettered.length > 0) {

@@ -1,0 +1,33 @@
+/**
+ * issue 15 item 5: `run --once` whose copier timeout outlasts the leases (every window left stale)
+ * used to report success with nothing copied. It fails and says why.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { formatSummary, runOnce } from "../../local/once.ts";
+import { type Harness, HOUR, startHarness } from "../support/harness.ts";
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+describe("run --once with windows left stale", () => {
+  it("fails (not ok) and says that windows were not copied because their lease ended", async () => {
+    const now = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+    h = await startHarness({
+      sim: { streams: [{ name: "cam1", bitrateBps: 80_000, ranges: [{ from: now - HOUR, to: now + 1 }] }] },
+      source: { retentionDays: 1 / 24 },
+    });
+    // The config's lease (3600 s) is shorter than this copier's timeout: every message is stale.
+    const rt = await h.runtime({ copyTimeoutSeconds: h.config.leaseSeconds + 100 });
+    const summary = await runOnce(rt, h.tally);
+    expect(summary.planned).toBeGreaterThan(0);
+    expect(summary.copied).toBe(0);
+    expect(summary.stale).toBe(summary.planned);
+    expect(summary.ok).toBe(false);
+    expect(formatSummary(summary, h.clock.now())).toContain(
+      `${summary.stale} window(s) were not copied: their lease ended before a copy could finish`,
+    );
+  });
+});
