@@ -1,6 +1,7 @@
 /**
  * What an operator watches: alarms on the dead-letter queues, on the age of the oldest queued
- * window and on the backup lag of every source, plus failing functions; an SNS topic for the alarm
+ * window, on the backup lag, on planning errors and on windows lost at the source (gone before they
+ * were copied) of every source, plus failing functions; an SNS topic for the alarm
  * actions (with an optional email subscription) and a CloudWatch dashboard.
  */
 import { Duration, Validations } from "aws-cdk-lib";
@@ -21,6 +22,8 @@ export interface BackupMonitoringProps {
   planner: lambda.IFunction;
   copier: lambda.IFunction;
   queues: CopyQueues[];
+  /** Seconds between two planner runs (the config's schedule). */
+  plannerIntervalSeconds: number;
 }
 
 const PERIOD = Duration.minutes(5);
@@ -55,6 +58,10 @@ export class BackupMonitoring extends Construct {
       return a;
     };
 
+    // One planner run per period at least (CloudWatch periods are whole minutes, at most a day).
+    const planningPeriod = Duration.seconds(
+      Math.min(86400, Math.max(PERIOD.toSeconds(), Math.ceil(props.plannerIntervalSeconds / 60) * 60)),
+    );
     const rows: cloudwatch.IWidget[][] = [];
     for (const q of props.queues) {
       const source = q.source.name;
@@ -114,10 +121,42 @@ export class BackupMonitoring extends Construct {
           period: PERIOD,
           statistic,
         });
+      // A stream the planner cannot plan (404 at the source: renamed or deleted; a malformed
+      // answer; the source unreachable) drops out of the lag metric: this alarm sees it. Two runs
+      // in a row, so that one network blip does not page anyone.
+      const planningErrors = new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: "PlanningErrors",
+        dimensionsMap: { service: "planner", source },
+        period: planningPeriod,
+        statistic: cloudwatch.Stats.SUM,
+      });
+      alarm(`PlanningErrors-${source}`, {
+        alarmName: `flussonic-backup-${source}-planning-errors`,
+        alarmDescription: `The planner failed on source ${source} or one of its streams (unknown to the source, renamed or deleted there; a malformed answer; the source unreachable) in two runs in a row: \`flussonic-backup status\` names the stream and the reason, so does the planner's log ("planning failed")`,
+        metric: planningErrors,
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 2,
+        datapointsToAlarm: 2,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      // A window the source deleted (retention) before it was copied is video lost for good; the
+      // newest windows go first, so old history ages out while the lag looks fresh.
+      alarm(`WindowsGone-${source}`, {
+        alarmName: `flussonic-backup-${source}-windows-gone`,
+        alarmDescription: `Windows of source ${source} were deleted by the source's retention before they were copied (video lost): the copies are too slow for the source's retention; raise maxBandwidthMbps or maxConcurrentCopies, or lower retentionDays`,
+        metric: copierMetric("WindowsGone", cloudwatch.Stats.SUM),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
       rows.push([
         new cloudwatch.GraphWidget({
-          title: `${source}: backup lag (s)`,
+          title: `${source}: backup lag (s), planning errors`,
           left: [lag],
+          right: [planningErrors],
           leftAnnotations: [{ value: deployment.lagAlarmSeconds, label: "alarm" }],
           width: 6,
         }),

@@ -121,6 +121,7 @@ export class BackupStack extends Stack {
       planner: this.planner.function,
       copier: this.copier.function,
       queues: this.queues,
+      plannerIntervalSeconds: scheduleSeconds(config.schedule),
     });
 
     // Where to look after a deploy (README: Deploy to AWS).

@@ -2,6 +2,7 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { CopyQueue } from "../adapters/copy-queue.ts";
+import { sourceLagSeconds } from "../backup-lag.ts";
 import { planBackup } from "../plan-backup.ts";
 import { COPIER_TIMEOUT_SECONDS } from "./copier-limits.ts";
 import { lambdaEnvironment } from "./environment.ts";
@@ -28,9 +29,11 @@ export const handler = async (event: { sources?: string[] } = {}) => {
     m.addMetric("WindowsPlanned", MetricUnit.Count, s.planned.length);
     m.addMetric("WindowsDeferred", MetricUnit.Count, s.deferred);
     m.addMetric("PlanningErrors", MetricUnit.Count, s.errors.length);
-    // Backup lag: how far the stream furthest behind is from live (the lag alarm watches this).
-    const heads = s.streams.map((st) => st.head).filter((h) => h > 0);
-    if (heads.length > 0) m.addMetric("BackupLagSeconds", MetricUnit.Seconds, now() - Math.min(...heads));
+    // Backup lag: how far the stream furthest behind is from live (the lag alarm watches this);
+    // a stream never copied counts from its retention start.
+    const source = env.config.sources.find((c) => c.name === s.source);
+    const lag = source ? sourceLagSeconds(source, s, report.at) : undefined;
+    if (lag !== undefined) m.addMetric("BackupLagSeconds", MetricUnit.Seconds, lag);
   }
   metrics.publishStoredMetrics();
   return {

@@ -377,9 +377,13 @@ describe("the stack from the config: observability", () => {
       "flussonic-backup-s1-dead-letters",
       "flussonic-backup-s1-lag",
       "flussonic-backup-s1-oldest-window",
+      "flussonic-backup-s1-planning-errors",
+      "flussonic-backup-s1-windows-gone",
       "flussonic-backup-s2-dead-letters",
       "flussonic-backup-s2-lag",
       "flussonic-backup-s2-oldest-window",
+      "flussonic-backup-s2-planning-errors",
+      "flussonic-backup-s2-windows-gone",
     ]);
     const named = (n: string) => alarms.find((a) => a.AlarmName === n)!;
     expect(named("flussonic-backup-s1-dead-letters")).toMatchObject({
@@ -429,7 +433,7 @@ describe("a config change changes the template as expected", () => {
     after.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
       ScalingConfig: { MaximumConcurrency: 4 },
     });
-    after.resourceCountIs("AWS::CloudWatch::Alarm", 11);
+    after.resourceCountIs("AWS::CloudWatch::Alarm", 17);
     expect(expirations(before)["flussonic/s1/"]).toBe(9);
     expect(expirations(after)["flussonic/s1/"]).toBe(15);
     expect(expirations(after)["flussonic/s3/"]).toBe(3);
