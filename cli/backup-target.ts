@@ -12,7 +12,6 @@ import { BackupStore } from "../functions/adapters/backup-store.ts";
 import { FlussonicClient } from "../functions/adapters/flussonic.ts";
 import {
   type BackupConfig,
-  ConfigError,
   loadConfigFile,
   resolveAllCredentials,
   type SourceCredentials,
@@ -20,6 +19,7 @@ import {
 import { createS3Client, createSqsClient, type Endpoints, endpointsFromEnv } from "../local/aws-clients.ts";
 import { type EmbeddedEmulator, startEmbedded } from "../local/embedded.ts";
 import { FlussonicSimulator } from "../tools/simulator/simulator.ts";
+import { errorContext } from "./error-messages.ts";
 import { UsageError } from "./time-arg.ts";
 
 /** Options every operator command takes. */
@@ -73,7 +73,9 @@ export async function openBackupTarget(
       embeddedDir = o.embedded === true ? ".flussonic-backup" : o.embedded;
     }
   }
+  errorContext.configFile = configFile;
   let config = loadConfigFile(configFile);
+  errorContext.config = config;
   let credentials = new Map<string, SourceCredentials>();
   let sim: FlussonicSimulator | undefined;
   if (needs.flussonic) {
@@ -94,6 +96,8 @@ export async function openBackupTarget(
     embedded = await startEmbedded(embeddedDir);
     endpoints = embedded.endpoints;
   }
+  errorContext.endpoints = endpoints;
+  errorContext.embedded = embedded !== undefined;
   const s3 = createS3Client(endpoints);
   const sqs = createSqsClient(endpoints);
   const clients = new Map<string, FlussonicClient>();
@@ -124,18 +128,12 @@ export async function openBackupTarget(
   };
 }
 
-/** Runs a command body; usage and configuration errors print one message and exit with status 2. */
+/**
+ * Runs a command body and sets the exit status from it; failures go to the CLI's one error
+ * boundary (cli/main.ts), which prints them for the user.
+ */
 export async function operatorAction(body: () => Promise<number>): Promise<void> {
-  try {
-    process.exitCode = await body();
-  } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    throw error;
-  }
+  process.exitCode = await body();
 }
 
 /** A source of the configuration by name (`--source`), or a usage error listing the names. */

@@ -4,7 +4,15 @@
  */
 import { Command, Option } from "commander";
 import { ConfigError, configJsonSchema, loadConfigFile, resolveAllCredentials } from "../functions/config.ts";
+import {
+  COPY_TIMEOUT,
+  DEFAULT_COPY_TIMEOUT_SECONDS,
+  DEMO_HOURS,
+  DEMO_STREAMS,
+  parseNumberArg,
+} from "./number-arg.ts";
 import { runCommand } from "./run.ts";
+import { UsageError } from "./time-arg.ts";
 
 const program = new Command()
   .name("flussonic-backup")
@@ -23,22 +31,26 @@ program
     "use the embedded S3/SQS emulator instead of AWS endpoints; state kept in dir across runs (default .flussonic-backup)",
   )
   .option("-v, --verbose", "log every window")
-  .addOption(
-    new Option("--copy-timeout <seconds>", "longest one window copy may take")
-      .default("900")
-      .argParser(Number),
-  )
+  .option("--dry-run", "plan as usual and print what would be copied; queue, lease and write nothing")
+  .addOption(copyTimeoutOption("longest one window copy may take"))
   .addHelpText(
     "after",
     "\nEndpoints: AWS_REGION, credentials and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SQS (e.g. LocalStack)\nselect where the backup goes unless --embedded is given.",
   )
   .action(async (opts) => {
+    const copyTimeoutSeconds = parseNumberArg("--copy-timeout", opts.copyTimeout, COPY_TIMEOUT);
+    const embedded = opts.embedded === true ? ".flussonic-backup" : opts.embedded;
+    if (opts.dryRun) {
+      const { dryRunCommand } = await import("./dry-run.ts");
+      process.exitCode = await dryRunCommand({ configFile: opts.config, embedded, copyTimeoutSeconds });
+      return;
+    }
     process.exitCode = await runCommand({
       configFile: opts.config,
       once: Boolean(opts.once),
-      embedded: opts.embedded === true ? ".flussonic-backup" : opts.embedded,
+      embedded,
       verbose: Boolean(opts.verbose),
-      copyTimeoutSeconds: opts.copyTimeout,
+      copyTimeoutSeconds,
     });
   });
 
@@ -77,8 +89,8 @@ program
     const { demoCommand } = await import("./demo.ts");
     process.exitCode = await demoCommand({
       dir: opts.dir,
-      streams: Number(opts.streams),
-      hours: Number(opts.hours),
+      streams: parseNumberArg("--streams", opts.streams, DEMO_STREAMS),
+      hours: parseNumberArg("--hours", opts.hours, DEMO_HOURS),
     });
   });
 
@@ -110,15 +122,12 @@ targetOptions(
     .option("--stream <name>", "only this stream")
     .option("--json", "print the status as JSON")
     .option("--html <file>", "write a self-contained HTML page with a timeline per stream")
-    .addOption(
-      new Option("--copy-timeout <seconds>", "the copier timeout the planner sizes windows with")
-        .default("900")
-        .argParser(Number),
-    ),
+    .addOption(copyTimeoutOption("the copier timeout the planner sizes windows with")),
 ).action(async (opts) => {
+  const copyTimeoutSeconds = parseNumberArg("--copy-timeout", opts.copyTimeout, COPY_TIMEOUT);
   const { statusCommand } = await import("./status.ts");
   const { operatorAction } = await import("./backup-target.ts");
-  await operatorAction(() => statusCommand({ ...opts, copyTimeoutSeconds: opts.copyTimeout }));
+  await operatorAction(() => statusCommand({ ...opts, copyTimeoutSeconds }));
 });
 
 targetOptions(
@@ -194,10 +203,41 @@ targetOptions(
 try {
   await program.parseAsync();
 } catch (error) {
-  if (error instanceof ConfigError) {
+  process.exitCode = await reportFailure(error);
+}
+
+/** `--copy-timeout <seconds>`: text with a text default, parsed strictly by the action. */
+function copyTimeoutOption(description: string): Option {
+  return new Option("--copy-timeout <seconds>", description).default(String(DEFAULT_COPY_TIMEOUT_SECONDS));
+}
+
+/**
+ * The one error boundary of every command: usage and configuration errors print their message
+ * (exit 2); failures a user can meet print one or two lines naming the resource and what to do
+ * (exit 1); anything else its name and message. The stack only with --verbose or DEBUG set.
+ */
+async function reportFailure(error: unknown): Promise<number> {
+  const verbose =
+    process.argv.slice(2).some((a) => a === "--verbose" || a === "-v") || Boolean(process.env.DEBUG);
+  const stack = () => {
+    if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  };
+  if (error instanceof UsageError || error instanceof ConfigError) {
     process.stderr.write(`${error.message}\n`);
-    process.exitCode = 2;
-  } else {
-    throw error;
+    stack();
+    return 2;
   }
+  const { explainError, errorContext } = await import("./error-messages.ts");
+  const explained = explainError(error, errorContext);
+  const command = process.argv[2] ?? "";
+  if (explained) {
+    process.stderr.write(`flussonic-backup ${command}: ${explained}\n`);
+  } else {
+    const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    process.stderr.write(
+      `flussonic-backup ${command} failed: ${what}${verbose ? "" : " (--verbose or DEBUG=1 shows the stack)"}\n`,
+    );
+  }
+  stack();
+  return 1;
 }

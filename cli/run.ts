@@ -14,6 +14,7 @@ import { lineLog } from "../local/line-log.ts";
 import { formatSummary, OnceTally, runOnce } from "../local/once.ts";
 import { Progress } from "../local/progress.ts";
 import { LocalRuntime, rateMs } from "../local/runtime.ts";
+import { errorContext, explainSourceError, probeBucket } from "./error-messages.ts";
 
 export interface RunOptions {
   configFile: string;
@@ -24,7 +25,9 @@ export interface RunOptions {
 }
 
 export async function runCommand(o: RunOptions): Promise<number> {
+  errorContext.configFile = o.configFile;
   const config = loadConfigFile(o.configFile);
+  errorContext.config = config;
   checkLeaseCoversCopy(config, o.configFile, o.copyTimeoutSeconds);
   const credentials = resolveAllCredentials(config, o.configFile, process.env);
   let embedded: EmbeddedEmulator | undefined;
@@ -33,6 +36,8 @@ export async function runCommand(o: RunOptions): Promise<number> {
     embedded = await startEmbedded(o.embedded);
     endpoints = embedded.endpoints;
   }
+  errorContext.endpoints = endpoints;
+  errorContext.embedded = o.embedded !== undefined;
   try {
     return await runWith({
       config,
@@ -74,12 +79,20 @@ export async function runWith(o: RunWithOptions): Promise<number> {
       progress.event(e);
     },
     onBytes: (source, n) => progress.bytes(source, n),
+  }).catch(async (error: unknown) => {
+    // For the message: a bucket that is missing (so could not be created) or there but refused.
+    await probeBucket(o.endpoints, o.config.bucket, "create or open the bucket and the copy queues");
+    throw error;
   });
   progress.start();
   try {
     if (o.once) {
       const summary = await runOnce(rt, tally, { onPlan: (r) => progress.planned(r) });
       progress.stop();
+      for (const e of summary.planErrors) {
+        const source = o.config.sources.find((s) => s.name === e.source);
+        if (source) e.message = explainSourceError(e.message, source, { ...errorContext, config: o.config });
+      }
       out.write(`${formatSummary(summary, rt.now())}\n`);
       return summary.ok ? 0 : 1;
     }

@@ -53,6 +53,8 @@ export interface PlannerDeps {
   streamConcurrency?: number;
   /** Only these sources (a planner fanned out per source group). */
   onlySources?: readonly string[];
+  /** Plan and report only: queue nothing, lease nothing, write nothing (`run --dry-run`). */
+  dryRun?: boolean;
 }
 
 export interface StreamPlan {
@@ -67,6 +69,8 @@ export interface StreamPlan {
   head: number;
   windowSeconds: number;
   planned: number;
+  /** Estimated bytes of the planned windows (bitrate x duration). */
+  plannedBytes: number;
   /** Missing windows left for a later run (budget). */
   deferred: number;
 }
@@ -256,10 +260,12 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
       });
     }
   }
-  const sent = await deps.queue.send(
-    source.name,
-    messages.map((x) => x.m),
-  );
+  const sent = deps.dryRun
+    ? { sent: messages.map((x) => x.m), failed: [] }
+    : await deps.queue.send(
+        source.name,
+        messages.map((x) => x.m),
+      );
   for (const f of sent.failed)
     fail(f.message.stream, new Error(`could not queue window ${f.message.from}: ${f.reason}`));
   const sentSet = new Set(sent.sent);
@@ -271,12 +277,13 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
     };
     s.changed = true;
     s.plan.planned++;
+    s.plan.plannedBytes += Math.round((m.duration * s.bitrateBps) / 8);
     report.planned.push(m);
     report.plannedBytes += Math.round((m.duration * s.bitrateBps) / 8);
   }
 
   const compacted: string[] = [];
-  await forEachLimited(states, deps.streamConcurrency ?? 16, async (s) => {
+  await forEachLimited(deps.dryRun ? [] : states, deps.streamConcurrency ?? 16, async (s) => {
     try {
       if (s.records.length > 0) await writeCatalogs(deps.store, source.name, s.settings.name, s.records);
       if (s.changed) {
@@ -382,6 +389,7 @@ async function readStream(
       head: manifest.head,
       windowSeconds,
       planned: 0,
+      plannedBytes: 0,
       deferred: 0,
     },
   };

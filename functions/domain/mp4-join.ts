@@ -34,6 +34,8 @@ export interface Mp4Track {
   handler: string;
   /** `trex` default sample duration (used when a fragment does not give one). */
   defaultSampleDuration: number;
+  /** Whether the track has a sample description (`stsd`): without one, nothing can decode it. */
+  described: boolean;
 }
 
 /** Tracks of a `moov` box, and a signature of what must match for fragments to be joinable. */
@@ -63,7 +65,7 @@ export function readInitSegment(moov: Buffer): { tracks: Map<number, Mp4Track>; 
         }
       }
       if (id === 0 || timescale === 0) throw new Mp4JoinError("init segment: a track has no id or timescale");
-      tracks.set(id, { id, timescale, handler, defaultSampleDuration: 0 });
+      tracks.set(id, { id, timescale, handler, defaultSampleDuration: 0, described: stsd !== "" });
       parts.push(`${id}:${handler}:${timescale}:${stsd}`);
     }
     if (child.type === "mvex") {
@@ -322,6 +324,12 @@ export class Mp4Joiner {
       } catch (error) {
         throw new Mp4JoinError(
           `${w.label}: not a playable MP4 init segment (${(error as Error).message}); the stored window is not decodable media`,
+        );
+      }
+      const undescribed = [...init.tracks.values()].find((t) => !t.described);
+      if (undescribed) {
+        throw new Mp4JoinError(
+          `${w.label}: not a playable MP4 init segment (track ${undescribed.id} has no sample description); the stored window is not decodable media`,
         );
       }
       if (!this.#tracks) {

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { containerCheck } from "../../functions/domain/container-check.ts";
+import {
+  containerCheck,
+  MEDIA_END_TOLERANCE_SECONDS,
+  MediaShortError,
+} from "../../functions/domain/container-check.ts";
+import { windowChunks } from "../../tools/simulator/content.ts";
 
 function box(type: string, payload: number): Buffer {
   const b = Buffer.alloc(8 + payload, 7);
@@ -57,5 +62,161 @@ describe("MPEG-TS packet framing", () => {
     const broken = Buffer.from(packets);
     broken[188 * 2] = 0;
     expect(() => feedInPieces("ts", broken, 77)).toThrow(/sync byte missing at byte 376/);
+  });
+});
+
+// Media time (issue 15 item 3): a body that stops cleanly at a fragment boundary before the
+// window's end has whole framing; only its media clock shows the missing minutes.
+const NOW = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+
+function body(format: "mp4" | "ts", from: number, seconds: number, bitrateBps = 64_000): Buffer[] {
+  return [...windowChunks("cam1", bitrateBps, [{ from, to: from + seconds }], format)].map((b) =>
+    Buffer.from(b),
+  );
+}
+
+function checkWindow(format: "mp4" | "ts", chunks: Buffer[], from: number, duration: number, piece?: number) {
+  const c = containerCheck(format, { from, duration });
+  const all = Buffer.concat(chunks);
+  const step = piece ?? all.length;
+  for (let i = 0; i < all.length; i += step) c.feed(all.subarray(i, i + step));
+  c.finish();
+  return c;
+}
+
+/** An fMP4 init segment: one track with `timescale`, `trex` default sample duration `defaultDuration`. */
+function mp4Init(timescale: number, defaultDuration: number): Buffer {
+  const full = (type: string, flags: number, payload: Buffer) => {
+    const vf = Buffer.alloc(4);
+    vf.writeUInt32BE(flags, 0);
+    return mp4Box(type, Buffer.concat([vf, payload]));
+  };
+  const tkhd = Buffer.alloc(80);
+  tkhd.writeUInt32BE(1, 8);
+  const mdhd = Buffer.alloc(20);
+  mdhd.writeUInt32BE(timescale, 8);
+  const hdlr = Buffer.alloc(21);
+  hdlr.write("vide", 4, "latin1");
+  const trex = Buffer.alloc(20);
+  trex.writeUInt32BE(1, 0);
+  trex.writeUInt32BE(defaultDuration, 8);
+  return Buffer.concat([
+    mp4Box("ftyp", Buffer.from("isom\0\0\0\0", "latin1")),
+    mp4Box(
+      "moov",
+      Buffer.concat([
+        mp4Box(
+          "trak",
+          Buffer.concat([
+            full("tkhd", 3, tkhd),
+            mp4Box("mdia", Buffer.concat([full("mdhd", 0, mdhd), full("hdlr", 0, hdlr)])),
+          ]),
+        ),
+        mp4Box("mvex", full("trex", 0, trex)),
+      ]),
+    ),
+  ]);
+}
+
+function mp4Box(type: string, payload: Buffer): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt32BE(8 + payload.length, 0);
+  b.write(type, 4, "latin1");
+  return Buffer.concat([b, payload]);
+}
+
+/**
+ * A `moof` + `mdat` of `count` samples from `decodeTime` (32-bit tfdt): per-sample durations in the
+ * trun when `durations` is given, else none (the trex default applies).
+ */
+function mp4Fragment(decodeTime: number, count: number, durations?: number): Buffer {
+  const tfhd = Buffer.alloc(8);
+  tfhd.writeUInt32BE(0x020000, 0);
+  tfhd.writeUInt32BE(1, 4);
+  const tfdt = Buffer.alloc(8);
+  tfdt.writeUInt32BE(decodeTime, 4);
+  const perSample = durations !== undefined;
+  const trun = Buffer.alloc(8 + (perSample ? 4 * count : 0));
+  trun.writeUInt32BE(perSample ? 0x000100 : 0, 0);
+  trun.writeUInt32BE(count, 4);
+  for (let i = 0; perSample && i < count; i++) trun.writeUInt32BE(durations, 8 + 4 * i);
+  const traf = mp4Box(
+    "traf",
+    Buffer.concat([mp4Box("tfhd", tfhd), mp4Box("tfdt", tfdt), mp4Box("trun", trun)]),
+  );
+  return Buffer.concat([
+    mp4Box("moof", Buffer.concat([mp4Box("mfhd", Buffer.alloc(8)), traf])),
+    mp4Box("mdat", Buffer.alloc(100, 1)),
+  ]);
+}
+
+describe("fMP4 media time", () => {
+  const from = NOW - 600;
+  it("accepts the simulator's whole window in any chunking, and reads its end as unix time", () => {
+    for (const piece of [1, 7, 100, 4096, undefined]) {
+      const c = checkWindow("mp4", body("mp4", from, 60), from, 60, piece);
+      expect(c.mediaEnd).toBe(from + 60);
+    }
+  });
+  it("refuses a body cut cleanly after whole fragments, 10 s before the window's end", () => {
+    const chunks = body("mp4", from, 50);
+    // The framing alone accepts it: this is the cut the top-level box check let through.
+    const framing = containerCheck("mp4");
+    framing.feed(Buffer.concat(chunks));
+    expect(() => framing.finish()).not.toThrow();
+    expect(() => checkWindow("mp4", chunks, from, 60, 333)).toThrow(MediaShortError);
+    expect(() => checkWindow("mp4", chunks, from, 60)).toThrow(
+      /media ends at .*10\.0 s before the window's end/,
+    );
+  });
+  it("accepts a body within the 2 s tolerance of the end and refuses one just beyond it", () => {
+    expect(MEDIA_END_TOLERANCE_SECONDS).toBe(2);
+    expect(() => checkWindow("mp4", body("mp4", from, 58), from, 60)).not.toThrow();
+    expect(() => checkWindow("mp4", body("mp4", from, 57), from, 60)).toThrow(MediaShortError);
+  });
+  it("refuses an absolute-time body that starts late, and an init segment alone", () => {
+    expect(() => checkWindow("mp4", body("mp4", from + 10, 50), from, 60)).toThrow(
+      /media starts at .*10\.0 s after/,
+    );
+    const init = body("mp4", from, 1)[0]!;
+    expect(() => checkWindow("mp4", [init], from, 60)).toThrow(/no media fragment/);
+  });
+  it("relative tfdt (from 0): per-sample trun durations and trex defaults both count", () => {
+    // 90 kHz, 2-second fragments of 50 samples of 3600 ticks (25 fps).
+    const init = mp4Init(90_000, 3600);
+    const fragments = (n: number, perSample: boolean) =>
+      Array.from({ length: n }, (_, i) => mp4Fragment(i * 180_000, 50, perSample ? 3600 : undefined));
+    for (const perSample of [true, false]) {
+      const whole = checkWindow("mp4", [init, ...fragments(300, perSample)], from, 600, 1000);
+      expect(whole.mediaEnd).toBe(from + 600);
+      expect(() => checkWindow("mp4", [init, ...fragments(295, perSample)], from, 600)).toThrow(
+        /10\.0 s before the window's end .*timestamps taken from the window start/,
+      );
+    }
+  });
+});
+
+describe("MPEG-TS media time", () => {
+  const from = NOW - 600;
+  it("accepts the simulator's whole window in any chunking and refuses one cut after whole packets", () => {
+    for (const piece of [1, 100, 188, 5000, undefined]) {
+      expect(() => checkWindow("ts", body("ts", from, 60), from, 60, piece)).not.toThrow();
+    }
+    expect(() => checkWindow("ts", body("ts", from, 45), from, 60, 1000)).toThrow(
+      /media ends at .*s before the window's end/,
+    );
+  });
+  it("follows the PTS across its 33-bit wrap", () => {
+    // The simulator's PTS is unix seconds x 90 kHz modulo 2^33: find a wrap near NOW.
+    const wrapAt = Math.ceil((Math.ceil((NOW * 90_000) / 2 ** 33) * 2 ** 33) / 90_000);
+    const start = wrapAt - 30;
+    const whole = checkWindow("ts", body("ts", start, 60), start, 60, 777);
+    expect(whole.mediaEnd).toBeGreaterThan(start + 59);
+    expect(() => checkWindow("ts", body("ts", start, 40), start, 60)).toThrow(MediaShortError);
+  });
+  it("refuses packets without any PTS or PCR when the window is known", () => {
+    const packets = Buffer.alloc(188 * 5, 1);
+    for (let i = 0; i < 5; i++) packets[i * 188] = 0x47;
+    expect(() => checkWindow("ts", [packets], from, 60)).toThrow(/no PTS or PCR/);
   });
 });

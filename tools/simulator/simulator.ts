@@ -19,7 +19,7 @@ import {
   type SimStreamSpec,
   toSimStream,
 } from "./archive-model.ts";
-import { type SimFormat, windowBytes, windowChunks } from "./content.ts";
+import { type SimFormat, variantChunk, windowBytes, windowChunks } from "./content.ts";
 import { DownloadMeter } from "./meter.ts";
 import { loadRealMedia, type RealMedia, realWindowBytes, realWindowChunks } from "./real-media.ts";
 
@@ -55,6 +55,13 @@ export interface SimFaults {
   resetAfterBytes?: number;
   /** Ends the body early, cleanly, after this many bytes. */
   truncateAfterBytes?: number;
+  /**
+   * Ends the body early, cleanly, after this many whole fragments (MP4: the init segment and N
+   * `moof`+`mdat` pairs; MPEG-TS: N seconds of whole packets): framing is intact, only the media
+   * stops short, as an export that stops early does. Without Content-Length (the default) nothing
+   * but the media time shows it.
+   */
+  truncateAfterFragments?: number;
   /** Stops sending after this many bytes and keeps the connection open. */
   stallAfterBytes?: number;
   /** Broken index answers: invalid JSON, or valid JSON of the wrong shape. */
@@ -89,6 +96,12 @@ export interface SimulatorOptions {
    * real-media.ts), one second per fragment, for checks with ffprobe. Real media ignores the bitrate.
    */
   media?: "synthetic" | "real";
+  /**
+   * Bodies differ per request, as from a source that re-muxes each export: a `free` box after the
+   * MP4 init segment (a null packet first in MPEG-TS) holding a request counter. Same size every
+   * time; `body()` then gives the bytes of variant 0, which no request serves.
+   */
+  varyBytesPerRequest?: boolean;
 }
 
 export interface SimRequest {
@@ -118,6 +131,7 @@ export class FlussonicSimulator {
   #port = 0;
   #host: string;
   #realMedia: RealMedia | undefined;
+  #variant = 0;
 
   private constructor(options: SimulatorOptions) {
     this.#options = options;
@@ -178,12 +192,32 @@ export class FlussonicSimulator {
   body(name: string, from: number, duration: number, format: SimFormat): Buffer {
     const stream = this.#stream(name);
     const seconds = recordedSeconds(stream, this.#now(), from, duration);
-    return Buffer.concat([...this.#windowChunks(stream, seconds, format)]);
+    return Buffer.concat([...this.#windowChunks(stream, seconds, format, 0)]);
   }
 
-  #windowChunks(s: SimStream, seconds: TimeRange[], format: SimFormat): Iterable<Buffer> {
-    if (this.#realMedia) return realWindowChunks(this.#realMedia, seconds, format);
-    return windowChunks(s.name, s.bitrateBps, seconds, format);
+  *#windowChunks(s: SimStream, seconds: TimeRange[], format: SimFormat, variant: number): Iterable<Buffer> {
+    const chunks = this.#realMedia
+      ? realWindowChunks(this.#realMedia, seconds, format)
+      : windowChunks(s.name, s.bitrateBps, seconds, format);
+    if (!this.#options.varyBytesPerRequest) {
+      yield* chunks;
+      return;
+    }
+    // MP4: after the init segment (the first chunk of both kinds of content); TS: first.
+    let first = format === "mp4";
+    if (!first) yield variantChunk(format, variant);
+    for (const chunk of chunks) {
+      yield chunk;
+      if (first) yield variantChunk(format, variant);
+      first = false;
+    }
+  }
+
+  #windowSize(s: SimStream, seconds: TimeRange[], format: SimFormat): number {
+    const size = this.#realMedia
+      ? realWindowBytes(this.#realMedia, seconds, format)
+      : windowBytes(s.name, s.bitrateBps, seconds, format);
+    return size + (this.#options.varyBytesPerRequest ? variantChunk(format, 0).length : 0);
   }
 
   /** Replaces the faults (an empty object clears them). */
@@ -431,12 +465,17 @@ export class FlussonicSimulator {
       hit = f.bodyFaultRate === undefined || this.#random() < f.bodyFaultRate;
     }
     const resetAt = hit ? f.resetAfterBytes : undefined;
-    const truncateAt = hit ? f.truncateAfterBytes : undefined;
+    const truncateAt = hit
+      ? Math.min(
+          f.truncateAfterBytes ?? Infinity,
+          f.truncateAfterFragments !== undefined
+            ? this.#windowSize(s, firstSeconds(seconds, f.truncateAfterFragments), format)
+            : Infinity,
+        )
+      : undefined;
     const stallAt = hit ? f.stallAfterBytes : undefined;
     const pace = f.bodyBytesPerSecond;
-    const size = this.#realMedia
-      ? realWindowBytes(this.#realMedia, seconds, format)
-      : windowBytes(name, s.bitrateBps, seconds, format);
+    const size = this.#windowSize(s, seconds, format);
 
     const socket = res.socket ?? undefined;
     this.meter.started(socket);
@@ -451,7 +490,7 @@ export class FlussonicSimulator {
     });
     const started = performance.now();
     let sent = 0;
-    for (let chunk of this.#windowChunks(s, seconds, format)) {
+    for (let chunk of this.#windowChunks(s, seconds, format, ++this.#variant)) {
       if (closed) return;
       const limit = Math.min(resetAt ?? Infinity, truncateAt ?? Infinity, stallAt ?? Infinity);
       if (sent + chunk.length > limit) chunk = chunk.subarray(0, limit - sent);
@@ -483,6 +522,19 @@ export class FlussonicSimulator {
     }
     res.end();
   }
+}
+
+/** The first `n` seconds of `seconds`. */
+function firstSeconds(seconds: TimeRange[], n: number): TimeRange[] {
+  const out: TimeRange[] = [];
+  let left = n;
+  for (const r of seconds) {
+    if (left <= 0) break;
+    const to = Math.min(r.to, r.from + left);
+    out.push({ from: r.from, to });
+    left -= to - r.from;
+  }
+  return out;
 }
 
 function drainOrClose(res: ServerResponse): Promise<void> {
