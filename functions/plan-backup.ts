@@ -33,6 +33,7 @@ import {
   countWindows,
   cutWindows,
   cutWindowsNewestFirst,
+  lowestCopyingMbps,
   missingRanges,
   windowLengthFor,
 } from "./domain/windows.ts";
@@ -201,16 +202,19 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
   }
 
   const chosen = new Map<StreamState, CopyWindow[]>();
-  const take = (s: StreamState, w: CopyWindow): boolean => {
-    if (source.paused || budget <= 0) return false;
+  const take = (s: StreamState, w: CopyWindow, demand = false): boolean => {
+    if (source.paused || (budget <= 0 && !demand)) return false;
     budget -= copySeconds(s, w);
     const list = chosen.get(s) ?? [];
     list.push(w);
     chosen.set(s, list);
     return true;
   };
-  // First the live edge of every stream (newest windows after what is stored), then back-fill
-  // oldest first, round-robin across streams, so that nothing waits behind one long history.
+  // First the live edge of every stream (newest windows after what is stored, at most an hour):
+  // that is the demand, planned whatever the budget says, so that no stream (late in name order,
+  // or after an estimate too high) falls behind the source's own retention. Then back-fill oldest
+  // first within the budget, round-robin across streams, so that nothing waits behind one long
+  // history.
   const backfill: { s: StreamState; windows: Generator<CopyWindow> }[] = [];
   for (const s of states) {
     const edgeFrom = Math.max(s.manifest.head, s.horizon - 3600);
@@ -218,7 +222,7 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
       .filter((r) => r.to > edgeFrom)
       .map((r) => ({ from: Math.max(r.from, edgeFrom), to: r.to }));
     for (const w of cutWindowsNewestFirst(edge, s.windowSeconds, s.horizon)) {
-      if (!take(s, w)) break;
+      if (!take(s, w, true)) break;
     }
     const older = s.missing
       .filter((r) => r.from < edgeFrom)
@@ -323,8 +327,9 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
 }
 
 /**
- * The window length of a stream: one window, at the copier's share of the source's cap, takes at
- * most a third of the copier's timeout. `status` sizes windows the same way.
+ * The window length of a stream: one window, at the copier's share of the lowest cap the source's
+ * bandwidth schedule may impose during the copy, takes at most a third of the copier's timeout.
+ * `status` sizes windows the same way.
  */
 export function streamWindowSeconds(
   config: BackupConfig,
@@ -332,10 +337,11 @@ export function streamWindowSeconds(
   bitrateBps: number | undefined,
   copyTimeoutSeconds: number,
 ): number {
+  const mbps = lowestCopyingMbps(source.bandwidthSchedule, source.maxBandwidthMbps);
   return windowLengthFor({
     maxWindowSeconds: config.maxWindowSeconds,
     bitrateBps,
-    copierBandwidthBps: (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies,
+    copierBandwidthBps: (mbps * 1_000_000) / source.maxConcurrentCopies,
     copyBudgetSeconds: copyTimeoutSeconds / 3,
   });
 }
@@ -395,7 +401,11 @@ async function readStream(
   };
 }
 
-/** Adds records to their per-day catalogs (idempotent: keyed by window start). */
+/**
+ * Adds records to their per-day catalogs (idempotent: keyed by window start and duration, so that
+ * windows of different lengths from the same start, e.g. {0,600} next to {0,300} and {300,300}
+ * after a lost lease and a new window length, are all listed; restore picks a cover without overlap).
+ */
 async function writeCatalogs(
   store: BackupStore,
   source: string,
@@ -409,9 +419,9 @@ async function writeCatalogs(
   }
   for (const [day, list] of byDay) {
     const catalog: Catalog = await store.readCatalog(source, stream, day);
-    const byFrom = new Map(catalog.windows.map((w) => [w.from, w]));
+    const byWindow = new Map(catalog.windows.map((w) => [`${w.from}-${w.duration}`, w]));
     for (const r of list) {
-      byFrom.set(r.from, {
+      byWindow.set(`${r.from}-${r.duration}`, {
         from: r.from,
         duration: r.duration,
         format: r.format,
@@ -421,7 +431,10 @@ async function writeCatalogs(
         copiedAt: r.copiedAt,
       });
     }
-    await store.writeCatalog({ ...catalog, windows: [...byFrom.values()].sort((a, b) => a.from - b.from) });
+    await store.writeCatalog({
+      ...catalog,
+      windows: [...byWindow.values()].sort((a, b) => a.from - b.from || a.duration - b.duration),
+    });
   }
 }
 

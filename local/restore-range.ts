@@ -21,6 +21,7 @@ import type { ArchiveFormat } from "../functions/config.ts";
 import { utcDate } from "../functions/domain/keys.ts";
 import { Mp4Joiner } from "../functions/domain/mp4-join.ts";
 import { normalizeRanges, subtractRanges, type TimeRange } from "../functions/domain/ranges.ts";
+import { nonOverlappingCover } from "../functions/domain/windows.ts";
 
 export interface RestoreOptions {
   store: BackupStore;
@@ -150,18 +151,19 @@ export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
   };
 }
 
-/** Recorded windows overlapping the range, oldest first: per-day catalogs and pending records. */
+/**
+ * Recorded windows to join for the range, oldest first, from the per-day catalogs and pending
+ * records: a cover without overlap (windows of two lengths from one start can both be stored).
+ */
 async function windowsIn(o: RestoreOptions): Promise<StoredWindow[]> {
-  const byFrom = new Map<number, StoredWindow>();
+  const byWindow = new Map<string, StoredWindow>();
   for (let day = Math.floor(o.from / 86400) * 86400; day < o.to; day += 86400) {
     const catalog = await o.store.readCatalog(o.source, o.stream, utcDate(day));
-    for (const w of catalog.windows) byFrom.set(w.from, w);
+    for (const w of catalog.windows) byWindow.set(`${w.from}-${w.duration}`, w);
   }
   const pending = await o.store.pendingRecords(o.source);
-  for (const r of pending.byStream.get(o.stream) ?? []) byFrom.set(r.from, r);
-  return [...byFrom.values()]
-    .filter((w) => w.from < o.to && w.from + w.duration > o.from)
-    .sort((a, b) => a.from - b.from);
+  for (const r of pending.byStream.get(o.stream) ?? []) byWindow.set(`${r.from}-${r.duration}`, r);
+  return nonOverlappingCover([...byWindow.values()], o.from, o.to);
 }
 
 function span(from: number, to: number): string {

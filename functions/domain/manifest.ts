@@ -6,7 +6,7 @@
  * contend on a shared object).
  */
 import type { ArchiveFormat } from "./archive.ts";
-import { normalizeRanges, type TimeRange } from "./ranges.ts";
+import { clipRanges, normalizeRanges, type TimeRange } from "./ranges.ts";
 
 /** What a copier records when a window is stored. */
 export interface CopyRecord {
@@ -19,6 +19,13 @@ export interface CopyRecord {
   size: number;
   /** Hex SHA-256 of the whole object, computed while streaming. */
   sha256: string;
+  /**
+   * S3 ETag (and VersionId, in a versioned bucket) of the object these bytes were uploaded as, so a
+   * reader can tell a record of another copy of the window (a duplicate delivery whose source sent
+   * other bytes) from a changed object. Optional: records written before them have none.
+   */
+  etag?: string;
+  versionId?: string;
   /** Unix seconds. */
   copiedAt: number;
 }
@@ -37,9 +44,16 @@ export interface Manifest {
   /** Seconds stored in S3 (merged windows). */
   covered: TimeRange[];
   leases: Lease[];
-  /** Totals of recorded copies. */
+  /** Totals of recorded copies (history: never pruned). */
   windows: number;
   bytes: number;
+  /**
+   * Bytes and seconds of the windows recorded lately, for the bitrate estimate (optional: manifests
+   * written before it have none). Unlike `bytes` it does not mix pruned history with the seconds
+   * still covered: it sums the windows folded in, and once it holds more than an hour of video both
+   * sums are scaled down together, so the estimate follows the recent bitrate.
+   */
+  sample?: { bytes: number; seconds: number };
   /** Newest second stored (exclusive end), 0 when nothing is. */
   head: number;
   /** Unix seconds of the last change. */
@@ -50,8 +64,19 @@ export function emptyManifest(source: string, stream: string): Manifest {
   return { version: 1, source, stream, covered: [], leases: [], windows: 0, bytes: 0, head: 0, updatedAt: 0 };
 }
 
-/** Average bytes per second of what was stored, when known. */
+/**
+ * Seconds of video the bitrate sample holds: older windows weigh less and less, so a change of the
+ * stream's bitrate shows in the estimate within an hour or two of copies.
+ */
+export const SAMPLE_SECONDS = 3600;
+
+/** Average bits per second of what was stored lately, when known. */
 export function storedBitrateBps(m: Manifest): number | undefined {
+  if (m.sample && m.sample.seconds > 0 && m.sample.bytes > 0) {
+    return Math.round((m.sample.bytes * 8) / m.sample.seconds);
+  }
+  // A manifest from before the sample: total bytes over covered seconds (inflated once pruned; it
+  // is replaced by the sample at the first window folded in).
   let seconds = 0;
   for (const r of m.covered) seconds += r.to - r.from;
   return seconds > 0 && m.bytes > 0 ? Math.round((m.bytes * 8) / seconds) : undefined;
@@ -68,16 +93,37 @@ export function applyRecords(m: Manifest, records: readonly CopyRecord[], now: n
     ...m.covered,
     ...fresh.map((r) => ({ from: r.from, to: r.from + r.duration })),
   ]);
-  const done = new Set(records.map((r) => r.from));
+  const done = new Set(records.map((r) => `${r.from}-${r.duration}`));
+  const freshBytes = fresh.reduce((sum, r) => sum + r.size, 0);
   return {
     ...m,
     covered,
-    leases: m.leases.filter((l) => !done.has(l.from)),
+    leases: m.leases.filter((l) => !done.has(`${l.from}-${l.duration}`)),
     windows: m.windows + fresh.length,
-    bytes: m.bytes + fresh.reduce((sum, r) => sum + r.size, 0),
+    bytes: m.bytes + freshBytes,
+    ...(fresh.length > 0
+      ? {
+          sample: addToSample(
+            m.sample,
+            freshBytes,
+            fresh.reduce((sum, r) => sum + r.duration, 0),
+          ),
+        }
+      : {}),
     head: Math.max(m.head, ...records.map((r) => r.from + r.duration)),
     updatedAt: now,
   };
+}
+
+function addToSample(
+  sample: Manifest["sample"],
+  bytes: number,
+  seconds: number,
+): NonNullable<Manifest["sample"]> {
+  const sum = { bytes: (sample?.bytes ?? 0) + bytes, seconds: (sample?.seconds ?? 0) + seconds };
+  if (sum.seconds <= SAMPLE_SECONDS) return sum;
+  const scale = SAMPLE_SECONDS / sum.seconds;
+  return { bytes: Math.round(sum.bytes * scale), seconds: SAMPLE_SECONDS };
 }
 
 function isCovered(covered: readonly TimeRange[], from: number, to: number): boolean {
@@ -89,8 +135,17 @@ export function activeLeases(m: Manifest, now: number): Lease[] {
   return m.leases.filter((l) => l.until > now);
 }
 
-/** Drops covered ranges that ended before `before` (out of retention); leaves totals as history. */
+/**
+ * Clips the covered ranges at `before` (the retention start), a range that began earlier included:
+ * coverage never claims a second older than the retention, since the bucket's lifecycle rule may
+ * have expired its object. The rule expires a window `expiryDays(retentionDays)` = whole days + 1
+ * after the object was written (infra/backup-bucket.ts), and an object is written after its last
+ * second, so every second at or after `now - retentionDays` is still stored, with a day to spare
+ * for a deploy that updates the rule after the planner sees a new retention. Raising the retention
+ * therefore re-plans what is older than the old retention (the objects of the lost span are gone or
+ * about to be). Totals stay as history.
+ */
 export function pruneBefore(m: Manifest, before: number): Manifest {
-  if (!m.covered.some((r) => r.to <= before)) return m;
-  return { ...m, covered: m.covered.filter((r) => r.to > before) };
+  if (!m.covered.some((r) => r.from < before)) return m;
+  return { ...m, covered: clipRanges(m.covered, before, Number.POSITIVE_INFINITY) };
 }

@@ -3,6 +3,7 @@
  * Pure: times come in as arguments.
  */
 import { WINDOW_LENGTHS_SECONDS } from "./archive.ts";
+import { type BandwidthPeriod, minutesOfDay } from "./bandwidth-schedule.ts";
 import { clipRanges, intersectRanges, normalizeRanges, subtractRanges, type TimeRange } from "./ranges.ts";
 
 /** One archive window to copy: `[from, from + duration)`, unix seconds. */
@@ -35,6 +36,30 @@ export function windowLengthFor(input: WindowLengthInput): number {
   const allowed = WINDOW_LENGTHS_SECONDS.filter((n) => n <= input.maxWindowSeconds);
   const fitting = allowed.filter((n) => n <= longestThatFits);
   return fitting.at(-1) ?? allowed[0] ?? WINDOW_LENGTHS_SECONDS[0];
+}
+
+/**
+ * The lowest cap (Mbit/s) a copy may run under at some time of day: the smallest positive cap of
+ * the schedule's periods and of `defaultMbps` where no period applies. A copy may start under the
+ * full cap and go on into a slower period (the copier's throttle follows the schedule), so windows
+ * are sized for this cap. Periods with 0 (no copying) start no copy and are not counted.
+ */
+export function lowestCopyingMbps(periods: readonly BandwidthPeriod[], defaultMbps: number): number {
+  if (periods.length === 0) return defaultMbps;
+  const spans = periods.map((p) => ({
+    from: minutesOfDay(p.from),
+    to: minutesOfDay(p.to),
+    mbps: p.maxBandwidthMbps,
+  }));
+  let lowest = Number.POSITIVE_INFINITY;
+  for (let minute = 0; minute < 1440; minute++) {
+    const p = spans.find((s) =>
+      s.from <= s.to ? minute >= s.from && minute < s.to : minute >= s.from || minute < s.to,
+    );
+    const mbps = p ? p.mbps : defaultMbps;
+    if (mbps > 0) lowest = Math.min(lowest, mbps);
+  }
+  return Number.isFinite(lowest) ? lowest : defaultMbps;
 }
 
 export interface MissingInput {
@@ -110,4 +135,50 @@ export function countWindows(missing: readonly TimeRange[], length: number, hori
     if (r.to === horizon && r.to % length !== 0) n--;
   }
   return n;
+}
+
+/**
+ * Stored windows to restore `[from, to)` from, without overlap: as many of the range's seconds as
+ * possible and, of equal covers, the fewest windows (a whole window rather than its halves). Two
+ * copies of one span can exist, e.g. {0,600} next to {0,300} and {300,300} after a planner lost a
+ * lease and then cut windows of another length; joining both would play those minutes twice.
+ * Returns the chosen windows oldest first.
+ */
+export function nonOverlappingCover<W extends CopyWindow>(
+  windows: readonly W[],
+  from: number,
+  to: number,
+): W[] {
+  const list = windows
+    .filter((w) => w.duration > 0 && w.from < to && w.from + w.duration > from)
+    .sort((a, b) => a.from + a.duration - (b.from + b.duration) || b.duration - a.duration);
+  const end = (w: W) => w.from + w.duration;
+  const weight = (w: W) => Math.min(end(w), to) - Math.max(w.from, from);
+  // best[i]: the best cover using only the first i windows (by end): seconds, windows, taken.
+  const seconds = [0];
+  const count = [0];
+  const taken: boolean[] = [false];
+  const previous: number[] = [0];
+  for (let i = 1; i <= list.length; i++) {
+    const w = list[i - 1]!;
+    // The last window (by end) that ends at or before w starts.
+    let lo = 0;
+    let hi = i - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (end(list[mid - 1]!) <= w.from) lo = mid;
+      else hi = mid - 1;
+    }
+    const withSeconds = seconds[lo]! + weight(w);
+    const withCount = count[lo]! + 1;
+    const take =
+      withSeconds > seconds[i - 1]! || (withSeconds === seconds[i - 1]! && withCount < count[i - 1]!);
+    seconds.push(take ? withSeconds : seconds[i - 1]!);
+    count.push(take ? withCount : count[i - 1]!);
+    taken.push(take);
+    previous.push(take ? lo : i - 1);
+  }
+  const out: W[] = [];
+  for (let i = list.length; i > 0; i = previous[i]!) if (taken[i]) out.push(list[i - 1]!);
+  return out.reverse();
 }
