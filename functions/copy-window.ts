@@ -137,8 +137,10 @@ export async function copyWindow(
     queueSize: 2,
     leavePartsOnError: false,
   });
-  const abort = () => void upload.abort().catch(() => undefined);
-  signal?.addEventListener("abort", abort, { once: true });
+  // An abort (timeout, service stop) is not passed to the upload: `upload.abort()` makes `done()`
+  // reject at once while the multipart upload is aborted later, in the background, maybe after the
+  // process exited. The signal ends the download instead; the upload then fails on its body and
+  // aborts the multipart upload before `done()` rejects.
   try {
     await upload.done();
   } catch (error) {
@@ -146,8 +148,6 @@ export async function copyWindow(
     const cause = (error as { cause?: unknown }).cause;
     if (cause instanceof BackupError) throw cause;
     throw storeError(error, `upload ${key}`);
-  } finally {
-    signal?.removeEventListener("abort", abort);
   }
 
   const record: CopyRecord = {

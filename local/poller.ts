@@ -3,7 +3,12 @@
  * at most `concurrency` batches in flight per queue, the queue's visibility timeout, partial batch
  * failures (only the failed items stay on the queue) and the queue's redrive to its DLQ.
  */
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 
 export type BatchHandler = (event: SQSEvent, options: { signal?: AbortSignal }) => Promise<SQSBatchResponse>;
@@ -27,10 +32,14 @@ export class QueuePoller {
   readonly #o: PollerOptions;
   #stopping = false;
   #workers: Promise<void>[] = [];
+  /** Aborts the batches in flight when a stop's grace period ends. */
+  readonly #shutdown = new AbortController();
   /** Batches being handled right now. */
   busy = 0;
   /** Largest number of batches handled at once (checked against the cap in tests). */
   peakBusy = 0;
+  /** Messages whose copy a stop aborted, made visible again. */
+  aborted = 0;
 
   constructor(options: PollerOptions) {
     this.#o = options;
@@ -42,12 +51,34 @@ export class QueuePoller {
 
   /**
    * Stops receiving and waits for the batches in flight to finish. A long poll under way is not
-   * aborted but waited for (at most `waitTimeSeconds`), and what it receives is handled: an aborted
-   * receive may still take messages on the server side and hide them for a visibility timeout.
+   * aborted but waited for (at most `waitTimeSeconds`): an aborted receive may still take messages
+   * on the server side and hide them for a visibility timeout. What it receives is released at once
+   * (visible again), not handled.
+   *
+   * With `graceMs`, batches still running when it has passed are aborted (their copies abort their
+   * uploads) and their messages are made visible again, for the next run to take.
    */
-  async stop(): Promise<void> {
+  async stop(graceMs?: number): Promise<void> {
     this.#stopping = true;
-    await Promise.all(this.#workers);
+    const all = Promise.all(this.#workers);
+    if (graceMs === undefined) {
+      await all;
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([all, graceOver]);
+    clearTimeout(timer);
+    this.abortInFlight();
+    await all;
+  }
+
+  /** Aborts the batches in flight now (a stop's grace period is over, or a second signal came). */
+  abortInFlight(): void {
+    this.#stopping = true;
+    if (!this.#shutdown.signal.aborted) this.#shutdown.abort(new Error("the service is stopping"));
   }
 
   async #work(): Promise<void> {
@@ -72,6 +103,11 @@ export class QueuePoller {
         continue;
       }
       if (messages.length === 0) continue;
+      if (this.#stopping) {
+        // Received while stopping: not taken, visible again for the next run.
+        await this.#release(messages).catch((error: unknown) => o.onError?.(error));
+        return;
+      }
       this.busy++;
       this.peakBusy = Math.max(this.peakBusy, this.busy);
       try {
@@ -87,14 +123,24 @@ export class QueuePoller {
   async #handle(messages: SQSRecordLike[]): Promise<void> {
     const o = this.#o;
     const event: SQSEvent = { Records: messages.map((m) => toRecord(m, o.queueArn, o.region)) };
-    const timeout = AbortSignal.timeout(o.timeoutSeconds * 1000);
+    const signal = AbortSignal.any([AbortSignal.timeout(o.timeoutSeconds * 1000), this.#shutdown.signal]);
     let failed: Set<string>;
     try {
-      const res = await o.handler(event, { signal: timeout });
+      const res = await o.handler(event, { signal });
       failed = new Set(res.batchItemFailures.map((f) => f.itemIdentifier));
     } catch {
       // A batch that throws is retried whole, like Lambda does.
+      if (this.#shutdown.signal.aborted) {
+        await this.#release(messages);
+        this.aborted += messages.length;
+      }
       return;
+    }
+    // Copies aborted by a stop go back to the queue at once, not after their retry delay.
+    if (this.#shutdown.signal.aborted) {
+      const back = messages.filter((m) => failed.has(m.MessageId ?? ""));
+      await this.#release(back);
+      this.aborted += back.length;
     }
     const done = messages.filter((m) => !failed.has(m.MessageId ?? ""));
     if (done.length === 0) return;
@@ -102,6 +148,21 @@ export class QueuePoller {
       new DeleteMessageBatchCommand({
         QueueUrl: o.queueUrl,
         Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+      }),
+    );
+  }
+
+  /** Makes messages visible again now (visibility 0). */
+  async #release(messages: SQSRecordLike[]): Promise<void> {
+    if (messages.length === 0) return;
+    await this.#o.sqs.send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: this.#o.queueUrl,
+        Entries: messages.map((m, i) => ({
+          Id: String(i),
+          ReceiptHandle: m.ReceiptHandle,
+          VisibilityTimeout: 0,
+        })),
       }),
     );
   }

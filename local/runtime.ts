@@ -204,9 +204,23 @@ export class LocalRuntime {
     }
   }
 
-  async stopCopiers(): Promise<void> {
-    await Promise.all([...this.pollers.values()].map((p) => p.stop()));
+  /**
+   * Stops taking windows and waits for the copies running. With `graceMs`, copies still running
+   * after it are aborted (no upload left open) and their windows made visible again in the queue.
+   */
+  async stopCopiers(graceMs?: number): Promise<void> {
+    await Promise.all([...this.pollers.values()].map((p) => p.stop(graceMs)));
     this.pollers.clear();
+  }
+
+  /** Aborts the copies running now (during a stop: the operator asked again). */
+  abortCopies(): void {
+    for (const p of this.pollers.values()) p.abortInFlight();
+  }
+
+  /** Copies of a source running now in this process. */
+  copiesInFlight(source: string): number {
+    return this.pollers.get(source)?.busy ?? 0;
   }
 
   /** Messages left (waiting, in flight or delayed) in the copy queues of sources that copy now. */
