@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { checkLeaseCoversCopy } from "../functions/config.ts";
-import { type BackupStatus, readBackupStatus } from "../local/backup-status.ts";
+import { type BackupStatus, readBackupStatus, type StreamStatus } from "../local/backup-status.ts";
 import { formatBytes, formatDuration } from "../local/progress.ts";
 import { formatPercent, statusPage } from "../local/status-page.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
@@ -50,13 +50,21 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
   }
 }
 
-/** True when every due second is backed up, nothing is dead-lettered and nothing was unknown. */
+/**
+ * True when every due second is backed up, nothing is dead-lettered and nothing was unknown. A
+ * retired stream (gone at the source, or out of the config) has nothing left to copy: it is
+ * reported, not counted against the backup.
+ */
 export function healthy(status: BackupStatus): boolean {
   return status.sources.every(
     (s) =>
       s.errors.length === 0 &&
       (s.queue?.deadLettered ?? 0) === 0 &&
-      s.streams.every((st) => st.coverage.missing !== undefined && st.coverage.missing.length === 0),
+      s.streams.every(
+        (st) =>
+          st.retired !== undefined ||
+          (st.error === undefined && st.coverage.missing !== undefined && st.coverage.missing.length === 0),
+      ),
   );
 }
 
@@ -74,6 +82,7 @@ export function statusText(status: BackupStatus): string {
       "not yet due",
       "lag",
       "stored",
+      "",
     ],
   ];
   const details: string[] = [];
@@ -92,7 +101,10 @@ export function statusText(status: BackupStatus): string {
         c.notYetDue === undefined ? "?" : formatDuration(total(c.notYetDue)),
         c.lagSeconds === undefined ? "-" : formatDuration(c.lagSeconds),
         `${formatBytes(st.bytes)} / ${st.windows} w`,
+        st.retired ? st.retired.reason : st.error ? "FAILED" : "",
       ]);
+      if (st.error) details.push(`  ${s.source} ${st.stream}: ${st.error}`);
+      if (st.retired) details.push(`  ${s.source} ${st.stream}: ${retiredText(st)}`);
       for (const r of (c.missing ?? []).slice(0, 10)) {
         details.push(
           `  ${s.source} ${st.stream}: missing ${isoTime(r.from)} – ${isoTime(r.to)} (${formatDuration(r.to - r.from)})`,
@@ -110,7 +122,7 @@ export function statusText(status: BackupStatus): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) =>
     r
-      .map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .map((c, i) => (i >= 2 && i < r.length - 1 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join("  ")
       .trimEnd(),
   );
@@ -129,6 +141,17 @@ export function statusText(status: BackupStatus): string {
     `At ${isoTime(status.at)} (UTC); archive = recorded by the source in the retention window; due = older than the settle margin (${formatDuration(status.settleSeconds)}) and the open window.`,
   );
   return `${lines.join("\n")}\n`;
+}
+
+/** What happened to a stream nobody plans any more, and what that means for its backup. */
+function retiredText(st: StreamStatus): string {
+  const r = st.retired!;
+  const last = r.lastStoredSecond > 0 ? `newest copy ends ${isoTime(r.lastStoredSecond)}` : "nothing stored";
+  const pending = `${st.pendingRecords} completion record(s) pending`;
+  const kept = `${formatDuration(st.coverage.backedUpSeconds)} stored, kept until retention expires it`;
+  return r.reason === "gone at the source"
+    ? `gone at the source (no longer listed there: deleted or renamed; ${last}); ${kept}; the minutes it recorded after the last copy (settle margin and open window) were not copied; ${pending}`
+    : `not in the config any more (${last}); ${kept}; ${pending}`;
 }
 
 function total(ranges: { from: number; to: number }[]): number {

@@ -32,6 +32,20 @@ export interface StreamStatus {
   leased: number;
   /** Completion records not yet compacted into the manifest. */
   pendingRecords: number;
+  /**
+   * Why the source could not say what this stream recorded (e.g. "HTTP 404, unknown to the
+   * source": renamed or deleted there); the planner fails on the stream for the same reason.
+   */
+  error?: string;
+  /**
+   * A stream the backup holds but nobody plans any more: the source no longer lists it (deleted or
+   * renamed there) or the config no longer lists it. Its copies stay until retention expires them.
+   */
+  retired?: {
+    reason: "gone at the source" | "not in the config";
+    /** End of the newest stored window (unix seconds; 0: nothing stored): it went after that. */
+    lastStoredSecond: number;
+  };
 }
 
 export interface QueueStatus {
@@ -95,7 +109,12 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
   // Streams: those configured (or listed by the source), and those the backup has a manifest of.
   const settings = new Map<
     string,
-    { retentionDays: number; format: string; bitrateBps: number | undefined }
+    {
+      retentionDays: number;
+      format: string;
+      bitrateBps: number | undefined;
+      retired?: NonNullable<StreamStatus["retired"]>["reason"];
+    }
   >();
   const listed = listedStreams(source);
   let sourceReachable = true;
@@ -118,11 +137,18 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
   const manifestsFolder = manifestKey(deps.store.prefix, source.name, "x").slice(0, -"x.json".length);
   for await (const o of deps.store.listObjects(manifestsFolder)) {
     const name = decodeKeySegment(o.key.slice(manifestsFolder.length).replace(/\.json$/, ""));
+    // In the backup, not planned: the source does not list it any more (with streams "all"), or
+    // the config does not. When the source could not be asked, nothing is known about it.
     if (!settings.has(name))
       settings.set(name, {
         retentionDays: source.retentionDays,
         format: source.format,
         bitrateBps: undefined,
+        ...(listed
+          ? { retired: "not in the config" as const }
+          : sourceReachable
+            ? { retired: "gone at the source" as const }
+            : {}),
       });
   }
 
@@ -137,11 +163,12 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
     const manifest = applyRecords(stored.manifest, records, deps.now);
     const retentionStart = Math.floor(deps.now - st.retentionDays * 86400);
     let archive: TimeRange[] | undefined;
-    if (sourceReachable) {
+    let error: string | undefined;
+    if (sourceReachable && !st.retired) {
       try {
         archive = await client.recordedRanges(name, { from: retentionStart, to: deps.now });
       } catch (e) {
-        errors.push(`stream "${name}": archive unknown: ${message(e)}`);
+        error = `archive unknown: ${message(e)}`;
       }
     }
     const windowSeconds = streamWindowSeconds(
@@ -170,6 +197,8 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
       bytes: manifest.bytes,
       leased: activeLeases(manifest, deps.now).length,
       pendingRecords: records.length,
+      ...(error ? { error } : {}),
+      ...(st.retired ? { retired: { reason: st.retired, lastStoredSecond: manifest.head } } : {}),
     });
   }
 

@@ -22,7 +22,16 @@ export function statusPage(status: BackupStatus): string {
       : "queues unknown";
     sections.push(
       `<h2>Source ${esc(s.source)}${s.paused ? " <small>(paused)</small>" : ""}</h2><p class="queue">Copy queue: ${queue}</p>` +
-        s.errors.map((e) => `<p class="bad">${esc(e)}</p>`).join(""),
+        s.errors.map((e) => `<p class="bad">${esc(e)}</p>`).join("") +
+        s.streams
+          .map((st) =>
+            st.error
+              ? `<p class="bad">${esc(st.stream)}: ${esc(st.error)}</p>`
+              : st.retired
+                ? `<p>${esc(st.stream)}: ${esc(st.retired.reason)}; ${st.pendingRecords} completion record(s) pending</p>`
+                : "",
+          )
+          .join(""),
     );
     for (const st of s.streams) {
       const c = st.coverage;

@@ -1,0 +1,102 @@
+/**
+ * issue 15 items 4 and 11: `status` names the streams it cannot plan (404 at the source: renamed or
+ * deleted there), and says what happened to a stream the backup holds but the source no longer lists.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { statusCommand } from "../../cli/status.ts";
+import type { BackupStatus } from "../../local/backup-status.ts";
+import { runOnce } from "../../local/once.ts";
+import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";
+import { type Harness, HOUR, startHarness } from "../support/harness.ts";
+import { operatorTarget, TextSink } from "../support/ops-target.ts";
+
+let h: Harness | undefined;
+const extra: FlussonicSimulator[] = [];
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+  for (const s of extra.splice(0)) await s.close();
+});
+
+const NOW0 = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+const cam = (name: string) => ({
+  name,
+  bitrateBps: 40_000,
+  ranges: [{ from: NOW0 - 2 * HOUR, to: NOW0 + 1 }],
+});
+
+async function status(hh: Harness, file: string, json: boolean) {
+  const out = new TextSink();
+  const code = await statusCommand({ config: file, json, copyTimeoutSeconds: 60, now: hh.clock.now(), out });
+  return { code, text: out.text, status: json ? (JSON.parse(out.text) as BackupStatus) : undefined };
+}
+
+describe("status: streams that fail planning", () => {
+  it("lists a configured stream the source does not know (HTTP 404) with the reason, in the table and --json, and exits 1", async () => {
+    h = await startHarness({
+      sim: { streams: [cam("cam1")] },
+      source: { retentionDays: 1 / 24, streams: ["cam1", "cam9"] },
+    });
+    const run = await runOnce(await h.runtime(), h.tally);
+    expect(run.planErrors.map((e) => e.stream)).toEqual(["cam9"]);
+    const file = operatorTarget(h);
+
+    const json = await status(h, file, true);
+    expect(json.code).toBe(1);
+    const [cam1, cam9] = json.status!.sources[0]!.streams;
+    expect(cam1!.stream).toBe("cam1");
+    expect(cam1!.error).toBeUndefined();
+    expect(cam1!.coverage.percent).toBe(100);
+    expect(cam9!.stream).toBe("cam9");
+    expect(cam9!.error).toMatch(/^archive unknown: source src1: .*cam9.*HTTP 404/);
+
+    const text = await status(h, file, false);
+    expect(text.code).toBe(1);
+    expect(text.text).toMatch(/^src1\s+cam9\s.*FAILED$/m);
+    expect(text.text).toMatch(/^ {2}src1 cam9: archive unknown: source src1: .*HTTP 404/m);
+  });
+});
+
+describe("status: a stream removed or renamed at the source", () => {
+  it("says the stream is gone at the source, with its pending records, and does not count it as missing", async () => {
+    h = await startHarness({
+      sim: { streams: [cam("cam1"), cam("cam2")] },
+      source: { retentionDays: 1 / 24 },
+    });
+    const rt = await h.runtime();
+    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    // Twenty minutes on, one more round is copied and its completion records wait for the next plan.
+    h.clock.advance(20 * 60);
+    await rt.startCopiers();
+    await rt.plan();
+    await rt.drain();
+    await rt.stopCopiers();
+
+    // Now the source lists only cam1 (cam2 deleted or renamed there).
+    const source = await FlussonicSimulator.start({ streams: [cam("cam1")], now: h.clock.now });
+    extra.push(source);
+    operatorTarget(h);
+    const file = join(h.dir, "config-without-cam2.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ ...h.config, sources: [{ ...h.config.sources[0]!, url: source.url }] }),
+    );
+
+    const json = await status(h, file, true);
+    const cam2 = json.status!.sources[0]!.streams.find((s) => s.stream === "cam2")!;
+    expect(cam2.retired).toEqual({ reason: "gone at the source", lastStoredSecond: expect.any(Number) });
+    expect(cam2.retired!.lastStoredSecond).toBeGreaterThan(NOW0);
+    expect(cam2.pendingRecords).toBeGreaterThan(0);
+    expect(cam2.coverage.backedUpSeconds).toBeGreaterThan(0);
+    expect(json.code).toBe(0);
+
+    const text = await status(h, file, false);
+    expect(text.text).toMatch(/^src1\s+cam2\s.*gone at the source$/m);
+    expect(text.text).toContain(
+      `src1 cam2: gone at the source (no longer listed there: deleted or renamed; newest copy ends `,
+    );
+    expect(text.text).toContain(`; ${cam2.pendingRecords} completion record(s) pending`);
+  });
+});
