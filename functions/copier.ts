@@ -39,7 +39,14 @@ export type CopierEvent =
   | { type: "copied" | "already-stored"; message: CopyMessage; bytes: number; seconds: number }
   | { type: "stale" | "gone" | "deferred"; message: CopyMessage; reason: string }
   | { type: "retry"; message: CopyMessage; reason: string; delaySeconds: number; attempt: number }
-  | { type: "dead-lettered"; message: CopyMessage | undefined; body: string; reason: string };
+  | {
+      type: "dead-lettered";
+      message: CopyMessage | undefined;
+      /** The message's source, or the queue's for an unreadable message. */
+      source: string;
+      body: string;
+      reason: string;
+    };
 
 export interface CopierDeps {
   store: BackupStore;
@@ -104,7 +111,7 @@ export function createCopierHandler(deps: CopierDeps) {
       }),
     );
     log.error("window dead-lettered", { source, stream: message?.stream, from: message?.from, reason });
-    emit({ type: "dead-lettered", message, body: record.body, reason });
+    emit({ type: "dead-lettered", message, source, body: record.body, reason });
   };
 
   const recordHandler = async (record: SQSRecord, signal?: AbortSignal): Promise<void> => {

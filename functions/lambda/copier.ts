@@ -5,9 +5,10 @@ import type { Context, SQSEvent } from "aws-lambda";
 import { SourcePressure } from "../adapters/source-pressure.ts";
 import { SourceSwitches } from "../adapters/source-switch.ts";
 import { TokenBucket } from "../adapters/throttle.ts";
-import { createCopierHandler } from "../copier.ts";
+import { type CopierEvent, createCopierHandler } from "../copier.ts";
 import { COPIER_MAX_RECEIVE_COUNT, COPIER_TIMEOUT_SECONDS } from "./copier-limits.ts";
 import { lambdaEnvironment } from "./environment.ts";
+import { publishSourceMetrics, type SourceMetric } from "./source-metrics.ts";
 
 const logger = new Logger({ serviceName: "flussonic-backup-copier" });
 const metrics = new Metrics({ namespace: "FlussonicBackup", serviceName: "copier" });
@@ -45,22 +46,12 @@ async function build() {
     partSize: 8 * 1024 * 1024,
     copyTimeoutSeconds: COPIER_TIMEOUT_SECONDS,
     logger,
-    onEvent: (e) => {
-      const m = metrics.singleMetric();
-      m.addDimension("source", e.message?.source ?? "unknown");
-      if (e.type === "copied") {
-        m.addMetric("WindowsCopied", MetricUnit.Count, 1);
-        m.addMetric("BytesCopied", MetricUnit.Bytes, e.bytes);
-      } else if (e.type === "dead-lettered") {
-        m.addMetric("WindowsDeadLettered", MetricUnit.Count, 1);
-      } else if (e.type === "retry") {
-        m.addMetric("CopyRetries", MetricUnit.Count, 1);
-      } else if (e.type === "gone") {
-        m.addMetric("WindowsGone", MetricUnit.Count, 1);
-      } else if (e.type === "deferred") {
-        m.addMetric("WindowsDeferred", MetricUnit.Count, 1);
-      }
-    },
+    onEvent: (e) =>
+      publishSourceMetrics(
+        metrics,
+        e.type === "dead-lettered" ? e.source : e.message.source,
+        copierMetrics(e),
+      ),
   });
 }
 
@@ -69,9 +60,27 @@ export const handler = async (event: SQSEvent, context: Context) => {
   logger.addContext(context);
   // Stop 30 s before Lambda would, so that the upload is aborted cleanly and the message retried.
   const signal = AbortSignal.timeout(Math.max(1000, context.getRemainingTimeInMillis() - 30_000));
-  try {
-    return await copier(event, { signal });
-  } finally {
-    metrics.publishStoredMetrics();
-  }
+  // Each outcome's metrics are published as it happens (source-metrics.ts): nothing is left to flush.
+  return copier(event, { signal });
 };
+
+/** The CloudWatch metrics of one message's outcome. */
+function copierMetrics(e: CopierEvent): SourceMetric[] {
+  switch (e.type) {
+    case "copied":
+      return [
+        ["WindowsCopied", MetricUnit.Count, 1],
+        ["BytesCopied", MetricUnit.Bytes, e.bytes],
+      ];
+    case "dead-lettered":
+      return [["WindowsDeadLettered", MetricUnit.Count, 1]];
+    case "retry":
+      return [["CopyRetries", MetricUnit.Count, 1]];
+    case "gone":
+      return [["WindowsGone", MetricUnit.Count, 1]];
+    case "deferred":
+      return [["WindowsDeferred", MetricUnit.Count, 1]];
+    default:
+      return [];
+  }
+}

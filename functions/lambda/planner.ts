@@ -6,6 +6,7 @@ import { sourceLagSeconds } from "../backup-lag.ts";
 import { planBackup } from "../plan-backup.ts";
 import { COPIER_TIMEOUT_SECONDS } from "./copier-limits.ts";
 import { lambdaEnvironment } from "./environment.ts";
+import { publishSourceMetrics, type SourceMetric } from "./source-metrics.ts";
 
 const logger = new Logger({ serviceName: "flussonic-backup-planner" });
 const metrics = new Metrics({ namespace: "FlussonicBackup", serviceName: "planner" });
@@ -24,18 +25,17 @@ export const handler = async (event: { sources?: string[] } = {}) => {
     ...(event.sources ? { onlySources: event.sources } : {}),
   });
   for (const s of report.sources) {
-    const m = metrics.singleMetric();
-    m.addDimension("source", s.source);
-    m.addMetric("WindowsPlanned", MetricUnit.Count, s.planned.length);
-    m.addMetric("WindowsDeferred", MetricUnit.Count, s.deferred);
-    m.addMetric("PlanningErrors", MetricUnit.Count, s.errors.length);
     // Backup lag: how far the stream furthest behind is from live (the lag alarm watches this);
     // a stream never copied counts from its retention start.
     const source = env.config.sources.find((c) => c.name === s.source);
     const lag = source ? sourceLagSeconds(source, s, report.at) : undefined;
-    if (lag !== undefined) m.addMetric("BackupLagSeconds", MetricUnit.Seconds, lag);
+    publishSourceMetrics(metrics, s.source, [
+      ["WindowsPlanned", MetricUnit.Count, s.planned.length],
+      ["WindowsDeferred", MetricUnit.Count, s.deferred],
+      ["PlanningErrors", MetricUnit.Count, s.errors.length],
+      ...(lag !== undefined ? [["BackupLagSeconds", MetricUnit.Seconds, lag] as SourceMetric] : []),
+    ]);
   }
-  metrics.publishStoredMetrics();
   return {
     sources: report.sources.map((s) => ({
       source: s.source,

@@ -485,6 +485,83 @@ describe("a backup through the Lambda functions", () => {
   });
 });
 
+/** One metric datapoint of an Embedded Metric Format log line. */
+interface PublishedMetric {
+  namespace: string;
+  name: string;
+  dimensions: Record<string, string>;
+}
+
+/** The metrics in the EMF documents the functions logged (what CloudWatch would extract). */
+function emfMetrics(logs: string): PublishedMetric[] {
+  const out: PublishedMetric[] = [];
+  for (const line of logs.split("\n").filter((l) => l.startsWith('{"_aws"'))) {
+    const doc = JSON.parse(line) as Record<string, unknown> & {
+      _aws: {
+        CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[];
+      };
+    };
+    for (const directive of doc._aws.CloudWatchMetrics) {
+      for (const set of directive.Dimensions) {
+        for (const metric of directive.Metrics) {
+          out.push({
+            namespace: directive.Namespace,
+            name: metric.Name,
+            dimensions: Object.fromEntries(set.map((d) => [d, String(doc[d])])),
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+describe("the functions' CloudWatch metrics", () => {
+  it("are published per source, with the dimensions the template's alarms watch", () => {
+    const published = emfMetrics(s.invocations.map((i) => i.outcome.logs).join("\n"));
+    const names = new Set(published.map((p) => p.name));
+    for (const name of [
+      "WindowsPlanned",
+      "PlanningErrors",
+      "BackupLagSeconds",
+      "WindowsCopied",
+      "BytesCopied",
+    ]) {
+      expect(names, name).toContain(name);
+    }
+    for (const p of published) {
+      expect(p, p.name).toEqual({
+        namespace: "FlussonicBackup",
+        name: p.name,
+        dimensions: { service: expect.stringMatching(/^(planner|copier)$/), source: "src1" },
+      });
+    }
+    // Each alarm on these metrics watches a metric and dimensions the functions publish.
+    const watched = Object.values(s.stack.resources)
+      .filter((r) => r.Type === "AWS::CloudWatch::Alarm" && r.Properties?.Namespace === "FlussonicBackup")
+      .map((r) => ({
+        name: String(r.Properties!.MetricName),
+        dimensions: Object.fromEntries(
+          (r.Properties!.Dimensions as { Name: string; Value: string }[]).map((d) => [
+            d.Name,
+            s.deployment.resolve(d.Value),
+          ]),
+        ),
+      }));
+    expect(watched.map((w) => w.name)).toEqual(
+      expect.arrayContaining(["BackupLagSeconds", "PlanningErrors"]),
+    );
+    for (const w of watched.filter((w) => names.has(w.name))) {
+      expect(published, `alarm on ${w.name}`).toContainEqual({ namespace: "FlussonicBackup", ...w });
+    }
+  });
+
+  it("leave no empty flush behind (no Powertools warning in every invocation's log)", () => {
+    const warned = s.invocations.filter((i) => i.outcome.logs.includes("No application metrics to publish"));
+    expect(warned.map((i) => i.fn)).toEqual([]);
+  });
+});
+
 describe("the source's secret in Lambda", () => {
   it("is read from Secrets Manager at each cold start, never from the environment or into the logs", () => {
     expect(s.invocations.length).toBeGreaterThanOrEqual(2 + COPIER_MAX_RECEIVE_COUNT);

@@ -279,6 +279,8 @@ export function functionEnvironment(s: InvokeSetup): Record<string, string> {
     LAMBDA_TASK_ROOT: s.fn.codeDir,
     _HANDLER: s.fn.handler,
     AWS_EXECUTION_ENV: `AWS_Lambda_${s.fn.runtime}`,
+    // Each invocation here is a new container: an on-demand cold start.
+    AWS_LAMBDA_INITIALIZATION_TYPE: "on-demand",
     AWS_LAMBDA_FUNCTION_NAME: name,
     AWS_LAMBDA_FUNCTION_VERSION: "$LATEST",
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(s.fn.memorySize),
