@@ -7,11 +7,34 @@
  * - CompleteMultipartUpload reads part ETags without decoding numeric character references, so
  *   clients whose XML encoder writes the ETag's quotes as `&#34;` (Go's: rclone, the AWS CLI v2 is
  *   fine) fail with InvalidPart; the benchmark's rclone rows need this.
+ * - The file store (`--embedded <dir>`) names each object's file after its key, so on a
+ *   case-insensitive file system (macOS, Windows) the keys of streams "Cam1" and "cam1" would share
+ *   one file, and one stream's windows would overwrite the other's. Upper-case letters are written
+ *   percent-encoded in file names (`Cam1` → `%43am1`, as the store already encodes `%` and `:`),
+ *   so file names never differ only in case; S3 keys are unchanged. Files an older version wrote
+ *   are moved to their new names when the store loads.
  * Each fix checks that the code it changes is still there; if fauxqs changes, it is skipped.
  */
 import { registerHooks } from "node:module";
 
 const ROUTER = "/fauxqs/dist/s3/s3Router.js";
+const FILE_STORE = "/fauxqs/dist/s3/fileS3Persistence.js";
+const UNSAFE_IN_PATHS = String.raw`/[<>:"|?*\\%\x00-\x1f]/g`;
+const RESTORE_OBJECT = "s3Store.restoreObject(bucketName, obj);";
+
+/** Moves an object's files written under an older path encoding to the current one. */
+const MOVE_TO_CASE_SAFE_PATH = `
+function moveToCaseSafePathFix(persistence, objectsDir, metaPath, key) {
+    const rel = encodeKeyToPath(key);
+    const wanted = join(objectsDir, rel + ".meta.json");
+    if (metaPath === wanted) return;
+    const oldData = metaPath.slice(0, -".meta.json".length) + ".data";
+    mkdirSync(dirname(wanted), { recursive: true });
+    renameSync(oldData, join(objectsDir, rel + ".data"));
+    renameSync(metaPath, wanted);
+    persistence.cleanEmptyParents(dirname(metaPath), objectsDir);
+}
+`;
 const COMPLETE = "/fauxqs/dist/s3/actions/completeMultipartUpload.js";
 const DECODES_APOS = `.replaceAll("&apos;", "'")`;
 /** Both bucket GET routes (`/{bucket}` and `/{bucket}/`) start with this test. */
@@ -50,9 +73,23 @@ export function installEmulatorFixes(): void {
   registerHooks({
     load(url, context, nextLoad) {
       const result = nextLoad(url, context);
-      if (result.source === undefined || !(url.endsWith(ROUTER) || url.endsWith(COMPLETE))) return result;
+      if (
+        result.source === undefined ||
+        !(url.endsWith(ROUTER) || url.endsWith(COMPLETE) || url.endsWith(FILE_STORE))
+      )
+        return result;
       const text =
         typeof result.source === "string" ? result.source : new TextDecoder().decode(result.source);
+      if (url.endsWith(FILE_STORE)) {
+        if (!text.includes(UNSAFE_IN_PATHS) || !text.includes(RESTORE_OBJECT)) return result;
+        const caseSafe = text
+          .replace(UNSAFE_IN_PATHS, UNSAFE_IN_PATHS.replace("\\x1f]", "\\x1fA-Z]"))
+          .replace(
+            RESTORE_OBJECT,
+            `moveToCaseSafePathFix(this, objectsDir, metaPath, meta.key);\n${RESTORE_OBJECT}`,
+          );
+        return { ...result, source: caseSafe + MOVE_TO_CASE_SAFE_PATH };
+      }
       if (url.endsWith(COMPLETE)) {
         if (!text.includes(DECODES_APOS)) return result;
         const decoded = `${DECODES_APOS}.replaceAll("&#34;", '"').replaceAll("&#39;", "'")`;
