@@ -1,0 +1,233 @@
+/**
+ * The program as a user runs it (the installed binary, real argv, a child process) against the
+ * Flussonic simulator and the embedded emulator (`--embedded dir`): config, run --dry-run, run
+ * --once, status --json, verify, restore, and what the user sees of them: exit codes, the summary,
+ * the objects byte for byte. (pause/resume, redrive and the service: endpoints.test.ts; the README's
+ * lines and the demo: readme.test.ts.)
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEmbedded } from "../../local/embedded.ts";
+import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";
+import {
+  awayFromWindowEdge,
+  awsClients,
+  bucketSnapshot,
+  cli,
+  objectBytes,
+  queueCounts,
+  windowsIn,
+} from "./cli-process.ts";
+
+const hasFfmpeg = spawnSync("ffmpeg", ["-version"], { stdio: "ignore" }).status === 0;
+const hasFfprobe = spawnSync("ffprobe", ["-version"], { stdio: "ignore" }).status === 0;
+
+describe("the CLI with the embedded emulator (--embedded dir)", () => {
+  let dir: string;
+  let sim: FlussonicSimulator;
+  let configFile: string;
+  const state = "state";
+  const bucket = "cli-backup";
+
+  /** The emulator state the CLI left, opened in this process (no CLI runs meanwhile). */
+  async function inspect<T>(fn: (c: ReturnType<typeof awsClients>) => Promise<T>): Promise<T> {
+    const emulator = await startEmbedded(join(dir, state));
+    const c = awsClients(emulator.endpoints.s3Endpoint!);
+    try {
+      return await fn(c);
+    } finally {
+      c.close();
+      await emulator.stop();
+    }
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "fb-cli-embedded-"));
+    sim = await FlussonicSimulator.start({
+      streams: 2,
+      // The source keeps 43 min; the backup 29 min, so what it copied stays at the source for the comparison.
+      days: 0.03,
+      bitrateBps: 8000,
+      seed: 7,
+      ...(hasFfmpeg ? { media: "real" as const } : {}),
+    });
+    configFile = join(dir, "cams.json");
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        bucket,
+        sources: [
+          {
+            name: "cams",
+            url: sim.url,
+            streams: ["cam1", { name: "cam2", format: "ts" }],
+            retentionDays: 0.02,
+            maxConcurrentCopies: 2,
+            maxBandwidthMbps: 100,
+          },
+        ],
+      }),
+    );
+    await awayFromWindowEdge();
+  });
+
+  afterAll(async () => {
+    await sim?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("config check: valid, with the bucket and the sources; config schema: the shipped JSON Schema", async () => {
+    const [r, schema] = await Promise.all([
+      cli(["config", "check", configFile], { cwd: dir }),
+      cli(["config", "schema"], { cwd: dir }),
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`${configFile}: valid; bucket ${bucket}`);
+    expect(r.stdout).toContain("cams (2 stream(s))");
+    expect(schema.code).toBe(0);
+    expect(JSON.parse(schema.stdout)).toEqual(
+      JSON.parse(readFileSync(join(import.meta.dirname, "../../config/schema.json"), "utf8")),
+    );
+  });
+
+  let dryRunWindows: number[] = [];
+
+  it("run --dry-run: lists per stream what would be copied and creates nothing", async () => {
+    const r = await cli(["run", "-c", configFile, "--embedded", state, "--dry-run"], { cwd: dir });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`bucket "${bucket}" does not exist yet`);
+    expect(r.stdout).toMatch(/cams \(http:\/\/127\.0\.0\.1:\d+\): would copy [1-9]\d* window\(s\)/);
+    expect(r.stdout).toMatch(/ {2}cam1: [1-9]\d* window\(s\)/);
+    expect(r.stdout).toMatch(/ {2}cam2: [1-9]\d* window\(s\)/);
+    expect(r.stdout).toMatch(/at the cap of 100 Mbit\/s/);
+    // Window ends: the oldest window starts at the retention start, which moves with the clock.
+    dryRunWindows = [...r.stdout.matchAll(/^ {4}(\S+Z) \+(\d+)s$/gm)].map(
+      (m) => Date.parse(m[1]!) / 1000 + Number(m[2]),
+    );
+    expect(dryRunWindows.length).toBeGreaterThan(0);
+    await inspect(async ({ s3, sqs }) => {
+      expect(await bucketSnapshot(s3, bucket)).toBeUndefined();
+      expect(await queueCounts(sqs)).toEqual({});
+    });
+  });
+
+  it("run --once: copies every due second byte for byte and prints the summary (exit 0)", async () => {
+    const r = await cli(["run", "-c", configFile, "--embedded", state, "--once"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Copied [1-9]\d* window\(s\), .* 0 dead-lettered\)\.$/m);
+    expect(r.stdout).toMatch(/^cams\s+cam1\s+.*\s100%/m);
+    expect(r.stdout).toMatch(/^cams\s+cam2\s+.*\s100%/m);
+    const copied = await inspect(async ({ s3 }) => {
+      const objects = (await bucketSnapshot(s3, bucket))!;
+      const out: number[] = [];
+      for (const [stream, ext] of [
+        ["cam1", "mp4"],
+        ["cam2", "ts"],
+      ] as const) {
+        const windows = windowsIn(objects.keys(), `flussonic/cams/${stream}/`);
+        expect(windows.length, stream).toBeGreaterThan(0);
+        for (const w of windows) {
+          expect(w.key.endsWith(`.${ext}`)).toBe(true);
+          const got = await objectBytes(s3, bucket, w.key);
+          expect(got.equals(sim.body(stream, w.from, w.duration, ext)), w.key).toBe(true);
+          out.push(w.from + w.duration);
+        }
+      }
+      return out;
+    });
+    // What the dry run listed is what the run copied (compared by window end).
+    for (const w of dryRunWindows) expect(copied).toContain(w);
+  });
+
+  it("status --json: every due second is backed up, queues empty (exit 0)", async () => {
+    const r = await cli(["status", "-c", configFile, "--embedded", state, "--json"], { cwd: dir });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const status = JSON.parse(r.stdout);
+    expect(status.bucket).toBe(bucket);
+    const source = status.sources[0];
+    expect(source.source).toBe("cams");
+    expect(source.queue).toEqual({ queued: 0, inFlight: 0, deadLettered: 0 });
+    expect(source.streams.map((s: { stream: string }) => s.stream)).toEqual(["cam1", "cam2"]);
+    for (const st of source.streams) {
+      expect(st.coverage.missing, st.stream).toEqual([]);
+      expect(st.coverage.dueSeconds).toBeGreaterThan(0);
+      expect(st.coverage.coveredSeconds).toBe(st.coverage.dueSeconds);
+      expect(st.windows).toBeGreaterThan(0);
+    }
+  });
+
+  it("verify: every stored window intact (exit 0)", async () => {
+    const r = await cli(["verify", "-c", configFile, "--embedded", state], { cwd: dir });
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(
+      /^Verified ([1-9]\d*) recorded window\(s\) in 2 stream\(s\): \1 intact, 0 missing, 0 corrupt, 0 unrecorded/m,
+    );
+  });
+
+  it("restore: one file of the range; TS byte for byte, MP4 played by ffprobe", async () => {
+    const windows = await inspect(async ({ s3 }) => {
+      const objects = (await bucketSnapshot(s3, bucket))!;
+      return windowsIn(objects.keys(), "flussonic/cams/cam2/");
+    });
+    const first = windows[0]!;
+    const last = windows.at(-1)!;
+    const from = first.from + 1;
+    const to = last.from + last.duration - 1;
+    const out = join(dir, "cam2.ts");
+    const iso = (s: number) => new Date(s * 1000).toISOString();
+    const r = await cli(
+      ["restore", "-c", configFile, "--embedded", state, "--source", "cams", "--stream", "cam2"].concat([
+        "--from",
+        iso(from),
+        "--to",
+        String(to),
+        "--out",
+        out,
+      ]),
+      { cwd: dir },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const expected = Buffer.concat(windows.map((w) => sim.body("cam2", w.from, w.duration, "ts")));
+    expect(readFileSync(out).equals(expected)).toBe(true);
+
+    if (!hasFfmpeg || !hasFfprobe) {
+      process.stdout.write(
+        "restore test: ffprobe check of a restored MP4 skipped: ffmpeg/ffprobe not installed (the simulator serves synthetic bytes)\n",
+      );
+      return;
+    }
+    const mp4 = join(dir, "cam1.mp4");
+    const cam1 = await inspect(async ({ s3 }) =>
+      windowsIn((await bucketSnapshot(s3, bucket))!.keys(), "flussonic/cams/cam1/"),
+    );
+    const end = cam1.at(-1)!.from + cam1.at(-1)!.duration;
+    const m = await cli(
+      ["restore", "-c", configFile, "--embedded", state, "--source", "cams", "--stream", "cam1"].concat([
+        "--from",
+        String(end - 120),
+        "--to",
+        String(end - 60),
+        "--out",
+        mp4,
+      ]),
+      { cwd: dir },
+    );
+    expect(m.code, m.stderr).toBe(0);
+    const probe = spawnSync(
+      "ffprobe",
+      ["-v", "error", "-show_entries", "format=duration", "-of", "json", mp4],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(probe.status, probe.stderr).toBe(0);
+    const seconds = Number(JSON.parse(probe.stdout).format.duration);
+    expect(seconds).toBeGreaterThan(58);
+    expect(seconds).toBeLessThan(63);
+  });
+});
