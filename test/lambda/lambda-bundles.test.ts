@@ -20,6 +20,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
+import type { SQSRecord } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BackupStore } from "../../functions/adapters/backup-store.ts";
 import type { CopyMessage } from "../../functions/domain/archive.ts";
@@ -52,16 +53,30 @@ import {
 import { SecretsManagerDouble } from "../support/secrets-manager-double.ts";
 import { SqsEventSource } from "../support/sqs-event-source.ts";
 
-const SECRET_NAME = "flussonic-backup/src1";
+const BAD_BODY = "copy cam1 from 10:00 please";
 const RETENTION_DAYS = 0.01; // 864 s: a few 300-s windows per stream
 const WINDOW_SECONDS = 300;
 
+/** One source of the test config, its simulator, its secret and its queues. */
+interface Source {
+  name: string;
+  sim: FlussonicSimulator;
+  secretName: string;
+  /** The secret string: src1's password (basic auth), src2's token (bearer). */
+  secret: string;
+  /** The source's copy queue, with the template's event source mapping to the copier. */
+  queue: SqsEventSource;
+  deadLetterUrl: string;
+  /** The queue's redrive maxReceiveCount from the template. */
+  redriveMaxReceiveCount: number;
+}
+
 interface Scenario {
   dir: string;
-  sim: FlussonicSimulator;
+  src1: Source;
+  src2: Source;
   proxy: FaultProxy;
   secrets: SecretsManagerDouble;
-  password: string;
   emulator: EmbeddedEmulator;
   endpoint: EmulatorEndpoint;
   s3: S3Client;
@@ -71,14 +86,10 @@ interface Scenario {
   deployment: Deployment;
   planner: InvokeSetup;
   copier: InvokeSetup;
-  copyQueue: SqsEventSource;
-  deadLetterUrl: string;
-  /** The queue's redrive maxReceiveCount from the template. */
-  redriveMaxReceiveCount: number;
   prefix: string;
   bucket: string;
   settleSeconds: number;
-  /** Every invocation, for the secret checks. */
+  /** Every invocation, for the secret and metric checks. */
   invocations: { fn: string; env: Record<string, string>; outcome: InvokeOutcome }[];
 }
 
@@ -91,16 +102,22 @@ async function invoke(setup: InvokeSetup, event: unknown, env = functionEnvironm
   return outcome;
 }
 
-/** The function a resource of the template points at through `{Ref}` or `{Fn::GetAtt: [id, Arn]}`. */
+/** The resource a template value points at through `{Ref}` or `{Fn::GetAtt: [id, ...]}`. */
 function referencedId(value: unknown): string | undefined {
   const v = value as { Ref?: string; "Fn::GetAtt"?: [string, string] } | undefined;
   return v?.Ref ?? v?.["Fn::GetAtt"]?.[0];
 }
 
-/** The event EventBridge sends a target of a scheduled rule (or the target's fixed input). */
-function scheduledEvent(stack: SynthesizedStack, ruleId: string, region: string): unknown {
-  const target = (stack.resources[ruleId]!.Properties!.Targets as { Input?: string }[])[0]!;
+function ruleId(): string {
+  return Object.entries(s.stack.resources).find(([, r]) => r.Type === "AWS::Events::Rule")![0];
+}
+
+/** The event EventBridge sends the target of the scheduled rule (or the target's fixed input). */
+function scheduledEvent(): unknown {
+  const id = ruleId();
+  const target = (s.stack.resources[id]!.Properties!.Targets as { Input?: string }[])[0]!;
   if (target.Input) return JSON.parse(target.Input);
+  const region = s.endpoint.region;
   return {
     version: "0",
     id: randomUUID(),
@@ -109,7 +126,7 @@ function scheduledEvent(stack: SynthesizedStack, ruleId: string, region: string)
     account: "000000000000",
     time: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
     region,
-    resources: [`arn:aws:events:${region}:000000000000:rule/${stack.stackName}-${ruleId}`],
+    resources: [`arn:aws:events:${region}:000000000000:rule/${s.stack.stackName}-${id}`],
     detail: {},
   };
 }
@@ -146,10 +163,14 @@ async function keysUnder(prefix: string): Promise<string[]> {
   return out.sort();
 }
 
-async function receiveAll(source: SqsEventSource): Promise<Message[]> {
+async function receiveAll(url: string): Promise<Message[]> {
+  const reader = new SqsEventSource(s.sqs, { url, arn: "" }, s.endpoint.region, {
+    batchSize: 10,
+    reportBatchItemFailures: false,
+  });
   const all: Message[] = [];
   for (;;) {
-    const batch = await source.receive(10);
+    const batch = await reader.receive(10);
     if (batch.length === 0) return all;
     all.push(...batch);
   }
@@ -160,16 +181,93 @@ const rangeOf = (m: { from: number; duration: number }): TimeRange => ({
   to: m.from + m.duration,
 });
 
+/** One invocation of the copier by the event source: the records, their receive counts, the outcome. */
+interface Delivery {
+  ids: string[];
+  receiveCounts: Record<string, string>;
+  /** Message ids reported as batch item failures (left in the queue). */
+  failures: string[];
+  records: SQSRecord[];
+}
+
+/**
+ * The event source mapping at work until the queue is empty: polls a batch (up to 10 records),
+ * invokes the copier, settles the batch from its answer; when nothing is visible but failed
+ * messages wait for their retry delay, time passes (they are made visible).
+ */
+async function drain(src: Source, beforeInvoke: (batch: Message[]) => void = () => {}): Promise<Delivery[]> {
+  const deliveries: Delivery[] = [];
+  const retained = new Map<string, Message>();
+  for (let poll = 0; poll < 40; poll++) {
+    const batch = await src.queue.receive(10);
+    if (batch.length === 0) {
+      if (retained.size === 0) return deliveries;
+      for (const m of retained.values()) await src.queue.elapseVisibility(m);
+      retained.clear();
+      continue;
+    }
+    beforeInvoke(batch);
+    const event = src.queue.event(batch);
+    const out = await invoke(s.copier, event);
+    expect(out.ok, out.ok ? "" : `${out.errorType}: ${out.errorMessage}\n${out.logs}`).toBe(true);
+    const settled = await src.queue.settle(batch, out);
+    expect(settled.batchFailure).toBeUndefined();
+    for (const id of settled.retained) retained.set(id, batch.find((m) => m.MessageId === id)!);
+    deliveries.push({
+      ids: batch.map((m) => m.MessageId!),
+      receiveCounts: Object.fromEntries(
+        batch.map((m) => [m.MessageId!, m.Attributes?.ApproximateReceiveCount ?? "?"]),
+      ),
+      failures: settled.retained,
+      records: event.Records,
+    });
+  }
+  throw new Error(`${src.name}: the queue did not drain in 40 polls`);
+}
+
+/** Asserts the stored windows of a source: exactly `copied`, each byte for byte the simulator's. */
+async function expectStored(src: Source, copied: CopyMessage[]): Promise<void> {
+  const expectedKeys = copied.map((m) => windowKey(s.prefix, m, m.format)).sort();
+  expect(await keysUnder(`${s.prefix}${src.name}/`)).toEqual(expectedKeys);
+  for (const m of copied) {
+    const got = await getObject(windowKey(s.prefix, m, m.format));
+    const expected = src.sim.body(m.stream, m.from, m.duration, m.format);
+    expect(expected.length).toBeGreaterThan(0);
+    expect(got.length, `size of ${src.name}/${m.stream}@${m.from}`).toBe(expected.length);
+    expect(got.equals(expected), `bytes of ${src.name}/${m.stream}@${m.from}`).toBe(true);
+  }
+}
+
+/** The planned windows of a source cover what it recorded within retention, up to the settled edge. */
+function expectPlannedCover(src: Source, windows: CopyMessage[], streams: string[]): void {
+  expect([...new Set(windows.map((m) => m.stream))].sort()).toEqual(streams);
+  for (const stream of streams) {
+    const mustCover = clipRanges(
+      src.sim.rangesOf(stream),
+      planWindow.end - RETENTION_DAYS * 86_400 + 1,
+      Math.floor((planWindow.start - s.settleSeconds) / WINDOW_SECONDS) * WINDOW_SECONDS,
+    );
+    const planned = normalizeRanges(windows.filter((m) => m.stream === stream).map(rangeOf));
+    expect(subtractRanges(mustCover, planned), `${src.name}/${stream} not planned`).toEqual([]);
+  }
+}
+
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), "fb-lambda-"));
   const password = randomBytes(16).toString("hex");
-  const sim = await FlussonicSimulator.start({
+  const token = randomBytes(16).toString("hex");
+  const sim1 = await FlussonicSimulator.start({
     streams: 2,
     days: 1,
     auth: { basic: { username: "backup", password } },
   });
-  const proxy = await FaultProxy.start(sim.url, 500);
-  const secrets = await SecretsManagerDouble.start({ [SECRET_NAME]: password });
+  const sim2 = await FlussonicSimulator.start({ streams: 1, days: 1, seed: 2, auth: { bearer: token } });
+  // src1 is reached through a hop that can fail chosen windows.
+  const proxy = await FaultProxy.start(sim1.url, 500);
+  const secrets = await SecretsManagerDouble.start({
+    "flussonic-backup/src1": password,
+    "flussonic-backup/src2": token,
+  });
   const configFile = join(dir, "lambda-test.json");
   writeFileSync(
     configFile,
@@ -182,10 +280,19 @@ beforeAll(async () => {
         {
           name: "src1",
           url: proxy.url,
-          auth: { type: "basic", username: "backup", passwordSecret: SECRET_NAME },
+          auth: { type: "basic", username: "backup", passwordSecret: "flussonic-backup/src1" },
           streams: "all",
           retentionDays: RETENTION_DAYS,
           maxConcurrentCopies: 2,
+        },
+        {
+          // A cap of 1 copy at a time: a FIFO queue with one message group in AWS.
+          name: "src2",
+          url: sim2.url,
+          auth: { type: "bearer", tokenSecret: "flussonic-backup/src2" },
+          streams: ["cam1"],
+          retentionDays: RETENTION_DAYS,
+          maxConcurrentCopies: 1,
         },
       ],
     }),
@@ -202,22 +309,20 @@ beforeAll(async () => {
   const sqs = createSqsClient(emulator.endpoints);
   const deployment = await deployToEmulator(stack, { s3, sqs }, endpoint);
 
-  // The planner is what the schedule triggers; the copier is what the source's queue feeds.
-  const [ruleId] = Object.entries(stack.resources).find(([, r]) => r.Type === "AWS::Events::Rule")!;
-  const rule = stack.resources[ruleId]!.Properties!;
-  const plannerId = referencedId((rule.Targets as { Arn: unknown }[])[0]!.Arn);
-  const mapping = Object.values(stack.resources).find((r) => r.Type === "AWS::Lambda::EventSourceMapping")!
-    .Properties!;
-  const copierId = referencedId(mapping.FunctionName);
-  const queueId = referencedId(mapping.EventSourceArn)!;
-  const queue = deployment.queues.get(queueId)!;
-  const redrive = queue.properties.RedrivePolicy as { deadLetterTargetArn: unknown; maxReceiveCount: number };
-  const deadLetterId = referencedId(redrive.deadLetterTargetArn)!;
+  // The planner is what the schedule triggers; the copier is what the sources' queues feed.
+  const [rule] = Object.values(stack.resources).filter((r) => r.Type === "AWS::Events::Rule");
+  const plannerId = referencedId((rule!.Properties!.Targets as { Arn: unknown }[])[0]!.Arn);
+  const mappings = Object.values(stack.resources)
+    .filter((r) => r.Type === "AWS::Lambda::EventSourceMapping")
+    .map((r) => r.Properties!);
+  const copierIds = new Set(mappings.map((m) => referencedId(m.FunctionName)));
+  expect(copierIds.size).toBe(1);
   const fnById = (id: string | undefined): SynthesizedFunction => {
     const fn = stack.functions.find((f) => f.logicalId === id);
     if (!fn) throw new Error(`no function ${id} in the template`);
     return fn;
   };
+  const copierFn = fnById([...copierIds][0]);
   const setup = (fn: SynthesizedFunction): InvokeSetup => ({
     fn,
     deployment,
@@ -225,17 +330,43 @@ beforeAll(async () => {
     secretsManagerEndpoint: secrets.url,
     workDir: join(dir, "invocations"),
   });
-  const config = JSON.parse(deployment.resolve(fnById(copierId).environment.BACKUP_CONFIG!)) as {
+  const config = JSON.parse(deployment.resolve(copierFn.environment.BACKUP_CONFIG!)) as {
     bucket: string;
     prefix: string;
     settleSeconds: number;
   };
+  // Which queue is whose: the functions' QUEUE_URLS, as the copier itself reads it.
+  const queueUrls = JSON.parse(deployment.resolve(copierFn.environment.QUEUE_URLS!)) as Record<
+    string,
+    { url: string; deadLetterUrl: string }
+  >;
+  const source = (name: string, sim: FlussonicSimulator, secret: string): Source => {
+    const mapping = mappings.find(
+      (m) => deployment.queues.get(referencedId(m.EventSourceArn)!)?.url === queueUrls[name]!.url,
+    )!;
+    const queue = deployment.queues.get(referencedId(mapping.EventSourceArn)!)!;
+    const redrive = queue.properties.RedrivePolicy as { maxReceiveCount: number };
+    return {
+      name,
+      sim,
+      secretName: `flussonic-backup/${name}`,
+      secret,
+      queue: new SqsEventSource(sqs, queue, endpoint.region, {
+        batchSize: Number(mapping.BatchSize ?? 10),
+        reportBatchItemFailures: ((mapping.FunctionResponseTypes as string[] | undefined) ?? []).includes(
+          "ReportBatchItemFailures",
+        ),
+      }),
+      deadLetterUrl: queueUrls[name]!.deadLetterUrl,
+      redriveMaxReceiveCount: redrive.maxReceiveCount,
+    };
+  };
   s = {
     dir,
-    sim,
+    src1: source("src1", sim1, password),
+    src2: source("src2", sim2, token),
     proxy,
     secrets,
-    password,
     emulator,
     endpoint,
     s3,
@@ -244,15 +375,7 @@ beforeAll(async () => {
     stack,
     deployment,
     planner: setup(fnById(plannerId)),
-    copier: setup(fnById(copierId)),
-    copyQueue: new SqsEventSource(sqs, queue, endpoint.region, {
-      batchSize: Number(mapping.BatchSize ?? 10),
-      reportBatchItemFailures: ((mapping.FunctionResponseTypes as string[] | undefined) ?? []).includes(
-        "ReportBatchItemFailures",
-      ),
-    }),
-    deadLetterUrl: deployment.queues.get(deadLetterId)!.url,
-    redriveMaxReceiveCount: redrive.maxReceiveCount,
+    copier: setup(copierFn),
     prefix: config.prefix,
     bucket: config.bucket,
     settleSeconds: config.settleSeconds,
@@ -265,7 +388,8 @@ afterAll(async () => {
   await s.emulator.stop();
   await s.proxy.close();
   await s.secrets.close();
-  await s.sim.close();
+  await s.src1.sim.close();
+  await s.src2.sim.close();
   rmSync(s.dir, { recursive: true, force: true });
 });
 
@@ -284,129 +408,102 @@ describe("the Lambda functions from the cloud assembly", () => {
     }
     expect(s.planner.fn.description).toMatch(/planner/);
     expect(s.copier.fn.description).toMatch(/copier/);
-    // The event source mapping must report partial failures, or a failed window would take its
-    // whole batch back to the queue.
-    expect(s.copyQueue.settings.reportBatchItemFailures).toBe(true);
-    expect(s.redriveMaxReceiveCount).toBeGreaterThan(COPIER_MAX_RECEIVE_COUNT);
+    // The mappings must report partial failures, or a failed window would take its whole batch
+    // back to the queue; the queues redrive after the copier's own dead-lettering.
+    for (const src of [s.src1, s.src2]) {
+      expect(src.queue.settings.reportBatchItemFailures).toBe(true);
+      expect(src.redriveMaxReceiveCount).toBeGreaterThan(COPIER_MAX_RECEIVE_COUNT);
+    }
+    expect(s.src1.queue.queueUrl).toMatch(/\/flussonic-backup-src1$/);
+    expect(s.src2.queue.queueUrl).toMatch(/\/flussonic-backup-src2\.fifo$/);
   });
 });
 
-/** Windows the planner queued in the first run (copy messages by message id). */
-const planned = new Map<string, CopyMessage>();
+/** Windows the planner queued in the first run, by message id, per source. */
+const planned = { src1: new Map<string, CopyMessage>(), src2: new Map<string, CopyMessage>() };
 const planWindow = { start: 0, end: 0 };
-let plannedCount = 0;
-/** Message ids of the two messages meant to fail. */
+let firstReport: PlannerReport = { sources: [] };
+/** The window the source always fails, the message nobody planned. */
 let poisonedId = "";
-let badBodyId = "";
 let poisonedPath = "";
+let badBodyId = "";
+const deliveries: { src1: Delivery[]; src2: Delivery[] } = { src1: [], src2: [] };
 
 describe("a backup through the Lambda functions", () => {
-  it("the planner, invoked by the EventBridge schedule, queues the missing windows of every DVR stream", async () => {
-    // A message nobody planned (written by hand, not JSON) waits in the queue already.
+  it("the planner, invoked by the EventBridge schedule, queues the missing windows of every source", async () => {
+    // A message nobody planned (written by hand, not JSON) waits in src1's queue already.
     const { MessageId } = await s.sqs.send(
-      new SendMessageCommand({
-        QueueUrl: s.copyQueue.queueUrl,
-        MessageBody: "copy cam1 from 10:00 please",
-      }),
+      new SendMessageCommand({ QueueUrl: s.src1.queue.queueUrl, MessageBody: BAD_BODY }),
     );
     badBodyId = MessageId!;
 
-    const [ruleId] = Object.entries(s.stack.resources).find(([, r]) => r.Type === "AWS::Events::Rule")!;
     planWindow.start = Math.floor(Date.now() / 1000);
-    const out = await invoke(s.planner, scheduledEvent(s.stack, ruleId, s.endpoint.region));
+    firstReport = plannerReport(await invoke(s.planner, scheduledEvent()));
     planWindow.end = Math.ceil(Date.now() / 1000);
-    const report = plannerReport(out);
-    expect(report.sources).toEqual([{ source: "src1", planned: expect.any(Number), errors: 0 }]);
-
-    // Queued: one message per planned window (read by the copier below; a peek would count as a
+    expect(firstReport.sources).toEqual([
+      { source: "src1", planned: expect.any(Number), errors: 0 },
+      { source: "src2", planned: expect.any(Number), errors: 0 },
+    ]);
+    // Queued: one message per planned window (read by the copier below: a peek would count as a
     // receive), next to the bad message.
-    plannedCount = report.sources[0]!.planned;
-    expect(plannedCount).toBeGreaterThanOrEqual(4);
-    expect(await queueDepth(s.copyQueue.queueUrl)).toEqual({
-      visible: plannedCount + 1,
-      inFlight: 0,
-      delayed: 0,
-    });
+    const [p1, p2] = firstReport.sources.map((r) => r.planned) as [number, number];
+    expect(p1).toBeGreaterThanOrEqual(4);
+    expect(p2).toBeGreaterThanOrEqual(2);
+    expect(await queueDepth(s.src1.queue.queueUrl)).toEqual({ visible: p1 + 1, inFlight: 0, delayed: 0 });
+    expect(await queueDepth(s.src2.queue.queueUrl)).toEqual({ visible: p2, inFlight: 0, delayed: 0 });
   });
 
-  /** Every delivery made by the event source, in order. */
-  const deliveries: { ids: string[]; receiveCounts: Record<string, string>; failures: string[] }[] = [];
-
   it("the copier, fed SQS batches by the event source, copies every window and reports only the failing one", async () => {
-    const retained = new Map<string, Message>();
-    for (let poll = 0; poll < 40; poll++) {
-      const batch = await s.copyQueue.receive(10);
-      if (batch.length === 0) {
-        if (retained.size === 0) break;
-        // Time passes: the failed windows' retry delays end.
-        for (const m of retained.values()) await s.copyQueue.elapseVisibility(m);
-        retained.clear();
-        continue;
-      }
+    deliveries.src1 = await drain(s.src1, (batch) => {
       for (const m of batch) {
-        if (m.MessageId !== badBodyId) planned.set(m.MessageId!, JSON.parse(m.Body!) as CopyMessage);
+        if (m.MessageId !== badBodyId) planned.src1.set(m.MessageId!, JSON.parse(m.Body!) as CopyMessage);
       }
-      if (!poisonedId) {
-        // The source fails one window of the first batch every time it is asked for it.
-        const victim = batch.find((m) => planned.has(m.MessageId!))!;
-        const w = planned.get(victim.MessageId!)!;
-        poisonedId = victim.MessageId!;
-        poisonedPath = `/${w.stream}/archive-${w.from}-${w.duration}.${w.format}`;
-        s.proxy.failing.add(poisonedPath);
-      }
-      const out = await invoke(s.copier, s.copyQueue.event(batch));
-      expect(out.ok, out.ok ? "" : `${out.errorType}: ${out.errorMessage}\n${out.logs}`).toBe(true);
-      const settled = await s.copyQueue.settle(batch, out);
-      expect(settled.batchFailure).toBeUndefined();
-      for (const id of settled.retained) retained.set(id, batch.find((m) => m.MessageId === id)!);
-      deliveries.push({
-        ids: batch.map((m) => m.MessageId!),
-        receiveCounts: Object.fromEntries(
-          batch.map((m) => [m.MessageId!, m.Attributes?.ApproximateReceiveCount ?? "?"]),
-        ),
-        failures: settled.retained,
-      });
-    }
+      if (poisonedId) return;
+      // The source fails one window of the first batch every time it is asked for it.
+      const victim = batch.find((m) => planned.src1.has(m.MessageId!))!;
+      const w = planned.src1.get(victim.MessageId!)!;
+      poisonedId = victim.MessageId!;
+      poisonedPath = `/${w.stream}/archive-${w.from}-${w.duration}.${w.format}`;
+      s.proxy.failing.add(poisonedPath);
+    });
+    expect(planned.src1.size).toBe(firstReport.sources[0]!.planned);
+    expectPlannedCover(s.src1, [...planned.src1.values()], ["cam1", "cam2"]);
 
-    // The windows the planner queued cover what the source recorded within retention, up to the
-    // settled edge.
-    expect(planned.size).toBe(plannedCount);
-    const streams = [...new Set([...planned.values()].map((m) => m.stream))].sort();
-    expect(streams).toEqual(["cam1", "cam2"]);
-    for (const stream of streams) {
-      const windowsOf = [...planned.values()].filter((m) => m.stream === stream).map(rangeOf);
-      const mustCover = clipRanges(
-        s.sim.rangesOf(stream),
-        planWindow.end - RETENTION_DAYS * 86_400 + 1,
-        Math.floor((planWindow.start - s.settleSeconds) / WINDOW_SECONDS) * WINDOW_SECONDS,
-      );
-      expect(subtractRanges(mustCover, normalizeRanges(windowsOf)), `${stream} not planned`).toEqual([]);
-    }
-    // The first delivery: several records, one failing window reported, the rest acknowledged.
-    expect(deliveries[0]!.ids.length).toBeGreaterThanOrEqual(3);
-    expect(deliveries[0]!.failures).toEqual([poisonedId]);
+    // The first delivery: several records, the failing window reported, the rest acknowledged.
+    const first = deliveries.src1[0]!;
+    expect(first.ids.length).toBeGreaterThanOrEqual(3);
+    expect(first.failures).toEqual([poisonedId]);
     // Every other window and the bad message: delivered once, acknowledged (deleted).
-    for (const id of [...planned.keys(), badBodyId].filter((id) => id !== poisonedId)) {
-      const got = deliveries.filter((d) => d.ids.includes(id));
+    for (const id of [...planned.src1.keys(), badBodyId].filter((id) => id !== poisonedId)) {
+      const got = deliveries.src1.filter((d) => d.ids.includes(id));
       expect(got, `deliveries of ${id}`).toHaveLength(1);
       expect(got[0]!.receiveCounts[id]).toBe("1");
       expect(got[0]!.failures).not.toContain(id);
     }
-    // Each window's bytes, as the simulator serves them; nothing else under the source.
-    const copied = [...planned.entries()].filter(([id]) => id !== poisonedId).map(([, m]) => m);
-    const expectedKeys = copied.map((m) => windowKey(s.prefix, m, m.format)).sort();
-    expect(await keysUnder(`${s.prefix}src1/`)).toEqual(expectedKeys);
-    for (const m of copied) {
-      const got = await getObject(windowKey(s.prefix, m, m.format));
-      const expected = s.sim.body(m.stream, m.from, m.duration, m.format);
-      expect(got.length, `size of ${m.stream}@${m.from}`).toBe(expected.length);
-      expect(expected.length).toBeGreaterThan(0);
-      expect(got.equals(expected), `bytes of ${m.stream}@${m.from}`).toBe(true);
+    await expectStored(
+      s.src1,
+      [...planned.src1.entries()].filter(([id]) => id !== poisonedId).map(([, m]) => m),
+    );
+  });
+
+  it("copies the FIFO queue of a source capped at one copy, whose messages carry the single message group", async () => {
+    deliveries.src2 = await drain(s.src2, (batch) => {
+      for (const m of batch) planned.src2.set(m.MessageId!, JSON.parse(m.Body!) as CopyMessage);
+    });
+    expect(planned.src2.size).toBe(firstReport.sources[1]!.planned);
+    expectPlannedCover(s.src2, [...planned.src2.values()], ["cam1"]);
+    // The planner's sends got the message group the FIFO queue needs (functions/lambda/environment.ts).
+    for (const d of deliveries.src2) {
+      expect(d.failures).toEqual([]);
+      for (const r of d.records) expect(r.attributes.MessageGroupId).toBe("copies");
     }
+    await expectStored(s.src2, [...planned.src2.values()]);
+    expect(await queueDepth(s.src2.queue.queueUrl)).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+    expect(await receiveAll(s.src2.deadLetterUrl)).toEqual([]);
   });
 
   it("redelivers the failing window until the copier dead-letters it at receive 5, before the queue's own redrive", async () => {
-    const poisoned = deliveries.filter((d) => d.ids.includes(poisonedId));
+    const poisoned = deliveries.src1.filter((d) => d.ids.includes(poisonedId));
     expect(poisoned.map((d) => d.receiveCounts[poisonedId])).toEqual(
       Array.from({ length: COPIER_MAX_RECEIVE_COUNT }, (_, i) => String(i + 1)),
     );
@@ -419,22 +516,18 @@ describe("a backup through the Lambda functions", () => {
     expect(s.proxy.failed).toEqual(Array(COPIER_MAX_RECEIVE_COUNT).fill(poisonedPath));
     // The copy queue is empty; the dead-letter queue holds the window and the bad message, each
     // with the copier's reason (the queue's redrive, at receive 6, adds none).
-    expect(await queueDepth(s.copyQueue.queueUrl)).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
-    const dlq = new SqsEventSource(s.sqs, { url: s.deadLetterUrl, arn: "" }, s.endpoint.region, {
-      batchSize: 10,
-      reportBatchItemFailures: false,
-    });
-    const dead = await receiveAll(dlq);
+    expect(await queueDepth(s.src1.queue.queueUrl)).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+    const dead = await receiveAll(s.src1.deadLetterUrl);
     const byBody = new Map(dead.map((m) => [m.Body!, m.MessageAttributes ?? {}]));
     expect(dead).toHaveLength(2);
-    const window = planned.get(poisonedId)!;
+    const window = planned.src1.get(poisonedId)!;
     const windowReason = byBody.get(JSON.stringify(window))?.reason?.StringValue ?? "";
     expect(windowReason).toMatch(/HTTP 500/);
     expect(windowReason).toMatch(`(after ${COPIER_MAX_RECEIVE_COUNT} attempts)`);
     expect(byBody.get(JSON.stringify(window))?.receiveCount?.StringValue).toBe(
       String(COPIER_MAX_RECEIVE_COUNT),
     );
-    expect(byBody.get("copy cam1 from 10:00 please")?.reason?.StringValue).toMatch(/^not a copy message/);
+    expect(byBody.get(BAD_BODY)?.reason?.StringValue).toMatch(/^not a copy message/);
     // Nothing of the failed window was stored.
     expect(await getObject(windowKey(s.prefix, window, window.format)).catch(() => "missing")).toBe(
       "missing",
@@ -442,45 +535,55 @@ describe("a backup through the Lambda functions", () => {
   });
 
   it("records every copy (key, size, SHA-256); the next planner run folds the records into the manifests", async () => {
-    const copied = [...planned.entries()].filter(([id]) => id !== poisonedId).map(([, m]) => m);
-    for (const m of copied) {
-      const record = await s.store.getRecord(m);
-      const bytes = s.sim.body(m.stream, m.from, m.duration, m.format);
-      expect(record).toMatchObject({
-        source: "src1",
-        stream: m.stream,
-        from: m.from,
-        duration: m.duration,
-        format: m.format,
-        key: windowKey(s.prefix, m, m.format),
-        size: bytes.length,
-        sha256: createHash("sha256").update(bytes).digest("hex"),
-      });
-    }
-    const [ruleId] = Object.entries(s.stack.resources).find(([, r]) => r.Type === "AWS::Events::Rule")!;
-    const out = await invoke(s.planner, scheduledEvent(s.stack, ruleId, s.endpoint.region));
-    const retentionStart = Math.ceil(Date.now() / 1000) - RETENTION_DAYS * 86_400;
-    expect(plannerReport(out).sources[0]!.errors).toBe(0);
-    expect(await keysUnder(recordsPrefix(s.prefix, "src1"))).toEqual([]);
-    const window = planned.get(poisonedId)!;
-    for (const stream of ["cam1", "cam2"]) {
-      const { manifest } = await s.store.readManifest("src1", stream);
-      const mine = copied.filter((m) => m.stream === stream);
-      expect(manifest.windows).toBe(mine.length);
-      // Covered: every stored window, as far as it is still within retention.
-      for (const m of mine) {
-        expect(subtractRanges(clipRanges([rangeOf(m)], retentionStart, Infinity), manifest.covered)).toEqual(
-          [],
-        );
+    const copied = (src: Source) =>
+      [...planned[src.name as "src1" | "src2"].entries()]
+        .filter(([id]) => id !== poisonedId)
+        .map(([, m]) => m);
+    for (const src of [s.src1, s.src2]) {
+      for (const m of copied(src)) {
+        const bytes = src.sim.body(m.stream, m.from, m.duration, m.format);
+        expect(await s.store.getRecord(m)).toMatchObject({
+          source: src.name,
+          stream: m.stream,
+          from: m.from,
+          duration: m.duration,
+          format: m.format,
+          key: windowKey(s.prefix, m, m.format),
+          size: bytes.length,
+          sha256: createHash("sha256").update(bytes).digest("hex"),
+        });
       }
-      if (window.stream === stream) expect(intersectRanges([rangeOf(window)], manifest.covered)).toEqual([]);
     }
-    // Nothing stored or still leased (the dead-lettered window) is planned again.
-    const again = await receiveAll(s.copyQueue);
-    for (const m of again) {
-      const w = JSON.parse(m.Body!) as CopyMessage;
-      const before = [...planned.values()].filter((p) => p.stream === w.stream).map(rangeOf);
-      expect(intersectRanges([rangeOf(w)], normalizeRanges(before))).toEqual([]);
+    const report = plannerReport(await invoke(s.planner, scheduledEvent()));
+    const retentionStart = Math.ceil(Date.now() / 1000) - RETENTION_DAYS * 86_400;
+    expect(report.sources.map((r) => r.errors)).toEqual([0, 0]);
+    const window = planned.src1.get(poisonedId)!;
+    for (const [src, streams] of [
+      [s.src1, ["cam1", "cam2"]],
+      [s.src2, ["cam1"]],
+    ] as const) {
+      expect(await keysUnder(recordsPrefix(s.prefix, src.name))).toEqual([]);
+      for (const stream of streams) {
+        const { manifest } = await s.store.readManifest(src.name, stream);
+        const mine = copied(src).filter((m) => m.stream === stream);
+        expect(manifest.windows).toBe(mine.length);
+        // Covered: every stored window, as far as it is still within retention.
+        for (const m of mine) {
+          const kept = clipRanges([rangeOf(m)], retentionStart, Infinity);
+          expect(subtractRanges(kept, manifest.covered)).toEqual([]);
+        }
+        if (src === s.src1 && window.stream === stream) {
+          expect(intersectRanges([rangeOf(window)], manifest.covered)).toEqual([]);
+        }
+      }
+      // Nothing stored or still leased (the dead-lettered window) is planned again.
+      for (const m of await receiveAll(src.queue.queueUrl)) {
+        const w = JSON.parse(m.Body!) as CopyMessage;
+        const before = [...planned[src.name as "src1" | "src2"].values()].filter(
+          (p) => p.stream === w.stream,
+        );
+        expect(intersectRanges([rangeOf(w)], normalizeRanges(before.map(rangeOf)))).toEqual([]);
+      }
     }
   });
 });
@@ -533,7 +636,10 @@ describe("the functions' CloudWatch metrics", () => {
       expect(p, p.name).toEqual({
         namespace: "FlussonicBackup",
         name: p.name,
-        dimensions: { service: expect.stringMatching(/^(planner|copier)$/), source: "src1" },
+        dimensions: {
+          service: expect.stringMatching(/^(planner|copier)$/),
+          source: expect.stringMatching(/^src[12]$/),
+        },
       });
     }
     // Each alarm on these metrics watches a metric and dimensions the functions publish.
@@ -562,49 +668,58 @@ describe("the functions' CloudWatch metrics", () => {
   });
 });
 
-describe("the source's secret in Lambda", () => {
-  it("is read from Secrets Manager at each cold start, never from the environment or into the logs", () => {
-    expect(s.invocations.length).toBeGreaterThanOrEqual(2 + COPIER_MAX_RECEIVE_COUNT);
-    // One GetSecretValue per cold start (each invocation ran in a fresh process), signed with the
-    // function's credentials for Secrets Manager in the function's region.
-    expect(s.secrets.requests).toHaveLength(s.invocations.length);
+describe("the sources' secrets in Lambda", () => {
+  it("are read from Secrets Manager at each cold start, never from the environment or into the logs", () => {
+    expect(s.invocations.length).toBeGreaterThanOrEqual(3 + COPIER_MAX_RECEIVE_COUNT);
+    // One GetSecretValue per source and cold start (each invocation ran in a fresh process),
+    // signed with the function's credentials for Secrets Manager in the function's region.
+    for (const src of [s.src1, s.src2]) {
+      expect(s.secrets.requests.filter((r) => r.secretId === src.secretName)).toHaveLength(
+        s.invocations.length,
+      );
+    }
+    expect(s.secrets.requests).toHaveLength(2 * s.invocations.length);
     for (const r of s.secrets.requests) {
       expect(r).toEqual({
         operation: "GetSecretValue",
-        secretId: SECRET_NAME,
+        secretId: expect.stringMatching(/^flussonic-backup\/src[12]$/),
         signedBy: expect.stringMatching(
           new RegExp(`^${DUMMY_CREDENTIALS.accessKeyId}/\\d{8}/${s.endpoint.region}/secretsmanager$`),
         ),
       });
     }
     for (const { env, outcome } of s.invocations) {
-      expect(Object.entries(env).filter(([, v]) => v.includes(s.password))).toEqual([]);
-      expect(outcome.logs.includes(s.password)).toBe(false);
+      for (const secret of [s.src1.secret, s.src2.secret]) {
+        expect(Object.entries(env).filter(([, v]) => v.includes(secret))).toEqual([]);
+        expect(outcome.logs.includes(secret)).toBe(false);
+      }
     }
-    // The source refused nothing: every request carried the secret's password.
-    expect(s.sim.requests.filter((r) => r.status === 401)).toEqual([]);
-    expect(s.sim.requests.length).toBeGreaterThan(0);
+    // The sources refused nothing: every request carried the secret.
+    for (const src of [s.src1, s.src2]) {
+      expect(src.sim.requests.length).toBeGreaterThan(0);
+      expect(src.sim.requests.filter((r) => r.status === 401)).toEqual([]);
+    }
   });
 
-  it("a wrong secret is refused by the source, and a missing one fails the cold start naming the field", async () => {
-    const [ruleId] = Object.entries(s.stack.resources).find(([, r]) => r.Type === "AWS::Events::Rule")!;
-    const before = await queueDepth(s.copyQueue.queueUrl);
-    s.secrets.secrets.set(SECRET_NAME, `${s.password}-rotated`);
-    const refused = await invoke(s.planner, scheduledEvent(s.stack, ruleId, s.endpoint.region));
+  it("a wrong secret is refused by its source only; a missing one fails the cold start, naming the field", async () => {
+    const before = await queueDepth(s.src1.queue.queueUrl);
+    s.secrets.secrets.set(s.src1.secretName, `${s.src1.secret}-rotated`);
+    const refused = await invoke(s.planner, scheduledEvent());
     const report = plannerReport(refused);
-    expect(report).toEqual({ sources: [{ source: "src1", planned: 0, errors: expect.any(Number) }] });
+    expect(report.sources[0]).toEqual({ source: "src1", planned: 0, errors: expect.any(Number) });
     expect(report.sources[0]!.errors).toBeGreaterThan(0);
-    expect(s.sim.requests.filter((r) => r.status === 401).length).toBeGreaterThan(0);
+    expect(report.sources[1]).toMatchObject({ source: "src2", errors: 0 });
+    expect(s.src1.sim.requests.filter((r) => r.status === 401).length).toBeGreaterThan(0);
     expect(refused.logs).toMatch(/HTTP 401/);
 
-    s.secrets.secrets.delete(SECRET_NAME);
-    const missing = await invoke(s.planner, scheduledEvent(s.stack, ruleId, s.endpoint.region));
+    s.secrets.secrets.delete(s.src1.secretName);
+    const missing = await invoke(s.planner, scheduledEvent());
     expect(missing).toMatchObject({
       ok: false,
       errorType: "ConfigError",
-      errorMessage: `BACKUP_CONFIG: sources[0].auth.passwordSecret: cannot read secret ${SECRET_NAME}: GetParameterError: Secrets Manager can't find the specified secret.`,
+      errorMessage: `BACKUP_CONFIG: sources[0].auth.passwordSecret: cannot read secret ${s.src1.secretName}: GetParameterError: Secrets Manager can't find the specified secret.`,
     });
-    expect(await queueDepth(s.copyQueue.queueUrl)).toEqual(before);
-    s.secrets.secrets.set(SECRET_NAME, s.password);
+    expect(await queueDepth(s.src1.queue.queueUrl)).toEqual(before);
+    s.secrets.secrets.set(s.src1.secretName, s.src1.secret);
   });
 });
