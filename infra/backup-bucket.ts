@@ -7,7 +7,7 @@ import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
-import { type BackupConfig, type DeploymentConfig, listedStreams } from "../functions/config.ts";
+import { type BackupConfig, ConfigError, type DeploymentConfig, listedStreams } from "../functions/config.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 
 /** S3 accepts at most this many rules in one lifecycle configuration. */
@@ -79,14 +79,81 @@ export function retentionRules(config: BackupConfig): RetentionRule[] {
   return rules;
 }
 
+/** Days until objects under `prefix` expire: the earliest of the rules that match it (S3's way). */
+export function effectiveExpiryDays(rules: readonly RetentionRule[], prefix: string): number | undefined {
+  const matching = rules.filter((r) => prefix.startsWith(r.prefix)).map((r) => r.expirationDays);
+  return matching.length > 0 ? Math.min(...matching) : undefined;
+}
+
+/** What the last synth set (the lifecycle record, infra/lifecycle-record.ts) and what may change. */
+export interface PreviousExpiries {
+  /** Expiry in days per key prefix, as the last synthesized stack set it. */
+  expirationDays: Record<string, number>;
+  /** Where the record is kept (named in messages). */
+  recordFile: string;
+  /** Prefixes whose expiry may become shorter (`-c allowShorterRetention=<prefix,...>`). */
+  allowShorter: readonly string[];
+}
+
+/**
+ * Retention rules that never shorten an expiry silently. For every prefix the last synth gave an
+ * expiry: when no rule covers it any more (its source removed or renamed, or the key prefix
+ * changed), its rule is kept, so what is stored there still expires as it would have (not never);
+ * when the new rules would expire it sooner (a long-retention stream removed from the list, a
+ * source switched to "all", a retention lowered), the synth stops with the prefix and the days,
+ * unless `allowShorter` names the prefix. A longer expiry needs no confirmation.
+ */
+export function guardedRetentionRules(
+  config: BackupConfig,
+  configFile: string,
+  previous: PreviousExpiries | undefined,
+): RetentionRule[] {
+  const rules = retentionRules(config);
+  if (!previous) return rules;
+  const kept: RetentionRule[] = [];
+  const refused: string[] = [];
+  for (const [prefix, days] of Object.entries(previous.expirationDays)) {
+    const now = effectiveExpiryDays(rules, prefix);
+    if (now === undefined) {
+      const id = `kept-${prefix}`;
+      kept.push({
+        id: id.length <= 255 ? id : `${id.slice(0, 240)}-${kept.length}`,
+        prefix,
+        expirationDays: days,
+        archive: !/(^|\/)\.backup\/catalog\//.test(prefix),
+      });
+    } else if (now < days && !previous.allowShorter.includes(prefix)) {
+      refused.push(prefix);
+    }
+  }
+  if (refused.length > 0) {
+    throw new ConfigError([
+      ...refused.map(
+        (prefix) =>
+          `${configFile}: this config expires s3://${config.bucket}/${prefix} after ${effectiveExpiryDays(rules, prefix)} days instead of ${previous.expirationDays[prefix]} (recorded in ${previous.recordFile}): the deploy would delete the objects there that are between those ages; keep the longer retentionDays (a stream removed from the list or a switch to "all" takes its retention away), or confirm the shorter expiry with -c allowShorterRetention=${prefix}`,
+      ),
+      ...(refused.length > 1
+        ? [`To confirm all of them: cdk deploy -c allowShorterRetention=${refused.join(",")}`]
+        : []),
+    ]);
+  }
+  return [...rules, ...kept];
+}
+
 export interface BackupBucketProps {
   config: BackupConfig;
+  /** The config file, named in messages. */
+  configFile?: string;
+  /** The expiries of the last synth; without them (a first synth, tests) nothing is compared. */
+  previousExpiries?: PreviousExpiries | undefined;
 }
 
 /** The bucket of the backup, with its access-log bucket. */
 export class BackupBucket extends Construct {
   readonly bucket: s3.IBucket;
   readonly encryptionKey: kms.IKey | undefined;
+  /** The expiry in days of every prefix with a retention rule (what the lifecycle record keeps). */
+  readonly expirationDays: Record<string, number>;
 
   constructor(scope: Construct, id: string, props: BackupBucketProps) {
     super(scope, id);
@@ -114,7 +181,11 @@ export class BackupBucket extends Construct {
     this.encryptionKey = deployment.kmsKeyArn
       ? kms.Key.fromKeyArn(this, "Key", deployment.kmsKeyArn)
       : undefined;
-    const rules = lifecycleRules(config, deployment);
+    const retention = guardedRetentionRules(config, props.configFile ?? "config", props.previousExpiries);
+    this.expirationDays = Object.fromEntries(
+      retention.map((r) => [r.prefix, effectiveExpiryDays(retention, r.prefix)!]),
+    );
+    const rules = lifecycleRules(retention, config, deployment);
     if (rules.length > MAX_LIFECYCLE_RULES) {
       throw new Error(
         `the config needs ${rules.length} S3 lifecycle rules (one per source and per stream with its own retentionDays), more than the ${MAX_LIFECYCLE_RULES} S3 allows: give fewer streams their own retentionDays`,
@@ -161,9 +232,13 @@ const STORAGE_CLASSES: Record<
   DEEP_ARCHIVE: s3.StorageClass.DEEP_ARCHIVE,
 };
 
-function lifecycleRules(config: BackupConfig, deployment: DeploymentConfig): s3.LifecycleRule[] {
+function lifecycleRules(
+  retention: readonly RetentionRule[],
+  config: BackupConfig,
+  deployment: DeploymentConfig,
+): s3.LifecycleRule[] {
   const transition = deployment.storageClassTransition;
-  const rules: s3.LifecycleRule[] = retentionRules(config).map((r) => ({
+  const rules: s3.LifecycleRule[] = retention.map((r) => ({
     id: r.id,
     prefix: r.prefix,
     expiration: Duration.days(r.expirationDays),

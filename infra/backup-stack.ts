@@ -14,7 +14,7 @@ import { authSecretReference, type BackupConfig, ConfigError } from "../function
 import { controlKey } from "../functions/domain/keys.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 import { COPIER_TIMEOUT_SECONDS } from "../functions/lambda/copier-limits.ts";
-import { BackupBucket } from "./backup-bucket.ts";
+import { BackupBucket, type PreviousExpiries } from "./backup-bucket.ts";
 import { BackupFunction, type FunctionCode } from "./backup-function.ts";
 import { BackupMonitoring } from "./backup-monitoring.ts";
 import { CopyQueues } from "./copy-queues.ts";
@@ -31,6 +31,8 @@ export interface BackupStackProps extends StackProps {
   configFile: string;
   /** `bundle` (default) builds the handlers with esbuild; `stub` is for fast template tests. */
   functionCode?: FunctionCode;
+  /** The S3 expiries of the last synth (the lifecycle record): none is shortened silently. */
+  previousExpiries?: PreviousExpiries | undefined;
 }
 
 export class BackupStack extends Stack {
@@ -45,7 +47,11 @@ export class BackupStack extends Stack {
     const { config, configFile } = props;
     const secrets = secretReferences(config, configFile);
 
-    this.backupBucket = new BackupBucket(this, "Backup", { config });
+    this.backupBucket = new BackupBucket(this, "Backup", {
+      config,
+      configFile,
+      previousExpiries: props.previousExpiries,
+    });
     this.queues = config.sources.map(
       (source) => new CopyQueues(this, `Queues-${source.name}`, { source, copierTimeout: COPIER_TIMEOUT }),
     );
