@@ -588,6 +588,16 @@ describe("a backup through the Lambda functions", () => {
   });
 });
 
+describe("every invocation", () => {
+  it("ran in its own process on the Node.js major version the template's runtime names", () => {
+    expect(s.invocations.length).toBeGreaterThan(0);
+    for (const { fn, outcome } of s.invocations) {
+      const runtime = s.stack.functions.find((f) => f.logicalId === fn)!.runtime;
+      expect(`nodejs${outcome.node.slice(1).split(".")[0]}.x`, fn).toBe(runtime);
+    }
+  });
+});
+
 /** One metric datapoint of an Embedded Metric Format log line. */
 interface PublishedMetric {
   namespace: string;

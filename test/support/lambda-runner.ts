@@ -3,7 +3,8 @@
  * from `_HANDLER` and the code directory from `LAMBDA_TASK_ROOT`, imports the module
  * (`<module>.js`, `.mjs` or `.cjs`, in the runtime's order), calls the exported function with the
  * event (JSON on stdin) and a Lambda context, and writes the outcome as JSON to the file named by
- * the first argument: `{ ok: true, result }` or `{ ok: false, errorType, errorMessage }`.
+ * the first argument: `{ ok: true, result }` or `{ ok: false, errorType, errorMessage }`, with the
+ * Node.js version that ran it (`node`).
  *
  * Usage: node lambda-runner.ts <result file> <deadline, epoch ms> <request id>
  * (the deadline and request id are what the runtime API hands the runtime with each event).
@@ -20,8 +21,8 @@ if (!resultFile || !deadlineArg || !requestId) {
 }
 const deadline = Number(deadlineArg);
 
-function finish(outcome: unknown): never {
-  writeFileSync(resultFile!, JSON.stringify(outcome));
+function finish(outcome: object): never {
+  writeFileSync(resultFile!, JSON.stringify({ ...outcome, node: process.version }));
   // Lambda freezes the sandbox once the handler answered: open sockets and timers do not matter.
   process.exit(0);
 }

@@ -300,9 +300,11 @@ export function functionEnvironment(s: InvokeSetup): Record<string, string> {
   };
 }
 
-export type InvokeOutcome =
-  | { ok: true; result: Json; logs: string; ms: number }
-  | { ok: false; errorType: string; errorMessage: string; logs: string; ms: number };
+/** How an invocation ended, its logs (stdout and stderr), its wall time and the Node.js version that ran it. */
+export type InvokeOutcome = { logs: string; ms: number; node: string } & (
+  | { ok: true; result: Json }
+  | { ok: false; errorType: string; errorMessage: string }
+);
 
 /** One invocation in a fresh Node process (a cold container), with the function's timeout. */
 export async function invokeFunction(
@@ -345,16 +347,19 @@ export async function invokeFunction(
       errorMessage: `the process ended (code ${code}, signal ${signal}) without a result`,
       logs,
       ms,
+      node: "",
     };
   }
   writeFileSync(resultFile, "");
+  const node = String(outcome.node);
   return outcome.ok
-    ? { ok: true, result: outcome.result ?? null, logs, ms }
+    ? { ok: true, result: outcome.result ?? null, logs, ms, node }
     : {
         ok: false,
         errorType: String(outcome.errorType),
         errorMessage: String(outcome.errorMessage),
         logs,
         ms,
+        node,
       };
 }
