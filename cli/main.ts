@@ -32,9 +32,28 @@ program
   .option("-v, --verbose", "log every window")
   .option("--dry-run", "plan as usual and print what would be copied; queue, lease and write nothing")
   .addOption(copyTimeoutOption("longest one window copy may take"))
+  .addOption(
+    new Option(
+      "--queues <where>",
+      "where the copy queues are: sqs (AWS_ENDPOINT_URL_SQS or AWS) or embedded (local, kept in --state-dir; for S3-only stores)",
+    ).choices(["sqs", "embedded"]),
+  )
+  .option("--state-dir <dir>", "state of --queues embedded, kept across runs (default .flussonic-backup)")
+  .option("--no-s3-checksums", "do not ask the S3 endpoint for SHA-256 part checksums (stores without them)")
+  .option("--no-conditional-writes", "write manifests without If-Match/If-None-Match (stores without them)")
+  .option(
+    "--grace-seconds <n>",
+    "service: after SIGTERM/SIGINT, how long running copies may take to finish",
+    "30",
+  )
+  .option(
+    "--metrics-port <port>",
+    "service: serve /metrics (Prometheus) and /healthz on this port (0: any free)",
+  )
+  .option("--metrics-host <address>", "address the metrics server listens on", "127.0.0.1")
   .addHelpText(
     "after",
-    "\nEndpoints: AWS_REGION, credentials and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SQS (e.g. LocalStack)\nselect where the backup goes unless --embedded is given.",
+    "\nEndpoints: AWS_REGION, credentials and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SQS (e.g. LocalStack)\nselect where the backup goes unless --embedded is given; with --queues embedded only the S3 one is used.",
   )
   .action(async (opts) => {
     const copyTimeoutSeconds = parseNumberArg("--copy-timeout", opts.copyTimeout, COPY_TIMEOUT);
@@ -51,6 +70,24 @@ program
       embedded,
       verbose: Boolean(opts.verbose),
       copyTimeoutSeconds,
+      queues: opts.queues,
+      stateDir: opts.stateDir,
+      s3Checksums: opts.s3Checksums,
+      conditionalWrites: opts.conditionalWrites,
+      graceSeconds: parseNumberArg("--grace-seconds", opts.graceSeconds, {
+        unit: "whole seconds",
+        min: 0,
+        max: 3600,
+      }),
+      metricsPort:
+        opts.metricsPort === undefined
+          ? undefined
+          : parseNumberArg("--metrics-port", opts.metricsPort, {
+              unit: "a port number",
+              min: 0,
+              max: 65_535,
+            }),
+      metricsHost: opts.metricsHost,
     });
   });
 
@@ -106,6 +143,7 @@ function targetOptions(command: Command): Command {
       "--demo [dir]",
       "the demo's backup: the configuration and emulator state `npm start` keeps in dir (default .demo)",
     )
+    .option("--verbose", "on a failure, print the stack trace too (also with DEBUG set)")
     .addHelpText(
       "after",
       "\nEndpoints: AWS_REGION, credentials and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SQS select where the backup is\nunless --embedded or --demo is given. Times: ISO 8601 (UTC unless a zone is given) or unix seconds.",

@@ -1,5 +1,10 @@
 /**
- * `flussonic-backup run`: the local runtime, once or on the config's schedule.
+ * `flussonic-backup run`: the local runtime, once or as a service on the config's schedule.
+ *
+ * Where the backup goes: the embedded emulator (`--embedded [dir]`), or the S3 endpoint of the AWS
+ * variables (AWS_ENDPOINT_URL_S3, or AWS) with the copy queues either in SQS (AWS_ENDPOINT_URL_SQS,
+ * or AWS) or, for S3-compatible stores without a queue service, embedded and kept in a state
+ * directory (`--queues embedded --state-dir dir`).
  */
 import {
   type BackupConfig,
@@ -11,10 +16,15 @@ import {
 import { type Endpoints, endpointsFromEnv } from "../local/aws-clients.ts";
 import { type EmbeddedEmulator, startEmbedded } from "../local/embedded.ts";
 import { lineLog } from "../local/line-log.ts";
+import { BackupMetrics, serveMetrics } from "../local/metrics.ts";
 import { formatSummary, OnceTally, runOnce } from "../local/once.ts";
 import { Progress } from "../local/progress.ts";
+import { queueDepth } from "../local/queues.ts";
 import { LocalRuntime, rateMs } from "../local/runtime.ts";
+import { checkS3Features, S3FeatureError } from "../local/s3-features.ts";
+import { runService } from "../local/service.ts";
 import { errorContext, explainSourceError, probeBucket } from "./error-messages.ts";
+import { UsageError } from "./time-arg.ts";
 
 export interface RunOptions {
   configFile: string;
@@ -22,7 +32,23 @@ export interface RunOptions {
   embedded: string | undefined;
   verbose: boolean;
   copyTimeoutSeconds: number;
+  /** Where the copy queues are: SQS (the AWS variables) or embedded in `stateDir`. */
+  queues?: "sqs" | "embedded" | undefined;
+  /** State of the embedded queues (default .flussonic-backup). */
+  stateDir?: string | undefined;
+  /** Service: seconds running copies get to finish after SIGTERM/SIGINT (default 30). */
+  graceSeconds?: number | undefined;
+  /** Service: serve /metrics and /healthz on this port (0: any free port). */
+  metricsPort?: number | undefined;
+  metricsHost?: string | undefined;
+  /** Do not ask the S3 endpoint for SHA-256 part checksums. */
+  s3Checksums?: boolean | undefined;
+  /** Write manifests without If-Match / If-None-Match. */
+  conditionalWrites?: boolean | undefined;
 }
+
+/** Default state directory of `--embedded` and `--queues embedded`. */
+export const DEFAULT_STATE_DIR = ".flussonic-backup";
 
 export async function runCommand(o: RunOptions): Promise<number> {
   errorContext.configFile = o.configFile;
@@ -30,11 +56,40 @@ export async function runCommand(o: RunOptions): Promise<number> {
   errorContext.config = config;
   checkLeaseCoversCopy(config, o.configFile, o.copyTimeoutSeconds);
   const credentials = resolveAllCredentials(config, o.configFile, process.env);
+  const queues = o.queues ?? "sqs";
+  if (queues !== "sqs" && queues !== "embedded") {
+    throw new UsageError(`--queues: expected "sqs" or "embedded", got ${JSON.stringify(queues)}`);
+  }
+  if (queues === "embedded" && o.embedded !== undefined) {
+    throw new UsageError(
+      "--queues embedded and --embedded: --embedded keeps the queues (and the backup) local already; give one",
+    );
+  }
+  if (o.stateDir !== undefined && queues !== "embedded") {
+    throw new UsageError(
+      "--state-dir is the state of --queues embedded; add --queues embedded (or use --embedded dir)",
+    );
+  }
   let embedded: EmbeddedEmulator | undefined;
   let endpoints: Endpoints = endpointsFromEnv(process.env);
   if (o.embedded !== undefined) {
     embedded = await startEmbedded(o.embedded);
     endpoints = embedded.endpoints;
+  } else if (queues === "embedded") {
+    // The backup goes to the S3 endpoint of the AWS variables; only the queues are local.
+    embedded = await startEmbedded(o.stateDir ?? DEFAULT_STATE_DIR);
+    endpoints = {
+      ...endpoints,
+      sqsEndpoint: embedded.endpoints.sqsEndpoint,
+      region: endpoints.region,
+      sqsCredentials: embedded.endpoints.credentials,
+    };
+  }
+  if (o.s3Checksums === false || o.conditionalWrites === false) {
+    endpoints = {
+      ...endpoints,
+      s3Without: { checksums: o.s3Checksums === false, conditionalWrites: o.conditionalWrites === false },
+    };
   }
   errorContext.endpoints = endpoints;
   errorContext.embedded = o.embedded !== undefined;
@@ -46,7 +101,18 @@ export async function runCommand(o: RunOptions): Promise<number> {
       once: o.once,
       verbose: o.verbose,
       copyTimeoutSeconds: o.copyTimeoutSeconds,
+      graceSeconds: o.graceSeconds ?? 30,
+      metricsPort: o.metricsPort,
+      metricsHost: o.metricsHost ?? "127.0.0.1",
+      // The features of an S3 endpoint other than AWS are asked once at the start.
+      checkS3Features: o.embedded === undefined && endpoints.s3Endpoint !== undefined,
     });
+  } catch (error) {
+    if (error instanceof S3FeatureError) {
+      process.stderr.write(`${error.message}\n`);
+      return 2;
+    }
+    throw error;
   } finally {
     await embedded?.stop();
   }
@@ -60,6 +126,12 @@ export interface RunWithOptions {
   verbose: boolean;
   copyTimeoutSeconds: number;
   out?: NodeJS.WriteStream;
+  /** Service: seconds running copies get to finish after a stop signal (default 30). */
+  graceSeconds?: number | undefined;
+  metricsPort?: number | undefined;
+  metricsHost?: string | undefined;
+  /** Probe the S3 endpoint for checksums and conditional writes before starting. */
+  checkS3Features?: boolean | undefined;
 }
 
 /** Runs the pipeline with a resolved config; returns the exit status. */
@@ -68,7 +140,27 @@ export async function runWith(o: RunWithOptions): Promise<number> {
   const logger = lineLog(o.verbose ? "info" : "warn");
   const tally = new OnceTally();
   const progress = new Progress(o.config);
-  const rt = await LocalRuntime.create({
+  const everyMs = rateMs(o.config.schedule);
+  let rt: LocalRuntime | undefined;
+  const metrics =
+    o.metricsPort !== undefined
+      ? new BackupMetrics({
+          config: o.config,
+          scheduleMs: everyMs,
+          queues: {
+            depth: async (source) => {
+              const q = rt!.queues.get(source)!;
+              const [copy, dead] = await Promise.all([
+                queueDepth(rt!.sqs, q.url),
+                queueDepth(rt!.sqs, q.deadLetterUrl),
+              ]);
+              return { copy, deadLetter: dead.visible + dead.inFlight + dead.delayed };
+            },
+            copiesInFlight: (source) => rt?.copiesInFlight(source) ?? 0,
+          },
+        })
+      : undefined;
+  rt = await LocalRuntime.create({
     config: o.config,
     credentials: o.credentials,
     endpoints: o.endpoints,
@@ -77,17 +169,47 @@ export async function runWith(o: RunWithOptions): Promise<number> {
     onEvent: (e) => {
       tally.add(e);
       progress.event(e);
+      metrics?.event(e);
     },
-    onBytes: (source, n) => progress.bytes(source, n),
+    onBytes: (source, n) => {
+      progress.bytes(source, n);
+      metrics?.bytes(source, n);
+    },
+    onPressure: (source, change) => metrics?.pressure(source, change),
   }).catch(async (error: unknown) => {
     // For the message: a bucket that is missing (so could not be created) or there but refused.
     await probeBucket(o.endpoints, o.config.bucket, "create or open the bucket and the copy queues");
     throw error;
   });
-  progress.start();
+  let server: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   try {
+    if (o.checkS3Features) {
+      const notes = await checkS3Features({
+        s3: rt.s3,
+        bucket: o.config.bucket,
+        prefix: o.config.prefix,
+        endpoint: o.endpoints.s3Endpoint ?? "AWS",
+        without: o.endpoints.s3Without ?? {},
+      });
+      for (const n of notes) out.write(`note: ${n}\n`);
+    }
+    if (metrics && o.metricsPort !== undefined) {
+      const host = o.metricsHost ?? "127.0.0.1";
+      server = await serveMetrics(metrics, o.metricsPort, host).catch((error: unknown) => {
+        throw new UsageError(
+          `--metrics-port ${o.metricsPort}: cannot listen on ${host}:${o.metricsPort} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); choose another port`,
+        );
+      });
+      out.write(`Metrics on ${server.url}/metrics, health on ${server.url}/healthz\n`);
+    }
+    progress.start();
     if (o.once) {
-      const summary = await runOnce(rt, tally, { onPlan: (r) => progress.planned(r) });
+      const summary = await runOnce(rt, tally, {
+        onPlan: (r) => {
+          progress.planned(r);
+          metrics?.planned(r);
+        },
+      });
       progress.stop();
       for (const e of summary.planErrors) {
         const source = o.config.sources.find((s) => s.name === e.source);
@@ -96,42 +218,16 @@ export async function runWith(o: RunWithOptions): Promise<number> {
       out.write(`${formatSummary(summary, rt.now())}\n`);
       return summary.ok ? 0 : 1;
     }
-    return await runForever(rt, progress, rateMs(o.config.schedule), out);
+    return await runService(rt, {
+      everyMs,
+      graceSeconds: o.graceSeconds ?? 30,
+      out,
+      onPlan: (r) => progress.planned(r),
+      ...(metrics ? { metrics } : {}),
+    });
   } finally {
     progress.stop();
+    await server?.close();
     await rt.close();
   }
-}
-
-/** Plans now and then on the schedule, copies continuously, until SIGINT/SIGTERM. */
-async function runForever(
-  rt: LocalRuntime,
-  progress: Progress,
-  everyMs: number,
-  out: NodeJS.WriteStream,
-): Promise<number> {
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  out.write(`Running: planning every ${Math.round(everyMs / 1000)} s; Ctrl-C to stop.\n`);
-  while (!stop.signal.aborted) {
-    try {
-      // Sources resumed or inside their allowed hours again get their copiers back.
-      await rt.startCopiers();
-      progress.planned(await rt.plan());
-    } catch (error) {
-      out.write(`planning failed: ${(error as Error).message}\n`);
-    }
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, everyMs);
-      stop.signal.addEventListener("abort", () => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  }
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
-  return 0;
 }

@@ -11,6 +11,10 @@ export interface Endpoints {
   sqsEndpoint: string | undefined;
   /** Static credentials for emulators; undefined: the SDK's default chain. */
   credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+  /** SQS only: other static credentials (the embedded queues beside a real S3 endpoint). */
+  sqsCredentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
+  /** S3 features an S3-compatible store may lack, switched off (`run --no-s3-checksums` ...). */
+  s3Without?: { checksums?: boolean; conditionalWrites?: boolean } | undefined;
 }
 
 /** Endpoints from the standard AWS variables (read once here, at the edge). */
@@ -25,7 +29,7 @@ export function endpointsFromEnv(env: NodeJS.ProcessEnv): Endpoints {
 }
 
 export function createS3Client(e: Endpoints): S3Client {
-  return new S3Client({
+  const client = new S3Client({
     region: e.region,
     ...(e.s3Endpoint ? { endpoint: e.s3Endpoint, forcePathStyle: true } : {}),
     ...(e.credentials ? { credentials: e.credentials } : {}),
@@ -33,6 +37,24 @@ export function createS3Client(e: Endpoints): S3Client {
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
   });
+  const without = e.s3Without ?? {};
+  if (without.checksums || without.conditionalWrites) {
+    // For stores that refuse these: the copier's own SHA-256 of each window is still computed and
+    // recorded (verify checks it); without conditional writes one planner per bucket is safe.
+    client.middlewareStack.add(
+      (next) => (args) => {
+        const input = args.input as Record<string, unknown>;
+        if (without.checksums) delete input.ChecksumAlgorithm;
+        if (without.conditionalWrites) {
+          delete input.IfMatch;
+          delete input.IfNoneMatch;
+        }
+        return next(args);
+      },
+      { step: "initialize", priority: "high", name: "flussonicBackupS3Without" },
+    );
+  }
+  return client;
 }
 
 export function createSqsClient(e: Endpoints): SQSClient {
@@ -41,6 +63,6 @@ export function createSqsClient(e: Endpoints): SQSClient {
     // Emulators answer queue URLs with hosts that do not resolve (sqs.<region>.localhost):
     // with an explicit endpoint, send to it rather than to the queue URL's host.
     ...(e.sqsEndpoint ? { endpoint: e.sqsEndpoint, useQueueUrlAsEndpoint: false } : {}),
-    ...(e.credentials ? { credentials: e.credentials } : {}),
+    ...((e.sqsCredentials ?? e.credentials) ? { credentials: e.sqsCredentials ?? e.credentials } : {}),
   });
 }

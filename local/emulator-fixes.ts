@@ -13,6 +13,11 @@
  *   percent-encoded in file names (`Cam1` → `%43am1`, as the store already encodes `%` and `:`),
  *   so file names never differ only in case; S3 keys are unchanged. Files an older version wrote
  *   are moved to their new names when the store loads.
+ * - ChangeMessageVisibility to 0 with a state directory: the persisted message's receive count is
+ *   set to NULL, a NOT NULL column, so the call fails after the message was made visible in memory
+ *   and the SDK's retry then finds no such message in flight (ReceiptHandleIsInvalid). The fix
+ *   clears only the receipt handle and deadline, as the in-memory change does. `run` makes aborted
+ *   copies visible again this way when it stops.
  * Each fix checks that the code it changes is still there; if fauxqs changes, it is skipped.
  */
 import { registerHooks } from "node:module";
@@ -36,6 +41,10 @@ function moveToCaseSafePathFix(persistence, objectsDir, metaPath, key) {
 }
 `;
 const COMPLETE = "/fauxqs/dist/s3/actions/completeMultipartUpload.js";
+const PERSISTENCE = "/fauxqs/dist/persistence.js";
+const READY_NULLS = "this.stmts.updateMessageInflight.run(null, null, null, null, messageId);";
+const READY_FIXED =
+  'this.db.prepare("UPDATE sqs_messages SET receipt_handle = NULL, visibility_deadline = NULL WHERE message_id = ?").run(messageId);';
 const DECODES_APOS = `.replaceAll("&apos;", "'")`;
 /** Both bucket GET routes (`/{bucket}` and `/{bucket}/`) start with this test. */
 const GET_LIFECYCLE = /if \("lifecycle" in getQuery\(request\)\) \{(\s+)getBucketLifecycleConfiguration\(/g;
@@ -75,11 +84,20 @@ export function installEmulatorFixes(): void {
       const result = nextLoad(url, context);
       if (
         result.source === undefined ||
-        !(url.endsWith(ROUTER) || url.endsWith(COMPLETE) || url.endsWith(FILE_STORE))
+        !(
+          url.endsWith(ROUTER) ||
+          url.endsWith(COMPLETE) ||
+          url.endsWith(FILE_STORE) ||
+          url.endsWith(PERSISTENCE)
+        )
       )
         return result;
       const text =
         typeof result.source === "string" ? result.source : new TextDecoder().decode(result.source);
+      if (url.endsWith(PERSISTENCE)) {
+        if (!text.includes(READY_NULLS)) return result;
+        return { ...result, source: text.replace(READY_NULLS, READY_FIXED) };
+      }
       if (url.endsWith(FILE_STORE)) {
         if (!text.includes(UNSAFE_IN_PATHS) || !text.includes(RESTORE_OBJECT)) return result;
         const caseSafe = text

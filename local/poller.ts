@@ -155,7 +155,7 @@ export class QueuePoller {
   /** Makes messages visible again now (visibility 0). */
   async #release(messages: SQSRecordLike[]): Promise<void> {
     if (messages.length === 0) return;
-    await this.#o.sqs.send(
+    const res = await this.#o.sqs.send(
       new ChangeMessageVisibilityBatchCommand({
         QueueUrl: this.#o.queueUrl,
         Entries: messages.map((m, i) => ({
@@ -165,6 +165,12 @@ export class QueuePoller {
         })),
       }),
     );
+    const failed = res.Failed ?? [];
+    if (failed.length > 0) {
+      throw new Error(
+        `could not make ${failed.length} message(s) visible again: ${failed[0]!.Code} ${failed[0]!.Message ?? ""}`,
+      );
+    }
   }
 }
 
