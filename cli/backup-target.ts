@@ -97,7 +97,7 @@ export async function openBackupTarget(
     endpoints = embedded.endpoints;
   }
   errorContext.endpoints = endpoints;
-  errorContext.embedded = embedded !== undefined;
+  errorContext.embedded = embeddedDir;
   const s3 = createS3Client(endpoints);
   const sqs = createSqsClient(endpoints);
   const clients = new Map<string, FlussonicClient>();

@@ -48,7 +48,7 @@ export async function dryRunCommand(o: DryRunOptions): Promise<number> {
     endpoints = embedded.endpoints;
   }
   errorContext.endpoints = endpoints;
-  errorContext.embedded = embedded !== undefined;
+  errorContext.embedded = o.embedded;
   const s3 = createS3Client(endpoints);
   const sqs = createSqsClient(endpoints);
   const clients = new Map(

@@ -16,8 +16,8 @@ export interface ErrorContext {
   configFile?: string | undefined;
   config?: BackupConfig | undefined;
   endpoints?: Endpoints | undefined;
-  /** True when the endpoints are the embedded emulator's (`--embedded`, `--demo`). */
-  embedded?: boolean | undefined;
+  /** The embedded emulator's state directory when the endpoints are its (`--embedded`, `--demo`). */
+  embedded?: string | undefined;
   /** What the command was doing, e.g. "create or open the bucket and the copy queues". */
   step?: string | undefined;
   /** Set by a probe after a failed `step`: whether the bucket exists (undefined: unknown). */
@@ -98,7 +98,7 @@ function networkCode(error: unknown): { code: string; port?: number; host?: stri
 
 function endpointName(service: "S3" | "SQS", ctx: ErrorContext): string {
   const url = service === "S3" ? ctx.endpoints?.s3Endpoint : ctx.endpoints?.sqsEndpoint;
-  if (ctx.embedded) return `the embedded emulator's ${service} (${url})`;
+  if (ctx.embedded !== undefined) return `the embedded emulator (state in ${ctx.embedded})`;
   return url
     ? `the ${service} endpoint ${url}`
     : `AWS ${service} in ${ctx.endpoints?.region ?? "the region"}`;
@@ -144,6 +144,13 @@ export function explainError(error: unknown, ctx: ErrorContext = errorContext): 
     const { service, e } = aws;
     const code = e.name;
     const status = e.$metadata?.httpStatusCode;
+    // HEAD answers have no body: the SDK knows only the status.
+    const why = [
+      code === "Unknown" || /^\d+$/.test(code) ? undefined : code,
+      status ? `HTTP ${status}` : undefined,
+    ]
+      .filter(Boolean)
+      .join(", ");
     const at = endpointName(service, ctx);
     if (
       service === "S3" &&
@@ -151,7 +158,7 @@ export function explainError(error: unknown, ctx: ErrorContext = errorContext): 
       (CREATE_BUCKET.has(code) || ACCESS.has(code) || status === 403)
     ) {
       return (
-        `${bucket} does not exist at ${at} and cannot be created (${code}${status ? `, HTTP ${status}` : ""}).\n` +
+        `${bucket} does not exist at ${at} and cannot be created (${why}).\n` +
         `Create it yourself, allow these credentials s3:CreateBucket, or correct ${configField(ctx, "bucket")}.`
       );
     }
@@ -161,7 +168,7 @@ export function explainError(error: unknown, ctx: ErrorContext = errorContext): 
     if (ACCESS.has(code) || status === 403 || status === 401) {
       const what = service === "S3" ? bucket : `the copy queues ${queueNames(ctx)}`;
       return (
-        `${at} refused access to ${what} (${code}${status ? `, HTTP ${status}` : ""}).\n` +
+        `${at} refused access to ${what} (${why}).\n` +
         `Check the credentials in ${CREDENTIALS} and that they may use ${what}${ctx.endpoints?.s3Endpoint || ctx.endpoints?.sqsEndpoint ? "" : ` in ${ctx.endpoints?.region}`}.`
       );
     }
@@ -263,8 +270,14 @@ function escapeRegExp(s: string): string {
  * After `step` failed: whether the bucket exists, for the message (a missing bucket that could not
  * be created reads differently from one that is there but refused). Best effort, one HeadBucket.
  */
-export async function probeBucket(endpoints: Endpoints, bucket: string, step: string): Promise<void> {
+export async function probeBucket(
+  error: unknown,
+  endpoints: Endpoints,
+  bucket: string,
+  step: string,
+): Promise<void> {
   errorContext.step = step;
+  if (awsError(error)?.service !== "S3") return;
   const s3 = createS3Client(endpoints);
   try {
     await s3.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: AbortSignal.timeout(5000) });

@@ -92,7 +92,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
     };
   }
   errorContext.endpoints = endpoints;
-  errorContext.embedded = o.embedded !== undefined;
+  errorContext.embedded = o.embedded;
   try {
     return await runWith({
       config,
@@ -178,7 +178,7 @@ export async function runWith(o: RunWithOptions): Promise<number> {
     onPressure: (source, change) => metrics?.pressure(source, change),
   }).catch(async (error: unknown) => {
     // For the message: a bucket that is missing (so could not be created) or there but refused.
-    await probeBucket(o.endpoints, o.config.bucket, "create or open the bucket and the copy queues");
+    await probeBucket(error, o.endpoints, o.config.bucket, "create or open the bucket and the copy queues");
     throw error;
   });
   let server: Awaited<ReturnType<typeof serveMetrics>> | undefined;
