@@ -7,12 +7,12 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { Upload } from "@aws-sdk/lib-storage";
-import type { BackupStore } from "./adapters/backup-store.ts";
+import type { BackupStore, StoredObject } from "./adapters/backup-store.ts";
 import { storeError } from "./adapters/backup-store.ts";
 import type { FlussonicClient } from "./adapters/flussonic.ts";
 import type { Throttle } from "./adapters/throttle.ts";
 import type { CopyMessage } from "./domain/archive.ts";
-import { containerCheck } from "./domain/container-check.ts";
+import { ContainerError, containerCheck } from "./domain/container-check.ts";
 import { BackupError, RetryableError } from "./domain/errors.ts";
 import type { CopyRecord } from "./domain/manifest.ts";
 
@@ -65,11 +65,13 @@ export async function copyWindow(
   if (deps.now() + deps.copyTimeoutSeconds > m.leaseUntil) return { status: "stale" };
 
   const key = store.windowKey(m, m.format);
-  if (await store.windowExists(key)) {
-    const recorded = await store.getRecord(m);
-    const record = recorded ?? (await recordFromStoredObject(deps, m, key));
-    if (!recorded) await store.putRecord(record);
-    return { status: "already-stored", record };
+  const what = `source ${m.source}: stream "${m.stream}" window ${m.from}-${m.duration}`;
+  const current = await store.headWindow(key);
+  if (current) {
+    const record = await alreadyStored(deps, m, key, current, what);
+    if (record) return { status: "already-stored", record };
+    // The stored object is incomplete (short media or cut framing): copy the window again, the
+    // new upload replaces it.
   }
 
   // Uploads of this window left by a copier killed mid-copy: abort them before starting anew.
@@ -87,9 +89,10 @@ export async function copyWindow(
   // it already. Pay for it now, so that over any second the source sends no more than the cap.
   await deps.throttle.take(deps.receiveWindowBytes ?? RECEIVE_WINDOW_BYTES, signal);
   const hash = createHash("sha256");
-  const check = containerCheck(m.format);
+  // Framing and media time: a body that stops cleanly at a fragment boundary before the window's
+  // end is refused (retryable), see container-check.ts for the tolerance.
+  const check = containerCheck(m.format, m);
   let size = 0;
-  const what = `source ${m.source}: stream "${m.stream}" window ${m.from}-${m.duration}`;
 
   async function* verified(): AsyncGenerator<Buffer> {
     try {
@@ -141,8 +144,9 @@ export async function copyWindow(
   // reject at once while the multipart upload is aborted later, in the background, maybe after the
   // process exited. The signal ends the download instead; the upload then fails on its body and
   // aborts the multipart upload before `done()` rejects.
+  let uploaded: { ETag?: string | undefined; VersionId?: string | undefined };
   try {
-    await upload.done();
+    uploaded = await upload.done();
   } catch (error) {
     if (error instanceof BackupError) throw error;
     const cause = (error as { cause?: unknown }).cause;
@@ -160,18 +164,109 @@ export async function copyWindow(
     size,
     sha256: hash.digest("hex"),
     copiedAt: deps.now(),
+    ...(uploaded.ETag ? { etag: uploaded.ETag } : {}),
+    ...(uploaded.VersionId ? { versionId: uploaded.VersionId } : {}),
   };
   await store.putRecord(record);
-  return { status: "copied", record };
+  return { status: "copied", record: await settleRecord(deps, m, key, record, what) };
 }
 
-/** An object stored by an earlier attempt that died before recording it: hash it from S3. */
+/** Whether a record describes the object S3 holds (records without an ETag, from before, are trusted). */
+function describes(record: CopyRecord, object: StoredObject): boolean {
+  return record.etag === undefined || object.etag === undefined || record.etag === object.etag;
+}
+
+/**
+ * The record of a window whose object is already stored: its pending record when that describes the
+ * current object; otherwise (an attempt that died before recording it, a record compacted already,
+ * or a record of another copy of the window whose bytes differ) the object is read back, hashed and
+ * its media time checked, and recorded. Undefined when the stored object is incomplete: the caller
+ * copies the window again.
+ */
+async function alreadyStored(
+  deps: CopyWindowDeps,
+  m: CopyMessage,
+  key: string,
+  current: StoredObject,
+  what: string,
+): Promise<CopyRecord | undefined> {
+  const recorded = await deps.store.getRecord(m);
+  if (recorded && describes(recorded, current)) return recorded;
+  const record = await recordFromStoredObject(deps, m, key);
+  if (!record) return undefined;
+  await deps.store.putRecord(record);
+  return settleRecord(deps, m, key, record, what);
+}
+
+/**
+ * Makes sure the record just written describes the object S3 holds now. Two copies of one window
+ * (a duplicate delivery) both upload and both record; when the source's exports are not
+ * byte-identical between requests (a re-mux), the later upload may land after the other copy's
+ * record was written, or the records may land in the other order. So after writing its record, a
+ * copier compares its upload's ETag with the current object's (HEAD) and, when they differ, reads
+ * the current object back and records that instead: whichever record is written last then
+ * describes the last upload. (Conditional writes alone would not do: the embedded emulator ignores
+ * If-None-Match.)
+ */
+async function settleRecord(
+  deps: CopyWindowDeps,
+  m: CopyMessage,
+  key: string,
+  record: CopyRecord,
+  what: string,
+): Promise<CopyRecord> {
+  let recorded = record;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const current = await deps.store.headWindow(key);
+    if (!current) {
+      throw new RetryableError(
+        `${what}: the stored object ${key} disappeared while it was recorded; copying again`,
+      );
+    }
+    if (describes(recorded, current)) return recorded;
+    const again = await recordFromStoredObject(deps, m, key);
+    if (!again) {
+      throw new RetryableError(
+        `${what}: another copy of the window replaced ${key} with an incomplete object; copying again`,
+      );
+    }
+    await deps.store.putRecord(again);
+    recorded = again;
+  }
+  throw new RetryableError(
+    `${what}: ${key} kept changing while it was recorded (concurrent copies); retrying`,
+  );
+}
+
+/**
+ * A stored object read back from S3 (an attempt that died before recording it, or another copy of
+ * the window): its size, SHA-256, ETag and, as for a download, its framing and media time. Undefined
+ * when it is incomplete, so that it is copied again rather than recorded as the full window.
+ */
 async function recordFromStoredObject(
   deps: CopyWindowDeps,
   m: CopyMessage,
   key: string,
-): Promise<CopyRecord> {
-  const { size, sha256 } = await deps.store.hashObject(key);
+): Promise<CopyRecord | undefined> {
+  const check = containerCheck(m.format, m);
+  let incomplete: ContainerError | undefined;
+  const inspect = (chunk: Uint8Array) => {
+    if (incomplete) return;
+    try {
+      check.feed(chunk);
+    } catch (error) {
+      if (!(error instanceof ContainerError)) throw error;
+      incomplete = error;
+    }
+  };
+  const { size, sha256, etag, versionId } = await deps.store.hashObject(key, undefined, inspect);
+  try {
+    if (!incomplete) check.finish();
+  } catch (error) {
+    if (!(error instanceof ContainerError)) throw error;
+    incomplete = error;
+  }
+  if (incomplete) return undefined;
   return {
     source: m.source,
     stream: m.stream,
@@ -182,5 +277,7 @@ async function recordFromStoredObject(
     size,
     sha256,
     copiedAt: deps.now(),
+    ...(etag ? { etag } : {}),
+    ...(versionId ? { versionId } : {}),
   };
 }

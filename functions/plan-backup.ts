@@ -429,6 +429,8 @@ async function writeCatalogs(
         size: r.size,
         sha256: r.sha256,
         copiedAt: r.copiedAt,
+        ...(r.etag ? { etag: r.etag } : {}),
+        ...(r.versionId ? { versionId: r.versionId } : {}),
       });
     }
     await store.writeCatalog({

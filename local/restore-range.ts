@@ -18,6 +18,7 @@ import { createWriteStream, renameSync, rmSync } from "node:fs";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { type BackupStore, storeError } from "../functions/adapters/backup-store.ts";
 import type { ArchiveFormat } from "../functions/config.ts";
+import { ContainerError, containerCheck, MediaShortError } from "../functions/domain/container-check.ts";
 import { utcDate } from "../functions/domain/keys.ts";
 import { Mp4Joiner } from "../functions/domain/mp4-join.ts";
 import { normalizeRanges, subtractRanges, type TimeRange } from "../functions/domain/ranges.ts";
@@ -65,6 +66,8 @@ interface StoredWindow {
   format: ArchiveFormat;
   size: number;
   sha256: string;
+  /** ETag of the upload the record describes (records from before have none). */
+  etag?: string;
 }
 
 export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
@@ -112,10 +115,23 @@ export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
           throw storeError(error, `read ${w.key}`);
         });
       const hash = createHash("sha256");
+      // Media time too: a window recorded whole whose media stops early (copied before the copier
+      // checked it) is a hole, not a silent cut.
+      const check = containerCheck(w.format, w);
+      let unreadable = false;
       let size = 0;
       joiner?.startWindow({ from: w.from, duration: w.duration, label: w.key });
       for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
         hash.update(chunk);
+        if (!unreadable) {
+          try {
+            check.feed(chunk);
+          } catch (error) {
+            // Framing the hash vouches for but the check cannot read: nothing to judge by.
+            if (!(error instanceof ContainerError)) throw error;
+            unreadable = true;
+          }
+        }
         size += chunk.length;
         for (const piece of joiner ? joiner.push(chunk) : [Buffer.from(chunk)]) {
           bytesWritten += piece.length;
@@ -124,10 +140,28 @@ export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
       }
       joiner?.endWindow();
       if (size !== w.size || hash.digest("hex") !== w.sha256) {
+        if (w.etag && res.ETag && res.ETag !== w.etag) {
+          throw new RestoreError(
+            `${w.key}: the object (ETag ${res.ETag}) is another copy of the window than its record describes (ETag ${w.etag}), from a copy that stopped before recording it; its redelivery re-records it; run \`verify\``,
+          );
+        }
         throw new RestoreError(
           `${w.key}: the stored bytes differ from what was recorded at copy time (size or SHA-256); run \`verify\``,
         );
       }
+      let short: MediaShortError | undefined;
+      try {
+        if (!unreadable) check.finish();
+      } catch (error) {
+        if (error instanceof MediaShortError) short = error;
+        else if (!(error instanceof ContainerError)) throw error;
+      }
+      if (short && !o.allowGaps) {
+        throw new RestoreError(
+          `${w.key}: the stored window is incomplete: ${short.message}; restore around it, or pass --allow-gaps to join what there is`,
+        );
+      }
+      if (short) holes.push(short.missing);
       o.onWindow?.(i + 1, windows.length, bytesWritten);
     }
     joiner?.finish();
@@ -135,6 +169,8 @@ export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
     await once(file, "close");
     renameSync(partial, o.out);
   } catch (error) {
+    // Writes still buffered fail once the file is destroyed: not an error of their own.
+    file.on("error", () => undefined);
     file.destroy();
     rmSync(partial, { force: true });
     throw error;

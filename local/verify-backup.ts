@@ -1,12 +1,21 @@
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { type BackupStore, storeError } from "../functions/adapters/backup-store.ts";
 import type { BackupConfig } from "../functions/config.ts";
+import type { ArchiveFormat } from "../functions/domain/archive.ts";
+import { ContainerError, containerCheck, MediaShortError } from "../functions/domain/container-check.ts";
 import { catalogKey, parseWindowKeyTail, streamPrefix } from "../functions/domain/keys.ts";
 import { decodeKeySegment, encodeKeySegment } from "../functions/domain/names.ts";
 import { forEachLimited } from "../functions/plan-backup.ts";
 
 export interface VerifyProblem {
-  kind: "missing" | "corrupt" | "unrecorded";
+  /**
+   * `short`: the object's bytes are the recorded ones, but its media stops (or, with unix-time
+   * timestamps, starts) more than 2 s inside its window: the copy holds less than the window (a
+   * copy recorded before the copier checked media time). `replaced`: the object is not the one
+   * the record describes (another copy of the window, with other bytes, replaced it after the
+   * record was written); its bytes are checked for completeness instead of against the hash.
+   */
+  kind: "missing" | "corrupt" | "unrecorded" | "short" | "replaced";
   source: string;
   stream: string;
   key: string;
@@ -49,6 +58,8 @@ interface Expected {
   duration: number;
   size: number;
   sha256: string;
+  format?: ArchiveFormat;
+  etag?: string;
 }
 
 export async function verifyBackup(o: VerifyOptions): Promise<VerifyReport> {
@@ -73,6 +84,61 @@ export async function verifyBackup(o: VerifyOptions): Promise<VerifyReport> {
     }
   }
   return report;
+}
+
+/** Reads a stored window: hash against the record, and media time against its window. */
+async function readBack(
+  o: VerifyOptions,
+  report: VerifyReport,
+  progress: VerifyProgress,
+  w: Expected,
+  replaced: boolean,
+  problem: (kind: VerifyProblem["kind"], key: string, detail: string) => void,
+): Promise<void> {
+  const format = w.format ?? (w.key.endsWith(".ts") ? "ts" : "mp4");
+  const check = containerCheck(format, w);
+  let incomplete: ContainerError | undefined;
+  const got = await o.store.hashObject(
+    w.key,
+    (n) => {
+      progress.bytesRead += n;
+      report.bytesRead += n;
+    },
+    (chunk) => {
+      if (incomplete) return;
+      try {
+        check.feed(chunk);
+      } catch (error) {
+        if (!(error instanceof ContainerError)) throw error;
+        incomplete = error;
+      }
+    },
+  );
+  try {
+    if (!incomplete) check.finish();
+  } catch (error) {
+    if (!(error instanceof ContainerError)) throw error;
+    incomplete = error;
+  }
+  const hashMatches = got.size === w.size && got.sha256 === w.sha256;
+  if (!hashMatches && !(replaced && got.etag !== w.etag)) {
+    problem("corrupt", w.key, `sha256 ${got.sha256}, recorded ${w.sha256}`);
+  } else if (incomplete) {
+    problem(
+      incomplete instanceof MediaShortError ? "short" : "corrupt",
+      w.key,
+      `${incomplete.message}; the backup counts the whole window as covered, so it is not copied again by itself (restore refuses the window unless --allow-gaps)`,
+    );
+  } else if (!hashMatches) {
+    problem(
+      "replaced",
+      w.key,
+      `the object (ETag ${got.etag}, sha256 ${got.sha256.slice(0, 12)}…) is another copy of the window than its record ` +
+        `describes (ETag ${w.etag}), from a copy that stopped before recording it; it is whole, and the redelivery of that copy re-records it`,
+    );
+  } else {
+    report.intact++;
+  }
 }
 
 function overlaps(o: VerifyOptions, from: number, duration: number): boolean {
@@ -126,7 +192,7 @@ async function verifyStream(
   source: string,
   stream: string,
   catalogDays: string[],
-  records: { key: string; from: number; duration: number; size: number; sha256: string }[],
+  records: Expected[],
 ): Promise<void> {
   const expected = new Map<string, Expected>();
   for (const day of catalogDays) {
@@ -140,10 +206,12 @@ async function verifyStream(
 
   const prefix = streamPrefix(o.store.prefix, source, stream);
   const stored = new Map<string, number>();
+  const etags = new Map<string, string | undefined>();
   for await (const obj of o.store.listObjects(prefix)) {
     const w = parseWindowKeyTail(obj.key.slice(prefix.length));
     if (w && !overlaps(o, w.from, w.duration)) continue;
     stored.set(obj.key, obj.size);
+    etags.set(obj.key, obj.etag);
   }
 
   const problem = (kind: VerifyProblem["kind"], key: string, detail: string) =>
@@ -167,17 +235,15 @@ async function verifyStream(
         w.key,
         `recorded (${w.size} bytes, sha256 ${w.sha256.slice(0, 12)}…) but not in the bucket`,
       );
-    } else if (size !== w.size) {
-      problem("corrupt", w.key, `size ${size} bytes, recorded ${w.size}`);
     } else {
-      const got = await o.store.hashObject(w.key, (n) => {
-        progress.bytesRead += n;
-        report.bytesRead += n;
-      });
-      if (got.size !== w.size || got.sha256 !== w.sha256) {
-        problem("corrupt", w.key, `sha256 ${got.sha256}, recorded ${w.sha256}`);
+      // A record names the ETag of its upload (records from before do not): another ETag means
+      // another copy of the window replaced the object, which the hash cannot judge.
+      const listedEtag = etags.get(w.key);
+      const replaced = w.etag !== undefined && listedEtag !== undefined && listedEtag !== w.etag;
+      if (size !== w.size && !replaced) {
+        problem("corrupt", w.key, `size ${size} bytes, recorded ${w.size}`);
       } else {
-        report.intact++;
+        await readBack(o, report, progress, w, replaced, problem);
       }
     }
     report.checked++;

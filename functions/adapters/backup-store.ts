@@ -54,6 +54,13 @@ export interface SourceControl {
   at: number;
 }
 
+/** What identifies the current bytes of an object: S3's ETag, and VersionId in a versioned bucket. */
+export interface StoredObject {
+  etag: string | undefined;
+  versionId: string | undefined;
+  size?: number | undefined;
+}
+
 /** Counts S3 requests by kind (the planner's O(streams) promise is measured with it). */
 export type RequestCounter = Map<string, number>;
 
@@ -110,12 +117,17 @@ export class BackupStore {
 
   /** True when the archive object of a window exists (complete: uploads appear only when done). */
   async windowExists(key: string): Promise<boolean> {
+    return (await this.headWindow(key)) !== undefined;
+  }
+
+  /** The current object of a window (its ETag and VersionId), or undefined when there is none. */
+  async headWindow(key: string): Promise<StoredObject | undefined> {
     this.#count("HeadObject");
     try {
-      await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return true;
+      const res = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { etag: res.ETag, versionId: res.VersionId, size: res.ContentLength };
     } catch (error) {
-      if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404) return false;
+      if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404) return undefined;
       throw storeError(error, `check ${key}`);
     }
   }
@@ -171,7 +183,7 @@ export class BackupStore {
    * Every object under `prefix`, page by page (1000 keys at a time in memory), each key once. The
    * planner lists only the small records folder; operator commands list more.
    */
-  async *listObjects(prefix: string): AsyncGenerator<{ key: string; size: number }> {
+  async *listObjects(prefix: string): AsyncGenerator<{ key: string; size: number; etag?: string }> {
     let token: string | undefined;
     const seen = new Set<string>();
     do {
@@ -184,7 +196,7 @@ export class BackupStore {
       for (const o of page.Contents ?? []) {
         if (!o.Key || seen.has(o.Key)) continue;
         seen.add(o.Key);
-        yield { key: o.Key, size: o.Size ?? 0 };
+        yield { key: o.Key, size: o.Size ?? 0, ...(o.ETag ? { etag: o.ETag } : {}) };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -228,8 +240,15 @@ export class BackupStore {
       });
   }
 
-  /** Size and SHA-256 of a stored object, streamed (nothing held but the hash state). */
-  async hashObject(key: string, onBytes?: (n: number) => void): Promise<{ size: number; sha256: string }> {
+  /**
+   * Size and SHA-256 of a stored object, streamed (nothing held but the hash state), with the ETag
+   * and VersionId of the object read; `inspect` sees every chunk (e.g. a container check).
+   */
+  async hashObject(
+    key: string,
+    onBytes?: (n: number) => void,
+    inspect?: (chunk: Uint8Array) => void,
+  ): Promise<{ size: number; sha256: string } & StoredObject> {
     this.#count("GetObject");
     const res = await this.s3
       .send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))
@@ -242,8 +261,9 @@ export class BackupStore {
       hash.update(chunk);
       size += chunk.length;
       onBytes?.(chunk.length);
+      inspect?.(chunk);
     }
-    return { size, sha256: hash.digest("hex") };
+    return { size, sha256: hash.digest("hex"), etag: res.ETag, versionId: res.VersionId };
   }
 
   /**

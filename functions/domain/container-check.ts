@@ -48,12 +48,12 @@ export class ContainerError extends Error {
 
 /** Whole framing, but the media stops before the window's end (or starts after its start). */
 export class MediaShortError extends ContainerError {
-  /** Seconds of the window the body does not hold. */
-  readonly missingSeconds: number;
-  constructor(message: string, missingSeconds: number) {
+  /** The part of the window the body does not hold (unix seconds, `[from, to)`). */
+  readonly missing: { from: number; to: number };
+  constructor(message: string, missing: { from: number; to: number }) {
     super(message);
     this.name = "MediaShortError";
-    this.missingSeconds = missingSeconds;
+    this.missing = missing;
   }
 }
 
@@ -90,13 +90,13 @@ function shortError(w: MediaWindow, first: number, end: number, absolute: boolea
     throw new MediaShortError(
       `media ends at ${iso(end)}, ${missing.toFixed(1)} s before the window's end ${iso(windowEnd)}` +
         `${absolute ? "" : " (timestamps taken from the window start)"}: the export stopped early`,
-      missing,
+      { from: end, to: windowEnd },
     );
   }
   if (absolute && first > w.from + tol) {
     throw new MediaShortError(
       `media starts at ${iso(first)}, ${(first - w.from).toFixed(1)} s after the window's start ${iso(w.from)}`,
-      first - w.from,
+      { from: w.from, to: first },
     );
   }
 }
