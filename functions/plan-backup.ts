@@ -305,7 +305,18 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
       fail(s.settings.name, error);
     }
   });
-  // Records of streams no longer planned (removed from the config) stay until they are again.
+  // Records of streams not planned this run (gone at the source, out of the config, or failed
+  // before planning) are folded into their manifests and catalogs all the same: nothing copied
+  // stays pending for good.
+  const plannedNames = new Set(states.map((s) => s.settings.name));
+  const unplanned = deps.dryRun ? [] : [...pending.byStream].filter(([name]) => !plannedNames.has(name));
+  await forEachLimited(unplanned, deps.streamConcurrency ?? 16, async ([stream, records]) => {
+    try {
+      compacted.push(...(await compactRecords(deps.store, source.name, stream, records, now)));
+    } catch (error) {
+      fail(stream, error);
+    }
+  });
   try {
     await deps.store.deleteKeys(compacted);
     report.recordsCompacted = compacted.length;
@@ -399,6 +410,22 @@ async function readStream(
       deferred: 0,
     },
   };
+}
+
+/** Folds a stream's completion records into its manifest and catalogs; the record keys to delete. */
+async function compactRecords(
+  store: BackupStore,
+  source: string,
+  stream: string,
+  records: CopyRecord[],
+  now: number,
+): Promise<string[]> {
+  const stored = await store.readManifest(source, stream);
+  const manifest = applyRecords(stored.manifest, records, now);
+  await writeCatalogs(store, source, stream, records);
+  const m = { ...manifest, leases: activeLeases(manifest, now), updatedAt: now };
+  if (!(await store.writeManifest(m, stored.etag))) return [];
+  return records.map((r) => store.recordKeyOf(r));
 }
 
 /**

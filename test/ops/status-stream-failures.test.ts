@@ -59,30 +59,37 @@ describe("status: streams that fail planning", () => {
   });
 });
 
+/**
+ * A backup of cam1 and cam2 whose last round of copies is still pending (not compacted), then the
+ * source lists only cam1 (cam2 deleted or renamed there). Returns the config (and its file) that
+ * points at that source.
+ */
+async function cam2GoneAtTheSource(hh: Harness) {
+  const rt = await hh.runtime();
+  expect((await runOnce(rt, hh.tally)).ok).toBe(true);
+  // Twenty minutes on, one more round is copied and its completion records wait for the next plan.
+  hh.clock.advance(20 * 60);
+  await rt.startCopiers();
+  await rt.plan();
+  await rt.drain();
+  await rt.stopCopiers();
+
+  const source = await FlussonicSimulator.start({ streams: [cam("cam1")], now: hh.clock.now });
+  extra.push(source);
+  operatorTarget(hh);
+  const config = { ...hh.config, sources: [{ ...hh.config.sources[0]!, url: source.url }] };
+  const file = join(hh.dir, "config-without-cam2.json");
+  writeFileSync(file, JSON.stringify(config));
+  return { file, config };
+}
+
 describe("status: a stream removed or renamed at the source", () => {
   it("says the stream is gone at the source, with its pending records, and does not count it as missing", async () => {
     h = await startHarness({
       sim: { streams: [cam("cam1"), cam("cam2")] },
       source: { retentionDays: 1 / 24 },
     });
-    const rt = await h.runtime();
-    expect((await runOnce(rt, h.tally)).ok).toBe(true);
-    // Twenty minutes on, one more round is copied and its completion records wait for the next plan.
-    h.clock.advance(20 * 60);
-    await rt.startCopiers();
-    await rt.plan();
-    await rt.drain();
-    await rt.stopCopiers();
-
-    // Now the source lists only cam1 (cam2 deleted or renamed there).
-    const source = await FlussonicSimulator.start({ streams: [cam("cam1")], now: h.clock.now });
-    extra.push(source);
-    operatorTarget(h);
-    const file = join(h.dir, "config-without-cam2.json");
-    writeFileSync(
-      file,
-      JSON.stringify({ ...h.config, sources: [{ ...h.config.sources[0]!, url: source.url }] }),
-    );
+    const { file } = await cam2GoneAtTheSource(h);
 
     const json = await status(h, file, true);
     const cam2 = json.status!.sources[0]!.streams.find((s) => s.stream === "cam2")!;
@@ -98,5 +105,31 @@ describe("status: a stream removed or renamed at the source", () => {
       `src1 cam2: gone at the source (no longer listed there: deleted or renamed; newest copy ends `,
     );
     expect(text.text).toContain(`; ${cam2.pendingRecords} completion record(s) pending`);
+  });
+});
+
+describe("planner: a stream removed or renamed at the source", () => {
+  it("folds the pending completion records of a stream it no longer plans into its manifest", async () => {
+    h = await startHarness({
+      sim: { streams: [cam("cam1"), cam("cam2")] },
+      source: { retentionDays: 1 / 24 },
+    });
+    const { file, config } = await cam2GoneAtTheSource(h);
+    const before = (await status(h, file, true)).status!.sources[0]!.streams.find(
+      (s) => s.stream === "cam2",
+    )!;
+    expect(before.pendingRecords).toBeGreaterThan(0);
+
+    const rt = await h.runtime({ config });
+    const report = await rt.plan();
+    expect(report.sources[0]!.streams.map((s) => s.stream)).toEqual(["cam1"]);
+    expect(report.sources[0]!.recordsCompacted).toBeGreaterThanOrEqual(before.pendingRecords);
+    expect(report.sources[0]!.errors).toEqual([]);
+
+    const after = (await status(h, file, true)).status!.sources[0]!.streams.find((s) => s.stream === "cam2")!;
+    expect(after.pendingRecords).toBe(0);
+    expect(after.coverage.backedUpSeconds).toBe(before.coverage.backedUpSeconds);
+    expect(after.windows).toBe(before.windows);
+    expect(after.retired?.reason).toBe("gone at the source");
   });
 });
