@@ -157,12 +157,12 @@ export class FlussonicClient {
       );
       for (const r of body.ranges) {
         if (r.opened_at !== undefined) {
-          // Milliseconds; round outwards so ranges split inside a second still touch and merge.
-          // No closed_at: the range is still recording, it ends now (the span's end).
+          // Milliseconds to whole seconds: see wholeSeconds. No closed_at: the range is still
+          // recording, it ends now (the span's end).
           const closed = r.closed_at ?? span.to * 1000;
-          out.push({ from: Math.floor(r.opened_at / 1000), to: Math.ceil(closed / 1000) });
+          out.push(wholeSeconds(r.opened_at / 1000, closed / 1000));
         } else if (r.from !== undefined && r.duration !== undefined) {
-          out.push({ from: Math.floor(r.from), to: Math.ceil(r.from + r.duration) });
+          out.push(wholeSeconds(r.from, r.from + r.duration));
         }
       }
       if (!body.next) return out;
@@ -182,10 +182,7 @@ export class FlussonicClient {
       `recording status of stream "${name}"`,
     );
     const entry = body.find((e) => e.stream === undefined || e.stream === name) ?? body[0];
-    return (entry?.ranges ?? []).map((r) => ({
-      from: Math.floor(r.from),
-      to: Math.ceil(r.from + r.duration),
-    }));
+    return (entry?.ranges ?? []).map((r) => wholeSeconds(r.from, r.from + r.duration));
   }
 
   /**
@@ -324,6 +321,17 @@ function endpoint(url: string, options: Pool.Options): Endpoint {
 /** A stream name as a playback path prefix: `/` kept, every segment percent-encoded. */
 export function streamPath(name: string): string {
   return name.split("/").map(encodeURIComponent).join("/");
+}
+
+/**
+ * A recorded range in whole seconds: the start rounded down (the window from that second holds the
+ * part recorded), the end rounded down too, so a range closed at x.4 s ends at x: the planner never
+ * counts second x as copied while it is only partly recorded. If the range goes on, the next window
+ * starts at x and holds that second whole; if it stays closed, less than a second at its end is not
+ * copied. Ranges split inside a second still touch and merge.
+ */
+function wholeSeconds(from: number, to: number): ArchiveRange {
+  return { from: Math.floor(from), to: Math.floor(to) };
 }
 
 function toDvrStream(stream: z.infer<typeof streamShape>): DvrStream {

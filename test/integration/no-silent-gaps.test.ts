@@ -117,6 +117,39 @@ describe("no silent gaps (issue 15)", () => {
     await expectExactCopies(h, "cam1", clipRanges(h.sim.rangesOf("cam1"), NOW0 - HOUR, lastBoundary));
   });
 
+  for (const rangeFields of ["seconds", "milliseconds"] as const) {
+    it(`a range closed at x.4 s and then extended: the partial second is copied after all (${rangeFields})`, async () => {
+      const end = NOW0 - 30 * MIN - 13 + 0.4;
+      h = await startHarness({
+        sim: {
+          rangeFields,
+          streams: [{ name: "cam1", bitrateBps: 40_000, ranges: [{ from: NOW0 - 2 * HOUR, to: end }] }],
+        },
+        source: { retentionDays: 1 / 24 },
+      });
+      const rt = await h.runtime();
+      expect((await runOnce(rt, h.tally)).ok).toBe(true);
+      const first = await streamStatus(h, rt, "cam1");
+      expect(first.coverage.percent).toBe(100);
+      await expectClaimsStored(h, first);
+
+      // The source's range goes on from x.4 s (the rest of second x, then more).
+      simStream(h, "cam1").ranges = [{ from: NOW0 - 2 * HOUR, to: Number.POSITIVE_INFINITY }];
+      h.clock.advance(10 * MIN);
+      expect((await runOnce(rt, h.tally)).ok).toBe(true);
+      const after = await streamStatus(h, rt, "cam1");
+      expect(after.coverage.percent).toBe(100);
+      await expectClaimsStored(h, after);
+      // Byte for byte: second x is in the backup as the source serves it now.
+      const lastBoundary = Math.floor((h.clock.now() - h.config.settleSeconds) / 600) * 600;
+      await expectExactCopies(
+        h,
+        "cam1",
+        clipRanges(h.sim.rangesOf("cam1"), h.clock.now() - HOUR, lastBoundary),
+      );
+    });
+  }
+
   it("windows of two lengths over one span (lost lease, then a new bitrate): catalogs keep both, restore plays each second once", async () => {
     h = await startHarness({
       sim: {

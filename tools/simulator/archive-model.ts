@@ -111,12 +111,16 @@ export function recordedAt(stream: SimStream, now: number): { ranges: TimeRange[
   return { ranges, open };
 }
 
-/** The recorded seconds of `[from, from + duration)`, as ranges. */
+/**
+ * The recorded seconds of `[from, from + duration)`, as ranges. A range that ends inside a second
+ * (closed at x.4 s) serves that second only once it is recorded whole: the archive's fragment
+ * of second x is not complete before.
+ */
 export function recordedSeconds(stream: SimStream, now: number, from: number, duration: number): TimeRange[] {
   const out: TimeRange[] = [];
   for (const r of recordedAt(stream, now).ranges) {
     const a = Math.max(r.from, from);
-    const b = Math.min(r.to, from + duration);
+    const b = Math.floor(Math.min(r.to, from + duration));
     if (b > a) out.push({ from: a, to: b });
   }
   return out;
