@@ -256,12 +256,29 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), "fb-lambda-"));
   const password = randomBytes(16).toString("hex");
   const token = randomBytes(16).toString("hex");
+  // Recording for a day and still recording, so every stream has windows within retention;
+  // cam1 of src1 with a 100-s gap inside it.
+  const now = Math.floor(Date.now() / 1000);
   const sim1 = await FlussonicSimulator.start({
-    streams: 2,
+    streams: [
+      {
+        name: "cam1",
+        bitrateBps: 48_000,
+        ranges: [
+          { from: now - 86_400, to: now - 500 },
+          { from: now - 400, to: Number.POSITIVE_INFINITY },
+        ],
+      },
+      { name: "cam2", bitrateBps: 64_000, ranges: [{ from: now - 86_400, to: Number.POSITIVE_INFINITY }] },
+    ],
     days: 1,
     auth: { basic: { username: "backup", password } },
   });
-  const sim2 = await FlussonicSimulator.start({ streams: 1, days: 1, seed: 2, auth: { bearer: token } });
+  const sim2 = await FlussonicSimulator.start({
+    streams: [{ name: "cam1", ranges: [{ from: now - 86_400, to: Number.POSITIVE_INFINITY }] }],
+    days: 1,
+    auth: { bearer: token },
+  });
   // src1 is reached through a hop that can fail chosen windows.
   const proxy = await FaultProxy.start(sim1.url, 500);
   const secrets = await SecretsManagerDouble.start({
