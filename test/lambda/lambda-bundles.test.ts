@@ -2,13 +2,16 @@
  * The code that runs in AWS Lambda, run: the stack is synthesized for a test config, each
  * function's bundle is taken from the cloud assembly and invoked in a fresh Node process the way
  * the Lambda runtime does, configured only by the template's environment (references resolved
- * against the embedded S3/SQS emulator), with the Flussonic simulator (auth on) as the source and
- * a Secrets Manager double holding its password. The schedule and the SQS event source mapping
- * are played by the test from the template's rule and mapping (see test/support/).
+ * against the embedded S3/SQS emulator), with Flussonic simulators (auth on) as the sources and a
+ * Secrets Manager double holding their secrets. The schedule and the SQS event source mappings
+ * are played by the test from the template's rule and mappings (see test/support/lambda-stack.ts
+ * and sqs-event-source.ts).
  *
- * The tests form one scenario and run in order: plan, copy with a failing window and a bad
- * message, redeliver until the dead-letter path, fold the records, then the secret's checks.
- */
+ * Two sources: src1 (standard queue, basic auth, reached through a hop that fails one window with
+ * HTTP 500) and src2 (a cap of one copy: FIFO queue, bearer token). The tests form one scenario
+ * and run in order: plan, copy with a failing window and a bad message, redeliver until the
+ * dead-letter path, fold the records, then the runtime, metric and secret checks over every
+ * invocation made. */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
