@@ -34,7 +34,15 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
   // Real H.264/AAC (generated once with ffmpeg) when ffmpeg is here, so that `restore --demo`
   // gives a playable file; otherwise synthetic bytes (everything but restore works the same).
   const media = hasFfmpeg() ? "real" : "synthetic";
-  const simSettings = { streams: o.streams, days, seed: 1, bitrateBps: 24_000, media } as const;
+  // The simulated server keeps 10 minutes more than the backup's retention, so that no copy races
+  // the server deleting the oldest seconds of the window it is fetching.
+  const simSettings = {
+    streams: o.streams,
+    days: days + 600 / 86_400,
+    seed: 1,
+    bitrateBps: 24_000,
+    media,
+  } as const;
   const sim = await FlussonicSimulator.start(simSettings);
   const dir = resolve(o.dir);
   const embedded = await startEmbedded(join(dir, "emulator"));

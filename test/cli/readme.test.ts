@@ -61,12 +61,29 @@ describe("the README's commands, run as written", () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "fb-cli-readme-"));
     const config = readmeConfig();
+    const now = Math.floor(Date.now() / 1000);
     [sim, emulator] = await Promise.all([
       FlussonicSimulator.start({
-        streams: 2,
-        days: 0.03,
-        bitrateBps: 8000,
-        seed: 3,
+        // 40 minutes recorded (one gap), kept by the source for a day: the README's 20-day retention
+        // copies all of it, and no second is deleted at the source while the test runs.
+        streams: [
+          {
+            name: "cam1",
+            bitrateBps: 8000,
+            ranges: [{ from: now - 2400, to: Infinity }],
+            depthSeconds: 86_400,
+          },
+          {
+            name: "cam2",
+            bitrateBps: 8000,
+            ranges: [
+              { from: now - 2400, to: now - 900 },
+              { from: now - 700, to: Infinity },
+            ],
+            depthSeconds: 86_400,
+          },
+        ],
+        liveOnlyStreams: 0,
         auth: { basic: { username: "backup", password: "readme-secret" } },
       }),
       startEmulatorProcess({ dir: join(dir, "emulator") }),
@@ -91,6 +108,33 @@ describe("the README's commands, run as written", () => {
     await sim?.close();
     process.stdout.write(`README commands run:\n${transcript.join("\n")}\n`);
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("npx flussonic-backup, with the machine's own Node and npm, prints only the program's output", async () => {
+    // The PATH a user's shell has: without node_modules/.bin (npm scripts put it first).
+    const PATH = (process.env.PATH ?? "")
+      .split(":")
+      .filter((p) => !p.endsWith("node_modules/.bin"))
+      .join(":");
+    const npx = spawnSync("npx", ["--version"], { env: { ...process.env, PATH }, encoding: "utf8" });
+    if (npx.status !== 0) {
+      process.stdout.write("npx test skipped: no npx on the PATH\n");
+      return;
+    }
+    const r = spawnSync(
+      "npx",
+      ["flussonic-backup", "config", "check", join(dir, "my-config.json"), "--no-env"],
+      {
+        cwd: ROOT,
+        env: { PATH, HOME: process.env.HOME ?? "" },
+        encoding: "utf8",
+      },
+    );
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe(
+      `${join(dir, "my-config.json")}: valid; bucket my-dvr-backup, prefix "flussonic/", sources: streamer1 (all streams)\n`,
+    );
+    expect(r.status).toBe(0);
   });
 
   it("README.md has the command lines this test knows how to run", () => {
@@ -157,7 +201,10 @@ describe("the README's commands, run as written", () => {
         expect(r.code, `${argv.join(" ")}\n${r.stdout}${r.stderr}`).toBe(0);
         if (command === "config" && sub === "check")
           expect(r.stdout).toContain("my-config.json: valid; bucket my-dvr-backup");
-        if (command === "run") expect(r.stdout).toMatch(/^Copied [1-9]\d* window\(s\)/m);
+        if (command === "run" && argv.includes("--dry-run")) {
+          expect(r.stdout).toMatch(/^Dry run: nothing queued, leased or written/m);
+          expect(r.stdout).toMatch(/^streamer1 \(http:\/\/127\.0\.0\.1:\d+\): would copy \d+ window\(s\)/m);
+        } else if (command === "run") expect(r.stdout).toMatch(/^Copied [1-9]\d* window\(s\)/m);
         if (command === "status") expect(r.stdout).toMatch(/^demo\s+cam1\s.*100%/m);
         if (command === "verify") expect(r.stdout).toMatch(/ 0 missing, 0 corrupt, 0 unrecorded/);
         if (command === "redrive")
