@@ -2,6 +2,7 @@
  * S3 and SQS clients for the local runtime and the CLI: the standard AWS variables select the
  * endpoints (LocalStack, any S3/SQS endpoint, or AWS itself), or an embedded emulator is used.
  */
+import { createHash } from "node:crypto";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 
@@ -52,6 +53,27 @@ export function createS3Client(e: Endpoints): S3Client {
         return next(args);
       },
       { step: "initialize", priority: "high", name: "flussonicBackupS3Without" },
+    );
+  }
+  if (without.checksums) {
+    // Operations that must carry a checksum (DeleteObjects) get the SDK's CRC32 header; stores
+    // without the newer checksums take the Content-MD5 these operations had before instead.
+    client.middlewareStack.add(
+      (next) => (args) => {
+        const request = args.request as { headers?: Record<string, string>; body?: unknown };
+        const names = Object.keys(request.headers ?? {}).filter((h) =>
+          /^x-amz-(checksum-|sdk-checksum-algorithm$)/i.test(h),
+        );
+        if (request.headers && names.length > 0) {
+          for (const n of names) delete request.headers[n];
+          const body = request.body;
+          if (typeof body === "string" || body instanceof Uint8Array) {
+            request.headers["content-md5"] = createHash("md5").update(body).digest("base64");
+          }
+        }
+        return next(args);
+      },
+      { step: "build", priority: "low", name: "flussonicBackupContentMd5" },
     );
   }
   return client;

@@ -74,7 +74,7 @@ export async function checkS3Features(c: FeatureCheck): Promise<string[]> {
         new PutObjectCommand({
           Bucket: c.bucket,
           Key: key,
-          Body: "",
+          Body: "flussonic-backup probe",
           IfMatch: '"00000000000000000000000000000000"',
         }),
       );

@@ -124,7 +124,7 @@ export function writeConfig(
         {
           name: "src1",
           url,
-          retentionDays: 0.03,
+          retentionDays: 0.02,
           maxConcurrentCopies: 1,
           maxBandwidthMbps: 1000,
           ...source,
