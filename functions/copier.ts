@@ -228,7 +228,14 @@ export function createCopierHandler(deps: CopierDeps) {
     const seconds = (performance.now() - started) / 1000;
     if (outcome.status === "stale") {
       const reason = "lease ended before this copy could finish; the planner re-plans it";
-      log.info("stale window left to a re-plan", { source: m.source, stream: m.stream, from: m.from });
+      // A warning: every window stale means nothing is copied (leaseSeconds too short for the copy
+      // timeout, or windows waiting in the queue longer than the lease allows).
+      log.warn("stale window left to a re-plan: its lease ends before a copy could finish", {
+        source: m.source,
+        stream: m.stream,
+        from: m.from,
+        leaseUntil: m.leaseUntil,
+      });
       emit({ type: "stale", message: m, reason });
       return;
     }

@@ -26,6 +26,8 @@ describe("run --once with windows left stale", () => {
     expect(summary.copied).toBe(0);
     expect(summary.stale).toBe(summary.planned);
     expect(summary.ok).toBe(false);
+    // Logged as a warning (it was info, so a default run said nothing).
+    expect(h.logs.some((l) => /^\S+ WARN {2}stale window left to a re-plan/.test(l))).toBe(true);
     expect(formatSummary(summary, h.clock.now())).toContain(
       `${summary.stale} window(s) were not copied: their lease ended before a copy could finish`,
     );
