@@ -140,7 +140,7 @@ export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
       }
       joiner?.endWindow();
       if (size !== w.size || hash.digest("hex") !== w.sha256) {
-        if (w.etag && res.ETag && res.ETag !== w.etag) {
+        if (w.etag && res.ETag && res.ETag !== w.etag && res.Metadata?.from === String(w.from)) {
           throw new RestoreError(
             `${w.key}: the object (ETag ${res.ETag}) is another copy of the window than its record describes (ETag ${w.etag}), from a copy that stopped before recording it; its redelivery re-records it; run \`verify\``,
           );

@@ -248,7 +248,7 @@ export class BackupStore {
     key: string,
     onBytes?: (n: number) => void,
     inspect?: (chunk: Uint8Array) => void,
-  ): Promise<{ size: number; sha256: string } & StoredObject> {
+  ): Promise<{ size: number; sha256: string; metadata: Record<string, string> } & StoredObject> {
     this.#count("GetObject");
     const res = await this.s3
       .send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))
@@ -263,7 +263,13 @@ export class BackupStore {
       onBytes?.(chunk.length);
       inspect?.(chunk);
     }
-    return { size, sha256: hash.digest("hex"), etag: res.ETag, versionId: res.VersionId };
+    return {
+      size,
+      sha256: hash.digest("hex"),
+      etag: res.ETag,
+      versionId: res.VersionId,
+      metadata: res.Metadata ?? {},
+    };
   }
 
   /**

@@ -275,10 +275,16 @@ describe("two copies of one window with different bytes (issue 15 item 9)", () =
     await Promise.all([copyWindow(deps(), m), copyWindow(deps(), m)]);
     const object = await h.getObject(key);
     expect((await store.getRecord(m))?.sha256).toBe(sha256(object));
-    // A duplicate delivery after the object changed (a third copy replaced it outside this
-    // copier's view): the already-stored path sees the record names another ETag and re-reads it.
+    // A third copy that uploaded and stopped before recording (its copier killed): the record
+    // now names another ETag. Verify says so (not "corrupt"); the copy's redelivery takes the
+    // already-stored path, sees the record names another ETag and re-reads the object.
     const third = h.sim.body("cam1", FROM, 600, "ts");
-    await store.s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: key, Body: third }));
+    const metadata = { source: "src1", stream: "cam1", from: String(FROM), duration: "600", format: "ts" };
+    await store.s3.send(
+      new PutObjectCommand({ Bucket: store.bucket, Key: key, Body: third, Metadata: metadata }),
+    );
+    const stale = await verifyBackup({ config: h.config, store, source: "src1", stream: "cam1" });
+    expect(stale.problems.map((p) => [p.kind, p.key])).toEqual([["replaced", key]]);
     const again = await copyWindow(deps(), m);
     expect(again.status).toBe("already-stored");
     expect(again.status === "already-stored" && again.record.sha256).toBe(sha256(third));
