@@ -181,7 +181,7 @@ export class BackupMetrics {
   }
 
   event(e: CopierEvent): void {
-    const source = e.message?.source ?? "unknown";
+    const source = e.message?.source ?? ("source" in e ? String(e.source) : "unknown");
     this.#windows.inc({ source, outcome: e.type });
     if (e.type === "copied") {
       this.#bytesCopied.inc({ source }, e.bytes);
