@@ -128,12 +128,17 @@ test("--no-s3-checksums: bookkeeping deletes reach a store that refuses checksum
   });
   await plain.send(new CreateBucketCommand({ Bucket: "plain-store" }));
   await plain.send(new PutObjectCommand({ Bucket: "plain-store", Key: "k", Body: "x" }));
-  const del = new DeleteObjectsCommand({ Bucket: "plain-store", Delete: { Objects: [{ Key: "k" }], Quiet: true } });
+  const del = new DeleteObjectsCommand({
+    Bucket: "plain-store",
+    Delete: { Objects: [{ Key: "k" }], Quiet: true },
+  });
   await expect(usual.send(del)).rejects.toThrow();
   expect(proxy.refused).toHaveLength(1);
   expect(proxy.refused[0]).toMatch(/^POST x-amz-(sdk-)?checksum/);
   await expect(
-    plain.send(new DeleteObjectsCommand({ Bucket: "plain-store", Delete: { Objects: [{ Key: "k" }], Quiet: true } })),
+    plain.send(
+      new DeleteObjectsCommand({ Bucket: "plain-store", Delete: { Objects: [{ Key: "k" }], Quiet: true } }),
+    ),
   ).resolves.toBeDefined();
   expect(proxy.refused).toHaveLength(1);
   expect((await plain.send(new ListObjectsV2Command({ Bucket: "plain-store" }))).KeyCount).toBe(0);
