@@ -16,7 +16,8 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { setTimeout } from "node:timers/promises";
+import { GetObjectCommand, ListMultipartUploadsCommand, type S3Client } from "@aws-sdk/client-s3";
 import {
   GetQueueAttributesCommand,
   type Message,
@@ -99,8 +100,13 @@ interface Scenario {
 let s: Scenario;
 
 /** Invokes and keeps the invocation (its environment and logs) for the secret checks. */
-async function invoke(setup: InvokeSetup, event: unknown, env = functionEnvironment(setup)) {
-  const outcome = await invokeFunction(setup, event, env);
+async function invoke(
+  setup: InvokeSetup,
+  event: unknown,
+  env = functionEnvironment(setup),
+  remainingMs?: number,
+) {
+  const outcome = await invokeFunction(setup, event, env, remainingMs);
   s.invocations.push({ fn: setup.fn.logicalId, env, outcome });
   return outcome;
 }
@@ -605,6 +611,58 @@ describe("a backup through the Lambda functions", () => {
         expect(intersectRanges([rangeOf(w)], normalizeRanges(before.map(rangeOf)))).toEqual([]);
       }
     }
+  });
+  it("stops a copy 30 s before the function's timeout: its multipart upload aborted, nothing stored, the window retried", async () => {
+    // A one-hour window of src2 (28.8 MB at 64 kbit/s) whose download stalls after 9 MiB (a first
+    // 8-MiB part is uploaded by then); the invocation starts with 33 s left, as if it had run for
+    // 867 s, so the copier's own stop comes about 3 s in, long before the body's idle timeout.
+    const now = Math.floor(Date.now() / 1000);
+    const window: CopyMessage = {
+      v: 1,
+      source: "src2",
+      stream: "cam1",
+      from: Math.floor((now - 3 * 3600) / 3600) * 3600,
+      duration: 3600,
+      format: "mp4",
+      leaseUntil: now + 3600,
+    };
+    await s.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: s.src2.queue.queueUrl,
+        MessageBody: JSON.stringify(window),
+        MessageGroupId: "copies",
+      }),
+    );
+    const key = windowKey(s.prefix, window, window.format);
+    const batch = await s.src2.queue.receive(10);
+    expect(batch.map((m) => m.Body)).toEqual([JSON.stringify(window)]);
+    s.src2.sim.setFaults({ stallAfterBytes: 9 * 1024 * 1024, bodyFaultNext: 1 });
+    const uploadsOfWindow = async () =>
+      (await s.s3.send(new ListMultipartUploadsCommand({ Bucket: s.bucket, Prefix: key }))).Uploads ?? [];
+    // Watch the bucket while the copier runs: the multipart upload it starts.
+    let started = 0;
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        started = Math.max(started, (await uploadsOfWindow()).length);
+        await setTimeout(100);
+      }
+    })();
+    const out = await invoke(s.copier, s.src2.queue.event(batch), functionEnvironment(s.copier), 33_000);
+    watching = false;
+    await watch;
+    s.src2.sim.setFaults({});
+    expect(out.ms).toBeLessThan(30_000);
+    expect(out).toMatchObject({
+      ok: true,
+      result: { batchItemFailures: [{ itemIdentifier: batch[0]!.MessageId }] },
+    });
+    expect((await s.src2.queue.settle(batch, out)).retained).toEqual([batch[0]!.MessageId]);
+    expect(out.logs).toMatch(/copy failed, will retry/);
+    expect(out.logs).toMatch(/download failed: The operation was aborted due to timeout/);
+    expect(started).toBe(1);
+    expect(await uploadsOfWindow()).toEqual([]);
+    expect(await getObject(key).catch(() => "missing")).toBe("missing");
   });
 });
 
