@@ -17,16 +17,24 @@ import {
 import type { CopyMessage } from "./copy-window.ts";
 import { dueRanges } from "./domain/coverage.ts";
 import { BackupError } from "./domain/errors.ts";
-import { utcDate } from "./domain/keys.ts";
+import { parseWindowKeyTail, streamPrefix, utcDate } from "./domain/keys.ts";
 import {
   activeLeases,
   applyRecords,
   type CopyRecord,
+  keepStored,
   type Manifest,
   pruneBefore,
   storedBitrateBps,
+  unverifiedClaims,
 } from "./domain/manifest.ts";
-import { clipRanges, intersectRanges, type TimeRange, totalSeconds } from "./domain/ranges.ts";
+import {
+  clipRanges,
+  intersectRanges,
+  normalizeRanges,
+  type TimeRange,
+  totalSeconds,
+} from "./domain/ranges.ts";
 import {
   ASSUMED_BITRATE_BPS,
   type CopyWindow,
@@ -370,6 +378,14 @@ async function readStream(
   const retentionStart = Math.floor(now - settings.retentionDays * 86400);
   const horizon = now - deps.config.settleSeconds;
   let manifest = applyRecords(stored.manifest, records, now);
+  const unverified = unverifiedClaims(manifest, retentionStart, now);
+  if (unverified.length > 0) {
+    manifest = keepStored(
+      manifest,
+      unverified,
+      await storedWindowRanges(deps.store, source.name, settings.name),
+    );
+  }
   manifest = pruneBefore(manifest, retentionStart);
   const changed = manifest !== stored.manifest;
 
@@ -426,6 +442,20 @@ async function compactRecords(
   const m = { ...manifest, leases: activeLeases(manifest, now), updatedAt: now };
   if (!(await store.writeManifest(m, stored.etag))) return [];
   return records.map((r) => store.recordKeyOf(r));
+}
+
+/**
+ * The windows stored for a stream, from a listing of its folder (once per stream, for a manifest
+ * written by an older version: see unverifiedClaims).
+ */
+async function storedWindowRanges(store: BackupStore, source: string, stream: string): Promise<TimeRange[]> {
+  const folder = streamPrefix(store.prefix, source, stream);
+  const out: TimeRange[] = [];
+  for await (const o of store.listObjects(folder)) {
+    const w = parseWindowKeyTail(o.key.slice(folder.length));
+    if (w) out.push({ from: w.from, to: w.from + w.duration });
+  }
+  return normalizeRanges(out);
 }
 
 /**

@@ -6,7 +6,7 @@
  * contend on a shared object).
  */
 import type { ArchiveFormat } from "./archive.ts";
-import { clipRanges, normalizeRanges, type TimeRange } from "./ranges.ts";
+import { clipRanges, normalizeRanges, subtractRanges, type TimeRange } from "./ranges.ts";
 
 /** What a copier records when a window is stored. */
 export interface CopyRecord {
@@ -54,6 +54,12 @@ export interface Manifest {
    * sums are scaled down together, so the estimate follows the recent bitrate.
    */
   sample?: { bytes: number; seconds: number };
+  /**
+   * True once a planner that clips the covered ranges at the retention start (pruneBefore) has
+   * written this manifest. Absent: written by an older version, whose covered ranges may still
+   * reach into seconds the bucket's lifecycle expired (see unverifiedClaims).
+   */
+  coverageClipped?: true;
   /** Newest second stored (exclusive end), 0 when nothing is. */
   head: number;
   /** Unix seconds of the last change. */
@@ -61,7 +67,18 @@ export interface Manifest {
 }
 
 export function emptyManifest(source: string, stream: string): Manifest {
-  return { version: 1, source, stream, covered: [], leases: [], windows: 0, bytes: 0, head: 0, updatedAt: 0 };
+  return {
+    version: 1,
+    source,
+    stream,
+    covered: [],
+    leases: [],
+    windows: 0,
+    bytes: 0,
+    coverageClipped: true,
+    head: 0,
+    updatedAt: 0,
+  };
 }
 
 /**
@@ -146,6 +163,34 @@ export function activeLeases(m: Manifest, now: number): Lease[] {
  * about to be). Totals stay as history.
  */
 export function pruneBefore(m: Manifest, before: number): Manifest {
-  if (!m.covered.some((r) => r.from < before)) return m;
-  return { ...m, covered: clipRanges(m.covered, before, Number.POSITIVE_INFINITY) };
+  if (m.coverageClipped && !m.covered.some((r) => r.from < before)) return m;
+  return { ...m, covered: clipRanges(m.covered, before, Number.POSITIVE_INFINITY), coverageClipped: true };
+}
+
+/**
+ * The lifecycle keeps every window at least this long after it was written: its expiry is
+ * `ceil(retentionDays) + 1` days, never less than two.
+ */
+export const SHORTEST_EXPIRY_SECONDS = 2 * 86400;
+
+/**
+ * Covered seconds of a manifest from an older version that the bucket's lifecycle may have expired
+ * already: inside the retention but older than the shortest expiry. The older version never clipped
+ * a continuous range, so after a raise of the retention they may claim objects that are gone; the
+ * planner checks them once against the stored windows (keepStored). Empty for any other manifest.
+ */
+export function unverifiedClaims(m: Manifest, retentionStart: number, now: number): TimeRange[] {
+  if (m.coverageClipped) return [];
+  return clipRanges(m.covered, retentionStart, now - SHORTEST_EXPIRY_SECONDS);
+}
+
+/** The manifest without the seconds of `checked` that no stored window (in normal form) holds. */
+export function keepStored(
+  m: Manifest,
+  checked: readonly TimeRange[],
+  stored: readonly TimeRange[],
+): Manifest {
+  const gone = subtractRanges(checked, stored);
+  if (gone.length === 0) return m;
+  return { ...m, covered: subtractRanges(m.covered, gone) };
 }

@@ -284,6 +284,42 @@ describe("no silent gaps (issue 15)", () => {
     await expectClaimsStored(hh, after);
   });
 
+  it("a manifest from the older version that claims expired windows is checked once against the bucket", async () => {
+    // Eleven hours recorded two and a half days ago, inside a 3-day retention.
+    const old = { from: NOW0 - 60 * HOUR, to: NOW0 - 49 * HOUR };
+    h = await startHarness({
+      sim: {
+        streams: [{ name: "cam1", bitrateBps: 384, ranges: [old], depthSeconds: 4 * DAY }],
+      },
+      source: { retentionDays: 3, maxConcurrentCopies: 4 },
+      config: { maxWindowSeconds: 3600 },
+    });
+    const hh = h;
+    const rt = await hh.runtime();
+    // What the older version left: a manifest (no coverageClipped, no sample) that claims those
+    // hours, whose objects the lifecycle of a shorter retention has expired.
+    const legacy = {
+      version: 1 as const,
+      source: "src1",
+      stream: "cam1",
+      covered: [old],
+      leases: [],
+      windows: 11,
+      bytes: 11 * 3600 * 48,
+      head: old.to,
+      updatedAt: old.to + 600,
+    };
+    expect(await rt.store.writeManifest(legacy, undefined)).toBe(true);
+
+    const run = await runOnce(rt, hh.tally);
+    expect(run.ok).toBe(true);
+    expect(run.copied).toBeGreaterThanOrEqual(11);
+    const after = await streamStatus(hh, rt, "cam1");
+    expect(after.coverage.percent).toBe(100);
+    await expectClaimsStored(hh, after);
+    expect((await rt.store.readManifest("src1", "cam1")).manifest.coverageClipped).toBe(true);
+  });
+
   it("plans the live edge of every stream, not only of those first in name order, when the budget is short", async () => {
     const streams = Array.from({ length: 5 }, (_, i) => ({
       name: `cam${i + 1}`,

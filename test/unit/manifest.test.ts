@@ -3,8 +3,10 @@ import {
   applyRecords,
   type CopyRecord,
   emptyManifest,
+  keepStored,
   pruneBefore,
   storedBitrateBps,
+  unverifiedClaims,
 } from "../../functions/domain/manifest.ts";
 import { expiryDays } from "../../infra/backup-bucket.ts";
 
@@ -54,6 +56,33 @@ describe("manifest coverage and retention", () => {
     m = pruneBefore(m, now - 30 * DAY);
     const covered = m.covered.reduce((n, r) => n + r.to - r.from, 0);
     expect(covered).toBe(7 * DAY);
+  });
+});
+
+describe("manifests from the older version (no coverageClipped)", () => {
+  it("checks only claims inside the retention and older than the shortest lifecycle expiry (2 days)", () => {
+    const now = T0 + 40 * DAY;
+    const legacy = {
+      ...emptyManifest("src1", "cam1"),
+      coverageClipped: undefined,
+      covered: [{ from: T0, to: now }],
+    };
+    expect(unverifiedClaims(legacy, now - 30 * DAY, now)).toEqual([
+      { from: now - 30 * DAY, to: now - 2 * DAY },
+    ]);
+    expect(unverifiedClaims(legacy, now - DAY, now)).toEqual([]);
+    expect(unverifiedClaims(runFor(20, 7, 4_000_000), T0, T0 + 20 * DAY)).toEqual([]);
+    // Keeps what the bucket holds, drops the rest of the checked span, leaves the younger claims.
+    const checked = unverifiedClaims(legacy, now - 30 * DAY, now);
+    const kept = keepStored(legacy, checked, [{ from: now - 10 * DAY, to: now - DAY }]);
+    expect(kept.covered).toEqual([
+      { from: T0, to: now - 30 * DAY },
+      { from: now - 10 * DAY, to: now },
+    ]);
+    expect(pruneBefore(kept, now - 30 * DAY)).toMatchObject({
+      covered: [{ from: now - 10 * DAY, to: now }],
+      coverageClipped: true,
+    });
   });
 });
 
