@@ -150,7 +150,7 @@ function retiredText(st: StreamStatus): string {
   const pending = `${st.pendingRecords} completion record(s) pending`;
   const kept = `${formatDuration(st.coverage.backedUpSeconds)} stored, kept until retention expires it`;
   return r.reason === "gone at the source"
-    ? `gone at the source (no longer listed there: deleted or renamed; ${last}); ${kept}; the minutes it recorded after the last copy (settle margin and open window) were not copied; ${pending}`
+    ? `gone at the source (no longer listed there: deleted or renamed; ${last}); ${kept}; what it recorded after its newest copy (the settle margin and the open window) was not copied; ${pending}`
     : `not in the config any more (${last}); ${kept}; ${pending}`;
 }
 
