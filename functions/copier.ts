@@ -259,7 +259,10 @@ export function createCopierHandler(deps: CopierDeps) {
   };
 }
 
-/** The source of a record: from the body when readable, else from the queue name. */
+/**
+ * The source of a record: from the body when readable, else from the queue name
+ * (`flussonic-backup-<source>`, with `.fifo` for a source capped at one copy in AWS).
+ */
 function sourceOf(record: SQSRecord): string {
   const body = safeJson(record.body) as { source?: unknown } | undefined;
   if (typeof body?.source === "string") return body.source;
@@ -267,7 +270,8 @@ function sourceOf(record: SQSRecord): string {
     record.eventSourceARN
       .split(":")
       .at(-1)
-      ?.replace(/^flussonic-backup-/, "") ?? "unknown"
+      ?.replace(/^flussonic-backup-/, "")
+      .replace(/\.fifo$/, "") ?? "unknown"
   );
 }
 

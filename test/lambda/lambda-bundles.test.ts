@@ -453,15 +453,24 @@ let firstReport: PlannerReport = { sources: [] };
 let poisonedId = "";
 let poisonedPath = "";
 let badBodyId = "";
+let badBodyId2 = "";
 const deliveries: { src1: Delivery[]; src2: Delivery[] } = { src1: [], src2: [] };
 
 describe("a backup through the Lambda functions", () => {
   it("the planner, invoked by the EventBridge schedule, queues the missing windows of every source", async () => {
-    // A message nobody planned (written by hand, not JSON) waits in src1's queue already.
+    // A message nobody planned (written by hand, not JSON) waits in each queue already.
     const { MessageId } = await s.sqs.send(
       new SendMessageCommand({ QueueUrl: s.src1.queue.queueUrl, MessageBody: BAD_BODY }),
     );
     badBodyId = MessageId!;
+    const fifo = await s.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: s.src2.queue.queueUrl,
+        MessageBody: BAD_BODY,
+        MessageGroupId: "copies",
+      }),
+    );
+    badBodyId2 = fifo.MessageId!;
 
     planWindow.start = Math.floor(Date.now() / 1000);
     firstReport = plannerReport(await invoke(s.planner, scheduledEvent()));
@@ -476,7 +485,7 @@ describe("a backup through the Lambda functions", () => {
     expect(p1).toBeGreaterThanOrEqual(4);
     expect(p2).toBeGreaterThanOrEqual(2);
     expect(await queueDepth(s.src1.queue.queueUrl)).toEqual({ visible: p1 + 1, inFlight: 0, delayed: 0 });
-    expect(await queueDepth(s.src2.queue.queueUrl)).toEqual({ visible: p2, inFlight: 0, delayed: 0 });
+    expect(await queueDepth(s.src2.queue.queueUrl)).toEqual({ visible: p2 + 1, inFlight: 0, delayed: 0 });
   });
 
   it("the copier, fed SQS batches by the event source, copies every window and reports only the failing one", async () => {
@@ -512,9 +521,11 @@ describe("a backup through the Lambda functions", () => {
     );
   });
 
-  it("copies the FIFO queue of a source capped at one copy, whose messages carry the single message group", async () => {
+  it("copies the FIFO queue of a source capped at one copy (the single message group), dead-lettering its bad message", async () => {
     deliveries.src2 = await drain(s.src2, (batch) => {
-      for (const m of batch) planned.src2.set(m.MessageId!, JSON.parse(m.Body!) as CopyMessage);
+      for (const m of batch) {
+        if (m.MessageId !== badBodyId2) planned.src2.set(m.MessageId!, JSON.parse(m.Body!) as CopyMessage);
+      }
     });
     expect(planned.src2.size).toBe(firstReport.sources[1]!.planned);
     expectPlannedCover(s.src2, [...planned.src2.values()], ["cam1"]);
@@ -525,7 +536,15 @@ describe("a backup through the Lambda functions", () => {
     }
     await expectStored(s.src2, [...planned.src2.values()]);
     expect(await queueDepth(s.src2.queue.queueUrl)).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
-    expect(await receiveAll(s.src2.deadLetterUrl)).toEqual([]);
+    // The bad message went to the FIFO DLQ at once, with the reason, named after its source.
+    const dead = await receiveAll(s.src2.deadLetterUrl);
+    expect(dead.map((m) => [m.Body, m.MessageAttributes?.reason?.StringValue])).toEqual([
+      [BAD_BODY, expect.stringMatching(/^not a copy message/)],
+    ]);
+    expect(deliveries.src2.flatMap((d) => d.ids).filter((id) => id === badBodyId2)).toHaveLength(1);
+    expect(
+      deliveries.src2.flatMap((d) => d.records).find((r) => r.messageId === badBodyId2)!.eventSourceARN,
+    ).toMatch(/:flussonic-backup-src2\.fifo$/);
   });
 
   it("redelivers the failing window until the copier dead-letters it at receive 5, before the queue's own redrive", async () => {
