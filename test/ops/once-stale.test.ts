@@ -2,9 +2,15 @@
  * issue 15 item 5: `run --once` whose copier timeout outlasts the leases (every window left stale)
  * used to report success with nothing copied. It fails and says why.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { runCommand } from "../../cli/run.ts";
+import { statusCommand } from "../../cli/status.ts";
+import { ConfigError } from "../../functions/config.ts";
 import { formatSummary, runOnce } from "../../local/once.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";
+import { operatorTarget, TextSink } from "../support/ops-target.ts";
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -31,5 +37,32 @@ describe("run --once with windows left stale", () => {
     expect(formatSummary(summary, h.clock.now())).toContain(
       `${summary.stale} window(s) were not copied: their lease ended before a copy could finish`,
     );
+  });
+});
+
+describe("run and status check --copy-timeout against leaseSeconds", () => {
+  it("refuse a --copy-timeout the config's leases cannot carry, naming the file, the field and the flag", async () => {
+    h = await startHarness({ source: { retentionDays: 1 / 24 } });
+    const file = operatorTarget(h);
+    const expected = `${file}: leaseSeconds: 3600 s is shorter than --copy-timeout 3500 s plus 300 s to start a copy`;
+    const status = statusCommand({
+      config: file,
+      copyTimeoutSeconds: 3500,
+      now: h.clock.now(),
+      out: new TextSink(),
+    });
+    await expect(status).rejects.toThrow(ConfigError);
+    await expect(status).rejects.toThrow(expected);
+    const stateDir = join(h.dir, "run-state");
+    const run = runCommand({
+      configFile: file,
+      once: true,
+      embedded: stateDir,
+      verbose: false,
+      copyTimeoutSeconds: 3500,
+    });
+    await expect(run).rejects.toThrow(expected);
+    // Refused before anything started: no embedded state was created.
+    expect(existsSync(stateDir)).toBe(false);
   });
 });
