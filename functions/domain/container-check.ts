@@ -14,9 +14,11 @@
  *   from the unix epoch or from the window start (open question in shared/design/playback.md).
  *   When the first fragment's decode time, read as unix seconds, falls inside the window (within
  *   the tolerance), it is taken as absolute (what the simulator serves: real media and synthetic
- *   bytes both carry unix-time `tfdt`s), and the first fragment must also start within the tolerance
- *   of the window's start. Otherwise the first fragment is taken to start at the window's `from`
- *   (relative origin, the restore joiner's assumption), so only the end can be checked.
+ *   bytes both carry unix-time `tfdt`s). Otherwise the first fragment is taken to start at the
+ *   window's `from` (relative origin, the restore joiner's assumption).
+ *   A late start is not refused: the source's own retention may delete a queued window's first
+ *   seconds before it is copied (those seconds are gone at the source either way, and refusing
+ *   would lose the rest of the window too); an export stops early at its end.
  * - MPEG-TS: the PES presentation times (PTS, 90 kHz, any PID; the PCR when no PES carries one),
  *   followed across the 33-bit wrap; the first one is the window's `from`, and the largest one
  *   must reach the window's end.
@@ -46,7 +48,7 @@ export class ContainerError extends Error {
   }
 }
 
-/** Whole framing, but the media stops before the window's end (or starts after its start). */
+/** Whole framing, but the media stops before the window's end. */
 export class MediaShortError extends ContainerError {
   /** The part of the window the body does not hold (unix seconds, `[from, to)`). */
   readonly missing: { from: number; to: number };
@@ -57,7 +59,7 @@ export class MediaShortError extends ContainerError {
   }
 }
 
-/** How far short of its window a body's media may end (and, absolute fMP4, start late), seconds. */
+/** How far short of its window's end a body's media may end, seconds. */
 export const MEDIA_END_TOLERANCE_SECONDS = 2;
 
 /** The archive window a body should fill: `[from, from + duration)`, unix seconds. */
@@ -82,7 +84,7 @@ function iso(t: number): string {
   return new Date(Math.round(t * 1000)).toISOString().replace(".000Z", "Z");
 }
 
-function shortError(w: MediaWindow, first: number, end: number, absolute: boolean): void {
+function shortError(w: MediaWindow, end: number, absolute: boolean): void {
   const windowEnd = w.from + w.duration;
   const tol = MEDIA_END_TOLERANCE_SECONDS;
   if (end < windowEnd - tol) {
@@ -91,12 +93,6 @@ function shortError(w: MediaWindow, first: number, end: number, absolute: boolea
       `media ends at ${iso(end)}, ${missing.toFixed(1)} s before the window's end ${iso(windowEnd)}` +
         `${absolute ? "" : " (timestamps taken from the window start)"}: the export stopped early`,
       { from: end, to: windowEnd },
-    );
-  }
-  if (absolute && first > w.from + tol) {
-    throw new MediaShortError(
-      `media starts at ${iso(first)}, ${(first - w.from).toFixed(1)} s after the window's start ${iso(w.from)}`,
-      { from: w.from, to: first },
     );
   }
 }
@@ -188,7 +184,7 @@ class TsCheck implements ContainerCheck {
         "no PTS or PCR in the MPEG-TS body: cannot tell how much of the window it holds",
       );
     }
-    shortError(w, w.from, end, false);
+    shortError(w, end, false);
   }
 }
 
@@ -359,6 +355,6 @@ class Mp4Check implements ContainerCheck {
     if (end === undefined) {
       throw new ContainerError("no media fragment (moof with tfdt) in the MP4 body");
     }
-    shortError(w, this.first!, end, this.absolute);
+    shortError(w, end, this.absolute);
   }
 }
