@@ -101,61 +101,68 @@ async function expectExact(stateDir: string, sim: FlussonicSimulator): Promise<s
 }
 
 test("SIGTERM lets the running copy finish within the grace period; /metrics and /healthz describe the service", async () => {
-  // 64 kbit/s: 600 s windows of ~4.8 MB, served at 2 MB/s: a copy takes ~2.4 s.
-  const sim = await simulator({ faults: { bodyBytesPerSecond: 2_000_000 } });
+  // 32 kbit/s (generated streams get half the asked 64): 600 s windows of ~2.4 MB, served at
+  // 1 MB/s: a copy takes ~2.4 s.
+  const sim = await simulator({ faults: { bodyBytesPerSecond: 1_000_000 } });
   const dir = tempDir();
-  const config = writeConfig(dir, sim.url);
+  // 43 minutes of retention: three or four windows, so some are still queued at the signal.
+  const config = writeConfig(dir, sim.url, { retentionDays: 0.03 });
   const state = join(dir, "state");
   const p = service(["run", "-c", config, "--embedded", state, "--metrics-port", "0"], dir);
   const context = () => `stdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`;
   const base = await waitFor("the metrics address", () => metricsUrl(p.stdout()), 20_000, context);
 
-  // A window copied and the next one being copied.
+  // /healthz once the planner has run.
+  await waitFor(
+    "the first planner run",
+    async () => {
+      const runs = sample(await scrape(base), "flussonic_backup_planner_runs_total", { result: "ok" }) ?? 0;
+      return runs >= 1 ? true : undefined;
+    },
+    20_000,
+    context,
+  );
+  const health = await fetch(`${base}/healthz`);
+  expect(health.status).toBe(200);
+  expect(await health.text()).toMatch(/^ok: last planner run \d+ s ago \(limit 120 s, two schedules\)/);
+
+  // A window copied and the next one being copied: SIGTERM right then.
   const text = await waitFor(
-    "one window copied and the next in flight",
+    "one window copied, the next in flight, more queued",
     async () => {
       const t = await scrape(base);
       const copied = sample(t, "flussonic_backup_windows_total", { source: "src1", outcome: "copied" }) ?? 0;
       const running = sample(t, "flussonic_backup_copies_in_flight", { source: "src1" }) ?? 0;
       const read = sample(t, "flussonic_backup_downloaded_bytes_total", { source: "src1" }) ?? 0;
       const stored = sample(t, "flussonic_backup_copied_bytes_total", { source: "src1" }) ?? 0;
-      return copied >= 1 && running >= 1 && read > stored ? t : undefined;
+      const queued =
+        sample(t, "flussonic_backup_queue_messages", { source: "src1", queue: "copy", state: "visible" }) ??
+        0;
+      return copied >= 1 && running >= 1 && read > stored && queued >= 1 ? t : undefined;
     },
     30_000,
     context,
   );
-  expect(sample(text, "flussonic_backup_copied_bytes_total", { source: "src1" })).toBeGreaterThan(1_000_000);
-  expect(
-    sample(text, "flussonic_backup_copy_duration_seconds_count", { source: "src1" }),
-  ).toBeGreaterThanOrEqual(1);
-  expect(sample(text, "flussonic_backup_source_concurrency_limit", { source: "src1" })).toBe(1);
-  expect(sample(text, "flussonic_backup_source_backoff_paused", { source: "src1" })).toBe(0);
-  expect(sample(text, "flussonic_backup_planner_runs_total", { result: "ok" })).toBe(1);
-  expect(
-    sample(text, "flussonic_backup_stream_lag_seconds", { source: "src1", stream: "cam1" }),
-  ).toBeGreaterThan(0);
-  expect(
-    sample(text, "flussonic_backup_queue_messages", { source: "src1", queue: "copy", state: "in_flight" }),
-  ).toBe(1);
-  expect(
-    sample(text, "flussonic_backup_queue_messages", {
-      source: "src1",
-      queue: "dead_letter",
-      state: "visible",
-    }),
-  ).toBe(0);
-  expect(text).toMatch(/^# TYPE flussonic_backup_copy_duration_seconds histogram$/m);
-  const health = await fetch(`${base}/healthz`);
-  expect(health.status).toBe(200);
-  expect(await health.text()).toMatch(/^ok: last planner run \d+ s ago \(limit 120 s, two schedules\)/);
-  const copiedBefore = sample(text, "flussonic_backup_windows_total", { source: "src1", outcome: "copied" })!;
-  const queuedBefore = sample(text, "flussonic_backup_queue_messages", {
-    source: "src1",
-    queue: "copy",
-    state: "visible",
-  })!;
-
   p.signal("SIGTERM");
+  const metric = (name: string, labels: Record<string, string>) => sample(text, name, labels);
+  expect(metric("flussonic_backup_copied_bytes_total", { source: "src1" })).toBeGreaterThan(1_000_000);
+  expect(metric("flussonic_backup_copy_duration_seconds_count", { source: "src1" })).toBeGreaterThanOrEqual(
+    1,
+  );
+  expect(metric("flussonic_backup_source_concurrency_limit", { source: "src1" })).toBe(1);
+  expect(metric("flussonic_backup_source_backoff_paused", { source: "src1" })).toBe(0);
+  expect(metric("flussonic_backup_planner_runs_total", { result: "ok" })).toBe(1);
+  expect(metric("flussonic_backup_stream_lag_seconds", { source: "src1", stream: "cam1" })).toBeGreaterThan(
+    0,
+  );
+  const queue = (queue: string, state: string) =>
+    metric("flussonic_backup_queue_messages", { source: "src1", queue, state });
+  expect(queue("copy", "in_flight")).toBe(1);
+  expect(queue("dead_letter", "visible")).toBe(0);
+  expect(text).toMatch(/^# TYPE flussonic_backup_copy_duration_seconds histogram$/m);
+  const copiedBefore = metric("flussonic_backup_windows_total", { source: "src1", outcome: "copied" })!;
+  const queuedBefore = queue("copy", "visible")!;
+
   expect(await p.exited, context()).toBe(0);
   expect(p.stdout()).toMatch(
     /SIGTERM: stopping; taking no new window, 1 copy running get up to 30 s to finish/,
