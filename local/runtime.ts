@@ -209,8 +209,10 @@ export class LocalRuntime {
    * after it are aborted (no upload left open) and their windows made visible again in the queue.
    */
   async stopCopiers(graceMs?: number): Promise<void> {
-    await Promise.all([...this.pollers.values()].map((p) => p.stop(graceMs)));
-    this.pollers.clear();
+    const stopping = [...this.pollers];
+    await Promise.all(stopping.map(([, p]) => p.stop(graceMs)));
+    // Only these: a start under way meanwhile may have added others, stopped by the next call.
+    for (const [source, p] of stopping) if (this.pollers.get(source) === p) this.pollers.delete(source);
   }
 
   /** Aborts the copies running now (during a stop: the operator asked again). */

@@ -7,6 +7,7 @@
  */
 import type { PlanReport } from "../functions/plan-backup.ts";
 import type { BackupMetrics } from "./metrics.ts";
+import type { QueuePoller } from "./poller.ts";
 import type { LocalRuntime } from "./runtime.ts";
 
 export interface ServiceOptions {
@@ -23,23 +24,30 @@ export interface ServiceOptions {
 
 export async function runService(rt: LocalRuntime, o: ServiceOptions): Promise<number> {
   const stop = new AbortController();
-  let signals = 0;
-  const onSignal = (name: NodeJS.Signals) => {
-    signals++;
-    if (signals === 1) {
-      stop.abort();
-      const running = [...rt.pollers.values()].reduce((n, p) => n + p.busy, 0);
-      o.out.write(
-        `${name}: stopping; taking no new window, ${running} cop${running === 1 ? "y" : "ies"} running get up to ${o.graceSeconds} s to finish.\n`,
-      );
-    } else {
-      o.out.write(`${name} again: aborting the copies still running.\n`);
+  let stopping: Promise<void> | undefined;
+  let stoppedAt = 0;
+  let running = 0;
+  const pollers: QueuePoller[] = [];
+  const beginStop = (why: string) => {
+    if (stop.signal.aborted) {
+      o.out.write(`${why} again: aborting the copies still running.\n`);
       rt.abortCopies();
+      return;
     }
+    stop.abort();
+    stoppedAt = performance.now();
+    pollers.push(...rt.pollers.values());
+    running = pollers.reduce((n, p) => n + p.busy, 0);
+    o.out.write(
+      `${why}: stopping; taking no new window, ${running} cop${running === 1 ? "y" : "ies"} running get up to ${o.graceSeconds} s to finish.\n`,
+    );
+    // At once, not after a planner run under way: the pollers stop receiving and the grace starts.
+    stopping = rt.stopCopiers(o.graceSeconds * 1000);
   };
+  const onSignal = (name: NodeJS.Signals) => beginStop(name);
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  o.signal?.addEventListener("abort", () => stop.abort(), { once: true });
+  o.signal?.addEventListener("abort", () => beginStop("stop requested"), { once: true });
   o.out.write(`Running: planning every ${Math.round(o.everyMs / 1000)} s; Ctrl-C or SIGTERM to stop.\n`);
   try {
     while (!stop.signal.aborted) {
@@ -66,13 +74,13 @@ export async function runService(rt: LocalRuntime, o: ServiceOptions): Promise<n
         );
       });
     }
-    const started = performance.now();
-    const pollers = [...rt.pollers.values()];
-    const running = pollers.reduce((n, p) => n + p.busy, 0);
+    await stopping;
+    // Copiers a start under way at the signal added meanwhile stop the same way.
     await rt.stopCopiers(o.graceSeconds * 1000);
     const aborted = pollers.reduce((n, p) => n + p.aborted, 0);
+    const finished = Math.max(0, running - aborted);
     o.out.write(
-      `Stopped in ${((performance.now() - started) / 1000).toFixed(1)} s: ${Math.max(0, running - aborted)} cop${running - aborted === 1 ? "y" : "ies"} finished, ${aborted} aborted and returned to the queue.\n`,
+      `Stopped in ${((performance.now() - stoppedAt) / 1000).toFixed(1)} s: ${finished} cop${finished === 1 ? "y" : "ies"} finished, ${aborted} aborted and returned to the queue.\n`,
     );
     return 0;
   } finally {
