@@ -6,6 +6,7 @@
  *   {prefix}.backup/manifests/{source}/{stream}.json                          per-stream manifest
  *   {prefix}.backup/catalog/{source}/{stream}/{YYYY-MM-DD}.json               per-day list of copies
  *   {prefix}.backup/records/{source}/{stream}/{from}-{duration}.json          completion records
+ *   {prefix}.backup/index/{source}/{stream}/{YYYY-MM-DD}.json                 per-day fragment index
  *
  * Source names never start with ".", so the ".backup/" folder cannot collide with a source.
  */
@@ -57,6 +58,14 @@ export function manifestKey(prefix: string, source: string, stream: string): str
 
 export function catalogKey(prefix: string, source: string, stream: string, day: string): string {
   return `${prefix}${STATE}catalog/${encodeKeySegment(source)}/${encodeKeySegment(stream)}/${day}.json`;
+}
+
+/**
+ * The fragment index of one stream's windows that start on `day` (fragment-index.ts
+ * `FragmentIndexDay`), written by the planner beside the day's catalog.
+ */
+export function fragmentIndexKey(prefix: string, source: string, stream: string, day: string): string {
+  return `${prefix}${STATE}index/${encodeKeySegment(source)}/${encodeKeySegment(stream)}/${day}.json`;
 }
 
 /** Folder of all pending completion records of a source (one listing per planner run). */

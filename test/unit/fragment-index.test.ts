@@ -1,0 +1,104 @@
+import { describe, expect, it } from "vitest";
+import {
+  coverWindows,
+  decodeWindowIndex,
+  encodeWindowIndex,
+  type Fragment,
+  firstKeyframeAtOrAfter,
+  fragmentsBetween,
+  type WindowIndex,
+} from "../../functions/domain/fragment-index.ts";
+
+const FROM = 1_764_547_200; // 2025-12-01T00:00:00Z
+
+function windowOf(fragments: Fragment[], from = FROM, duration = 600): WindowIndex {
+  const last = fragments[fragments.length - 1];
+  return {
+    from,
+    duration,
+    format: "mp4",
+    key: `s/cam/2025-12-01/${from}.mp4`,
+    size: last ? last.offset + last.length : 800,
+    origin: "absolute",
+    init: { offset: 0, length: 800 },
+    codecs: "avc1.64001f,mp4a.40.2",
+    width: 1280,
+    height: 720,
+    fragments,
+  };
+}
+
+describe("fragment index encoding", () => {
+  it("round-trips fragments with gaps, rounding corrections, odd durations and non-key fragments", () => {
+    const fragments: Fragment[] = [];
+    let offset = 800;
+    let start = FROM * 1000 + 40;
+    for (let i = 0; i < 600; i++) {
+      const durationMs = i % 97 === 5 ? 1001 : 1000;
+      const length = 1000 + ((i * 7919) % 5000);
+      fragments.push({ offset, length, startMs: start, durationMs, keyframe: i % 3 !== 2 });
+      offset += length;
+      start += durationMs + (i === 300 ? 2500 : i % 50 === 7 ? -1 : 0);
+    }
+    const w = windowOf(fragments);
+    const stored = encodeWindowIndex(w);
+    expect(stored.v).toBe(1);
+    const back = decodeWindowIndex(JSON.parse(JSON.stringify(stored)));
+    expect(back).toEqual(w);
+  });
+
+  it("encodes a window of all-key fragments of equal duration in a few runs", () => {
+    const fragments = Array.from({ length: 600 }, (_, i) => ({
+      offset: 800 + i * 100,
+      length: 100,
+      startMs: FROM * 1000 + i * 1000,
+      durationMs: 1000,
+      keyframe: true,
+    }));
+    const stored = encodeWindowIndex(windowOf(fragments));
+    expect(stored.d).toEqual([[1000, 600]]);
+    expect(stored.k).toEqual([600]);
+    expect(stored.s).toBeUndefined();
+    expect(decodeWindowIndex(stored)?.fragments).toEqual(fragments);
+  });
+
+  it("refuses an entry of another version or with inconsistent columns", () => {
+    const stored = encodeWindowIndex(windowOf([]));
+    expect(decodeWindowIndex({ ...stored, v: 2 as 1 })).toBeUndefined();
+    expect(decodeWindowIndex({ ...stored, n: 3 })).toBeUndefined();
+    expect(decodeWindowIndex(stored)?.fragments).toEqual([]);
+  });
+});
+
+describe("fragment index reading", () => {
+  const fragments = Array.from({ length: 10 }, (_, i) => ({
+    offset: 800 + i * 100,
+    length: 100,
+    startMs: FROM * 1000 + i * 1000,
+    durationMs: 1000,
+    keyframe: i % 2 === 0,
+  }));
+  const w = windowOf(fragments, FROM, 10);
+
+  it("fragmentsBetween returns the fragments overlapping the half-open range", () => {
+    expect(fragmentsBetween(w, FROM * 1000 + 1500, FROM * 1000 + 3000).map((f) => f.offset)).toEqual([
+      900, 1000,
+    ]);
+    expect(fragmentsBetween(w, FROM * 1000 + 2000, FROM * 1000 + 2001).map((f) => f.offset)).toEqual([1000]);
+    expect(fragmentsBetween(w, FROM * 1000 + 10_000, FROM * 1000 + 20_000)).toEqual([]);
+  });
+
+  it("firstKeyframeAtOrAfter skips non-key fragments and reports none past the end", () => {
+    expect(firstKeyframeAtOrAfter(w, FROM * 1000 + 1)).toBe(2);
+    expect(firstKeyframeAtOrAfter(w, FROM * 1000 + 2000)).toBe(2);
+    expect(firstKeyframeAtOrAfter(w, FROM * 1000 + 8001)).toBe(-1);
+  });
+
+  it("coverWindows keeps windows without overlap, the longer one of a shared start", () => {
+    const a = windowOf([], FROM, 600);
+    const b = windowOf([], FROM, 300);
+    const c = windowOf([], FROM + 300, 300);
+    const d = windowOf([], FROM + 600, 600);
+    expect(coverWindows([d, c, b, a])).toEqual([a, d]);
+  });
+});
