@@ -78,6 +78,15 @@ export interface CopierDeps {
   onBytes?: (source: string, bytes: number) => void;
 }
 
+/**
+ * The reason a runtime aborts a copy with when it stops (`run` on SIGTERM after its grace period):
+ * the copy is interrupted, not failed: no retry delay, no attempt towards the dead-letter queue, no
+ * back-off of the source. The runtime makes the message visible again itself.
+ */
+export class CopierStopping extends Error {
+  override name = "CopierStopping";
+}
+
 /** Seconds before a failed window is tried again: the server's Retry-After, else exponential. */
 export function retryDelaySeconds(
   attempt: number,
@@ -174,7 +183,7 @@ export function createCopierHandler(deps: CopierDeps) {
         );
         result = "ok";
       } catch (error) {
-        if (isOverload(error)) {
+        if (isOverload(error) && !(signal?.reason instanceof CopierStopping)) {
           result = "overload";
           retryAfter = error instanceof RetryableError ? error.retryAfterSeconds : undefined;
         }
@@ -193,6 +202,14 @@ export function createCopierHandler(deps: CopierDeps) {
         });
         emit({ type: "gone", message: m, reason });
         return;
+      }
+      if (signal?.aborted && signal.reason instanceof CopierStopping) {
+        log.info("copy interrupted by a stop: the window goes back to the queue", {
+          source: m.source,
+          stream: m.stream,
+          from: m.from,
+        });
+        throw error;
       }
       const attempt = Number(record.attributes.ApproximateReceiveCount ?? "1");
       const retryable = !(error instanceof BackupError) || error.retryable;

@@ -210,6 +210,8 @@ test("SIGTERM aborts the copies still running when the grace period ends: no mul
       p.stdout(),
     );
   expect(Number(stopped?.[1]), context()).toBeGreaterThanOrEqual(1);
+  // Interrupted, not failed: no retry delay, no back-off of the source, nothing dead-lettered.
+  expect(p.stderr()).not.toMatch(/copy failed|source back-off|dead-lettered/);
 
   const after = await inspect(state);
   expect(openUploads(state)).toEqual([]);
