@@ -144,6 +144,12 @@ async function readBack(
       w.key,
       `${incomplete.message}; the backup counts the whole window as covered, so it is not copied again by itself (restore refuses the window unless --allow-gaps)`,
     );
+  } else if (!hashMatches && incomplete) {
+    problem(
+      "corrupt",
+      w.key,
+      `another copy of the window replaced the recorded object: ${incomplete.message}`,
+    );
   } else if (!hashMatches) {
     problem(
       "replaced",
