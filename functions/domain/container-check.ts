@@ -30,7 +30,7 @@
  * of a window is not detected: that is the price of not refusing good exports.
  */
 import type { ArchiveFormat } from "./archive.ts";
-import { type Mp4Track, readInitSegment, readMovieFragment } from "./mp4-join.ts";
+import { type Mp4Track, type Mp4TrackFragment, readInitSegment, readMovieFragment } from "./mp4-join.ts";
 
 export interface ContainerCheck {
   /** Feeds the next bytes; throws ContainerError at the first inconsistency. */
@@ -39,6 +39,29 @@ export interface ContainerCheck {
   finish(): void;
   /** Media time reached so far (unix seconds), when the window is known and the body has timing. */
   readonly mediaEnd: number | undefined;
+  /**
+   * Bytes just ahead that the check passes over without looking (the rest of an `mdat`): a reader
+   * of a stored object may pass over them instead of reading them (reindex's ranged reads).
+   */
+  readonly skippable: number;
+  /** Passes over `n` bytes (at most `skippable`) as if they had been fed. */
+  passOver(n: number): void;
+}
+
+/**
+ * What a check reports while it reads a body with a window (fragment-indexer.ts listens), so that
+ * the body is parsed once. Offsets are bytes from the start of the body.
+ */
+export interface ContainerObserver {
+  /** fMP4: the `moov` at `offset` (its whole bytes) and the tracks read from it. */
+  init?(offset: number, moov: Buffer, tracks: ReadonlyMap<number, Mp4Track>): void;
+  /** fMP4: the `moof` at `offset` and its track fragments. */
+  fragment?(offset: number, trafs: readonly Mp4TrackFragment[]): void;
+  /**
+   * MPEG-TS: the packet `b[p, p + 188)` at `offset`, with the raw 90 kHz PTS of the PES it
+   * starts, if any.
+   */
+  packet?(b: Uint8Array, p: number, offset: number, pts: number | undefined): void;
 }
 
 export class ContainerError extends Error {
@@ -72,8 +95,12 @@ export interface MediaWindow {
  * A checker for one body of the given format. With `window`, the media time is checked too; without
  * it, only the framing (for bodies whose window is not known).
  */
-export function containerCheck(format: ArchiveFormat, window?: MediaWindow): ContainerCheck {
-  return format === "mp4" ? new Mp4Check(window) : new TsCheck(window);
+export function containerCheck(
+  format: ArchiveFormat,
+  window?: MediaWindow,
+  observer?: ContainerObserver,
+): ContainerCheck {
+  return format === "mp4" ? new Mp4Check(window, observer) : new TsCheck(window, observer);
 }
 
 const TS_PACKET = 188;
@@ -105,9 +132,16 @@ class TsCheck implements ContainerCheck {
   private readonly pts = new Unwrapped();
   private readonly pcr = new Unwrapped();
   private readonly window: MediaWindow | undefined;
+  private readonly observer: ContainerObserver | undefined;
+  readonly skippable = 0;
 
-  constructor(window: MediaWindow | undefined) {
+  constructor(window: MediaWindow | undefined, observer?: ContainerObserver) {
     this.window = window;
+    this.observer = observer;
+  }
+
+  passOver(n: number): void {
+    if (n > 0) throw new Error("an MPEG-TS check reads every packet");
   }
 
   feed(chunk: Uint8Array): void {
@@ -134,6 +168,12 @@ class TsCheck implements ContainerCheck {
   private packet(b: Uint8Array, p: number, at: number): void {
     if (b[p] !== 0x47) throw new ContainerError(`MPEG-TS sync byte missing at byte ${at}`);
     if (!this.window) return;
+    const pts = this.timedPacket(b, p);
+    this.observer?.packet?.(b, p, at, pts);
+  }
+
+  /** Follows the packet's PCR and PES PTS; the raw PTS when it starts a PES with one. */
+  private timedPacket(b: Uint8Array, p: number): number | undefined {
     const unitStart = (b[p + 1]! & 0x40) !== 0;
     const control = (b[p + 3]! >> 4) & 3;
     let payload = p + 4;
@@ -147,20 +187,21 @@ class TsCheck implements ContainerCheck {
       }
       payload = p + 5 + length;
     }
-    if (!(control & 1) || !unitStart || payload + 14 > p + TS_PACKET) return;
-    if (b[payload] !== 0 || b[payload + 1] !== 0 || b[payload + 2] !== 1) return;
+    if (!(control & 1) || !unitStart || payload + 14 > p + TS_PACKET) return undefined;
+    if (b[payload] !== 0 || b[payload + 1] !== 0 || b[payload + 2] !== 1) return undefined;
     const stream = b[payload + 3]!;
     // Stream ids without the optional PES header (padding, private 2, ECM/EMM, DSMCC, directory...).
-    if ([0xbc, 0xbe, 0xbf, 0xf0, 0xf1, 0xf2, 0xf8, 0xff].includes(stream)) return;
-    if (!(b[payload + 7]! & 0x80)) return;
+    if ([0xbc, 0xbe, 0xbf, 0xf0, 0xf1, 0xf2, 0xf8, 0xff].includes(stream)) return undefined;
+    if (!(b[payload + 7]! & 0x80)) return undefined;
     const t = payload + 9;
-    this.pts.add(
+    const pts =
       ((b[t]! >> 1) & 7) * 2 ** 30 +
-        b[t + 1]! * 2 ** 22 +
-        (b[t + 2]! >> 1) * 2 ** 15 +
-        b[t + 3]! * 2 ** 7 +
-        (b[t + 4]! >> 1),
-    );
+      b[t + 1]! * 2 ** 22 +
+      (b[t + 2]! >> 1) * 2 ** 15 +
+      b[t + 3]! * 2 ** 7 +
+      (b[t + 4]! >> 1);
+    this.pts.add(pts);
+    return pts;
   }
 
   get mediaEnd(): number | undefined {
@@ -229,9 +270,21 @@ class Mp4Check implements ContainerCheck {
   private first: number | undefined;
   private end = Number.NEGATIVE_INFINITY;
   private readonly window: MediaWindow | undefined;
+  private readonly observer: ContainerObserver | undefined;
 
-  constructor(window: MediaWindow | undefined) {
+  constructor(window: MediaWindow | undefined, observer?: ContainerObserver) {
     this.window = window;
+    this.observer = observer;
+  }
+
+  get skippable(): number {
+    return this.skip;
+  }
+
+  passOver(n: number): void {
+    if (n > this.skip) throw new Error(`cannot skip ${n} bytes: only ${this.skip} are skippable`);
+    this.skip -= n;
+    this.offset += n;
   }
 
   feed(chunk: Uint8Array): void {
@@ -302,10 +355,13 @@ class Mp4Check implements ContainerCheck {
     try {
       if (type === "moov") {
         this.tracks = readInitSegment(box).tracks;
+        this.observer?.init?.(this.boxAt, box, this.tracks);
         return;
       }
       if (!this.tracks) throw new ContainerError("media fragment (moof) before the init segment (moov)");
-      for (const t of readMovieFragment(box, this.tracks).trafs) {
+      const { trafs } = readMovieFragment(box, this.tracks);
+      this.observer?.fragment?.(this.boxAt, trafs);
+      for (const t of trafs) {
         const timescale = this.tracks.get(t.trackId)!.timescale;
         const start = t.decodeTime / timescale;
         this.first ??= start;

@@ -34,6 +34,8 @@ export interface Mp4Track {
   handler: string;
   /** `trex` default sample duration (used when a fragment does not give one). */
   defaultSampleDuration: number;
+  /** `trex` default sample flags (bit 0x10000 `sample_is_non_sync`), used when a fragment gives none. */
+  defaultSampleFlags: number;
   /** Whether the track has a sample description (`stsd`): without one, nothing can decode it. */
   described: boolean;
 }
@@ -42,7 +44,7 @@ export interface Mp4Track {
 export function readInitSegment(moov: Buffer): { tracks: Map<number, Mp4Track>; signature: string } {
   const tracks = new Map<number, Mp4Track>();
   const parts: string[] = [];
-  const trex = new Map<number, number>();
+  const trex = new Map<number, { duration: number; flags: number }>();
   for (const child of children(moov, 8)) {
     if (child.type === "trak") {
       let id = 0;
@@ -65,21 +67,33 @@ export function readInitSegment(moov: Buffer): { tracks: Map<number, Mp4Track>; 
         }
       }
       if (id === 0 || timescale === 0) throw new Mp4JoinError("init segment: a track has no id or timescale");
-      tracks.set(id, { id, timescale, handler, defaultSampleDuration: 0, described: stsd !== "" });
+      tracks.set(id, {
+        id,
+        timescale,
+        handler,
+        defaultSampleDuration: 0,
+        defaultSampleFlags: 0,
+        described: stsd !== "",
+      });
       parts.push(`${id}:${handler}:${timescale}:${stsd}`);
     }
     if (child.type === "mvex") {
       for (const c of children(moov, child.start + 8, child.end)) {
         if (c.type !== "trex") continue;
-        trex.set(moov.readUInt32BE(c.start + 12), moov.readUInt32BE(c.start + 20));
+        trex.set(moov.readUInt32BE(c.start + 12), {
+          duration: moov.readUInt32BE(c.start + 20),
+          flags: c.end - c.start >= 32 ? moov.readUInt32BE(c.start + 28) : 0,
+        });
         parts.push(`trex:${moov.toString("hex", c.start, c.end)}`);
       }
     }
   }
   if (tracks.size === 0) throw new Mp4JoinError("init segment has no track");
-  for (const [id, duration] of trex) {
+  for (const [id, defaults] of trex) {
     const t = tracks.get(id);
-    if (t) t.defaultSampleDuration = duration;
+    if (!t) continue;
+    t.defaultSampleDuration = defaults.duration;
+    t.defaultSampleFlags = defaults.flags;
   }
   return { tracks, signature: parts.join("|") };
 }
@@ -94,6 +108,11 @@ export interface Mp4TrackFragment {
   duration: number;
   /** Byte offset of `base_data_offset` inside the `moof`, when the fragment has one. */
   baseDataOffsetAt: number | undefined;
+  /**
+   * Flags of the first sample (`trun` first-sample flags, else its per-sample flags, else the
+   * `tfhd` then `trex` defaults); bit 0x10000 is `sample_is_non_sync`. Undefined with no sample.
+   */
+  firstSampleFlags: number | undefined;
 }
 
 /** The track fragments of a `moof` box (with the track defaults of the init segment). */
@@ -108,6 +127,8 @@ export function readMovieFragment(
     if (child.type !== "traf") continue;
     let trackId = 0;
     let defaultDuration: number | undefined;
+    let defaultFlags: number | undefined;
+    let firstSampleFlags: number | undefined;
     let baseDataOffsetAt: number | undefined;
     let tfdtAt = -1;
     let decodeTime = 0;
@@ -124,6 +145,9 @@ export function readMovieFragment(
         }
         if (flags & 0x02) p += 4;
         if (flags & 0x08) defaultDuration = moof.readUInt32BE(p);
+        if (flags & 0x08) p += 4;
+        if (flags & 0x10) p += 4;
+        if (flags & 0x20) defaultFlags = moof.readUInt32BE(p);
       } else if (c.type === "tfdt") {
         tfdtAt = c.start;
         decodeTime =
@@ -141,7 +165,14 @@ export function readMovieFragment(
     for (const run of runs) {
       const flags = moof.readUInt32BE(run.at + 8) & 0xffffff;
       const count = moof.readUInt32BE(run.at + 12);
-      let p = run.at + 16 + (flags & 0x01 ? 4 : 0) + (flags & 0x04 ? 4 : 0);
+      let p = run.at + 16 + (flags & 0x01 ? 4 : 0);
+      if (firstSampleFlags === undefined && count > 0) {
+        if (flags & 0x04) firstSampleFlags = moof.readUInt32BE(p);
+        else if (flags & 0x400)
+          firstSampleFlags = moof.readUInt32BE(p + (flags & 0x100 ? 4 : 0) + (flags & 0x200 ? 4 : 0));
+        else firstSampleFlags = defaultFlags ?? track.defaultSampleFlags;
+      }
+      if (flags & 0x04) p += 4;
       if (flags & 0x100) {
         const stride = 4 * (1 + (flags & 0x200 ? 1 : 0) + (flags & 0x400 ? 1 : 0) + (flags & 0x800 ? 1 : 0));
         if (p + count * stride > run.end) throw new Mp4JoinError("trun box shorter than its sample count");
@@ -150,7 +181,7 @@ export function readMovieFragment(
         duration += count * (defaultDuration ?? track.defaultSampleDuration);
       }
     }
-    trafs.push({ trackId, tfdtAt, decodeTime, duration, baseDataOffsetAt });
+    trafs.push({ trackId, tfdtAt, decodeTime, duration, baseDataOffsetAt, firstSampleFlags });
   }
   return { sequenceAt, trafs };
 }
@@ -166,13 +197,15 @@ export function writeDecodeTime(moof: Buffer, at: number, decodeTime: number): v
   }
 }
 
-interface BoxSpan {
+/** A box inside a buffer: its type and `[start, end)` (the header included). */
+export interface BoxSpan {
   type: string;
   start: number;
   end: number;
 }
 
-function* children(buf: Buffer, from: number, to = buf.length): Generator<BoxSpan> {
+/** The boxes in `buf` from `from` to `to` (the children of a box: `from` = its start + 8). */
+export function* children(buf: Buffer, from: number, to = buf.length): Generator<BoxSpan> {
   let p = from;
   while (p + 8 <= to) {
     let size = buf.readUInt32BE(p);
