@@ -57,7 +57,6 @@ describe("the CLI against S3/SQS endpoints given by the AWS variables (emulator 
     cam1Only = join(dir, "cam1.json");
     writeFileSync(full, config(["cam1", { name: "cam2", format: "ts" }]));
     writeFileSync(cam1Only, config(["cam1"]));
-    await awayFromWindowEdge();
   });
 
   afterAll(async () => {
@@ -100,6 +99,8 @@ describe("the CLI against S3/SQS endpoints given by the AWS variables (emulator 
   });
 
   it("run --once then status --json and verify: complete and intact (exit 0)", async () => {
+    // status below must see the due windows this run saw.
+    await awayFromWindowEdge(600, 120, 15);
     const r = await cli(["run", "-c", full, "--once"], { cwd: dir, env });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^cams\s+cam2\s+.*\s100%/m);
@@ -149,6 +150,10 @@ describe("the CLI against S3/SQS endpoints given by the AWS variables (emulator 
       "flussonic-backup-cams": 0,
       "flussonic-backup-cams-dlq": 1,
     });
+    // The dry run received the message to read it and made it visible again 1 s later (redrive.ts);
+    // that cannot be observed without receiving it again (the emulator updates its counts lazily),
+    // so wait the second out as an operator would.
+    await new Promise((r) => setTimeout(r, 1500));
     const r = await cli(["redrive", "-c", full, "--source", "cams"], { cwd: dir, env });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("Moved 1 dead-lettered window(s) of source cams back to its copy queue.");
