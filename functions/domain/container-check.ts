@@ -147,12 +147,13 @@ class TsCheck implements ContainerCheck {
   feed(chunk: Uint8Array): void {
     let i = 0;
     if (this.partialLength > 0) {
+      const startedAt = this.offset - this.partialLength;
       const n = Math.min(TS_PACKET - this.partialLength, chunk.length);
       this.partial.set(chunk.subarray(0, n), this.partialLength);
       this.partialLength += n;
       i = n;
       if (this.partialLength === TS_PACKET) {
-        this.packet(this.partial, 0, this.offset);
+        this.packet(this.partial, 0, startedAt);
         this.partialLength = 0;
       }
     }
