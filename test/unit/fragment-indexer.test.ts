@@ -54,7 +54,7 @@ describe("fragment index of synthetic fMP4", () => {
   it("places each fragment on its archive second (absolute tfdt), one keyframe second each", () => {
     expect(ix.origin).toBe("absolute");
     expect(ix.fragments.map((f) => f.startMs)).toEqual(
-      seconds.flatMap(() => []).concat(Array.from({ length: 60 }, (_, i) => (FROM + i) * 1000)),
+      Array.from({ length: 60 }, (_, i) => (FROM + i) * 1000),
     );
     expect(new Set(ix.fragments.map((f) => f.durationMs))).toEqual(new Set([1000]));
     expect(ix.fragments.every((f) => f.keyframe)).toBe(true);
