@@ -12,8 +12,10 @@ import { storeError } from "./adapters/backup-store.ts";
 import type { FlussonicClient } from "./adapters/flussonic.ts";
 import type { Throttle } from "./adapters/throttle.ts";
 import type { CopyMessage } from "./domain/archive.ts";
-import { ContainerError, containerCheck } from "./domain/container-check.ts";
+import { ContainerError } from "./domain/container-check.ts";
 import { BackupError, RetryableError } from "./domain/errors.ts";
+import { encodeWindowIndex } from "./domain/fragment-index.ts";
+import { indexingCheck } from "./domain/fragment-indexer.ts";
 import type { CopyRecord } from "./domain/manifest.ts";
 
 export type { CopyMessage };
@@ -90,8 +92,9 @@ export async function copyWindow(
   await deps.throttle.take(deps.receiveWindowBytes ?? RECEIVE_WINDOW_BYTES, signal);
   const hash = createHash("sha256");
   // Framing and media time: a body that stops cleanly at a fragment boundary before the window's
-  // end is refused (retryable), see container-check.ts for the tolerance.
-  const check = containerCheck(m.format, m);
+  // end is refused (retryable), see container-check.ts for the tolerance. The same pass records
+  // the fragment index (fragment-indexer.ts) for playback.
+  const { check, indexer } = indexingCheck(m.format, m);
   let size = 0;
 
   async function* verified(): AsyncGenerator<Buffer> {
@@ -166,6 +169,7 @@ export async function copyWindow(
     copiedAt: deps.now(),
     ...(uploaded.ETag ? { etag: uploaded.ETag } : {}),
     ...(uploaded.VersionId ? { versionId: uploaded.VersionId } : {}),
+    index: encodeWindowIndex(indexer.result(key, size, uploaded.ETag)),
   };
   await store.putRecord(record);
   return { status: "copied", record: await settleRecord(deps, m, key, record, what) };
@@ -248,7 +252,7 @@ async function recordFromStoredObject(
   m: CopyMessage,
   key: string,
 ): Promise<CopyRecord | undefined> {
-  const check = containerCheck(m.format, m);
+  const { check, indexer } = indexingCheck(m.format, m);
   let incomplete: ContainerError | undefined;
   const inspect = (chunk: Uint8Array) => {
     if (incomplete) return;
@@ -279,5 +283,6 @@ async function recordFromStoredObject(
     copiedAt: deps.now(),
     ...(etag ? { etag } : {}),
     ...(versionId ? { versionId } : {}),
+    index: encodeWindowIndex(indexer.result(key, size, etag)),
   };
 }

@@ -7,6 +7,7 @@ import type { Logger } from "@aws-lambda-powertools/logger";
 import type { BackupStore, Catalog } from "./adapters/backup-store.ts";
 import type { CopyQueue } from "./adapters/copy-queue.ts";
 import type { DvrStream, FlussonicClient } from "./adapters/flussonic.ts";
+import { FragmentIndexStore } from "./adapters/fragment-index-store.ts";
 import {
   type BackupConfig,
   defaultStreamSettings,
@@ -495,6 +496,8 @@ async function writeCatalogs(
       windows: [...byWindow.values()].sort((a, b) => a.from - b.from || a.duration - b.duration),
     });
   }
+  // The records' fragment indexes go to the per-day index objects beside the catalogs.
+  await new FragmentIndexStore(store).compactRecords(source, stream, records);
 }
 
 /** Runs `fn` over `items` with at most `limit` at once. */

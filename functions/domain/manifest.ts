@@ -6,6 +6,7 @@
  * contend on a shared object).
  */
 import type { ArchiveFormat } from "./archive.ts";
+import type { StoredWindowIndex } from "./fragment-index.ts";
 import { clipRanges, normalizeRanges, subtractRanges, type TimeRange } from "./ranges.ts";
 
 /** What a copier records when a window is stored. */
@@ -28,6 +29,11 @@ export interface CopyRecord {
   versionId?: string;
   /** Unix seconds. */
   copiedAt: number;
+  /**
+   * Where the window's fragments are (fragment-index.ts), recorded while it was copied; the
+   * planner moves it into the stream's per-day index object. Absent in records written before it.
+   */
+  index?: StoredWindowIndex;
 }
 
 /** A window planned and queued, not to be planned again before `until` (unix seconds). */

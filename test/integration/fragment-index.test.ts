@@ -1,0 +1,100 @@
+/**
+ * The fragment index end to end: copiers record each window's index in its completion record, the
+ * playback reader finds it there at once, and the planner's compaction moves it into one object
+ * per stream and day beside the catalog (simulator + embedded emulator).
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
+import { type WindowIndex, windowEndMs } from "../../functions/domain/fragment-index.ts";
+import { fragmentIndexKey, utcDate } from "../../functions/domain/keys.ts";
+import { type Harness, HOUR, startHarness } from "../support/harness.ts";
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+/** Each window's index against the source: fragments tile the object, one per recorded second. */
+async function expectIndexMatchesSource(hh: Harness, stream: string, windows: WindowIndex[]): Promise<void> {
+  for (const w of windows) {
+    const body = await hh.getObject(w.key);
+    expect(w.size).toBe(body.length);
+    expect(w.init?.offset).toBe(0);
+    expect(body.toString("latin1", w.init!.length + 4, w.init!.length + 8)).toBe("moof");
+    const f = w.fragments;
+    expect(f[0]!.offset).toBe(w.init!.length);
+    for (let i = 1; i < f.length; i++) expect(f[i]!.offset).toBe(f[i - 1]!.offset + f[i - 1]!.length);
+    expect(f[f.length - 1]!.offset + f[f.length - 1]!.length).toBe(body.length);
+    const recorded = hh.sim
+      .rangesOf(stream)
+      .flatMap((r) =>
+        Array.from({ length: Math.max(0, r.to - r.from) }, (_, i) => (r.from + i) * 1000).filter(
+          (ms) => ms >= w.from * 1000 && ms < (w.from + w.duration) * 1000,
+        ),
+      );
+    expect(f.map((x) => x.startMs)).toEqual(recorded);
+    expect(f.every((x) => x.keyframe && x.durationMs === 1000)).toBe(true);
+  }
+}
+
+describe("fragment index, end to end", () => {
+  it("is readable from pending records as soon as windows are copied, then from one object per stream-day", async () => {
+    const now = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+    const gap = { from: now - 40 * 60 + 7, to: now - 35 * 60 };
+    h = await startHarness({
+      sim: {
+        streams: [
+          {
+            name: "cam1",
+            bitrateBps: 40_000,
+            ranges: [
+              { from: now - 2 * HOUR, to: gap.from },
+              { from: gap.to, to: now + 1 },
+            ],
+          },
+        ],
+      },
+      source: { retentionDays: 1 / 24 },
+    });
+    const rt = await h.runtime();
+    const reader = new FragmentIndexStore(rt.store);
+    const day = utcDate(now);
+    const prefix = h.config.prefix;
+
+    // Plan and copy, without the planner run that compacts the records.
+    await rt.plan();
+    await rt.startCopiers();
+    await rt.drain();
+    await rt.stopCopiers();
+    expect(await h.keys(`${prefix}.backup/index/`)).toEqual([]);
+    const pending = await reader.readFragmentIndex("src1", "cam1", now - HOUR, now);
+    expect(pending.length).toBeGreaterThanOrEqual(4);
+    await expectIndexMatchesSource(h, "cam1", pending);
+    // The gap: no fragment in it, the media stops at its start and resumes at its end.
+    const all = pending.flatMap((w) => w.fragments);
+    expect(all.filter((f) => f.startMs >= gap.from * 1000 && f.startMs < gap.to * 1000)).toEqual([]);
+    expect(all.some((f) => f.startMs + f.durationMs === gap.from * 1000)).toBe(true);
+    expect(all.some((f) => f.startMs === gap.to * 1000)).toBe(true);
+    expect(windowEndMs(pending[pending.length - 1]!)).toBeLessThanOrEqual(now * 1000);
+
+    // The next planner run compacts: one index object for the stream's day, records gone.
+    await rt.plan();
+    expect(await h.keys(`${prefix}.backup/records/`)).toEqual([]);
+    expect(await h.keys(`${prefix}.backup/index/`)).toEqual([fragmentIndexKey(prefix, "src1", "cam1", day)]);
+    const catalog = await rt.store.readCatalog("src1", "cam1", day);
+    const before = new Map(rt.store.requests);
+    const compacted = await reader.readFragmentIndex("src1", "cam1", now - HOUR, now);
+    const gets = (rt.store.requests.get("GetObject") ?? 0) - (before.get("GetObject") ?? 0);
+    expect(gets, "one GET for the one day, none for records").toBe(1);
+    expect(compacted).toEqual(pending);
+    expect(compacted.map((w) => [w.key, w.size, w.etag])).toEqual(
+      catalog.windows
+        .filter((c) => c.from < now && c.from + c.duration > now - HOUR)
+        .map((c) => [c.key, c.size, c.etag]),
+    );
+
+    // Old catalogs and records without an index keep loading; a range of a day with no object is empty.
+    expect(await reader.readFragmentIndex("src1", "cam1", now - 3 * 86_400, now - 2 * 86_400)).toEqual([]);
+  });
+});
