@@ -314,6 +314,18 @@ export const configSchema = z.strictObject({
     ),
   sources: z.array(sourceSchema).min(1, { error: "expected at least one source" }),
   deployment: deploymentSchema,
+  playback: z
+    .strictObject({
+      tokenKeysEnv: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: "expected an environment variable name" })
+        .default("FLUSSONIC_BACKUP_PLAYBACK_KEYS")
+        .describe(
+          "Environment variable holding the playback token keys (comma-separated secrets of 32+ characters, current first)",
+        ),
+    })
+    .prefault({})
+    .describe("Playback of the backup (`serve`, `playback-token`): where the token signing keys come from"),
 });
 
 export type BackupConfig = z.output<typeof configSchema>;
