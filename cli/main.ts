@@ -244,6 +244,24 @@ targetOptions(
   await operatorAction(() => pauseCommand(opts, false));
 });
 
+program
+  .command("playback-token")
+  .description("Print a playback token (?token=) for a source or one stream; the token is the last line")
+  .requiredOption("-c, --config <file>", "configuration file (JSON, comments allowed)")
+  .requiredOption("--source <name>", "source")
+  .option("--stream <name>", "only this stream (default: every stream of the source)")
+  .option("--ttl <seconds>", "how long the token is valid", "86400")
+  .addHelpText(
+    "after",
+    "\nThe key is the first of the comma-separated secrets in the environment variable the configuration's\nplayback.tokenKeysEnv names (default FLUSSONIC_BACKUP_PLAYBACK_KEYS); `serve` accepts tokens signed with any of them.",
+  )
+  .action(async (opts) => {
+    const ttlSeconds = parseNumberArg("--ttl", opts.ttl, { unit: "whole seconds", min: 1, max: 31_536_000 });
+    const { playbackTokenCommand } = await import("./playback-token.ts");
+    const { operatorAction } = await import("./backup-target.ts");
+    await operatorAction(() => playbackTokenCommand({ ...opts, ttlSeconds }));
+  });
+
 try {
   await program.parseAsync();
 } catch (error) {
