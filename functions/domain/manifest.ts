@@ -200,3 +200,20 @@ export function keepStored(
   if (gone.length === 0) return m;
   return { ...m, covered: subtractRanges(m.covered, gone) };
 }
+
+/**
+ * The manifest without the seconds `[from, to)`: what `verify --repair` does for a window found
+ * missing, corrupt or short, so that the backup stops claiming it and the planner copies it again
+ * from the source. Other covered seconds, the leases and the totals (history) stay; the head moves
+ * back to the newest second still covered when the removed seconds held it. Idempotent: seconds not
+ * covered leave the manifest as it is (the same object).
+ */
+export function uncover(m: Manifest, from: number, to: number): Manifest {
+  if (!(from < to) || !m.covered.some((r) => r.from < to && from < r.to)) return m;
+  const covered = subtractRanges(m.covered, [{ from, to }]);
+  const head =
+    from < m.head && m.head <= to
+      ? Math.max(0, ...covered.filter((r) => r.to <= from).map((r) => r.to))
+      : m.head;
+  return { ...m, covered, head };
+}
