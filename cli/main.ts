@@ -244,6 +244,26 @@ targetOptions(
   await operatorAction(() => pauseCommand(opts, false));
 });
 
+targetOptions(
+  program
+    .command("serve")
+    .description(
+      "Watch the backup: Flussonic's DVR playback URLs served from S3, and a page with timelines and a player at /",
+    )
+    .option("--host <address>", "address to listen on", "127.0.0.1")
+    .option("--port <port>", "port to listen on (0: any free)", "8090")
+    .option("--no-auth", "no playback tokens (allowed only on a loopback host)"),
+).action(async (opts) => {
+  const { serveCommand } = await import("./serve.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() =>
+    serveCommand({
+      ...opts,
+      port: parseNumberArg("--port", opts.port, { unit: "a port number", min: 0, max: 65_535 }),
+    }),
+  );
+});
+
 program
   .command("playback-token")
   .description("Print a playback token (?token=) for a source or one stream; the token is the last line")

@@ -1,0 +1,122 @@
+/**
+ * `flussonic-backup serve`: plays the backup. A local HTTP server (local/playback-server.ts) in
+ * front of the playback handler answers Flussonic's DVR playback URLs under
+ * `/{source}/{stream}/…`, serves the stored media with HTTP Range, and `/` is a page with a
+ * coverage timeline per stream and a player. The backup is found like `status` and `verify` find
+ * it (`--config` with AWS endpoints, `--embedded [dir]`, or `--demo [dir]`).
+ */
+import { isIP } from "node:net";
+import { hostname } from "node:os";
+import { FragmentIndexStore } from "../functions/adapters/fragment-index-store.ts";
+import { createPlaybackHandler } from "../functions/playback/handler.ts";
+import { parseTokenKeys, tokenProblem } from "../functions/playback/token.ts";
+import { startPlaybackServer } from "../local/playback-server.ts";
+import { type BackupTarget, openBackupTarget, type TargetOptions } from "./backup-target.ts";
+import { UsageError } from "./time-arg.ts";
+
+export interface ServeOptions extends TargetOptions {
+  host: string;
+  port: number;
+  /** false with `--no-auth`. */
+  auth: boolean;
+  out?: { write(s: string): unknown };
+  /** Resolves when the server should stop (default: SIGINT or SIGTERM). */
+  until?: Promise<unknown>;
+}
+
+/** A host name or address that only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  if (isIP(h) === 4) return h.startsWith("127.");
+  if (isIP(h) === 6) return h === "::1" || h === "0:0:0:0:0:0:0:1" || /^::ffff:127\./.test(h);
+  return false;
+}
+
+export async function serveCommand(o: ServeOptions): Promise<number> {
+  const out = o.out ?? process.stdout;
+  if (!o.auth && !isLoopbackHost(o.host)) {
+    throw new UsageError(
+      `--no-auth: refused on --host ${o.host}, which other machines can reach; serve without tokens only on a loopback host (127.0.0.1, ::1, localhost), or drop --no-auth and hand out playback tokens`,
+    );
+  }
+  const target = await openBackupTarget(o, { flussonic: false });
+  try {
+    const auth = o.auth ? playbackAuth(target.config) : undefined;
+    const server = await startPlaybackServer({
+      host: o.host,
+      port: o.port,
+      config: target.config,
+      s3: target.s3,
+      store: target.store,
+      checkToken: auth?.checkToken,
+      createHandler: (media) =>
+        createPlaybackHandler({
+          config: target.config,
+          index: new FragmentIndexStore(target.store),
+          readObject: media.readObject,
+          mediaUrl: media.mediaUrl,
+          now: () => Date.now(),
+          tokenKeys: auth?.tokenKeys,
+        }),
+    });
+    const shown =
+      o.host === "0.0.0.0" || o.host === "::"
+        ? server.url.replace(/\/\/[^/]+:/, `//${hostname()}:`)
+        : server.url;
+    const example = target.config.sources[0]?.name ?? "SOURCE";
+    const configArg = o.demo ? "--demo" : `--config ${o.config}`;
+    out.write(
+      [
+        `Serving the backup in bucket "${target.config.bucket}" at ${shown}/`,
+        auth
+          ? `Playback needs a token: print one with \`npx flussonic-backup playback-token ${configArg} --source ${example}\`, then open ${shown}/?token=<token>`
+          : `No tokens (--no-auth, loopback only): open ${shown}/`,
+        `Playlists: ${shown}/{source}/{stream}/index-{from}-{duration}.m3u8, timeshift_rel-{seconds}.m3u8, archive-{from}-{duration}.mp4, recording_status.json${auth ? " (each with ?token=)" : ""}`,
+        "Stop with Ctrl-C (SIGINT) or SIGTERM.",
+        "",
+      ].join("\n"),
+    );
+    await (o.until ?? untilSignal());
+    await server.close();
+    out.write("Stopped.\n");
+    return 0;
+  } finally {
+    await target.close();
+  }
+}
+
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((done) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      done(signal);
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}
+
+/**
+ * The token keys (the variable `playback.tokenKeysEnv` names) and the page's check of a token
+ * against one stream; a usage error saying what to set when there is no usable key.
+ */
+function playbackAuth(config: BackupTarget["config"]): {
+  tokenKeys: string[];
+  checkToken(token: string | undefined, wanted: { source: string; stream: string }): string | undefined;
+} {
+  const variable = config.playback.tokenKeysEnv;
+  let tokenKeys: string[];
+  try {
+    tokenKeys = parseTokenKeys(variable, process.env[variable]);
+  } catch (error) {
+    throw new UsageError(
+      `serve: ${error instanceof Error ? error.message : String(error)}; or, on this machine only, serve with --no-auth`,
+    );
+  }
+  return {
+    tokenKeys,
+    checkToken: (token, wanted) => tokenProblem(token, tokenKeys, wanted, Math.floor(Date.now() / 1000)),
+  };
+}

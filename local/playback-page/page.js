@@ -1,0 +1,366 @@
+// The playback page of `flussonic-backup serve` (plain browser JS, no build step).
+// Reads /_api/streams.json (sources, streams, stored ranges, holes), draws one timeline per
+// stream, and plays the backup with hls.js (served by the same server from node_modules):
+// - a click on a timeline plays `index-{t}-3600.m3u8` (the archive from that second on);
+// - "Play delayed" plays `timeshift_rel-{seconds}.m3u8` (the delayed channel).
+// With auth on, the page is opened with `?token=…` and passes the token on to every request.
+
+(() => {
+  const REFRESH_MS = 10_000;
+  const ARCHIVE_SECONDS = 3600;
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token") || "";
+  const withToken = (url) =>
+    token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url;
+
+  const $ = (id) => document.getElementById(id);
+  const video = $("video");
+  const state = { listing: undefined, playing: undefined, hls: undefined, errors: [] };
+  // For tests and curious users: what played and every hls.js error seen.
+  window.playback = state;
+
+  const iso = (t) => new Date(t * 1000).toISOString().replace(".000Z", "Z");
+  const hhmmss = (t) => iso(t).slice(11, 19);
+  const duration = (s) => {
+    s = Math.round(s);
+    if (s < 60) return `${s} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ""}`;
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    return h < 48 ? `${h} h${m ? ` ${m} min` : ""}` : `${Math.floor(h / 24)} d ${h % 24} h`;
+  };
+  const bytes = (n) => {
+    const units = ["B", "kB", "MB", "GB", "TB"];
+    let i = 0;
+    while (n >= 1000 && i < units.length - 1) {
+      n /= 1000;
+      i++;
+    }
+    return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  };
+  const streamPath = (source, stream) =>
+    `/${encodeURIComponent(source)}/${stream.split("/").map(encodeURIComponent).join("/")}`;
+
+  async function refresh() {
+    let res;
+    try {
+      res = await fetch(withToken("/_api/streams.json"), { cache: "no-store" });
+    } catch (e) {
+      $("meta").textContent = `The server did not answer (${e.message}); retrying.`;
+      return;
+    }
+    if (res.status === 403) {
+      const body = await res.json().catch(() => ({}));
+      $("meta").textContent = "";
+      $("token-reason").textContent = token ? `The token was refused: ${body.error || res.status}.` : "";
+      $("token-input").value = token;
+      $("token-form").hidden = false;
+      $("main").hidden = true;
+      return;
+    }
+    if (!res.ok) {
+      $("meta").textContent = `Listing the backup failed: HTTP ${res.status} ${await res.text()}`;
+      return;
+    }
+    state.listing = await res.json();
+    $("token-form").hidden = true;
+    $("main").hidden = false;
+    render();
+  }
+
+  function render() {
+    const l = state.listing;
+    const n = l.sources.reduce((k, s) => k + s.streams.length, 0);
+    $("meta").textContent = `Bucket ${l.bucket} · ${n} stream(s) · updated ${hhmmss(l.now)} UTC`;
+    const select = $("delay-stream");
+    const chosen = select.value;
+    select.textContent = "";
+    const root = $("streams");
+    root.textContent = "";
+    for (const s of l.sources) {
+      const h2 = document.createElement("h2");
+      h2.textContent = `Source ${s.source}`;
+      root.append(h2);
+      if (s.streams.length === 0) root.append(paragraph("Nothing stored yet.", "meta"));
+      for (const st of s.streams) {
+        const id = `${s.source}/${st.stream}`;
+        select.append(new Option(id, id));
+        root.append(streamBlock(l, s.source, st));
+      }
+    }
+    if (chosen) select.value = chosen;
+    if (!select.value && select.options.length) select.selectedIndex = 0;
+    suggestDelay();
+  }
+
+  function paragraph(text, cls) {
+    const p = document.createElement("p");
+    p.textContent = text;
+    if (cls) p.className = cls;
+    return p;
+  }
+
+  function streamBlock(l, source, st) {
+    const div = document.createElement("div");
+    div.className = "stream";
+    div.dataset.source = source;
+    div.dataset.stream = st.stream;
+    const h3 = document.createElement("h3");
+    h3.textContent = `${st.stream} `;
+    const small = document.createElement("small");
+    small.textContent = `(${st.format})`;
+    h3.append(small);
+    div.append(h3);
+    const stored = st.backedUp.reduce((k, r) => k + r.to - r.from, 0);
+    const newest = st.backedUp.length ? st.backedUp[st.backedUp.length - 1].to : undefined;
+    div.append(
+      paragraph(
+        `${duration(stored)} stored in ${st.windows} window(s), ${bytes(st.bytes)}; ${st.holes.length} hole(s); ` +
+          (newest === undefined
+            ? "nothing stored yet"
+            : `newest copy ends ${iso(newest)} (${duration(l.now - newest)} ago)`),
+        "meta",
+      ),
+    );
+    div.append(timeline(l, source, st));
+    const hover = paragraph("", "hover");
+    hover.dataset.role = "hover";
+    div.append(hover);
+    if (st.holes.length) {
+      const ul = document.createElement("ul");
+      ul.className = "holes";
+      for (const h of st.holes.slice(-20).reverse()) {
+        const li = document.createElement("li");
+        li.textContent = `hole ${iso(h.from)} – ${iso(h.to)} (${duration(h.to - h.from)})`;
+        ul.append(li);
+      }
+      if (st.holes.length > 20) ul.append(paragraph(`… and ${st.holes.length - 20} older`));
+      div.append(ul);
+    }
+    return div;
+  }
+
+  const NS = "http://www.w3.org/2000/svg";
+  const LEFT = 60;
+  const LANE = 18;
+
+  function svgEl(name, attrs, text) {
+    const e = document.createElementNS(NS, name);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function timeline(l, source, st) {
+    const width = Math.max(400, Math.min(1200, document.body.clientWidth - 50));
+    const height = 8 + 2 * (LANE + 6) + 20;
+    const from = st.retentionStart;
+    const to = l.now;
+    const span = Math.max(1, to - from);
+    const x = (t) => LEFT + ((Math.min(Math.max(t, from), to) - from) / span) * (width - LEFT - 10);
+    const svg = svgEl("svg", { class: "timeline", width, height, viewBox: `0 0 ${width} ${height}` });
+    svg.setAttribute("aria-label", `timeline of ${source}/${st.stream}: click to play from that moment`);
+    for (const t of ticks(from, to)) {
+      svg.append(svgEl("line", { x1: x(t), x2: x(t), y1: 4, y2: height - 18, stroke: "#e4e7eb" }));
+      svg.append(
+        svgEl(
+          "text",
+          { x: x(t), y: height - 4, "text-anchor": "middle" },
+          span > 2 * 86400 ? iso(t).slice(5, 16).replace("T", " ") : iso(t).slice(11, 16),
+        ),
+      );
+    }
+    const lanes = [
+      { label: "backup", y: 8, ranges: st.backedUp, color: "#2f9e44", min: 0.5 },
+      { label: "holes", y: 8 + LANE + 6, ranges: st.holes, color: "#e03131", min: 3 },
+    ];
+    for (const lane of lanes) {
+      svg.append(svgEl("text", { x: 4, y: lane.y + 13 }, lane.label));
+      svg.append(
+        svgEl("rect", { x: LEFT, y: lane.y, width: width - LEFT - 10, height: LANE, fill: "#f5f7fa" }),
+      );
+      for (const r of lane.ranges) {
+        const rect = svgEl("rect", {
+          x: x(r.from),
+          y: lane.y,
+          width: Math.max(lane.min, x(r.to) - x(r.from)),
+          height: LANE,
+          fill: lane.color,
+        });
+        rect.append(
+          svgEl("title", {}, `${lane.label} ${iso(r.from)} – ${iso(r.to)} (${duration(r.to - r.from)})`),
+        );
+        svg.append(rect);
+      }
+    }
+    const marker = svgEl("line", {
+      y1: 2,
+      y2: height - 18,
+      stroke: "#1c7ed6",
+      "stroke-width": 2,
+      visibility: "hidden",
+    });
+    marker.dataset.role = "marker";
+    svg.append(marker);
+    const timeAt = (ev) => {
+      const box = svg.getBoundingClientRect();
+      const px = ((ev.clientX - box.left) / box.width) * width;
+      if (px < LEFT) return undefined;
+      return Math.round(from + ((px - LEFT) / (width - LEFT - 10)) * span);
+    };
+    svg.addEventListener("mousemove", (ev) => {
+      const t = timeAt(ev);
+      const hover = svg.parentElement?.querySelector("[data-role=hover]");
+      if (hover) hover.textContent = t === undefined ? "" : `${iso(t)} — click to play from here`;
+    });
+    svg.addEventListener("click", (ev) => {
+      const t = timeAt(ev);
+      if (t !== undefined) playArchive(source, st.stream, Math.min(t, to - 1));
+    });
+    svg.dataset.from = String(from);
+    svg.dataset.to = String(to);
+    svg.dataset.width = String(width);
+    return svg;
+  }
+
+  function ticks(from, to) {
+    const steps = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+    const step = steps.find((s) => (to - from) / s <= 12) || 604800;
+    const out = [];
+    for (let t = Math.ceil(from / step) * step; t <= to; t += step) out.push(t);
+    return out;
+  }
+
+  function suggestDelay() {
+    // The delayed channel needs a delay longer than the backup's lag (the newest copy's age).
+    const [source, ...rest] = ($("delay-stream").value || "").split("/");
+    const st = state.listing?.sources
+      .find((s) => s.source === source)
+      ?.streams.find((x) => x.stream === rest.join("/"));
+    const newest = st?.backedUp.length ? st.backedUp[st.backedUp.length - 1].to : undefined;
+    const input = $("delay");
+    if (newest !== undefined && !input.dataset.touched) {
+      input.value = String(Math.max(5, Math.ceil((state.listing.now - newest) / 300) * 5 + 5));
+    }
+  }
+
+  function playArchive(source, stream, from) {
+    play({
+      kind: "archive",
+      source,
+      stream,
+      from,
+      url: `${streamPath(source, stream)}/index-${from}-${ARCHIVE_SECONDS}.m3u8`,
+      label: `${source}/${stream} from ${iso(from)} (archive, ${duration(ARCHIVE_SECONDS)})`,
+    });
+  }
+
+  function playDelayed() {
+    const [source, ...rest] = $("delay-stream").value.split("/");
+    const minutes = Number($("delay").value);
+    if (!source || !(minutes > 0)) return;
+    const seconds = Math.round(minutes * 60);
+    play({
+      kind: "delayed",
+      source,
+      stream: rest.join("/"),
+      delay: seconds,
+      url: `${streamPath(source, rest.join("/"))}/timeshift_rel-${seconds}.m3u8`,
+      label: `${source}/${rest.join("/")} delayed by ${duration(seconds)} (timeshift_rel)`,
+    });
+  }
+
+  function play(what) {
+    state.playing = what;
+    state.errors = [];
+    const err = $("player-error");
+    err.hidden = true;
+    err.textContent = "";
+    $("now-playing").textContent = `Playing ${what.label}`;
+    if (state.hls) state.hls.destroy();
+    const url = withToken(what.url);
+    if (window.Hls?.isSupported()) {
+      // An archive playlist reaching past now is an EVENT playlist (it grows as windows land):
+      // start it at its beginning (the clicked moment), not at its live edge as hls.js would.
+      const hls = new window.Hls({
+        enableWorker: true,
+        ...(what.kind === "archive" ? { startPosition: 0 } : {}),
+      });
+      state.hls = hls;
+      hls.on(window.Hls.Events.ERROR, (_event, data) => {
+        const code = data.response?.code;
+        const text = typeof data.response?.data === "string" ? data.response.data : data.response?.text;
+        const message = `${data.fatal ? "fatal " : ""}${data.type}/${data.details}${code ? ` (HTTP ${code}${text ? `: ${String(text).trim()}` : ""})` : ""}`;
+        state.errors.push(message);
+        if (data.fatal) {
+          err.textContent = `Playback stopped: ${message}`;
+          err.hidden = false;
+        }
+      });
+      hls.loadSource(url);
+      hls.attachMedia(video);
+    } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.src = url; // Safari plays HLS itself
+    } else {
+      err.textContent = "This browser can play neither hls.js (Media Source Extensions) nor HLS natively.";
+      err.hidden = false;
+      return;
+    }
+    video.play().catch(() => {
+      // Autoplay with sound may be refused without a gesture: start muted, the user can unmute.
+      video.muted = true;
+      video.play().catch(() => {});
+    });
+  }
+
+  /** Unix seconds of the frame on screen (hls.js maps it through EXT-X-PROGRAM-DATE-TIME). */
+  state.playingSecond = () => {
+    const date = state.hls?.playingDate;
+    return date ? date.getTime() / 1000 : undefined;
+  };
+
+  function updateMarker() {
+    const date = state.hls?.playingDate;
+    const t = date ? date.getTime() / 1000 : undefined;
+    if (t !== undefined && state.playing) {
+      $("now-playing").textContent = `Playing ${state.playing.label} · at ${iso(Math.floor(t))}`;
+    }
+    for (const div of document.querySelectorAll(".stream")) {
+      const marker = div.querySelector("[data-role=marker]");
+      const svg = div.querySelector("svg");
+      if (!marker || !svg) continue;
+      const mine =
+        state.playing &&
+        div.dataset.source === state.playing.source &&
+        div.dataset.stream === state.playing.stream;
+      if (!mine || t === undefined) {
+        marker.setAttribute("visibility", "hidden");
+        continue;
+      }
+      const from = Number(svg.dataset.from);
+      const to = Number(svg.dataset.to);
+      const width = Number(svg.dataset.width);
+      const px =
+        LEFT + ((Math.min(Math.max(t, from), to) - from) / Math.max(1, to - from)) * (width - LEFT - 10);
+      marker.setAttribute("x1", String(px));
+      marker.setAttribute("x2", String(px));
+      marker.setAttribute("visibility", "visible");
+    }
+  }
+
+  $("token-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const t = $("token-input").value.trim();
+    if (t) location.search = `?token=${encodeURIComponent(t)}`;
+  });
+  $("delay-play").addEventListener("click", playDelayed);
+  $("delay-stream").addEventListener("change", () => {
+    delete $("delay").dataset.touched;
+    suggestDelay();
+  });
+  $("delay").addEventListener("input", () => {
+    $("delay").dataset.touched = "1";
+  });
+  video.addEventListener("timeupdate", updateMarker);
+  refresh().then(() => setInterval(() => refresh().then(updateMarker), REFRESH_MS));
+})();

@@ -1,0 +1,427 @@
+/**
+ * The local playback server behind `flussonic-backup serve`: node:http in front of the pure
+ * playback handler (functions/playback/handler.ts), plus what only a local server needs:
+ *
+ *   GET /                                  the page (local/playback-page/): timelines and a player
+ *   GET /_assets/{page.js|page.css|hls.min.js}  its script, style and hls.js (from node_modules)
+ *   GET /_api/streams.json?token=          sources, streams and their backup coverage, for the page
+ *   GET /_media/{key}?exp=&sig=            bytes of a stored window object, with HTTP Range
+ *   everything else                        the handler: /{source}/{stream...}/{file}?token=
+ *
+ * The `_` prefix cannot collide with a source (source names start with a letter or digit).
+ * Media URLs are signed by this process with a random key of its own and expire after
+ * MEDIA_URL_TTL_SECONDS, so `/_media/` is not an open door into the bucket; with auth off they are
+ * plain paths. Only window objects (`{prefix}{source}/{stream}/{day}/{HHMMSS}Z-{n}s.{mp4|ts}`) are
+ * served, never the backup's own state. Every answer carries CORS headers that let a player on
+ * another origin send `Range` and read `Content-Range` and `Content-Length`.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createRequire } from "node:module";
+import type { AddressInfo, Socket } from "node:net";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { GetObjectCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { BackupStore } from "../functions/adapters/backup-store.ts";
+import { type BackupConfig, listedStreams } from "../functions/config.ts";
+import type { ByteRange } from "../functions/domain/fragment-index.ts";
+import { manifestKey, parseWindowKeyTail } from "../functions/domain/keys.ts";
+import { applyRecords } from "../functions/domain/manifest.ts";
+import { decodeKeySegment } from "../functions/domain/names.ts";
+import { normalizeRanges, type TimeRange } from "../functions/domain/ranges.ts";
+import type { PlaybackHandler, PlaybackResponse } from "../functions/playback/handler.ts";
+
+/** How long a media URL written into a playlist stays valid (a paused VOD playlist is not reloaded). */
+export const MEDIA_URL_TTL_SECONDS = 2 * 3600;
+
+export interface PlaybackServerOptions {
+  host: string;
+  /** 0: any free port. */
+  port: number;
+  config: BackupConfig;
+  s3: S3Client;
+  store: BackupStore;
+  /**
+   * Builds the playback handler once the server knows how to address media (the handler's
+   * `mediaUrl` and `readObject` deps come from `media`).
+   */
+  createHandler(media: {
+    mediaUrl(key: string): string;
+    readObject(key: string, range?: ByteRange): Promise<AsyncIterable<Uint8Array>>;
+  }): PlaybackHandler;
+  /**
+   * Why a playback token does not grant a stream (the handler's own check), or undefined when it
+   * does; the page's listing shows the streams it grants. Undefined: auth is off (`--no-auth`),
+   * everything is listed and media URLs are not signed.
+   */
+  checkToken:
+    | ((token: string | undefined, wanted: { source: string; stream: string }) => string | undefined)
+    | undefined;
+  /** Unix milliseconds (tests). */
+  now?: () => number;
+}
+
+export interface PlaybackServer {
+  /** `http://host:port` as listened on. */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const CORS: Record<string, string> = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+  "Access-Control-Allow-Headers": "Range",
+  "Access-Control-Expose-Headers": "Content-Range, Content-Length, Accept-Ranges",
+  "Access-Control-Max-Age": "600",
+};
+
+const PAGE_DIR = join(import.meta.dirname, "playback-page");
+
+export async function startPlaybackServer(o: PlaybackServerOptions): Promise<PlaybackServer> {
+  const now = o.now ?? (() => Date.now());
+  const auth = o.checkToken !== undefined;
+  const mediaKey = randomBytes(32);
+  const sign = (key: string, exp: number) =>
+    createHmac("sha256", mediaKey).update(`${exp}\n${key}`).digest("base64url");
+  const mediaUrl = (key: string): string => {
+    const path = `/_media/${key.split("/").map(encodeURIComponent).join("/")}`;
+    if (!auth) return path;
+    const exp = Math.floor(now() / 1000) + MEDIA_URL_TTL_SECONDS;
+    return `${path}?exp=${exp}&sig=${sign(key, exp)}`;
+  };
+  const readObject = async (key: string, range?: ByteRange): Promise<AsyncIterable<Uint8Array>> => {
+    const res = await o.s3.send(
+      new GetObjectCommand({
+        Bucket: o.config.bucket,
+        Key: key,
+        ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
+      }),
+    );
+    return res.Body as Readable;
+  };
+  const handler = o.createHandler({ mediaUrl, readObject });
+  const assets = pageAssets();
+
+  const server: Server = createServer({ keepAliveTimeout: 5000 }, (req, res) => {
+    route(req, res).catch((error: unknown) => {
+      if (!res.headersSent) {
+        send(res, 500, { "Content-Type": "text/plain; charset=utf-8" }, `${describe(error)}\n`);
+      } else res.destroy();
+    });
+  });
+  const sockets = new Set<Socket>();
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://local");
+    const method = req.method ?? "GET";
+    if (method === "OPTIONS") return send(res, 204, {}, undefined);
+    if (method !== "GET" && method !== "HEAD") {
+      return send(res, 405, { Allow: "GET, HEAD, OPTIONS", ...TEXT }, "only GET and HEAD are served\n");
+    }
+    const head = method === "HEAD";
+    const path = url.pathname;
+    if (path === "/" || path === "/index.html") {
+      return send(
+        res,
+        200,
+        { "Content-Type": "text/html; charset=utf-8", ...NO_STORE },
+        head ? "" : assets.html,
+      );
+    }
+    if (path.startsWith("/_assets/")) {
+      const asset = assets.files.get(path.slice("/_assets/".length));
+      if (!asset) return send(res, 404, TEXT, "no such asset\n");
+      return send(
+        res,
+        200,
+        { "Content-Type": asset.type, "Cache-Control": "max-age=300" },
+        head ? "" : asset.body,
+      );
+    }
+    if (path === "/_api/streams.json") return streamsJson(url, res, head);
+    if (path.startsWith("/_media/")) return media(req, res, url, head);
+    const query: Record<string, string | undefined> = {};
+    for (const [k, v] of url.searchParams) if (!(k in query)) query[k] = v;
+    const headers: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v[0] : v;
+    const answer = await handler({ method, path: req.url!.split("?")[0]!, query, headers });
+    return sendHandlerAnswer(res, answer, head);
+  }
+
+  async function streamsJson(url: URL, res: ServerResponse, head: boolean): Promise<void> {
+    const token = url.searchParams.get("token") ?? undefined;
+    const check = o.checkToken;
+    let refused: string | undefined;
+    const allowed = check
+      ? (source: string, stream: string) => {
+          const problem = check(token, { source, stream });
+          refused ??= problem;
+          return problem === undefined;
+        }
+      : undefined;
+    const refuse = (reason: string) =>
+      send(res, 403, { ...JSON_TYPE, ...NO_STORE }, `${JSON.stringify({ auth: true, error: reason })}\n`);
+    if (check && !token) return refuse(check(undefined, { source: "", stream: "" }) ?? "a token is needed");
+    const body = await listCoverage(o.config, o.store, Math.floor(now() / 1000), allowed);
+    const listed = body.sources.reduce((n, s) => n + s.streams.length, 0);
+    if (refused !== undefined && listed === 0) return refuse(refused);
+    return send(
+      res,
+      200,
+      { ...JSON_TYPE, ...NO_STORE },
+      head ? "" : `${JSON.stringify({ auth, ...body })}\n`,
+    );
+  }
+
+  async function media(req: IncomingMessage, res: ServerResponse, url: URL, head: boolean): Promise<void> {
+    const key = url.pathname
+      .slice("/_media/".length)
+      .split("/")
+      .map((s) => {
+        try {
+          return decodeURIComponent(s);
+        } catch {
+          return "\u0000";
+        }
+      })
+      .join("/");
+    if (!isWindowKey(o.config.prefix, key)) {
+      return send(res, 404, TEXT, "not a stored archive window of this backup\n");
+    }
+    if (auth) {
+      const exp = Number(url.searchParams.get("exp"));
+      const sig = Buffer.from(url.searchParams.get("sig") ?? "");
+      const want = Buffer.from(sign(key, exp));
+      if (!Number.isInteger(exp) || sig.length !== want.length || !timingSafeEqual(sig, want)) {
+        return send(res, 403, TEXT, "media URL signature is missing or wrong; take URLs from a playlist\n");
+      }
+      if (exp * 1000 < now()) {
+        return send(res, 403, TEXT, "media URL expired; load the playlist again\n");
+      }
+    }
+    const range = parseRange(req.headers.range);
+    let got: { Body?: unknown; ContentRange?: string; ContentLength?: number; ETag?: string };
+    try {
+      const input = { Bucket: o.config.bucket, Key: key, ...(range ? { Range: range } : {}) };
+      got = head
+        ? await o.s3.send(new HeadObjectCommand(input))
+        : await o.s3.send(new GetObjectCommand(input));
+    } catch (error) {
+      const name = (error as { name?: string }).name;
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (name === "InvalidRange" || status === 416) {
+        const size = await objectSize(key).catch(() => undefined);
+        return send(
+          res,
+          416,
+          { ...TEXT, ...(size !== undefined ? { "Content-Range": `bytes */${size}` } : {}) },
+          `range ${req.headers.range} is outside the object${size !== undefined ? ` (${size} bytes)` : ""}\n`,
+        );
+      }
+      if (name === "NoSuchKey" || name === "NotFound" || status === 404) {
+        return send(res, 404, TEXT, "no such archive window in the backup (expired or replaced?)\n");
+      }
+      return send(res, 502, TEXT, `reading s3://${o.config.bucket}/${key} failed: ${describe(error)}\n`);
+    }
+    const headers: Record<string, string> = {
+      "Content-Type": key.endsWith(".ts") ? "video/mp2t" : "video/mp4",
+      "Accept-Ranges": "bytes",
+      "Cache-Control": "private, max-age=3600",
+    };
+    if (got.ContentLength !== undefined) headers["Content-Length"] = String(got.ContentLength);
+    if (got.ETag) headers.ETag = got.ETag;
+    let status = 200;
+    if (range && got.ContentRange) {
+      status = 206;
+      headers["Content-Range"] = got.ContentRange;
+    }
+    res.writeHead(status, { ...CORS, ...headers });
+    if (head || !got.Body) {
+      res.end();
+      return;
+    }
+    await pipeline(got.Body as Readable, res).catch(() => res.destroy());
+  }
+
+  async function objectSize(key: string): Promise<number | undefined> {
+    const h = await o.s3.send(new HeadObjectCommand({ Bucket: o.config.bucket, Key: key }));
+    return h.ContentLength;
+  }
+
+  await new Promise<void>((ready, fail) => {
+    server.once("error", fail);
+    server.listen(o.port, o.host, () => {
+      server.off("error", fail);
+      ready();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = o.host.includes(":") ? `[${o.host}]` : o.host;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((done) => {
+        server.close(() => done());
+        server.closeIdleConnections();
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
+
+const TEXT = { "Content-Type": "text/plain; charset=utf-8" };
+const JSON_TYPE = { "Content-Type": "application/json; charset=utf-8" };
+const NO_STORE = { "Cache-Control": "no-store" };
+
+function send(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  body: string | Buffer | undefined,
+): void {
+  const h: Record<string, string> = { ...CORS, ...headers };
+  if (body !== undefined) h["Content-Length"] ??= String(Buffer.byteLength(body));
+  res.writeHead(status, h);
+  res.end(body);
+}
+
+async function sendHandlerAnswer(res: ServerResponse, a: PlaybackResponse, head: boolean): Promise<void> {
+  const headers: Record<string, string> = { ...CORS, ...a.headers };
+  const body = a.body;
+  if (body === undefined || head) {
+    res.writeHead(a.status, headers);
+    res.end();
+    return;
+  }
+  if (typeof body === "string" || body instanceof Uint8Array) {
+    headers["Content-Length"] ??= String(typeof body === "string" ? Buffer.byteLength(body) : body.length);
+    res.writeHead(a.status, headers);
+    res.end(body);
+    return;
+  }
+  res.writeHead(a.status, headers);
+  await pipeline(Readable.from(body, { objectMode: false }), res).catch(() => res.destroy());
+}
+
+/**
+ * One `bytes=` range passed on to S3 as is (`a-b`, `a-`, `-n`); anything else (several ranges,
+ * other units, garbage) is ignored and the whole object served, as RFC 9110 allows.
+ */
+export function parseRange(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  if (m[1] !== "" && m[2] !== "" && Number(m[2]) < Number(m[1])) return undefined;
+  return `bytes=${m[1]}-${m[2]}`;
+}
+
+/** A window object key of this backup (not its `.backup/` state, not another prefix). */
+function isWindowKey(prefix: string, key: string): boolean {
+  if (!key.startsWith(prefix)) return false;
+  const parts = key.slice(prefix.length).split("/");
+  if (
+    parts.length !== 4 ||
+    parts[0]!.startsWith(".") ||
+    parts.some((p) => p === "" || p.includes("\u0000"))
+  ) {
+    return false;
+  }
+  return parseWindowKeyTail(`${parts[2]}/${parts[3]}`) !== undefined;
+}
+
+/** One stream's backup as the page draws it (unix seconds). */
+export interface PageStream {
+  stream: string;
+  format: string;
+  retentionStart: number;
+  /** Stored ranges (whole windows) in the retention window. */
+  backedUp: TimeRange[];
+  /** Gaps between stored ranges: recorded seconds the backup does not hold, or source gaps. */
+  holes: TimeRange[];
+  windows: number;
+  bytes: number;
+}
+
+export interface PageListing {
+  bucket: string;
+  now: number;
+  sources: { source: string; streams: PageStream[] }[];
+}
+
+/**
+ * Per source and stream `allowed` grants (all with auth off): the stored ranges from the
+ * manifest and the completion records not compacted yet (what `status` shows as "backup"),
+ * without asking the source: a playback server may not reach it.
+ */
+export async function listCoverage(
+  config: BackupConfig,
+  store: BackupStore,
+  now: number,
+  allowed: ((source: string, stream: string) => boolean) | undefined,
+): Promise<PageListing> {
+  const sources: PageListing["sources"] = [];
+  for (const source of config.sources) {
+    const settings = new Map<string, { retentionDays: number; format: string }>();
+    for (const s of listedStreams(source) ?? []) settings.set(s.name, s);
+    const folder = manifestKey(store.prefix, source.name, "x").slice(0, -"x.json".length);
+    for await (const obj of store.listObjects(folder)) {
+      const name = decodeKeySegment(obj.key.slice(folder.length).replace(/\.json$/, ""));
+      if (!settings.has(name))
+        settings.set(name, { retentionDays: source.retentionDays, format: source.format });
+    }
+    const pending = await store.pendingRecords(source.name);
+    const streams: PageStream[] = [];
+    for (const name of [...settings.keys()].sort()) {
+      if (allowed && !allowed(source.name, name)) continue;
+      const st = settings.get(name)!;
+      const stored = await store.readManifest(source.name, name);
+      const manifest = applyRecords(stored.manifest, pending.byStream.get(name) ?? [], now);
+      const retentionStart = Math.floor(now - st.retentionDays * 86400);
+      const backedUp = normalizeRanges(manifest.covered)
+        .filter((r) => r.to > retentionStart)
+        .map((r) => ({ from: Math.max(r.from, retentionStart), to: r.to }));
+      const holes: TimeRange[] = [];
+      for (let i = 1; i < backedUp.length; i++)
+        holes.push({ from: backedUp[i - 1]!.to, to: backedUp[i]!.from });
+      streams.push({
+        stream: name,
+        format: st.format,
+        retentionStart,
+        backedUp,
+        holes,
+        windows: manifest.windows,
+        bytes: manifest.bytes,
+      });
+    }
+    if (streams.length > 0 || !allowed) sources.push({ source: source.name, streams });
+  }
+  return { bucket: config.bucket, now, sources };
+}
+
+interface Asset {
+  type: string;
+  body: Buffer;
+}
+
+/** The page and its assets, read once at start (hls.js from the package's own dist/). */
+function pageAssets(): { html: Buffer; files: Map<string, Asset> } {
+  const require = createRequire(import.meta.url);
+  const hls = readFileSync(join(require.resolve("hls.js/package.json"), "..", "dist", "hls.min.js"));
+  const files = new Map<string, Asset>([
+    ["page.js", { type: "text/javascript; charset=utf-8", body: readFileSync(join(PAGE_DIR, "page.js")) }],
+    ["page.css", { type: "text/css; charset=utf-8", body: readFileSync(join(PAGE_DIR, "page.css")) }],
+    ["hls.min.js", { type: "text/javascript; charset=utf-8", body: hls }],
+  ]);
+  return { html: readFileSync(join(PAGE_DIR, "index.html")), files };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,0 +1,304 @@
+/**
+ * `flussonic-backup serve` as a user runs it (the installed binary in a child process) on a backup
+ * the binary made of the real-media simulator (ffmpeg-made H.264/AAC, one key frame per 1-second
+ * fragment) in the embedded emulator:
+ * - the media route: Range answers (206, Content-Range, 416), CORS for players on other origins;
+ * - ffprobe decodes `index-{from}-{dur}.m3u8` through the server: the decoded video lasts `dur`
+ *   within one fragment, inside a window, across a window boundary and across a gap;
+ * - headless Chromium (Debian's package, driven by playwright-core) opens the page, clicks a
+ *   timeline, and the video plays past 5 s with no hls.js error; a screenshot is saved.
+ * Skips with the reason printed when ffmpeg/ffprobe (or, for the page, chromium) is absent.
+ */
+/// <reference lib="dom" />
+import { execFile, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";
+import { type CliService, cli, startCli, waitFor } from "../cli/cli-process.ts";
+
+const run = promisify(execFile);
+const hasFfmpeg = ["ffmpeg", "ffprobe"].every(
+  (tool) => spawnSync(tool, ["-version"], { stdio: "ignore" }).status === 0,
+);
+const CHROMIUM = "/usr/bin/chromium";
+const hasChromium = existsSync(CHROMIUM);
+if (!hasFfmpeg) console.log("serve tests skipped: ffmpeg/ffprobe not on the PATH (apt-get install ffmpeg)");
+else if (!hasChromium) console.log(`serve page test skipped: no ${CHROMIUM} (apt-get install chromium)`);
+
+const MIN = 60;
+/** The current 10-minute window's start: the archive is laid out around it. */
+const T0 = Math.floor(Date.now() / 1000 / 600) * 600;
+/** A gap in the source's recording, inside the window [T0 - 30 min, T0 - 20 min). */
+const GAP = { from: T0 - 28 * MIN, to: T0 - 23 * MIN };
+
+describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server", () => {
+  let dir: string;
+  let sim: FlussonicSimulator;
+  let configFile: string;
+  let server: CliService;
+  let base: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "fb-serve-"));
+    sim = await FlussonicSimulator.start({
+      media: "real",
+      liveOnlyStreams: 0,
+      streams: [
+        {
+          name: "cam1",
+          ranges: [
+            { from: T0 - 50 * MIN, to: GAP.from },
+            { from: GAP.to, to: Number.POSITIVE_INFINITY },
+          ],
+        },
+      ],
+    });
+    configFile = join(dir, "config.json");
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        bucket: "serve-backup",
+        sources: [{ name: "sim", url: sim.url, streams: ["cam1"], retentionDays: 55 / 1440 }],
+      }),
+    );
+    const backup = await cli(["run", "--config", configFile, "--once", "--embedded", "state"], {
+      cwd: dir,
+      timeoutMs: 60_000,
+    });
+    expect(backup.code, backup.stderr).toBe(0);
+    server = startCli(["serve", "--config", configFile, "--embedded", "state", "--port", "0", "--no-auth"], {
+      cwd: dir,
+    });
+    base = await waitFor(
+      "the URL serve prints",
+      async () => /at (http:\/\/\S+?)\/?\n/.exec(server.stdout())?.[1],
+    );
+  }, 90_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    await sim?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("prints where it serves and stops on SIGTERM (exit 0)", async () => {
+    expect(server.stdout()).toMatch(
+      /Serving the backup in bucket "serve-backup" at http:\/\/127\.0\.0\.1:\d+\//,
+    );
+    expect(server.stdout()).toContain("index-{from}-{duration}.m3u8");
+  });
+
+  it("the media route answers Range with 206 and Content-Range, refuses an unsatisfiable range with 416, allows Range from other origins", async () => {
+    const playlist = await fetch(`${base}/sim/cam1/index-${T0 - 45 * MIN}-60.m3u8`);
+    expect(playlist.status).toBe(200);
+    const text = await playlist.text();
+    const uri = /#EXT-X-MAP:URI="([^"]+)"/.exec(text)?.[1];
+    expect(uri, text).toBeDefined();
+    const url = new URL(uri!, `${base}/sim/cam1/`).toString();
+    expect(new URL(url).pathname).toMatch(/^\/_media\//);
+
+    const part = await fetch(url, { headers: { Range: "bytes=0-99", Origin: "http://elsewhere.example" } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get("accept-ranges")).toBe("bytes");
+    expect(part.headers.get("content-range")).toMatch(/^bytes 0-99\/\d+$/);
+    expect(part.headers.get("content-length")).toBe("100");
+    expect(part.headers.get("access-control-allow-origin")).toBe("*");
+    expect(part.headers.get("access-control-expose-headers")).toMatch(/Content-Range/);
+    const bytes = Buffer.from(await part.arrayBuffer());
+    expect(bytes.length).toBe(100);
+    expect(bytes.subarray(4, 8).toString("latin1")).toBe("ftyp");
+    const size = Number(part.headers.get("content-range")!.split("/")[1]);
+
+    const whole = await fetch(url);
+    expect(whole.status).toBe(200);
+    expect(Number(whole.headers.get("content-length"))).toBe(size);
+    await whole.arrayBuffer();
+
+    const tail = await fetch(url, { headers: { Range: "bytes=-10" } });
+    expect(tail.status).toBe(206);
+    expect(tail.headers.get("content-range")).toBe(`bytes ${size - 10}-${size - 1}/${size}`);
+    await tail.arrayBuffer();
+
+    const beyond = await fetch(url, { headers: { Range: `bytes=${size + 10}-${size + 20}` } });
+    expect(beyond.status).toBe(416);
+    expect(beyond.headers.get("content-range")).toBe(`bytes */${size}`);
+    await beyond.arrayBuffer();
+
+    const preflight = await fetch(url, {
+      method: "OPTIONS",
+      headers: {
+        Origin: "http://elsewhere.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "range",
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-headers")).toMatch(/Range/i);
+
+    const state = await fetch(`${base}/_media/.backup/manifests/sim/cam1.json`);
+    expect(state.status).toBe(404);
+    await state.arrayBuffer();
+  });
+
+  /**
+   * Reads `index-{from}-{dur}.m3u8` through the server: the seconds of video ffprobe decodes from
+   * it (frames over frame rate), the playlist's own seconds (sum of EXTINF), its target duration
+   * and its first program date-time (unix seconds).
+   */
+  async function decoded(from: number, dur: number) {
+    const url = `${base}/sim/cam1/index-${from}-${dur}.m3u8`;
+    const playlist = await (await fetch(url)).text();
+    const { stdout } = await run(
+      "ffprobe",
+      [
+        "-v",
+        "error",
+        "-count_frames",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=nb_read_frames,r_frame_rate",
+        "-of",
+        "json",
+        url,
+      ],
+      { timeout: 30_000 },
+    );
+    const stream = (JSON.parse(stdout) as { streams: { nb_read_frames: string; r_frame_rate: string }[] })
+      .streams[0]!;
+    const [num, den] = stream.r_frame_rate.split("/").map(Number);
+    return {
+      seconds: Number(stream.nb_read_frames) / (num! / den!),
+      listed: [...playlist.matchAll(/#EXTINF:([\d.]+)/g)].reduce((n, m) => n + Number(m[1]), 0),
+      target: Number(/#EXT-X-TARGETDURATION:(\d+)/.exec(playlist)?.[1]),
+      firstSecond: Date.parse(/#EXT-X-PROGRAM-DATE-TIME:(\S+)/.exec(playlist)?.[1] ?? "") / 1000,
+    };
+  }
+
+  /**
+   * What ffprobe decodes is what the playlist lists (within one fragment) and covers `expected`
+   * seconds: it starts at the first key frame at or after `from` (one 1-second fragment at most
+   * later) and, as in Flussonic, no segment starts after `from + dur`, so the end may run over by
+   * less than one segment (the target duration).
+   */
+  function expectCovers(d: Awaited<ReturnType<typeof decoded>>, from: number, expected: number): void {
+    expect(Math.abs(d.seconds - d.listed)).toBeLessThanOrEqual(1);
+    expect(d.firstSecond).toBeGreaterThanOrEqual(from);
+    expect(d.firstSecond).toBeLessThanOrEqual(from + 1);
+    expect(d.seconds).toBeGreaterThanOrEqual(expected - 1);
+    expect(d.seconds).toBeLessThan(expected + d.target);
+  }
+
+  it("ffprobe decodes index-{from}-{dur}.m3u8 inside one window: dur, from the first key frame at or after from", async () => {
+    const from = T0 - 47 * MIN + 13;
+    const d = await decoded(from, 90);
+    expectCovers(d, from, 90);
+    expect(Math.abs(d.seconds - 90)).toBeLessThanOrEqual(1); // 90 s is 15 whole 6-second segments here
+  });
+
+  it("ffprobe decodes a playlist across a window boundary: dur, less than one segment over", async () => {
+    const from = T0 - 41 * MIN - 17;
+    expectCovers(await decoded(from, 120), from, 120);
+  });
+
+  it("ffprobe decodes a playlist across a gap: dur less the gap", async () => {
+    const from = GAP.from - 40;
+    const dur = GAP.to - GAP.from + 100;
+    expectCovers(await decoded(from, dur), from, dur - (GAP.to - GAP.from));
+  });
+
+  it.skipIf(!hasChromium)(
+    "headless Chromium: the page lists the stream, a click on its timeline plays it past 5 s with no hls.js error",
+    async () => {
+      const { chromium } = await import("playwright-core");
+      const profile = mkdtempSync(join(tmpdir(), "fb-serve-chromium-"));
+      const browser = await chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+          "--autoplay-policy=no-user-gesture-required",
+        ],
+        viewport: { width: 1280, height: 900 },
+      });
+      try {
+        const page = browser.pages()[0] ?? (await browser.newPage());
+        const consoleErrors: string[] = [];
+        page.on("pageerror", (e) => consoleErrors.push(String(e)));
+        await page.goto(`${base}/`);
+        const svg = page.locator('.stream[data-source="sim"][data-stream="cam1"] svg.timeline');
+        await svg.waitFor({ timeout: 10_000 });
+        // The point of the timeline for a second well inside the stored archive.
+        const at = T0 - 44 * MIN;
+        const { x, y } = await svg.evaluate((el, t) => {
+          const from = Number(el.dataset.from);
+          const to = Number(el.dataset.to);
+          const width = Number(el.dataset.width);
+          const box = el.getBoundingClientRect();
+          const px = 60 + ((t - from) / (to - from)) * (width - 70);
+          return { x: (px / width) * box.width, y: 20 };
+        }, at);
+        await svg.click({ position: { x, y } });
+        const video = page.locator("video");
+        await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) > 0, undefined, {
+          timeout: 20_000,
+        });
+        const started = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
+        await page.waitForFunction(
+          (t0) => {
+            const v = document.querySelector("video");
+            return v !== null && v.currentTime > 5 && v.currentTime >= t0 + 5;
+          },
+          started,
+          { timeout: 30_000 },
+        );
+        const state = await page.evaluate(() => {
+          const p = (
+            window as unknown as {
+              playback: { errors: string[]; playing: { url: string }; playingSecond(): number | undefined };
+            }
+          ).playback;
+          const v = document.querySelector("video")!;
+          return {
+            errors: p.errors,
+            url: p.playing.url,
+            currentTime: v.currentTime,
+            second: p.playingSecond(),
+          };
+        });
+        console.log(`serve page: played ${state.url} from currentTime ${started} to ${state.currentTime}`);
+        expect(state.errors).toEqual([]);
+        expect(consoleErrors).toEqual([]);
+        expect(state.url).toMatch(/^\/sim\/cam1\/index-\d+-3600\.m3u8$/);
+        const clicked = Number(/index-(\d+)-/.exec(state.url)![1]);
+        expect(Math.abs(clicked - at)).toBeLessThan(30);
+        // What is on screen is the clicked moment plus the seconds played, not the playlist's end.
+        expect(state.second).toBeGreaterThanOrEqual(clicked + 4);
+        expect(state.second).toBeLessThan(clicked + state.currentTime - started + 10);
+        const shot = join(tmpdir(), `flussonic-backup-serve-page-${process.pid}.png`);
+        await page.screenshot({ path: shot, fullPage: true });
+        console.log(`serve page screenshot: ${shot}`);
+      } finally {
+        await browser.close();
+        rmSync(profile, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
+
+  it("--no-auth on a host other machines can reach is refused with a sentence (exit 2)", async () => {
+    const r = await cli(["serve", "--config", configFile, "--host", "0.0.0.0", "--no-auth"], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toMatch(/^--no-auth: refused on --host 0\.0\.0\.0, .*loopback host/);
+  });
+});
