@@ -184,7 +184,11 @@ targetOptions(
     .option("--stream <name>", "only this stream")
     .option("--from <time>", "only windows ending after this time")
     .option("--to <time>", "only windows starting before this time")
-    .option("--json", "print the report as JSON"),
+    .option("--json", "print the report as JSON")
+    .option(
+      "--repair",
+      "stop counting missing, corrupt and short windows as backed up, so the next run copies them again (exit 1 only on what is left unrepaired)",
+    ),
 ).action(async (opts) => {
   const { verifyCommand } = await import("./verify.ts");
   const { operatorAction } = await import("./backup-target.ts");

@@ -1,8 +1,9 @@
 /**
  * `flussonic-backup verify`: re-reads stored objects and compares size and SHA-256 with what was
- * recorded at copy time. Exit status 1 on any missing, corrupt or unrecorded object.
+ * recorded at copy time. Exit status 1 on any problem; with `repair`, on any problem left unrepaired.
  */
 import { formatBytes } from "../local/progress.ts";
+import type { StreamRepair } from "../local/verify-backup.ts";
 import { type VerifyProgress, verifyBackup } from "../local/verify-backup.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 import { isoTime, parseTimeSpan } from "./time-arg.ts";
@@ -13,6 +14,8 @@ export interface VerifyCommandOptions extends TargetOptions {
   from?: string | undefined;
   to?: string | undefined;
   json?: boolean | undefined;
+  /** Stop claiming missing, corrupt and short windows, so the next run copies them again. */
+  repair?: boolean | undefined;
   out?: { write(s: string): unknown };
   /** Progress lines (default stderr). */
   progress?: { write(s: string): unknown };
@@ -46,6 +49,7 @@ export async function verifyCommand(o: VerifyCommandOptions): Promise<number> {
       from: span.from,
       to: span.to,
       onProgress,
+      repair: o.repair === true,
     });
     if (o.json) {
       out.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -57,13 +61,38 @@ export async function verifyCommand(o: VerifyCommandOptions): Promise<number> {
       const count = (k: string) => report.problems.filter((p) => p.kind === k).length;
       out.write(
         `Verified ${report.checked} recorded window(s)${where} in ${report.streams} stream(s): ${report.intact} intact, ` +
-          `${count("missing")} missing, ${count("corrupt")} corrupt, ${count("unrecorded")} unrecorded object(s); ${formatBytes(report.bytesRead)} read.\n`,
+          `${count("missing")} missing, ${count("corrupt")} corrupt, ${count("unrecorded")} unrecorded object(s)` +
+          `${count("short") + count("replaced") > 0 ? `, ${count("short")} short, ${count("replaced")} replaced window(s)` : ""}; ${formatBytes(report.bytesRead)} read.\n`,
       );
       for (const p of report.problems)
-        out.write(`  ${p.kind.toUpperCase()} ${p.source} ${p.stream} ${p.key}: ${p.detail}\n`);
+        out.write(
+          `  ${p.kind.toUpperCase()}${p.repaired ? " (repaired)" : ""} ${p.source} ${p.stream} ${p.key}: ${p.detail}\n`,
+        );
+      for (const r of report.repairs ?? []) out.write(`${repairLine(r)}\n`);
+      if (o.repair && report.repairs?.length === 0 && report.problems.length > 0) {
+        out.write("Repaired nothing: only missing, corrupt and short windows are repaired.\n");
+      }
     }
+    if (o.repair) return report.problems.every((p) => p.repaired) ? 0 : 1;
     return report.problems.length === 0 ? 0 : 1;
   } finally {
     await target.close();
   }
+}
+
+/** What `--repair` changed in one stream, in one sentence. */
+function repairLine(r: StreamRepair): string {
+  const seconds = r.uncovered.reduce((n, u) => n + u.to - u.from, 0);
+  const spans = r.uncovered.map((u) => `${isoTime(u.from)} – ${isoTime(u.to)}`).join(", ");
+  const what =
+    `Repaired ${r.source} ${r.stream}: ${r.windows} window(s) no longer claimed` +
+    (seconds > 0
+      ? `, ${seconds} s no longer counted as backed up (${spans}); the next run copies them again from the source while it still holds them`
+      : " (other intact windows hold their seconds)") +
+    `; ${r.catalogEntriesDropped} catalog entr${r.catalogEntriesDropped === 1 ? "y" : "ies"} and ${r.recordsDeleted} completion record(s) dropped` +
+    (r.objectsDeleted > 0
+      ? `, ${r.objectsDeleted} object(s) deleted (other intact windows hold their seconds)`
+      : "") +
+    "; any other stored object stays until a new copy of its window replaces it.";
+  return r.error === undefined ? what : `NOT REPAIRED ${r.source} ${r.stream}: ${r.error}`;
 }

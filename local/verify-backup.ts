@@ -1,10 +1,12 @@
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { type BackupStore, storeError } from "../functions/adapters/backup-store.ts";
+import { type BackupStore, type CatalogEntry, storeError } from "../functions/adapters/backup-store.ts";
 import type { BackupConfig } from "../functions/config.ts";
 import type { ArchiveFormat } from "../functions/domain/archive.ts";
 import { ContainerError, containerCheck, MediaShortError } from "../functions/domain/container-check.ts";
-import { catalogKey, parseWindowKeyTail, streamPrefix } from "../functions/domain/keys.ts";
+import { catalogKey, parseWindowKeyTail, streamPrefix, utcDate } from "../functions/domain/keys.ts";
+import { type Manifest, uncover } from "../functions/domain/manifest.ts";
 import { decodeKeySegment, encodeKeySegment } from "../functions/domain/names.ts";
+import { normalizeRanges, subtractRanges, type TimeRange } from "../functions/domain/ranges.ts";
 import { forEachLimited } from "../functions/plan-backup.ts";
 
 export interface VerifyProblem {
@@ -20,6 +22,33 @@ export interface VerifyProblem {
   stream: string;
   key: string;
   detail: string;
+  /**
+   * With `repair`: true once the backup no longer claims the window (a missing, corrupt or short
+   * one): its seconds are out of the stream's manifest, its catalog entry and completion record
+   * dropped, so the planner copies it again from the source. The object itself stays (a short one
+   * still holds some seconds) until that copy replaces it.
+   */
+  repaired?: boolean;
+}
+
+/** What `verify --repair` changed in one stream. */
+export interface StreamRepair {
+  source: string;
+  stream: string;
+  /** Seconds no longer counted as covered (a window's seconds that another intact window holds stay). */
+  uncovered: TimeRange[];
+  /** Windows no longer claimed (catalog entries or completion records dropped). */
+  windows: number;
+  catalogEntriesDropped: number;
+  recordsDeleted: number;
+  /**
+   * Objects deleted: only those of windows whose every second an intact window holds (no copy of
+   * them is planned, and the source is not their only other copy). Any other object stays until
+   * the planner's new copy of its window replaces it: a short one still holds some seconds.
+   */
+  objectsDeleted: number;
+  /** Why the repair of this stream did not complete (its problems stay unrepaired). */
+  error?: string;
 }
 
 export interface VerifyProgress {
@@ -37,6 +66,8 @@ export interface VerifyReport {
   intact: number;
   bytesRead: number;
   problems: VerifyProblem[];
+  /** With `repair`: per stream with a missing, corrupt or short window, what was changed. */
+  repairs?: StreamRepair[];
 }
 
 export interface VerifyOptions {
@@ -50,6 +81,13 @@ export interface VerifyOptions {
   /** Objects read at once (default 4). */
   concurrency?: number;
   onProgress?: (p: VerifyProgress) => void;
+  /**
+   * Stop claiming each missing, corrupt or short window (see VerifyProblem.repaired): the manifest
+   * is written conditionally (If-Match, re-read and retried when a planner changed it meanwhile).
+   */
+  repair?: boolean;
+  /** Unix seconds, for the manifest's updatedAt (default: the system clock). */
+  now?: () => number;
 }
 
 interface Expected {
@@ -60,10 +98,21 @@ interface Expected {
   sha256: string;
   format?: ArchiveFormat;
   etag?: string;
+  copiedAt?: number;
 }
 
+/** Kinds of problem whose window the backup claims without holding it whole. */
+const REPAIRABLE = new Set<VerifyProblem["kind"]>(["missing", "corrupt", "short"]);
+
 export async function verifyBackup(o: VerifyOptions): Promise<VerifyReport> {
-  const report: VerifyReport = { streams: 0, checked: 0, intact: 0, bytesRead: 0, problems: [] };
+  const report: VerifyReport = {
+    streams: 0,
+    checked: 0,
+    intact: 0,
+    bytesRead: 0,
+    problems: [],
+    ...(o.repair ? { repairs: [] } : {}),
+  };
   for (const source of o.config.sources) {
     if (o.source && source.name !== o.source) continue;
     const pending = await o.store.pendingRecords(source.name);
@@ -94,7 +143,7 @@ async function readBack(
   w: Expected,
   replaced: boolean,
   problem: (kind: VerifyProblem["kind"], key: string, detail: string) => void,
-): Promise<void> {
+): Promise<boolean> {
   const format = w.format ?? (w.key.endsWith(".ts") ? "ts" : "mp4");
   const check = containerCheck(format, w);
   let incomplete: ContainerError | undefined;
@@ -142,7 +191,7 @@ async function readBack(
     problem(
       "short",
       w.key,
-      `${incomplete.message}; the backup counts the whole window as covered, so it is not copied again by itself (restore refuses the window unless --allow-gaps)`,
+      `${incomplete.message}; the backup counts the whole window as covered, so it is not copied again by itself (verify --repair stops counting it; restore refuses the window unless --allow-gaps)`,
     );
   } else if (!hashMatches && incomplete) {
     problem(
@@ -157,9 +206,12 @@ async function readBack(
       `the object (ETag ${got.etag}, sha256 ${got.sha256.slice(0, 12)}…) is another copy of the window than its record ` +
         `describes (ETag ${w.etag}), from a copy that stopped before recording it; it is whole, and the redelivery of that copy re-records it`,
     );
+    return true;
   } else {
     report.intact++;
+    return true;
   }
+  return false;
 }
 
 function overlaps(o: VerifyOptions, from: number, duration: number): boolean {
@@ -235,16 +287,28 @@ async function verifyStream(
     etags.set(obj.key, obj.etag);
   }
 
-  const problem = (kind: VerifyProblem["kind"], key: string, detail: string) =>
-    report.problems.push({ kind, source, stream, key, detail });
-  for (const [key, size] of stored) {
-    if (!expected.has(key)) {
-      problem(
-        "unrecorded",
-        key,
-        `${size} bytes, no completion record or catalog entry (a copy still finishing, a copier that died before recording it, or not written by the backup)`,
-      );
-    }
+  const found: VerifyProblem[] = [];
+  const problem = (kind: VerifyProblem["kind"], key: string, detail: string) => {
+    const p: VerifyProblem = { kind, source, stream, key, detail };
+    report.problems.push(p);
+    found.push(p);
+  };
+  /** Windows whose seconds the bucket holds whole (intact, or a whole other copy). */
+  const held: Expected[] = [];
+  const unrecorded = [...stored].filter(([key]) => !expected.has(key));
+  // Whether the backup counts such an object's seconds (one manifest read, only when there is one).
+  const covered = unrecorded.length > 0 ? (await o.store.readManifest(source, stream)).manifest.covered : [];
+  for (const [key, size] of unrecorded) {
+    const w = parseWindowKeyTail(key.slice(prefix.length));
+    const claimed = w && covered.some((r) => r.from <= w.from && w.from + w.duration <= r.to);
+    problem(
+      "unrecorded",
+      key,
+      `${size} bytes, no completion record or catalog entry (a copy still finishing, a copier that died before recording it, or not written by the backup)` +
+        (w && !claimed
+          ? "; the backup does not count its seconds as backed up (e.g. after verify --repair), so the next run copies the window again over it"
+          : ""),
+    );
   }
   const toRead = [...expected.values()].sort((a, b) => a.from - b.from);
   const progress: VerifyProgress = { stream, checked: 0, total: toRead.length, bytesRead: 0 };
@@ -265,11 +329,108 @@ async function verifyStream(
         // The recorded object with another size (a replaced one is read first to tell which).
         problem("corrupt", w.key, `size ${size} bytes, recorded ${w.size}`);
       } else {
-        await readBack(o, report, progress, w, replaced, problem);
+        if (await readBack(o, report, progress, w, replaced, problem)) held.push(w);
       }
     }
     report.checked++;
     progress.checked++;
     o.onProgress?.(progress);
   });
+  if (!o.repair) return;
+  const bad = found.filter((p) => REPAIRABLE.has(p.kind));
+  if (bad.length === 0) return;
+  const windows = [...new Set(bad.map((p) => expected.get(p.key)!))];
+  const repair = await repairStream(o, source, stream, windows, held, stored);
+  report.repairs?.push(repair);
+  if (repair.error === undefined) for (const p of bad) p.repaired = true;
+}
+
+/** Manifest writes a repair tries before giving up on a stream that keeps changing. */
+const MANIFEST_ATTEMPTS = 5;
+
+/**
+ * Stops claiming `bad` windows of a stream: their seconds (except those a `held` window stores)
+ * leave the manifest, then their catalog entries and completion records are dropped. In this order
+ * so that an interruption leaves a state the next `verify --repair` finds again (a record still
+ * pending re-covers the window at the next planner run, and verify then reports it again). Entries
+ * and records newer than the copy verify read (a copy recorded meanwhile) are kept.
+ */
+async function repairStream(
+  o: VerifyOptions,
+  source: string,
+  stream: string,
+  bad: Expected[],
+  held: Expected[],
+  /** Objects listed in the stream's folder. */
+  stored: ReadonlyMap<string, number>,
+): Promise<StreamRepair> {
+  const range = (w: Expected): TimeRange => ({ from: w.from, to: w.from + w.duration });
+  const uncovered = subtractRanges(normalizeRanges(bad.map(range)), normalizeRanges(held.map(range)));
+  const out: StreamRepair = {
+    source,
+    stream,
+    uncovered,
+    windows: bad.length,
+    catalogEntriesDropped: 0,
+    recordsDeleted: 0,
+    objectsDeleted: 0,
+  };
+  const stillCovered = (m: Manifest) =>
+    uncovered.filter((u) => m.covered.some((r) => r.from < u.to && u.from < r.to));
+  try {
+    // 1. The manifest: conditional write (If-Match the ETag read), re-read and retried on a conflict.
+    let written = uncovered.length === 0;
+    for (let attempt = 0; !written && attempt < MANIFEST_ATTEMPTS; attempt++) {
+      const stored = await o.store.readManifest(source, stream);
+      let m = stored.manifest;
+      for (const u of uncovered) m = uncover(m, u.from, u.to);
+      if (m === stored.manifest || stored.etag === undefined) {
+        written = true;
+        break;
+      }
+      const now = o.now?.() ?? Math.floor(Date.now() / 1000);
+      written = await o.store.writeManifest({ ...m, updatedAt: now }, stored.etag);
+    }
+    if (!written) {
+      out.error = `the manifest of ${source}/${stream} changed at each of ${MANIFEST_ATTEMPTS} attempts (a planner running); run verify --repair again`;
+      return out;
+    }
+    // 2. Catalog entries of the windows, day by day (the copy verify read, or an older one).
+    const isBadCopy = (w: Expected, e: Pick<CatalogEntry, "key" | "sha256" | "copiedAt">) =>
+      e.key === w.key && (e.sha256 === w.sha256 || (w.copiedAt !== undefined && e.copiedAt <= w.copiedAt));
+    const byDay = new Map<string, Expected[]>();
+    for (const w of bad) byDay.set(utcDate(w.from), [...(byDay.get(utcDate(w.from)) ?? []), w]);
+    for (const [day, list] of byDay) {
+      const catalog = await o.store.readCatalog(source, stream, day);
+      const windows = catalog.windows.filter((e) => !list.some((w) => isBadCopy(w, e)));
+      if (windows.length === catalog.windows.length) continue;
+      await o.store.writeCatalog({ ...catalog, windows });
+      out.catalogEntriesDropped += catalog.windows.length - windows.length;
+    }
+    // 3. Completion records not compacted yet.
+    const records: string[] = [];
+    for (const w of bad) {
+      const id = { source, stream, from: w.from, duration: w.duration };
+      const record = await o.store.getRecord(id);
+      if (record && isBadCopy(w, record)) records.push(o.store.recordKeyOf(id));
+    }
+    await o.store.deleteKeys(records);
+    out.recordsDeleted = records.length;
+    // 4. Objects of windows that other intact windows hold whole (e.g. a short {0,600} beside
+    // {0,300} and {300,300}): nothing copies them again, and nothing is lost with them.
+    const heldRanges = normalizeRanges(held.map(range));
+    const redundant = bad.filter(
+      (w) => stored.has(w.key) && subtractRanges([range(w)], heldRanges).length === 0,
+    );
+    await o.store.deleteKeys(redundant.map((w) => w.key));
+    out.objectsDeleted = redundant.length;
+    // 5. A planner that read a record before step 3 may have claimed a window again.
+    const again = stillCovered((await o.store.readManifest(source, stream)).manifest);
+    if (again.length > 0) {
+      out.error = `a planner run claimed ${again.length} of the repaired span(s) of ${source}/${stream} again meanwhile; run verify --repair again`;
+    }
+  } catch (error) {
+    out.error = error instanceof Error ? error.message : String(error);
+  }
+  return out;
 }

@@ -1,0 +1,168 @@
+/**
+ * `verify --repair` (issue 15: status and verify never report coverage that is not stored): a
+ * window an older copier recorded although its export was short, and a window whose object was
+ * deleted later, are reported by verify, but the manifest still counts their seconds, so status
+ * shows 100% and the planner never copies them again. The repair stops claiming them; the next run
+ * copies them again from the source. Against the simulator and the embedded emulator; the repair
+ * itself runs the installed binary in a child process.
+ */
+import { createHash } from "node:crypto";
+import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { afterEach, describe, expect, it } from "vitest";
+import { statusCommand } from "../../cli/status.ts";
+import { verifyCommand } from "../../cli/verify.ts";
+import { streamPrefix } from "../../functions/domain/keys.ts";
+import type { CopyRecord } from "../../functions/domain/manifest.ts";
+import type { BackupStatus } from "../../local/backup-status.ts";
+import { runOnce } from "../../local/once.ts";
+import type { VerifyReport } from "../../local/verify-backup.ts";
+import { cli } from "../cli/cli-process.ts";
+import { type Harness, HOUR, startHarness } from "../support/harness.ts";
+import { operatorTarget, TextSink } from "../support/ops-target.ts";
+
+const NOW = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+/** Retention 1 h from 11:17: whole 10-minute windows from 11:20 to 12:10. */
+const SHORT_FROM = Math.floor(Date.UTC(2026, 10, 20, 11, 20, 0) / 1000);
+const GONE_FROM = Math.floor(Date.UTC(2026, 10, 20, 11, 40, 0) / 1000);
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+async function setup() {
+  h = await startHarness({
+    sim: { streams: [{ name: "cam1", bitrateBps: 64_000, ranges: [{ from: NOW - 2 * HOUR, to: NOW + 1 }] }] },
+    source: { retentionDays: 1 / 24 },
+  });
+  const rt = await h.runtime();
+  const file = operatorTarget(h);
+  return { h, rt, file, store: rt.store };
+}
+
+async function status(hh: Harness, file: string) {
+  const out = new TextSink();
+  const code = await statusCommand({
+    config: file,
+    json: true,
+    copyTimeoutSeconds: 60,
+    now: hh.clock.now(),
+    out,
+  });
+  const cam1 = (JSON.parse(out.text) as BackupStatus).sources[0]!.streams.find((s) => s.stream === "cam1")!;
+  return { code, coverage: cam1.coverage };
+}
+
+async function verify(file: string, extra: Record<string, unknown> = {}) {
+  const out = new TextSink();
+  const code = await verifyCommand({ config: file, json: true, out, progress: new TextSink(), ...extra });
+  return { code, report: JSON.parse(out.text) as VerifyReport };
+}
+
+/** The AWS variables operatorTarget pointed at the harness's emulator, for a child process. */
+function awsEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of [
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+  ]) {
+    env[k] = process.env[k]!;
+  }
+  return env;
+}
+
+describe("verify --repair: a window claimed but not stored whole is copied again", () => {
+  it("a short recorded window and a deleted object: status 100% before; repaired by the binary; status shows them missing; the next run copies them byte for byte; verify clean", async () => {
+    const { h, rt, file, store } = await setup();
+    // What a copier from before the media check could record: 7 of the window's 10 minutes, with a
+    // record whose size and hash match the short object.
+    const shortWindow = { source: "src1", stream: "cam1", from: SHORT_FROM, duration: 600 };
+    const shortKey = store.windowKey(shortWindow, "mp4");
+    const short = h.sim.body("cam1", SHORT_FROM, 420, "mp4");
+    await store.s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: shortKey, Body: short }));
+    const record: CopyRecord = {
+      ...shortWindow,
+      format: "mp4",
+      key: shortKey,
+      size: short.length,
+      sha256: sha256(short),
+      copiedAt: h.clock.now() - 600,
+    };
+    await store.putRecord(record);
+
+    // The run folds that record in (the window counts as covered) and copies every other window.
+    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    const goneKey = store.windowKey({ ...shortWindow, from: GONE_FROM }, "mp4");
+    const keys = await h.keys(streamPrefix(h.config.prefix, "src1", "cam1"));
+    expect(keys).toContain(goneKey);
+    expect(h.tally.events.some((e) => e.message?.from === SHORT_FROM)).toBe(false);
+    await store.s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: goneKey }));
+
+    // Before: status claims everything; verify sees both problems.
+    const before = await status(h, file);
+    expect(before.coverage.percent).toBe(100);
+    expect(before.coverage.missing).toEqual([]);
+    const found = await verify(file);
+    expect(found.code).toBe(1);
+    expect(found.report.problems.map((p) => [p.kind, p.key]).sort()).toEqual([
+      ["missing", goneKey],
+      ["short", shortKey],
+    ]);
+
+    // The repair, as a user runs it.
+    const r = await cli(["verify", "-c", file, "--repair"], { cwd: h.dir, env: awsEnv() });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`SHORT (repaired) src1 cam1 ${shortKey}: media ends at`);
+    expect(r.stdout).toContain(`MISSING (repaired) src1 cam1 ${goneKey}: recorded`);
+    expect(r.stdout).toContain(
+      "Repaired src1 cam1: 2 window(s) no longer claimed, 1200 s no longer counted as backed up " +
+        "(2026-11-20T11:20:00Z – 2026-11-20T11:30:00Z, 2026-11-20T11:40:00Z – 2026-11-20T11:50:00Z)",
+    );
+    // The short object stays (the source is the only other copy) until a new copy replaces it.
+    expect((await h.getObject(shortKey)).equals(short)).toBe(true);
+
+    // Status shows the two windows missing, without a verify run.
+    const after = await status(h, file);
+    expect(after.code).toBe(1);
+    expect(after.coverage.percent).toBeLessThan(100);
+    expect(after.coverage.missing).toEqual([
+      { from: SHORT_FROM, to: SHORT_FROM + 600 },
+      { from: GONE_FROM, to: GONE_FROM + 600 },
+    ]);
+    // A second repair finds nothing to repair: the short object is no longer recorded (and says it
+    // will be copied over); an unrecorded object is not repaired, so the exit status is 1.
+    const again = await verify(file, { repair: true });
+    expect(again.report.repairs).toEqual([]);
+    expect(again.report.problems.map((p) => [p.kind, p.key, p.repaired])).toEqual([
+      ["unrecorded", shortKey, undefined],
+    ]);
+    expect(again.report.problems[0]!.detail).toMatch(
+      /does not count its seconds .* copies the window again over it$/,
+    );
+    expect(again.code).toBe(1);
+
+    // The next run copies both again from the source, byte for byte.
+    const copiedBefore = h.tally.events.length;
+    const rerun = await runOnce(rt, h.tally);
+    expect(rerun.ok).toBe(true);
+    const recopied = h.tally.events
+      .slice(copiedBefore)
+      .flatMap((e) => (e.type === "copied" ? [e.message.from] : []))
+      .sort();
+    expect(recopied).toEqual([SHORT_FROM, GONE_FROM]);
+    expect((await h.getObject(shortKey)).equals(h.sim.body("cam1", SHORT_FROM, 600, "mp4"))).toBe(true);
+    expect((await h.getObject(goneKey)).equals(h.sim.body("cam1", GONE_FROM, 600, "mp4"))).toBe(true);
+    const clean = await verify(file);
+    expect(clean.report.problems).toEqual([]);
+    expect(clean.code).toBe(0);
+    const full = await status(h, file);
+    expect(full.coverage.percent).toBe(100);
+    expect(full.code).toBe(0);
+  });
+});
