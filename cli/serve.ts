@@ -7,6 +7,7 @@
  */
 import { isIP } from "node:net";
 import { hostname } from "node:os";
+import { join } from "node:path";
 import { FragmentIndexStore } from "../functions/adapters/fragment-index-store.ts";
 import { createPlaybackHandler } from "../functions/playback/handler.ts";
 import { parseTokenKeys, tokenProblem } from "../functions/playback/token.ts";
@@ -65,7 +66,7 @@ export async function serveCommand(o: ServeOptions): Promise<number> {
         ? server.url.replace(/\/\/[^/]+:/, `//${hostname()}:`)
         : server.url;
     const example = target.config.sources[0]?.name ?? "SOURCE";
-    const configArg = o.demo ? "--demo" : `--config ${o.config}`;
+    const configArg = `--config ${o.demo ? join(o.demo === true ? ".demo" : o.demo, "config.json") : o.config}`;
     out.write(
       [
         `Serving the backup in bucket "${target.config.bucket}" at ${shown}/`,

@@ -19,6 +19,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";
 import { type CliService, cli, startCli, waitFor } from "../cli/cli-process.ts";
 
+/** Prints the URL it serves at: the base URL (no trailing slash). */
+function servedAt(server: CliService): Promise<string> {
+  return waitFor("the URL serve prints", async () => /at (http:\/\/\S+?)\/?\n/.exec(server.stdout())?.[1]);
+}
+
 const run = promisify(execFile);
 const hasFfmpeg = ["ffmpeg", "ffprobe"].every(
   (tool) => spawnSync(tool, ["-version"], { stdio: "ignore" }).status === 0,
@@ -84,7 +89,7 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("prints where it serves and stops on SIGTERM (exit 0)", async () => {
+  it("prints where it serves and the playlist URL shapes", async () => {
     expect(server.stdout()).toMatch(
       /Serving the backup in bucket "serve-backup" at http:\/\/127\.0\.0\.1:\d+\//,
     );
@@ -295,6 +300,80 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
     },
     60_000,
   );
+
+  it("with tokens: the listing and playlists need ?token= (403 with the reason otherwise), media URLs are signed by the server; SIGTERM stops it (exit 0)", async () => {
+    // The server without tokens stops first (it holds the emulator's state directory).
+    expect(await server.stop()).toBe(0);
+    expect(server.stdout()).toContain("Stopped.");
+    const env = { FLUSSONIC_BACKUP_PLAYBACK_KEYS: "a-playback-key-of-at-least-32-characters" };
+    const minted = await cli(
+      ["playback-token", "--config", configFile, "--source", "sim", "--stream", "cam1"],
+      {
+        cwd: dir,
+        env,
+      },
+    );
+    expect(minted.code, minted.stderr).toBe(0);
+    const token = minted.stdout.trim().split("\n").at(-1)!;
+    const authed = startCli(["serve", "--config", configFile, "--embedded", "state", "--port", "0"], {
+      cwd: dir,
+      env,
+    });
+    try {
+      const url = await servedAt(authed);
+      expect(authed.stdout()).toContain(`playback-token --config ${configFile} --source sim`);
+      expect(authed.stdout()).not.toContain(token);
+
+      const page = await fetch(`${url}/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('id="token-form"');
+      const unlisted = await fetch(`${url}/_api/streams.json`);
+      expect(unlisted.status).toBe(403);
+      expect(((await unlisted.json()) as { error: string }).error).toMatch(/needs a token/);
+      const wrong = await fetch(`${url}/_api/streams.json?token=${encodeURIComponent(`${token}x`)}`);
+      expect(wrong.status).toBe(403);
+      await wrong.arrayBuffer();
+      const listing = await fetch(`${url}/_api/streams.json?token=${encodeURIComponent(token)}`);
+      expect(listing.status).toBe(200);
+      const body = (await listing.json()) as {
+        auth: boolean;
+        sources: { source: string; streams: { stream: string }[] }[];
+      };
+      expect(body.auth).toBe(true);
+      expect(body.sources.map((s) => [s.source, s.streams.map((x) => x.stream)])).toEqual([
+        ["sim", ["cam1"]],
+      ]);
+
+      const playlistPath = `/sim/cam1/index-${T0 - 45 * MIN}-60.m3u8`;
+      const refused = await fetch(`${url}${playlistPath}`);
+      expect(refused.status).toBe(403);
+      await refused.arrayBuffer();
+      const playlist = await fetch(`${url}${playlistPath}?token=${encodeURIComponent(token)}`);
+      expect(playlist.status).toBe(200);
+      const text = await playlist.text();
+      expect(text).not.toContain(token);
+      const media = new URL(/#EXT-X-MAP:URI="([^"]+)"/.exec(text)![1]!, `${url}/sim/cam1/`);
+      expect(media.searchParams.get("sig")).toBeTruthy();
+      const signed = await fetch(media, { headers: { Range: "bytes=0-7" } });
+      expect(signed.status).toBe(206);
+      expect(
+        Buffer.from(await signed.arrayBuffer())
+          .subarray(4, 8)
+          .toString("latin1"),
+      ).toBe("ftyp");
+      const unsigned = await fetch(`${media.origin}${media.pathname}`, { headers: { Range: "bytes=0-7" } });
+      expect(unsigned.status).toBe(403);
+      expect(await unsigned.text()).toMatch(/signature is missing or wrong/);
+      media.searchParams.set("exp", String(Number(media.searchParams.get("exp")) + 3600));
+      const stretched = await fetch(media, { headers: { Range: "bytes=0-7" } });
+      expect(stretched.status).toBe(403);
+      await stretched.arrayBuffer();
+    } finally {
+      expect(await authed.stop()).toBe(0);
+    }
+    expect(authed.stdout()).toContain("Stopped.");
+    expect(authed.stderr()).not.toContain(token);
+  });
 
   it("--no-auth on a host other machines can reach is refused with a sentence (exit 2)", async () => {
     const r = await cli(["serve", "--config", configFile, "--host", "0.0.0.0", "--no-auth"], { cwd: dir });
