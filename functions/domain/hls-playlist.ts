@@ -168,8 +168,11 @@ export function sequenceDay(s: NumberedSegment): number {
 }
 
 /**
- * The live window at edge `edgeMs`: numbered segments starting in `(edgeMs - windowMs, edgeMs]`
- * and at or after `notBeforeMs`, of one day only (the latest day among them).
+ * The live window at edge `edgeMs`: of the numbered segments starting at or after `notBeforeMs`,
+ * the latest one starting at or before the edge and those starting less than `windowMs` before
+ * it, of its UTC day only. Anchoring on the latest segment (not on the edge itself) keeps the
+ * window as it was while the edge crosses a hole, so the numbers never go back; after the hole
+ * the window restarts with the segments that follow it.
  */
 export function liveWindow(
   segments: readonly NumberedSegment[],
@@ -177,13 +180,18 @@ export function liveWindow(
   windowMs: number,
   notBeforeMs = Number.NEGATIVE_INFINITY,
 ): NumberedSegment[] {
-  const picked = segments.filter(
-    (s) => s.startMs <= edgeMs && s.startMs > edgeMs - windowMs && s.startMs >= notBeforeMs,
-  );
-  const last = picked[picked.length - 1];
-  if (!last) return [];
+  let end = segments.length;
+  while (end > 0 && segments[end - 1]!.startMs > edgeMs) end--;
+  const last = segments[end - 1];
+  if (!last || last.startMs < notBeforeMs) return [];
   const day = sequenceDay(last);
-  return picked.filter((s) => sequenceDay(s) === day);
+  let begin = end - 1;
+  while (begin > 0) {
+    const s = segments[begin - 1]!;
+    if (s.startMs <= last.startMs - windowMs || s.startMs < notBeforeMs || sequenceDay(s) !== day) break;
+    begin--;
+  }
+  return segments.slice(begin, end);
 }
 
 export interface MediaPlaylist {

@@ -331,7 +331,8 @@ async function timeshiftAbs(
 /**
  * A live sliding-window playlist whose edge is `edgeMs` (module comment of hls-playlist.ts for the
  * numbering). 425 when the edge is later than anything the backup has stored (it lags behind
- * live), 404 when the edge falls in a hole longer than the playlist window.
+ * live). Inside a hole the playlist stays as it was at the hole's start (the player waits) and
+ * goes on after it; 404 when nothing is stored from the start of the day before the edge.
  */
 async function livePlaylist(
   deps: PlaybackDeps,
@@ -372,9 +373,10 @@ async function livePlaylist(
   if (segments.length === 0) {
     throw new HttpProblem(
       404,
-      `nothing of stream "${t.stream}" is stored around ${isoMs(edgeMs)} (a hole in the backup): playback resumes after it`,
+      `nothing of stream "${t.stream}" is stored from ${iso(readFrom)} to ${isoMs(edgeMs)} (a hole in the backup): try a delay that lands after it`,
     );
   }
+
   const first = segments[0] as NumberedSegment;
   const uris = await windowUris(deps, t, segments);
   return playlist(
@@ -416,7 +418,7 @@ async function archiveMp4(
       `nothing of stream "${t.stream}" is stored from ${iso(from)} to ${iso(from + duration)}`,
     );
   }
-  const plan = joinPlan(segments);
+  const plan = joinPlan(segments, (from + duration) * 1000);
   const ts = plan.find((p) => p.window.format !== "mp4" || !p.window.init);
   if (ts) {
     throw new HttpProblem(
@@ -445,9 +447,19 @@ interface JoinPart {
   runs: { offset: number; length: number; startMs: number }[];
 }
 
-function joinPlan(segments: readonly PlannedSegment[]): JoinPart[] {
+function joinPlan(segments: readonly PlannedSegment[], toMs: number): JoinPart[] {
   const parts: JoinPart[] = [];
-  for (const s of segments) {
+  for (const whole of segments) {
+    // A segment may run past the range's end: the export stops at the first fragment starting there.
+    const s = { ...whole };
+    const end = s.offset + s.length;
+    if (s.startMs + s.durationMs > toMs) {
+      const kept = s.window.fragments.filter(
+        (f) => f.offset >= s.offset && f.offset < end && f.startMs < toMs,
+      );
+      const last = kept[kept.length - 1];
+      if (last) s.length = last.offset + last.length - s.offset;
+    }
     let part = parts[parts.length - 1];
     if (!part || part.window !== s.window) {
       part = { window: s.window, runs: [] };
