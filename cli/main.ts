@@ -197,6 +197,22 @@ targetOptions(
 
 targetOptions(
   program
+    .command("reindex")
+    .description(
+      "Build the fragment index (for playback) of windows stored before copiers recorded it, by ranged reads from S3",
+    )
+    .option("--source <name>", "only this source")
+    .option("--stream <name>", "only this stream")
+    .option("--from <time>", "only windows ending after this time")
+    .option("--to <time>", "only windows starting before this time"),
+).action(async (opts) => {
+  const { reindexCommand } = await import("./reindex.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => reindexCommand(opts));
+});
+
+targetOptions(
+  program
     .command("restore")
     .description("Bring a time range of one stream back as one playable file in the stored format")
     .requiredOption("--source <name>", "source")
