@@ -44,23 +44,25 @@ export async function serveCommand(o: ServeOptions): Promise<number> {
   const target = await openBackupTarget(o, { flussonic: false });
   try {
     const auth = o.auth ? playbackAuth(target.config) : undefined;
-    const server = await startPlaybackServer({
-      host: o.host,
-      port: o.port,
-      config: target.config,
-      s3: target.s3,
-      store: target.store,
-      checkToken: auth?.checkToken,
-      createHandler: (media) =>
-        createPlaybackHandler({
-          config: target.config,
-          index: new FragmentIndexStore(target.store),
-          readObject: media.readObject,
-          mediaUrl: media.mediaUrl,
-          now: () => Date.now(),
-          tokenKeys: auth?.tokenKeys,
-        }),
-    });
+    const server = await listenOrExplain(o, () =>
+      startPlaybackServer({
+        host: o.host,
+        port: o.port,
+        config: target.config,
+        s3: target.s3,
+        store: target.store,
+        checkToken: auth?.checkToken,
+        createHandler: (media) =>
+          createPlaybackHandler({
+            config: target.config,
+            index: new FragmentIndexStore(target.store),
+            readObject: media.readObject,
+            mediaUrl: media.mediaUrl,
+            now: () => Date.now(),
+            tokenKeys: auth?.tokenKeys,
+          }),
+      }),
+    );
     const shown =
       o.host === "0.0.0.0" || o.host === "::"
         ? server.url.replace(/\/\/[^/]+:/, `//${hostname()}:`)
@@ -84,6 +86,32 @@ export async function serveCommand(o: ServeOptions): Promise<number> {
     return 0;
   } finally {
     await target.close();
+  }
+}
+
+/** Starting the server; an address in use or not available here becomes one sentence saying what to do. */
+async function listenOrExplain<T>(o: ServeOptions, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const where = `${o.host}:${o.port}`;
+    if (code === "EADDRINUSE") {
+      throw new UsageError(
+        `serve: ${where} is already in use by another program; choose another --port (0: any free one)`,
+      );
+    }
+    if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EAI_AGAIN") {
+      throw new UsageError(
+        `serve: --host ${o.host} is not an address of this machine; give one of its addresses (default 127.0.0.1)`,
+      );
+    }
+    if (code === "EACCES") {
+      throw new UsageError(
+        `serve: not allowed to listen on ${where} (ports below 1024 need privileges); choose another --port`,
+      );
+    }
+    throw error;
   }
 }
 
