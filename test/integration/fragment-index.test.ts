@@ -94,7 +94,16 @@ describe("fragment index, end to end", () => {
         .map((c) => [c.key, c.size, c.etag]),
     );
 
-    // Old catalogs and records without an index keep loading; a range of a day with no object is empty.
+    // A completion record from a copier before the index (none in it) is read and compacted as
+    // before, and leaves the window's index entry alone.
+    const { index: _none, ...old } = { ...catalog.windows[0]!, source: "src1", stream: "cam1" };
+    await rt.store.putRecord(old);
+    expect(await reader.readFragmentIndex("src1", "cam1", now - HOUR, now)).toEqual(pending);
+    await rt.plan();
+    expect(await h.keys(`${prefix}.backup/records/`)).toEqual([]);
+    expect(await reader.readFragmentIndex("src1", "cam1", now - HOUR, now)).toEqual(pending);
+
+    // A range of a day with no index object is empty.
     expect(await reader.readFragmentIndex("src1", "cam1", now - 3 * 86_400, now - 2 * 86_400)).toEqual([]);
   });
 });
