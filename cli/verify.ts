@@ -16,6 +16,8 @@ export interface VerifyCommandOptions extends TargetOptions {
   json?: boolean | undefined;
   /** Stop claiming missing, corrupt and short windows, so the next run copies them again. */
   repair?: boolean | undefined;
+  /** Unix seconds (tests; default the system clock): names set-aside objects, stamps the manifest. */
+  now?: () => number;
   out?: { write(s: string): unknown };
   /** Progress lines (default stderr). */
   progress?: { write(s: string): unknown };
@@ -50,6 +52,7 @@ export async function verifyCommand(o: VerifyCommandOptions): Promise<number> {
       to: span.to,
       onProgress,
       repair: o.repair === true,
+      ...(o.now ? { now: o.now } : {}),
     });
     if (o.json) {
       out.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -69,6 +72,11 @@ export async function verifyCommand(o: VerifyCommandOptions): Promise<number> {
           `  ${p.kind.toUpperCase()}${p.repaired ? " (repaired)" : ""} ${p.source} ${p.stream} ${p.key}: ${p.detail}\n`,
         );
       for (const r of report.repairs ?? []) out.write(`${repairLine(r)}\n`);
+      if (report.setAside?.length) {
+        out.write(
+          `${report.setAside.length} corrupt object(s) set aside by an earlier verify --repair (kept until the bucket's lifecycle expires them; not windows): ${report.setAside.join(", ")}\n`,
+        );
+      }
       if (o.repair && report.repairs?.length === 0 && report.problems.length > 0) {
         out.write("Repaired nothing: only missing, corrupt and short windows are repaired.\n");
       }
@@ -93,6 +101,9 @@ function repairLine(r: StreamRepair): string {
     (r.objectsDeleted > 0
       ? `, ${r.objectsDeleted} object(s) deleted (other intact windows hold their seconds)`
       : "") +
-    "; any other stored object stays until a new copy of its window replaces it.";
+    (r.setAside.length > 0
+      ? `, ${r.setAside.length} corrupt object(s) set aside (kept as ${r.setAside.join(", ")}, so that no copier takes them for the window)`
+      : "") +
+    "; a short object stays until the new copy of its window replaces it.";
   return r.error === undefined ? what : `NOT REPAIRED ${r.source} ${r.stream}: ${r.error}`;
 }

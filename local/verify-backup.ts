@@ -1,4 +1,4 @@
-import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { CopyObjectCommand, DeleteObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { type BackupStore, type CatalogEntry, storeError } from "../functions/adapters/backup-store.ts";
 import type { BackupConfig } from "../functions/config.ts";
 import type { ArchiveFormat } from "../functions/domain/archive.ts";
@@ -47,6 +47,8 @@ export interface StreamRepair {
    * the planner's new copy of its window replaces it: a short one still holds some seconds.
    */
   objectsDeleted: number;
+  /** Corrupt objects moved out of their window's key (`{key}.corrupt-{unix seconds}`), kept. */
+  setAside: string[];
   /** Why the repair of this stream did not complete (its problems stay unrepaired). */
   error?: string;
 }
@@ -66,6 +68,11 @@ export interface VerifyReport {
   intact: number;
   bytesRead: number;
   problems: VerifyProblem[];
+  /**
+   * Corrupt objects an earlier `verify --repair` set aside (`{key}.corrupt-{unix seconds}`): kept
+   * for whoever wants to look at them, expired with the stream's windows; not problems.
+   */
+  setAside?: string[];
   /** With `repair`: per stream with a missing, corrupt or short window, what was changed. */
   repairs?: StreamRepair[];
 }
@@ -281,6 +288,11 @@ async function verifyStream(
   const stored = new Map<string, number>();
   const etags = new Map<string, string | undefined>();
   for await (const obj of o.store.listObjects(prefix)) {
+    if (SET_ASIDE.test(obj.key)) {
+      const w = parseWindowKeyTail(obj.key.slice(prefix.length).replace(SET_ASIDE, ""));
+      if (!w || overlaps(o, w.from, w.duration)) report.setAside = [...(report.setAside ?? []), obj.key];
+      continue;
+    }
     const w = parseWindowKeyTail(obj.key.slice(prefix.length));
     if (w && !overlaps(o, w.from, w.duration)) continue;
     stored.set(obj.key, obj.size);
@@ -340,7 +352,8 @@ async function verifyStream(
   const bad = found.filter((p) => REPAIRABLE.has(p.kind));
   if (bad.length === 0) return;
   const windows = [...new Set(bad.map((p) => expected.get(p.key)!))];
-  const repair = await repairStream(o, source, stream, windows, held, stored);
+  const corrupt = new Set(bad.filter((p) => p.kind === "corrupt").map((p) => p.key));
+  const repair = await repairStream(o, source, stream, windows, held, { stored, etags, corrupt });
   report.repairs?.push(repair);
   if (repair.error === undefined) for (const p of bad) p.repaired = true;
 }
@@ -348,12 +361,22 @@ async function verifyStream(
 /** Manifest writes a repair tries before giving up on a stream that keeps changing. */
 const MANIFEST_ATTEMPTS = 5;
 
+/** What a repaired corrupt object is renamed to: `{key}.corrupt-{unix seconds}` (see repairStream). */
+export const SET_ASIDE = /\.corrupt-\d+$/;
+
 /**
  * Stops claiming `bad` windows of a stream: their seconds (except those a `held` window stores)
  * leave the manifest, then their catalog entries and completion records are dropped. In this order
  * so that an interruption leaves a state the next `verify --repair` finds again (a record still
  * pending re-covers the window at the next planner run, and verify then reports it again). Entries
  * and records newer than the copy verify read (a copy recorded meanwhile) are kept.
+ *
+ * Objects: the source is the only other copy of a window, and may have deleted it already, so an
+ * object is deleted only when intact windows hold all its seconds. A short one stays where it is:
+ * the copier refuses a stored object whose media stops early and copies the window over it. A
+ * corrupt one (other bytes than recorded) could pass the copier's checks of a stored object and be
+ * recorded as the window, so it is set aside first: copied to `{key}.corrupt-{now}` (same folder,
+ * same lifecycle expiry; no window key, so nothing reads it as a window) and removed from the key.
  */
 async function repairStream(
   o: VerifyOptions,
@@ -361,8 +384,13 @@ async function repairStream(
   stream: string,
   bad: Expected[],
   held: Expected[],
-  /** Objects listed in the stream's folder. */
-  stored: ReadonlyMap<string, number>,
+  listing: {
+    /** Objects listed in the stream's folder (size) and their ETags. */
+    stored: ReadonlyMap<string, number>;
+    etags: ReadonlyMap<string, string | undefined>;
+    /** Keys verify found corrupt. */
+    corrupt: ReadonlySet<string>;
+  },
 ): Promise<StreamRepair> {
   const range = (w: Expected): TimeRange => ({ from: w.from, to: w.from + w.duration });
   const uncovered = subtractRanges(normalizeRanges(bad.map(range)), normalizeRanges(held.map(range)));
@@ -374,22 +402,47 @@ async function repairStream(
     catalogEntriesDropped: 0,
     recordsDeleted: 0,
     objectsDeleted: 0,
+    setAside: [],
   };
   const stillCovered = (m: Manifest) =>
     uncovered.filter((u) => m.covered.some((r) => r.from < u.to && u.from < r.to));
+  const heldRanges = normalizeRanges(held.map(range));
+  const redundant = (w: Expected) =>
+    listing.stored.has(w.key) && subtractRanges([range(w)], heldRanges).length === 0;
+  const now = o.now?.() ?? Math.floor(Date.now() / 1000);
   try {
+    // 0. Corrupt objects the copier could mistake for the window are set aside (before the planner
+    // can plan the window again).
+    for (const w of bad) {
+      if (!listing.corrupt.has(w.key) || !listing.stored.has(w.key) || redundant(w)) continue;
+      const aside = `${w.key}.corrupt-${now}`;
+      const etag = listing.etags.get(w.key);
+      await o.store.s3
+        .send(
+          new CopyObjectCommand({
+            Bucket: o.store.bucket,
+            Key: aside,
+            CopySource: `${o.store.bucket}/${w.key.split("/").map(encodeURIComponent).join("/")}`,
+            ...(etag ? { CopySourceIfMatch: etag } : {}),
+          }),
+        )
+        .catch((error: unknown) => {
+          throw storeError(error, `set ${w.key} aside as ${aside}`);
+        });
+      await deleteObject(o, w.key);
+      out.setAside.push(aside);
+    }
     // 1. The manifest: conditional write (If-Match the ETag read), re-read and retried on a conflict.
     let written = uncovered.length === 0;
     for (let attempt = 0; !written && attempt < MANIFEST_ATTEMPTS; attempt++) {
-      const stored = await o.store.readManifest(source, stream);
-      let m = stored.manifest;
+      const read = await o.store.readManifest(source, stream);
+      let m = read.manifest;
       for (const u of uncovered) m = uncover(m, u.from, u.to);
-      if (m === stored.manifest || stored.etag === undefined) {
+      if (m === read.manifest || read.etag === undefined) {
         written = true;
         break;
       }
-      const now = o.now?.() ?? Math.floor(Date.now() / 1000);
-      written = await o.store.writeManifest({ ...m, updatedAt: now }, stored.etag);
+      written = await o.store.writeManifest({ ...m, updatedAt: now }, read.etag);
     }
     if (!written) {
       out.error = `the manifest of ${source}/${stream} changed at each of ${MANIFEST_ATTEMPTS} attempts (a planner running); run verify --repair again`;
@@ -418,12 +471,10 @@ async function repairStream(
     out.recordsDeleted = records.length;
     // 4. Objects of windows that other intact windows hold whole (e.g. a short {0,600} beside
     // {0,300} and {300,300}): nothing copies them again, and nothing is lost with them.
-    const heldRanges = normalizeRanges(held.map(range));
-    const redundant = bad.filter(
-      (w) => stored.has(w.key) && subtractRanges([range(w)], heldRanges).length === 0,
-    );
-    await o.store.deleteKeys(redundant.map((w) => w.key));
-    out.objectsDeleted = redundant.length;
+    for (const w of bad.filter(redundant)) {
+      await deleteObject(o, w.key);
+      out.objectsDeleted++;
+    }
     // 5. A planner that read a record before step 3 may have claimed a window again.
     const again = stillCovered((await o.store.readManifest(source, stream)).manifest);
     if (again.length > 0) {
@@ -433,4 +484,12 @@ async function repairStream(
     out.error = error instanceof Error ? error.message : String(error);
   }
   return out;
+}
+
+async function deleteObject(o: VerifyOptions, key: string): Promise<void> {
+  await o.store.s3
+    .send(new DeleteObjectCommand({ Bucket: o.store.bucket, Key: key }))
+    .catch((error: unknown) => {
+      throw storeError(error, `delete ${key}`);
+    });
 }

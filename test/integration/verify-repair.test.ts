@@ -165,4 +165,83 @@ describe("verify --repair: a window claimed but not stored whole is copied again
     expect(full.coverage.percent).toBe(100);
     expect(full.code).toBe(0);
   });
+
+  it("a corrupt object is set aside (not adopted by the copier) and copied again; a short window whose seconds an intact window holds keeps the coverage and its object goes", async () => {
+    const { h, rt, file, store } = await setup();
+    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    const folder = streamPrefix(h.config.prefix, "src1", "cam1");
+    const whole = { source: "src1", stream: "cam1", from: SHORT_FROM, duration: 600 };
+    const wholeKey = store.windowKey(whole, "mp4");
+    const corruptFrom = SHORT_FROM + 1800;
+    const corruptKey = store.windowKey({ ...whole, from: corruptFrom }, "mp4");
+    expect(await h.keys(folder)).toEqual(expect.arrayContaining([wholeKey, corruptKey]));
+    // Something else wrote over one window (same size, other bytes).
+    const changed = Buffer.from(await h.getObject(corruptKey));
+    changed[changed.length - 1]! ^= 0xff;
+    await store.s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: corruptKey, Body: changed }));
+    // A short recorded copy of the first 5 minutes of a window stored whole as well (a window
+    // length changed between runs): its seconds are stored all the same.
+    const half = { ...whole, duration: 300 };
+    const halfKey = store.windowKey(half, "mp4");
+    const short = h.sim.body("cam1", SHORT_FROM, 200, "mp4");
+    await store.s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: halfKey, Body: short }));
+    await store.putRecord({
+      ...half,
+      format: "mp4",
+      key: halfKey,
+      size: short.length,
+      sha256: sha256(short),
+      copiedAt: h.clock.now(),
+    });
+    const coveredBefore = (await store.readManifest("src1", "cam1")).manifest.covered;
+    expect((await status(h, file)).coverage.percent).toBe(100);
+
+    const { code, report } = await verify(file, { repair: true, now: () => h.clock.now() });
+    expect(code).toBe(0);
+    expect(report.problems.map((p) => [p.kind, p.key, p.repaired]).sort()).toEqual([
+      ["corrupt", corruptKey, true],
+      ["short", halfKey, true],
+    ]);
+    expect(report.repairs).toEqual([
+      {
+        source: "src1",
+        stream: "cam1",
+        uncovered: [{ from: corruptFrom, to: corruptFrom + 600 }],
+        windows: 2,
+        catalogEntriesDropped: 1,
+        recordsDeleted: 1,
+        objectsDeleted: 1,
+        setAside: [`${corruptKey}.corrupt-${h.clock.now()}`],
+      },
+    ]);
+    // The corrupt bytes are kept, out of the window's key.
+    expect((await h.getObject(`${corruptKey}.corrupt-${h.clock.now()}`)).equals(changed)).toBe(true);
+    const m = (await store.readManifest("src1", "cam1")).manifest;
+    expect(m.covered).toEqual(
+      coveredBefore.flatMap((r) =>
+        r.from < corruptFrom && corruptFrom + 600 <= r.to
+          ? [
+              { from: r.from, to: corruptFrom },
+              { from: corruptFrom + 600, to: r.to },
+            ].filter((x) => x.from < x.to)
+          : [r],
+      ),
+    );
+    expect(await store.getRecord(half)).toBeUndefined();
+    const keys = await h.keys(folder);
+    expect(keys).not.toContain(halfKey);
+    expect(keys).not.toContain(corruptKey);
+    expect((await status(h, file)).coverage.missing).toEqual([{ from: corruptFrom, to: corruptFrom + 600 }]);
+
+    const start = h.tally.events.length;
+    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    expect(h.tally.events.slice(start).flatMap((e) => (e.type === "copied" ? [e.message.from] : []))).toEqual(
+      [corruptFrom],
+    );
+    expect((await h.getObject(corruptKey)).equals(h.sim.body("cam1", corruptFrom, 600, "mp4"))).toBe(true);
+    const clean = await verify(file);
+    expect(clean.report.problems).toEqual([]);
+    expect(clean.report.setAside).toEqual([`${corruptKey}.corrupt-${h.clock.now()}`]);
+    expect(clean.code).toBe(0);
+  });
 });
