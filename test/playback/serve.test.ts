@@ -61,12 +61,14 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
         },
       ],
     });
+    // The backup keeps 70 minutes: all of the archive (50 minutes before T0, and the test may start
+    // up to 10 minutes after T0).
     configFile = join(dir, "config.json");
     writeFileSync(
       configFile,
       JSON.stringify({
         bucket: "serve-backup",
-        sources: [{ name: "sim", url: sim.url, streams: ["cam1"], retentionDays: 55 / 1440 }],
+        sources: [{ name: "sim", url: sim.url, streams: ["cam1"], retentionDays: 70 / 1440 }],
       }),
     );
     const backup = await cli(["run", "--config", configFile, "--once", "--embedded", "state"], {
@@ -216,7 +218,7 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
   });
 
   it.skipIf(!hasChromium)(
-    "headless Chromium: the page lists the stream, a click on its timeline plays it past 5 s with no hls.js error",
+    "headless Chromium: the page lists the stream, a click on its timeline plays it from that moment past 5 s, the delayed channel plays as it was the chosen minutes ago, no hls.js error",
     async () => {
       const { chromium } = await import("playwright-core");
       const profile = mkdtempSync(join(tmpdir(), "fb-serve-chromium-"));
@@ -240,6 +242,9 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
         const page = browser.pages()[0] ?? (await browser.newPage());
         const consoleErrors: string[] = [];
         page.on("pageerror", (e) => consoleErrors.push(String(e)));
+        page.on("console", (m) => {
+          if (m.type() === "error") consoleErrors.push(m.text());
+        });
         await page.goto(`${base}/`);
         const svg = page.locator('.stream[data-source="sim"][data-stream="cam1"] svg.timeline');
         await svg.waitFor({ timeout: 10_000 });
@@ -290,6 +295,43 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
         // What is on screen is the clicked moment plus the seconds played, not the playlist's end.
         expect(state.second).toBeGreaterThanOrEqual(clicked + 4);
         expect(state.second).toBeLessThan(clicked + state.currentTime - started + 10);
+
+        // The delayed channel: the stream as it was the suggested number of minutes ago (the
+        // backup's lag plus 5 minutes), a live playlist that plays on.
+        const minutes = Number(await page.locator("#delay").inputValue());
+        await page.click("#delay-play");
+        await page.waitForFunction(
+          (m) =>
+            (window as unknown as { playback: { playing: { url: string } } }).playback.playing.url.endsWith(
+              `/timeshift_rel-${m * 60}.m3u8`,
+            ),
+          minutes,
+        );
+        await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) > 0, undefined, {
+          timeout: 20_000,
+        });
+        const delayedStart = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
+        await page.waitForFunction(
+          (t0) => (document.querySelector("video")?.currentTime ?? 0) >= t0 + 5,
+          delayedStart,
+          {
+            timeout: 30_000,
+          },
+        );
+        const delayed = await page.evaluate(() => {
+          const p = (
+            window as unknown as { playback: { errors: string[]; playingSecond(): number | undefined } }
+          ).playback;
+          return { errors: p.errors, behind: Date.now() / 1000 - (p.playingSecond() ?? 0) };
+        });
+        console.log(
+          `serve page: delayed channel of ${minutes} min plays ${delayed.behind.toFixed(1)} s behind now`,
+        );
+        expect(delayed.errors).toEqual([]);
+        expect(delayed.behind).toBeGreaterThanOrEqual(minutes * 60);
+        expect(delayed.behind).toBeLessThan(minutes * 60 + 90);
+        expect(consoleErrors).toEqual([]);
+
         const shot = join(tmpdir(), `flussonic-backup-serve-page-${process.pid}.png`);
         await page.screenshot({ path: shot, fullPage: true });
         console.log(`serve page screenshot: ${shot}`);
