@@ -11,11 +11,12 @@ import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
 import { statusCommand } from "../../cli/status.ts";
 import { verifyCommand } from "../../cli/verify.ts";
+import { BackupStore } from "../../functions/adapters/backup-store.ts";
 import { streamPrefix } from "../../functions/domain/keys.ts";
-import type { CopyRecord } from "../../functions/domain/manifest.ts";
+import type { CopyRecord, Manifest } from "../../functions/domain/manifest.ts";
 import type { BackupStatus } from "../../local/backup-status.ts";
 import { runOnce } from "../../local/once.ts";
-import type { VerifyReport } from "../../local/verify-backup.ts";
+import { type VerifyReport, verifyBackup } from "../../local/verify-backup.ts";
 import { cli } from "../cli/cli-process.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";
 import { operatorTarget, TextSink } from "../support/ops-target.ts";
@@ -243,5 +244,69 @@ describe("verify --repair: a window claimed but not stored whole is copied again
     expect(clean.report.problems).toEqual([]);
     expect(clean.report.setAside).toEqual([`${corruptKey}.corrupt-${h.clock.now()}`]);
     expect(clean.code).toBe(0);
+  });
+
+  it("the manifest is written conditionally: a planner's change meanwhile is re-read and kept; a manifest that keeps changing is left unrepaired", async () => {
+    const { h, rt, store } = await setup();
+    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    const goneKey = store.windowKey(
+      { source: "src1", stream: "cam1", from: GONE_FROM, duration: 600 },
+      "mp4",
+    );
+    await store.s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: goneKey }));
+    const lease = { from: NOW - 300, duration: 180, until: NOW + 3600 };
+    /**
+     * The store as it behaves when a planner writes the manifest between the repair's read and its
+     * write: S3 refuses the repair's If-Match write with 412, which writeManifest reports as false
+     * (the embedded emulator does not check If-Match itself, so the planner's write is made here).
+     */
+    class RacingStore extends BackupStore {
+      conflicts: number;
+      constructor(conflicts: number) {
+        super(store.s3, store.bucket, store.prefix);
+        this.conflicts = conflicts;
+      }
+      override async writeManifest(m: Manifest, etag: string | undefined): Promise<boolean> {
+        if (this.conflicts <= 0) return super.writeManifest(m, etag);
+        this.conflicts--;
+        const now = await this.readManifest(m.source, m.stream);
+        await super.writeManifest(
+          {
+            ...now.manifest,
+            leases: [...now.manifest.leases, { ...lease, from: lease.from + this.conflicts }],
+          },
+          now.etag,
+        );
+        return false;
+      }
+    }
+
+    const stubborn = await verifyBackup({ config: h.config, store: new RacingStore(5), repair: true });
+    expect(stubborn.problems.map((p) => [p.kind, p.key, p.repaired])).toEqual([
+      ["missing", goneKey, undefined],
+    ]);
+    expect(stubborn.repairs?.[0]?.error).toBe(
+      "the manifest of src1/cam1 changed at each of 5 attempts (a planner running); run verify --repair again",
+    );
+    const untouched = (await store.readManifest("src1", "cam1")).manifest;
+    expect(untouched.covered.some((r) => r.from <= GONE_FROM && GONE_FROM + 600 <= r.to)).toBe(true);
+    // Nothing else was changed either: the catalog still lists the window.
+    expect((await verifyBackup({ config: h.config, store })).problems.map((p) => p.kind)).toEqual([
+      "missing",
+    ]);
+
+    const report = await verifyBackup({ config: h.config, store: new RacingStore(1), repair: true });
+    expect(report.problems.map((p) => [p.kind, p.repaired])).toEqual([["missing", true]]);
+    const m = (await store.readManifest("src1", "cam1")).manifest;
+    expect(m.covered.some((r) => r.from < GONE_FROM + 600 && GONE_FROM < r.to)).toBe(false);
+    // The planner's leases (written meanwhile) are kept.
+    expect(m.leases.filter((l) => l.until === lease.until).map((l) => l.from)).toEqual([
+      lease.from + 4,
+      lease.from + 3,
+      lease.from + 2,
+      lease.from + 1,
+      lease.from,
+      lease.from,
+    ]);
   });
 });
