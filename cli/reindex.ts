@@ -1,7 +1,8 @@
 /**
  * `flussonic-backup reindex`: builds the fragment index (what playback needs) of windows stored
  * before copiers recorded it, by ranged reads of the stored objects (never from the source).
- * Idempotent: windows indexed already are skipped. Exit status 1 when a window could not be read.
+ * Idempotent: windows indexed already are skipped. Exit status 1 when a stored window could not be
+ * read as whole media.
  */
 import { formatBytes } from "../local/progress.ts";
 import { reindexBackup } from "../local/reindex.ts";
@@ -40,18 +41,21 @@ export async function reindexCommand(o: ReindexCommandOptions): Promise<number> 
         progress.write(`reindex: ${p.source} ${p.stream} ${p.day}: ${p.indexed}/${p.total} window(s)\n`);
       },
     });
+    const count = (kind: string) => report.problems.filter((p) => p.kind === kind).length;
     const where =
       span.from !== undefined || span.to !== undefined
         ? ` overlapping ${span.from !== undefined ? isoTime(span.from) : "the beginning"} – ${span.to !== undefined ? isoTime(span.to) : "now"}`
         : "";
     out.write(
       `Reindexed ${report.windows} stored window(s)${where} in ${report.streams} stream(s): ${report.indexed} indexed now, ` +
-        `${report.alreadyIndexed} already indexed, ${report.problems.length} unreadable; ` +
+        `${report.alreadyIndexed} already indexed, ${count("unreadable")} unreadable, ${count("missing")} missing; ` +
         `${formatBytes(report.bytesRead)} read in ${report.gets} ranged GET(s), ${report.daysWritten} index object(s) written.\n`,
     );
-    for (const p of report.problems)
-      out.write(`  UNREADABLE ${p.source} ${p.stream} ${p.key}: ${p.detail}\n`);
-    return report.problems.length === 0 ? 0 : 1;
+    for (const p of report.problems) {
+      out.write(`  ${p.kind.toUpperCase()} ${p.source} ${p.stream} ${p.key}: ${p.detail}\n`);
+    }
+    // A missing object (expired by the lifecycle rule) has nothing to index: not a failure.
+    return count("unreadable") === 0 ? 0 : 1;
   } finally {
     await target.close();
   }

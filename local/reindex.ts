@@ -37,6 +37,12 @@ export interface ReindexOptions {
 }
 
 export interface ReindexProblem {
+  /**
+   * `missing`: listed in a catalog or record but not in the bucket (expired by the lifecycle rule
+   * or deleted): nothing to index. `unreadable`: its bytes are not whole media, or it changed while
+   * it was read (run reindex again).
+   */
+  kind: "missing" | "unreadable";
   source: string;
   stream: string;
   key: string;
@@ -134,8 +140,13 @@ export async function reindexBackup(o: ReindexOptions): Promise<ReindexReport> {
             try {
               built.push(await indexStoredWindow(o, report, w));
             } catch (error) {
-              if (!(error instanceof ContainerError)) throw error;
-              report.problems.push({ source: source.name, stream, key: w.key, detail: error.message });
+              const status = (error as { status?: number }).status;
+              const problem = (kind: ReindexProblem["kind"], detail: string) =>
+                report.problems.push({ kind, source: source.name, stream, key: w.key, detail });
+              if (error instanceof ContainerError) problem("unreadable", error.message);
+              else if (status === 404) problem("missing", "not in the bucket (expired or deleted)");
+              else if (status === 412) problem("unreadable", "the object changed while it was read");
+              else throw error;
             }
             o.onProgress?.({ source: source.name, stream, day, indexed: built.length, total: todo.length });
           },

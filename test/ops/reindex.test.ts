@@ -4,7 +4,7 @@
  * read from S3 by ranged GETs that skip the media payloads, never from the source; a second run
  * changes nothing.
  */
-import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
 import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
 import type { FragmentIndexDay } from "../../functions/domain/fragment-index.ts";
@@ -51,6 +51,10 @@ describe("reindex", () => {
     expect(indexKeys.length).toBe(2);
     await rt.store.deleteKeys(indexKeys);
     expect(await index.readDay("src1", "cam1", day)).toBeUndefined();
+    // And cam2's last window expired meanwhile (the catalog still lists it): reported, not a failure.
+    const cam2 = atCopy.get("cam2")!;
+    const expired = cam2.windows.pop()!;
+    await rt.store.deleteKeys([expired.key]);
 
     const file = operatorTarget(h);
     const env = Object.fromEntries(
@@ -67,12 +71,15 @@ describe("reindex", () => {
     expect(first.stderr).not.toMatch(/error/i);
     expect(first.code).toBe(0);
     const m =
-      /Reindexed (\d+) stored window\(s\) in 2 stream\(s\): (\d+) indexed now, 0 already indexed, 0 unreadable; (\S+ \S+) read in (\d+) ranged GET\(s\), 2 index object\(s\) written\./.exec(
+      /Reindexed (\d+) stored window\(s\) in 2 stream\(s\): (\d+) indexed now, 0 already indexed, 0 unreadable, 1 missing; (\S+ \S+) read in (\d+) ranged GET\(s\), 2 index object\(s\) written\./.exec(
         first.stdout,
       );
     expect(m, first.stdout).not.toBeNull();
     expect(Number(m![1])).toBe(windows);
-    expect(Number(m![2])).toBe(windows);
+    expect(Number(m![2])).toBe(windows - 1);
+    expect(first.stdout).toContain(
+      `  MISSING src1 cam2 ${expired.key}: not in the bucket (expired or deleted)\n`,
+    );
     expect(h.sim.requests.length, "no request to the source").toBe(sourceRequests);
     for (const stream of ["cam1", "cam2"]) {
       expect(await index.readDay("src1", stream, day), stream).toEqual(atCopy.get(stream));
@@ -91,7 +98,7 @@ describe("reindex", () => {
     expect(second.code).toBe(0);
     expect(second.stdout).toMatch(
       new RegExp(
-        `Reindexed ${atCopy.get("cam1")!.windows.length} stored window\\(s\\) in 1 stream\\(s\\): 0 indexed now, ${atCopy.get("cam1")!.windows.length} already indexed, 0 unreadable; 0 B read in 0 ranged GET\\(s\\), 0 index object\\(s\\) written\\.`,
+        `Reindexed ${atCopy.get("cam1")!.windows.length} stored window\\(s\\) in 1 stream\\(s\\): 0 indexed now, ${atCopy.get("cam1")!.windows.length} already indexed, 0 unreadable, 0 missing; 0 B read in 0 ranged GET\\(s\\), 0 index object\\(s\\) written\\.`,
       ),
     );
     // The day object is the one the first run wrote.
@@ -102,6 +109,27 @@ describe("reindex", () => {
       }),
     );
     expect(JSON.parse(await obj.Body!.transformToString())).toEqual(atCopy.get("cam1"));
+
+    // A stored window that is not whole media is named, and the exit status is 1.
+    const cam1 = atCopy.get("cam1")!.windows;
+    const broken = cam1[0]!;
+    await h
+      .s3()
+      .send(
+        new PutObjectCommand({
+          Bucket: h.config.bucket,
+          Key: broken.key,
+          Body: Buffer.from("<html>gone</html>"),
+        }),
+      );
+    await rt.store.deleteKeys([`${h.config.prefix}.backup/index/src1/cam1/${day}.json`]);
+    const third = await cli(["reindex", "-c", file, "--stream", "cam1"], { cwd: h.dir, env });
+    expect(third.code).toBe(1);
+    expect(third.stdout).toContain(`, 1 unreadable, 0 missing;`);
+    expect(third.stdout).toMatch(
+      new RegExp(`  UNREADABLE src1 cam1 ${broken.key}: not an MP4 box at byte 0`),
+    );
+    expect((await index.readDay("src1", "cam1", day))!.windows).toEqual(cam1.slice(1));
   });
 });
 
