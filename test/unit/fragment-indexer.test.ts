@@ -3,6 +3,9 @@
  * simulator's synthetic bytes and (when ffmpeg is on the PATH) its real H.264/AAC media.
  */
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { WindowIndex } from "../../functions/domain/fragment-index.ts";
 import { indexingCheck } from "../../functions/domain/fragment-indexer.ts";
@@ -10,6 +13,8 @@ import { windowChunks } from "../../tools/simulator/content.ts";
 import { loadRealMedia, realWindowChunks } from "../../tools/simulator/real-media.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"], { stdio: "ignore" }).status === 0;
+const hasX265 =
+  hasFfmpeg && spawnSync("ffmpeg", ["-hide_banner", "-encoders"]).stdout.toString().includes("libx265");
 if (!hasFfmpeg)
   console.log("real-media index tests skipped: ffmpeg not on the PATH (apt-get install ffmpeg)");
 
@@ -147,6 +152,31 @@ describe.skipIf(!hasFfmpeg)("fragment index of real media (ffmpeg H.264/AAC)", (
     for (const [i, f] of ix.fragments.entries()) {
       expect(Math.abs(f.startMs - (window.from + i) * 1000)).toBeLessThanOrEqual(100);
       expect(body[f.offset]).toBe(0x47);
+    }
+  });
+});
+
+describe.skipIf(!hasX265)("fragment index of HEVC (ffmpeg libx265)", () => {
+  it("names the codec as HLS expects (hvc1.{profile}.{compat}.{tier}{level}.{constraints}) with the resolution", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fb-hevc-"));
+    try {
+      const file = join(dir, "hevc.mp4");
+      const made = spawnSync("ffmpeg", [
+        ...["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "2"],
+        ...["-pix_fmt", "yuv420p", "-c:v", "libx265", "-x265-params", "log-level=error", "-g", "10"],
+        ...["-tag:v", "hvc1", "-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof", file],
+      ]);
+      expect(made.status, made.stderr.toString()).toBe(0);
+      const { index: ix } = index("mp4", [readFileSync(file)], { from: 0, duration: 2 });
+      // Main profile (1, compatible with 1 and 2: flags 0x60000000 reversed = 6), level 1 (30).
+      expect(ix.codecs).toBe("hvc1.1.6.L30.90");
+      expect([ix.width, ix.height]).toEqual([160, 120]);
+      expect(ix.fragments.map((f) => [f.startMs, f.durationMs, f.keyframe])).toEqual([
+        [0, 1000, true],
+        [1000, 1000, true],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
