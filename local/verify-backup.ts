@@ -1,5 +1,6 @@
 import { CopyObjectCommand, DeleteObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { type BackupStore, type CatalogEntry, storeError } from "../functions/adapters/backup-store.ts";
+import { FragmentIndexStore } from "../functions/adapters/fragment-index-store.ts";
 import type { BackupConfig } from "../functions/config.ts";
 import type { ArchiveFormat } from "../functions/domain/archive.ts";
 import { ContainerError, containerCheck, MediaShortError } from "../functions/domain/container-check.ts";
@@ -40,6 +41,8 @@ export interface StreamRepair {
   /** Windows no longer claimed (catalog entries or completion records dropped). */
   windows: number;
   catalogEntriesDropped: number;
+  /** Entries of the fragment index (playback) dropped with them. */
+  indexEntriesDropped: number;
   recordsDeleted: number;
   /**
    * Objects deleted: only those of windows whose every second an intact window holds (no copy of
@@ -400,6 +403,7 @@ async function repairStream(
     uncovered,
     windows: bad.length,
     catalogEntriesDropped: 0,
+    indexEntriesDropped: 0,
     recordsDeleted: 0,
     objectsDeleted: 0,
     setAside: [],
@@ -459,6 +463,21 @@ async function repairStream(
       if (windows.length === catalog.windows.length) continue;
       await o.store.writeCatalog({ ...catalog, windows });
       out.catalogEntriesDropped += catalog.windows.length - windows.length;
+    }
+    // ... and their fragment index entries (what playback serves), but not those of a newer copy.
+    const index = new FragmentIndexStore(o.store);
+    for (const [day, list] of byDay) {
+      const d = await index.readDay(source, stream, day);
+      if (!d) continue;
+      const windows = d.windows.filter(
+        (e) =>
+          !list.some(
+            (w) => e.key === w.key && (e.etag === undefined || w.etag === undefined || e.etag === w.etag),
+          ),
+      );
+      if (windows.length === d.windows.length) continue;
+      await index.writeDay({ ...d, windows });
+      out.indexEntriesDropped += d.windows.length - windows.length;
     }
     // 3. Completion records not compacted yet.
     const records: string[] = [];

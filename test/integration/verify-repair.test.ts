@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { statusCommand } from "../../cli/status.ts";
 import { verifyCommand } from "../../cli/verify.ts";
 import { BackupStore } from "../../functions/adapters/backup-store.ts";
+import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
 import { streamPrefix } from "../../functions/domain/keys.ts";
 import type { CopyRecord, Manifest } from "../../functions/domain/manifest.ts";
 import type { BackupStatus } from "../../local/backup-status.ts";
@@ -210,6 +211,7 @@ describe("verify --repair: a window claimed but not stored whole is copied again
         uncovered: [{ from: corruptFrom, to: corruptFrom + 600 }],
         windows: 2,
         catalogEntriesDropped: 1,
+        indexEntriesDropped: 1,
         recordsDeleted: 1,
         objectsDeleted: 1,
         setAside: [`${corruptKey}.corrupt-${h.clock.now()}`],
@@ -232,6 +234,13 @@ describe("verify --repair: a window claimed but not stored whole is copied again
     const keys = await h.keys(folder);
     expect(keys).not.toContain(halfKey);
     expect(keys).not.toContain(corruptKey);
+    // Playback's fragment index no longer points at it either (the intact windows stay).
+    const indexed = async () =>
+      ((await new FragmentIndexStore(store).readDay("src1", "cam1", "2026-11-20"))?.windows ?? []).map(
+        (w) => w.key,
+      );
+    expect(await indexed()).not.toContain(corruptKey);
+    expect(await indexed()).toContain(wholeKey);
     expect((await status(h, file)).coverage.missing).toEqual([{ from: corruptFrom, to: corruptFrom + 600 }]);
 
     const start = h.tally.events.length;
@@ -240,6 +249,7 @@ describe("verify --repair: a window claimed but not stored whole is copied again
       [corruptFrom],
     );
     expect((await h.getObject(corruptKey)).equals(h.sim.body("cam1", corruptFrom, 600, "mp4"))).toBe(true);
+    expect(await indexed()).toContain(corruptKey);
     const clean = await verify(file);
     expect(clean.report.problems).toEqual([]);
     expect(clean.report.setAside).toEqual([`${corruptKey}.corrupt-${h.clock.now()}`]);
