@@ -113,15 +113,13 @@ describe("reindex", () => {
     // A stored window that is not whole media is named, and the exit status is 1.
     const cam1 = atCopy.get("cam1")!.windows;
     const broken = cam1[0]!;
-    await h
-      .s3()
-      .send(
-        new PutObjectCommand({
-          Bucket: h.config.bucket,
-          Key: broken.key,
-          Body: Buffer.from("<html>gone</html>"),
-        }),
-      );
+    await h.s3().send(
+      new PutObjectCommand({
+        Bucket: h.config.bucket,
+        Key: broken.key,
+        Body: Buffer.from("<html>gone</html>"),
+      }),
+    );
     await rt.store.deleteKeys([`${h.config.prefix}.backup/index/src1/cam1/${day}.json`]);
     const third = await cli(["reindex", "-c", file, "--stream", "cam1"], { cwd: h.dir, env });
     expect(third.code).toBe(1);
