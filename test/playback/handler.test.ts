@@ -10,11 +10,7 @@ import { join } from "node:path";
 import * as HLS from "hls-parser";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type BackupConfig, configSchema } from "../../functions/config.ts";
-import {
-  coverWindows,
-  type FragmentIndexReader,
-  type WindowIndex,
-} from "../../functions/domain/fragment-index.ts";
+import type { FragmentIndexReader, WindowIndex } from "../../functions/domain/fragment-index.ts";
 import { indexingCheck } from "../../functions/domain/fragment-indexer.ts";
 import { windowKey } from "../../functions/domain/keys.ts";
 import { children, readInitSegment, readMovieFragment } from "../../functions/domain/mp4-join.ts";
@@ -583,12 +579,5 @@ describe("bad requests", () => {
       headers: {},
     });
     expect(post.status).toBe(405);
-  });
-});
-
-describe("coverWindows in playlists", () => {
-  it("an overlapping shorter window is left out (no segment twice)", () => {
-    const ws = indexes.get(STREAM)!;
-    expect(coverWindows([...ws, { ...ws[0]!, duration: 300 }])).toHaveLength(ws.length);
   });
 });
