@@ -33,7 +33,10 @@ import { decodeKeySegment } from "../functions/domain/names.ts";
 import { normalizeRanges, type TimeRange } from "../functions/domain/ranges.ts";
 import type { PlaybackHandler, PlaybackResponse } from "../functions/playback/handler.ts";
 
-/** How long a media URL written into a playlist stays valid (a paused VOD playlist is not reloaded). */
+/**
+ * How long a media URL written into a playlist stays valid at least (a paused VOD playlist is not
+ * reloaded); expiries are rounded up to the next 10 minutes.
+ */
 export const MEDIA_URL_TTL_SECONDS = 2 * 3600;
 
 export interface PlaybackServerOptions {
@@ -89,7 +92,8 @@ export async function startPlaybackServer(o: PlaybackServerOptions): Promise<Pla
   const mediaUrl = (key: string): string => {
     const path = `/_media/${key.split("/").map(encodeURIComponent).join("/")}`;
     if (!auth) return path;
-    const exp = Math.floor(now() / 1000) + MEDIA_URL_TTL_SECONDS;
+    // On a 10-minute grid, so a live playlist reloaded every few seconds keeps the same URLs.
+    const exp = Math.ceil((Math.floor(now() / 1000) + MEDIA_URL_TTL_SECONDS) / 600) * 600;
     return `${path}?exp=${exp}&sig=${sign(key, exp)}`;
   };
   const readObject = async (key: string, range?: ByteRange): Promise<AsyncIterable<Uint8Array>> => {

@@ -295,6 +295,16 @@
         if (data.fatal) {
           err.textContent = `Playback stopped: ${message}`;
           err.hidden = false;
+          // hls.js keeps only the status line; the server says why in the body (e.g. a delay
+          // shorter than the backup's lag): show that.
+          if (code >= 400 && data.details === "manifestLoadError") {
+            fetch(url)
+              .then((r) => r.text())
+              .then((why) => {
+                if (state.playing === what && why.trim()) err.textContent = `Playback stopped: ${why.trim()}`;
+              })
+              .catch(() => {});
+          }
         }
       });
       hls.loadSource(url);

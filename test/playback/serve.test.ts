@@ -218,7 +218,7 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
   });
 
   it.skipIf(!hasChromium)(
-    "headless Chromium: the page lists the stream, a click on its timeline plays it from that moment past 5 s, the delayed channel plays as it was the chosen minutes ago, no hls.js error",
+    "headless Chromium: the page lists the stream, a click on its timeline plays it from that moment past 5 s, the delayed channel plays as it was the chosen minutes ago, no hls.js error; a delay shorter than the lag shows the server's reason",
     async () => {
       const { chromium } = await import("playwright-core");
       const profile = mkdtempSync(join(tmpdir(), "fb-serve-chromium-"));
@@ -332,9 +332,21 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
         expect(delayed.behind).toBeLessThan(minutes * 60 + 90);
         expect(consoleErrors).toEqual([]);
 
+        // The page while the delayed channel plays.
         const shot = join(tmpdir(), `flussonic-backup-serve-page-${process.pid}.png`);
         await page.screenshot({ path: shot, fullPage: true });
         console.log(`serve page screenshot: ${shot}`);
+
+        // A delay shorter than the backup's lag: the page says why, in the server's words.
+        await page.fill("#delay", "1");
+        await page.click("#delay-play");
+        const why = await (await fetch(`${base}/sim/cam1/timeshift_rel-60.m3u8`)).text();
+        expect(why.trim().length).toBeGreaterThan(0);
+        await page.waitForFunction(
+          (w) => document.getElementById("player-error")?.textContent === `Playback stopped: ${w}`,
+          why.trim(),
+          { timeout: 15_000 },
+        );
       } finally {
         await browser.close();
         rmSync(profile, { recursive: true, force: true });
