@@ -96,14 +96,16 @@ function repairLine(r: StreamRepair): string {
     `Repaired ${r.source} ${r.stream}: ${r.windows} window(s) no longer claimed` +
     (seconds > 0
       ? `, ${seconds} s no longer counted as backed up (${spans}); the next run copies them again from the source while it still holds them`
-      : " (other intact windows hold their seconds)") +
+      : " (intact windows hold all their seconds)") +
     `; ${r.catalogEntriesDropped} catalog entr${r.catalogEntriesDropped === 1 ? "y" : "ies"} and ${r.recordsDeleted} completion record(s) dropped` +
     (r.objectsDeleted > 0
-      ? `, ${r.objectsDeleted} object(s) deleted (other intact windows hold their seconds)`
+      ? `, ${r.objectsDeleted} object(s) deleted (intact windows hold all their seconds)`
       : "") +
     (r.setAside.length > 0
       ? `, ${r.setAside.length} corrupt object(s) set aside (kept as ${r.setAside.join(", ")}, so that no copier takes them for the window)`
       : "") +
-    "; a short object stays until the new copy of its window replaces it.";
+    (r.kept.length > 0
+      ? `; ${r.kept.length} short object(s) stay at their key until the new copy of the window replaces them.`
+      : ".");
   return r.error === undefined ? what : `NOT REPAIRED ${r.source} ${r.stream}: ${r.error}`;
 }

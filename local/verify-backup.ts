@@ -52,6 +52,8 @@ export interface StreamRepair {
   objectsDeleted: number;
   /** Corrupt objects moved out of their window's key (`{key}.corrupt-{unix seconds}`), kept. */
   setAside: string[];
+  /** Short objects left at their key: the copier copies the window over them. */
+  kept: string[];
   /** Why the repair of this stream did not complete (its problems stay unrepaired). */
   error?: string;
 }
@@ -407,6 +409,7 @@ async function repairStream(
     recordsDeleted: 0,
     objectsDeleted: 0,
     setAside: [],
+    kept: [],
   };
   const stillCovered = (m: Manifest) =>
     uncovered.filter((u) => m.covered.some((r) => r.from < u.to && u.from < r.to));
@@ -494,6 +497,9 @@ async function repairStream(
       await deleteObject(o, w.key);
       out.objectsDeleted++;
     }
+    out.kept = bad
+      .filter((w) => listing.stored.has(w.key) && !listing.corrupt.has(w.key) && !redundant(w))
+      .map((w) => w.key);
     // 5. A planner that read a record before step 3 may have claimed a window again.
     const again = stillCovered((await o.store.readManifest(source, stream)).manifest);
     if (again.length > 0) {

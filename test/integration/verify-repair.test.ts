@@ -126,6 +126,9 @@ describe("verify --repair: a window claimed but not stored whole is copied again
       "Repaired src1 cam1: 2 window(s) no longer claimed, 1200 s no longer counted as backed up " +
         "(2026-11-20T11:20:00Z – 2026-11-20T11:30:00Z, 2026-11-20T11:40:00Z – 2026-11-20T11:50:00Z)",
     );
+    expect(r.stdout).toContain(
+      "2 catalog entries and 0 completion record(s) dropped; 1 short object(s) stay at their key until the new copy of the window replaces them.",
+    );
     // The short object stays (the source is the only other copy) until a new copy replaces it.
     expect((await h.getObject(shortKey)).equals(short)).toBe(true);
 
@@ -215,6 +218,7 @@ describe("verify --repair: a window claimed but not stored whole is copied again
         recordsDeleted: 1,
         objectsDeleted: 1,
         setAside: [`${corruptKey}.corrupt-${h.clock.now()}`],
+        kept: [],
       },
     ]);
     // The corrupt bytes are kept, out of the window's key.
