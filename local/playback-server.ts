@@ -132,24 +132,14 @@ export async function startPlaybackServer(o: PlaybackServerOptions): Promise<Pla
     const head = method === "HEAD";
     const path = url.pathname;
     if (path === "/" || path === "/index.html") {
-      return send(
-        res,
-        200,
-        { "Content-Type": "text/html; charset=utf-8", ...NO_STORE },
-        head ? "" : assets.html,
-      );
+      return send(res, 200, { "Content-Type": "text/html; charset=utf-8", ...NO_STORE }, assets.html);
     }
     if (path.startsWith("/_assets/")) {
       const asset = assets.files.get(path.slice("/_assets/".length));
       if (!asset) return send(res, 404, TEXT, "no such asset\n");
-      return send(
-        res,
-        200,
-        { "Content-Type": asset.type, "Cache-Control": "max-age=300" },
-        head ? "" : asset.body,
-      );
+      return send(res, 200, { "Content-Type": asset.type, "Cache-Control": "max-age=300" }, asset.body);
     }
-    if (path === "/_api/streams.json") return streamsJson(url, res, head);
+    if (path === "/_api/streams.json") return streamsJson(url, res);
     if (path.startsWith("/_media/")) return media(req, res, url, head);
     const query: Record<string, string | undefined> = {};
     for (const [k, v] of url.searchParams) if (!(k in query)) query[k] = v;
@@ -159,7 +149,7 @@ export async function startPlaybackServer(o: PlaybackServerOptions): Promise<Pla
     return sendHandlerAnswer(res, answer, head);
   }
 
-  async function streamsJson(url: URL, res: ServerResponse, head: boolean): Promise<void> {
+  async function streamsJson(url: URL, res: ServerResponse): Promise<void> {
     const token = url.searchParams.get("token") ?? undefined;
     const check = o.checkToken;
     let refused: string | undefined;
@@ -176,12 +166,7 @@ export async function startPlaybackServer(o: PlaybackServerOptions): Promise<Pla
     const body = await listCoverage(o.config, o.store, Math.floor(now() / 1000), allowed);
     const listed = body.sources.reduce((n, s) => n + s.streams.length, 0);
     if (refused !== undefined && listed === 0) return refuse(refused);
-    return send(
-      res,
-      200,
-      { ...JSON_TYPE, ...NO_STORE },
-      head ? "" : `${JSON.stringify({ auth, ...body })}\n`,
-    );
+    return send(res, 200, { ...JSON_TYPE, ...NO_STORE }, `${JSON.stringify({ auth, ...body })}\n`);
   }
 
   async function media(req: IncomingMessage, res: ServerResponse, url: URL, head: boolean): Promise<void> {
@@ -284,6 +269,7 @@ const TEXT = { "Content-Type": "text/plain; charset=utf-8" };
 const JSON_TYPE = { "Content-Type": "application/json; charset=utf-8" };
 const NO_STORE = { "Cache-Control": "no-store" };
 
+/** An answer with a known body (Node sends no body to a HEAD request, Content-Length stays the GET's). */
 function send(
   res: ServerResponse,
   status: number,
