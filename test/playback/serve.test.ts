@@ -33,6 +33,36 @@ const hasChromium = existsSync(CHROMIUM);
 if (!hasFfmpeg) console.log("serve tests skipped: ffmpeg/ffprobe not on the PATH (apt-get install ffmpeg)");
 else if (!hasChromium) console.log(`serve page test skipped: no ${CHROMIUM} (apt-get install chromium)`);
 
+/** Debian's Chromium, headless, with a new empty profile (removed on close); never a downloaded browser. */
+async function launchChromium() {
+  const { chromium } = await import("playwright-core");
+  const profile = mkdtempSync(join(tmpdir(), "fb-serve-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--autoplay-policy=no-user-gesture-required",
+    ],
+    viewport: { width: 1280, height: 900 },
+  });
+  return {
+    pages: () => context.pages(),
+    newPage: () => context.newPage(),
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
 const MIN = 60;
 /** The current 10-minute window's start: the archive is laid out around it. */
 const T0 = Math.floor(Date.now() / 1000 / 600) * 600;
@@ -220,24 +250,7 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
   it.skipIf(!hasChromium)(
     "headless Chromium: the page lists the stream, a click on its timeline plays it from that moment past 5 s, the delayed channel plays as it was the chosen minutes ago, no hls.js error; a delay shorter than the lag shows the server's reason",
     async () => {
-      const { chromium } = await import("playwright-core");
-      const profile = mkdtempSync(join(tmpdir(), "fb-serve-chromium-"));
-      const browser = await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-          "--autoplay-policy=no-user-gesture-required",
-        ],
-        viewport: { width: 1280, height: 900 },
-      });
+      const browser = await launchChromium();
       try {
         const page = browser.pages()[0] ?? (await browser.newPage());
         const consoleErrors: string[] = [];
@@ -349,13 +362,12 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
         );
       } finally {
         await browser.close();
-        rmSync(profile, { recursive: true, force: true });
       }
     },
     60_000,
   );
 
-  it("with tokens: the listing and playlists need ?token= (403 with the reason otherwise), media URLs are signed by the server; SIGTERM stops it (exit 0)", async () => {
+  it("with tokens: the listing and playlists need ?token= (403 with the reason otherwise), media URLs are signed by the server, the page asks for a token and passes one on; SIGTERM stops it (exit 0)", async () => {
     // The server without tokens stops first (it holds the emulator's state directory).
     expect(await server.stop()).toBe(0);
     expect(server.stdout()).toContain("Stopped.");
@@ -422,6 +434,34 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
       const stretched = await fetch(media, { headers: { Range: "bytes=0-7" } });
       expect(stretched.status).toBe(403);
       await stretched.arrayBuffer();
+
+      if (hasChromium) {
+        // In the browser: without a token the page asks for one; with ?token= it passes the token on.
+        const browser = await launchChromium();
+        try {
+          const page = browser.pages()[0] ?? (await browser.newPage());
+          await page.goto(`${url}/`);
+          await page.locator("#token-form").waitFor({ state: "visible", timeout: 10_000 });
+          await page.goto(`${url}/?token=${encodeURIComponent(token)}`);
+          const svg = page.locator('.stream[data-source="sim"][data-stream="cam1"] svg.timeline');
+          await svg.waitFor({ timeout: 10_000 });
+          const box = (await svg.boundingBox())!;
+          await svg.click({ position: { x: box.width * 0.35, y: 20 } });
+          await page.waitForFunction(
+            () => (document.querySelector("video")?.currentTime ?? 0) > 1,
+            undefined,
+            {
+              timeout: 20_000,
+            },
+          );
+          const errors = await page.evaluate(
+            () => (window as unknown as { playback: { errors: string[] } }).playback.errors,
+          );
+          expect(errors).toEqual([]);
+        } finally {
+          await browser.close();
+        }
+      }
     } finally {
       expect(await authed.stop()).toBe(0);
     }
