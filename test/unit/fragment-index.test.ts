@@ -62,6 +62,29 @@ describe("fragment index encoding", () => {
     expect(decodeWindowIndex(stored)?.fragments).toEqual(fragments);
   });
 
+  it("keeps a day of 600 s windows of 1 s fragments at 2 Mbit/s near 7.5 bytes per fragment", () => {
+    let seed = 1;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const windows = Array.from({ length: 144 }, (_, k) => {
+      const from = FROM + k * 600;
+      let offset = 1200;
+      const fragments = Array.from({ length: 600 }, (_, i) => {
+        // 250 kB a second, +-40 %: six-digit lengths, as a real encoder's.
+        const length = Math.round(250_000 * (0.6 + 0.8 * random()));
+        const f = { offset, length, startMs: (from + i) * 1000, durationMs: 1000, keyframe: true };
+        offset += length;
+        return f;
+      });
+      return encodeWindowIndex({ ...windowOf(fragments, from, 600), init: { offset: 0, length: 1200 } });
+    });
+    const day = JSON.stringify({ v: 1, source: "streamer1", stream: "cam1", day: "2025-12-01", windows });
+    expect(day.length / 86_400).toBeLessThan(7.6);
+    expect(day.length).toBeLessThan(660_000);
+  });
+
   it("refuses an entry of another version or with inconsistent columns", () => {
     const stored = encodeWindowIndex(windowOf([]));
     expect(decodeWindowIndex({ ...stored, v: 2 as 1 })).toBeUndefined();
