@@ -296,8 +296,27 @@ async function sendHandlerAnswer(res: ServerResponse, a: PlaybackResponse, head:
     res.end(body);
     return;
   }
+  // A streamed body (archive-….mp4) that fails before its first bytes is still answered with a
+  // status and the reason; once bytes are sent, a failure can only cut the connection.
+  const it = body[Symbol.asyncIterator]();
+  let first: IteratorResult<Uint8Array>;
+  try {
+    first = await it.next();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    send(res, 500, { ...TEXT, ...NO_STORE }, `the export failed before its first byte: ${message}\n`);
+    return;
+  }
   res.writeHead(a.status, headers);
-  await pipeline(Readable.from(body, { objectMode: false }), res).catch(() => res.destroy());
+  async function* rest(): AsyncGenerator<Uint8Array> {
+    if (first.done) return;
+    yield first.value;
+    for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+  }
+  await pipeline(Readable.from(rest(), { objectMode: false }), res).catch(async () => {
+    await it.return?.();
+    res.destroy();
+  });
 }
 
 /**
