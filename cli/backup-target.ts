@@ -1,6 +1,7 @@
 /**
  * What the operator commands (status, verify, restore, redrive) work on: the configuration, the
- * S3/SQS endpoints chosen like `run` does (AWS variables, or `--embedded [dir]`), or the demo's
+ * S3/SQS endpoints chosen like `run` does (AWS variables, `--embedded [dir]`, or the S3 endpoint of
+ * the AWS variables with the queues embedded in `--state-dir`: `--queues embedded`), or the demo's
  * backup (`--demo [dir]`: the configuration `npm start` wrote, its emulator state, and for status a
  * simulator started again with the demo's settings, which serves the same archive).
  */
@@ -20,10 +21,16 @@ import { createS3Client, createSqsClient, type Endpoints, endpointsFromEnv } fro
 import { type EmbeddedEmulator, startEmbedded } from "../local/embedded.ts";
 import { FlussonicSimulator } from "../tools/simulator/simulator.ts";
 import { errorContext } from "./error-messages.ts";
+import {
+  checkQueueChoice,
+  DEFAULT_STATE_DIR,
+  type QueueChoice,
+  withEmbeddedQueues,
+} from "./queue-options.ts";
 import { UsageError } from "./time-arg.ts";
 
 /** Options every operator command takes. */
-export interface TargetOptions {
+export interface TargetOptions extends QueueChoice {
   /** `-c/--config <file>`. */
   config?: string | undefined;
   /** `--embedded [dir]` (true: the default directory). */
@@ -53,8 +60,12 @@ export interface DemoSimulatorSettings {
 
 export async function openBackupTarget(
   o: TargetOptions,
-  needs: { flussonic: boolean },
+  needs: { flussonic: boolean; queues?: boolean },
 ): Promise<BackupTarget> {
+  const queues = checkQueueChoice(o, {
+    embedded: o.embedded !== undefined && o.embedded !== false,
+    demo: o.demo !== undefined && o.demo !== false,
+  });
   let configFile: string;
   let embeddedDir: string | undefined;
   let demoDir: string | undefined;
@@ -95,6 +106,15 @@ export async function openBackupTarget(
   if (embeddedDir !== undefined) {
     embedded = await startEmbedded(embeddedDir);
     endpoints = embedded.endpoints;
+  } else if (queues === "embedded" && needs.queues) {
+    // The backup is at the S3 endpoint of the AWS variables; the queues in the state directory.
+    const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
+    if (!existsSync(stateDir)) {
+      throw new UsageError(
+        `--state-dir ${stateDir}: no such directory; give the --state-dir that \`run --queues embedded\` keeps its queues in`,
+      );
+    }
+    ({ endpoints, emulator: embedded } = await withEmbeddedQueues(endpoints, stateDir));
   }
   errorContext.endpoints = endpoints;
   errorContext.embedded = embeddedDir;

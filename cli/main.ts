@@ -11,6 +11,7 @@ import {
   DEMO_STREAMS,
   parseNumberArg,
 } from "./number-arg.ts";
+import { queueOptions } from "./queue-options.ts";
 import { UsageError } from "./time-arg.ts";
 
 // Every command starts a new process: Node's code cache (in the OS temp directory) nearly halves the
@@ -24,25 +25,20 @@ const program = new Command()
   )
   .showHelpAfterError();
 
-program
-  .command("run")
-  .description("Run the planner and the copiers locally (same handlers as in AWS)")
-  .requiredOption("-c, --config <file>", "configuration file (JSON, comments allowed)")
-  .option("--once", "plan once, copy everything planned, print a summary and exit (non-zero on failures)")
-  .option(
-    "--embedded [dir]",
-    "use the embedded S3/SQS emulator instead of AWS endpoints; state kept in dir across runs (default .flussonic-backup)",
-  )
-  .option("-v, --verbose", "log every window")
-  .option("--dry-run", "plan as usual and print what would be copied; queue, lease and write nothing")
-  .addOption(copyTimeoutOption("longest one window copy may take"))
-  .addOption(
-    new Option(
-      "--queues <where>",
-      "where the copy queues are: sqs (AWS_ENDPOINT_URL_SQS or AWS) or embedded (local, kept in --state-dir; for S3-only stores)",
-    ).choices(["sqs", "embedded"]),
-  )
-  .option("--state-dir <dir>", "state of --queues embedded, kept across runs (default .flussonic-backup)")
+queueOptions(
+  program
+    .command("run")
+    .description("Run the planner and the copiers locally (same handlers as in AWS)")
+    .requiredOption("-c, --config <file>", "configuration file (JSON, comments allowed)")
+    .option("--once", "plan once, copy everything planned, print a summary and exit (non-zero on failures)")
+    .option(
+      "--embedded [dir]",
+      "use the embedded S3/SQS emulator instead of AWS endpoints; state kept in dir across runs (default .flussonic-backup)",
+    )
+    .option("-v, --verbose", "log every window")
+    .option("--dry-run", "plan as usual and print what would be copied; queue, lease and write nothing")
+    .addOption(copyTimeoutOption("longest one window copy may take")),
+)
   .option("--no-s3-checksums", "do not ask the S3 endpoint for SHA-256 part checksums (stores without them)")
   .option("--no-conditional-writes", "write manifests without If-Match/If-None-Match (stores without them)")
   .option(
@@ -137,22 +133,24 @@ program
     });
   });
 
-/** Options of every operator command: where the backup is. */
+/** Options of every operator command: where the backup is (the queues: the same choice as `run`). */
 function targetOptions(command: Command): Command {
-  return command
-    .option("-c, --config <file>", "configuration file (JSON, comments allowed)")
-    .option(
-      "--embedded [dir]",
-      "use the embedded S3/SQS emulator with its state in dir (default .flussonic-backup), like `run --embedded`",
-    )
-    .option(
-      "--demo [dir]",
-      "the demo's backup: the configuration and emulator state `npm start` keeps in dir (default .demo)",
-    )
+  return queueOptions(
+    command
+      .option("-c, --config <file>", "configuration file (JSON, comments allowed)")
+      .option(
+        "--embedded [dir]",
+        "use the embedded S3/SQS emulator with its state in dir (default .flussonic-backup), like `run --embedded`",
+      )
+      .option(
+        "--demo [dir]",
+        "the demo's backup: the configuration and emulator state `npm start` keeps in dir (default .demo)",
+      ),
+  )
     .option("--verbose", "on a failure, print the stack trace too (also with DEBUG set)")
     .addHelpText(
       "after",
-      "\nEndpoints: AWS_REGION, credentials and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SQS select where the backup is\nunless --embedded or --demo is given. Times: ISO 8601 (UTC unless a zone is given) or unix seconds.",
+      "\nEndpoints: AWS_REGION, credentials and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SQS select where the backup is\nunless --embedded or --demo is given; with --queues embedded (as `run` was given) only the S3 one is used.\nTimes: ISO 8601 (UTC unless a zone is given) or unix seconds.",
     );
 }
 

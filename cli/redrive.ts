@@ -18,7 +18,7 @@ export interface RedriveCommandOptions extends TargetOptions {
 
 export async function redriveCommand(o: RedriveCommandOptions): Promise<number> {
   const out = o.out ?? process.stdout;
-  const target = await openBackupTarget(o, { flussonic: false });
+  const target = await openBackupTarget(o, { flussonic: false, queues: true });
   try {
     sourceNamed(target.config, o.source);
     const urls = await sourceQueueUrls(target.sqs, o.source);

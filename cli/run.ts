@@ -24,18 +24,15 @@ import { LocalRuntime, rateMs } from "../local/runtime.ts";
 import { checkS3Features, S3FeatureError } from "../local/s3-features.ts";
 import { runService } from "../local/service.ts";
 import { errorContext, explainSourceError, probeBucket } from "./error-messages.ts";
+import { checkQueueChoice, type QueueChoice, withEmbeddedQueues } from "./queue-options.ts";
 import { UsageError } from "./time-arg.ts";
 
-export interface RunOptions {
+export interface RunOptions extends QueueChoice {
   configFile: string;
   once: boolean;
   embedded: string | undefined;
   verbose: boolean;
   copyTimeoutSeconds: number;
-  /** Where the copy queues are: SQS (the AWS variables) or embedded in `stateDir`. */
-  queues?: "sqs" | "embedded" | undefined;
-  /** State of the embedded queues (default .flussonic-backup). */
-  stateDir?: string | undefined;
   /** Service: seconds running copies get to finish after SIGTERM/SIGINT (default 30). */
   graceSeconds?: number | undefined;
   /** Service: serve /metrics and /healthz on this port (0: any free port). */
@@ -47,29 +44,13 @@ export interface RunOptions {
   conditionalWrites?: boolean | undefined;
 }
 
-/** Default state directory of `--embedded` and `--queues embedded`. */
-export const DEFAULT_STATE_DIR = ".flussonic-backup";
-
 export async function runCommand(o: RunOptions): Promise<number> {
   errorContext.configFile = o.configFile;
   const config = loadConfigFile(o.configFile);
   errorContext.config = config;
   checkLeaseCoversCopy(config, o.configFile, o.copyTimeoutSeconds);
   const credentials = resolveAllCredentials(config, o.configFile, process.env);
-  const queues = o.queues ?? "sqs";
-  if (queues !== "sqs" && queues !== "embedded") {
-    throw new UsageError(`--queues: expected "sqs" or "embedded", got ${JSON.stringify(queues)}`);
-  }
-  if (queues === "embedded" && o.embedded !== undefined) {
-    throw new UsageError(
-      "--queues embedded and --embedded: --embedded keeps the queues (and the backup) local already; give one",
-    );
-  }
-  if (o.stateDir !== undefined && queues !== "embedded") {
-    throw new UsageError(
-      "--state-dir is the state of --queues embedded; add --queues embedded (or use --embedded dir)",
-    );
-  }
+  const queues = checkQueueChoice(o, { embedded: o.embedded !== undefined });
   let embedded: EmbeddedEmulator | undefined;
   let endpoints: Endpoints = endpointsFromEnv(process.env);
   if (o.embedded !== undefined) {
@@ -77,13 +58,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
     endpoints = embedded.endpoints;
   } else if (queues === "embedded") {
     // The backup goes to the S3 endpoint of the AWS variables; only the queues are local.
-    embedded = await startEmbedded(o.stateDir ?? DEFAULT_STATE_DIR);
-    endpoints = {
-      ...endpoints,
-      sqsEndpoint: embedded.endpoints.sqsEndpoint,
-      region: endpoints.region,
-      sqsCredentials: embedded.endpoints.credentials,
-    };
+    ({ endpoints, emulator: embedded } = await withEmbeddedQueues(endpoints, o.stateDir));
   }
   if (o.s3Checksums === false || o.conditionalWrites === false) {
     endpoints = {

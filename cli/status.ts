@@ -25,7 +25,7 @@ export interface StatusOptions extends TargetOptions {
 /** Exit status: 0, or 1 when something is missing or dead-lettered or could not be checked. */
 export async function statusCommand(o: StatusOptions): Promise<number> {
   const out = o.out ?? process.stdout;
-  const target = await openBackupTarget(o, { flussonic: true });
+  const target = await openBackupTarget(o, { flussonic: true, queues: true });
   try {
     checkLeaseCoversCopy(target.config, o.config ?? "the demo's configuration", o.copyTimeoutSeconds);
     if (o.source) sourceNamed(target.config, o.source);
