@@ -111,7 +111,8 @@ export function windowSegments(w: WindowIndex, startIndex?: number): PlannedSegm
 /**
  * The segments of a catch-up range: windows (already without overlap, in time order: see
  * `coverWindows`) cut to `[fromMs, toMs)`: the first segment starts at the first key frame at or
- * after `fromMs`, and no segment starts at or after `toMs`. The first segment carries no
+ * after `fromMs`, no segment starts at or after `toMs`, and the last one ends with the fragment
+ * that reaches `toMs` (so the playlist lasts the range within one fragment). The first segment carries no
  * discontinuity.
  */
 export function rangeSegments(
@@ -131,11 +132,29 @@ export function rangeSegments(
     }
     for (const s of windowSegments(w, i0)) {
       if (s.startMs >= toMs) break;
-      out.push(s);
+      out.push(s.startMs + s.durationMs > toMs ? cutAt(s, toMs) : s);
     }
   }
   if (out[0]) out[0] = { ...out[0], discontinuity: false };
   return out;
+}
+
+/**
+ * The segment without its fragments that start at or after `toMs`, so that a range ends within one
+ * fragment of its end (the segment keeps its first, key-frame, fragment).
+ */
+function cutAt(s: PlannedSegment, toMs: number): PlannedSegment {
+  const f = s.window.fragments;
+  let i = f.findIndex((x) => x.offset === s.offset);
+  if (i < 0) return s;
+  let last = f[i]!;
+  while (i + 1 < f.length && f[i + 1]!.offset < s.offset + s.length && f[i + 1]!.startMs < toMs)
+    last = f[++i]!;
+  return {
+    ...s,
+    length: last.offset + last.length - s.offset,
+    durationMs: last.startMs + last.durationMs - s.startMs,
+  };
 }
 
 /**

@@ -101,6 +101,19 @@ describe("rangeSegments", () => {
       [`w${T + 10}`, 10000, true],
     ]);
   });
+
+  it("ends the last segment with the fragment that reaches the end, so the range lasts `dur` within one fragment", () => {
+    const a = win(
+      T,
+      Array.from({ length: 30 }, () => k(1000)),
+    );
+    const s = rangeSegments([a], T * 1000, (T + 8) * 1000 + 400);
+    // 6 s, then the 6-second segment at 6 s cut after the fragment 8-9 s that reaches 8.4 s.
+    expect(s.map((x) => [x.startMs - T * 1000, x.durationMs, x.length])).toEqual([
+      [0, 6000, 60],
+      [6000, 3000, 30],
+    ]);
+  });
 });
 
 describe("live numbering", () => {
