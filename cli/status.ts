@@ -4,11 +4,12 @@
  * `--json`, or a self-contained HTML page with a timeline per stream (`--html <file>`).
  */
 import { writeFileSync } from "node:fs";
-import { checkLeaseCoversCopy } from "../functions/config.ts";
+import { type BackupConfig, checkLeaseCoversCopy } from "../functions/config.ts";
 import { type BackupStatus, readBackupStatus, type StreamStatus } from "../local/backup-status.ts";
 import { formatBytes, formatDuration } from "../local/progress.ts";
 import { formatPercent, statusPage } from "../local/status-page.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
+import { errorContext, explainSourceError } from "./error-messages.ts";
 import { isoTime } from "./time-arg.ts";
 
 export interface StatusOptions extends TargetOptions {
@@ -38,6 +39,7 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
       copyTimeoutSeconds: o.copyTimeoutSeconds,
       only: { source: o.source, stream: o.stream },
     });
+    explainSourceErrors(status, target.config);
     if (o.html) {
       writeFileSync(o.html, statusPage(status));
       if (!o.json) out.write(`Status page written to ${o.html}\n`);
@@ -47,6 +49,24 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
     return healthy(status) ? 0 : 1;
   } finally {
     await target.close();
+  }
+}
+
+/**
+ * A source's errors (the source unreachable, a 401/403, a stream it does not know) in the words of
+ * run's summary: the source URL, the configuration field and what to do.
+ */
+function explainSourceErrors(status: BackupStatus, config: BackupConfig): void {
+  const ctx = { ...errorContext, config };
+  for (const s of status.sources) {
+    const source = config.sources.find((x) => x.name === s.source);
+    if (!source) continue;
+    const explain = (m: string) => {
+      const [, unknown = "", detail = m] = /^(archive unknown: )?([\s\S]*)$/.exec(m) ?? [];
+      return `${unknown}${explainSourceError(detail, source, ctx)}`;
+    };
+    s.errors = s.errors.map((e) => (e.startsWith("archive unknown: ") ? explain(e) : e));
+    for (const st of s.streams) if (st.error) st.error = explain(st.error);
   }
 }
 

@@ -231,10 +231,11 @@ describe("errors a user can meet: one or two lines naming the resource, exit non
         ],
       }),
     );
-    const r = await cli(["run", "-c", file, "--once"], {
-      cwd: dir,
-      env: { ...emulator.env, CAMS_PASSWORD: "right", LOGIN_PASSWORD: "wrong" },
-    });
+    const env = { ...emulator.env, CAMS_PASSWORD: "right", LOGIN_PASSWORD: "wrong" };
+    const [r, status] = await Promise.all([
+      cli(["run", "-c", file, "--once"], { cwd: dir, env }),
+      cli(["status", "-c", file], { cwd: dir, env }),
+    ]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^Copied 0 window\(s\)/m);
     expect(r.stdout).toContain("Planning errors:");
@@ -251,6 +252,16 @@ describe("errors a user can meet: one or two lines naming the resource, exit non
       /source nostream \(http:\/\/127\.0\.0\.1:\d+\) has no stream "no-such-cam" .*; check "sources\[3\]\.streams" in \S+sources\.json against the stream names in Flussonic\./,
     );
     expect(r.stdout + r.stderr).not.toContain("wrong");
+    // status words a source's refusal as run does: the source URL, the config field, the secret.
+    expect(status.code, status.stderr).toBe(1);
+    expect(status.stdout).toMatch(
+      /^ {2}login cam1: archive unknown: source login \(http:\/\/127\.0\.0\.1:\d+\) refused the login: .*HTTP 401.*; check "sources\[1\]\.auth" in \S+sources\.json and the secret in LOGIN_PASSWORD\.$/m,
+    );
+    expect(status.stdout).toMatch(
+      /^ {2}refusing cam1: archive unknown: source refusing \(http:\/\/127\.0\.0\.1:\d+\) refused the login: .*HTTP 403.*; check "sources\[2\]\.auth" in \S+sources\.json\.$/m,
+    );
+    expect(status.stdout).toContain(`source down (http://127.0.0.1:${port}) is unreachable: `);
+    expect(status.stdout + status.stderr).not.toContain("wrong");
     await expectBucketUnchanged();
   });
 
