@@ -5,6 +5,7 @@
  * inside pending completion records, so a window is findable as soon as its copy is recorded.
  */
 import { GetObjectCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
+import { RetryableError } from "../domain/errors.ts";
 import {
   decodeWindowIndex,
   FRAGMENT_INDEX_VERSION,
@@ -34,27 +35,78 @@ export class FragmentIndexStore implements FragmentIndexReader {
 
   /** A stream's index object of one day, or undefined when there is none (or of another version). */
   async readDay(source: string, stream: string, day: string): Promise<FragmentIndexDay | undefined> {
-    const body = await this.#getJson<FragmentIndexDay>(
-      fragmentIndexKey(this.#store.prefix, source, stream, day),
-    );
-    return body?.v === FRAGMENT_INDEX_VERSION && Array.isArray(body.windows) ? body : undefined;
+    return (await this.#readDayTagged(source, stream, day)).day;
   }
 
-  async writeDay(d: FragmentIndexDay): Promise<void> {
+  async #readDayTagged(
+    source: string,
+    stream: string,
+    day: string,
+  ): Promise<{ day: FragmentIndexDay | undefined; etag: string | undefined }> {
+    const got = await this.#getJson<FragmentIndexDay>(
+      fragmentIndexKey(this.#store.prefix, source, stream, day),
+    );
+    const body = got?.body;
+    return {
+      day: body?.v === FRAGMENT_INDEX_VERSION && Array.isArray(body.windows) ? body : undefined,
+      etag: got?.etag,
+    };
+  }
+
+  /**
+   * Writes a day object; with `ifMatch`, only over the object of that ETag (`null`: only when there
+   * is none) and returns false when it changed meanwhile.
+   */
+  async writeDay(d: FragmentIndexDay, ifMatch?: string | null): Promise<boolean> {
     const s = this.#store;
     this.#count("PutObject");
-    await s.s3
-      .send(
+    try {
+      await s.s3.send(
         new PutObjectCommand({
           Bucket: s.bucket,
           Key: fragmentIndexKey(s.prefix, d.source, d.stream, d.day),
           Body: JSON.stringify(d),
           ContentType: "application/json",
+          ...(ifMatch === undefined ? {} : ifMatch === null ? { IfNoneMatch: "*" } : { IfMatch: ifMatch }),
         }),
-      )
-      .catch((error: unknown) => {
-        throw storeError(error, `write fragment index of ${d.stream} on ${d.day}`);
-      });
+      );
+      return true;
+    } catch (error) {
+      if (
+        ifMatch !== undefined &&
+        error instanceof S3ServiceException &&
+        [409, 412].includes(error.$metadata.httpStatusCode ?? 0)
+      ) {
+        return false;
+      }
+      throw storeError(error, `write fragment index of ${d.stream} on ${d.day}`);
+    }
+  }
+
+  /**
+   * Read, change, write of one day object, conditional on its ETag and retried when another writer
+   * (the planner's compaction, reindex, verify --repair) changed it meanwhile, so no one's entries
+   * are lost. `change` gets the current windows and returns the new ones, or undefined to leave the
+   * object as it is.
+   */
+  async updateDay(
+    source: string,
+    stream: string,
+    day: string,
+    change: (windows: StoredWindowIndex[]) => StoredWindowIndex[] | undefined,
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.#readDayTagged(source, stream, day);
+      const windows = change(current.day?.windows ?? []);
+      if (!windows) return;
+      const next: FragmentIndexDay = { v: FRAGMENT_INDEX_VERSION, source, stream, day, windows };
+      if (await this.writeDay(next, current.etag ?? null)) return;
+      if (attempt >= 4) {
+        throw new RetryableError(
+          `S3: the fragment index of ${stream} on ${day} kept changing while it was written; try again`,
+        );
+      }
+    }
   }
 
   /**
@@ -71,15 +123,10 @@ export class FragmentIndexStore implements FragmentIndexReader {
     }
     let written = 0;
     for (const [day, list] of byDay) {
-      const current = await this.readDay(source, stream, day);
-      const byWindow = new Map((current?.windows ?? []).map((w) => [`${w.from}-${w.duration}`, w]));
-      for (const e of list) byWindow.set(`${e.from}-${e.duration}`, e);
-      await this.writeDay({
-        v: FRAGMENT_INDEX_VERSION,
-        source,
-        stream,
-        day,
-        windows: [...byWindow.values()].sort((a, b) => a.from - b.from || a.duration - b.duration),
+      await this.updateDay(source, stream, day, (windows) => {
+        const byWindow = new Map(windows.map((w) => [`${w.from}-${w.duration}`, w]));
+        for (const e of list) byWindow.set(`${e.from}-${e.duration}`, e);
+        return [...byWindow.values()].sort((a, b) => a.from - b.from || a.duration - b.duration);
       });
       written += list.length;
     }
@@ -116,7 +163,7 @@ export class FragmentIndexStore implements FragmentIndexReader {
     for await (const o of this.#store.listObjects(folder)) {
       const m = /^(\d+)-(\d+)\.json$/.exec(o.key.slice(folder.length));
       if (!m || !overlaps(Number(m[1]), Number(m[2]))) continue;
-      const record = await this.#getJson<CopyRecord>(o.key);
+      const record = (await this.#getJson<CopyRecord>(o.key))?.body;
       if (record?.index && record.stream === stream) byWindow.set(`${m[1]}-${m[2]}`, record.index);
     }
     return [...byWindow.values()]
@@ -125,12 +172,12 @@ export class FragmentIndexStore implements FragmentIndexReader {
       .sort((a, b) => a.from - b.from || a.duration - b.duration);
   }
 
-  async #getJson<T>(key: string): Promise<T | undefined> {
+  async #getJson<T>(key: string): Promise<{ body: T; etag: string | undefined } | undefined> {
     const s = this.#store;
     this.#count("GetObject");
     try {
       const res = await s.s3.send(new GetObjectCommand({ Bucket: s.bucket, Key: key }));
-      return JSON.parse((await res.Body?.transformToString()) ?? "null") as T;
+      return { body: JSON.parse((await res.Body?.transformToString()) ?? "null") as T, etag: res.ETag };
     } catch (error) {
       if (
         error instanceof S3ServiceException &&

@@ -5,7 +5,12 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
-import { type WindowIndex, windowEndMs } from "../../functions/domain/fragment-index.ts";
+import {
+  encodeWindowIndex,
+  type FragmentIndexDay,
+  type WindowIndex,
+  windowEndMs,
+} from "../../functions/domain/fragment-index.ts";
 import { fragmentIndexKey, utcDate } from "../../functions/domain/keys.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";
 
@@ -105,5 +110,48 @@ describe("fragment index, end to end", () => {
 
     // A range of a day with no index object is empty.
     expect(await reader.readFragmentIndex("src1", "cam1", now - 3 * 86_400, now - 2 * 86_400)).toEqual([]);
+  });
+});
+
+describe("fragment index objects, concurrent writers", () => {
+  it("a write that meets another writer's change re-reads the day and keeps both entries", async () => {
+    h = await startHarness({ sim: { streams: [{ name: "cam1", bitrateBps: 40_000, ranges: [] }] } });
+    const rt = await h.runtime();
+    const from = Math.floor(Date.UTC(2026, 10, 20) / 1000);
+    const entry = (k: number) =>
+      encodeWindowIndex({
+        from: from + k * 60,
+        duration: 60,
+        format: "mp4",
+        key: `k${k}`,
+        size: 100,
+        origin: "absolute",
+        fragments: [],
+      });
+    const other = new FragmentIndexStore(rt.store);
+    /**
+     * The store as S3 behaves when another writer (the planner's compaction) writes the day object
+     * between this writer's read and its conditional write: the write is refused (412), which
+     * writeDay reports as false. The embedded emulator does not check If-Match itself.
+     */
+    class RacingIndexStore extends FragmentIndexStore {
+      conflicts = 2;
+      conditions: (string | null | undefined)[] = [];
+      override async writeDay(d: FragmentIndexDay, ifMatch?: string | null): Promise<boolean> {
+        this.conditions.push(ifMatch);
+        if (this.conflicts-- > 0) {
+          await other.addWindows("src1", "cam1", [entry(10 + this.conflicts)]);
+          return false;
+        }
+        return super.writeDay(d, ifMatch);
+      }
+    }
+    const racing = new RacingIndexStore(rt.store);
+    await racing.addWindows("src1", "cam1", [entry(0)]);
+    const day = await racing.readDay("src1", "cam1", utcDate(from));
+    expect(day?.windows.map((w) => w.key)).toEqual(["k0", "k10", "k11"]);
+    // The first write asked for no object, the retries for the ETag each re-read returned.
+    expect(racing.conditions[0]).toBeNull();
+    expect(racing.conditions.slice(1).every((c) => typeof c === "string")).toBe(true);
   });
 });
