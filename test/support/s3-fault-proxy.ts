@@ -1,0 +1,450 @@
+/**
+ * S3 misbehaving, for tests: an HTTP hop in front of the embedded emulator (local/embedded.ts) that
+ * names the S3 operation of every request and injects the faults AWS S3 is known to have, per
+ * operation; everything else is forwarded unchanged. It also enforces conditional writes
+ * (`If-Match` / `If-None-Match` on PutObject), which the emulator ignores, so races are real.
+ *
+ * API:
+ *   const proxy = await S3FaultProxy.start(emulator.endpoints.s3Endpoint);   // point clients at proxy.url
+ *   const rule = proxy.inject({ op: "CompleteMultipartUpload", fault: "drop-response" });
+ *   proxy.inject({ op: "PutObject", kind: "record", fault: "500", skip: 2, times: 3 });
+ *   proxy.inject({ op: "UploadPart", fault: "slow-down", times: Infinity });   // never recovers
+ *   rule.hits;                  // requests this rule faulted so far
+ *   proxy.clear();              // removes every rule
+ *   proxy.log;                  // every request: { op, kind, key, fault?, status? }
+ *   proxy.count("UploadPart");  // requests of one operation (optionally of one key kind)
+ *   proxy.preconditionFailed;   // conditional writes refused (412) or NoSuchKey (If-Match, no object)
+ *   await proxy.close();
+ *
+ * A rule picks requests by `op` (one or a list), optionally `kind` (what the key is: window,
+ * record, manifest, catalog, index, control, probe, other) and `key` (a RegExp on the decoded key);
+ * it lets the first `skip` of them through (default 0), faults the next `times` (default 1;
+ * `Infinity`: every one), and then passes. The first rule that picks a request decides. Faults:
+ *   "500"             500 InternalError (XML error body)
+ *   "slow-down"       503 SlowDown
+ *   "request-timeout" 400 RequestTimeout
+ *   "expired-token"   403 ExpiredToken
+ *   "reset-request"   the connection is reset while the request is being read; nothing reaches S3
+ *   "reset-response"  the request is done on the server; the connection is reset after half the
+ *                     response (headers and half the body) has been sent
+ *   "delay"           the request is done on the server; its response is held `delayMs` (default
+ *                     30 s, past any SDK timeout the test sets) and then sent if the client waits
+ *   "drop-response"   the request is done on the server; the client's connection is closed with no
+ *                     response (so the client retries something that happened)
+ */
+import { once } from "node:events";
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export type S3Op =
+  | "CreateMultipartUpload"
+  | "UploadPart"
+  | "UploadPartCopy"
+  | "CompleteMultipartUpload"
+  | "AbortMultipartUpload"
+  | "ListMultipartUploads"
+  | "ListParts"
+  | "PutObject"
+  | "CopyObject"
+  | "GetObject"
+  | "HeadObject"
+  | "DeleteObject"
+  | "DeleteObjects"
+  | "ListObjectsV2"
+  | "ListObjects"
+  | "BucketOperation";
+
+/** What an object key is, by the backup's key layout (functions/domain/keys.ts). */
+export type KeyKind = "window" | "record" | "manifest" | "catalog" | "index" | "control" | "probe" | "other";
+
+export type S3Fault =
+  | "500"
+  | "slow-down"
+  | "request-timeout"
+  | "expired-token"
+  | "reset-request"
+  | "reset-response"
+  | "delay"
+  | "drop-response";
+
+export interface FaultRule {
+  op: S3Op | readonly S3Op[];
+  kind?: KeyKind | readonly KeyKind[];
+  key?: RegExp;
+  fault: S3Fault;
+  /** Matching requests let through before the fault starts (default 0). */
+  skip?: number;
+  /** Matching requests faulted (default 1; Infinity: all). */
+  times?: number;
+  /** "delay" only: how long the response is held (default 30 000 ms). */
+  delayMs?: number;
+}
+
+export interface ActiveRule extends FaultRule {
+  /** Matching requests seen so far. */
+  seen: number;
+  /** Requests faulted so far. */
+  hits: number;
+}
+
+export interface LoggedRequest {
+  op: S3Op;
+  kind: KeyKind;
+  key: string;
+  method: string;
+  fault?: S3Fault;
+  /** Status answered to the client (undefined when the connection was reset or dropped). */
+  status?: number;
+}
+
+const ERRORS: Partial<Record<S3Fault, { status: number; code: string; message: string }>> = {
+  "500": {
+    status: 500,
+    code: "InternalError",
+    message: "We encountered an internal error. Please try again.",
+  },
+  "slow-down": { status: 503, code: "SlowDown", message: "Please reduce your request rate." },
+  "request-timeout": {
+    status: 400,
+    code: "RequestTimeout",
+    message:
+      "Your socket connection to the server was not read from or written to within the timeout period.",
+  },
+  "expired-token": { status: 403, code: "ExpiredToken", message: "The provided token has expired." },
+};
+
+export class S3FaultProxy {
+  readonly log: LoggedRequest[] = [];
+  /** Conditional PutObjects refused (412 PreconditionFailed, or 404 for If-Match on no object). */
+  preconditionFailed = 0;
+  readonly #rules: ActiveRule[] = [];
+  readonly #target: URL;
+  readonly #enforce: boolean;
+  /** Per key: the tail of the chain of PutObjects in flight, so check-then-write is atomic. */
+  readonly #keyLocks = new Map<string, Promise<void>>();
+  readonly #server: Server;
+
+  private constructor(target: URL, enforceConditionalWrites: boolean) {
+    this.#target = target;
+    this.#enforce = enforceConditionalWrites;
+    this.#server = createServer((req, res) => {
+      void this.#handle(req, res).catch(() => res.destroy());
+    });
+  }
+
+  /** `enforceConditionalWrites: false` forwards If-Match / If-None-Match to the emulator as they are. */
+  static async start(target: string, o: { enforceConditionalWrites?: boolean } = {}): Promise<S3FaultProxy> {
+    const proxy = new S3FaultProxy(new URL(target), o.enforceConditionalWrites ?? true);
+    proxy.#server.listen(0, "127.0.0.1");
+    await once(proxy.#server, "listening");
+    return proxy;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  inject(rule: FaultRule): ActiveRule {
+    const active: ActiveRule = { ...rule, seen: 0, hits: 0 };
+    this.#rules.push(active);
+    return active;
+  }
+
+  clear(): void {
+    this.#rules.length = 0;
+  }
+
+  count(op: S3Op, kind?: KeyKind): number {
+    return this.log.filter((r) => r.op === op && (!kind || r.kind === kind)).length;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((r) => this.#server.close(() => r()));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { op, key } = classify(req);
+    const kind = keyKind(key);
+    const entry: LoggedRequest = { op, kind, key, method: req.method ?? "GET" };
+    this.log.push(entry);
+    res.on("finish", () => {
+      entry.status = res.statusCode;
+    });
+    const rule = this.#pick(op, kind, key);
+    const fault = rule?.fault;
+    if (fault) entry.fault = fault;
+    const error = fault ? ERRORS[fault] : undefined;
+    if (error) {
+      await drain(req);
+      sendError(res, req.method, error.status, error.code, error.message);
+      return;
+    }
+    if (fault === "reset-request") {
+      // Take a little of the body (if any) first, so the reset is mid-request.
+      await Promise.race([once(req, "data"), once(req, "end"), new Promise((r) => setTimeout(r, 50))]);
+      req.socket.destroy();
+      return;
+    }
+    const conditional =
+      this.#enforce && op === "PutObject" && (req.headers["if-match"] || req.headers["if-none-match"]);
+    if (op === "PutObject" && this.#enforce) {
+      // Every write of a key waits for the previous one, so a conditional check and its write are
+      // one step, as on S3.
+      const previous = this.#keyLocks.get(key) ?? Promise.resolve();
+      let release = (): void => undefined;
+      const mine = new Promise<void>((r) => {
+        release = r;
+      });
+      const tail = previous.then(() => mine);
+      this.#keyLocks.set(key, tail);
+      await previous;
+      try {
+        if (conditional) {
+          const refusal = await this.#precondition(req);
+          if (refusal) {
+            this.preconditionFailed++;
+            await drain(req);
+            sendError(res, req.method, refusal.status, refusal.code, refusal.message);
+            return;
+          }
+        }
+        await this.#forward(req, res, rule);
+      } finally {
+        release();
+        if (this.#keyLocks.get(key) === tail) this.#keyLocks.delete(key);
+      }
+      return;
+    }
+    await this.#forward(req, res, rule);
+  }
+
+  #pick(op: S3Op, kind: KeyKind, key: string): ActiveRule | undefined {
+    for (const r of this.#rules) {
+      const ops: readonly S3Op[] = typeof r.op === "string" ? [r.op] : r.op;
+      if (!ops.includes(op)) continue;
+      if (r.kind) {
+        const kinds: readonly KeyKind[] = typeof r.kind === "string" ? [r.kind] : r.kind;
+        if (!kinds.includes(kind)) continue;
+      }
+      if (r.key && !r.key.test(key)) continue;
+      r.seen++;
+      if (r.seen <= (r.skip ?? 0)) return undefined;
+      if (r.hits >= (r.times ?? 1)) continue;
+      r.hits++;
+      return r;
+    }
+    return undefined;
+  }
+
+  /** The refusal S3 gives a conditional PutObject whose condition does not hold, or undefined. */
+  async #precondition(
+    req: IncomingMessage,
+  ): Promise<{ status: number; code: string; message: string } | undefined> {
+    const head = await new Promise<{ status: number; etag: string | undefined }>((resolve, reject) => {
+      const h = request(
+        {
+          host: this.#target.hostname,
+          port: this.#target.port,
+          method: "HEAD",
+          path: new URL(req.url ?? "/", "http://proxy").pathname,
+          headers: { host: this.#target.host, authorization: req.headers.authorization ?? "" },
+        },
+        (up) => {
+          up.resume();
+          const etag = up.headers.etag;
+          resolve({ status: up.statusCode ?? 0, etag: typeof etag === "string" ? etag : undefined });
+        },
+      );
+      h.on("error", reject);
+      h.end();
+    });
+    const exists = head.status === 200;
+    const ifNoneMatch = req.headers["if-none-match"];
+    const ifMatch = req.headers["if-match"];
+    const failed = {
+      status: 412,
+      code: "PreconditionFailed",
+      message: "At least one of the pre-conditions you specified did not hold",
+    };
+    if (ifNoneMatch && exists) return failed;
+    if (ifMatch) {
+      if (!exists) return { status: 404, code: "NoSuchKey", message: "The specified key does not exist." };
+      const wanted = String(ifMatch)
+        .split(",")
+        .map((t) => t.trim());
+      if (!wanted.includes("*") && !wanted.includes(head.etag ?? "")) return failed;
+    }
+    return undefined;
+  }
+
+  async #forward(req: IncomingMessage, res: ServerResponse, rule: ActiveRule | undefined): Promise<void> {
+    const headers = { ...req.headers, host: this.#target.host };
+    if (this.#enforce) {
+      delete headers["if-match"];
+      delete headers["if-none-match"];
+      // GET/HEAD conditions are the emulator's own business; only PUT conditions are enforced here.
+      if (req.method !== "PUT") {
+        if (req.headers["if-match"]) headers["if-match"] = req.headers["if-match"];
+        if (req.headers["if-none-match"]) headers["if-none-match"] = req.headers["if-none-match"];
+      }
+    }
+    const done = new Promise<void>((resolve) => {
+      const upstream = request(
+        {
+          host: this.#target.hostname,
+          port: this.#target.port,
+          method: req.method,
+          path: req.url,
+          headers,
+        },
+        (up) => {
+          void this.#respond(up, res, req.method, rule).finally(resolve);
+        },
+      );
+      upstream.on("error", () => {
+        res.destroy();
+        resolve();
+      });
+      res.on("close", () => {
+        if (!res.writableFinished && rule?.fault !== "drop-response" && rule?.fault !== "delay")
+          upstream.destroy();
+      });
+      req.pipe(upstream);
+    });
+    await done;
+  }
+
+  async #respond(
+    up: IncomingMessage,
+    res: ServerResponse,
+    method: string | undefined,
+    rule: ActiveRule | undefined,
+  ): Promise<void> {
+    const fault = rule?.fault;
+    if (fault === "drop-response") {
+      // The server has done it: wait for all of its answer, then close without a word.
+      up.resume();
+      await once(up, "end").catch(() => undefined);
+      res.socket?.destroy();
+      return;
+    }
+    if (fault === "reset-response") {
+      const chunks: Buffer[] = [];
+      for await (const c of up) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks);
+      const headers = { ...up.headers, "content-length": String(body.length) };
+      res.writeHead(up.statusCode ?? 502, headers);
+      res.flushHeaders();
+      if (method !== "HEAD" && body.length > 1) res.write(body.subarray(0, Math.floor(body.length / 2)));
+      await new Promise((r) => setTimeout(r, 10));
+      res.socket?.destroy();
+      return;
+    }
+    if (fault === "delay") {
+      const chunks: Buffer[] = [];
+      for await (const c of up) chunks.push(c as Buffer);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, rule?.delayMs ?? 30_000);
+        res.on("close", () => {
+          clearTimeout(t);
+          r();
+        });
+      });
+      if (res.destroyed) return;
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      res.end(Buffer.concat(chunks));
+      return;
+    }
+    res.writeHead(up.statusCode ?? 502, up.headers);
+    up.pipe(res);
+    await once(up, "end").catch(() => undefined);
+  }
+}
+
+/** The S3 operation of a path-style request (`/{bucket}/{key}?...`) and its decoded key. */
+export function classify(req: {
+  method?: string | undefined;
+  url?: string | undefined;
+  headers: IncomingMessage["headers"];
+}): {
+  op: S3Op;
+  key: string;
+} {
+  const url = new URL(req.url ?? "/", "http://proxy");
+  const q = url.searchParams;
+  const path = url.pathname.replace(/^\//, "");
+  const slash = path.indexOf("/");
+  const key = slash < 0 ? "" : safeDecode(path.slice(slash + 1));
+  const method = req.method ?? "GET";
+  const copy = req.headers["x-amz-copy-source"] !== undefined;
+  if (!key) {
+    if (method === "GET" && q.has("uploads")) return { op: "ListMultipartUploads", key };
+    if (method === "GET" && q.get("list-type") === "2")
+      return { op: "ListObjectsV2", key: q.get("prefix") ?? "" };
+    if (method === "POST" && q.has("delete")) return { op: "DeleteObjects", key };
+    if (method === "GET" && !q.has("location") && !q.has("versioning") && [...q.keys()].length >= 0) {
+      if (q.has("prefix") || q.has("delimiter") || q.has("marker") || q.size === 0)
+        return { op: "ListObjects", key: q.get("prefix") ?? "" };
+    }
+    return { op: "BucketOperation", key };
+  }
+  if (method === "POST" && q.has("uploads")) return { op: "CreateMultipartUpload", key };
+  if (method === "POST" && q.has("uploadId")) return { op: "CompleteMultipartUpload", key };
+  if (method === "PUT" && q.has("uploadId")) return { op: copy ? "UploadPartCopy" : "UploadPart", key };
+  if (method === "DELETE" && q.has("uploadId")) return { op: "AbortMultipartUpload", key };
+  if (method === "GET" && q.has("uploadId")) return { op: "ListParts", key };
+  if (method === "PUT") return { op: copy ? "CopyObject" : "PutObject", key };
+  if (method === "HEAD") return { op: "HeadObject", key };
+  if (method === "DELETE") return { op: "DeleteObject", key };
+  return { op: "GetObject", key };
+}
+
+/** What a key is in the backup's layout. */
+export function keyKind(key: string): KeyKind {
+  const state = /(^|\/)\.backup\/(manifests|catalog|records|index|control)\//.exec(key);
+  if (state) {
+    return (
+      {
+        manifests: "manifest",
+        catalog: "catalog",
+        records: "record",
+        index: "index",
+        control: "control",
+      } as const
+    )[state[2] as "manifests" | "catalog" | "records" | "index" | "control"];
+  }
+  if (key.endsWith(".flussonic-backup-probe")) return "probe";
+  if (/\/\d{4}-\d{2}-\d{2}\/\d{6}Z-\d+s\.(mp4|ts)$/.test(key)) return "window";
+  return "other";
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+async function drain(req: IncomingMessage): Promise<void> {
+  if (req.readableEnded) return;
+  req.resume();
+  await once(req, "end").catch(() => undefined);
+}
+
+function sendError(
+  res: ServerResponse,
+  method: string | undefined,
+  status: number,
+  code: string,
+  message: string,
+): void {
+  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>s3-fault-proxy</RequestId></Error>`;
+  res.writeHead(status, {
+    "content-type": "application/xml",
+    "content-length": Buffer.byteLength(body),
+    "x-amz-request-id": "s3-fault-proxy",
+  });
+  res.end(method === "HEAD" ? undefined : body);
+}
