@@ -39,8 +39,9 @@ export interface RetentionRule {
  * - a list of streams: one rule for the source's folder with the longest retention of the source
  *   (a backstop for streams removed from the list later), and one rule per stream whose own
  *   retention is shorter than that.
- * The same rules apply to the per-day catalogs under `.backup/catalog/`, which describe those
- * windows and are written after them, so they never expire before their windows.
+ * The same rules apply to the per-day catalogs under `.backup/catalog/` and fragment indexes under
+ * `.backup/index/`, which describe those windows and are written after them, so they never expire
+ * before their windows (and never list, for long, windows that have).
  */
 export function retentionRules(config: BackupConfig): RetentionRule[] {
   const rules: RetentionRule[] = [];
@@ -54,6 +55,7 @@ export function retentionRules(config: BackupConfig): RetentionRule[] {
     const folders = [
       { kind: "windows", prefix: `${config.prefix}${src}/`, archive: true },
       { kind: "catalog", prefix: `${config.prefix}.backup/catalog/${src}/`, archive: false },
+      { kind: "index", prefix: `${config.prefix}.backup/index/${src}/`, archive: false },
     ];
     for (const f of folders) {
       rules.push({
@@ -120,7 +122,7 @@ export function guardedRetentionRules(
         id: id.length <= 255 ? id : `${id.slice(0, 240)}-${kept.length}`,
         prefix,
         expirationDays: days,
-        archive: !/(^|\/)\.backup\/catalog\//.test(prefix),
+        archive: !/(^|\/)\.backup\/(catalog|index)\//.test(prefix),
       });
     } else if (now < days && !previous.allowShorter.includes(prefix)) {
       refused.push(prefix);

@@ -262,11 +262,12 @@ describe("the stack from the config: bucket", () => {
     expect(kmsGrants).toHaveLength(2);
   });
 
-  it("expires windows and catalogs per source and per stream after ceil(retentionDays) + 1 days", () => {
+  it("expires windows, catalogs and fragment indexes per source and per stream after ceil(retentionDays) + 1 days", () => {
     expect(expirations(t)).toEqual({
       // s1: streams "all", 7.5 days -> 9
       "flussonic/s1/": 9,
       "flussonic/.backup/catalog/s1/": 9,
+      "flussonic/.backup/index/s1/": 9,
       // s2: the source rule is the longest retention of the source (cam3: 30 -> 31), so that no
       // stream loses days; streams with shorter retention get their own rules (encoded names).
       "flussonic/s2/": 31,
@@ -275,6 +276,9 @@ describe("the stack from the config: bucket", () => {
       "flussonic/.backup/catalog/s2/": 31,
       "flussonic/.backup/catalog/s2/cam1/": 11,
       "flussonic/.backup/catalog/s2/live%2Fcam2/": 4,
+      "flussonic/.backup/index/s2/": 31,
+      "flussonic/.backup/index/s2/cam1/": 11,
+      "flussonic/.backup/index/s2/live%2Fcam2/": 4,
     });
   });
 

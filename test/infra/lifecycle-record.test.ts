@@ -91,14 +91,15 @@ describe("a deploy never shortens a recorded expiry silently", () => {
 
   it("refuses to drop a 30-day stream from the list, naming the prefix, both expiries and the flag that confirms", () => {
     const p = problems(() => stackFor(withoutCam3, recorded()));
-    expect(p).toHaveLength(3);
+    expect(p).toHaveLength(4);
     expect(p[0]).toContain(
       "test.json: this config expires s3://dvr-backup-test/flussonic/s2/ after 11 days instead of 31 (recorded in test.lifecycle.json)",
     );
     expect(p[0]).toContain("confirm the shorter expiry with -c allowShorterRetention=flussonic/s2/");
     expect(p[1]).toContain("s3://dvr-backup-test/flussonic/.backup/catalog/s2/ after 11 days instead of 31");
-    expect(p[2]).toBe(
-      "To confirm all of them: cdk deploy -c allowShorterRetention=flussonic/s2/,flussonic/.backup/catalog/s2/",
+    expect(p[2]).toContain("s3://dvr-backup-test/flussonic/.backup/index/s2/ after 11 days instead of 31");
+    expect(p[3]).toBe(
+      "To confirm all of them: cdk deploy -c allowShorterRetention=flussonic/s2/,flussonic/.backup/catalog/s2/,flussonic/.backup/index/s2/",
     );
   });
 
@@ -113,7 +114,10 @@ describe("a deploy never shortens a recorded expiry silently", () => {
   });
 
   it("sets the shorter expiry once -c allowShorterRetention names its prefixes", () => {
-    const stack = stackFor(withoutCam3, recorded(["flussonic/s2/", "flussonic/.backup/catalog/s2/"]));
+    const stack = stackFor(
+      withoutCam3,
+      recorded(["flussonic/s2/", "flussonic/.backup/catalog/s2/", "flussonic/.backup/index/s2/"]),
+    );
     expect(expirations(stack)["flussonic/s2/"]).toBe(11);
     expect(expirations(stack)["flussonic/.backup/catalog/s2/"]).toBe(11);
   });
