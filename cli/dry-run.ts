@@ -32,6 +32,7 @@ class EmptyBackupStore extends BackupStore {
   override async pendingRecords(): ReturnType<BackupStore["pendingRecords"]> {
     return { keys: [], byStream: new Map() };
   }
+  override async *listObjects(): ReturnType<BackupStore["listObjects"]> {}
 }
 
 /** Exit status: 0, or 1 when planning failed for a source or stream. */

@@ -11,7 +11,7 @@ import {
   DEMO_STREAMS,
   parseNumberArg,
 } from "./number-arg.ts";
-import { queueOptions } from "./queue-options.ts";
+import { checkQueueChoice, queueOptions } from "./queue-options.ts";
 import { UsageError } from "./time-arg.ts";
 
 // Every command starts a new process: Node's code cache (in the OS temp directory) nearly halves the
@@ -59,6 +59,8 @@ queueOptions(
     const copyTimeoutSeconds = parseNumberArg("--copy-timeout", opts.copyTimeout, COPY_TIMEOUT);
     const embedded = opts.embedded === true ? ".flussonic-backup" : opts.embedded;
     if (opts.dryRun) {
+      // The dry run sends nothing to the queues; the choice is still checked like run's.
+      checkQueueChoice(opts, { embedded: embedded !== undefined });
       const { dryRunCommand } = await import("./dry-run.ts");
       process.exitCode = await dryRunCommand({ configFile: opts.config, embedded, copyTimeoutSeconds });
       return;
@@ -207,6 +209,20 @@ targetOptions(
   const { reindexCommand } = await import("./reindex.ts");
   const { operatorAction } = await import("./backup-target.ts");
   await operatorAction(() => reindexCommand(opts));
+});
+
+targetOptions(
+  program
+    .command("rebuild")
+    .description(
+      "Rebuild a source's manifests, catalogs and fragment index from its stored windows (read back from S3, never from the source)",
+    )
+    .requiredOption("--source <name>", "the source")
+    .option("--stream <name>", "only this stream"),
+).action(async (opts) => {
+  const { rebuildCommand } = await import("./rebuild.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => rebuildCommand(opts));
 });
 
 targetOptions(

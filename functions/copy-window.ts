@@ -247,8 +247,8 @@ async function settleRecord(
  * the window): its size, SHA-256, ETag and, as for a download, its framing and media time. Undefined
  * when it is incomplete, so that it is copied again rather than recorded as the full window.
  */
-async function recordFromStoredObject(
-  deps: CopyWindowDeps,
+export async function recordFromStoredObject(
+  deps: Pick<CopyWindowDeps, "store" | "now">,
   m: CopyMessage,
   key: string,
 ): Promise<CopyRecord | undefined> {

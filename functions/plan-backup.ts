@@ -178,6 +178,7 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
     fail(undefined, error);
     return report;
   }
+  for (const damaged of pending.damaged ?? []) fail(undefined, damaged);
 
   const copierBandwidthBps = (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies;
   const states: StreamState[] = [];
@@ -378,7 +379,13 @@ async function readStream(
   const stored = await deps.store.readManifest(source.name, settings.name);
   const retentionStart = Math.floor(now - settings.retentionDays * 86400);
   const horizon = now - deps.config.settleSeconds;
-  let manifest = applyRecords(stored.manifest, records, now);
+  // No manifest (a new stream, or its manifest deleted): the stored windows are the truth, so that
+  // none is planned and copied again. One listing of the stream's folder, only while there is none.
+  const base =
+    stored.etag === undefined
+      ? await adoptStoredWindows(deps, source.name, settings.name, stored.manifest)
+      : stored.manifest;
+  let manifest = applyRecords(base, records, now);
   const unverified = unverifiedClaims(manifest, retentionStart, now);
   if (unverified.length > 0) {
     manifest = keepStored(
@@ -443,6 +450,39 @@ async function compactRecords(
   const m = { ...manifest, leases: activeLeases(manifest, now), updatedAt: now };
   if (!(await store.writeManifest(m, stored.etag))) return [];
   return records.map((r) => store.recordKeyOf(r));
+}
+
+/**
+ * A missing manifest with the coverage and totals of the windows stored in the stream's folder (the
+ * same object when there are none). The catalogs are left to `flussonic-backup rebuild`.
+ */
+async function adoptStoredWindows(
+  deps: PlannerDeps,
+  source: string,
+  stream: string,
+  empty: Manifest,
+): Promise<Manifest> {
+  const folder = streamPrefix(deps.store.prefix, source, stream);
+  const windows: { from: number; to: number; size: number }[] = [];
+  for await (const o of deps.store.listObjects(folder)) {
+    const w = parseWindowKeyTail(o.key.slice(folder.length));
+    if (w) windows.push({ from: w.from, to: w.from + w.duration, size: o.size });
+  }
+  if (windows.length === 0) return empty;
+  const bytes = windows.reduce((n, w) => n + w.size, 0);
+  deps.logger.warn("manifest missing: coverage taken from the stored windows", {
+    source,
+    stream,
+    windows: windows.length,
+    hint: `run \`flussonic-backup rebuild --source ${source} --stream ${stream}\` if its catalogs are gone too`,
+  });
+  return {
+    ...empty,
+    covered: normalizeRanges(windows),
+    windows: windows.length,
+    bytes,
+    head: Math.max(...windows.map((w) => w.to)),
+  };
 }
 
 /**

@@ -16,7 +16,7 @@ import {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import type { ArchiveFormat } from "../config.ts";
-import { RetryableError } from "../domain/errors.ts";
+import { MalformedAnswerError, RetryableError } from "../domain/errors.ts";
 import {
   catalogKey,
   controlKey,
@@ -85,7 +85,10 @@ export class BackupStore {
   }
 
   async readManifest(source: string, stream: string): Promise<StoredManifest> {
-    const got = await this.#getJson<Manifest>(manifestKey(this.prefix, source, stream));
+    const got = await this.#getJson<Manifest>(
+      manifestKey(this.prefix, source, stream),
+      rebuildHint(source, stream),
+    );
     if (!got) return { manifest: emptyManifest(source, stream), etag: undefined };
     return { manifest: got.body, etag: got.etag };
   }
@@ -155,20 +158,32 @@ export class BackupStore {
 
   /** The pending record of one window, if any. */
   async getRecord(w: WindowId): Promise<CopyRecord | undefined> {
-    return (await this.#getJson<CopyRecord>(recordKey(this.prefix, w)))?.body;
+    // A damaged record describes nothing: the caller records the stored object anew over it.
+    return (await this.#getJson<CopyRecord>(recordKey(this.prefix, w)).catch(ignoreDamaged))?.body;
   }
 
   /**
    * Pending completion records of a source, grouped by stream: one listing (plus one GET per record
    * not yet compacted), never a listing of stored archive objects.
    */
-  async pendingRecords(source: string): Promise<{ keys: string[]; byStream: Map<string, CopyRecord[]> }> {
+  async pendingRecords(
+    source: string,
+  ): Promise<{ keys: string[]; byStream: Map<string, CopyRecord[]>; damaged?: DamagedObjectError[] }> {
     const prefix = recordsPrefix(this.prefix, source);
     const keys: string[] = [];
     for await (const o of this.listObjects(prefix)) keys.push(o.key);
     const byStream = new Map<string, CopyRecord[]>();
+    // A damaged record is left where it is (never compacted, so its window stays uncovered and is
+    // planned again; the copier finds the object stored and writes a good record over it).
+    const damaged: DamagedObjectError[] = [];
     for (const key of keys) {
-      const record = (await this.#getJson<CopyRecord>(key))?.body;
+      const record = (
+        await this.#getJson<CopyRecord>(key).catch((error: unknown) => {
+          if (!(error instanceof DamagedObjectError)) throw error;
+          damaged.push(error);
+          return undefined;
+        })
+      )?.body;
       if (!record) continue;
       const stream = decodeKeySegment(key.slice(prefix.length).split("/")[0] ?? "");
       if (stream !== record.stream) continue;
@@ -176,14 +191,16 @@ export class BackupStore {
       list.push(record);
       byStream.set(stream, list);
     }
-    return { keys, byStream };
+    return { keys, byStream, ...(damaged.length > 0 ? { damaged } : {}) };
   }
 
   /**
    * Every object under `prefix`, page by page (1000 keys at a time in memory), each key once. The
    * planner lists only the small records folder; operator commands list more.
    */
-  async *listObjects(prefix: string): AsyncGenerator<{ key: string; size: number; etag?: string }> {
+  async *listObjects(
+    prefix: string,
+  ): AsyncGenerator<{ key: string; size: number; etag?: string; modified?: number }> {
     let token: string | undefined;
     const seen = new Set<string>();
     do {
@@ -196,7 +213,12 @@ export class BackupStore {
       for (const o of page.Contents ?? []) {
         if (!o.Key || seen.has(o.Key)) continue;
         seen.add(o.Key);
-        yield { key: o.Key, size: o.Size ?? 0, ...(o.ETag ? { etag: o.ETag } : {}) };
+        yield {
+          key: o.Key,
+          size: o.Size ?? 0,
+          ...(o.ETag ? { etag: o.ETag } : {}),
+          ...(o.LastModified ? { modified: Math.floor(o.LastModified.getTime() / 1000) } : {}),
+        };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -220,7 +242,10 @@ export class BackupStore {
   }
 
   async readCatalog(source: string, stream: string, day: string): Promise<Catalog> {
-    const got = await this.#getJson<Catalog>(catalogKey(this.prefix, source, stream, day));
+    const got = await this.#getJson<Catalog>(
+      catalogKey(this.prefix, source, stream, day),
+      rebuildHint(source, stream),
+    );
     return got?.body ?? { version: 1, source, stream, day, windows: [] };
   }
 
@@ -327,13 +352,25 @@ export class BackupStore {
     });
   }
 
-  async #getJson<T>(key: string): Promise<{ body: T; etag: string | undefined } | undefined> {
+  /**
+   * A JSON object, or undefined when there is none. One that is there but not JSON is damaged: a
+   * DamagedObjectError naming the key (never taken for an absent one, which would lose its entries).
+   */
+  async #getJson<T>(key: string, hint?: string): Promise<{ body: T; etag: string | undefined } | undefined> {
     this.#count("GetObject");
     try {
       const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       const text = await res.Body?.transformToString();
-      return { body: JSON.parse(text ?? "null") as T, etag: res.ETag };
+      let body: T;
+      try {
+        body = JSON.parse(text ?? "null") as T;
+      } catch (error) {
+        throw new DamagedObjectError(key, res.ETag, hint, error);
+      }
+      if (body === null || typeof body !== "object") throw new DamagedObjectError(key, res.ETag, hint);
+      return { body, etag: res.ETag };
     } catch (error) {
+      if (error instanceof DamagedObjectError) throw error;
       if (
         error instanceof S3ServiceException &&
         (error.name === "NoSuchKey" || error.$metadata.httpStatusCode === 404)
@@ -343,6 +380,30 @@ export class BackupStore {
       throw storeError(error, `read ${key}`);
     }
   }
+}
+
+/**
+ * A bookkeeping object (manifest, catalog, completion record) that is there but not a JSON object:
+ * damaged (a truncated upload, an operator's edit). Reported with its key, never read as absent.
+ */
+export class DamagedObjectError extends MalformedAnswerError {
+  readonly key: string;
+  readonly etag: string | undefined;
+
+  constructor(key: string, etag: string | undefined, hint: string | undefined, cause?: unknown) {
+    super(`S3: ${key} is damaged (not a JSON object)${hint ? `: ${hint}` : ""}`, { cause });
+    this.key = key;
+    this.etag = etag;
+  }
+}
+
+function rebuildHint(source: string, stream: string): string {
+  return `run \`flussonic-backup rebuild --source ${source} --stream ${stream}\` to rebuild it from the stored windows`;
+}
+
+function ignoreDamaged(error: unknown): undefined {
+  if (error instanceof DamagedObjectError) return undefined;
+  throw error;
 }
 
 /** S3 failures are retryable from the backup's point of view (the next delivery or run tries again). */

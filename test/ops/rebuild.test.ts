@@ -1,0 +1,182 @@
+/**
+ * Issue 14 §3: the bookkeeping can be rebuilt. Manifests, catalogs, completion records and the
+ * fragment index deleted or damaged (not JSON): the planner names each damaged key and never reads
+ * it as empty, nor plans a stored window again; `flussonic-backup rebuild` (the real binary in a
+ * child process) restores bookkeeping equal to what the planner's own compaction would have written
+ * (coverage, entries, sizes, hashes, index), reading the stored objects from S3, never from the
+ * source; a second run reads nothing.
+ */
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { afterEach, describe, expect, it } from "vitest";
+import { catalogKey, fragmentIndexKey, manifestKey, utcDate } from "../../functions/domain/keys.ts";
+import type { Manifest } from "../../functions/domain/manifest.ts";
+import type { PlanReport } from "../../functions/plan-backup.ts";
+import { runOnce } from "../../local/once.ts";
+import { cli } from "../cli/cli-process.ts";
+import { type Harness, startHarness } from "../support/harness.ts";
+import { operatorTarget } from "../support/ops-target.ts";
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const STREAMS = ["cam1", "cam2", "cam3"] as const;
+
+/** The bookkeeping as compared: manifests' coverage and totals, catalog entries, index days. */
+async function bookkeeping(h: Harness, day: string): Promise<Record<string, unknown>> {
+  const p = h.config.prefix;
+  const json = async (key: string) => JSON.parse((await h.getObject(key)).toString("utf8"));
+  const out: Record<string, unknown> = {};
+  for (const s of STREAMS) {
+    const m = (await json(manifestKey(p, "src1", s))) as Manifest;
+    out[`${s} manifest`] = { covered: m.covered, windows: m.windows, bytes: m.bytes, head: m.head };
+    const c = await json(catalogKey(p, "src1", s, day));
+    out[`${s} catalog`] = c.windows.map(({ copiedAt: _, ...e }: { copiedAt: number }) => e);
+    out[`${s} index`] = await json(fragmentIndexKey(p, "src1", s, day));
+  }
+  return out;
+}
+
+function planned(r: PlanReport): number {
+  return r.sources.reduce((n, s) => n + s.planned.length, 0);
+}
+
+describe("rebuild", () => {
+  it("restores deleted and damaged manifests, catalogs, records and index from the stored windows; the planner names damaged keys and downloads nothing again", async () => {
+    const now = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+    h = await startHarness({
+      sim: {
+        streams: STREAMS.map((name) => ({
+          name,
+          bitrateBps: 80_000,
+          ranges: [{ from: now - 5 * 60, to: now + 30 * 60 }],
+        })),
+      },
+      source: { retentionDays: 1 / 24, streams: ["cam1", { name: "cam2", format: "ts" }, "cam3"] },
+      config: { maxWindowSeconds: 60 },
+    });
+    const p = h.config.prefix;
+    const day = utcDate(now);
+    const rt = await h.runtime();
+    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    // Three more minutes copied, their completion records not compacted yet.
+    h.clock.advance(180);
+    await rt.startCopiers();
+    expect(planned(await rt.plan())).toBeGreaterThanOrEqual(6);
+    await rt.drain();
+    await rt.stopCopiers();
+    const state = `${p}.backup/`;
+    const before = new Map<string, Buffer>();
+    for (const key of await h.keys(state)) before.set(key, await h.getObject(key));
+    const records = [...before.keys()].filter((k) => k.includes("/records/"));
+    expect(records.length).toBeGreaterThanOrEqual(6);
+
+    // What the planner's own compaction makes of it: the reference.
+    await rt.plan();
+    expect(await h.keys(`${state}records/`)).toEqual([]);
+    const original = await bookkeeping(h, day);
+    // Back to the bookkeeping before that compaction.
+    await rt.store.deleteKeys(await h.keys(state));
+    const put = (key: string, body: string | Buffer) =>
+      h!.s3().send(new PutObjectCommand({ Bucket: h!.config.bucket, Key: key, Body: body }));
+    for (const [key, body] of before) await put(key, body);
+
+    // The damage: cam1 loses its manifest, catalog and a record, another record is garbage; cam2's
+    // manifest is garbage, its index and records are gone; cam3's catalog and index are garbage.
+    const recordsOf = (s: string) => records.filter((k) => k.includes(`/records/src1/${s}/`));
+    const damagedRecord = recordsOf("cam1")[0]!;
+    await rt.store.deleteKeys([
+      manifestKey(p, "src1", "cam1"),
+      catalogKey(p, "src1", "cam1", day),
+      recordsOf("cam1")[1]!,
+      fragmentIndexKey(p, "src1", "cam2", day),
+      ...recordsOf("cam2"),
+    ]);
+    await put(damagedRecord, '{"source":"src1",');
+    await put(manifestKey(p, "src1", "cam2"), "<Error>truncated");
+    await put(catalogKey(p, "src1", "cam3", day), '{"version":1,"windows":[{');
+    await put(fragmentIndexKey(p, "src1", "cam3", day), "not json");
+    const downloads = () => h!.sim.requests.filter((r) => r.kind === "archive").length;
+    const downloaded = downloads();
+
+    // The planner names each damaged key, plans no stored window again and replaces nothing.
+    const report = await rt.plan();
+    const errors = report.sources[0]!.errors.map((e) => e.message).join("\n");
+    for (const key of [damagedRecord, manifestKey(p, "src1", "cam2"), catalogKey(p, "src1", "cam3", day)]) {
+      expect(errors).toContain(`S3: ${key} is damaged (not a JSON object)`);
+    }
+    expect(errors).toContain("run `flussonic-backup rebuild --source src1 --stream cam2`");
+    expect(planned(report)).toBe(0);
+    expect((await h.getObject(catalogKey(p, "src1", "cam3", day))).toString()).toBe(
+      '{"version":1,"windows":[{',
+    );
+    expect(await h.keys(`${state}records/src1/cam3/`)).toEqual(recordsOf("cam3"));
+    // cam1's coverage is taken from its stored windows (status does not fall to 0%).
+    const cam1 = report.sources[0]!.streams.find((s) => s.stream === "cam1")!;
+    expect(cam1.backedUpSeconds).toBe(cam1.copyableSeconds);
+
+    const file = operatorTarget(h);
+    const env = Object.fromEntries(
+      [
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_SQS",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+      ].map((k) => [k, process.env[k]!]),
+    );
+    const first = await cli(["rebuild", "-c", file, "--source", "src1"], {
+      cwd: h.dir,
+      env,
+      timeoutMs: 120_000,
+    });
+    expect(first.code, first.stderr + first.stdout).toBe(0);
+    for (const [stream, key] of [
+      ["cam1", damagedRecord],
+      ["cam2", manifestKey(p, "src1", "cam2")],
+      ["cam3", catalogKey(p, "src1", "cam3", day)],
+      ["cam3", fragmentIndexKey(p, "src1", "cam3", day)],
+    ]) {
+      expect(first.stdout).toContain(`  DAMAGED ${stream} ${key}: `);
+    }
+    // cam1: the planner compacted its one good record into a new catalog; the rest is read back.
+    // cam2: the windows of its deleted records are read back. cam3: pending records
+    // describe half of its windows.
+    expect(first.stdout).toMatch(
+      /^src1 cam1: 6 stored window\(s\): 1 catalogued already, 0 from pending records, 5 read back and hashed \(\S+ \S+\), 0 catalog entr\(ies\) of missing objects dropped; 1 catalog\(s\) written, manifest unchanged, 5 index entr\(ies\) written\.$/m,
+    );
+    expect(first.stdout).toMatch(
+      /^src1 cam2: 6 stored window\(s\): 3 catalogued already, 0 from pending records, 3 read back and hashed \(\S+ \S+\), 0 catalog entr\(ies\) of missing objects dropped; 1 catalog\(s\) written, manifest rebuilt, 6 index entr\(ies\) written\.$/m,
+    );
+    expect(first.stdout).toMatch(
+      /^src1 cam3: 6 stored window\(s\): 0 catalogued already, 3 from pending records, 3 read back and hashed \(\S+ \S+\), 0 catalog entr\(ies\) of missing objects dropped; 1 catalog\(s\) written, manifest rebuilt, 3 index entr\(ies\) written\.$/m,
+    );
+
+    // One planner run compacts what is still pending; then the bookkeeping is the original.
+    const after = await rt.plan();
+    expect(after.sources[0]!.errors).toEqual([]);
+    expect(planned(after)).toBe(0);
+    expect(await h.keys(`${state}records/`)).toEqual([]);
+    expect(await bookkeeping(h, day)).toEqual(original);
+    expect(downloads(), "no window downloaded again from the source").toBe(downloaded);
+
+    // Again: nothing read, nothing written.
+    const second = await cli(["rebuild", "-c", file, "--source", "src1", "--stream", "cam3"], {
+      cwd: h.dir,
+      env,
+    });
+    expect(second.code).toBe(0);
+    expect(second.stdout).toBe(
+      "src1 cam3: 6 stored window(s): 6 catalogued already, 0 from pending records, 0 read back and hashed (0 B), 0 catalog entr(ies) of missing objects dropped; 0 catalog(s) written, manifest unchanged, 0 index entr(ies) written.\n",
+    );
+
+    // The backup goes on: only the new windows are downloaded.
+    h.clock.advance(120);
+    const next = await runOnce(rt, h.tally);
+    expect(next.ok).toBe(true);
+    expect(next.alreadyStored).toBe(0);
+    expect(downloads() - downloaded).toBe(next.copied);
+  }, 180_000);
+});
