@@ -136,7 +136,7 @@ describe("operator commands with --queues embedded --state-dir (S3 endpoint in i
     }
   }, 60_000);
 
-  it("pause and resume take the same flags; status names the pause; a state directory that is not there is a usage error", async () => {
+  it("pause, resume and run --dry-run take the same flags; status names the pause; a state directory that is not there, or --state-dir without --queues embedded, is a usage error", async () => {
     const p = await cli(["pause", "-c", config, "--source", "cams", "--reason", "disk swap", ...queueArgs], {
       cwd: dir,
       env,
@@ -159,5 +159,12 @@ describe("operator commands with --queues embedded --state-dir (S3 endpoint in i
     const both = await cli(["status", "-c", config, "--embedded", "x", ...queueArgs], { cwd: dir, env });
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/^--queues embedded and --embedded: /);
+    // run --dry-run takes the same flags (it queues nothing) and checks them like run does.
+    const dry = await cli(["run", "-c", config, "--dry-run", ...queueArgs], { cwd: dir, env });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^Dry run: nothing queued, leased or written\.$/m);
+    const stray = await cli(["run", "-c", config, "--dry-run", "--state-dir", state], { cwd: dir, env });
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toMatch(/^--state-dir is the state of --queues embedded; add --queues embedded/);
   }, 60_000);
 });
