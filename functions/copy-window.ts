@@ -96,12 +96,16 @@ export async function copyWindow(
   // the fragment index (fragment-indexer.ts) for playback.
   const { check, indexer } = indexingCheck(m.format, m);
   let size = 0;
+  // The ETag S3 gives these bytes, to recognise our own upload when its answer was lost.
+  const expected = new ExpectedEtag(deps.partSize);
+  let streamed = false;
 
   async function* verified(): AsyncGenerator<Buffer> {
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         await deps.throttle.take(chunk.length, signal);
         hash.update(chunk);
+        expected.update(chunk);
         check.feed(chunk);
         size += chunk.length;
         deps.onBytes?.(chunk.length);
@@ -121,6 +125,7 @@ export async function copyWindow(
     if (contentLength !== undefined && size !== contentLength) {
       throw new RetryableError(`${what}: body has ${size} bytes, the server promised ${contentLength}`);
     }
+    streamed = true;
   }
 
   const upload = new Upload({
@@ -154,7 +159,12 @@ export async function copyWindow(
     if (error instanceof BackupError) throw error;
     const cause = (error as { cause?: unknown }).cause;
     if (cause instanceof BackupError) throw cause;
-    throw storeError(error, `upload ${key}`);
+    // S3 may have completed the upload and lost its answer: the SDK's retry of
+    // CompleteMultipartUpload then hears NoSuchUpload (404). The object there with this copy's size
+    // and ETag is this copy: record it with the hash taken while streaming, no need to read it back.
+    const landed = streamed ? await landedUpload(store, key, size, expected.etag(size)) : undefined;
+    if (!landed) throw storeError(error, `upload ${key}`);
+    uploaded = landed;
   }
 
   const record: CopyRecord = {
@@ -173,6 +183,56 @@ export async function copyWindow(
   };
   await store.putRecord(record);
   return { status: "copied", record: await settleRecord(deps, m, key, record, what) };
+}
+
+/**
+ * The ETag S3 gives an object uploaded by lib-storage in parts of `partSize` (the last one shorter):
+ * the MD5 of the bytes for one part (a single PutObject), else the MD5 of the parts' MD5s and "-N".
+ */
+export class ExpectedEtag {
+  readonly #partSize: number;
+  readonly #digests: Buffer[] = [];
+  #part = createHash("md5");
+  #fill = 0;
+
+  constructor(partSize: number) {
+    this.#partSize = partSize;
+  }
+
+  update(chunk: Uint8Array): void {
+    let at = 0;
+    while (at < chunk.length) {
+      const n = Math.min(chunk.length - at, this.#partSize - this.#fill);
+      this.#part.update(chunk.subarray(at, at + n));
+      this.#fill += n;
+      at += n;
+      if (this.#fill === this.#partSize) {
+        this.#digests.push(this.#part.digest());
+        this.#part = createHash("md5");
+        this.#fill = 0;
+      }
+    }
+  }
+
+  /** Once, after the last update. */
+  etag(size: number): string {
+    const digests = [...this.#digests];
+    if (this.#fill > 0 || digests.length === 0) digests.push(this.#part.digest());
+    if (size <= this.#partSize) return `"${digests[0]!.toString("hex")}"`;
+    return `"${createHash("md5").update(Buffer.concat(digests)).digest("hex")}-${digests.length}"`;
+  }
+}
+
+/** The object at `key` when it is the upload of these bytes (size and ETag), else undefined. */
+async function landedUpload(
+  store: BackupStore,
+  key: string,
+  size: number,
+  etag: string,
+): Promise<{ ETag?: string | undefined; VersionId?: string | undefined } | undefined> {
+  const current = await store.headWindow(key).catch(() => undefined);
+  if (!current || current.size !== size || current.etag !== etag) return undefined;
+  return { ETag: current.etag, VersionId: current.versionId };
 }
 
 /** Whether a record describes the object S3 holds (records without an ETag, from before, are trusted). */

@@ -406,11 +406,17 @@ function ignoreDamaged(error: unknown): undefined {
   throw error;
 }
 
+/**
+ * A failure of S3 (not of the source): retryable, but no sign that the media server is overloaded,
+ * so it never backs the source off (source-pressure.ts).
+ */
+export class StoreError extends RetryableError {}
+
 /** S3 failures are retryable from the backup's point of view (the next delivery or run tries again). */
-export function storeError(error: unknown, what: string): RetryableError {
+export function storeError(error: unknown, what: string): StoreError {
   const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
   const name = error instanceof Error ? error.name : "error";
-  return new RetryableError(`S3: cannot ${what}: ${name}${status ? ` (HTTP ${status})` : ""}`, {
+  return new StoreError(`S3: cannot ${what}: ${name}${status ? ` (HTTP ${status})` : ""}`, {
     cause: error,
     status,
   });

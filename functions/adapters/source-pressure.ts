@@ -10,6 +10,7 @@
  * (visibility timeout, Retry-After) slow the whole fleet down.
  */
 import { BackupError } from "../domain/errors.ts";
+import { StoreError } from "./backup-store.ts";
 
 export type CopyResult = "ok" | "overload" | "other";
 
@@ -130,7 +131,10 @@ export class SourcePressure {
   }
 }
 
-/** Whether a copy failure says the source is overloaded or unreachable (any retryable failure). */
+/**
+ * Whether a copy failure says the source is overloaded or unreachable: any retryable failure but
+ * one of S3 (SlowDown, 500, a lost response), which says nothing about the source.
+ */
 export function isOverload(error: unknown): boolean {
-  return error instanceof BackupError && error.retryable;
+  return error instanceof BackupError && error.retryable && !(error instanceof StoreError);
 }

@@ -2,7 +2,10 @@
  * Fault injection: the local runtime against the simulator and the embedded emulator while the
  * source, the queue or the planner misbehave. Each scenario checks the end state: exact bytes for
  * every window the source could serve, a dead-letter entry with a readable reason for each it could
- * not, no partial object, no orphaned multipart upload, no secret in any log line.
+ * not, no partial object, no orphaned multipart upload, no secret in any log line. The S3 rows run
+ * the copiers and planner through test/support/s3-fault-proxy.ts and also check the bookkeeping:
+ * every catalog entry names an object that is there with its size and ETag, each stored window is
+ * listed exactly once, the manifest covers what is stored, and S3 errors never back the source off.
  * `FAULT_RUNS=n npm run test:faults` repeats every scenario n times.
  */
 
@@ -15,13 +18,15 @@ import {
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { CopyQueue } from "../../functions/adapters/copy-queue.ts";
 import { Secret } from "../../functions/config.ts";
+import { catalogKey } from "../../functions/domain/keys.ts";
 import { clipRanges } from "../../functions/domain/ranges.ts";
 import { planBackup } from "../../functions/plan-backup.ts";
-import { runOnce } from "../../local/once.ts";
+import { type OnceSummary, runOnce } from "../../local/once.ts";
 import type { LocalRuntime } from "../../local/runtime.ts";
 import type { SimFaults } from "../../tools/simulator/simulator.ts";
 import { expectExactCopies, leakedSecrets, storedWindows } from "../support/backup-checks.ts";
 import { type Harness, type HarnessOptions, HOUR, startHarness } from "../support/harness.ts";
+import { type FaultRule, S3FaultProxy } from "../support/s3-fault-proxy.ts";
 
 const RUNS = Number(process.env.FAULT_RUNS ?? 1);
 const PASSWORD = "correct-horse-battery";
@@ -124,6 +129,80 @@ async function sourceFault(fault: string, faults: SimFaults, source: Record<stri
   const second = await runOnce(rt, hh.tally);
   expect(second.planned).toBe(0);
   await checkEndState(hh, fault);
+}
+
+/**
+ * The bookkeeping tells the truth: every catalog entry is an object that is there with the listed
+ * size and ETag, every stored window is listed exactly once, the manifest covers every stored
+ * window, and no completion record is left behind.
+ */
+async function expectHonestBookkeeping(hh: Harness, rt: LocalRuntime): Promise<void> {
+  const prefix = hh.config.prefix;
+  for (const stream of STREAMS.map((s) => s.name)) {
+    const stored = await storedWindows(hh, stream);
+    const folder = catalogKey(prefix, "src1", stream, "x").slice(0, -"x.json".length);
+    const listed = new Map<string, number>();
+    for (const key of await hh.keys(folder)) {
+      const catalog = await rt.store.readCatalog("src1", stream, key.slice(folder.length, -".json".length));
+      for (const e of catalog.windows) {
+        listed.set(e.key, (listed.get(e.key) ?? 0) + 1);
+        const head = await rt.store.headWindow(e.key);
+        expect(head, `catalog lists ${e.key}, which is not there`).toBeDefined();
+        expect(head!.size, `catalog size of ${e.key}`).toBe(e.size);
+        if (e.etag) expect(head!.etag, `catalog ETag of ${e.key}`).toBe(e.etag);
+      }
+    }
+    for (const w of stored) expect(listed.get(w.key), `catalog entries of ${w.key}`).toBe(1);
+    expect(listed.size, `catalog entries of ${stream}`).toBe(stored.length);
+    const { manifest } = await rt.store.readManifest("src1", stream);
+    for (const w of stored) {
+      expect(
+        manifest.covered.some((r) => r.from <= w.from && r.to >= w.from + w.duration),
+        `manifest covers ${w.key}`,
+      ).toBe(true);
+    }
+  }
+  expect(await hh.keys(`${prefix}.backup/records/`), "completion records left").toEqual([]);
+}
+
+/**
+ * One S3 scenario: the copiers and the planner talk to S3 through the fault proxy with `rules`;
+ * a second run with the faults cleared finds nothing to plan; then the end state and bookkeeping.
+ */
+async function s3Fault(
+  fault: string,
+  rules: FaultRule[],
+  o: {
+    maxReceiveCount?: number;
+    deadLettered?: (planned: number) => number;
+    check?: (run: OnceSummary, proxy: S3FaultProxy) => void;
+  } = {},
+): Promise<{ run: OnceSummary; proxy: S3FaultProxy }> {
+  const { h: hh, rt: direct } = await harness();
+  const proxy = await S3FaultProxy.start(hh.emulator.endpoints.s3Endpoint!);
+  try {
+    const rt = await hh.runtime({
+      partSize: 5 * 1024 * 1024,
+      endpoints: { ...hh.emulator.endpoints, s3Endpoint: proxy.url },
+      ...(o.maxReceiveCount ? { maxReceiveCount: o.maxReceiveCount } : {}),
+    });
+    const active = rules.map((r) => proxy.inject(r));
+    const run = await runOnce(rt, hh.tally);
+    for (const [i, r] of active.entries())
+      expect(r.hits, `rule ${i} (${r.op} ${r.fault}) fired`).toBeGreaterThan(0);
+    o.check?.(run, proxy);
+    // S3 trouble says nothing about the source: it is never backed off for it.
+    expect(hh.logs.filter((l) => l.includes("source back-off"))).toEqual([]);
+    proxy.clear();
+    const again = await runOnce(rt, hh.tally);
+    if (!o.deadLettered) expect(again.planned, "nothing left to copy").toBe(0);
+    const dead = o.deadLettered?.(run.planned) ?? 0;
+    await checkEndState(hh, fault, dead > 0 ? { skip: () => true, deadLettered: dead } : {});
+    await expectHonestBookkeeping(hh, direct);
+    return { run, proxy };
+  } finally {
+    await proxy.close();
+  }
 }
 
 for (let run = 1; run <= RUNS; run++) {
@@ -356,6 +435,66 @@ for (let run = 1; run <= RUNS; run++) {
       expect(run.alreadyStored + run.copied).toBeGreaterThanOrEqual(sent);
       expect((await runOnce(rt, hh.tally)).planned).toBe(0);
       await checkEndState(hh, "planner killed before bookkeeping");
+    });
+
+    it("S3 loses answers after doing the work (CompleteMultipartUpload, PutObject): recognised, no retry, no re-read", async () => {
+      await s3Fault(
+        "S3 lost answers (Complete, records, catalog)",
+        [
+          { op: "CompleteMultipartUpload", fault: "drop-response", times: 2 },
+          { op: "CompleteMultipartUpload", fault: "reset-response", times: 1 },
+          { op: "PutObject", kind: "record", fault: "drop-response", times: 2 },
+          { op: "PutObject", kind: "catalog", fault: "drop-response", times: 1 },
+        ],
+        {
+          check: (run, proxy) => {
+            // The copy that S3 completed is the copy: recorded with the streamed hash, not retried,
+            // not downloaded again, its object not read back from S3.
+            expect(run.retries).toBe(0);
+            expect(run.copied).toBe(run.planned);
+            expect(proxy.count("GetObject", "window"), "windows read back from S3").toBe(0);
+          },
+        },
+      );
+    });
+
+    it("S3 errors on every operation (500, SlowDown, RequestTimeout, ExpiredToken, resets): exact, the source not backed off", async () => {
+      await s3Fault("S3 500/SlowDown/RequestTimeout/403/resets", [
+        { op: "UploadPart", fault: "slow-down", times: 3 },
+        { op: "UploadPart", fault: "reset-request", times: 1 },
+        { op: "UploadPart", fault: "request-timeout", times: 1 },
+        { op: "CreateMultipartUpload", fault: "500", times: 2 },
+        { op: "HeadObject", kind: "window", fault: "expired-token", skip: 3, times: 1 },
+        { op: "GetObject", fault: "500", times: 2 },
+        { op: "ListObjectsV2", fault: "slow-down", times: 1 },
+        { op: "PutObject", kind: ["manifest", "catalog", "index"], fault: "500", times: 2 },
+        { op: "PutObject", kind: "record", fault: "reset-request", times: 1 },
+      ]);
+    });
+
+    it("S3 never recovers for a stream's parts: dead-lettered with the reason, nothing partial, bookkeeping true", async () => {
+      await s3Fault(
+        "S3 SlowDown forever (dead-lettered)",
+        [
+          {
+            op: "UploadPart",
+            key: /\/cam1\/2026-11-20\/115000Z-/,
+            fault: "slow-down",
+            times: Number.POSITIVE_INFINITY,
+          },
+        ],
+        {
+          maxReceiveCount: 2,
+          deadLettered: () => h!.tally.events.filter((e) => e.type === "dead-lettered").length,
+          check: (run) => {
+            expect(run.deadLettered.length).toBe(1);
+            for (const d of run.deadLettered) {
+              expect(d.message?.stream).toBe("cam1");
+              expect(d.reason).toMatch(/S3: cannot upload .*SlowDown \(HTTP 503\)/);
+            }
+          },
+        },
+      );
     });
   });
 }
