@@ -266,6 +266,62 @@ const deploymentSchema = z
       .describe(
         "Overwritten or deleted object versions are kept this long (a window to undo a deletion); expired windows too",
       ),
+    playback: z
+      .strictObject({
+        domainName: z
+          .string()
+          .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, {
+            error: "expected a lower-case DNS name like backup.example.com",
+          })
+          .optional()
+          .describe(
+            "Serve playback under this name (a CNAME to the distribution you create); needs certificateArn",
+          ),
+        certificateArn: z
+          .string()
+          .regex(/^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate\/[A-Za-z0-9-]+$/, {
+            error:
+              "expected an ACM certificate ARN in us-east-1 (CloudFront's region), like arn:aws:acm:us-east-1:123456789012:certificate/<id>",
+          })
+          .optional()
+          .describe("ACM certificate (us-east-1) for domainName"),
+        mediaUrlTtlSeconds: z
+          .int({ error: "expected a whole number of seconds" })
+          .min(600, { error: "expected at least 600 seconds" })
+          .max(7 * 86400, { error: "expected at most 604800 seconds (7 days)" })
+          .default(7200)
+          .describe(
+            "How long the signed media URLs in a playlist stay valid at least (a paused player resumes within it)",
+          ),
+        priceClass: z
+          .enum(["PriceClass_100", "PriceClass_200", "PriceClass_All"], {
+            error: 'expected "PriceClass_100", "PriceClass_200" or "PriceClass_All"',
+          })
+          .default("PriceClass_100")
+          .describe(
+            "CloudFront edge locations used (PriceClass_100: North America and Europe, the cheapest)",
+          ),
+        additionalMetrics: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Turn on CloudFront's additional metrics (cache hit rate, origin latency) for the dashboard: billed as CloudWatch custom metrics",
+          ),
+      })
+      .superRefine((p, ctx) => {
+        if (Boolean(p.domainName) !== Boolean(p.certificateArn)) {
+          ctx.addIssue({
+            code: "custom",
+            path: [p.domainName ? "certificateArn" : "domainName"],
+            message:
+              "domainName and certificateArn go together: give both, or neither for the CloudFront domain",
+          });
+        }
+      })
+      .optional()
+      .describe(
+        'Deploy playback (the playback handler behind CloudFront): {} enables it with defaults (README "Watch the backup in AWS")',
+      ),
   })
   .prefault({})
   .describe("AWS deployment options (infra/): bucket encryption, Object Lock, storage class, alarms");

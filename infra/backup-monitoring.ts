@@ -50,13 +50,7 @@ export class BackupMonitoring extends Construct {
     if (deployment.alarmEmail) {
       this.topic.addSubscription(new subscriptions.EmailSubscription(deployment.alarmEmail));
     }
-    const alarm = (scopeId: string, props: cloudwatch.AlarmProps) => {
-      const a = new cloudwatch.Alarm(this, scopeId, props);
-      a.addAlarmAction(new actions.SnsAction(this.topic));
-      a.addOkAction(new actions.SnsAction(this.topic));
-      this.alarms.push(a);
-      return a;
-    };
+    const alarm = (scopeId: string, props: cloudwatch.AlarmProps) => this.addAlarm(this, scopeId, props);
 
     // One planner run per period at least (CloudWatch periods are whole minutes, at most a day).
     const planningPeriod = Duration.seconds(
@@ -221,5 +215,18 @@ export class BackupMonitoring extends Construct {
         ...rows,
       ],
     });
+  }
+
+  /**
+   * An alarm that notifies the topic (on alarm and back to OK), shown in the dashboard's alarm
+   * widget unless `listed` is false (an alarm that exists only in some regions, e.g. under a
+   * CloudFormation condition, cannot be listed there).
+   */
+  addAlarm(scope: Construct, id: string, props: cloudwatch.AlarmProps, listed = true): cloudwatch.Alarm {
+    const a = new cloudwatch.Alarm(scope, id, props);
+    a.addAlarmAction(new actions.SnsAction(this.topic));
+    a.addOkAction(new actions.SnsAction(this.topic));
+    if (listed) this.alarms.push(a);
+    return a;
   }
 }

@@ -18,6 +18,7 @@ import { BackupBucket, type PreviousExpiries } from "./backup-bucket.ts";
 import { BackupFunction, type FunctionCode } from "./backup-function.ts";
 import { BackupMonitoring } from "./backup-monitoring.ts";
 import { CopyQueues } from "./copy-queues.ts";
+import { PlaybackDistribution } from "./playback-distribution.ts";
 
 /** The copier's timeout; the handler stops a copy 30 s before it (functions/lambda/copier.ts). */
 export const COPIER_TIMEOUT = Duration.seconds(COPIER_TIMEOUT_SECONDS);
@@ -41,6 +42,8 @@ export class BackupStack extends Stack {
   readonly copier: BackupFunction;
   readonly queues: CopyQueues[];
   readonly monitoring: BackupMonitoring;
+  /** With `deployment.playback`: the playback function behind CloudFront. */
+  readonly playback: PlaybackDistribution | undefined;
 
   constructor(scope: Construct, id: string, props: BackupStackProps) {
     super(scope, id, props);
@@ -129,6 +132,18 @@ export class BackupStack extends Stack {
       queues: this.queues,
       plannerIntervalSeconds: scheduleSeconds(config.schedule),
     });
+
+    const playback = config.deployment.playback;
+    this.playback = playback
+      ? new PlaybackDistribution(this, "Playback", {
+          config,
+          settings: playback,
+          backupBucket: this.backupBucket,
+          runtimeConfig: environment.BACKUP_CONFIG,
+          monitoring: this.monitoring,
+          code: props.functionCode ?? "bundle",
+        })
+      : undefined;
 
     // Where to look after a deploy (README: Deploy to AWS).
     new CfnOutput(this, "PlannerFunctionName", {

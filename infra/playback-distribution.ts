@@ -1,0 +1,449 @@
+/**
+ * Playback in AWS (`"deployment": {"playback": {}}`): the playback handler as a Lambda function
+ * behind a CloudFront distribution, with no server to run and nothing billed while nobody watches.
+ *
+ *   viewer ──HTTPS──> CloudFront ─┬─ default, /_assets/* ──OAC (SigV4)──> function URL (IAM auth)
+ *                                 └─ /_media/*  (signed URLs: the stack's key group)
+ *                                        ──OAC──> the backup bucket, archive windows only
+ *
+ * - The function answers the playlists, JSON and the page (functions/lambda/playback.ts). Its
+ *   function URL takes IAM-signed requests only: CloudFront's origin access control signs them,
+ *   nobody else can call it. Cache key: the path and the query strings the handler reads (token
+ *   included: a cached answer is served only to the same token, see the README's trade-offs).
+ * - Media bytes come from the bucket through an origin access control, with `Range` (CloudFront
+ *   passes ranges of S3 objects through and caches the object), and CORS that allows `Range` and
+ *   exposes `Content-Range`. The bucket policy lets CloudFront (this distribution only) read the
+ *   archive windows of the configured sources (`{prefix}{source}/*`), not the backup's state
+ *   (`{prefix}.backup/`). The behaviour trusts only this stack's key group: a media URL works only
+ *   as the function signed it (CloudFront signed URL, custom policy per stream, with an expiry).
+ * - Secrets: the token keys (generated at deploy, "current,previous" to rotate) and the private key
+ *   of the CloudFront key pair (generated at deploy by a custom resource, never in the template).
+ * - TLS only: HTTP is redirected to HTTPS; with a certificate the minimum is TLSv1.2_2021.
+ */
+import { CfnCondition, CfnOutput, CustomResource, Duration, Fn, Stack, Validations } from "aws-cdk-lib";
+import * as acm from "aws-cdk-lib/aws-certificatemanager";
+import * as cloudfront from "aws-cdk-lib/aws-cloudfront";
+import * as origins from "aws-cdk-lib/aws-cloudfront-origins";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import { Construct } from "constructs";
+import type { BackupConfig, DeploymentConfig } from "../functions/config.ts";
+import { encodeKeySegment } from "../functions/domain/names.ts";
+import type { BackupBucket } from "./backup-bucket.ts";
+import type { FunctionCode } from "./backup-function.ts";
+import type { BackupMonitoring } from "./backup-monitoring.ts";
+import { PlaybackFunction } from "./playback-function.ts";
+
+export type PlaybackSettings = NonNullable<DeploymentConfig["playback"]>;
+
+/** Query strings the handler and the page read: they make the cache key (and reach the function). */
+export const PLAYBACK_QUERY_STRINGS = ["token", "start", "from", "to", "closed_at_gte", "opened_at_lte"];
+
+const PERIOD = Duration.minutes(5);
+
+export interface PlaybackProps {
+  config: BackupConfig;
+  settings: PlaybackSettings;
+  backupBucket: BackupBucket;
+  /** BACKUP_CONFIG of the functions (the runtime config, no deployment options). */
+  runtimeConfig: string;
+  monitoring: BackupMonitoring;
+  code: FunctionCode;
+}
+
+export class PlaybackDistribution extends Construct {
+  readonly handler: PlaybackFunction;
+  readonly tokenSecret: secretsmanager.Secret;
+  readonly signingSecret: secretsmanager.Secret;
+  readonly distribution: cloudfront.Distribution;
+  readonly functionUrl: lambda.FunctionUrl;
+  /** `https://<domain>`: the playback base URL. */
+  readonly url: string;
+  private readonly additionalMetrics: boolean;
+
+  constructor(scope: Construct, id: string, props: PlaybackProps) {
+    super(scope, id);
+    const { config, settings } = props;
+    const bucket = props.backupBucket.bucket;
+    this.additionalMetrics = settings.additionalMetrics;
+
+    // Token keys: one random key at deploy; rotate by storing "new,old" (README).
+    this.tokenSecret = new secretsmanager.Secret(this, "TokenKeys", {
+      description:
+        "flussonic-backup playback token keys: comma-separated, current first (keep the previous one while its tokens live)",
+      generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
+    });
+    Validations.of(this.tokenSecret).acknowledge({
+      id: "AwsSolutions-SMG4",
+      reason:
+        "The token keys are rotated by the operator (README: put the new key first, keep the previous one while tokens it signed live): automatic rotation would cut off every viewer's token at once.",
+    });
+    // The private key of the CloudFront key pair that signs media URLs: filled at deploy time.
+    this.signingSecret = new secretsmanager.Secret(this, "MediaSigningKey", {
+      description:
+        "flussonic-backup playback: private key (PEM) of the CloudFront key pair that signs media URLs; made at deploy time",
+    });
+    Validations.of(this.signingSecret).acknowledge({
+      id: "AwsSolutions-SMG4",
+      reason:
+        "A CloudFront key pair is rotated by adding a new public key to the key group, not by Secrets Manager rotation; the custom resource makes it once (README).",
+    });
+
+    const keyMaker = new PlaybackFunction(this, "SigningKeyMaker", {
+      entry: "playback-signing-key",
+      description: "flussonic-backup playback: makes the CloudFront key pair at deploy time",
+      memorySize: 256,
+      timeout: Duration.minutes(1),
+      environment: {},
+      code: props.code,
+    });
+    this.signingSecret.grantRead(keyMaker.role);
+    this.signingSecret.grantWrite(keyMaker.role);
+    const keyPair = new CustomResource(this, "SigningKeyPair", {
+      serviceToken: keyMaker.function.functionArn,
+      resourceType: "Custom::PlaybackSigningKey",
+      properties: { SecretId: this.signingSecret.secretArn },
+    });
+    const publicKey = new cloudfront.PublicKey(this, "MediaPublicKey", {
+      comment: "flussonic-backup playback: verifies media URLs signed by the playback function",
+      encodedKey: keyPair.getAttString("PublicKey"),
+    });
+    const keyGroup = new cloudfront.KeyGroup(this, "MediaKeyGroup", {
+      comment: "flussonic-backup playback media URLs",
+      items: [publicKey],
+    });
+
+    this.handler = new PlaybackFunction(this, "Handler", {
+      entry: "playback",
+      description: "flussonic-backup playback: playlists and JSON of the backup, behind CloudFront",
+      // Playlists of a day of one-second fragments parse a few MB of index JSON; 512 MB gives the
+      // CPU share that keeps that in tens of milliseconds.
+      memorySize: 512,
+      timeout: Duration.seconds(30),
+      environment: {
+        BACKUP_CONFIG: props.runtimeConfig,
+        PLAYBACK_TOKEN_SECRET: this.tokenSecret.secretArn,
+        MEDIA_SIGNING_SECRET: this.signingSecret.secretArn,
+        MEDIA_KEY_PAIR_ID: publicKey.publicKeyId,
+        MEDIA_URL_TTL_SECONDS: String(settings.mediaUrlTtlSeconds),
+      },
+      code: props.code,
+      files: {
+        dir: "playback-page",
+        paths: [
+          "local/playback-page/index.html",
+          "local/playback-page/page.js",
+          "local/playback-page/page.css",
+          "node_modules/hls.js/dist/hls.min.js",
+        ],
+      },
+    });
+    this.grantReads(config, props.backupBucket);
+
+    // IAM auth: only requests signed by CloudFront's origin access control reach the function.
+    this.functionUrl = this.handler.function.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.AWS_IAM });
+    const functionOrigin = origins.FunctionUrlOrigin.withOriginAccessControl(this.functionUrl, {
+      readTimeout: Duration.seconds(30),
+    });
+    // The bucket is imported into the origin so that the origin adds no bucket-wide grant: the
+    // statement below grants this distribution the archive windows only.
+    const mediaBucket = s3.Bucket.fromBucketAttributes(this, "MediaBucket", {
+      bucketArn: bucket.bucketArn,
+      bucketName: bucket.bucketName,
+      bucketRegionalDomainName: bucket.bucketRegionalDomainName,
+    });
+    const mediaOrigin = origins.S3BucketOrigin.withOriginAccessControl(mediaBucket, {
+      originAccessLevels: [cloudfront.AccessLevel.READ],
+    });
+
+    const cors = new cloudfront.ResponseHeadersPolicy(this, "Headers", {
+      comment: "flussonic-backup playback: CORS for players on other origins (Range), HSTS",
+      corsBehavior: {
+        accessControlAllowOrigins: ["*"],
+        accessControlAllowMethods: ["GET", "HEAD", "OPTIONS"],
+        accessControlAllowHeaders: ["Range"],
+        accessControlExposeHeaders: ["Content-Range", "Content-Length", "Accept-Ranges"],
+        accessControlAllowCredentials: false,
+        accessControlMaxAge: Duration.minutes(10),
+        originOverride: true,
+      },
+      securityHeadersBehavior: {
+        strictTransportSecurity: {
+          accessControlMaxAge: Duration.days(365),
+          includeSubdomains: false,
+          override: true,
+        },
+        contentTypeOptions: { override: true },
+      },
+    });
+    const playbackCache = new cloudfront.CachePolicy(this, "PlaybackCache", {
+      // The path and the query strings the handler reads (token included); times from the function.
+      comment: "flussonic-backup playback: path + token and the other query strings the handler reads",
+      minTtl: Duration.seconds(0),
+      defaultTtl: Duration.seconds(0),
+      maxTtl: Duration.hours(1),
+      queryStringBehavior: cloudfront.CacheQueryStringBehavior.allowList(...PLAYBACK_QUERY_STRINGS),
+      headerBehavior: cloudfront.CacheHeaderBehavior.none(),
+      cookieBehavior: cloudfront.CacheCookieBehavior.none(),
+      enableAcceptEncodingGzip: true,
+      enableAcceptEncodingBrotli: true,
+    });
+    // `/_media/{key}` → `{key}`: the media URL's path is the S3 key under the behaviour's prefix.
+    const stripMedia = new cloudfront.Function(this, "MediaPath", {
+      comment: "flussonic-backup playback: /_media/{key} -> /{key}",
+      runtime: cloudfront.FunctionRuntime.JS_2_0,
+      code: cloudfront.FunctionCode.fromInline(
+        "function handler(event) { var r = event.request; r.uri = r.uri.substring(7); return r; }",
+      ),
+    });
+
+    const certificate = settings.certificateArn
+      ? acm.Certificate.fromCertificateArn(this, "Certificate", settings.certificateArn)
+      : undefined;
+    this.distribution = new cloudfront.Distribution(this, "Distribution", {
+      comment: "flussonic-backup playback",
+      defaultBehavior: {
+        origin: functionOrigin,
+        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+        allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+        cachePolicy: playbackCache,
+        responseHeadersPolicy: cors,
+        compress: true,
+      },
+      additionalBehaviors: {
+        "/_media/*": {
+          origin: mediaOrigin,
+          viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+          allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+          // The key only (no query string, no header): every viewer shares the cached windows; the
+          // signed URL's query string is checked at the edge and not sent to S3.
+          cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
+          responseHeadersPolicy: cors,
+          trustedKeyGroups: [keyGroup],
+          functionAssociations: [
+            { function: stripMedia, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST },
+          ],
+          compress: false,
+        },
+        "/_assets/*": {
+          origin: functionOrigin,
+          viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+          allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+          cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
+          responseHeadersPolicy: cors,
+          compress: true,
+        },
+      },
+      // Errors are not kept at the edge (CloudFront keeps them 10 s by default): a playlist that
+      // was not there yet (425, 404 before a window lands) is asked again at once.
+      errorResponses: [400, 403, 404, 416].map((httpStatus) => ({ httpStatus, ttl: Duration.seconds(0) })),
+      priceClass: settings.priceClass as cloudfront.PriceClass,
+      httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
+      enableIpv6: true,
+      ...(certificate && settings.domainName
+        ? {
+            domainNames: [settings.domainName],
+            certificate,
+            minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+            sslSupportMethod: cloudfront.SSLMethod.SNI,
+          }
+        : {}),
+    });
+    this.acknowledgeDistribution(Boolean(certificate));
+
+    // CloudFront (this distribution) reads the archive windows of the configured sources only.
+    bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "PlaybackMediaThroughCloudFront",
+        principals: [new iam.ServicePrincipal("cloudfront.amazonaws.com")],
+        actions: ["s3:GetObject"],
+        resources: config.sources.map((s) =>
+          bucket.arnForObjects(`${config.prefix}${encodeKeySegment(s.name)}/*`),
+        ),
+        conditions: { StringEquals: { "AWS:SourceArn": this.distributionArn() } },
+      }),
+    );
+
+    this.url = `https://${settings.domainName ?? this.distribution.distributionDomainName}`;
+    new CfnOutput(Stack.of(this), "PlaybackUrl", {
+      description:
+        "Playback: open <this>/?token=<token> (npx flussonic-backup playback-token --config <file> --source <source>)",
+      value: this.url,
+    });
+    new CfnOutput(Stack.of(this), "PlaybackDistributionDomain", {
+      description: "The CloudFront domain (point a CNAME of domainName here)",
+      value: this.distribution.distributionDomainName,
+    });
+    new CfnOutput(Stack.of(this), "PlaybackTokenSecretArn", {
+      description: "Secrets Manager secret with the playback token keys (playback-token reads it)",
+      value: this.tokenSecret.secretArn,
+    });
+    this.monitor(props.monitoring);
+  }
+
+  private distributionArn(): string {
+    return Stack.of(this).formatArn({
+      service: "cloudfront",
+      region: "",
+      resource: "distribution",
+      resourceName: this.distribution.distributionId,
+    });
+  }
+
+  /**
+   * The function reads what playlists and the page need, and nothing else:
+   * - `{prefix}.backup/index/` (the fragment index, one object per stream-day) and
+   *   `{prefix}.backup/records/` (windows copied since the last planner run carry their index in
+   *   their completion record);
+   * - `{prefix}.backup/manifests/` (the page's coverage timeline, as `serve` draws it);
+   * - the archive windows `{prefix}{source}/`: only `archive-{from}-{dur}.mp4` of a range that is
+   *   not exactly one stored window reads them (ranged reads, joined into one MP4);
+   * - ListBucket (S3 answers 404 for a missing key only to a caller that may list; the records of
+   *   a stream are listed);
+   * - the two secrets, read only.
+   * No write, no delete, no catalog, no control switch.
+   */
+  private grantReads(config: BackupConfig, backupBucket: BackupBucket): void {
+    const bucket = backupBucket.bucket;
+    const role = this.handler.role;
+    const bucketLogicalId = Stack.of(this).getLogicalId(bucket.node.defaultChild as s3.CfnBucket);
+    const prefixes = [
+      `${config.prefix}.backup/index/`,
+      `${config.prefix}.backup/records/`,
+      `${config.prefix}.backup/manifests/`,
+      ...config.sources.map((s) => `${config.prefix}${encodeKeySegment(s.name)}/`),
+    ];
+    for (const prefix of prefixes) {
+      Validations.of(role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${prefix}*]`,
+        reason: `Keys under ${prefix} are created at run time (per stream and day); the playback function only reads them.`,
+      });
+    }
+    role.addToPolicy(new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [bucket.bucketArn] }));
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:GetObject"],
+        resources: prefixes.map((p) => bucket.arnForObjects(`${p}*`)),
+      }),
+    );
+    this.tokenSecret.grantRead(role);
+    this.signingSecret.grantRead(role);
+    const key = backupBucket.encryptionKey;
+    if (key) role.addToPolicy(new iam.PolicyStatement({ actions: ["kms:Decrypt"], resources: [key.keyArn] }));
+  }
+
+  private acknowledgeDistribution(hasCertificate: boolean): void {
+    const acks = [
+      {
+        id: "AwsSolutions-CFR1",
+        reason:
+          "Viewers need a playback token for every playlist and a signed URL for every media request; who may watch is decided by tokens, not by country.",
+      },
+      {
+        id: "AwsSolutions-CFR2",
+        reason:
+          "Optional: every request needs a token or a signed URL and the function's concurrency is the account's; a WAF web ACL (about 6 USD a month plus requests) can be attached to the distribution when rate limiting is wanted (README).",
+      },
+      {
+        id: "AwsSolutions-CFR3",
+        reason:
+          "CloudFront standard logs need ACLs on the log bucket, which this stack keeps disabled (bucket owner enforced); the function logs every playback request it answers, and the bucket's server access logs record every media read from the origin.",
+      },
+    ];
+    if (!hasCertificate) {
+      acks.push({
+        id: "AwsSolutions-CFR4",
+        reason:
+          "Without a certificate (deployment.playback.certificateArn) the distribution uses the *.cloudfront.net certificate, whose minimum protocol CloudFront fixes at TLSv1; with a certificate the minimum is TLSv1.2_2021. Viewers are redirected to HTTPS either way.",
+      });
+    }
+    for (const a of acks) Validations.of(this.distribution).acknowledge(a);
+  }
+
+  private monitor(monitoring: BackupMonitoring): void {
+    const fn = this.handler.function;
+    monitoring.addAlarm(this, "FunctionErrors", {
+      alarmName: "flussonic-backup-playback-errors",
+      alarmDescription:
+        "The playback function fails (viewers get 5xx): see its log group (an unreadable secret, no access to the index, a timeout)",
+      metric: fn.metricErrors({ period: PERIOD, statistic: cloudwatch.Stats.SUM }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const cf = (metricName: string, statistic: string) =>
+      new cloudwatch.Metric({
+        namespace: "AWS/CloudFront",
+        metricName,
+        dimensionsMap: { DistributionId: this.distribution.distributionId, Region: "Global" },
+        period: PERIOD,
+        statistic,
+      });
+    // CloudFront publishes its metrics in us-east-1 only, and an alarm watches metrics of its own
+    // region: the 5xx alarm exists when the stack is deployed there (a CloudFormation condition).
+    const inUsEast1 = new CfnCondition(this, "InUsEast1", {
+      expression: Fn.conditionEquals(Stack.of(this).region, "us-east-1"),
+    });
+    const errorRate = monitoring.addAlarm(
+      this,
+      "Distribution5xx",
+      {
+        alarmName: "flussonic-backup-playback-5xx",
+        alarmDescription:
+          "More than 5% of playback requests got a 5xx from CloudFront (the function or the bucket origin fails)",
+        metric: cf("5xxErrorRate", cloudwatch.Stats.AVERAGE),
+        threshold: 5,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 2,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+      false,
+    );
+    (errorRate.node.defaultChild as cloudwatch.CfnAlarm).cfnOptions.condition = inUsEast1;
+
+    if (this.additionalMetrics) {
+      new cloudfront.CfnMonitoringSubscription(this, "AdditionalMetrics", {
+        distributionId: this.distribution.distributionId,
+        monitoringSubscription: {
+          realtimeMetricsSubscriptionConfig: { realtimeMetricsSubscriptionStatus: "Enabled" },
+        },
+      });
+    }
+    const global = (m: cloudwatch.Metric) => m.with({ region: "us-east-1" });
+    monitoring.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: "playback: requests",
+        left: [global(cf("Requests", cloudwatch.Stats.SUM))],
+        right: [fn.metricInvocations({ period: PERIOD, statistic: cloudwatch.Stats.SUM })],
+        width: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: "playback: bytes out",
+        left: [global(cf("BytesDownloaded", cloudwatch.Stats.SUM))],
+        width: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: this.additionalMetrics
+          ? "playback: cache hit ratio (%)"
+          : "playback: cache hit ratio (%) (set deployment.playback.additionalMetrics to collect it)",
+        left: [global(cf("CacheHitRate", cloudwatch.Stats.AVERAGE))],
+        width: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: "playback: errors",
+        left: [
+          global(cf("4xxErrorRate", cloudwatch.Stats.AVERAGE)),
+          global(cf("5xxErrorRate", cloudwatch.Stats.AVERAGE)),
+        ],
+        right: [fn.metricErrors({ period: PERIOD, statistic: cloudwatch.Stats.SUM })],
+        width: 6,
+      }),
+    );
+  }
+}

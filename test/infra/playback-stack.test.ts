@@ -1,0 +1,300 @@
+/**
+ * Playback in the stack (`"deployment": {"playback": {}}`): the template the CDK makes, checked
+ * for what a security review asks (origin access control, a private bucket, TLS only, the
+ * function's narrow role, read-only secrets), for the cache and origin settings that carry the
+ * token and Range, and for the alarms. Two templates (stub code, no bundling): the defaults, and
+ * a custom domain with a certificate and a KMS-encrypted bucket.
+ */
+// biome-ignore-all lint/suspicious/noExplicitAny: CloudFormation template JSON is walked untyped here
+import { App } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "../../functions/config.ts";
+import { BackupStack } from "../../infra/backup-stack.ts";
+
+const config = {
+  bucket: "dvr-backup-test",
+  prefix: "flussonic/",
+  sources: [
+    { name: "s1", url: "http://s1.example:8080", retentionDays: 7 },
+    { name: "s2", url: "http://s2.example:8080", streams: ["cam1"], retentionDays: 3 },
+  ],
+  deployment: { playback: {} },
+};
+const CERT = "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555";
+const KMS = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+
+function stackFor(raw: Record<string, unknown>): BackupStack {
+  return new BackupStack(new App(), "Test", {
+    config: parseConfig(JSON.stringify(raw), "test.json"),
+    configFile: "test.json",
+    functionCode: "stub",
+  });
+}
+
+type Resource = { Type: string; Properties: Record<string, any>; Condition?: string };
+const stack = stackFor(config);
+const t = Template.fromStack(stack);
+const withDomain = stackFor({
+  ...config,
+  deployment: {
+    kmsKeyArn: KMS,
+    playback: { domainName: "backup.example.com", certificateArn: CERT },
+  },
+});
+const td = Template.fromStack(withDomain);
+
+const resources = (tt: Template) => tt.toJSON().Resources as Record<string, Resource>;
+const ofType = (tt: Template, type: string) =>
+  Object.entries(resources(tt)).filter(([, r]) => r.Type === type);
+const one = (tt: Template, type: string) => {
+  const found = ofType(tt, type);
+  expect(found, type).toHaveLength(1);
+  return found[0]!;
+};
+const distribution = (tt: Template) =>
+  one(tt, "AWS::CloudFront::Distribution")[1].Properties.DistributionConfig;
+const behaviour = (tt: Template, path: string) =>
+  (distribution(tt).CacheBehaviors as Record<string, any>[]).find((b) => b.PathPattern === path)!;
+const originOf = (tt: Template, b: Record<string, any>) =>
+  (distribution(tt).Origins as Record<string, any>[]).find((o) => o.Id === b.TargetOriginId)!;
+const refId = (v: any): string => v?.Ref ?? v?.["Fn::GetAtt"]?.[0];
+const handlerRole = (tt: Template) =>
+  ofType(tt, "AWS::IAM::Role").find(([, r]) => String(r.Properties.Description).includes("playback:"))![0];
+const policyOf = (tt: Template, roleId: string) =>
+  ofType(tt, "AWS::IAM::Policy")
+    .filter(([, p]) => (p.Properties.Roles as any[]).some((r) => refId(r) === roleId))
+    .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Record<string, any>[]);
+const flat = (v: unknown) => JSON.stringify(v);
+const asList = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+/** The key patterns of object ARNs `{Fn::Join: ["", [{GetAtt: [bucket, Arn]}, "/<key>"]]}` of `bucketId`. */
+const keysOf = (resource: unknown, bucketId: string) =>
+  asList(resource).map((r: any) => {
+    const [sep, [arn, key, ...rest]] = r["Fn::Join"];
+    expect([sep, refId(arn), rest]).toEqual(["", bucketId, []]);
+    return key as string;
+  });
+
+describe("playback in the stack: opt-in", () => {
+  it("adds no distribution, function URL or playback secret without deployment.playback", () => {
+    const plain = Template.fromStack(stackFor({ ...config, deployment: {} }));
+    plain.resourceCountIs("AWS::CloudFront::Distribution", 0);
+    plain.resourceCountIs("AWS::Lambda::Url", 0);
+    plain.resourceCountIs("AWS::SecretsManager::Secret", 0);
+    expect(Object.keys(plain.toJSON().Outputs)).not.toContain("PlaybackUrl");
+  });
+
+  it("runs the handler on nodejs24.x arm64 and prints the playback URL as an output", () => {
+    const fn = ofType(t, "AWS::Lambda::Function").find(([, r]) =>
+      String(r.Properties.Description).includes("playback: playlists"),
+    )![1];
+    expect(fn.Properties.Runtime).toBe("nodejs24.x");
+    expect(fn.Properties.Architectures).toEqual(["arm64"]);
+    const outputs = t.toJSON().Outputs;
+    expect(flat(outputs.PlaybackUrl.Value)).toContain("DomainName");
+    expect(td.toJSON().Outputs.PlaybackUrl.Value).toBe("https://backup.example.com");
+  });
+});
+
+describe("playback: origin access control and a private bucket", () => {
+  it("reads media from the bucket through an S3 origin access control, and the function URL through a Lambda one (IAM auth)", () => {
+    const media = originOf(t, behaviour(t, "/_media/*"));
+    expect(media.S3OriginConfig.OriginAccessIdentity).toBe("");
+    const mediaOac = resources(t)[refId(media.OriginAccessControlId)]!;
+    expect(mediaOac.Properties.OriginAccessControlConfig).toMatchObject({
+      OriginAccessControlOriginType: "s3",
+      SigningBehavior: "always",
+      SigningProtocol: "sigv4",
+    });
+    const fnOrigin = originOf(t, distribution(t).DefaultCacheBehavior);
+    const fnOac = resources(t)[refId(fnOrigin.OriginAccessControlId)]!;
+    expect(fnOac.Properties.OriginAccessControlConfig).toMatchObject({
+      OriginAccessControlOriginType: "lambda",
+      SigningBehavior: "always",
+    });
+    expect(one(t, "AWS::Lambda::Url")[1].Properties.AuthType).toBe("AWS_IAM");
+    // Only this distribution may invoke the function URL.
+    const perms = ofType(t, "AWS::Lambda::Permission").filter(
+      ([, p]) => p.Properties.Principal === "cloudfront.amazonaws.com",
+    );
+    expect(perms.length).toBeGreaterThan(0);
+    for (const [, p] of perms) expect(flat(p.Properties.SourceArn)).toContain("PlaybackDistribution");
+  });
+
+  it("keeps the bucket private: public access blocked, no website, CloudFront may read only the archive windows", () => {
+    const [, bucket] = ofType(t, "AWS::S3::Bucket").find(
+      ([, b]) => b.Properties.BucketName === "dvr-backup-test",
+    )!;
+    expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(bucket.Properties.WebsiteConfiguration).toBeUndefined();
+    const [bucketId] = ofType(t, "AWS::S3::Bucket").find(
+      ([, b]) => b.Properties.BucketName === "dvr-backup-test",
+    )!;
+    const policy = ofType(t, "AWS::S3::BucketPolicy").find(
+      ([, p]) => refId(p.Properties.Bucket) === bucketId,
+    )!;
+    const statements = policy[1].Properties.PolicyDocument.Statement as Record<string, any>[];
+    const allows = statements.filter((s) => s.Effect === "Allow");
+    for (const s of allows) {
+      expect(s.Principal).not.toBe("*");
+      expect(flat(s.Principal)).not.toContain('"AWS":"*"');
+    }
+    const cf = allows.filter((s) => flat(s.Principal).includes("cloudfront.amazonaws.com"));
+    expect(cf).toHaveLength(1);
+    expect(asList(cf[0]!.Action)).toEqual(["s3:GetObject"]);
+    expect(flat(cf[0]!.Condition.StringEquals["AWS:SourceArn"])).toContain("PlaybackDistribution");
+    expect(keysOf(cf[0]!.Resource, bucketId)).toEqual(["/flussonic/s1/*", "/flussonic/s2/*"]);
+  });
+});
+
+describe("playback: TLS only", () => {
+  it("redirects HTTP to HTTPS on every behaviour", () => {
+    for (const tt of [t, td]) {
+      const d = distribution(tt);
+      for (const b of [d.DefaultCacheBehavior, ...d.CacheBehaviors]) {
+        expect(b.ViewerProtocolPolicy).toBe("redirect-to-https");
+      }
+    }
+  });
+
+  it("uses TLSv1.2_2021 at least with the given certificate and domain", () => {
+    const d = distribution(td);
+    expect(d.Aliases).toEqual(["backup.example.com"]);
+    expect(d.ViewerCertificate).toMatchObject({
+      AcmCertificateArn: CERT,
+      MinimumProtocolVersion: "TLSv1.2_2021",
+      SslSupportMethod: "sni-only",
+    });
+  });
+});
+
+describe("playback: the function's role", () => {
+  it("reads the index, pending records, manifests and the sources' windows, and nothing else in the bucket", () => {
+    const statements = policyOf(t, handlerRole(t));
+    const s3 = statements.filter((s) => asList(s.Action).some((a: string) => a.startsWith("s3:")));
+    const actions = new Set(s3.flatMap((s) => asList(s.Action)));
+    expect([...actions].sort()).toEqual(["s3:GetObject", "s3:ListBucket"]);
+    const get = s3.find((s) => asList(s.Action).includes("s3:GetObject"))!;
+    const [bucketId] = ofType(t, "AWS::S3::Bucket").find(
+      ([, b]) => b.Properties.BucketName === "dvr-backup-test",
+    )!;
+    expect(keysOf(get.Resource, bucketId)).toEqual([
+      "/flussonic/.backup/index/*",
+      "/flussonic/.backup/records/*",
+      "/flussonic/.backup/manifests/*",
+      "/flussonic/s1/*",
+      "/flussonic/s2/*",
+    ]);
+    expect(flat(statements)).not.toMatch(/s3:PutObject|s3:DeleteObject|catalog|control/);
+    // With a KMS key: decrypt only, never encrypt.
+    const kms = policyOf(td, handlerRole(td)).filter((s) => flat(s.Action).includes("kms:"));
+    expect(kms.flatMap((s) => asList(s.Action))).toEqual(["kms:Decrypt"]);
+  });
+
+  it("reads the token keys and the media signing key, read only", () => {
+    const statements = policyOf(t, handlerRole(t)).filter((s) => flat(s.Action).includes("secretsmanager:"));
+    const actions = new Set(statements.flatMap((s) => asList(s.Action)));
+    expect([...actions].sort()).toEqual(["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]);
+    const secrets = ofType(t, "AWS::SecretsManager::Secret").map(([id]) => id);
+    expect(statements.flatMap((s) => asList(s.Resource).map(refId)).sort()).toEqual(secrets.sort());
+    // The token keys are generated at deploy time, without commas (the list separator).
+    const tokenSecret = ofType(t, "AWS::SecretsManager::Secret").find(([id]) => id.includes("TokenKeys"))![1];
+    expect(tokenSecret.Properties.GenerateSecretString).toMatchObject({
+      PasswordLength: 64,
+      ExcludePunctuation: true,
+    });
+    expect(tokenSecret.Properties.SecretString).toBeUndefined();
+  });
+
+  it("hands the function the secrets' ARNs and the key pair id, never a key", () => {
+    const fn = ofType(t, "AWS::Lambda::Function").find(([, r]) =>
+      String(r.Properties.Description).includes("playback: playlists"),
+    )![1];
+    const env = fn.Properties.Environment.Variables;
+    expect(refId(env.PLAYBACK_TOKEN_SECRET)).toContain("TokenKeys");
+    expect(refId(env.MEDIA_SIGNING_SECRET)).toContain("MediaSigningKey");
+    expect(refId(env.MEDIA_KEY_PAIR_ID)).toContain("MediaPublicKey");
+    expect(flat(t.toJSON())).not.toContain("PRIVATE KEY");
+  });
+});
+
+describe("playback: what reaches the function and the bucket, and what is cached", () => {
+  it("puts the token (and the handler's other query strings) in the function's cache key, and no header", () => {
+    const d = distribution(t);
+    const policy = resources(t)[refId(d.DefaultCacheBehavior.CachePolicyId)]!.Properties.CachePolicyConfig;
+    const key = policy.ParametersInCacheKeyAndForwardedToOrigin;
+    expect(key.QueryStringsConfig.QueryStringBehavior).toBe("whitelist");
+    expect(key.QueryStringsConfig.QueryStrings).toContain("token");
+    expect(key.QueryStringsConfig.QueryStrings).toContain("start");
+    expect(key.HeadersConfig.HeaderBehavior).toBe("none");
+    expect(policy.DefaultTTL).toBe(0);
+    // No origin request policy: nothing beyond the cache key (no Host: the function URL's own).
+    expect(d.DefaultCacheBehavior.OriginRequestPolicyId).toBeUndefined();
+  });
+
+  it("serves media by key only (one cache entry per window for every viewer), behind the stack's key group, with Range CORS", () => {
+    const media = behaviour(t, "/_media/*");
+    // Managed CachingOptimized: no query string (the signature is checked at the edge), no header.
+    expect(media.CachePolicyId).toBe("658327ea-f89d-4fab-a63d-7e88639e58f6");
+    expect(media.OriginRequestPolicyId).toBeUndefined();
+    expect(media.AllowedMethods).toEqual(["GET", "HEAD"]);
+    expect(refId(media.TrustedKeyGroups[0])).toContain("MediaKeyGroup");
+    expect(media.FunctionAssociations[0].EventType).toBe("viewer-request");
+    const fnCode = resources(t)[refId(media.FunctionAssociations[0].FunctionARN)]!.Properties.FunctionCode;
+    expect(fnCode).toContain("substring(7)"); // "/_media" removed: the rest is the S3 key
+    const headers =
+      resources(t)[refId(media.ResponseHeadersPolicyId)]!.Properties.ResponseHeadersPolicyConfig;
+    expect(headers.CorsConfig.AccessControlAllowHeaders.Items).toEqual(["Range"]);
+    expect(headers.CorsConfig.AccessControlExposeHeaders.Items).toEqual(
+      expect.arrayContaining(["Content-Range", "Content-Length"]),
+    );
+    // The key group's public key comes from the key pair made at deploy time.
+    const [, pub] = one(t, "AWS::CloudFront::PublicKey");
+    expect(flat(pub.Properties.PublicKeyConfig.EncodedKey)).toContain("SigningKeyPair");
+  });
+});
+
+describe("playback: alarms and dashboard", () => {
+  it("alarms on function errors and on the distribution's 5xx rate (where CloudFront's metrics are), to the alarm topic", () => {
+    const topic = one(t, "AWS::SNS::Topic")[0];
+    const alarms = ofType(t, "AWS::CloudWatch::Alarm").filter(([, a]) =>
+      String(a.Properties.AlarmName).includes("playback"),
+    );
+    expect(alarms.map(([, a]) => a.Properties.AlarmName).sort()).toEqual([
+      "flussonic-backup-playback-5xx",
+      "flussonic-backup-playback-errors",
+    ]);
+    for (const [, a] of alarms) expect(a.Properties.AlarmActions.map(refId)).toEqual([topic]);
+    const [, rate] = alarms.find(([, a]) => a.Properties.AlarmName.endsWith("5xx"))!;
+    expect(rate.Properties).toMatchObject({ Namespace: "AWS/CloudFront", MetricName: "5xxErrorRate" });
+    expect(flat(t.toJSON().Conditions[rate.Condition!])).toContain("us-east-1");
+    const dashboard = flat(one(t, "AWS::CloudWatch::Dashboard")[1].Properties.DashboardBody);
+    for (const title of [
+      "playback: requests",
+      "playback: bytes out",
+      "playback: cache hit ratio",
+      "playback: errors",
+    ]) {
+      expect(dashboard).toContain(title);
+    }
+  });
+});
+
+describe("playback: cdk-nag", () => {
+  const errorsOf = (s: BackupStack) =>
+    new AwsSolutionsChecks()
+      .validateScope(s)
+      .violations.filter((v) => v.severity === "error")
+      .map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.resourceLogicalId).join(", ")}`);
+
+  it("finds no error with playback, with and without a certificate (every acknowledgement has its reason)", () => {
+    expect(errorsOf(stack)).toEqual([]);
+    expect(errorsOf(withDomain)).toEqual([]);
+  });
+});
