@@ -179,4 +179,47 @@ describe("rebuild", () => {
     expect(next.alreadyStored).toBe(0);
     expect(downloads() - downloaded).toBe(next.copied);
   }, 180_000);
+
+  it("a damaged completion record is named by the planner and, once its window is planned again, rewritten by the copier from the stored object, without a download", async () => {
+    const now = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+    h = await startHarness({
+      sim: {
+        streams: [{ name: "cam1", bitrateBps: 80_000, ranges: [{ from: now - 3 * 60, to: now + 3600 }] }],
+      },
+      source: { retentionDays: 1 / 24, streams: ["cam1"] },
+      config: { maxWindowSeconds: 60, leaseSeconds: 1200 },
+    });
+    const rt = await h.runtime();
+    await rt.startCopiers();
+    expect(planned(await rt.plan())).toBeGreaterThanOrEqual(1);
+    await rt.drain();
+    await rt.stopCopiers();
+    const records = await h.keys(`${h.config.prefix}.backup/records/`);
+    const good = JSON.parse((await h.getObject(records[0]!)).toString());
+    await h.s3().send(new PutObjectCommand({ Bucket: h.config.bucket, Key: records[0]!, Body: "{" }));
+    const downloaded = h.sim.requests.filter((r) => r.kind === "archive").length;
+
+    const report = await rt.plan();
+    expect(report.sources[0]!.errors.map((e) => e.message)).toContain(
+      `S3: ${records[0]} is damaged (not a JSON object)`,
+    );
+    // Kept (never compacted as if it were absent), so its window stays uncovered.
+    expect((await h.getObject(records[0]!)).toString()).toBe("{");
+
+    // After the lease the window is planned again; the copier finds it stored and records it anew.
+    h.clock.advance(1300);
+    const next = await runOnce(rt, h.tally);
+    expect(next.ok).toBe(true);
+    expect(next.alreadyStored).toBe(1);
+    expect(h.sim.requests.filter((r) => r.kind === "archive").length - downloaded).toBe(next.copied);
+    const catalog = JSON.parse(
+      (await h.getObject(catalogKey(h.config.prefix, "src1", "cam1", utcDate(good.from)))).toString(),
+    );
+    const entry = catalog.windows.find((w: { from: number }) => w.from === good.from);
+    expect({ size: entry.size, sha256: entry.sha256, etag: entry.etag }).toEqual({
+      size: good.size,
+      sha256: good.sha256,
+      etag: good.etag,
+    });
+  }, 60_000);
 });
