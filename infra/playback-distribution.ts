@@ -20,7 +20,16 @@
  *   of the CloudFront key pair (generated at deploy by a custom resource, never in the template).
  * - TLS only: HTTP is redirected to HTTPS; with a certificate the minimum is TLSv1.2_2021.
  */
-import { CfnCondition, CfnOutput, CustomResource, Duration, Fn, Stack, Validations } from "aws-cdk-lib";
+import {
+  Annotations,
+  CfnCondition,
+  CfnOutput,
+  CustomResource,
+  Duration,
+  Fn,
+  Stack,
+  Validations,
+} from "aws-cdk-lib";
 import * as acm from "aws-cdk-lib/aws-certificatemanager";
 import * as cloudfront from "aws-cdk-lib/aws-cloudfront";
 import * as origins from "aws-cdk-lib/aws-cloudfront-origins";
@@ -253,6 +262,10 @@ export class PlaybackDistribution extends Construct {
         : {}),
     });
     this.acknowledgeDistribution(Boolean(certificate));
+    Annotations.of(this.distribution).acknowledgeWarning(
+      "@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac",
+      "The bucket is imported into the origin on purpose: the statement below grants this distribution the archive windows only, not the whole bucket.",
+    );
 
     // CloudFront (this distribution) reads the archive windows of the configured sources only.
     bucket.addToResourcePolicy(

@@ -8,11 +8,12 @@
  * media's cache key (the path, no query string) is shared by every viewer, and a live playlist
  * reloaded every few seconds keeps the same URLs. The URI is host-relative (`/_media/…`): players
  * resolve it against the playlist's URL, so the CloudFront domain and a custom domain both work,
- * and the policy's resource matches any host (`https://*`).
+ * and the policy's resource matches any host (a wildcard for the host, then the stream folder of the key).
  *
  * Signature: RSA-SHA1 over the policy JSON, both in CloudFront's URL-safe base64 (`+`→`-`,
  * `=`→`_`, `/`→`~`), as CloudFront requires.
  */
+
 import { createSign } from "node:crypto";
 import { streamPrefix } from "../domain/keys.ts";
 import type { MediaAccess } from "../playback/handler.ts";
@@ -53,7 +54,13 @@ export function mediaPolicy(resource: string, expiresAt: number): string {
 export function cloudFrontMediaUrl(o: MediaUrlInput): string {
   const path = mediaPath(o.key);
   const folder = o.access ? streamPrefix(o.prefix, o.access.source, o.access.stream) : undefined;
-  const resource = folder && o.key.startsWith(folder) ? `https://*${mediaPath(folder)}*` : `https://*${path}`;
+  // The key part only, after a wildcard that takes the host and `/_media`: the policy matches the
+  // URL whether CloudFront compares it before or after the viewer-request function strips `/_media`.
+  const keyPart = (p: string) => p.slice(MEDIA_PATH.length);
+  const resource =
+    folder && o.key.startsWith(folder)
+      ? `https://*/${keyPart(mediaPath(folder))}*`
+      : `https://*/${keyPart(path)}`;
   const expiresAt = Math.ceil((o.nowSeconds + o.ttlSeconds) / GRID_SECONDS) * GRID_SECONDS;
   const policy = mediaPolicy(resource, expiresAt);
   const signature = createSign("RSA-SHA1").update(policy).sign(o.privateKey);

@@ -1,0 +1,255 @@
+/**
+ * The playback function as it is deployed: the stack is synthesized with `deployment.playback`,
+ * the playback bundle is taken from the cloud assembly (with the page files its bundling copies)
+ * and invoked in a fresh Node process per request, as the Lambda runtime does, with function-URL
+ * events (what CloudFront's origin access control forwards). Its environment is the template's,
+ * with the references CloudFormation would resolve (the secrets' ARNs, the key pair id) pointing at
+ * a Secrets Manager double; the backup it plays was made by the local runtime from the simulator
+ * in the embedded S3 emulator.
+ */
+import { createPublicKey, generateKeyPairSync, verify } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import HLS from "hls-parser";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
+import { createPlaybackToken } from "../../functions/playback/token.ts";
+import { type Harness, HOUR, startHarness } from "../support/harness.ts";
+import {
+  type Deployment,
+  functionEnvironment,
+  type InvokeSetup,
+  invokeFunction,
+  synthesizeStack,
+} from "../support/lambda-stack.ts";
+import { SecretsManagerDouble } from "../support/secrets-manager-double.ts";
+
+const TOKEN_SECRET = "flussonic-backup-playback-tokens";
+const SIGNING_SECRET = "flussonic-backup-playback-signing";
+const KEY_PAIR_ID = "K2PLAYBACKTEST";
+const CURRENT_KEY = "c".repeat(40);
+const PREVIOUS_KEY = "p".repeat(40);
+const NOW = Math.floor(Date.now() / 1000);
+/** Whole 10-minute windows from an hour ago, so that a range crosses a window boundary. */
+const FROM = Math.floor((NOW - HOUR) / 600) * 600 + 540;
+const DUR = 120;
+
+interface Scenario {
+  dir: string;
+  h: Harness;
+  secrets: SecretsManagerDouble;
+  setup: InvokeSetup;
+  publicKey: string;
+  index: FragmentIndexStore;
+}
+let s: Scenario;
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), "fb-playback-lambda-"));
+  const h = await startHarness({
+    sim: {
+      streams: [{ name: "cam1", bitrateBps: 40_000, ranges: [{ from: NOW - 2 * HOUR, to: NOW + HOUR }] }],
+    },
+    source: { retentionDays: 0.25 },
+  });
+  // The function reads the real clock: the simulated archive is laid out around it.
+  h.clock.seconds = NOW;
+  const rt = await h.runtime();
+  await rt.plan();
+  await rt.startCopiers();
+  await rt.drain();
+  await rt.stopCopiers();
+  await rt.plan(); // folds the records: the index is one object per stream-day
+
+  const configFile = join(dir, "playback-test.json");
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      bucket: h.config.bucket,
+      prefix: h.config.prefix,
+      sources: [{ name: "src1", url: h.sim.url, retentionDays: 0.25 }],
+      deployment: { playback: {} },
+    }),
+  );
+  const stack = await synthesizeStack(configFile, join(dir, "cdk.out"));
+  const fn = stack.functions.find((f) => f.description.includes("playback: playlists"));
+  if (!fn) throw new Error("no playback function in the template");
+
+  const pair = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
+  const secrets = await SecretsManagerDouble.start({
+    [TOKEN_SECRET]: `${CURRENT_KEY},${PREVIOUS_KEY}`,
+    [SIGNING_SECRET]: pair.privateKey,
+  });
+  // What CloudFormation resolves: Ref of a secret is its ARN, Ref of a CloudFront public key its id.
+  const byId = (id: string): string | undefined => {
+    const type = stack.resources[id]?.Type;
+    if (type === "AWS::SecretsManager::Secret") {
+      const name = id.includes("TokenKeys") ? TOKEN_SECRET : SIGNING_SECRET;
+      return `arn:aws:secretsmanager:us-east-1:000000000000:secret:${name}-AbCdEf`;
+    }
+    if (type === "AWS::CloudFront::PublicKey") return KEY_PAIR_ID;
+    return undefined;
+  };
+  const deployment: Deployment = {
+    queues: new Map(),
+    buckets: new Map(),
+    resolve: (v) => {
+      if (typeof v === "string") return v;
+      const id = (v as { Ref?: string })?.Ref;
+      const found = id ? byId(id) : undefined;
+      if (found === undefined) throw new Error(`cannot resolve ${JSON.stringify(v)}`);
+      return found;
+    },
+  };
+  const endpoints = h.emulator.endpoints;
+  const setup: InvokeSetup = {
+    fn,
+    deployment,
+    endpoint: {
+      region: endpoints.region,
+      s3Endpoint: endpoints.s3Endpoint!,
+      sqsEndpoint: endpoints.sqsEndpoint!,
+    },
+    secretsManagerEndpoint: secrets.url,
+    workDir: join(dir, "invocations"),
+  };
+  s = { dir, h, secrets, setup, publicKey: pair.publicKey, index: new FragmentIndexStore(rt.store) };
+}, 180_000);
+
+afterAll(async () => {
+  await s?.secrets.close();
+  await s?.h.close();
+  if (s) rmSync(s.dir, { recursive: true, force: true });
+});
+
+/** A function-URL event (payload 2.0) as CloudFront's origin request arrives at the function. */
+function urlEvent(path: string, query: Record<string, string> = {}) {
+  const rawQueryString = new URLSearchParams(query).toString();
+  return {
+    version: "2.0",
+    routeKey: "$default",
+    rawPath: path,
+    rawQueryString,
+    headers: {
+      host: "abcdefghij.lambda-url.us-east-1.on.aws",
+      "x-forwarded-proto": "https",
+      via: "2.0 example.cloudfront.net (CloudFront)",
+      "user-agent": "Amazon CloudFront",
+    },
+    ...(rawQueryString ? { queryStringParameters: query } : {}),
+    requestContext: {
+      accountId: "anonymous",
+      apiId: "abcdefghij",
+      domainName: "abcdefghij.lambda-url.us-east-1.on.aws",
+      domainPrefix: "abcdefghij",
+      http: {
+        method: "GET",
+        path,
+        protocol: "HTTP/1.1",
+        sourceIp: "130.176.0.1",
+        userAgent: "Amazon CloudFront",
+      },
+      requestId: "r1",
+      routeKey: "$default",
+      stage: "$default",
+      time: new Date().toUTCString(),
+      timeEpoch: Date.now(),
+    },
+    isBase64Encoded: false,
+  };
+}
+
+interface UrlResult {
+  statusCode: number;
+  headers: Record<string, string>;
+  body?: string;
+  isBase64Encoded?: boolean;
+}
+
+async function invoke(path: string, query: Record<string, string> = {}): Promise<UrlResult> {
+  const outcome = await invokeFunction(s.setup, urlEvent(path, query), functionEnvironment(s.setup));
+  if (!outcome.ok) throw new Error(`${outcome.errorType}: ${outcome.errorMessage}\n${outcome.logs}`);
+  expect(outcome.node).toMatch(/^v24\./);
+  for (const secret of [CURRENT_KEY, PREVIOUS_KEY, query.token].filter(Boolean)) {
+    expect(outcome.logs).not.toContain(secret);
+  }
+  return outcome.result as unknown as UrlResult;
+}
+
+const token = (key: string, stream?: string) =>
+  createPlaybackToken(key, { source: "src1", stream }, Math.floor(Date.now() / 1000) + 600);
+
+const fromCloudFrontBase64 = (v: string) =>
+  Buffer.from(v.replaceAll("-", "+").replaceAll("_", "=").replaceAll("~", "/"), "base64");
+
+describe("the playback bundle in the Lambda harness", () => {
+  it("answers index-{from}-{dur}.m3u8 with the playlist of the stored windows, media addressed by CloudFront signed URLs", async () => {
+    const res = await invoke(`/src1/cam1/index-${FROM}-${DUR}.m3u8`, { token: token(CURRENT_KEY, "cam1") });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers["Content-Type"]).toBe("application/vnd.apple.mpegurl");
+    // A past range: cacheable at CloudFront by URL (the token is in the cache key).
+    expect(res.headers["Cache-Control"]).toBe("max-age=60");
+    const playlist = HLS.parse(res.body!) as HLS.types.MediaPlaylist;
+    expect(playlist.version).toBe(7);
+    expect(playlist.playlistType).toBe("VOD");
+    const total = playlist.segments.reduce((n, seg) => n + seg.duration, 0);
+    expect(Math.abs(total - DUR)).toBeLessThanOrEqual(1);
+    // Two windows (the range crosses a 10-minute boundary): one discontinuity, one map each.
+    expect(playlist.segments.filter((seg) => seg.discontinuity)).toHaveLength(1);
+
+    // The byte ranges are the index's: each segment starts on an indexed fragment of its window.
+    const windows = await s.index.readFragmentIndex("src1", "cam1", FROM, FROM + DUR);
+    const keys = new Set(await s.h.keys(`${s.h.config.prefix}src1/cam1/`));
+    for (const seg of playlist.segments) {
+      const url = new URL(seg.uri, "https://d111.cloudfront.net");
+      expect(url.pathname.startsWith("/_media/")).toBe(true);
+      const key = decodeURIComponent(url.pathname.slice("/_media/".length));
+      expect(keys.has(key), key).toBe(true);
+      const w = windows.find((x) => x.key === key)!;
+      expect(w.fragments.some((f) => f.offset === seg.byterange!.offset)).toBe(true);
+      expect(seg.map!.byterange).toEqual({ offset: w.init!.offset, length: w.init!.length });
+      // CloudFront signed URL (custom policy): the key pair id, a policy for the stream's folder
+      // with an expiry of at least the configured 2 hours, signed with the key pair's private key.
+      expect(url.searchParams.get("Key-Pair-Id")).toBe(KEY_PAIR_ID);
+      const policy = fromCloudFrontBase64(url.searchParams.get("Policy")!);
+      const statement = JSON.parse(policy.toString("utf8")).Statement[0];
+      expect(statement.Resource).toBe(`https://*/${s.h.config.prefix}src1/cam1/*`);
+      expect(statement.Condition.DateLessThan["AWS:EpochTime"]).toBeGreaterThanOrEqual(NOW + 7200);
+      const signature = fromCloudFrontBase64(url.searchParams.get("Signature")!);
+      expect(verify("RSA-SHA1", policy, createPublicKey(s.publicKey), signature)).toBe(true);
+    }
+  }, 60_000);
+
+  it("refuses a token signed with a key the secret does not hold (403 with the reason), and takes one of the previous key", async () => {
+    const bad = await invoke(`/src1/cam1/index-${FROM}-${DUR}.m3u8`, { token: token("x".repeat(40)) });
+    expect(bad.statusCode).toBe(403);
+    expect(bad.body).toContain("signature does not match");
+    expect(bad.headers["Cache-Control"]).toBe("no-store");
+    const none = await invoke(`/src1/cam1/index-${FROM}-${DUR}.m3u8`);
+    expect(none.statusCode).toBe(403);
+    expect(none.body).toContain("needs a token");
+    const previous = await invoke(`/src1/cam1/index-${FROM}-${DUR}.m3u8`, { token: token(PREVIOUS_KEY) });
+    expect(previous.statusCode, previous.body).toBe(200);
+  }, 60_000);
+
+  it("serves the player page from the bundle and lists the token's streams for it", async () => {
+    const page = await invoke("/");
+    expect(page.statusCode).toBe(200);
+    expect(page.headers["Content-Type"]).toContain("text/html");
+    expect(Buffer.from(page.body!, "base64").toString("utf8")).toContain("Watch the backup");
+    const hls = await invoke("/_assets/hls.min.js");
+    expect(hls.statusCode).toBe(200);
+    expect(Buffer.from(hls.body!, "base64").length).toBeGreaterThan(100_000);
+    const listing = await invoke("/_api/streams.json", { token: token(CURRENT_KEY) });
+    expect(listing.statusCode, listing.body).toBe(200);
+    const body = JSON.parse(listing.body!);
+    expect(body.sources[0].streams.map((x: { stream: string }) => x.stream)).toEqual(["cam1"]);
+    const refused = await invoke("/_api/streams.json", { token: token("x".repeat(40)) });
+    expect(refused.statusCode).toBe(403);
+  }, 60_000);
+});
