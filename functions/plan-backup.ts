@@ -4,7 +4,7 @@
  * listing of pending completion records per source), never a listing of stored objects.
  */
 import type { Logger } from "@aws-lambda-powertools/logger";
-import type { BackupStore, Catalog } from "./adapters/backup-store.ts";
+import { type BackupStore, CONDITIONAL_ATTEMPTS, raceBackoff } from "./adapters/backup-store.ts";
 import type { CopyQueue } from "./adapters/copy-queue.ts";
 import type { DvrStream, FlussonicClient } from "./adapters/flussonic.ts";
 import { FragmentIndexStore } from "./adapters/fragment-index-store.ts";
@@ -24,6 +24,7 @@ import {
   applyRecords,
   type CopyRecord,
   keepStored,
+  type Lease,
   type Manifest,
   pruneBefore,
   storedBitrateBps,
@@ -302,7 +303,8 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
       if (s.records.length > 0) await writeCatalogs(deps.store, source.name, s.settings.name, s.records);
       if (s.changed) {
         const m = { ...s.manifest, leases: activeLeases(s.manifest, now), updatedAt: now };
-        if (!(await deps.store.writeManifest(m, s.etag))) {
+        const leased = m.leases.filter((l) => l.until === leaseUntil);
+        if (!(await writeManifestMerging(deps.store, m, s.etag, s.records, leased, now))) {
           log.warn("manifest changed meanwhile; this stream is re-planned next run", {
             source: source.name,
             stream: s.settings.name,
@@ -448,8 +450,44 @@ async function compactRecords(
   const manifest = applyRecords(stored.manifest, records, now);
   await writeCatalogs(store, source, stream, records);
   const m = { ...manifest, leases: activeLeases(manifest, now), updatedAt: now };
-  if (!(await store.writeManifest(m, stored.etag))) return [];
+  if (!(await writeManifestMerging(store, m, stored.etag, records, [], now))) return [];
   return records.map((r) => store.recordKeyOf(r));
+}
+
+/**
+ * Writes a stream's manifest, conditionally (If-Match the ETag it was read with). When another
+ * planner wrote it meanwhile (a scheduled event delivered twice, `run --once` beside the service,
+ * two services on one bucket), its manifest is read again, this run's completion records and new
+ * leases are folded into it, and the write is tried again: neither planner's coverage nor leases
+ * are lost. False after CONDITIONAL_ATTEMPTS lost races (the records stay pending for the next run).
+ */
+async function writeManifestMerging(
+  store: BackupStore,
+  m: Manifest,
+  etag: string | undefined,
+  records: readonly CopyRecord[],
+  leased: readonly Lease[],
+  now: number,
+): Promise<boolean> {
+  let next = m;
+  let tag = etag;
+  for (let attempt = 1; ; attempt++) {
+    if (await store.writeManifest(next, tag)) return true;
+    if (attempt >= CONDITIONAL_ATTEMPTS) return false;
+    await raceBackoff(attempt);
+    const fresh = await store.readManifest(m.source, m.stream);
+    const merged = applyRecords(fresh.manifest, records, now);
+    const held = new Set(merged.leases.map((l) => `${l.from}-${l.duration}-${l.until}`));
+    next = {
+      ...merged,
+      leases: [
+        ...activeLeases(merged, now),
+        ...leased.filter((l) => !held.has(`${l.from}-${l.duration}-${l.until}`)),
+      ],
+      updatedAt: now,
+    };
+    tag = fresh.etag;
+  }
 }
 
 /**
@@ -516,24 +554,27 @@ async function writeCatalogs(
     byDay.set(day, [...(byDay.get(day) ?? []), r]);
   }
   for (const [day, list] of byDay) {
-    const catalog: Catalog = await store.readCatalog(source, stream, day);
-    const byWindow = new Map(catalog.windows.map((w) => [`${w.from}-${w.duration}`, w]));
-    for (const r of list) {
-      byWindow.set(`${r.from}-${r.duration}`, {
-        from: r.from,
-        duration: r.duration,
-        format: r.format,
-        key: r.key,
-        size: r.size,
-        sha256: r.sha256,
-        copiedAt: r.copiedAt,
-        ...(r.etag ? { etag: r.etag } : {}),
-        ...(r.versionId ? { versionId: r.versionId } : {}),
-      });
-    }
-    await store.writeCatalog({
-      ...catalog,
-      windows: [...byWindow.values()].sort((a, b) => a.from - b.from || a.duration - b.duration),
+    // Conditional on the catalog read, and merged again into the current one when another planner
+    // wrote it meanwhile: its entries are kept (backup-store.ts updateCatalog).
+    await store.updateCatalog(source, stream, day, (catalog) => {
+      const byWindow = new Map(catalog.windows.map((w) => [`${w.from}-${w.duration}`, w]));
+      for (const r of list) {
+        byWindow.set(`${r.from}-${r.duration}`, {
+          from: r.from,
+          duration: r.duration,
+          format: r.format,
+          key: r.key,
+          size: r.size,
+          sha256: r.sha256,
+          copiedAt: r.copiedAt,
+          ...(r.etag ? { etag: r.etag } : {}),
+          ...(r.versionId ? { versionId: r.versionId } : {}),
+        });
+      }
+      return {
+        ...catalog,
+        windows: [...byWindow.values()].sort((a, b) => a.from - b.from || a.duration - b.duration),
+      };
     });
   }
   // The records' fragment indexes go to the per-day index objects beside the catalogs.

@@ -111,9 +111,7 @@ export class BackupStore {
       );
       return true;
     } catch (error) {
-      if (error instanceof S3ServiceException && [409, 412].includes(error.$metadata.httpStatusCode ?? 0)) {
-        return false;
-      }
+      if (lostRace(error, etag !== undefined)) return false;
       throw storeError(error, "write manifest");
     }
   }
@@ -249,20 +247,57 @@ export class BackupStore {
     return got?.body ?? { version: 1, source, stream, day, windows: [] };
   }
 
-  async writeCatalog(c: Catalog): Promise<void> {
+  /**
+   * Writes a catalog; with `ifMatch`, only over the object of that ETag (`null`: only when there is
+   * none) and returns false when another writer changed (or deleted) it meanwhile.
+   */
+  async writeCatalog(c: Catalog, ifMatch?: string | null): Promise<boolean> {
     this.#count("PutObject");
-    await this.s3
-      .send(
+    try {
+      await this.s3.send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: catalogKey(this.prefix, c.source, c.stream, c.day),
           Body: JSON.stringify(c),
           ContentType: "application/json",
+          ...(ifMatch === undefined ? {} : ifMatch === null ? { IfNoneMatch: "*" } : { IfMatch: ifMatch }),
         }),
-      )
-      .catch((error: unknown) => {
-        throw storeError(error, "write catalog");
-      });
+      );
+      return true;
+    } catch (error) {
+      if (ifMatch !== undefined && lostRace(error, ifMatch !== null)) return false;
+      throw storeError(error, "write catalog");
+    }
+  }
+
+  /**
+   * Read, change, write of one day's catalog, conditional on its ETag and done again on the current
+   * catalog when another writer (a second planner: a duplicate scheduled event, `run --once` beside
+   * the service) changed it meanwhile, so that no one's entries are lost. `change` gets the current
+   * catalog and returns the new one, or undefined to leave it as it is. Against a store without
+   * conditional writes (`--no-conditional-writes`) the write is unconditional: last writer wins.
+   */
+  async updateCatalog(
+    source: string,
+    stream: string,
+    day: string,
+    change: (c: Catalog) => Catalog | undefined,
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const got = await this.#getJson<Catalog>(
+        catalogKey(this.prefix, source, stream, day),
+        rebuildHint(source, stream),
+      );
+      const next = change(got?.body ?? { version: 1, source, stream, day, windows: [] });
+      if (!next) return;
+      if (await this.writeCatalog(next, got?.etag ?? null)) return;
+      if (attempt >= CONDITIONAL_ATTEMPTS) {
+        throw new StoreError(
+          `S3: the catalog of stream "${stream}" on ${day} (source ${source}) kept changing while it was written (${attempt} attempts); the next run folds its records in again`,
+        );
+      }
+      await raceBackoff(attempt);
+    }
   }
 
   /**
@@ -404,6 +439,25 @@ function rebuildHint(source: string, stream: string): string {
 function ignoreDamaged(error: unknown): undefined {
   if (error instanceof DamagedObjectError) return undefined;
   throw error;
+}
+
+/** Conditional writes of one object tried before giving up (each after re-reading it). */
+export const CONDITIONAL_ATTEMPTS = 8;
+
+/**
+ * Whether a conditional write failed because another writer got there first: 412 Precondition
+ * Failed, 409 ConditionalRequestConflict (two at once), or for If-Match a 404 (deleted meanwhile).
+ */
+function lostRace(error: unknown, ifMatch: boolean): boolean {
+  if (!(error instanceof S3ServiceException)) return false;
+  const status = error.$metadata.httpStatusCode ?? 0;
+  return status === 412 || status === 409 || (ifMatch && status === 404);
+}
+
+/** A short random wait before writing again after a lost race, so two writers do not collide again. */
+export function raceBackoff(attempt: number): Promise<void> {
+  const ms = Math.min(1000, 25 * 2 ** attempt) * (0.5 + Math.random());
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**

@@ -18,13 +18,13 @@ import {
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { CopyQueue } from "../../functions/adapters/copy-queue.ts";
 import { Secret } from "../../functions/config.ts";
-import { catalogKey } from "../../functions/domain/keys.ts";
 import { clipRanges } from "../../functions/domain/ranges.ts";
 import { planBackup } from "../../functions/plan-backup.ts";
 import { type OnceSummary, runOnce } from "../../local/once.ts";
 import type { LocalRuntime } from "../../local/runtime.ts";
 import type { SimFaults } from "../../tools/simulator/simulator.ts";
 import { expectExactCopies, leakedSecrets, storedWindows } from "../support/backup-checks.ts";
+import { expectHonestBookkeeping } from "../support/bookkeeping-checks.ts";
 import { type Harness, type HarnessOptions, HOUR, startHarness } from "../support/harness.ts";
 import { type FaultRule, S3FaultProxy } from "../support/s3-fault-proxy.ts";
 
@@ -132,40 +132,6 @@ async function sourceFault(fault: string, faults: SimFaults, source: Record<stri
 }
 
 /**
- * The bookkeeping tells the truth: every catalog entry is an object that is there with the listed
- * size and ETag, every stored window is listed exactly once, the manifest covers every stored
- * window, and no completion record is left behind.
- */
-async function expectHonestBookkeeping(hh: Harness, rt: LocalRuntime): Promise<void> {
-  const prefix = hh.config.prefix;
-  for (const stream of STREAMS.map((s) => s.name)) {
-    const stored = await storedWindows(hh, stream);
-    const folder = catalogKey(prefix, "src1", stream, "x").slice(0, -"x.json".length);
-    const listed = new Map<string, number>();
-    for (const key of await hh.keys(folder)) {
-      const catalog = await rt.store.readCatalog("src1", stream, key.slice(folder.length, -".json".length));
-      for (const e of catalog.windows) {
-        listed.set(e.key, (listed.get(e.key) ?? 0) + 1);
-        const head = await rt.store.headWindow(e.key);
-        expect(head, `catalog lists ${e.key}, which is not there`).toBeDefined();
-        expect(head!.size, `catalog size of ${e.key}`).toBe(e.size);
-        if (e.etag) expect(head!.etag, `catalog ETag of ${e.key}`).toBe(e.etag);
-      }
-    }
-    for (const w of stored) expect(listed.get(w.key), `catalog entries of ${w.key}`).toBe(1);
-    expect(listed.size, `catalog entries of ${stream}`).toBe(stored.length);
-    const { manifest } = await rt.store.readManifest("src1", stream);
-    for (const w of stored) {
-      expect(
-        manifest.covered.some((r) => r.from <= w.from && r.to >= w.from + w.duration),
-        `manifest covers ${w.key}`,
-      ).toBe(true);
-    }
-  }
-  expect(await hh.keys(`${prefix}.backup/records/`), "completion records left").toEqual([]);
-}
-
-/**
  * One S3 scenario: the copiers and the planner talk to S3 through the fault proxy with `rules`;
  * a second run with the faults cleared finds nothing to plan; then the end state and bookkeeping.
  */
@@ -198,7 +164,11 @@ async function s3Fault(
     if (!o.deadLettered) expect(again.planned, "nothing left to copy").toBe(0);
     const dead = o.deadLettered?.(run.planned) ?? 0;
     await checkEndState(hh, fault, dead > 0 ? { skip: () => true, deadLettered: dead } : {});
-    await expectHonestBookkeeping(hh, direct);
+    await expectHonestBookkeeping(
+      hh,
+      direct.store,
+      STREAMS.map((s) => s.name),
+    );
     return { run, proxy };
   } finally {
     await proxy.close();

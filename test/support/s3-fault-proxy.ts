@@ -17,7 +17,8 @@
  *   await proxy.close();
  *
  * A rule picks requests by `op` (one or a list), optionally `kind` (what the key is: window,
- * record, manifest, catalog, index, control, probe, other) and `key` (a RegExp on the decoded key);
+ * record, manifest, catalog, index, control, probe, other), `key` (a RegExp on the decoded key) and
+ * `client` (the access key id the request is signed with: one runtime of several sharing the proxy);
  * it lets the first `skip` of them through (default 0), faults the next `times` (default 1;
  * `Infinity`: every one), and then passes. The first rule that picks a request decides. Faults:
  *   "500"             500 InternalError (XML error body)
@@ -31,6 +32,8 @@
  *                     30 s, past any SDK timeout the test sets) and then sent if the client waits
  *   "drop-response"   the request is done on the server; the client's connection is closed with no
  *                     response (so the client retries something that happened)
+ *   "stall-request"   the request is held before it reaches S3 (a slow network): `delayMs`, or until
+ *                     the rule's `until` promise settles; then forwarded (conditions checked then)
  */
 import { once } from "node:events";
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
@@ -65,19 +68,24 @@ export type S3Fault =
   | "reset-request"
   | "reset-response"
   | "delay"
-  | "drop-response";
+  | "drop-response"
+  | "stall-request";
 
 export interface FaultRule {
   op: S3Op | readonly S3Op[];
   kind?: KeyKind | readonly KeyKind[];
   key?: RegExp;
+  /** The access key id of the requests to pick. */
+  client?: string;
   fault: S3Fault;
   /** Matching requests let through before the fault starts (default 0). */
   skip?: number;
   /** Matching requests faulted (default 1; Infinity: all). */
   times?: number;
-  /** "delay" only: how long the response is held (default 30 000 ms). */
+  /** "delay", "stall-request": how long the response or request is held (default 30 000 ms). */
   delayMs?: number;
+  /** "stall-request": the request is held until this settles (instead of `delayMs`). */
+  until?: Promise<unknown>;
 }
 
 export interface ActiveRule extends FaultRule {
@@ -171,7 +179,7 @@ export class S3FaultProxy {
     res.on("finish", () => {
       entry.status = res.statusCode;
     });
-    const rule = this.#pick(op, kind, key);
+    const rule = this.#pick(op, kind, key, accessKeyOf(req));
     const fault = rule?.fault;
     if (fault) entry.fault = fault;
     const error = fault ? ERRORS[fault] : undefined;
@@ -179,6 +187,11 @@ export class S3FaultProxy {
       await drain(req);
       sendError(res, req.method, error.status, error.code, error.message);
       return;
+    }
+    if (fault === "stall-request") {
+      await (rule?.until ?? new Promise((r) => setTimeout(r, rule?.delayMs ?? 30_000))).catch(
+        () => undefined,
+      );
     }
     if (fault === "reset-request") {
       // Take a little of the body (if any) first, so the reset is mid-request.
@@ -219,7 +232,7 @@ export class S3FaultProxy {
     await this.#forward(req, res, rule);
   }
 
-  #pick(op: S3Op, kind: KeyKind, key: string): ActiveRule | undefined {
+  #pick(op: S3Op, kind: KeyKind, key: string, client: string | undefined): ActiveRule | undefined {
     for (const r of this.#rules) {
       const ops: readonly S3Op[] = typeof r.op === "string" ? [r.op] : r.op;
       if (!ops.includes(op)) continue;
@@ -228,6 +241,7 @@ export class S3FaultProxy {
         if (!kinds.includes(kind)) continue;
       }
       if (r.key && !r.key.test(key)) continue;
+      if (r.client !== undefined && r.client !== client) continue;
       r.seen++;
       if (r.seen <= (r.skip ?? 0)) return undefined;
       if (r.hits >= (r.times ?? 1)) continue;
@@ -417,6 +431,11 @@ export function keyKind(key: string): KeyKind {
   if (key.endsWith(".flussonic-backup-probe")) return "probe";
   if (/\/\d{4}-\d{2}-\d{2}\/\d{6}Z-\d+s\.(mp4|ts)$/.test(key)) return "window";
   return "other";
+}
+
+/** The access key id a request is signed with (SigV4 `Credential=AKID/...`). */
+function accessKeyOf(req: IncomingMessage): string | undefined {
+  return /Credential=([^/,\s]+)\//.exec(req.headers.authorization ?? "")?.[1];
 }
 
 function safeDecode(s: string): string {
