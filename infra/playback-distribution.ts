@@ -41,6 +41,7 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
 import type { BackupConfig, DeploymentConfig } from "../functions/config.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
+import { playbackTokenSecretName } from "../functions/playback/deployed-secrets.ts";
 import type { BackupBucket } from "./backup-bucket.ts";
 import type { FunctionCode } from "./backup-function.ts";
 import type { BackupMonitoring } from "./backup-monitoring.ts";
@@ -81,6 +82,8 @@ export class PlaybackDistribution extends Construct {
 
     // Token keys: one random key at deploy; rotate by storing "new,old" (README).
     this.tokenSecret = new secretsmanager.Secret(this, "TokenKeys", {
+      // A fixed name: `playback-token` finds it from the config's bucket.
+      secretName: playbackTokenSecretName(config.bucket),
       description:
         "flussonic-backup playback token keys: comma-separated, current first (keep the previous one while its tokens live)",
       generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },

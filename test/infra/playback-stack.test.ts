@@ -210,6 +210,8 @@ describe("playback: the function's role", () => {
       ExcludePunctuation: true,
     });
     expect(tokenSecret.Properties.SecretString).toBeUndefined();
+    // A fixed name per bucket: `playback-token` finds it from the config.
+    expect(tokenSecret.Properties.Name).toBe("flussonic-backup/dvr-backup-test/playback-token-keys");
   });
 
   it("hands the function the secrets' ARNs and the key pair id, never a key", () => {

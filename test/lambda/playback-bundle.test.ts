@@ -14,10 +14,13 @@ import { join } from "node:path";
 import HLS from "hls-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
-import { createPlaybackToken } from "../../functions/playback/token.ts";
+import { playbackTokenSecretName } from "../../functions/playback/deployed-secrets.ts";
+import { createPlaybackToken, tokenProblem } from "../../functions/playback/token.ts";
+import { cli } from "../cli/cli-process.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";
 import {
   type Deployment,
+  DUMMY_CREDENTIALS,
   functionEnvironment,
   type InvokeSetup,
   invokeFunction,
@@ -25,7 +28,9 @@ import {
 } from "../support/lambda-stack.ts";
 import { SecretsManagerDouble } from "../support/secrets-manager-double.ts";
 
-const TOKEN_SECRET = "flussonic-backup-playback-tokens";
+const BUCKET = "test-backup";
+/** The name the stack gives the token keys' secret (playback-token finds it by the bucket). */
+const TOKEN_SECRET = playbackTokenSecretName(BUCKET);
 const SIGNING_SECRET = "flussonic-backup-playback-signing";
 const KEY_PAIR_ID = "K2PLAYBACKTEST";
 const CURRENT_KEY = "c".repeat(40);
@@ -42,12 +47,14 @@ interface Scenario {
   setup: InvokeSetup;
   publicKey: string;
   index: FragmentIndexStore;
+  configFile: string;
 }
 let s: Scenario;
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), "fb-playback-lambda-"));
   const h = await startHarness({
+    config: { bucket: BUCKET },
     sim: {
       streams: [{ name: "cam1", bitrateBps: 40_000, ranges: [{ from: NOW - 2 * HOUR, to: NOW + HOUR }] }],
     },
@@ -66,7 +73,7 @@ beforeAll(async () => {
   writeFileSync(
     configFile,
     JSON.stringify({
-      bucket: h.config.bucket,
+      bucket: BUCKET,
       prefix: h.config.prefix,
       sources: [{ name: "src1", url: h.sim.url, retentionDays: 0.25 }],
       deployment: { playback: {} },
@@ -118,7 +125,15 @@ beforeAll(async () => {
     secretsManagerEndpoint: secrets.url,
     workDir: join(dir, "invocations"),
   };
-  s = { dir, h, secrets, setup, publicKey: pair.publicKey, index: new FragmentIndexStore(rt.store) };
+  s = {
+    dir,
+    h,
+    secrets,
+    setup,
+    publicKey: pair.publicKey,
+    index: new FragmentIndexStore(rt.store),
+    configFile,
+  };
 }, 180_000);
 
 afterAll(async () => {
@@ -251,5 +266,46 @@ describe("the playback bundle in the Lambda harness", () => {
     expect(body.sources[0].streams.map((x: { stream: string }) => x.stream)).toEqual(["cam1"]);
     const refused = await invoke("/_api/streams.json", { token: token("x".repeat(40)) });
     expect(refused.statusCode).toBe(403);
+  }, 60_000);
+
+  it("playback-token signs with the deployed stack's key, read from Secrets Manager with the caller's credentials, and the function takes the token", async () => {
+    const env = {
+      AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
+      AWS_REGION: "us-east-1",
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: s.secrets.url,
+      AWS_CONFIG_FILE: join(s.dir, "no-aws-config"),
+      AWS_SHARED_CREDENTIALS_FILE: join(s.dir, "no-aws-credentials"),
+    };
+    const args = ["playback-token", "--config", s.configFile, "--source", "src1", "--stream", "cam1"];
+    const before = s.secrets.requests.length;
+    const r = await cli(args, { cwd: s.dir, env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(
+      `signed with the deployed stack's key (Secrets Manager secret ${TOKEN_SECRET})`,
+    );
+    const printed = r.stdout.trim().split("\n").at(-1)!;
+    const now = Math.floor(Date.now() / 1000);
+    expect(tokenProblem(printed, [CURRENT_KEY], { source: "src1", stream: "cam1" }, now)).toBeUndefined();
+    const asked = s.secrets.requests.slice(before);
+    expect(asked.map((q) => q.secretId)).toEqual([TOKEN_SECRET]);
+    expect(asked[0]!.signedBy).toMatch(
+      new RegExp(`^${DUMMY_CREDENTIALS.accessKeyId}/\\d{8}/us-east-1/secretsmanager$`),
+    );
+    const res = await invoke(`/src1/cam1/index-${FROM}-${DUR}.m3u8`, { token: printed });
+    expect(res.statusCode, res.body).toBe(200);
+
+    // A secret it cannot read: exit 1, the secret named, what to do; nothing printed as a token.
+    const value = s.secrets.secrets.get(TOKEN_SECRET)!;
+    s.secrets.secrets.delete(TOKEN_SECRET);
+    try {
+      const missing = await cli(args, { cwd: s.dir, env });
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain(`Secrets Manager secret ${TOKEN_SECRET}`);
+      expect(missing.stderr).toContain("AWS_REGION");
+      expect(missing.stdout).toBe("");
+    } finally {
+      s.secrets.secrets.set(TOKEN_SECRET, value);
+    }
   }, 60_000);
 });
