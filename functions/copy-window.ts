@@ -151,7 +151,13 @@ export async function copyWindow(
   // An abort (timeout, service stop) is not passed to the upload: `upload.abort()` makes `done()`
   // reject at once while the multipart upload is aborted later, in the background, maybe after the
   // process exited. The signal ends the download instead; the upload then fails on its body and
-  // aborts the multipart upload before `done()` rejects.
+  // aborts the multipart upload before `done()` rejects. Once the whole body is streamed, though,
+  // only S3 is left to answer (the last part, CompleteMultipartUpload), and the SDK would wait for
+  // ever for an answer S3 never sends: then the abort is passed on, and what S3 did is looked at below.
+  const abortUpload = () => {
+    if (streamed) void upload.abort().catch(() => undefined);
+  };
+  signal?.addEventListener("abort", abortUpload, { once: true });
   let uploaded: { ETag?: string | undefined; VersionId?: string | undefined };
   try {
     uploaded = await upload.done();
@@ -165,6 +171,8 @@ export async function copyWindow(
     const landed = streamed ? await landedUpload(store, key, size, expected.etag(size)) : undefined;
     if (!landed) throw storeError(error, `upload ${key}`);
     uploaded = landed;
+  } finally {
+    signal?.removeEventListener("abort", abortUpload);
   }
 
   const record: CopyRecord = {

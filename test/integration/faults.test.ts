@@ -140,6 +140,7 @@ async function s3Fault(
   rules: FaultRule[],
   o: {
     maxReceiveCount?: number;
+    copyTimeoutSeconds?: number;
     deadLettered?: (planned: number) => number;
     check?: (run: OnceSummary, proxy: S3FaultProxy) => void;
   } = {},
@@ -151,6 +152,7 @@ async function s3Fault(
       partSize: 5 * 1024 * 1024,
       endpoints: { ...hh.emulator.endpoints, s3Endpoint: proxy.url },
       ...(o.maxReceiveCount ? { maxReceiveCount: o.maxReceiveCount } : {}),
+      ...(o.copyTimeoutSeconds ? { copyTimeoutSeconds: o.copyTimeoutSeconds } : {}),
     });
     const active = rules.map((r) => proxy.inject(r));
     const run = await runOnce(rt, hh.tally);
@@ -409,15 +411,20 @@ for (let run = 1; run <= RUNS; run++) {
 
     it("S3 loses answers after doing the work (CompleteMultipartUpload, PutObject): recognised, no retry, no re-read", async () => {
       await s3Fault(
-        "S3 lost answers (Complete, records, catalog)",
+        "S3 lost/held answers (Complete, PutObject)",
         [
           { op: "CompleteMultipartUpload", fault: "drop-response", times: 2 },
           { op: "CompleteMultipartUpload", fault: "reset-response", times: 1 },
           { op: "PutObject", kind: "record", fault: "drop-response", times: 2 },
           { op: "PutObject", kind: "catalog", fault: "drop-response", times: 1 },
+          // S3 completes one upload and answers only after a minute: the copy's timeout (8 s) ends
+          // the wait, and the object S3 completed is recorded.
+          { op: "CompleteMultipartUpload", fault: "delay", delayMs: 60_000, times: 1 },
         ],
         {
+          copyTimeoutSeconds: 8,
           check: (run, proxy) => {
+            expect(run.seconds, "the run waited for the held answer").toBeLessThan(40);
             // The copy that S3 completed is the copy: recorded with the streamed hash, not retried,
             // not downloaded again, its object not read back from S3.
             expect(run.retries).toBe(0);
