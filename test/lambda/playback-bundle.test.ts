@@ -14,6 +14,7 @@ import { join } from "node:path";
 import HLS from "hls-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
+import { cdnCacheControl, MAX_BUFFERED_BYTES, toResult } from "../../functions/lambda/playback.ts";
 import { playbackTokenSecretName } from "../../functions/playback/deployed-secrets.ts";
 import { createPlaybackToken, tokenProblem } from "../../functions/playback/token.ts";
 import { cli } from "../cli/cli-process.ts";
@@ -308,4 +309,50 @@ describe("the playback bundle in the Lambda harness", () => {
       s.secrets.secrets.set(TOKEN_SECRET, value);
     }
   }, 60_000);
+
+  it("keeps a delayed channel's playlist one second at the edge, and redirects the export of one stored window to its signed media URL", async () => {
+    const tok = token(CURRENT_KEY, "cam1");
+    const live = await invoke("/src1/cam1/timeshift_rel-1800.m3u8", { token: tok });
+    expect(live.statusCode, live.body).toBe(200);
+    expect(live.headers["Cache-Control"]).toBe("max-age=1");
+    expect(live.body).toContain("#EXT-X-MEDIA-SEQUENCE:");
+    const [w] = await s.index.readFragmentIndex("src1", "cam1", FROM + 60, FROM + 61);
+    const one = await invoke(`/src1/cam1/archive-${w!.from}-${w!.duration}.mp4`, { token: tok });
+    expect(one.statusCode).toBe(302);
+    expect(one.headers.Location).toMatch(/^\/_media\/.*\?Policy=.*&Signature=.*&Key-Pair-Id=K2PLAYBACKTEST$/);
+  }, 60_000);
+});
+
+describe("the playback entry's answer mapping", () => {
+  it("maps the handler's cache times for CloudFront: VOD playlists shareable for their max-age, live ones one second, the rest as is", () => {
+    const m3u8 = "application/vnd.apple.mpegurl";
+    expect(cdnCacheControl("private, max-age=60", m3u8)).toBe("max-age=60");
+    expect(cdnCacheControl("no-cache", m3u8)).toBe("max-age=1");
+    expect(cdnCacheControl("no-cache", "application/json")).toBe("no-cache");
+    expect(cdnCacheControl("private, max-age=60", "video/mp4")).toBe("private, max-age=60");
+    expect(cdnCacheControl(undefined, "text/plain")).toBe("no-store");
+  });
+
+  it("sends binary and streamed bodies base64, and refuses a streamed export beyond what a Lambda answer carries", async () => {
+    const bytes = new Uint8Array([0, 1, 2, 255]);
+    async function* stream(total: number) {
+      for (let sent = 0; sent < total; sent += 1024 * 1024)
+        yield new Uint8Array(Math.min(1024 * 1024, total - sent));
+    }
+    const small = await toResult({ status: 200, headers: { "Content-Type": "video/mp4" }, body: stream(3) });
+    expect(small).toMatchObject({
+      statusCode: 200,
+      isBase64Encoded: true,
+      body: Buffer.alloc(3).toString("base64"),
+    });
+    const bin = await toResult({ status: 200, headers: {}, body: bytes });
+    expect(Buffer.from(bin.body!, "base64")).toEqual(Buffer.from(bytes));
+    const big = await toResult({
+      status: 200,
+      headers: { "Content-Type": "video/mp4" },
+      body: stream(MAX_BUFFERED_BYTES + 1),
+    });
+    expect(big.statusCode).toBe(413);
+    expect(big.body).toContain("larger than the 4 MiB a Lambda answer can carry");
+  });
 });
