@@ -79,17 +79,18 @@ export async function copyWindow(
   // Uploads of this window left by a copier killed mid-copy: abort them before starting anew.
   await store.abortStaleUploads(key, deps.staleUploadSeconds ?? deps.copyTimeoutSeconds + 60);
   const asked = performance.now();
-  const { body, contentLength } = await deps.flussonic.openWindow(
+  // The body comes paced by the source's throttle, every byte paid for once and before the source
+  // is asked for it (Range slices where the source offers them, else the kernels' receive window
+  // up front): see FlussonicClient.openWindow.
+  const { body, contentLength, headersMs } = await deps.flussonic.openWindow(
     m.stream,
     m.from,
     m.duration,
     m.format,
     signal,
+    { throttle: deps.throttle, receiveWindowBytes: deps.receiveWindowBytes ?? RECEIVE_WINDOW_BYTES },
   );
-  deps.onResponse?.(performance.now() - asked);
-  // The kernels take a TCP receive window's worth of the body before any read: the source has sent
-  // it already. Pay for it now, so that over any second the source sends no more than the cap.
-  await deps.throttle.take(deps.receiveWindowBytes ?? RECEIVE_WINDOW_BYTES, signal);
+  deps.onResponse?.(headersMs ?? performance.now() - asked);
   const hash = createHash("sha256");
   // Framing and media time: a body that stops cleanly at a fragment boundary before the window's
   // end is refused (retryable), see container-check.ts for the tolerance. The same pass records
@@ -103,7 +104,6 @@ export async function copyWindow(
   async function* verified(): AsyncGenerator<Buffer> {
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        await deps.throttle.take(chunk.length, signal);
         hash.update(chunk);
         expected.update(chunk);
         check.feed(chunk);

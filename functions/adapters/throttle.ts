@@ -8,6 +8,10 @@ export interface Throttle {
   take(bytes: number, signal?: AbortSignal): Promise<void>;
   /** Changes the rate (a bandwidth schedule's period begins). */
   setRate?(bytesPerSecond: number): void;
+  /** Gives back bytes paid for that never came (a body shorter than what was paid up front). */
+  refund?(bytes: number): void;
+  /** The rate in force (bytes per second); absent: no cap (nothing to pace). */
+  readonly bytesPerSecond?: number;
 }
 
 export const unlimited: Throttle = { take: async () => undefined };
@@ -36,6 +40,12 @@ export class TokenBucket implements Throttle {
     this.bytesPerSecond = bytesPerSecond;
     this.burstBytes = Math.max(16 * 1024, Math.round(bytesPerSecond / 20));
     this.#tokens = Math.min(this.#tokens, this.burstBytes);
+  }
+
+  refund(bytes: number): void {
+    if (bytes <= 0) return;
+    this.#refill();
+    this.#tokens = Math.min(this.burstBytes, this.#tokens + bytes);
   }
 
   take(bytes: number, signal?: AbortSignal): Promise<void> {

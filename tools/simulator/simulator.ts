@@ -102,6 +102,17 @@ export interface SimulatorOptions {
    * time; `body()` then gives the bytes of variant 0, which no request serves.
    */
   varyBytesPerRequest?: boolean;
+  /**
+   * Answer `Range: bytes=a-b` on archive windows with 206, `Content-Range` and `Accept-Ranges:
+   * bytes` (default false: whether Flussonic does on archive-*.mp4 is unknown). Each export has an
+   * ETag (per request with `varyBytesPerRequest`, whose bytes differ); `If-Range` with another
+   * ETag gets the whole new export (200), as HTTP says.
+   */
+  ranges?: boolean | { etag?: boolean };
+  /** Closes a connection when a write has waited this long for the client to read (a send timeout). */
+  sendTimeoutMs?: number;
+  /** Closes kept-alive connections idle for this long (default 5000 ms). */
+  keepAliveTimeoutMs?: number;
 }
 
 export interface SimRequest {
@@ -151,7 +162,7 @@ export class FlussonicSimulator {
       const name = `live-only-${i}`;
       this.#streams.set(name, toSimStream({ name, dvr: false }, days, now));
     }
-    this.#server = createServer({ keepAliveTimeout: 5000 }, (req, res) => {
+    this.#server = createServer({ keepAliveTimeout: options.keepAliveTimeoutMs ?? 5000 }, (req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) this.#json(res, 500, { error: String(error) });
         else res.destroy();
@@ -296,7 +307,7 @@ export class FlussonicSimulator {
       }
       return this.#json(res, 200, { items: "not what you expected", ranges: [{ start: "yesterday" }] });
     }
-    if (kind === "archive") return this.#archive(url, res);
+    if (kind === "archive") return this.#archive(url, res, req);
     if (url.pathname === `${API}/streams`) return this.#streamList(url, res);
     if (url.pathname.startsWith(`${API}/streams/`)) {
       const rest = url.pathname.slice(`${API}/streams/`.length);
@@ -446,7 +457,7 @@ export class FlussonicSimulator {
     ]);
   }
 
-  async #archive(url: URL, res: ServerResponse): Promise<void> {
+  async #archive(url: URL, res: ServerResponse, req?: IncomingMessage): Promise<void> {
     const m = /^\/(.+)\/archive-(\d+)-(\d+)\.(mp4|ts)$/.exec(url.pathname)!;
     const name = decodeStreamPath(m[1]!);
     const from = Number(m[2]);
@@ -476,6 +487,25 @@ export class FlussonicSimulator {
     const stallAt = hit ? f.stallAfterBytes : undefined;
     const pace = f.bodyBytesPerSecond;
     const size = this.#windowSize(s, seconds, format);
+    const variant = this.#options.varyBytesPerRequest ? ++this.#variant : 0;
+    const ranges = this.#options.ranges;
+    const etag =
+      ranges && (ranges === true || ranges.etag !== false)
+        ? `"${encodeURIComponent(name)}-${from}-${duration}-${format}-${variant}"`
+        : undefined;
+    // A Range answer (206) of bytes [first, last], or the whole export (200).
+    let slice: { first: number; last: number } | undefined;
+    const asked = ranges ? /^bytes=(\d+)-(\d*)$/.exec(req?.headers.range ?? "") : null;
+    const ifRange = req?.headers["if-range"];
+    if (asked && (ifRange === undefined || ifRange === etag)) {
+      const first = Number(asked[1]);
+      if (first >= size) {
+        res.writeHead(416, { "content-range": `bytes */${size}` });
+        res.end();
+        return;
+      }
+      slice = { first, last: Math.min(size - 1, asked[2] ? Number(asked[2]) : size - 1) };
+    }
 
     const socket = res.socket ?? undefined;
     this.meter.started(socket);
@@ -484,13 +514,25 @@ export class FlussonicSimulator {
       closed = true;
       this.meter.ended(socket);
     });
-    res.writeHead(200, {
+    res.writeHead(slice ? 206 : 200, {
       "content-type": format === "mp4" ? "video/mp4" : "video/mp2t",
-      ...(this.#options.sendContentLength ? { "content-length": size } : {}),
+      ...(ranges ? { "accept-ranges": "bytes" } : {}),
+      ...(etag ? { etag } : {}),
+      ...(slice
+        ? {
+            "content-range": `bytes ${slice.first}-${slice.last}/${size}`,
+            "content-length": slice.last - slice.first + 1,
+          }
+        : this.#options.sendContentLength
+          ? { "content-length": size }
+          : {}),
     });
     const started = performance.now();
     let sent = 0;
-    for (let chunk of this.#windowChunks(s, seconds, format, ++this.#variant)) {
+    const chunks = slice
+      ? sliceOf(this.#windowChunks(s, seconds, format, variant), slice.first, slice.last)
+      : this.#windowChunks(s, seconds, format, variant);
+    for (let chunk of chunks) {
       if (closed) return;
       const limit = Math.min(resetAt ?? Infinity, truncateAt ?? Infinity, stallAt ?? Infinity);
       if (sent + chunk.length > limit) chunk = chunk.subarray(0, limit - sent);
@@ -503,7 +545,7 @@ export class FlussonicSimulator {
         }
         sent += chunk.length;
         this.meter.sent(chunk.length);
-        if (!res.write(chunk)) await drainOrClose(res);
+        if (!res.write(chunk)) await drainOrClose(res, this.#options.sendTimeoutMs);
       }
       if (sent === resetAt) {
         res.destroy();
@@ -537,9 +579,12 @@ function firstSeconds(seconds: TimeRange[], n: number): TimeRange[] {
   return out;
 }
 
-function drainOrClose(res: ServerResponse): Promise<void> {
+/** Waits until the client has read what was written; after `timeoutMs` the connection is closed. */
+function drainOrClose(res: ServerResponse, timeoutMs?: number): Promise<void> {
   return new Promise((resolve) => {
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => res.destroy(), timeoutMs);
     const done = () => {
+      clearTimeout(timer);
       res.off("drain", done);
       res.off("close", done);
       resolve();
@@ -547,6 +592,19 @@ function drainOrClose(res: ServerResponse): Promise<void> {
     res.on("drain", done);
     res.on("close", done);
   });
+}
+
+/** Bytes [first, last] of a stream of chunks. */
+function* sliceOf(chunks: Iterable<Buffer>, first: number, last: number): Iterable<Buffer> {
+  let at = 0;
+  for (const chunk of chunks) {
+    const end = at + chunk.length;
+    if (end > first && at <= last) {
+      yield chunk.subarray(Math.max(0, first - at), Math.min(chunk.length, last + 1 - at));
+    }
+    at = end;
+    if (at > last) return;
+  }
 }
 
 /** `/live/cam%201` path prefix → stream name `live/cam 1`. */
