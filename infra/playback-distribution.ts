@@ -28,6 +28,7 @@ import {
   Duration,
   Fn,
   Stack,
+  Token,
   Validations,
 } from "aws-cdk-lib";
 import * as acm from "aws-cdk-lib/aws-certificatemanager";
@@ -401,27 +402,35 @@ export class PlaybackDistribution extends Construct {
         statistic,
       });
     // CloudFront publishes its metrics in us-east-1 only, and an alarm watches metrics of its own
-    // region: the 5xx alarm exists when the stack is deployed there (a CloudFormation condition).
-    const inUsEast1 = new CfnCondition(this, "InUsEast1", {
-      expression: Fn.conditionEquals(Stack.of(this).region, "us-east-1"),
-    });
-    const errorRate = monitoring.addAlarm(
-      this,
-      "Distribution5xx",
-      {
-        alarmName: "flussonic-backup-playback-5xx",
-        alarmDescription:
-          "More than 5% of playback requests got a 5xx from CloudFront (the function or the bucket origin fails)",
-        metric: cf("5xxErrorRate", cloudwatch.Stats.AVERAGE),
-        threshold: 5,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 3,
-        datapointsToAlarm: 2,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      },
-      false,
-    );
-    (errorRate.node.defaultChild as cloudwatch.CfnAlarm).cfnOptions.condition = inUsEast1;
+    // region: the 5xx alarm exists when the stack is deployed there (known at synth, or else a
+    // CloudFormation condition on the region it is deployed to).
+    const region = Stack.of(this).region;
+    const known = !Token.isUnresolved(region);
+    if (!known || region === "us-east-1") {
+      const errorRate = monitoring.addAlarm(
+        this,
+        "Distribution5xx",
+        {
+          alarmName: "flussonic-backup-playback-5xx",
+          alarmDescription:
+            "More than 5% of playback requests got a 5xx from CloudFront (the function or the bucket origin fails)",
+          metric: cf("5xxErrorRate", cloudwatch.Stats.AVERAGE),
+          threshold: 5,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+          evaluationPeriods: 3,
+          datapointsToAlarm: 2,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        },
+        known,
+      );
+      if (!known) {
+        (errorRate.node.defaultChild as cloudwatch.CfnAlarm).cfnOptions.condition = new CfnCondition(
+          this,
+          "InUsEast1",
+          { expression: Fn.conditionEquals(region, "us-east-1") },
+        );
+      }
+    }
 
     if (this.additionalMetrics) {
       new cloudfront.CfnMonitoringSubscription(this, "AdditionalMetrics", {

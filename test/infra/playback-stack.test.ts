@@ -25,11 +25,12 @@ const config = {
 const CERT = "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555";
 const KMS = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555";
 
-function stackFor(raw: Record<string, unknown>): BackupStack {
+function stackFor(raw: Record<string, unknown>, region?: string): BackupStack {
   return new BackupStack(new App(), "Test", {
     config: parseConfig(JSON.stringify(raw), "test.json"),
     configFile: "test.json",
     functionCode: "stub",
+    ...(region ? { env: { account: "123456789012", region } } : {}),
   });
 }
 
@@ -276,6 +277,16 @@ describe("playback: alarms and dashboard", () => {
     const [, rate] = alarms.find(([, a]) => a.Properties.AlarmName.endsWith("5xx"))!;
     expect(rate.Properties).toMatchObject({ Namespace: "AWS/CloudFront", MetricName: "5xxErrorRate" });
     expect(flat(t.toJSON().Conditions[rate.Condition!])).toContain("us-east-1");
+    // A stack bound to a region: the alarm where CloudFront's metrics are, none elsewhere.
+    const names = (region: string) =>
+      ofType(Template.fromStack(stackFor(config, region)), "AWS::CloudWatch::Alarm")
+        .filter(([, a]) => String(a.Properties.AlarmName).includes("playback"))
+        .map(([, a]) => [a.Properties.AlarmName, a.Condition]);
+    expect(names("us-east-1")).toEqual([
+      ["flussonic-backup-playback-errors", undefined],
+      ["flussonic-backup-playback-5xx", undefined],
+    ]);
+    expect(names("eu-west-1")).toEqual([["flussonic-backup-playback-errors", undefined]]);
     const dashboard = flat(one(t, "AWS::CloudWatch::Dashboard")[1].Properties.DashboardBody);
     for (const title of [
       "playback: requests",
