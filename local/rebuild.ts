@@ -25,7 +25,7 @@ import {
   SAMPLE_SECONDS,
 } from "../functions/domain/manifest.ts";
 import { decodeKeySegment } from "../functions/domain/names.ts";
-import { normalizeRanges } from "../functions/domain/ranges.ts";
+import { normalizeRanges, subtractRanges, type TimeRange } from "../functions/domain/ranges.ts";
 import { forEachLimited } from "../functions/plan-backup.ts";
 import { reindexBackup } from "./reindex.ts";
 
@@ -99,12 +99,19 @@ export async function rebuildBackup(o: RebuildOptions): Promise<RebuildReport> {
   }
   const streams = o.stream !== undefined ? [o.stream] : [...byStream.keys()].sort();
   for (const stream of streams) {
+    const windows = byStream.get(stream) ?? [];
+    if (windows.length === 0) {
+      // Nothing stored (a stream name mistyped, or every window expired): nothing to rebuild from,
+      // and no manifest is written for it.
+      report.streams.push({ ...emptyRebuild(stream), manifestWritten: false });
+      continue;
+    }
     report.streams.push(
       await rebuildStream(
         o,
         report,
         stream,
-        byStream.get(stream) ?? [],
+        windows,
         pending.byStream.get(stream) ?? [],
         damagedRecords.get(stream) ?? [],
         now,
@@ -140,6 +147,21 @@ async function storedWindows(o: RebuildOptions): Promise<Map<string, StoredWindo
   return out;
 }
 
+function emptyRebuild(stream: string): StreamRebuild {
+  return {
+    stream,
+    stored: 0,
+    kept: 0,
+    fromRecords: 0,
+    hashed: 0,
+    bytesHashed: 0,
+    dropped: 0,
+    catalogsWritten: 0,
+    manifestWritten: false,
+    indexed: 0,
+  };
+}
+
 function describes(e: { key: string; size: number; etag?: string | undefined }, w: StoredWindow): boolean {
   return e.key === w.key && e.size === w.size && (e.etag === undefined || e.etag === w.etag);
 }
@@ -158,18 +180,7 @@ async function rebuildStream(
   damagedRecords: DamagedObjectError[],
   now: () => number,
 ): Promise<StreamRebuild> {
-  const r: StreamRebuild = {
-    stream,
-    stored: windows.length,
-    kept: 0,
-    fromRecords: 0,
-    hashed: 0,
-    bytesHashed: 0,
-    dropped: 0,
-    catalogsWritten: 0,
-    manifestWritten: false,
-    indexed: 0,
-  };
+  const r: StreamRebuild = { ...emptyRebuild(stream), stored: windows.length };
   const damaged = (key: string, detail: string) =>
     report.problems.push({ kind: "damaged", stream, key, detail });
   const indexStore = new FragmentIndexStore(o.store);
@@ -180,6 +191,8 @@ async function rebuildStream(
     byDay.set(day, [...(byDay.get(day) ?? []), w]);
   }
   const catalogued: CatalogEntry[] = [];
+  /** Seconds of catalog entries whose object is gone. */
+  const gone: TimeRange[] = [];
   for (const [day, list] of [...byDay].sort(([a], [b]) => a.localeCompare(b))) {
     let catalog: Catalog;
     try {
@@ -241,9 +254,23 @@ async function rebuildStream(
         if (rec.index) built.push(rec.index);
       },
     );
-    r.dropped += [...listed.keys()].filter((id) => !entries.has(id)).length;
+    // An entry of a window not in the listing is dropped only when its object is gone; entries the
+    // planner added since the listing (re-read just before the write) are kept.
+    const fresh = await o.store.readCatalog(o.source, stream, day).catch(() => catalog);
+    const listedIds = new Set(list.map((w) => `${w.from}-${w.duration}`));
+    const checked = new Set<string>();
+    for (const e of [...catalog.windows, ...fresh.windows]) {
+      const id = `${e.from}-${e.duration}`;
+      if (listedIds.has(id) || entries.has(id) || checked.has(id)) continue;
+      checked.add(id);
+      if (await o.store.windowExists(e.key)) entries.set(id, e);
+      else {
+        r.dropped++;
+        gone.push({ from: e.from, to: e.from + e.duration });
+      }
+    }
     const sorted = [...entries.values()].sort((a, b) => a.from - b.from || a.duration - b.duration);
-    if (JSON.stringify(sorted) !== JSON.stringify(catalog.windows)) {
+    if (JSON.stringify(sorted) !== JSON.stringify(fresh.windows)) {
       await o.store.writeCatalog({ version: 1, source: o.source, stream, day, windows: sorted });
       r.catalogsWritten++;
     }
@@ -259,7 +286,7 @@ async function rebuildStream(
     if (built.length > 0) r.indexed += await indexStore.addWindows(o.source, stream, built);
   }
 
-  r.manifestWritten = await rebuildManifest(o, stream, catalogued, damaged, now);
+  r.manifestWritten = await rebuildManifest(o, stream, catalogued, gone, damaged, now);
   // A damaged record of a window catalogued now describes nothing the catalog lacks: delete it.
   const done = new Set(catalogued.map((e) => e.key));
   const stale = damagedRecords.filter((d) => {
@@ -286,6 +313,7 @@ async function rebuildManifest(
   o: RebuildOptions,
   stream: string,
   entries: CatalogEntry[],
+  gone: TimeRange[],
   damaged: (key: string, detail: string) => void,
   now: () => number,
 ): Promise<boolean> {
@@ -302,9 +330,15 @@ async function rebuildManifest(
       etag = error.etag;
     }
     const base = current ?? emptyManifest(o.source, stream);
-    const covered = normalizeRanges(entries.map((e) => ({ from: e.from, to: e.from + e.duration })));
+    // A readable manifest keeps its claims (the planner may have added some since the listing),
+    // but not the seconds of catalog entries whose object is gone (unless a stored window holds them).
+    const stored = normalizeRanges(entries.map((e) => ({ from: e.from, to: e.from + e.duration })));
+    const covered = subtractRanges(
+      normalizeRanges([...base.covered, ...stored]),
+      subtractRanges(normalizeRanges(gone), stored),
+    );
     const bytes = entries.reduce((n, e) => n + e.size, 0);
-    const head = Math.max(0, ...entries.map((e) => e.from + e.duration));
+    const head = covered.at(-1)?.to ?? 0;
     const next: Manifest = {
       ...base,
       covered,

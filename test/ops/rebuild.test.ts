@@ -12,6 +12,7 @@ import { catalogKey, fragmentIndexKey, manifestKey, utcDate } from "../../functi
 import type { Manifest } from "../../functions/domain/manifest.ts";
 import type { PlanReport } from "../../functions/plan-backup.ts";
 import { runOnce } from "../../local/once.ts";
+import { rebuildBackup } from "../../local/rebuild.ts";
 import { cli } from "../cli/cli-process.ts";
 import { type Harness, startHarness } from "../support/harness.ts";
 import { operatorTarget } from "../support/ops-target.ts";
@@ -221,5 +222,54 @@ describe("rebuild", () => {
       sha256: good.sha256,
       etag: good.etag,
     });
+  }, 60_000);
+
+  it("drops the catalog entry and the coverage of a window whose object is gone (copied again by the next run); a stream with nothing stored gets no manifest", async () => {
+    const now = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+    h = await startHarness({
+      sim: {
+        streams: [{ name: "cam1", bitrateBps: 80_000, ranges: [{ from: now - 4 * 60, to: now + 3600 }] }],
+      },
+      source: { retentionDays: 1 / 24, streams: ["cam1"] },
+      config: { maxWindowSeconds: 60 },
+    });
+    const rt = await h.runtime();
+    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    const p = h.config.prefix;
+    const day = utcDate(now);
+    const catalog = JSON.parse((await h.getObject(catalogKey(p, "src1", "cam1", day))).toString());
+    const lost = catalog.windows[1];
+    await rt.store.deleteKeys([lost.key]);
+
+    const report = await rebuildBackup({ config: h.config, store: rt.store, source: "src1" });
+    expect(report.problems).toEqual([]);
+    expect(report.streams[0]).toMatchObject({
+      stream: "cam1",
+      kept: catalog.windows.length - 1,
+      hashed: 0,
+      dropped: 1,
+    });
+    const after = JSON.parse((await h.getObject(catalogKey(p, "src1", "cam1", day))).toString());
+    expect(after.windows.map((w: { key: string }) => w.key)).toEqual(
+      catalog.windows.filter((w: { key: string }) => w.key !== lost.key).map((w: { key: string }) => w.key),
+    );
+    const manifest = JSON.parse((await h.getObject(manifestKey(p, "src1", "cam1"))).toString()) as Manifest;
+    expect(manifest.covered.some((r) => r.from < lost.from + lost.duration && lost.from < r.to)).toBe(false);
+
+    const nothing = await rebuildBackup({
+      config: h.config,
+      store: rt.store,
+      source: "src1",
+      stream: "cam9",
+    });
+    expect(nothing.streams).toEqual([
+      expect.objectContaining({ stream: "cam9", stored: 0, manifestWritten: false }),
+    ]);
+    expect(await h.keys(manifestKey(p, "src1", "cam9"))).toEqual([]);
+
+    const next = await runOnce(rt, h.tally);
+    expect(next.ok).toBe(true);
+    expect(next.copied).toBe(1);
+    expect((await h.getObject(lost.key)).length).toBe(lost.size);
   }, 60_000);
 });
