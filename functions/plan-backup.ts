@@ -16,6 +16,7 @@ import {
   type StreamSettings,
 } from "./config.ts";
 import type { CopyMessage } from "./copy-window.ts";
+import { bandwidthAt } from "./domain/bandwidth-schedule.ts";
 import { dueRanges } from "./domain/coverage.ts";
 import { BackupError } from "./domain/errors.ts";
 import { parseWindowKeyTail, streamPrefix, utcDate } from "./domain/keys.ts";
@@ -89,6 +90,8 @@ export interface StreamPlan {
 export interface SourcePlan {
   source: string;
   paused: boolean;
+  /** Why nothing was planned when not paused by config or operator (a no-copy schedule period). */
+  pausedReason?: string;
   streams: StreamPlan[];
   planned: CopyMessage[];
   deferred: number;
@@ -148,6 +151,15 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
   if (source.paused || control) {
     report.paused = true;
     log.info("source paused: not planned", { source: source.name, reason: control?.reason ?? "config" });
+    return report;
+  }
+  // A no-copy period of the bandwidth schedule: nothing is planned (the copiers would only defer
+  // the messages again and again) and the source gets no request; the first run after the period
+  // plans what it missed.
+  if (bandwidthAt(source.bandwidthSchedule, source.maxBandwidthMbps, now, source.timeZone) === 0) {
+    report.paused = true;
+    report.pausedReason = "the bandwidth schedule allows no copying now";
+    log.info("source in a no-copy period of its bandwidth schedule: not planned", { source: source.name });
     return report;
   }
   const client = deps.flussonic(source.name);

@@ -150,11 +150,14 @@ describe("pause switch and bandwidth schedule", () => {
       },
     });
     const rt = await h.runtime({ deferSeconds: 1 });
-    await rt.startCopiers(); // 12:17: copying allowed, queue empty
-    h.clock.advance(14 * 60); // 12:31: no copying
+    // 12:17: copying allowed; planned (the planner plans nothing during the period itself).
     const report = await rt.plan();
     const planned = report.sources[0]!.planned.length;
     expect(planned).toBeGreaterThan(0);
+    h.clock.advance(12 * 60); // 12:29: copying allowed, the copiers start
+    await rt.startCopiers();
+    // 12:31, before the copiers' first receive (network I/O) is answered: no copying.
+    h.clock.advance(2 * 60);
     await expect
       .poll(() => h!.tally.events.filter((e) => e.type === "deferred").length, { timeout: 10_000 })
       .toBeGreaterThan(planned);
@@ -164,5 +167,27 @@ describe("pause switch and bandwidth schedule", () => {
     await rt.stopCopiers();
     expect(h.tally.events.filter((e) => e.type === "copied").length).toBe(planned);
     expect(h.tally.events.filter((e) => e.type === "dead-lettered")).toEqual([]);
+  });
+
+  it("plans nothing for a source in a no-copy period of its schedule (no requests, no messages), and plans it when the period ends", async () => {
+    h = await startHarness({
+      sim: { streams: streams(2, 40_000) },
+      source: {
+        retentionDays: 1 / 24,
+        // The test clock starts at 12:17 UTC.
+        bandwidthSchedule: [{ from: "12:00", to: "12:30", maxBandwidthMbps: 0 }],
+      },
+    });
+    const rt = await h.runtime();
+    const during = await rt.plan();
+    expect(during.sources[0]!.planned).toEqual([]);
+    expect(during.sources[0]!.paused).toBe(true);
+    expect(h.sim.requests).toEqual([]);
+    h.clock.advance(14 * 60); // 12:31: the period has ended
+    const after = await rt.plan();
+    expect(after.sources[0]!.planned.length).toBeGreaterThan(0);
+    const run = await runOnce(rt, h.tally);
+    expect(run.ok).toBe(true);
+    expect(h.tally.events.filter((e) => e.type === "copied").length).toBe(after.sources[0]!.planned.length);
   });
 });
