@@ -7,8 +7,11 @@
  * a Secrets Manager double; the backup it plays was made by the local runtime from the simulator
  * in the embedded S3 emulator.
  */
-import { createPublicKey, generateKeyPairSync, verify } from "node:crypto";
+import { createPublicKey, generateKeyPairSync, randomUUID, verify } from "node:crypto";
+import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import HLS from "hls-parser";
@@ -25,6 +28,7 @@ import {
   functionEnvironment,
   type InvokeSetup,
   invokeFunction,
+  type SynthesizedStack,
   synthesizeStack,
 } from "../support/lambda-stack.ts";
 import { SecretsManagerDouble } from "../support/secrets-manager-double.ts";
@@ -49,6 +53,7 @@ interface Scenario {
   publicKey: string;
   index: FragmentIndexStore;
   configFile: string;
+  stack: SynthesizedStack;
 }
 let s: Scenario;
 
@@ -134,6 +139,7 @@ beforeAll(async () => {
     publicKey: pair.publicKey,
     index: new FragmentIndexStore(rt.store),
     configFile,
+    stack,
   };
 }, 180_000);
 
@@ -355,4 +361,111 @@ describe("the playback entry's answer mapping", () => {
     expect(big.statusCode).toBe(413);
     expect(big.body).toContain("larger than the 4 MiB a Lambda answer can carry");
   });
+});
+
+/**
+ * What the key-pair custom resource talks to at deploy time: Secrets Manager (GetSecretValue and
+ * PutSecretValue, JSON 1.1; the double in test/support answers only GetSecretValue) and
+ * CloudFormation's response URL (a presigned S3 PUT), both on one local server.
+ */
+async function deployTimeServices(initial: Record<string, string>) {
+  const secrets = new Map(Object.entries(initial));
+  const puts: string[] = [];
+  const responses: { Status?: string; Data?: { PublicKey?: string }; [k: string]: unknown }[] = [];
+  const nameOf = (id: string) => /:secret:(.+?)(-[A-Za-z0-9]{6})?$/.exec(id)?.[1] ?? id;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      if (req.method === "PUT" && req.url?.startsWith("/cfn-response")) {
+        responses.push(JSON.parse(body));
+        res.writeHead(200).end();
+        return;
+      }
+      const op = String(req.headers["x-amz-target"] ?? "").replace(/^secretsmanager\./, "");
+      const input = JSON.parse(body || "{}") as { SecretId: string; SecretString?: string };
+      const name = nameOf(input.SecretId);
+      const json = (status: number, v: unknown) =>
+        res.writeHead(status, { "Content-Type": "application/x-amz-json-1.1" }).end(JSON.stringify(v));
+      if (op === "GetSecretValue") {
+        if (!secrets.has(name))
+          return json(400, { __type: "ResourceNotFoundException", message: "no such secret" });
+        return json(200, { ARN: input.SecretId, Name: name, SecretString: secrets.get(name) });
+      }
+      if (op === "PutSecretValue") {
+        puts.push(name);
+        secrets.set(name, input.SecretString!);
+        return json(200, { ARN: input.SecretId, Name: name, VersionId: randomUUID() });
+      }
+      return json(400, { __type: "InvalidRequestException", message: `not answered here: ${op}` });
+    });
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, secrets, puts, responses, close: () => new Promise((r) => server.close(r)) };
+}
+
+describe("the key-pair custom resource bundle (deploy time)", () => {
+  it("makes an RSA key pair into the signing secret on Create, hands CloudFront the public key, and keeps the key on Update", async () => {
+    const [crId, cr] = Object.entries(s.stack.resources).find(
+      ([, r]) => r.Type === "Custom::PlaybackSigningKey",
+    )!;
+    const serviceToken = cr.Properties!.ServiceToken as { "Fn::GetAtt": [string, string] };
+    const fn = s.stack.functions.find((f) => f.logicalId === serviceToken["Fn::GetAtt"][0])!;
+    const secretId = (cr.Properties!.SecretId as { Ref: string }).Ref;
+    expect(s.stack.resources[secretId]!.Type).toBe("AWS::SecretsManager::Secret");
+    // The public key the key group trusts is the one this resource returns.
+    const publicKey = Object.values(s.stack.resources).find((r) => r.Type === "AWS::CloudFront::PublicKey")!;
+    expect((publicKey.Properties!.PublicKeyConfig as { EncodedKey: unknown }).EncodedKey).toEqual({
+      "Fn::GetAtt": [crId, "PublicKey"],
+    });
+
+    // CloudFormation generated a random string into the secret when it created it.
+    const services = await deployTimeServices({ "media-signing": "generated-by-cloudformation" });
+    try {
+      const setup: InvokeSetup = { ...s.setup, fn, secretsManagerEndpoint: services.url };
+      const event = (type: "Create" | "Update") => ({
+        RequestType: type,
+        ServiceToken: "arn:aws:lambda:us-east-1:000000000000:function:maker",
+        ResponseURL: `${services.url}/cfn-response?X-Amz-Signature=abc`,
+        StackId: "arn:aws:cloudformation:us-east-1:000000000000:stack/flussonic-backup/1",
+        RequestId: randomUUID(),
+        LogicalResourceId: crId,
+        ResourceType: "Custom::PlaybackSigningKey",
+        ResourceProperties: {
+          ServiceToken: "arn:aws:lambda:us-east-1:000000000000:function:maker",
+          SecretId: "arn:aws:secretsmanager:us-east-1:000000000000:secret:media-signing-AbCdEf",
+        },
+        ...(type === "Update"
+          ? { PhysicalResourceId: `playback-signing-key-${crId}`, OldResourceProperties: {} }
+          : {}),
+      });
+      const created = await invokeFunction(setup, event("Create"), functionEnvironment(setup));
+      expect(created.ok, created.ok ? "" : `${created.errorMessage}\n${created.logs}`).toBe(true);
+      const [first] = services.responses;
+      expect(first).toMatchObject({
+        Status: "SUCCESS",
+        LogicalResourceId: crId,
+        StackId: event("Create").StackId,
+      });
+      const privateKey = services.secrets.get("media-signing")!;
+      expect(privateKey).toContain("BEGIN PRIVATE KEY");
+      expect(services.puts).toEqual(["media-signing"]);
+      const derived = createPublicKey(privateKey).export({ type: "spki", format: "pem" }).toString();
+      expect(first!.Data!.PublicKey).toBe(derived);
+      expect(createPublicKey(first!.Data!.PublicKey!).asymmetricKeyDetails?.modulusLength).toBe(2048);
+      // The private key is never in the logs or the answer to CloudFormation.
+      expect(created.logs).not.toContain("PRIVATE KEY");
+      expect(JSON.stringify(first)).not.toContain("PRIVATE KEY");
+
+      const updated = await invokeFunction(setup, event("Update"), functionEnvironment(setup));
+      expect(updated.ok).toBe(true);
+      expect(services.responses[1]).toMatchObject({ Status: "SUCCESS", Data: { PublicKey: derived } });
+      expect(services.puts).toEqual(["media-signing"]);
+    } finally {
+      await services.close();
+    }
+  }, 60_000);
 });
