@@ -55,6 +55,29 @@ export const PLAYBACK_QUERY_STRINGS = ["token", "start", "from", "to", "closed_a
 
 const PERIOD = Duration.minutes(5);
 
+/**
+ * The viewer-request function of `/_media/*` (CloudFront Functions, JavaScript 2.0): a preflight
+ * is answered with the CORS headers; any other request has `/_media` cut from its path, leaving
+ * the S3 key.
+ */
+export const MEDIA_REQUEST_FUNCTION = `function handler(event) {
+  var r = event.request;
+  if (r.method === "OPTIONS") {
+    return {
+      statusCode: 204,
+      statusDescription: "No Content",
+      headers: {
+        "access-control-allow-origin": { value: "*" },
+        "access-control-allow-methods": { value: "GET, HEAD, OPTIONS" },
+        "access-control-allow-headers": { value: "Range" },
+        "access-control-max-age": { value: "600" }
+      }
+    };
+  }
+  r.uri = r.uri.substring(7);
+  return r;
+}`;
+
 export interface PlaybackProps {
   config: BackupConfig;
   settings: PlaybackSettings;
@@ -205,12 +228,12 @@ export class PlaybackDistribution extends Construct {
       enableAcceptEncodingBrotli: true,
     });
     // `/_media/{key}` → `{key}`: the media URL's path is the S3 key under the behaviour's prefix.
-    const stripMedia = new cloudfront.Function(this, "MediaPath", {
-      comment: "flussonic-backup playback: /_media/{key} -> /{key}",
+    // A CORS preflight (a player on another origin sending `Range`) goes to the same signed URL and
+    // is answered here, at the edge: S3 answers no preflight without a bucket CORS rule.
+    const mediaRequest = new cloudfront.Function(this, "MediaPath", {
+      comment: "flussonic-backup playback: /_media/{key} -> /{key}; CORS preflight",
       runtime: cloudfront.FunctionRuntime.JS_2_0,
-      code: cloudfront.FunctionCode.fromInline(
-        "function handler(event) { var r = event.request; r.uri = r.uri.substring(7); return r; }",
-      ),
+      code: cloudfront.FunctionCode.fromInline(MEDIA_REQUEST_FUNCTION),
     });
 
     const certificate = settings.certificateArn
@@ -230,14 +253,16 @@ export class PlaybackDistribution extends Construct {
         "/_media/*": {
           origin: mediaOrigin,
           viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-          allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+          allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
+          // Preflights are answered by the function, never cached.
+          cachedMethods: cloudfront.CachedMethods.CACHE_GET_HEAD,
           // The key only (no query string, no header): every viewer shares the cached windows; the
           // signed URL's query string is checked at the edge and not sent to S3.
           cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
           responseHeadersPolicy: cors,
           trustedKeyGroups: [keyGroup],
           functionAssociations: [
-            { function: stripMedia, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST },
+            { function: mediaRequest, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST },
           ],
           compress: false,
         },

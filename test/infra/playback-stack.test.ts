@@ -246,11 +246,22 @@ describe("playback: what reaches the function and the bucket, and what is cached
     // Managed CachingOptimized: no query string (the signature is checked at the edge), no header.
     expect(media.CachePolicyId).toBe("658327ea-f89d-4fab-a63d-7e88639e58f6");
     expect(media.OriginRequestPolicyId).toBeUndefined();
-    expect(media.AllowedMethods).toEqual(["GET", "HEAD"]);
+    expect(media.AllowedMethods).toEqual(["GET", "HEAD", "OPTIONS"]);
+    expect(media.CachedMethods).toEqual(["GET", "HEAD"]);
     expect(refId(media.TrustedKeyGroups[0])).toContain("MediaKeyGroup");
     expect(media.FunctionAssociations[0].EventType).toBe("viewer-request");
     const fnCode = resources(t)[refId(media.FunctionAssociations[0].FunctionARN)]!.Properties.FunctionCode;
-    expect(fnCode).toContain("substring(7)"); // "/_media" removed: the rest is the S3 key
+    // The viewer-request function as CloudFront runs it: "/_media" cut off (the rest is the S3
+    // key, as percent-encoded in the URL), a CORS preflight answered at the edge.
+    const viewerRequest = new Function(`${fnCode}; return handler;`)() as (e: unknown) => any;
+    const uri = "/_media/flussonic/s1/cam%252F1/2026-12-01/120000Z-600s.mp4";
+    expect(viewerRequest({ request: { method: "GET", uri, headers: {} } }).uri).toBe(
+      "/flussonic/s1/cam%252F1/2026-12-01/120000Z-600s.mp4",
+    );
+    const preflight = viewerRequest({ request: { method: "OPTIONS", uri, headers: {} } });
+    expect(preflight.statusCode).toBe(204);
+    expect(preflight.headers["access-control-allow-headers"].value).toBe("Range");
+    expect(preflight.headers["access-control-allow-origin"].value).toBe("*");
     const headers =
       resources(t)[refId(media.ResponseHeadersPolicyId)]!.Properties.ResponseHeadersPolicyConfig;
     expect(headers.CorsConfig.AccessControlAllowHeaders.Items).toEqual(["Range"]);
