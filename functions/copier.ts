@@ -14,7 +14,7 @@ import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-p
 import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { z } from "zod";
-import type { BackupStore } from "./adapters/backup-store.ts";
+import { type BackupStore, StoreError } from "./adapters/backup-store.ts";
 import type { FlussonicClient } from "./adapters/flussonic.ts";
 import { type CopyResult, isOverload, type SourcePressure } from "./adapters/source-pressure.ts";
 import type { SwitchState } from "./adapters/source-switch.ts";
@@ -86,6 +86,9 @@ export interface CopierDeps {
 export class CopierStopping extends Error {
   override name = "CopierStopping";
 }
+
+/** Seconds before the first retry of a window that failed on S3 (not on its source). */
+export const STORE_FIRST_RETRY_SECONDS = 2;
 
 /** Seconds before a failed window is tried again: the server's Retry-After, else exponential. */
 export function retryDelaySeconds(
@@ -217,11 +220,16 @@ export function createCopierHandler(deps: CopierDeps) {
         await deadLetter(record, m, m.source, retryable ? `${reason} (after ${attempt} attempts)` : reason);
         return;
       }
-      const delaySeconds = retryDelaySeconds(
-        attempt,
-        error instanceof RetryableError ? error.retryAfterSeconds : undefined,
-        deps.retryBaseSeconds,
-      );
+      // S3 failing a request after the SDK's own retries is mostly a passing blip (a SlowDown burst,
+      // a reset): the first retry of the window comes soon; later ones back off as for the source.
+      const delaySeconds =
+        error instanceof StoreError && attempt === 1
+          ? Math.min(STORE_FIRST_RETRY_SECONDS, deps.retryBaseSeconds ?? 10)
+          : retryDelaySeconds(
+              attempt,
+              error instanceof RetryableError ? error.retryAfterSeconds : undefined,
+              deps.retryBaseSeconds,
+            );
       await deps.sqs
         .send(
           new ChangeMessageVisibilityCommand({

@@ -141,6 +141,7 @@ async function s3Fault(
   o: {
     maxReceiveCount?: number;
     copyTimeoutSeconds?: number;
+    retryBaseSeconds?: number;
     deadLettered?: (planned: number) => number;
     check?: (run: OnceSummary, proxy: S3FaultProxy) => void;
   } = {},
@@ -153,6 +154,7 @@ async function s3Fault(
       endpoints: { ...hh.emulator.endpoints, s3Endpoint: proxy.url },
       ...(o.maxReceiveCount ? { maxReceiveCount: o.maxReceiveCount } : {}),
       ...(o.copyTimeoutSeconds ? { copyTimeoutSeconds: o.copyTimeoutSeconds } : {}),
+      ...(o.retryBaseSeconds ? { retryBaseSeconds: o.retryBaseSeconds } : {}),
     });
     const active = rules.map((r) => proxy.inject(r));
     const run = await runOnce(rt, hh.tally);
@@ -436,17 +438,35 @@ for (let run = 1; run <= RUNS; run++) {
     });
 
     it("S3 errors on every operation (500, SlowDown, RequestTimeout, ExpiredToken, resets): exact, the source not backed off", async () => {
-      await s3Fault("S3 500/SlowDown/RequestTimeout/403/resets", [
-        { op: "UploadPart", fault: "slow-down", times: 3 },
-        { op: "UploadPart", fault: "reset-request", times: 1 },
-        { op: "UploadPart", fault: "request-timeout", times: 1 },
-        { op: "CreateMultipartUpload", fault: "500", times: 2 },
-        { op: "HeadObject", kind: "window", fault: "expired-token", skip: 3, times: 1 },
-        { op: "GetObject", fault: "500", times: 2 },
-        { op: "ListObjectsV2", fault: "slow-down", times: 1 },
-        { op: "PutObject", kind: ["manifest", "catalog", "index"], fault: "500", times: 2 },
-        { op: "PutObject", kind: "record", fault: "reset-request", times: 1 },
-      ]);
+      await s3Fault(
+        "S3 500/SlowDown/RequestTimeout/403/resets",
+        [
+          // One window's CompleteMultipartUpload fails past the SDK's 3 attempts: the upload is
+          // aborted and the window tried again soon (S3, not the source, failed).
+          { op: "CompleteMultipartUpload", key: /\/cam1\/2026-11-20\/115000Z-/, fault: "500", times: 3 },
+          { op: "UploadPart", fault: "slow-down", times: 3 },
+          { op: "UploadPart", fault: "reset-request", times: 1 },
+          { op: "UploadPart", fault: "request-timeout", times: 1 },
+          { op: "CreateMultipartUpload", fault: "500", times: 2 },
+          { op: "HeadObject", kind: "window", fault: "expired-token", skip: 3, times: 1 },
+          { op: "GetObject", fault: "500", times: 2 },
+          { op: "ListObjectsV2", fault: "slow-down", times: 1 },
+          { op: "PutObject", kind: ["manifest", "catalog", "index"], fault: "500", times: 2 },
+          { op: "PutObject", kind: "record", fault: "reset-request", times: 1 },
+        ],
+        {
+          // The production retry base: the first retry after an S3 failure does not wait 10 s.
+          retryBaseSeconds: 10,
+          check: (run) => {
+            const retries = h!.tally.events.filter((e) => e.type === "retry");
+            expect(run.retries).toBeGreaterThan(0);
+            for (const r of retries) {
+              expect(r.reason).toMatch(/^S3: /);
+              if (r.attempt === 1) expect(r.delaySeconds).toBeLessThanOrEqual(2);
+            }
+          },
+        },
+      );
     });
 
     it("S3 never recovers for a stream's parts: dead-lettered with the reason, nothing partial, bookkeeping true", async () => {
