@@ -6,6 +6,7 @@
  *   3. uncapped speed of a 1 GiB window against rclone copyurl
  *   4. copier peak RSS for a 2 GiB and a 200 MiB window
  *   5. planner CPU and requests over 10,000 streams x 30 days
+ *   6. small windows (below the kernel buffers): 2 Mbit/s, 2 copies, with and without Range; rclone beside us
  * Prints a table (target and PASS/MISS per row) and writes JSON (default bench-results/latest.json).
  *
  *   npm run bench [-- --smoke] [-- --out file.json] [-- --only 1,3]
@@ -26,6 +27,7 @@ import { startEmulatorProcess } from "./emulator-process.ts";
 import { type FigureResult, resultsTable } from "./figures.ts";
 import { measurePlannerScale } from "./planner-scale.ts";
 import { rcloneUnavailable, rcloneVersion } from "./processes.ts";
+import { measureSmallWindows } from "./small-windows.ts";
 
 const { values } = parseArgs({
   options: {
@@ -38,7 +40,7 @@ const smoke = values.smoke || process.env.BENCH_SMOKE === "1";
 const repo = fileURLToPath(new URL("..", import.meta.url));
 const outDir = join(repo, "bench-results");
 const outFile = resolve(values.out ?? join(outDir, smoke ? "smoke.json" : "latest.json"));
-const only = new Set((values.only ?? "1,2,3,4,5").split(",").map((s) => Number(s.trim())));
+const only = new Set((values.only ?? "1,2,3,4,5,6").split(",").map((s) => Number(s.trim())));
 
 const progress = (line: string) =>
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -100,6 +102,7 @@ try {
   await measure([3], "uncapped copy speed", () => measureCopySpeed(ctx));
   await measure([4], "copier memory", () => measureCopierMemory(ctx));
   await measure([5], "planner scale", () => measurePlannerScale(ctx));
+  await measure([6], "small windows", () => measureSmallWindows(ctx));
 } finally {
   s3.destroy();
   await emulator.stop();

@@ -55,7 +55,9 @@ export interface WindowPacing {
 export const RECEIVE_WINDOW_BYTES = 1024 * 1024;
 /** A Range slice lasts this long at the source's rate: the most the source sends ahead of payment. */
 export const SLICE_SECONDS = 0.25;
-const MIN_SLICE_BYTES = 64 * 1024;
+const MIN_SLICE_BYTES = 16 * 1024;
+/** The most paid before asking for a whole window: about what Linux's socket buffers take at once. */
+const UPFRONT_MAX_BYTES = 4 * 1024 * 1024;
 const MAX_SLICE_BYTES = 16 * 1024 * 1024;
 /** Lost connections in a row, without a byte between them, before a sliced download gives up. */
 const MAX_RESUMES = 3;
@@ -88,18 +90,27 @@ function strongEtag(value: string | string[] | undefined): string | undefined {
 }
 
 /** A whole-response body paced by `throttle`, the first `prepaid` bytes being paid already. */
-function paced(body: Readable, throttle: Throttle, prepaid: number, signal?: AbortSignal): Readable {
+function paced(
+  body: Readable,
+  throttle: Throttle,
+  prepaid: number,
+  signal?: AbortSignal,
+  done?: (bytes: number) => void,
+): Readable {
   async function* gen(): AsyncGenerator<Buffer> {
     let credit = prepaid;
+    let bytes = 0;
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         const owed = chunk.length - credit;
         credit = Math.max(0, credit - chunk.length);
+        bytes += chunk.length;
         if (owed > 0) await throttle.take(owed, signal);
         yield chunk;
       }
       // A window smaller than what was paid up front: the rest was never sent.
       throttle.refund?.(credit);
+      done?.(bytes);
     } finally {
       body.destroy();
     }
@@ -159,10 +170,15 @@ export class FlussonicClient {
   readonly #indexMode: "api" | "playback";
   /** Whether archive windows can be read in verified Range slices (learnt from the answers). */
   #ranges: "unknown" | "yes" | "no" = "unknown";
+  /** Copies of this source at once (they share one throttle in the local runtime). */
+  readonly #copies: number;
+  /** Archive bytes per second of each stream's last window read whole (what to pay up front). */
+  readonly #bytesPerSecond = new Map<string, number>();
 
   constructor(source: SourceConfig, credentials: SourceCredentials, options: FlussonicClientOptions = {}) {
     this.sourceName = source.name;
     this.#credentials = credentials;
+    this.#copies = Math.max(1, source.maxConcurrentCopies);
     this.#indexMode =
       source.index === "auto" ? (credentials.type === "token" ? "playback" : "api") : source.index;
     const poolOptions = {
@@ -267,13 +283,16 @@ export class FlussonicClient {
    * before the source is asked to send it, so what the source sends never runs ahead of what was
    * paid by more than one request's worth:
    * - a source that answers `Range` with 206, a `Content-Range` total and a strong `ETag` is read in
-   *   slices of a quarter second at the cap (SLICE_SECONDS), each paid before it is asked for, each
+   *   slices of a quarter second at one copy's share of the throttle's rate (SLICE_SECONDS), each
+   *   paid before it is asked for, each
    *   sent with `If-Range` and checked to continue the same export (offset, total, ETag): a slice of
    *   another export is refused (RetryableError), never joined. A connection lost mid-slice, or an
    *   idle connection the source dropped, resumes from the last byte received.
    * - any other source (200 to a `Range`, no strong ETag: a re-muxed export may change its bytes
    *   under the same Last-Modified) gets one request, for which what the kernels take before the
-   *   first read (`receiveWindowBytes`) is paid before asking; reads beyond it are paid as they come.
+   *   first read is paid before asking (`receiveWindowBytes`, or the stream's last window size up to
+   *   UPFRONT_MAX_BYTES when larger); reads beyond it are paid as they come, and what a shorter body
+   *   did not use is refunded.
    * What the source answered is remembered for the next windows.
    */
   async openWindow(
@@ -292,9 +311,19 @@ export class FlussonicClient {
       return { ...(await this.#wholeBody(res, what)), headersMs, mode: "whole" };
     }
     const { throttle } = pacing;
-    const receiveWindow = pacing.receiveWindowBytes ?? RECEIVE_WINDOW_BYTES;
+    // One request delivers at once what the kernels take (the receive window at least, the whole
+    // window when it is smaller than their buffers): pay the expected size (from the stream's last
+    // window) up to UPFRONT_MAX_BYTES before asking; beyond it, bytes are paid as they are read.
+    const expected = this.#bytesPerSecond.get(name);
+    const receiveWindow = Math.max(
+      pacing.receiveWindowBytes ?? RECEIVE_WINDOW_BYTES,
+      Math.min(UPFRONT_MAX_BYTES, Math.round((expected ?? 0) * duration)),
+    );
+    const learn = (bytes: number) => this.#bytesPerSecond.set(name, bytes / duration);
     if (this.#ranges !== "no") {
-      const slice = sliceBytes(rate);
+      // The local runtime shares one throttle among a source's copies: a slice is a quarter second
+      // of one copy's share, so all copies together run at most SLICE_SECONDS ahead of payment.
+      const slice = sliceBytes(rate / this.#copies);
       // The first answer may be the whole window (no Range): ask for no more than the kernels take.
       const firstSlice = Math.min(slice, receiveWindow);
       await throttle.take(firstSlice, signal);
@@ -322,7 +351,7 @@ export class FlussonicClient {
         const whole = await this.#wholeBody(again.res, what);
         return {
           ...whole,
-          body: paced(whole.body, throttle, receiveWindow, signal),
+          body: paced(whole.body, throttle, receiveWindow, signal, learn),
           headersMs,
           mode: "whole",
         };
@@ -331,13 +360,23 @@ export class FlussonicClient {
       // 200: the whole window comes; the kernels take a receive window of it now, whatever we read.
       const whole = await this.#wholeBody(res, what);
       if (receiveWindow > firstSlice) await throttle.take(receiveWindow - firstSlice, signal);
-      return { ...whole, body: paced(whole.body, throttle, receiveWindow, signal), headersMs, mode: "whole" };
+      return {
+        ...whole,
+        body: paced(whole.body, throttle, receiveWindow, signal, learn),
+        headersMs,
+        mode: "whole",
+      };
     }
     // No ranges: a request is a burst of what the kernels take before the first read; pay first.
     await throttle.take(receiveWindow, signal);
     const { res, headersMs } = await this.#archiveRequest(path, what, signal);
     const whole = await this.#wholeBody(res, what);
-    return { ...whole, body: paced(whole.body, throttle, receiveWindow, signal), headersMs, mode: "whole" };
+    return {
+      ...whole,
+      body: paced(whole.body, throttle, receiveWindow, signal, learn),
+      headersMs,
+      mode: "whole",
+    };
   }
 
   async #archiveRequest(path: string, what: string, signal?: AbortSignal, headers?: Record<string, string>) {
