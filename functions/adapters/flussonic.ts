@@ -56,7 +56,7 @@ export const RECEIVE_WINDOW_BYTES = 1024 * 1024;
 /** A Range slice lasts this long at the source's rate: the most the source sends ahead of payment. */
 export const SLICE_SECONDS = 0.25;
 const MIN_SLICE_BYTES = 16 * 1024;
-/** The most paid before asking for a whole window: about what Linux's socket buffers take at once. */
+/** A window up to this size is paid whole before asking: Linux's socket buffers take it at once. */
 const UPFRONT_MAX_BYTES = 4 * 1024 * 1024;
 const MAX_SLICE_BYTES = 16 * 1024 * 1024;
 /** Lost connections in a row, without a byte between them, before a sliced download gives up. */
@@ -290,9 +290,9 @@ export class FlussonicClient {
    *   idle connection the source dropped, resumes from the last byte received.
    * - any other source (200 to a `Range`, no strong ETag: a re-muxed export may change its bytes
    *   under the same Last-Modified) gets one request, for which what the kernels take before the
-   *   first read is paid before asking (`receiveWindowBytes`, or the stream's last window size up to
-   *   UPFRONT_MAX_BYTES when larger); reads beyond it are paid as they come, and what a shorter body
-   *   did not use is refunded.
+   *   first read is paid before asking (`receiveWindowBytes`, or the whole window when the stream's
+   *   last one was at most UPFRONT_MAX_BYTES); reads beyond it are paid as they come, and what a
+   *   shorter body did not use is refunded.
    * What the source answered is remembered for the next windows.
    */
   async openWindow(
@@ -311,13 +311,14 @@ export class FlussonicClient {
       return { ...(await this.#wholeBody(res, what)), headersMs, mode: "whole" };
     }
     const { throttle } = pacing;
-    // One request delivers at once what the kernels take (the receive window at least, the whole
-    // window when it is smaller than their buffers): pay the expected size (from the stream's last
-    // window) up to UPFRONT_MAX_BYTES before asking; beyond it, bytes are paid as they are read.
-    const expected = this.#bytesPerSecond.get(name);
+    // One request delivers at once what the kernels take: the receive window, or the whole window
+    // when it fits in their buffers. A window expected (from the stream's last one) to fit is paid
+    // whole before asking; otherwise the receive window is, and the rest as it is read. (Paying more
+    // than the kernels take would let the copier read the excess at line speed.)
+    const expected = Math.round((this.#bytesPerSecond.get(name) ?? 0) * duration);
     const receiveWindow = Math.max(
       pacing.receiveWindowBytes ?? RECEIVE_WINDOW_BYTES,
-      Math.min(UPFRONT_MAX_BYTES, Math.round((expected ?? 0) * duration)),
+      expected <= UPFRONT_MAX_BYTES ? expected : 0,
     );
     const learn = (bytes: number) => this.#bytesPerSecond.set(name, bytes / duration);
     if (this.#ranges !== "no") {
