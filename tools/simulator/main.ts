@@ -12,12 +12,14 @@ const { values } = parseArgs({
     days: { type: "string", default: "1" },
     seed: { type: "string", default: "1" },
     "range-fields": { type: "string", default: "seconds" },
+    ranges: { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   },
 });
 if (values.help) {
   process.stdout.write(
-    "usage: npm run simulator -- [--port 8080] [--host 127.0.0.1] [--streams 3] [--days 1] [--seed 1] [--range-fields seconds|milliseconds]\n",
+    "usage: npm run simulator -- [--port 8080] [--host 127.0.0.1] [--streams 3] [--days 1] [--seed 1] [--range-fields seconds|milliseconds] [--ranges]\n" +
+      "  --ranges  answer Range requests on archive windows (206, ETag, If-Range); off: whole exports only\n",
   );
   process.exit(0);
 }
@@ -28,6 +30,7 @@ const sim = await FlussonicSimulator.start({
   days: Number(values.days),
   seed: Number(values.seed),
   rangeFields: values["range-fields"] === "milliseconds" ? "milliseconds" : "seconds",
+  ranges: values.ranges,
 });
 process.stdout.write(`Flussonic simulator on ${sim.url}\n`);
 for (const s of sim.streams()) {
