@@ -16,6 +16,8 @@ export interface Endpoints {
   sqsCredentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
   /** S3 features an S3-compatible store may lack, switched off (`run --no-s3-checksums` ...). */
   s3Without?: { checksums?: boolean; conditionalWrites?: boolean } | undefined;
+  /** Milliseconds a socket may stay silent before the attempt fails (default SOCKET_IDLE_MS). */
+  socketIdleMs?: number | undefined;
 }
 
 /** Endpoints from the standard AWS variables (read once here, at the edge). */
@@ -29,6 +31,17 @@ export function endpointsFromEnv(env: NodeJS.ProcessEnv): Endpoints {
   };
 }
 
+/**
+ * The SDK waits for ever by default: an endpoint that accepts a connection and never answers would
+ * hang a planner read or a HEAD. A socket idle for 2 minutes (longer than any SQS long poll, 20 s)
+ * fails the attempt, and the SDK's retries take over.
+ */
+export const SOCKET_IDLE_MS = 120_000;
+
+function socketTimeouts(e: Endpoints): { connectionTimeout: number; socketTimeout: number } {
+  return { connectionTimeout: 10_000, socketTimeout: e.socketIdleMs ?? SOCKET_IDLE_MS };
+}
+
 export function createS3Client(e: Endpoints): S3Client {
   const client = new S3Client({
     region: e.region,
@@ -37,6 +50,7 @@ export function createS3Client(e: Endpoints): S3Client {
     // Checksums only when asked for (the copier asks for SHA-256 on every part).
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
+    requestHandler: socketTimeouts(e),
   });
   const without = e.s3Without ?? {};
   if (without.checksums || without.conditionalWrites) {
@@ -86,5 +100,6 @@ export function createSqsClient(e: Endpoints): SQSClient {
     // with an explicit endpoint, send to it rather than to the queue URL's host.
     ...(e.sqsEndpoint ? { endpoint: e.sqsEndpoint, useQueueUrlAsEndpoint: false } : {}),
     ...((e.sqsCredentials ?? e.credentials) ? { credentials: e.sqsCredentials ?? e.credentials } : {}),
+    requestHandler: socketTimeouts(e),
   });
 }
