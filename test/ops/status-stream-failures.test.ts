@@ -50,12 +50,14 @@ describe("status: streams that fail planning", () => {
     expect(cam1!.error).toBeUndefined();
     expect(cam1!.coverage.percent).toBe(100);
     expect(cam9!.stream).toBe("cam9");
-    expect(cam9!.error).toMatch(/^archive unknown: source src1: .*cam9.*HTTP 404/);
+    expect(cam9!.error).toMatch(
+      /^archive unknown: source src1 \(http:\/\/127\.0\.0\.1:\d+\) has no stream "cam9".*HTTP 404/,
+    );
 
     const text = await status(h, file, false);
     expect(text.code).toBe(1);
     expect(text.text).toMatch(/^src1\s+cam9\s.*FAILED$/m);
-    expect(text.text).toMatch(/^ {2}src1 cam9: archive unknown: source src1: .*HTTP 404/m);
+    expect(text.text).toMatch(/^ {2}src1 cam9: archive unknown: source src1 \(http:.*HTTP 404/m);
   });
 });
 
