@@ -38,6 +38,7 @@ const { values: args } = parseArgs({
     copiers: { type: "string", default: "3" },
     seed: { type: "string", default: "1" },
     "bitrate-kbps": { type: "string", default: "400" },
+    "big-kbps": { type: "string", default: "1600" },
     "no-s3-faults": { type: "boolean", default: false },
   },
 });
@@ -78,7 +79,9 @@ for (let i = 0; i < SOURCES; i++) {
     await FlussonicSimulator.start({
       streams: Array.from({ length: STREAMS }, (_, j) => ({
         name: `cam${j + 1}`,
-        bitrateBps: Number(args["bitrate-kbps"]) * 1000 * (0.5 + random()),
+        // cam1 of each source is big enough for multipart uploads (windows over the 5 MiB part).
+        bitrateBps:
+          j === 0 ? Number(args["big-kbps"]) * 1000 : Number(args["bitrate-kbps"]) * 1000 * (0.5 + random()),
         ranges: [{ from: started - 20 * 60, to: Number.POSITIVE_INFINITY }],
       })),
       liveOnlyStreams: 0,
@@ -293,6 +296,8 @@ interface Row {
 }
 const rows: Row[] = [];
 let verifiedUpTo = started - 20 * 60;
+/** S3 requests faulted, by operation and fault. */
+const faultedBy = new Map<string, number>();
 
 async function measure(label: string, fullVerify: boolean): Promise<Row> {
   const now = nowSeconds();
@@ -366,7 +371,12 @@ async function measure(label: string, fullVerify: boolean): Promise<Row> {
   };
   rows.push(row);
   // The proxy's request log is for tests; the soak keeps only its counts.
-  counts.s3Faulted += proxy.log.filter((r) => r.fault).length;
+  for (const r of proxy.log) {
+    if (!r.fault) continue;
+    counts.s3Faulted++;
+    const k = `${r.op} ${r.fault}`;
+    faultedBy.set(k, (faultedBy.get(k) ?? 0) + 1);
+  }
   proxy.log.length = 0;
   return row;
 }
@@ -457,6 +467,14 @@ const rssGrowth = (name: string) => {
   const b = last.procs.get(name)?.rssMiB;
   return a !== undefined && b !== undefined ? `${a.toFixed(0)} -> ${b.toFixed(0)} MiB` : "-";
 };
+out(
+  `S3 requests faulted: ${
+    [...faultedBy]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ") || "none"
+  }.`,
+);
 out(`RSS first minute -> end: soak ${rssGrowth("soak")}, emulator ${rssGrowth("emulator")}.`);
 const ok = last.corrupt === 0 && last.orphans === 0 && last.missing === 0 && last.unrecorded === 0;
 out(ok ? "No corrupt object, no missing window, no orphaned upload." : "PROBLEMS: see the last row.");
