@@ -201,4 +201,13 @@ describe("simulator Range support", () => {
     expect(res.headers["accept-ranges"]).toBeUndefined();
     expect((await res.body.arrayBuffer()).byteLength).toBe(whole.length);
   });
+
+  it("closes a connection whose response is not read for sendTimeoutMs (a server's send timeout)", async () => {
+    // 60 MB: far more than the socket buffers hold, so the server's writes wait for the reader.
+    const { sim: s } = await source(8_000_000, { sendTimeoutMs: 300 });
+    const res = await request(`${s.url}/cam1/archive-${FROM}-60.mp4`);
+    expect(res.statusCode).toBe(200);
+    await expect.poll(() => s.requests.filter((r) => r.kind === "archive").length, { timeout: 5000 }).toBe(1);
+    await expect(res.body.arrayBuffer()).rejects.toThrow();
+  });
 });
