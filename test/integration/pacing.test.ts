@@ -9,8 +9,10 @@ import { FlussonicClient, sliceBytes } from "../../functions/adapters/flussonic.
 import { TokenBucket } from "../../functions/adapters/throttle.ts";
 import { parseConfig } from "../../functions/config.ts";
 import { RetryableError } from "../../functions/domain/errors.ts";
+import { clipRanges } from "../../functions/domain/ranges.ts";
 import { runOnce } from "../../local/once.ts";
 import { FlussonicSimulator, type SimulatorOptions } from "../../tools/simulator/simulator.ts";
+import { expectExactCopies } from "../support/backup-checks.ts";
 import { type Harness, startHarness } from "../support/harness.ts";
 
 const NOW = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
@@ -99,6 +101,26 @@ describe("pacing archive downloads", () => {
     expect(run.copied).toBeGreaterThanOrEqual(3);
     expect(run.bytes).toBeGreaterThan(3 * 2_000_000);
     expect(paid).toBe(run.bytes);
+  });
+
+  it("copies every window of a source that answers Range, in slices, byte for byte through the copier", async () => {
+    h = await startHarness({
+      sim: {
+        streams: [{ name: "cam1", bitrateBps: 32_000, ranges: [{ from: NOW - 3600, to: NOW + 1 }] }],
+        liveOnlyStreams: 0,
+        ranges: true,
+      },
+      source: { retentionDays: 1 / 24, maxConcurrentCopies: 2, maxBandwidthMbps: 80 },
+    });
+    const rt = await h.runtime();
+    const run = await runOnce(rt, h.tally);
+    expect(run.ok).toBe(true);
+    expect(run.copied).toBeGreaterThanOrEqual(5);
+    const lastBoundary = Math.floor((NOW - h.config.settleSeconds) / 600) * 600;
+    await expectExactCopies(h, "cam1", clipRanges(h.sim.rangesOf("cam1"), NOW - 3600, lastBoundary));
+    const archive = h.sim.requests.filter((r) => r.kind === "archive");
+    expect(archive.every((r) => r.status === 206)).toBe(true);
+    expect(archive.length).toBeGreaterThan(run.copied); // more than one slice per window
   });
 
   it("reads a source that answers Range in paced, If-Range slices: never a burst over the cap, idle connections dropped between slices", async () => {
