@@ -10,6 +10,8 @@ export interface BenchContext {
   s3: S3Client;
   /** Why rclone's rows are skipped, or undefined when rclone runs. */
   rcloneUnavailable: string | undefined;
+  /** The simulated sources of figures 1 and 2 answer Range (`--ranges`): copies read in paced slices. */
+  ranges?: boolean;
   /** Where profiles and scratch files go (bench-results/). */
   outDir: string;
   progress(line: string): void;

@@ -95,6 +95,7 @@ export async function measureCapAccuracy(ctx: BenchContext): Promise<FigureResul
         await FlussonicSimulator.start({
           now: () => NOW,
           liveOnlyStreams: 0,
+          ranges: ctx.ranges ?? false,
           streams: Array.from({ length: s.copies }, (_, i) => ({
             name: `cam${i + 1}`,
             bitrateBps,
@@ -132,7 +133,7 @@ export async function measureCapAccuracy(ctx: BenchContext): Promise<FigureResul
       onBytes: (source, n) => reads.get(source)?.add(n),
     });
     ctx.progress(
-      `caps: copying ${SOURCES.map((s) => `${s.name} (${s.capMbps} Mbit/s, ${s.copies} at once)`).join(", ")}`,
+      `caps${ctx.ranges ? " (sources answer Range)" : ""}: copying ${SOURCES.map((s) => `${s.name} (${s.capMbps} Mbit/s, ${s.copies} at once)`).join(", ")}`,
     );
     const run = await runOnce(runtime, tally);
     if (!run.ok) throw new Error(`caps run failed: ${JSON.stringify(run.deadLettered.map((d) => d.reason))}`);
@@ -251,6 +252,11 @@ export async function measureCapAccuracy(ctx: BenchContext): Promise<FigureResul
       "the client-side read rates (after the throttle) are in the JSON as read1s/read10s.",
   ];
   if (ctx.rcloneUnavailable) notes.push(`rclone rows skipped: ${ctx.rcloneUnavailable}`);
+  if (ctx.ranges) {
+    notes.push(
+      "--ranges: our sources answered Range, so the copies read them in paced slices (rclone's source did not).",
+    );
+  }
   return [
     {
       figure: 1,

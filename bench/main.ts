@@ -9,7 +9,8 @@
  *   6. small windows (below the kernel buffers): 2 Mbit/s, 2 copies, with and without Range; rclone beside us
  * Prints a table (target and PASS/MISS per row) and writes JSON (default bench-results/latest.json).
  *
- *   npm run bench [-- --smoke] [-- --out file.json] [-- --only 1,3]
+ *   npm run bench [-- --smoke] [-- --out file.json] [-- --only 1,3] [-- --ranges]
+ * `--ranges`: the sources of figures 1 and 2 answer Range, so the copies read in paced slices.
  * `--smoke` (or BENCH_SMOKE=1) runs every figure at small sizes in seconds: it checks that the bench
  * works, its figures mean nothing.
  */
@@ -34,6 +35,7 @@ const { values } = parseArgs({
     smoke: { type: "boolean", default: false },
     out: { type: "string" },
     only: { type: "string" },
+    ranges: { type: "boolean", default: false },
   },
 });
 const smoke = values.smoke || process.env.BENCH_SMOKE === "1";
@@ -64,7 +66,15 @@ const emulator = await startEmulatorProcess(stateDir);
 const s3 = createS3Client(emulator.endpoints);
 const rclone = rcloneUnavailable();
 if (rclone) progress(`rclone rows are skipped: ${rclone}`);
-const ctx: BenchContext = { smoke, emulator, s3, rcloneUnavailable: rclone, outDir, progress };
+const ctx: BenchContext = {
+  smoke,
+  emulator,
+  s3,
+  rcloneUnavailable: rclone,
+  outDir,
+  progress,
+  ranges: values.ranges,
+};
 
 const figures: FigureResult[] = [];
 let failed = false;
