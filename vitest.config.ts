@@ -1,10 +1,45 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * Two groups, one after the other: tests that measure rates and timings (the cap, pacing, the
+ * simulator's meter, the benchmark smoke run) run first, one file at a time, on an otherwise quiet
+ * machine; then everything else, two files at a time (most of it waits on sockets, not the CPU).
+ */
+const timing = [
+  "test/integration/caps.test.ts",
+  "test/integration/pacing.test.ts",
+  "test/integration/simulator.test.ts",
+  "test/bench/bench-smoke.test.ts",
+];
+
+const common = {
+  testTimeout: 60_000,
+  hookTimeout: 60_000,
+  pool: "forks" as const,
+};
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
-    pool: "forks",
+    projects: [
+      {
+        test: {
+          ...common,
+          name: "timing",
+          include: timing,
+          maxWorkers: 1,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          ...common,
+          name: "main",
+          include: ["test/**/*.test.ts"],
+          exclude: timing,
+          maxWorkers: 2,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
