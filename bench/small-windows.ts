@@ -50,13 +50,22 @@ function load(): string {
     .join(" ");
 }
 
-async function simulator(windows: number, options: SimulatorOptions): Promise<FlussonicSimulator> {
+/** Streams of a run: the figure's 3, or 1 in a smoke run (it only checks that the bench runs). */
+function streamCount(ctx: BenchContext): number {
+  return ctx.smoke ? 1 : STREAMS;
+}
+
+async function simulator(
+  streams: number,
+  windows: number,
+  options: SimulatorOptions,
+): Promise<FlussonicSimulator> {
   return FlussonicSimulator.start({
     now: () => NOW,
     liveOnlyStreams: 0,
     sendTimeoutMs: 5000,
     keepAliveTimeoutMs: 5000,
-    streams: Array.from({ length: STREAMS }, (_, i) => ({
+    streams: Array.from({ length: streams }, (_, i) => ({
       name: `cam${i + 1}`,
       bitrateBps: BITRATE_BPS,
       ranges: [{ from: HOUR_START - windows * WINDOW_SECONDS, to: NOW + 1 }],
@@ -72,7 +81,7 @@ async function ours(
   windows: number,
   ranges: boolean,
 ): Promise<SmallWindowFigures> {
-  const sim = await simulator(windows, { ranges });
+  const sim = await simulator(streamCount(ctx), windows, { ranges });
   const cap = (CAP_MBPS * 1_000_000) / 8;
   let runtime: LocalRuntime | undefined;
   const loadBefore = load();
@@ -125,10 +134,10 @@ async function ours(
 
 /** rclone copyurl --bwlimit: two processes at once (the 2 copies), each half the cap, windows in turn. */
 async function rclone(ctx: BenchContext, windows: number): Promise<SmallWindowFigures> {
-  const sim = await simulator(windows, {});
+  const sim = await simulator(streamCount(ctx), windows, {});
   const cap = (CAP_MBPS * 1_000_000) / 8;
   const urls: { url: string; key: string }[] = [];
-  for (let s = 1; s <= STREAMS; s++) {
+  for (let s = 1; s <= streamCount(ctx); s++) {
     for (let w = 0; w < windows; w++) {
       const from = HOUR_START - (windows - w) * WINDOW_SECONDS;
       urls.push({
@@ -189,7 +198,7 @@ export async function measureSmallWindows(ctx: BenchContext): Promise<FigureResu
   ];
   const peer = ctx.rcloneUnavailable ? undefined : await rclone(ctx, windows);
   const rows: ResultRow[] = [];
-  const label = `${STREAMS} streams at 32 kbit/s, ${CAP_MBPS} Mbit/s, ${COPIES} copies`;
+  const label = `${streamCount(ctx)} stream(s) at 32 kbit/s, ${CAP_MBPS} Mbit/s, ${COPIES} copies`;
   for (const c of [...cases, ...(peer ? [peer] : [])]) {
     const ref = c === peer;
     const v = (ok: boolean) => (ref ? "ref" : verdict(ok));
