@@ -57,7 +57,12 @@ describe("errors a user can meet: one or two lines naming the resource, exit non
     return { ...emulator.env, AWS_ENDPOINT_URL_S3: p.url, AWS_ENDPOINT_URL_SQS: p.url };
   };
   const expectBucketUnchanged = async () => {
-    expect(await bucketSnapshot(aws.s3, bucket)).toEqual(before);
+    const now = await bucketSnapshot(aws.s3, bucket);
+    // A `run` of a concurrent test in this file starts with the S3 feature probe
+    // (local/s3-features.ts), which writes `.flussonic-backup-probe` on an endpoint that ignores
+    // If-Match (the emulator does) and deletes it at once: a transient object, not a change.
+    now?.delete("flussonic/.flussonic-backup-probe");
+    expect(now).toEqual(before);
   };
 
   beforeAll(async () => {

@@ -300,7 +300,7 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
           };
         });
         console.log(`serve page: played ${state.url} from currentTime ${started} to ${state.currentTime}`);
-        expect(state.errors).toEqual([]);
+        expect(playbackErrors(state.errors)).toEqual([]);
         expect(consoleErrors).toEqual([]);
         expect(state.url).toMatch(/^\/sim\/cam1\/index-\d+-3600\.m3u8$/);
         const clicked = Number(/index-(\d+)-/.exec(state.url)![1]);
@@ -340,7 +340,7 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
         console.log(
           `serve page: delayed channel of ${minutes} min plays ${delayed.behind.toFixed(1)} s behind now`,
         );
-        expect(delayed.errors).toEqual([]);
+        expect(playbackErrors(delayed.errors)).toEqual([]);
         expect(delayed.behind).toBeGreaterThanOrEqual(minutes * 60);
         expect(delayed.behind).toBeLessThan(minutes * 60 + 90);
         expect(consoleErrors).toEqual([]);
@@ -457,7 +457,7 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
           const errors = await page.evaluate(
             () => (window as unknown as { playback: { errors: string[] } }).playback.errors,
           );
-          expect(errors).toEqual([]);
+          expect(playbackErrors(errors)).toEqual([]);
         } finally {
           await browser.close();
         }
@@ -475,3 +475,13 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
     expect(r.stderr.trim()).toMatch(/^--no-auth: refused on --host 0\.0\.0\.0, .*loopback host/);
   });
 });
+
+/**
+ * The hls.js errors the page recorded, less one: hls.js reports skipping the start gap that a
+ * B-frame composition offset leaves (the real media's video starts about 0.2 s after its
+ * fragment's decode time) as a non-fatal `bufferSeekOverHole` on some runs. That is hls.js playing
+ * on, not an error of ours; anything else, and anything fatal, is kept.
+ */
+function playbackErrors(errors: readonly string[]): string[] {
+  return errors.filter((e) => e !== "mediaError/bufferSeekOverHole");
+}
