@@ -1,9 +1,11 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * Two groups, one after the other: tests that measure rates and timings (the cap, pacing, the
- * simulator's meter, the benchmark smoke run) run first, one file at a time, on an otherwise quiet
- * machine; then everything else, two files at a time (most of it waits on sockets, not the CPU).
+ * Two projects, run one after the other by `npm test` (`vitest run --project timing`, then
+ * `--project main`): tests that measure rates and timings (the cap, pacing, the simulator's meter,
+ * the benchmark smoke run) run first, one file at a time, on an otherwise quiet machine; then
+ * everything else, two files at a time (most of it waits on sockets, not the CPU). A plain
+ * `vitest run` runs both.
  */
 const timing = [
   "test/integration/caps.test.ts",
