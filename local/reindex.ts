@@ -17,9 +17,9 @@ import type { ArchiveFormat } from "../functions/domain/archive.ts";
 import { ContainerError } from "../functions/domain/container-check.ts";
 import { encodeWindowIndex, type StoredWindowIndex } from "../functions/domain/fragment-index.ts";
 import { indexingCheck } from "../functions/domain/fragment-indexer.ts";
-import { catalogKey, utcDate } from "../functions/domain/keys.ts";
-import { decodeKeySegment } from "../functions/domain/names.ts";
+import { utcDate } from "../functions/domain/keys.ts";
 import { forEachLimited } from "../functions/plan-backup.ts";
+import { catalogDaysByStream, overlaps } from "./verify-backup.ts";
 
 export interface ReindexOptions {
   config: BackupConfig;
@@ -96,7 +96,7 @@ export async function reindexBackup(o: ReindexOptions): Promise<ReindexReport> {
   for (const source of o.config.sources) {
     if (o.source && source.name !== o.source) continue;
     const pending = await o.store.pendingRecords(source.name);
-    const catalogs = await catalogDays(o, source.name);
+    const catalogs = await catalogDaysByStream(o, source.name);
     const streams = new Set([...catalogs.keys(), ...pending.byStream.keys()]);
     for (const stream of [...streams].sort()) {
       if (o.stream !== undefined && stream !== o.stream) continue;
@@ -160,24 +160,6 @@ export async function reindexBackup(o: ReindexOptions): Promise<ReindexReport> {
     }
   }
   return report;
-}
-
-function overlaps(o: ReindexOptions, from: number, duration: number): boolean {
-  return (o.from === undefined || from + duration > o.from) && (o.to === undefined || from < o.to);
-}
-
-/** Days with a catalog per stream of a source, only those overlapping the span. */
-async function catalogDays(o: ReindexOptions, source: string): Promise<Map<string, string[]>> {
-  const folder = catalogKey(o.store.prefix, source, "x", "d").slice(0, -"x/d.json".length);
-  const out = new Map<string, string[]>();
-  for await (const obj of o.store.listObjects(folder)) {
-    const m = /^([^/]+)\/(\d{4}-\d{2}-\d{2})\.json$/.exec(obj.key.slice(folder.length));
-    if (!m) continue;
-    if (!overlaps(o, Date.parse(`${m[2]}T00:00:00Z`) / 1000, 86_400)) continue;
-    const stream = decodeKeySegment(m[1]!);
-    out.set(stream, [...(out.get(stream) ?? []), m[2]!]);
-  }
-  return out;
 }
 
 /**

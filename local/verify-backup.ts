@@ -226,12 +226,16 @@ async function readBack(
   return false;
 }
 
-function overlaps(o: VerifyOptions, from: number, duration: number): boolean {
+/** What choosing windows by span needs: the store and the span `[from, to)`. */
+type SpanOptions = Pick<VerifyOptions, "store" | "from" | "to">;
+
+/** Whether `[from, from + duration)` overlaps the requested span. */
+export function overlaps(o: SpanOptions, from: number, duration: number): boolean {
   return (o.from === undefined || from + duration > o.from) && (o.to === undefined || from < o.to);
 }
 
 /** Days with a catalog, per stream of a source: only the days that overlap the requested span. */
-async function catalogDaysByStream(o: VerifyOptions, source: string): Promise<Map<string, string[]>> {
+export async function catalogDaysByStream(o: SpanOptions, source: string): Promise<Map<string, string[]>> {
   const folder = catalogKey(o.store.prefix, source, "x", "d").slice(0, -"x/d.json".length);
   const out = new Map<string, string[]>();
   for await (const obj of o.store.listObjects(folder)) {
