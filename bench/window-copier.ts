@@ -42,6 +42,8 @@ export interface WindowCopyOutput {
   peakRssKiB: number;
   /** RSS after loading the code, before the copy, KiB. */
   baselineRssKiB: number;
+  /** CPU (user + system) this process used in all, start-up included, seconds. */
+  cpuSeconds: number;
 }
 
 /** VmHWM from /proc/self/status (Linux), else the maxRSS Node reports; KiB. */
@@ -84,6 +86,7 @@ export async function copyOneWindow(input: WindowCopyInput): Promise<WindowCopyO
     copySeconds: (performance.now() - started) / 1000,
     peakRssKiB: peakRssKiB(),
     baselineRssKiB,
+    cpuSeconds: cpuSeconds(),
   });
   const outcome = await copyWindow(
     {
@@ -121,7 +124,13 @@ export async function copyOneWindow(input: WindowCopyInput): Promise<WindowCopyO
     copySeconds,
     peakRssKiB: peakRssKiB(),
     baselineRssKiB,
+    cpuSeconds: cpuSeconds(),
   };
+}
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return Math.round((u.user + u.system) / 1e4) / 100;
 }
 
 if (import.meta.main) {

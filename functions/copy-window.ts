@@ -5,11 +5,11 @@
  * stored is recorded and acknowledged without downloading it again.
  */
 import { createHash } from "node:crypto";
-import { Readable } from "node:stream";
-import { Upload } from "@aws-sdk/lib-storage";
 import type { BackupStore, StoredObject } from "./adapters/backup-store.ts";
 import { storeError } from "./adapters/backup-store.ts";
 import type { FlussonicClient } from "./adapters/flussonic.ts";
+import { PartUpload } from "./adapters/part-upload.ts";
+import { streamChunks } from "./adapters/stream-chunks.ts";
 import type { Throttle } from "./adapters/throttle.ts";
 import type { CopyMessage } from "./domain/archive.ts";
 import { ContainerError } from "./domain/container-check.ts";
@@ -33,7 +33,7 @@ export interface CopyWindowDeps {
   now: () => number;
   /** Milliseconds the source took to answer (headers), for the back-off gate. */
   onResponse?: (ms: number) => void;
-  /** Multipart part size in bytes (memory is about partSize x (queueSize + 1)). */
+  /** Multipart part size in bytes (memory is about partSize x (UPLOAD_QUEUE_SIZE + 1)). */
   partSize: number;
   /** Longest a copy may take (seconds); a window whose lease ends sooner is left to a re-plan. */
   copyTimeoutSeconds: number;
@@ -55,6 +55,9 @@ function metadataValue(s: string): string {
  * 1.5 MB on Linux loopback (benchmarks); on a real network it grows with the path's bandwidth-delay.
  */
 export const RECEIVE_WINDOW_BYTES = 1024 * 1024;
+
+/** Parts of one window uploading at once while the next fills. */
+export const UPLOAD_QUEUE_SIZE = 2;
 
 export async function copyWindow(
   deps: CopyWindowDeps,
@@ -97,15 +100,12 @@ export async function copyWindow(
   // the fragment index (fragment-indexer.ts) for playback.
   const { check, indexer } = indexingCheck(m.format, m);
   let size = 0;
-  // The ETag S3 gives these bytes, to recognise our own upload when its answer was lost.
-  const expected = new ExpectedEtag(deps.partSize);
   let streamed = false;
 
   async function* verified(): AsyncGenerator<Buffer> {
     try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
+      for await (const chunk of streamChunks(body)) {
         hash.update(chunk);
-        expected.update(chunk);
         check.feed(chunk);
         size += chunk.length;
         deps.onBytes?.(chunk.length);
@@ -128,14 +128,14 @@ export async function copyWindow(
     streamed = true;
   }
 
-  const upload = new Upload({
-    client: store.s3,
-    params: {
+  // Each part is hashed once (SHA-256: its S3 checksum and its signature's payload hash), in a few
+  // reused buffers: see part-upload.ts.
+  const upload = new PartUpload(
+    store.s3,
+    {
       Bucket: store.bucket,
       Key: key,
-      Body: Readable.from(verified(), { objectMode: false }),
       ContentType: m.format === "mp4" ? "video/mp4" : "video/mp2t",
-      ChecksumAlgorithm: "SHA256",
       Metadata: {
         source: metadataValue(m.source),
         stream: metadataValue(m.stream),
@@ -144,23 +144,19 @@ export async function copyWindow(
         format: m.format,
       },
     },
-    partSize: deps.partSize,
-    queueSize: 2,
-    leavePartsOnError: false,
-  });
-  // An abort (timeout, service stop) is not passed to the upload: `upload.abort()` makes `done()`
-  // reject at once while the multipart upload is aborted later, in the background, maybe after the
-  // process exited. The signal ends the download instead; the upload then fails on its body and
-  // aborts the multipart upload before `done()` rejects. Once the whole body is streamed, though,
-  // only S3 is left to answer (the last part, CompleteMultipartUpload), and the SDK would wait for
-  // ever for an answer S3 never sends: then the abort is passed on, and what S3 did is looked at below.
+    { partSize: deps.partSize, queueSize: UPLOAD_QUEUE_SIZE },
+  );
+  // An abort (timeout, service stop) ends the download: the upload then fails on its body and
+  // aborts the multipart upload before it rejects. Once the whole body is streamed, though, only S3
+  // is left to answer (the last parts, CompleteMultipartUpload), and the SDK would wait for ever for
+  // an answer S3 never sends: then the S3 requests are aborted, and what S3 did is looked at below.
   const abortUpload = () => {
-    if (streamed) void upload.abort().catch(() => undefined);
+    if (streamed) upload.abort();
   };
   signal?.addEventListener("abort", abortUpload, { once: true });
   let uploaded: { ETag?: string | undefined; VersionId?: string | undefined };
   try {
-    uploaded = await upload.done();
+    uploaded = await upload.upload(verified());
   } catch (error) {
     if (error instanceof BackupError) throw error;
     const cause = (error as { cause?: unknown }).cause;
@@ -168,7 +164,8 @@ export async function copyWindow(
     // S3 may have completed the upload and lost its answer: the SDK's retry of
     // CompleteMultipartUpload then hears NoSuchUpload (404). The object there with this copy's size
     // and ETag is this copy: record it with the hash taken while streaming, no need to read it back.
-    const landed = streamed ? await landedUpload(store, key, size, expected.etag(size)) : undefined;
+    const etag = streamed ? upload.expectedEtag() : undefined;
+    const landed = etag ? await landedUpload(store, key, size, etag) : undefined;
     if (!landed) throw storeError(error, `upload ${key}`);
     uploaded = landed;
   } finally {
@@ -191,44 +188,6 @@ export async function copyWindow(
   };
   await store.putRecord(record);
   return { status: "copied", record: await settleRecord(deps, m, key, record, what) };
-}
-
-/**
- * The ETag S3 gives an object uploaded by lib-storage in parts of `partSize` (the last one shorter):
- * the MD5 of the bytes for one part (a single PutObject), else the MD5 of the parts' MD5s and "-N".
- */
-export class ExpectedEtag {
-  readonly #partSize: number;
-  readonly #digests: Buffer[] = [];
-  #part = createHash("md5");
-  #fill = 0;
-
-  constructor(partSize: number) {
-    this.#partSize = partSize;
-  }
-
-  update(chunk: Uint8Array): void {
-    let at = 0;
-    while (at < chunk.length) {
-      const n = Math.min(chunk.length - at, this.#partSize - this.#fill);
-      this.#part.update(chunk.subarray(at, at + n));
-      this.#fill += n;
-      at += n;
-      if (this.#fill === this.#partSize) {
-        this.#digests.push(this.#part.digest());
-        this.#part = createHash("md5");
-        this.#fill = 0;
-      }
-    }
-  }
-
-  /** Once, after the last update. */
-  etag(size: number): string {
-    const digests = [...this.#digests];
-    if (this.#fill > 0 || digests.length === 0) digests.push(this.#part.digest());
-    if (size <= this.#partSize) return `"${digests[0]!.toString("hex")}"`;
-    return `"${createHash("md5").update(Buffer.concat(digests)).digest("hex")}-${digests.length}"`;
-  }
 }
 
 /** The object at `key` when it is the upload of these bytes (size and ETag), else undefined. */

@@ -59,7 +59,13 @@ export function createS3Client(e: Endpoints): S3Client {
     client.middlewareStack.add(
       (next) => (args) => {
         const input = args.input as Record<string, unknown>;
-        if (without.checksums) delete input.ChecksumAlgorithm;
+        if (without.checksums) {
+          // The copier's parts carry their SHA-256 computed already (functions/adapters/part-upload.ts).
+          delete input.ChecksumAlgorithm;
+          delete input.ChecksumSHA256;
+          const parts = (input.MultipartUpload as { Parts?: Record<string, unknown>[] } | undefined)?.Parts;
+          for (const p of parts ?? []) delete p.ChecksumSHA256;
+        }
         if (without.conditionalWrites) {
           delete input.IfMatch;
           delete input.IfNoneMatch;
