@@ -80,6 +80,7 @@ async function ours(
   label: string,
   windows: number,
   ranges: boolean,
+  minWindowSeconds?: number,
 ): Promise<SmallWindowFigures> {
   const sim = await simulator(streamCount(ctx), windows, { ranges });
   const cap = (CAP_MBPS * 1_000_000) / 8;
@@ -89,9 +90,10 @@ async function ours(
     const config = parseConfig(
       JSON.stringify({
         bucket: "bench-small",
+        ...(minWindowSeconds ? { minWindowSeconds } : {}),
         sources: [
           {
-            name: ranges ? "small-ranges" : "small-whole",
+            name: ranges ? "small-ranges" : `small-whole${minWindowSeconds ?? ""}`,
             url: sim.url,
             retentionDays: 1,
             maxConcurrentCopies: COPIES,
@@ -194,7 +196,13 @@ export async function measureSmallWindows(ctx: BenchContext): Promise<FigureResu
   const windows = ctx.smoke ? 1 : 2;
   const cases: SmallWindowFigures[] = [
     await ours(ctx, "source with Range (paced slices)", windows, true),
-    await ours(ctx, "source without Range (one request per window)", windows, false),
+    await ours(
+      ctx,
+      "source without Range (one request per window, default minWindowSeconds 60)",
+      windows,
+      false,
+    ),
+    await ours(ctx, "source without Range, minWindowSeconds 15", windows, false, 15),
   ];
   const peer = ctx.rcloneUnavailable ? undefined : await rclone(ctx, windows);
   const rows: ResultRow[] = [];
@@ -240,6 +248,7 @@ export async function measureSmallWindows(ctx: BenchContext): Promise<FigureResu
     rows,
     details: { cases, rclone: peer, windowsPerStream: windows },
     notes: [
+      `Small windows: windows copied (S3 objects; one stream-hour each): ${[...cases, ...(peer ? [peer] : [])].map((c) => `${c.case}: ${c.windows}`).join("; ")}.`,
       `Small windows: load average (1/5/15 min) before / after each case: ${[...cases, ...(peer ? [peer] : [])].map((c) => `${c.case}: ${c.load}`).join("; ")}.`,
     ],
   };

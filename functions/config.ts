@@ -8,13 +8,25 @@ import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
 import { z } from "zod";
-import { ARCHIVE_FORMATS, type ArchiveFormat, WINDOW_LENGTHS_SECONDS } from "./domain/archive.ts";
+import {
+  ARCHIVE_FORMATS,
+  type ArchiveFormat,
+  SHORT_WINDOW_LENGTHS_SECONDS,
+  WINDOW_LENGTHS_SECONDS,
+} from "./domain/archive.ts";
 import { HH_MM, isKnownTimeZone } from "./domain/bandwidth-schedule.ts";
 import { SOURCE_NAME_RULE, STREAM_NAME_RULE, sourceNameProblem, streamNameProblem } from "./domain/names.ts";
+import { DEFAULT_MIN_WINDOW_SECONDS } from "./domain/windows.ts";
 import { COPIER_TIMEOUT_SECONDS } from "./lambda/copier-limits.ts";
 
 // Re-exported: callers that imported them from here keep working.
 export { type ArchiveFormat, WINDOW_LENGTHS_SECONDS };
+
+/** `minWindowSeconds` choices: the short lengths and the standard ones up to the default maximum. */
+const MIN_WINDOW_CHOICES = [
+  ...SHORT_WINDOW_LENGTHS_SECONDS,
+  ...WINDOW_LENGTHS_SECONDS.filter((n) => n <= 600),
+];
 
 /**
  * A queued window must start its copy this long before its lease ends (time to wait in the queue
@@ -359,6 +371,15 @@ export const configSchema = z.strictObject({
     )
     .default(600)
     .describe("Longest archive window one copy fetches; shorter for high-bitrate streams"),
+  minWindowSeconds: z
+    .union(
+      MIN_WINDOW_CHOICES.map((n) => z.literal(n)),
+      { error: `expected one of ${MIN_WINDOW_CHOICES.join(", ")} seconds (divisors of a day)` },
+    )
+    .default(DEFAULT_MIN_WINDOW_SECONDS)
+    .describe(
+      "Shortest window cut for a low-bitrate stream of a source without Range at a low cap (each request to such a source arrives in one burst): shorter holds the cap closer, at the cost of more S3 requests",
+    ),
   leaseSeconds: z
     .int({ error: "expected a whole number of seconds" })
     .min(MIN_LEASE_SECONDS, {

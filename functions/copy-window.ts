@@ -85,7 +85,7 @@ export async function copyWindow(
   // The body comes paced by the source's throttle, every byte paid for once and before the source
   // is asked for it (Range slices where the source offers them, else the kernels' receive window
   // up front): see FlussonicClient.openWindow.
-  const { body, contentLength, headersMs } = await deps.flussonic.openWindow(
+  const { body, contentLength, headersMs, mode } = await deps.flussonic.openWindow(
     m.stream,
     m.from,
     m.duration,
@@ -185,6 +185,7 @@ export async function copyWindow(
     ...(uploaded.ETag ? { etag: uploaded.ETag } : {}),
     ...(uploaded.VersionId ? { versionId: uploaded.VersionId } : {}),
     index: encodeWindowIndex(indexer.result(key, size, uploaded.ETag)),
+    ...(mode ? { reads: mode } : {}),
   };
   await store.putRecord(record);
   return { status: "copied", record: await settleRecord(deps, m, key, record, what) };

@@ -363,21 +363,25 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
 
 /**
  * The window length of a stream: one window, at the copier's share of the lowest cap the source's
- * bandwidth schedule may impose during the copy, takes at most a third of the copier's timeout.
- * `status` sizes windows the same way.
+ * bandwidth schedule may impose during the copy, takes at most a third of the copier's timeout; and,
+ * unless the source is known to answer Range (`reads`), one window is a short enough burst for the
+ * cap (windowLengthFor). `status` sizes windows the same way.
  */
 export function streamWindowSeconds(
   config: BackupConfig,
   source: SourceConfig,
   bitrateBps: number | undefined,
   copyTimeoutSeconds: number,
+  reads?: Manifest["reads"],
 ): number {
   const mbps = lowestCopyingMbps(source.bandwidthSchedule, source.maxBandwidthMbps);
   return windowLengthFor({
     maxWindowSeconds: config.maxWindowSeconds,
+    minWindowSeconds: config.minWindowSeconds,
     bitrateBps,
     copierBandwidthBps: (mbps * 1_000_000) / source.maxConcurrentCopies,
     copyBudgetSeconds: copyTimeoutSeconds / 3,
+    ...(reads ? { reads } : {}),
   });
 }
 
@@ -423,7 +427,13 @@ async function readStream(
     retentionStart,
     horizon,
   });
-  const windowSeconds = streamWindowSeconds(deps.config, source, bitrateBps, deps.copyTimeoutSeconds);
+  const windowSeconds = streamWindowSeconds(
+    deps.config,
+    source,
+    bitrateBps,
+    deps.copyTimeoutSeconds,
+    manifest.reads,
+  );
   const copyable = dueRanges(recorded, retentionStart, horizon, windowSeconds);
   return {
     settings,

@@ -176,6 +176,7 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
       source,
       st.bitrateBps ?? storedBitrateBps(manifest),
       deps.copyTimeoutSeconds,
+      manifest.reads,
     );
     const backedUp = normalizeRanges(manifest.covered);
     streams.push({

@@ -15,6 +15,7 @@ import {
   WindowGoneError,
 } from "../domain/errors.ts";
 import { type ArchiveRange, clipRanges, normalizeRanges } from "../domain/ranges.ts";
+import { KERNEL_BURST_BYTES } from "../domain/windows.ts";
 import type { Throttle } from "./throttle.ts";
 
 const API = "/streamer/api/v3";
@@ -29,6 +30,9 @@ export interface DvrStream {
   bitrateBps: number | undefined;
 }
 
+/** How the source lets a window be read: see ArchiveBody.mode. */
+export type SourceReads = "slices" | "whole";
+
 /** An archive window opened for reading. The caller must consume or destroy `body`. */
 export interface ArchiveBody {
   body: Readable;
@@ -36,8 +40,11 @@ export interface ArchiveBody {
   contentLength: number | undefined;
   /** Milliseconds from the first request to its answer's headers (the source's latency, no throttle waits). */
   headersMs?: number;
-  /** "slices": paced Range requests; "whole": one request. */
-  mode?: "slices" | "whole";
+  /**
+   * How a paced download was read: "slices" (paced Range requests) or "whole" (one request, the
+   * source does not offer Range). Absent when the copy was not paced (Range was not tried).
+   */
+  mode?: SourceReads;
 }
 
 /** How an archive download is paced: see FlussonicClient.openWindow. */
@@ -46,6 +53,13 @@ export interface WindowPacing {
   throttle: Throttle;
   /** What the kernels take of a response before the first read (default RECEIVE_WINDOW_BYTES). */
   receiveWindowBytes?: number;
+  /** The window's expected size in bytes, when the caller knows it (else learned or asked). */
+  expectedBytes?: number;
+}
+
+/** Pays `bytes` in turns of at most `slice`, so that other copies sharing the throttle go on reading. */
+async function takeInSlices(throttle: Throttle, bytes: number, slice: number, signal?: AbortSignal) {
+  for (let left = bytes; left > 0; left -= slice) await throttle.take(Math.min(slice, left), signal);
 }
 
 /**
@@ -57,7 +71,7 @@ export const RECEIVE_WINDOW_BYTES = 1024 * 1024;
 export const SLICE_SECONDS = 0.25;
 const MIN_SLICE_BYTES = 16 * 1024;
 /** A window up to this size is paid whole before asking: Linux's socket buffers take it at once. */
-const UPFRONT_MAX_BYTES = 4 * 1024 * 1024;
+const UPFRONT_MAX_BYTES = KERNEL_BURST_BYTES;
 const MAX_SLICE_BYTES = 16 * 1024 * 1024;
 /** Lost connections in a row, without a byte between them, before a sliced download gives up. */
 const MAX_RESUMES = 3;
@@ -89,28 +103,38 @@ function strongEtag(value: string | string[] | undefined): string | undefined {
   return v && !v.startsWith("W/") ? v : undefined;
 }
 
-/** A whole-response body paced by `throttle`, the first `prepaid` bytes being paid already. */
+/**
+ * A whole-response body paced by `throttle`. The source sends ahead of what is read by what the
+ * kernels and the HTTP client buffer (`lead` bytes), so reading a byte lets it send the byte `lead`
+ * further on: each read is paid for the bytes it lets the source send, `read + lead`, up to the
+ * body's end (`limit`: its length, else the window's expected size). `prepaid` bytes (the first
+ * `lead`, or the whole window when it is smaller) were paid before asking. Paying the lead at the
+ * end rather than the start keeps the source from sending two leads at once when the first
+ * (already paid) bytes are read at line speed. What was paid and never came is refunded.
+ */
 function paced(
   body: Readable,
   throttle: Throttle,
-  prepaid: number,
+  pay: { prepaid: number; lead: number; limit: number | undefined },
   signal?: AbortSignal,
   done?: (bytes: number) => void,
 ): Readable {
   async function* gen(): AsyncGenerator<Buffer> {
-    let credit = prepaid;
-    let bytes = 0;
+    let paidTo = pay.prepaid;
+    let read = 0;
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        const owed = chunk.length - credit;
-        credit = Math.max(0, credit - chunk.length);
-        bytes += chunk.length;
-        if (owed > 0) await throttle.take(owed, signal);
+        read += chunk.length;
+        const sendable = Math.max(read, Math.min(pay.limit ?? Number.POSITIVE_INFINITY, read + pay.lead));
+        if (sendable > paidTo) {
+          await throttle.take(sendable - paidTo, signal);
+          paidTo = sendable;
+        }
         yield chunk;
       }
-      // A window smaller than what was paid up front: the rest was never sent.
-      throttle.refund?.(credit);
-      done?.(bytes);
+      // A body shorter than what was paid: the rest was never sent.
+      if (paidTo > read) throttle.refund?.(paidTo - read);
+      done?.(read);
     } finally {
       body.destroy();
     }
@@ -289,10 +313,14 @@ export class FlussonicClient {
    *   another export is refused (RetryableError), never joined. A connection lost mid-slice, or an
    *   idle connection the source dropped, resumes from the last byte received.
    * - any other source (200 to a `Range`, no strong ETag: a re-muxed export may change its bytes
-   *   under the same Last-Modified) gets one request, for which what the kernels take before the
-   *   first read is paid before asking (`receiveWindowBytes`, or the whole window when the stream's
-   *   last one was at most UPFRONT_MAX_BYTES); reads beyond it are paid as they come, and what a
-   *   shorter body did not use is refunded.
+   *   under the same Last-Modified) gets one request. What the kernels take of it before the first
+   *   read (`receiveWindowBytes`, or the whole window when it is expected to be at most
+   *   UPFRONT_MAX_BYTES) is paid before asking; then each read pays for the bytes it lets the source
+   *   send (see `paced`), and what a shorter body did not use is refunded. The expected size comes
+   *   from `expectedBytes`, else the stream's last window, else the server's stream info.
+   *   Large payments are made in slices, so that the other copies sharing the throttle go on.
+   *   Windows smaller than the kernels' buffers still arrive in one burst each: the planner keeps
+   *   them short for such sources (windowLengthFor).
    * What the source answered is remembered for the next windows.
    */
   async openWindow(
@@ -308,26 +336,51 @@ export class FlussonicClient {
     const rate = pacing?.throttle.bytesPerSecond;
     if (!pacing || !rate || !Number.isFinite(rate)) {
       const { res, headersMs } = await this.#archiveRequest(path, what, signal);
-      return { ...(await this.#wholeBody(res, what)), headersMs, mode: "whole" };
+      return { ...(await this.#wholeBody(res, what)), headersMs };
     }
     const { throttle } = pacing;
+    // The window's expected size: the planner's estimate, else what the stream's last window gave.
+    // A stream not seen yet: its bitrate from the media server's stream info, when it says.
+    if (!this.#bytesPerSecond.has(name) && !pacing.expectedBytes) {
+      const info = await this.dvrStream(name).catch(() => undefined);
+      if (info?.bitrateBps) this.#bytesPerSecond.set(name, info.bitrateBps / 8);
+    }
+    const learned = Math.round((this.#bytesPerSecond.get(name) ?? 0) * duration);
+    const expected = pacing.expectedBytes && pacing.expectedBytes > 0 ? pacing.expectedBytes : learned;
     // One request delivers at once what the kernels take: the receive window, or the whole window
-    // when it fits in their buffers. A window expected (from the stream's last one) to fit is paid
-    // whole before asking; otherwise the receive window is, and the rest as it is read. (Paying more
-    // than the kernels take would let the copier read the excess at line speed.)
-    const expected = Math.round((this.#bytesPerSecond.get(name) ?? 0) * duration);
-    const receiveWindow = Math.max(
+    // when it fits in their buffers. That lead is paid before asking (all of it when the window is
+    // expected to fit), and every read then pays for the bytes it lets the source send.
+    const lead = Math.max(
       pacing.receiveWindowBytes ?? RECEIVE_WINDOW_BYTES,
       expected <= UPFRONT_MAX_BYTES ? expected : 0,
     );
     const learn = (bytes: number) => this.#bytesPerSecond.set(name, bytes / duration);
+    // The local runtime shares one throttle among a source's copies: a slice is a quarter second of
+    // one copy's share. Large payments are made slice by slice, so that the other copies' reads
+    // take turns with them rather than stall behind one long wait.
+    const slice = sliceBytes(rate / this.#copies);
+    const prepay = (bytes: number) => takeInSlices(throttle, bytes, slice, signal);
+    const whole = async (
+      res: Dispatcher.ResponseData,
+      paid: number,
+      headersMs: number,
+    ): Promise<ArchiveBody> => {
+      const body = await this.#wholeBody(res, what);
+      const limit = body.contentLength ?? (expected > 0 ? expected : undefined);
+      const upfront = Math.min(lead, limit ?? lead);
+      if (upfront > paid) await prepay(upfront - paid);
+      return {
+        ...body,
+        body: paced(body.body, throttle, { prepaid: Math.max(upfront, paid), lead, limit }, signal, learn),
+        headersMs,
+        mode: "whole",
+      };
+    };
+    const upfront = Math.min(lead, expected > 0 ? expected : lead);
     if (this.#ranges !== "no") {
-      // The local runtime shares one throttle among a source's copies: a slice is a quarter second
-      // of one copy's share, so all copies together run at most SLICE_SECONDS ahead of payment.
-      const slice = sliceBytes(rate / this.#copies);
       // The first answer may be the whole window (no Range): ask for no more than the kernels take.
-      const firstSlice = Math.min(slice, receiveWindow);
-      await throttle.take(firstSlice, signal);
+      const firstSlice = Math.min(slice, upfront);
+      await prepay(firstSlice);
       const { res, headersMs } = await this.#archiveRequest(path, what, signal, {
         range: `bytes=0-${firstSlice - 1}`,
       });
@@ -347,37 +400,18 @@ export class FlussonicClient {
         // Pieces that cannot be told from another export's are never joined: one request instead.
         await res.body.dump().catch(() => undefined);
         this.#ranges = "no";
-        if (receiveWindow > firstSlice) await throttle.take(receiveWindow - firstSlice, signal);
+        await prepay(upfront - firstSlice);
         const again = await this.#archiveRequest(path, what, signal);
-        const whole = await this.#wholeBody(again.res, what);
-        return {
-          ...whole,
-          body: paced(whole.body, throttle, receiveWindow, signal, learn),
-          headersMs,
-          mode: "whole",
-        };
+        return whole(again.res, upfront, headersMs);
       }
       if (res.statusCode === 200) this.#ranges = "no";
       // 200: the whole window comes; the kernels take a receive window of it now, whatever we read.
-      const whole = await this.#wholeBody(res, what);
-      if (receiveWindow > firstSlice) await throttle.take(receiveWindow - firstSlice, signal);
-      return {
-        ...whole,
-        body: paced(whole.body, throttle, receiveWindow, signal, learn),
-        headersMs,
-        mode: "whole",
-      };
+      return whole(res, firstSlice, headersMs);
     }
     // No ranges: a request is a burst of what the kernels take before the first read; pay first.
-    await throttle.take(receiveWindow, signal);
+    await prepay(upfront);
     const { res, headersMs } = await this.#archiveRequest(path, what, signal);
-    const whole = await this.#wholeBody(res, what);
-    return {
-      ...whole,
-      body: paced(whole.body, throttle, receiveWindow, signal, learn),
-      headersMs,
-      mode: "whole",
-    };
+    return whole(res, upfront, headersMs);
   }
 
   async #archiveRequest(path: string, what: string, signal?: AbortSignal, headers?: Record<string, string>) {

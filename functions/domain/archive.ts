@@ -10,6 +10,12 @@ export type ArchiveFormat = (typeof ARCHIVE_FORMATS)[number];
 
 /** Window lengths the planner may use: divisors of a day, so windows stay aligned to UTC boundaries. */
 export const WINDOW_LENGTHS_SECONDS = [60, 120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800, 3600] as const;
+/**
+ * Shorter lengths (divisors of a day too), only for streams of a source without Range at a low cap:
+ * a request for a whole window is one burst at the source, so its size is what bounds the cap
+ * there (windowLengthFor). Allowed as `minWindowSeconds`.
+ */
+export const SHORT_WINDOW_LENGTHS_SECONDS = [10, 15, 20, 30] as const;
 
 /** The SQS message body of one planned window (version 1; fields are a promise). */
 export interface CopyMessage {

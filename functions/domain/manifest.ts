@@ -34,6 +34,11 @@ export interface CopyRecord {
    * planner moves it into the stream's per-day index object. Absent in records written before it.
    */
   index?: StoredWindowIndex;
+  /**
+   * How the source let this window be read when the copy was paced: "slices" (Range requests) or
+   * "whole" (one request). Absent: not paced, or written before it.
+   */
+  reads?: "slices" | "whole";
 }
 
 /** A window planned and queued, not to be planned again before `until` (unix seconds). */
@@ -66,6 +71,12 @@ export interface Manifest {
    * reach into seconds the bucket's lifecycle expired (see unverifiedClaims).
    */
   coverageClipped?: true;
+  /**
+   * How the source answered the newest paced copy of this stream ("slices": it offers Range;
+   * "whole": one request per window). The planner sizes windows by it (streamWindowSeconds).
+   * Absent: not known yet.
+   */
+  reads?: "slices" | "whole";
   /** Newest second stored (exclusive end), 0 when nothing is. */
   head: number;
   /** Unix seconds of the last change. */
@@ -118,8 +129,12 @@ export function applyRecords(m: Manifest, records: readonly CopyRecord[], now: n
   ]);
   const done = new Set(records.map((r) => `${r.from}-${r.duration}`));
   const freshBytes = fresh.reduce((sum, r) => sum + r.size, 0);
+  // The newest paced copy tells how the source answers now.
+  let newest: CopyRecord | undefined;
+  for (const r of records) if (r.reads && (!newest || r.copiedAt >= newest.copiedAt)) newest = r;
   return {
     ...m,
+    ...(newest?.reads ? { reads: newest.reads } : {}),
     covered,
     leases: m.leases.filter((l) => !done.has(`${l.from}-${l.duration}`)),
     windows: m.windows + fresh.length,

@@ -2,7 +2,7 @@
  * Planning: which archive windows are still missing from the backup, cut into copyable pieces.
  * Pure: times come in as arguments.
  */
-import { WINDOW_LENGTHS_SECONDS } from "./archive.ts";
+import { SHORT_WINDOW_LENGTHS_SECONDS, WINDOW_LENGTHS_SECONDS } from "./archive.ts";
 import { type BandwidthPeriod, minutesOfDay } from "./bandwidth-schedule.ts";
 import { clipRanges, intersectRanges, normalizeRanges, subtractRanges, type TimeRange } from "./ranges.ts";
 
@@ -15,27 +15,76 @@ export interface CopyWindow {
 export interface WindowLengthInput {
   /** Upper bound from the config. */
   maxWindowSeconds: number;
+  /**
+   * Lower bound for the whole-request rule below (config `minWindowSeconds`; default
+   * DEFAULT_MIN_WINDOW_SECONDS). The copy-budget rule never goes below 60 s.
+   */
+  minWindowSeconds?: number;
   /** Stream bitrate (bits/s) when known. */
   bitrateBps: number | undefined;
   /** Bandwidth one copier may use (bits/s): the source cap shared among its copiers. */
   copierBandwidthBps: number;
   /** How long one copy may take at that speed (a safe share of the copier timeout). */
   copyBudgetSeconds: number;
+  /**
+   * How the source answered the stream's last paced copy: "slices" (Range), "whole" (one request),
+   * absent when not known yet (sized as "whole", the cautious guess).
+   */
+  reads?: "slices" | "whole";
 }
 
 /** Bitrate assumed when the source does not say and nothing is stored yet (a generous HD figure). */
 export const ASSUMED_BITRATE_BPS = 8_000_000;
 
+/** Default `minWindowSeconds`: the shortest standard length, so short windows are opt-in (S3 requests). */
+export const DEFAULT_MIN_WINDOW_SECONDS = 60;
+
+/**
+ * A whole-window request (a source without Range) arrives in one burst: it should be at most this
+ * many seconds of one copier's bandwidth, so that the source's busiest second stays within 1.5 times
+ * the cap even when every copier's burst lands in it.
+ */
+export const WHOLE_BURST_SECONDS = 0.5;
+
+/**
+ * The most the kernels (the source's send buffer and our receive window) take of a response at
+ * once before it is read, on Linux: a whole-window request to a source without Range is one burst
+ * of its window's bytes up to this size (FlussonicClient.openWindow pays such windows whole).
+ */
+export const KERNEL_BURST_BYTES = 4 * 1024 * 1024;
+
 /**
  * The window length for a stream: the longest allowed length (a divisor of a day, so windows stay
  * aligned to UTC boundaries) whose copy at the copier's bandwidth fits the copy budget.
+ *
+ * A source that does not answer Range (or is not known to) gets one request per window. A window
+ * smaller than what the kernels take at once (KERNEL_BURST_BYTES) then leaves the source in one
+ * burst, however slowly it is read. When that burst is more than WHOLE_BURST_SECONDS of the copier's
+ * bandwidth, the window is cut shorter, down to `minWindowSeconds`: to the longest length whose
+ * bytes fit, else to the shortest allowed length if that at least halves the burst (else shortening
+ * is not worth its S3 requests). Larger windows are not shortened: their burst is the kernels' lead,
+ * paid before asking, and the rest is paced as it is read.
  */
 export function windowLengthFor(input: WindowLengthInput): number {
   const bitrate = input.bitrateBps && input.bitrateBps > 0 ? input.bitrateBps : ASSUMED_BITRATE_BPS;
   const longestThatFits = (input.copyBudgetSeconds * input.copierBandwidthBps) / bitrate;
   const allowed = WINDOW_LENGTHS_SECONDS.filter((n) => n <= input.maxWindowSeconds);
   const fitting = allowed.filter((n) => n <= longestThatFits);
-  return fitting.at(-1) ?? allowed[0] ?? WINDOW_LENGTHS_SECONDS[0];
+  const length = fitting.at(-1) ?? allowed[0] ?? WINDOW_LENGTHS_SECONDS[0];
+  if (input.reads === "slices" || !input.bitrateBps || !Number.isFinite(input.copierBandwidthBps)) {
+    return length;
+  }
+  const bytes = (n: number) => (bitrate * n) / 8;
+  const budget = (WHOLE_BURST_SECONDS * input.copierBandwidthBps) / 8;
+  if (bytes(length) > KERNEL_BURST_BYTES || bytes(length) <= budget) return length;
+  const floor = input.minWindowSeconds ?? DEFAULT_MIN_WINDOW_SECONDS;
+  const shorter = [...SHORT_WINDOW_LENGTHS_SECONDS, ...WINDOW_LENGTHS_SECONDS].filter(
+    (n) => n >= floor && n < length,
+  );
+  const fits = shorter.filter((n) => bytes(n) <= budget).at(-1);
+  if (fits !== undefined) return fits;
+  const shortest = shorter[0];
+  return shortest !== undefined && bytes(shortest) <= bytes(length) / 2 ? shortest : length;
 }
 
 /**

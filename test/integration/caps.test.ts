@@ -4,7 +4,9 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { PressureChange } from "../../functions/adapters/source-pressure.ts";
+import { clipRanges } from "../../functions/domain/ranges.ts";
 import { formatSummary, runOnce } from "../../local/once.ts";
+import { expectExactCopies, storedWindows } from "../support/backup-checks.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";
 
 const NOW = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
@@ -60,6 +62,44 @@ describe("source protection", () => {
     expect(meter.bytesServed).toBeGreaterThan(2 * capBytes); // long enough to measure
     expect(meter.bytesServed / run.seconds).toBeLessThanOrEqual(1.05 * capBytes);
     expect(meter.maxRate(1000)).toBeLessThanOrEqual(1.5 * capBytes);
+  });
+
+  // 48 kbit/s: 3.6 MB per 600 s window, less than the kernels take of a response at once; a cap of
+  // 4 Mbit/s over 2 copies: half a second of one copy's share is 125 kB, i.e. 20 s of this stream.
+  const smallWindows = (ranges: boolean) => ({
+    sim: { streams: streams(1, 48_000), ranges },
+    config: { minWindowSeconds: 15 },
+    source: { retentionDays: 5 / 1440, maxConcurrentCopies: 2, maxBandwidthMbps: 4 },
+  });
+
+  it("cuts small windows of a source without Range so that each one-request burst fits the cap's budget, and holds the cap", async () => {
+    h = await startHarness(smallWindows(false));
+    const rt = await h.runtime();
+    const run = await runOnce(rt, h.tally);
+    expect(run.ok).toBe(true);
+    const windows = await storedWindows(h, "cam1");
+    expect(windows.length).toBeGreaterThanOrEqual(8);
+    expect(windows.every((w) => w.duration <= 20 && (w.from + w.duration) % 20 === 0)).toBe(true);
+    expect((await rt.store.readManifest("src1", "cam1")).manifest.reads).toBe("whole");
+    const lastBoundary = Math.floor((NOW - h.config.settleSeconds) / 20) * 20;
+    await expectExactCopies(h, "cam1", clipRanges(h.sim.rangesOf("cam1"), NOW - 300, lastBoundary));
+    // One request per window, each a burst of at most 120 kB: no second over 1.5x the cap.
+    const archive = h.sim.requests.filter((r) => r.kind === "archive");
+    expect(archive.every((r) => r.status === 200)).toBe(true);
+    await h.sim.meter.settled();
+    expect(h.sim.meter.maxRate(1000)).toBeLessThanOrEqual(1.5 * 500_000);
+  });
+
+  it("plans full-length windows for a stream once its source has answered Range", async () => {
+    h = await startHarness(smallWindows(true));
+    const rt = await h.runtime();
+    // Not known yet: the first windows are cut as for a source without Range.
+    const run = await runOnce(rt, h.tally);
+    expect(run.ok).toBe(true);
+    expect((await storedWindows(h, "cam1")).every((w) => w.duration <= 20)).toBe(true);
+    expect((await rt.store.readManifest("src1", "cam1")).manifest.reads).toBe("slices");
+    const report = await rt.plan();
+    expect(report.sources[0]!.streams.find((s) => s.stream === "cam1")!.windowSeconds).toBe(600);
   });
 
   it("backs off on a 503 burst (pause and fewer parallel windows), recovers, and leaves other sources alone", async () => {

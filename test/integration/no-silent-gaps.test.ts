@@ -162,6 +162,8 @@ describe("no silent gaps (issue 15)", () => {
         format: "ts",
         bandwidthSchedule: [{ from: "00:00", to: "01:00", maxBandwidthMbps: 0.2 }],
       },
+      // Windows sized by the copy budget alone (not cut shorter as one-request bursts at this cap).
+      config: { minWindowSeconds: 600 },
     });
     const hh = h;
     const rt = await hh.runtime();

@@ -127,3 +127,43 @@ describe("windowLengthFor", () => {
     }
   });
 });
+
+describe("windowLengthFor, a source without Range (one request per window)", () => {
+  // 32 kbit/s: 2.4 MB per 600 s window, one burst at the source (below the kernels' buffers).
+  // 2 Mbit/s cap, 2 copies: 1 Mbit/s per copier, half a second of it is 62.5 kB.
+  const audio = {
+    maxWindowSeconds: 600,
+    bitrateBps: 32_000,
+    copierBandwidthBps: 1e6,
+    copyBudgetSeconds: 300,
+  };
+  it("cuts windows below the kernel buffers short, to minWindowSeconds when no length fits the burst budget", () => {
+    expect(windowLengthFor(audio)).toBe(60);
+    expect(windowLengthFor({ ...audio, reads: "whole" })).toBe(60);
+    expect(windowLengthFor({ ...audio, minWindowSeconds: 30 })).toBe(30);
+  });
+  it("takes the longest length whose burst fits half a second of the copier's bandwidth", () => {
+    // 15 s = 60 kB <= 62.5 kB; 20 s = 80 kB does not fit.
+    expect(windowLengthFor({ ...audio, minWindowSeconds: 10 })).toBe(15);
+    expect(windowLengthFor({ ...audio, minWindowSeconds: 15 })).toBe(15);
+    // 8 Mbit/s per copier: 500 kB per burst, 120 s of 32 kbit/s.
+    expect(windowLengthFor({ ...audio, copierBandwidthBps: 8e6 })).toBe(120);
+  });
+  it("keeps the full length for a source known to answer Range (paced slices), or when a window already fits", () => {
+    expect(windowLengthFor({ ...audio, reads: "slices", minWindowSeconds: 15 })).toBe(600);
+    // 100 Mbit/s cap over 2 copies: 3.1 MB per burst holds a whole 2.4 MB window.
+    expect(windowLengthFor({ ...audio, copierBandwidthBps: 50e6, minWindowSeconds: 15 })).toBe(600);
+  });
+  it("leaves windows larger than the kernel buffers alone: their burst is the kernels' lead, not the window", () => {
+    // 512 kbit/s: 38 MB per 600 s window; 8 Mbit/s per copier (500 kB per burst).
+    expect(
+      windowLengthFor({ ...audio, bitrateBps: 512_000, copierBandwidthBps: 8e6, minWindowSeconds: 15 }),
+    ).toBe(600);
+  });
+  it("does not shorten when the shortest allowed window would not even halve the burst", () => {
+    // 62.5 kB per burst; 48 kbit/s x 360 s = 2.16 MB; at least 240 s (1.44 MB) allowed: not half.
+    expect(
+      windowLengthFor({ ...audio, maxWindowSeconds: 360, bitrateBps: 48_000, minWindowSeconds: 240 }),
+    ).toBe(360);
+  });
+});
