@@ -165,10 +165,11 @@ export async function measureCapAccuracy(ctx: BenchContext): Promise<FigureResul
       rows.push(
         {
           figure: 1,
-          what: `${label}: peak concurrent downloads`,
+          // The cap is "at most": paced Range slices of the copies may not overlap at all.
+          what: `${label}: peak concurrent downloads (responses open at once)`,
           measured: String(f.peakConcurrent),
-          target: `= ${s.copies}`,
-          verdict: verdict(f.peakConcurrent === s.copies),
+          target: `<= ${s.copies}`,
+          verdict: verdict(f.peakConcurrent >= 1 && f.peakConcurrent <= s.copies),
         },
         {
           figure: 1,
