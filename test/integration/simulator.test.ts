@@ -100,6 +100,20 @@ describe("Flussonic simulator", () => {
     expect(rate).toBeLessThan(4_500_000);
   });
 
+  it("meters the bytes of a response whose connection is closed after it (Connection: close)", async () => {
+    sim = await FlussonicSimulator.start({
+      now: () => NOW,
+      streams: [{ name: "c", bitrateBps: 800_000, ranges: [{ from: NOW - H, to: NOW + 1 }] }],
+    });
+    // 3 MB: more than the kernel sends before the server's socket is closed and destroyed.
+    const res = await request(`${sim.url}/c/archive-${NOW - 100}-30.mp4`, { reset: true });
+    expect(res.headers.connection).toBe("close");
+    const size = (await res.body.arrayBuffer()).byteLength;
+    await sim.meter.settled();
+    expect(sim.meter.bytesServed).toBeGreaterThanOrEqual(size);
+    expect(sim.meter.bytesServed).toBeLessThan(size + 1024);
+  });
+
   it("injects errors with Retry-After, then serves again", async () => {
     sim = await FlussonicSimulator.start({
       now: () => NOW,

@@ -17,6 +17,10 @@ interface Tracked {
   socket: Socket;
   delivered: number;
   ending: boolean;
+  /** "localPort:remotePort", kept for after the socket is destroyed (its kernel queue lives on). */
+  ports: string;
+  /** Bytes the socket had handed to the kernel when it was destroyed. */
+  final?: number;
 }
 
 export class DownloadMeter {
@@ -46,7 +50,13 @@ export class DownloadMeter {
     if (this.mode !== "wire" || !socket) return;
     const t = this.#tracked.get(socket);
     if (t) t.ending = false;
-    else this.#tracked.set(socket, { socket, delivered: dispatched(socket), ending: false });
+    else
+      this.#tracked.set(socket, {
+        socket,
+        delivered: dispatched(socket),
+        ending: false,
+        ports: `${socket.localPort}:${socket.remotePort}`,
+      });
     this.#sampler ??= setInterval(() => this.#sample(), BUCKET_MS);
   }
 
@@ -109,12 +119,14 @@ export class DownloadMeter {
     const queues = unackedQueues() ?? new Map<string, number>();
     for (const t of this.#tracked.values()) {
       const s = t.socket;
-      const queued = s.destroyed ? 0 : (queues.get(`${s.localPort}:${s.remotePort}`) ?? 0);
-      const delivered = s.destroyed ? t.delivered : dispatched(s) - queued;
+      // A connection closed after its response (Connection: close) is destroyed in Node while the
+      // kernel still sends what it queued: follow that queue by the connection's ports until empty.
+      if (s.destroyed) t.final ??= dispatched(s);
+      const queued = queues.get(t.ports) ?? 0;
+      const delivered = (t.final ?? dispatched(s)) - queued;
       this.#add(delivered - t.delivered);
       t.delivered = Math.max(t.delivered, delivered);
-      if (t.ending && (queued === 0 || s.destroyed)) this.#tracked.delete(s);
-      else if (s.destroyed) this.#tracked.delete(s);
+      if ((t.ending || t.final !== undefined) && queued === 0) this.#tracked.delete(s);
     }
     if (![...this.#tracked.values()].some((t) => t.ending)) {
       for (const r of this.#settled.splice(0)) r();
