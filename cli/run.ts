@@ -14,15 +14,14 @@ import {
   type SourceCredentials,
 } from "../functions/config.ts";
 import { type Endpoints, endpointsFromEnv } from "../local/aws-clients.ts";
-import { type EmbeddedEmulator, startEmbedded } from "../local/embedded.ts";
+import type { EmbeddedEmulator } from "../local/embedded.ts";
 import { lineLog } from "../local/line-log.ts";
-import { BackupMetrics, serveMetrics } from "../local/metrics.ts";
+import type { BackupMetrics, serveMetrics } from "../local/metrics.ts";
 import { formatSummary, OnceTally, runOnce } from "../local/once.ts";
 import { Progress } from "../local/progress.ts";
 import { queueDepth } from "../local/queues.ts";
 import { LocalRuntime, rateMs } from "../local/runtime.ts";
 import { checkS3Features, S3FeatureError } from "../local/s3-features.ts";
-import { runService } from "../local/service.ts";
 import { errorContext, explainSourceError, probeBucket } from "./error-messages.ts";
 import { checkQueueChoice, type QueueChoice, withEmbeddedQueues } from "./queue-options.ts";
 import { UsageError } from "./time-arg.ts";
@@ -54,6 +53,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
   let embedded: EmbeddedEmulator | undefined;
   let endpoints: Endpoints = endpointsFromEnv(process.env);
   if (o.embedded !== undefined) {
+    const { startEmbedded } = await import("../local/embedded.ts");
     embedded = await startEmbedded(o.embedded);
     endpoints = embedded.endpoints;
   } else if (queues === "embedded") {
@@ -117,9 +117,12 @@ export async function runWith(o: RunWithOptions): Promise<number> {
   const progress = new Progress(o.config);
   const everyMs = rateMs(o.config.schedule);
   let rt: LocalRuntime | undefined;
-  const metrics =
-    o.metricsPort !== undefined
-      ? new BackupMetrics({
+  // What only some runs need is loaded by those runs (prom-client, the service loop): `run --once`
+  // keeps its memory for the copy.
+  const metricsModule = o.metricsPort !== undefined ? await import("../local/metrics.ts") : undefined;
+  const metrics: BackupMetrics | undefined =
+    metricsModule !== undefined
+      ? new metricsModule.BackupMetrics({
           config: o.config,
           scheduleMs: everyMs,
           queues: {
@@ -141,6 +144,8 @@ export async function runWith(o: RunWithOptions): Promise<number> {
     endpoints: o.endpoints,
     logger,
     copyTimeoutSeconds: o.copyTimeoutSeconds,
+    // Once: short polls, so that the end of the run does not wait for a long poll to run out.
+    ...(o.once ? { waitTimeSeconds: 0 } : {}),
     onEvent: (e) => {
       tally.add(e);
       progress.event(e);
@@ -168,9 +173,9 @@ export async function runWith(o: RunWithOptions): Promise<number> {
       });
       for (const n of notes) out.write(`note: ${n}\n`);
     }
-    if (metrics && o.metricsPort !== undefined) {
+    if (metrics && metricsModule && o.metricsPort !== undefined) {
       const host = o.metricsHost ?? "127.0.0.1";
-      server = await serveMetrics(metrics, o.metricsPort, host).catch((error: unknown) => {
+      server = await metricsModule.serveMetrics(metrics, o.metricsPort, host).catch((error: unknown) => {
         throw new UsageError(
           `--metrics-port ${o.metricsPort}: cannot listen on ${host}:${o.metricsPort} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); choose another port`,
         );
@@ -193,6 +198,7 @@ export async function runWith(o: RunWithOptions): Promise<number> {
       out.write(`${formatSummary(summary, rt.now())}\n`);
       return summary.ok ? 0 : 1;
     }
+    const { runService } = await import("../local/service.ts");
     return await runService(rt, {
       everyMs,
       graceSeconds: o.graceSeconds ?? 30,

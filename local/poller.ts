@@ -21,8 +21,13 @@ export interface PollerOptions {
   region: string;
   concurrency: number;
   batchSize: number;
-  /** Long polling wait (the mapping uses 20 s; shorter makes `stop` and draining quicker). */
+  /**
+   * Long polling wait (the mapping uses 20 s; shorter makes `stop` and draining quicker). 0: short
+   * polls, `idleMs` apart while the queue is empty, and a stop does not wait for a poll to end.
+   */
   waitTimeSeconds: number;
+  /** With short polls: the pause after an empty receive (default 250 ms; a stop cuts it short). */
+  idleMs?: number;
   /** A batch running longer than this is aborted (the Lambda timeout). */
   timeoutSeconds: number;
   handler: BatchHandler;
@@ -41,6 +46,8 @@ export class QueuePoller {
   peakBusy = 0;
   /** Messages whose copy a stop aborted, made visible again. */
   aborted = 0;
+  /** Ends the pauses between short polls (a stop). */
+  readonly #idle = new AbortController();
 
   constructor(options: PollerOptions) {
     this.#o = options;
@@ -61,6 +68,7 @@ export class QueuePoller {
    */
   async stop(graceMs?: number): Promise<void> {
     this.#stopping = true;
+    this.#idle.abort();
     const all = Promise.all(this.#workers);
     if (graceMs === undefined) {
       await all;
@@ -103,7 +111,10 @@ export class QueuePoller {
         await new Promise((r) => setTimeout(r, 1000));
         continue;
       }
-      if (messages.length === 0) continue;
+      if (messages.length === 0) {
+        if (o.waitTimeSeconds === 0) await this.#pause(o.idleMs ?? 250);
+        continue;
+      }
       if (this.#stopping) {
         // Received while stopping: not taken, visible again for the next run.
         await this.#release(messages).catch((error: unknown) => o.onError?.(error));
@@ -119,6 +130,21 @@ export class QueuePoller {
         this.busy--;
       }
     }
+  }
+
+  /** Waits `ms`, or less when a stop comes meanwhile. */
+  #pause(ms: number): Promise<void> {
+    const signal = this.#idle.signal;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
+    });
   }
 
   async #handle(messages: SQSRecordLike[]): Promise<void> {
