@@ -1,19 +1,24 @@
 /**
  * Figure 4: peak RSS of the copier process while it copies a 2 GiB window and a 200 MiB window
- * (uncapped, our copier alone in its process; the simulator and the emulator run elsewhere).
- * A streaming copier holds about part size x (queue size + 1) of buffers whatever the window size.
+ * (uncapped, our copier alone in its process; the simulator and the emulator run elsewhere), and of
+ * the whole `flussonic-backup run --once` process copying a 1 GiB window (the emulator in its own
+ * process, as with any S3 endpoint). A streaming copier holds about part size x (queue size + 1) of
+ * buffers whatever the window size.
  */
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
+import { UPLOAD_QUEUE_SIZE } from "../functions/copy-window.ts";
 import { ensureBucket } from "../local/queues.ts";
 import type { BenchContext } from "./bench-context.ts";
 import { type FigureResult, mib, verdict } from "./figures.ts";
 import { LargeWindowSource } from "./large-window-source.ts";
 import { runNodeScript } from "./processes.ts";
+import { OnceSource, runOnceProcess } from "./run-once.ts";
 import type { WindowCopyInput, WindowCopyOutput } from "./window-copier.ts";
 
 const BUCKET = "bench-memory";
 const PART_SIZE = 8 * 1024 * 1024;
-const LIMIT_KIB = 256 * 1024;
+/** The issue's goal for the whole `run --once` process; the copier alone must stay within it too. */
+const LIMIT_KIB = 200 * 1024;
 /** "Not growing": ten times the data may cost at most this much more RSS. */
 const GROWTH_LIMIT_KIB = 32 * 1024;
 
@@ -71,12 +76,17 @@ export async function measureCopierMemory(ctx: BenchContext): Promise<FigureResu
   } finally {
     await source.close();
   }
+  const onceBytes = ctx.smoke ? 16 * 1024 * 1024 : 1024 * 1024 * 1024;
+  ctx.progress(`memory: flussonic-backup run --once copying a ${mib(onceBytes)} window`);
+  const onceSource = await OnceSource.start(onceBytes);
+  const once = await runOnceProcess(ctx, onceSource, BUCKET, "once/").finally(() => onceSource.close());
   const [large, small] = cases as [MemoryCase, MemoryCase];
   const growth = large.peakRssKiB - small.peakRssKiB;
   const rss = (c: MemoryCase) =>
     `${(c.peakRssKiB / 1024).toFixed(0)} MiB${c.status === "copied" ? "" : ` (upload ${c.status} at the emulator)`}`;
   const notes = [
     `Peak RSS is the kernel's VmHWM of the copier process; about ${(small.baselineRssKiB / 1024).toFixed(0)} MiB of it is Node with the AWS SDK, undici and zod loaded before the copy starts (baselineRssKiB).`,
+    `run --once: the kernel's maximum RSS of the whole process (${once.rssFrom === "maxrss" ? "/usr/bin/time" : "VmHWM sampled every 50 ms"}), pointed at the emulator process through AWS_ENDPOINT_URL_S3/SQS. With --embedded the emulator (fauxqs) runs inside the process and keeps every part of an upload, then the joined object, in memory: for a 1 GiB window that alone is over 1 GiB.`,
   ];
   for (const c of cases.filter((c) => c.status !== "copied")) {
     notes.push(
@@ -91,14 +101,14 @@ export async function measureCopierMemory(ctx: BenchContext): Promise<FigureResu
         figure: 4,
         what: `copier peak RSS, ${mib(large.bytes)} window`,
         measured: rss(large),
-        target: "< 256 MiB",
+        target: "< 200 MiB",
         verdict: verdict(large.peakRssKiB < LIMIT_KIB),
       },
       {
         figure: 4,
         what: `copier peak RSS, ${mib(small.bytes)} window`,
         measured: rss(small),
-        target: "< 256 MiB",
+        target: "< 200 MiB",
         verdict: verdict(small.peakRssKiB < LIMIT_KIB),
       },
       {
@@ -108,8 +118,15 @@ export async function measureCopierMemory(ctx: BenchContext): Promise<FigureResu
         target: "< 32 MiB",
         verdict: verdict(growth < GROWTH_LIMIT_KIB),
       },
+      {
+        figure: 4,
+        what: `run --once peak RSS (whole process), ${mib(once.bytes)} window`,
+        measured: `${(once.peakRssKiB / 1024).toFixed(0)} MiB`,
+        target: "< 200 MiB",
+        verdict: verdict(once.peakRssKiB < LIMIT_KIB),
+      },
     ],
-    details: { partSize: PART_SIZE, queueSize: 2, cases },
+    details: { partSize: PART_SIZE, queueSize: UPLOAD_QUEUE_SIZE, cases, runOnce: once },
     notes,
   };
 }
