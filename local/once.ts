@@ -61,8 +61,15 @@ export async function runOnce(rt: LocalRuntime, tally: OnceTally, o: OnceOptions
       planned += n;
       // Messages left by an earlier run (interrupted, or planned elsewhere) are copied too.
       if (n === 0 && (await rt.pendingMessages()) === 0) break;
+      const before = tally.events.length;
       await rt.drain(o.signal);
-      if (n === 0 || rounds >= (o.maxRounds ?? 50)) break;
+      if (rounds >= (o.maxRounds ?? 50)) break;
+      // Only leftovers were copied: one more round folds their records into the manifests and
+      // catalogs (and the coverage printed), unless none was.
+      const stored = tally.events
+        .slice(before)
+        .some((e) => e.type === "copied" || e.type === "already-stored");
+      if (n === 0 && !stored) break;
     }
   } finally {
     await rt.stopCopiers();
@@ -91,7 +98,12 @@ export async function runOnce(rt: LocalRuntime, tally: OnceTally, o: OnceOptions
     planErrors: dedupe(standingErrors),
     finalPlan: report,
     // A stale window was planned and not copied (its lease ended before a copy could finish).
-    ok: deadLettered.length === 0 && standingErrors.length === 0 && count("stale") === 0,
+    // A source left idle because S3 failed to say whether it is paused is a failure of the run.
+    ok:
+      deadLettered.length === 0 &&
+      standingErrors.length === 0 &&
+      count("stale") === 0 &&
+      rt.unreadableSwitches.size === 0,
   };
 }
 

@@ -8,7 +8,7 @@ import { BackupStore } from "../functions/adapters/backup-store.ts";
 import { CopyQueue } from "../functions/adapters/copy-queue.ts";
 import { FlussonicClient } from "../functions/adapters/flussonic.ts";
 import { type PressureChange, SourcePressure } from "../functions/adapters/source-pressure.ts";
-import { SourceSwitches } from "../functions/adapters/source-switch.ts";
+import { SourceSwitches, type SwitchState } from "../functions/adapters/source-switch.ts";
 import { type Throttle, TokenBucket } from "../functions/adapters/throttle.ts";
 import type { BackupConfig, SourceConfig, SourceCredentials } from "../functions/config.ts";
 import { type CopierEvent, createCopierHandler } from "../functions/copier.ts";
@@ -58,6 +58,8 @@ export class LocalRuntime {
   readonly switches: SourceSwitches;
   /** Sources not copying in the current `run --once` (paused or outside their allowed hours). */
   readonly idleSources = new Map<string, string>();
+  /** Sources not started because their pause switch could not be read (an S3 failure). */
+  readonly unreadableSwitches = new Set<string>();
   readonly #o: RuntimeOptions;
   readonly #queue: CopyQueue;
   readonly #handler: ReturnType<typeof createCopierHandler>;
@@ -178,7 +180,18 @@ export class LocalRuntime {
   async startCopiers(): Promise<void> {
     this.switches.forget();
     for (const source of this.config.sources) {
-      const state = await this.switches.state(source);
+      let state: SwitchState;
+      try {
+        state = await this.switches.state(source);
+        this.unreadableSwitches.delete(source.name);
+      } catch (error) {
+        // S3 failed past its retries: whether the operator paused the source is unknown, so it is
+        // not copied now (the safe side); the next start reads the switch again.
+        const reason = `its pause switch could not be read (${error instanceof Error ? error.message : String(error)}); it is read again at the next start`;
+        this.#o.logger.warn("pause switch unreadable", { source: source.name, error: String(error) });
+        this.unreadableSwitches.add(source.name);
+        state = { copying: false, reason, maxBandwidthMbps: 0 };
+      }
       if (!state.copying) {
         this.idleSources.set(source.name, state.reason ?? "paused");
         continue;

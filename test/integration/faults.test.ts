@@ -20,7 +20,7 @@ import { CopyQueue } from "../../functions/adapters/copy-queue.ts";
 import { Secret } from "../../functions/config.ts";
 import { clipRanges } from "../../functions/domain/ranges.ts";
 import { planBackup } from "../../functions/plan-backup.ts";
-import { type OnceSummary, runOnce } from "../../local/once.ts";
+import { formatSummary, type OnceSummary, runOnce } from "../../local/once.ts";
 import type { LocalRuntime } from "../../local/runtime.ts";
 import type { SimFaults } from "../../tools/simulator/simulator.ts";
 import { expectExactCopies, leakedSecrets, storedWindows } from "../support/backup-checks.ts";
@@ -464,6 +464,25 @@ for (let run = 1; run <= RUNS; run++) {
               expect(r.reason).toMatch(/^S3: /);
               if (r.attempt === 1) expect(r.delaySeconds).toBeLessThanOrEqual(2);
             }
+          },
+        },
+      );
+    });
+
+    it("S3 fails reading the pause switch past its retries: the source waits for the next run (a sentence, not a crash), then is copied", async () => {
+      await s3Fault(
+        "S3 500 on the pause switch",
+        [{ op: "GetObject", kind: "control", fault: "500", times: 3 }],
+        {
+          check: (run) => {
+            expect(run.ok).toBe(false);
+            expect(run.copied).toBe(0);
+            expect(run.idle).toEqual([
+              ["src1", expect.stringMatching(/^its pause switch could not be read \(S3: /)],
+            ]);
+            expect(formatSummary(run, NOW)).toMatch(
+              /Source src1 did not copy: its pause switch could not be read/,
+            );
           },
         },
       );
