@@ -269,11 +269,28 @@ async function rebuildStream(
         gone.push({ from: e.from, to: e.from + e.duration });
       }
     }
-    const sorted = [...entries.values()].sort((a, b) => a.from - b.from || a.duration - b.duration);
-    if (JSON.stringify(sorted) !== JSON.stringify(fresh.windows)) {
+    // Written conditionally (updateCatalog): an entry a planner adds between that re-read and the
+    // write is kept too, the write done again on the catalog it wrote.
+    const byTime = (list: CatalogEntry[]) => list.sort((a, b) => a.from - b.from || a.duration - b.duration);
+    let sorted: CatalogEntry[] = [];
+    try {
+      await o.store.updateCatalog(o.source, stream, day, (current) => {
+        const merged = new Map(entries);
+        for (const e of current.windows) {
+          const id = `${e.from}-${e.duration}`;
+          if (!merged.has(id) && !listedIds.has(id) && !checked.has(id)) merged.set(id, e);
+        }
+        sorted = byTime([...merged.values()]);
+        if (JSON.stringify(sorted) === JSON.stringify(current.windows)) return undefined;
+        return { version: 1, source: o.source, stream, day, windows: sorted };
+      });
+    } catch (error) {
+      // A damaged catalog (the reason to rebuild) has nothing to merge: it is replaced.
+      if (!(error instanceof DamagedObjectError)) throw error;
+      sorted = byTime([...entries.values()]);
       await o.store.writeCatalog({ version: 1, source: o.source, stream, day, windows: sorted });
-      r.catalogsWritten++;
     }
+    if (JSON.stringify(sorted) !== JSON.stringify(fresh.windows)) r.catalogsWritten++;
     catalogued.push(...sorted);
     // The fragment index: a damaged day object is a cache of the windows, rebuilt below.
     try {

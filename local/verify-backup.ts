@@ -465,11 +465,14 @@ async function repairStream(
     const byDay = new Map<string, Expected[]>();
     for (const w of bad) byDay.set(utcDate(w.from), [...(byDay.get(utcDate(w.from)) ?? []), w]);
     for (const [day, list] of byDay) {
-      const catalog = await o.store.readCatalog(source, stream, day);
-      const windows = catalog.windows.filter((e) => !list.some((w) => isBadCopy(w, e)));
-      if (windows.length === catalog.windows.length) continue;
-      await o.store.writeCatalog({ ...catalog, windows });
-      out.catalogEntriesDropped += catalog.windows.length - windows.length;
+      // Conditional (updateCatalog): entries a planner adds meanwhile are kept.
+      let dropped = 0;
+      await o.store.updateCatalog(source, stream, day, (catalog) => {
+        const windows = catalog.windows.filter((e) => !list.some((w) => isBadCopy(w, e)));
+        dropped = catalog.windows.length - windows.length;
+        return dropped === 0 ? undefined : { ...catalog, windows };
+      });
+      out.catalogEntriesDropped += dropped;
     }
     // ... and their fragment index entries (what playback serves), but not those of a newer copy.
     const index = new FragmentIndexStore(o.store);

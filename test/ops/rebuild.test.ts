@@ -16,6 +16,7 @@ import { rebuildBackup } from "../../local/rebuild.ts";
 import { cli } from "../cli/cli-process.ts";
 import { type Harness, startHarness } from "../support/harness.ts";
 import { operatorTarget } from "../support/ops-target.ts";
+import { S3FaultProxy } from "../support/s3-fault-proxy.ts";
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -222,6 +223,58 @@ describe("rebuild", () => {
       sha256: good.sha256,
       etag: good.etag,
     });
+  }, 60_000);
+
+  it("keeps a catalog entry a planner writes while rebuild writes the same catalog (a conditional write, done again)", async () => {
+    const now = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+    h = await startHarness({
+      sim: {
+        streams: [{ name: "cam1", bitrateBps: 80_000, ranges: [{ from: now - 4 * 60, to: now + 3600 }] }],
+      },
+      source: { retentionDays: 1 / 24, streams: ["cam1"] },
+      config: { maxWindowSeconds: 60 },
+    });
+    const rt = await h.runtime();
+    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    const day = utcDate(now);
+    const key = catalogKey(h.config.prefix, "src1", "cam1", day);
+    const catalog = JSON.parse((await h.getObject(key)).toString());
+    // A window gone: rebuild has a catalog to write.
+    await rt.store.deleteKeys([catalog.windows[0].key]);
+    const proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
+    try {
+      const behind = await h.runtime({ endpoints: { ...h.emulator.endpoints, s3Endpoint: proxy.url } });
+      let release = () => {};
+      const stall = proxy.inject({
+        op: "PutObject",
+        kind: "catalog",
+        fault: "stall-request",
+        until: new Promise<void>((r) => {
+          release = r;
+        }),
+      });
+      const rebuilding = rebuildBackup({ config: h.config, store: behind.store, source: "src1" });
+      await expect.poll(() => stall.hits, { timeout: 20_000 }).toBe(1);
+      // Meanwhile a planner folds in a new window's record.
+      const newer = {
+        ...catalog.windows.at(-1),
+        from: now + 600,
+        key: `${catalog.windows.at(-1).key}.newer`,
+      };
+      const current = await rt.store.readCatalog("src1", "cam1", day);
+      await rt.store.writeCatalog({ ...current, windows: [...current.windows, newer] });
+      release();
+      const report = await rebuilding;
+      expect(report.problems).toEqual([]);
+      expect(proxy.preconditionFailed).toBeGreaterThan(0);
+      const after = JSON.parse((await h.getObject(key)).toString());
+      expect(after.windows.map((w: { key: string }) => w.key)).toEqual([
+        ...catalog.windows.slice(1).map((w: { key: string }) => w.key),
+        newer.key,
+      ]);
+    } finally {
+      await proxy.close();
+    }
   }, 60_000);
 
   it("drops the catalog entry and the coverage of a window whose object is gone (copied again by the next run); a stream with nothing stored gets no manifest", async () => {
