@@ -4,12 +4,12 @@
  * Costs what a planner run costs, plus one listing of the manifests folder and the queue attributes.
  */
 import { GetQueueUrlCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import type { BackupStore } from "../functions/adapters/backup-store.ts";
+import { type BackupStore, DamagedObjectError } from "../functions/adapters/backup-store.ts";
 import type { FlussonicClient } from "../functions/adapters/flussonic.ts";
 import { type BackupConfig, listedStreams, type SourceConfig } from "../functions/config.ts";
 import { type Coverage, coverage } from "../functions/domain/coverage.ts";
 import { manifestKey } from "../functions/domain/keys.ts";
-import { activeLeases, applyRecords, storedBitrateBps } from "../functions/domain/manifest.ts";
+import { activeLeases, applyRecords, emptyManifest, storedBitrateBps } from "../functions/domain/manifest.ts";
 import { decodeKeySegment } from "../functions/domain/names.ts";
 import { normalizeRanges, type TimeRange } from "../functions/domain/ranges.ts";
 import { streamWindowSeconds } from "../functions/plan-backup.ts";
@@ -159,16 +159,23 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
     if (deps.only?.stream && name !== deps.only.stream) continue;
     const st = settings.get(name)!;
     const records = pending.byStream.get(name) ?? [];
-    const stored = await deps.store.readManifest(source.name, name);
-    const manifest = applyRecords(stored.manifest, records, deps.now);
+    // A damaged manifest is this stream's error (with how to rebuild it), not the whole status's;
+    // nothing is counted as backed up for it until it is rebuilt.
+    let damaged: string | undefined;
+    const stored = await deps.store.readManifest(source.name, name).catch((e: unknown) => {
+      if (!(e instanceof DamagedObjectError)) throw e;
+      damaged = e.message;
+      return { manifest: emptyManifest(source.name, name), etag: undefined };
+    });
+    const manifest = applyRecords(stored.manifest, damaged ? [] : records, deps.now);
     const retentionStart = Math.floor(deps.now - st.retentionDays * 86400);
     let archive: TimeRange[] | undefined;
-    let error: string | undefined;
+    let error: string | undefined = damaged;
     if (sourceReachable && !st.retired) {
       try {
         archive = await client.recordedRanges(name, { from: retentionStart, to: deps.now });
       } catch (e) {
-        error = `archive unknown: ${message(e)}`;
+        error ??= `archive unknown: ${message(e)}`;
       }
     }
     const windowSeconds = streamWindowSeconds(

@@ -4,9 +4,10 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
 import { statusCommand } from "../../cli/status.ts";
-import { streamPrefix } from "../../functions/domain/keys.ts";
+import { manifestKey, streamPrefix } from "../../functions/domain/keys.ts";
 import { clipRanges, normalizeRanges, subtractRanges } from "../../functions/domain/ranges.ts";
 import type { BackupStatus } from "../../local/backup-status.ts";
 import { runOnce } from "../../local/once.ts";
@@ -132,6 +133,35 @@ describe("status", () => {
     expect(html).not.toContain("<script");
     expect(html).not.toMatch(/<link|@import|url\(|(src|href)="(https?:)?\/\//);
     expect(html).toMatch(/<rect [^>]*fill="#e03131"><title>missing 2026-11-20T12:/);
+  });
+
+  it("names a damaged manifest on its stream (counting nothing as backed up there), reports the other streams, and exits 1", async () => {
+    h = await startHarness({ sim: { streams }, source: { retentionDays: 1 / 24 } });
+    const rt = await h.runtime();
+    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    await rt.store.s3.send(
+      new PutObjectCommand({
+        Bucket: h.config.bucket,
+        Key: manifestKey(h.config.prefix, "src1", "cam1"),
+        Body: "{ not json",
+      }),
+    );
+    const file = operatorTarget(h);
+    const { code, status: s } = await status(h, file);
+    expect(code).toBe(1);
+    const [cam1, other] = s.sources[0]!.streams;
+    expect(cam1!.stream).toBe("cam1");
+    expect(cam1!.error).toMatch(
+      /manifests\/src1\/cam1\.json is damaged.*flussonic-backup rebuild --source src1 --stream cam1/,
+    );
+    expect(cam1!.backedUp).toEqual([]);
+    expect(other!.error).toBeUndefined();
+    expect(other!.backedUp.length).toBeGreaterThan(0);
+    const text = new TextSink();
+    await statusCommand({ config: file, copyTimeoutSeconds: 60, now: h.clock.now(), out: text });
+    expect(text.text).toMatch(
+      /src1 cam1: S3: .* is damaged .*run `flussonic-backup rebuild --source src1 --stream cam1`/,
+    );
   });
 
   it("counts dead-lettered windows and exits 1", async () => {
