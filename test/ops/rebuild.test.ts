@@ -45,6 +45,21 @@ function planned(r: PlanReport): number {
   return r.sources.reduce((n, s) => n + s.planned.length, 0);
 }
 
+/** A backup of cam1's last 4 minutes in 60 s windows (harness in `h`), and the time it was made at. */
+async function backedUpMinutes() {
+  const now = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+  h = await startHarness({
+    sim: {
+      streams: [{ name: "cam1", bitrateBps: 80_000, ranges: [{ from: now - 4 * 60, to: now + 3600 }] }],
+    },
+    source: { retentionDays: 1 / 24, streams: ["cam1"] },
+    config: { maxWindowSeconds: 60 },
+  });
+  const rt = await h.runtime();
+  expect((await runOnce(rt, h.tally)).ok).toBe(true);
+  return { now, rt, h };
+}
+
 describe("rebuild", () => {
   it("restores deleted and damaged manifests, catalogs, records and index from the stored windows; the planner names damaged keys and downloads nothing again", async () => {
     const now = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
@@ -226,24 +241,15 @@ describe("rebuild", () => {
   }, 60_000);
 
   it("keeps a catalog entry a planner writes while rebuild writes the same catalog (a conditional write, done again)", async () => {
-    const now = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
-    h = await startHarness({
-      sim: {
-        streams: [{ name: "cam1", bitrateBps: 80_000, ranges: [{ from: now - 4 * 60, to: now + 3600 }] }],
-      },
-      source: { retentionDays: 1 / 24, streams: ["cam1"] },
-      config: { maxWindowSeconds: 60 },
-    });
-    const rt = await h.runtime();
-    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    const { now, rt, h: hh } = await backedUpMinutes();
     const day = utcDate(now);
-    const key = catalogKey(h.config.prefix, "src1", "cam1", day);
-    const catalog = JSON.parse((await h.getObject(key)).toString());
+    const key = catalogKey(hh.config.prefix, "src1", "cam1", day);
+    const catalog = JSON.parse((await hh.getObject(key)).toString());
     // A window gone: rebuild has a catalog to write.
     await rt.store.deleteKeys([catalog.windows[0].key]);
-    const proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
+    const proxy = await S3FaultProxy.start(hh.emulator.endpoints.s3Endpoint!);
     try {
-      const behind = await h.runtime({ endpoints: { ...h.emulator.endpoints, s3Endpoint: proxy.url } });
+      const behind = await hh.runtime({ endpoints: { ...hh.emulator.endpoints, s3Endpoint: proxy.url } });
       let release = () => {};
       const stall = proxy.inject({
         op: "PutObject",
@@ -253,7 +259,7 @@ describe("rebuild", () => {
           release = r;
         }),
       });
-      const rebuilding = rebuildBackup({ config: h.config, store: behind.store, source: "src1" });
+      const rebuilding = rebuildBackup({ config: hh.config, store: behind.store, source: "src1" });
       await expect.poll(() => stall.hits, { timeout: 20_000 }).toBe(1);
       // Meanwhile a planner folds in a new window's record.
       const newer = {
@@ -267,7 +273,7 @@ describe("rebuild", () => {
       const report = await rebuilding;
       expect(report.problems).toEqual([]);
       expect(proxy.preconditionFailed).toBeGreaterThan(0);
-      const after = JSON.parse((await h.getObject(key)).toString());
+      const after = JSON.parse((await hh.getObject(key)).toString());
       expect(after.windows.map((w: { key: string }) => w.key)).toEqual([
         ...catalog.windows.slice(1).map((w: { key: string }) => w.key),
         newer.key,
@@ -278,23 +284,14 @@ describe("rebuild", () => {
   }, 60_000);
 
   it("drops the catalog entry and the coverage of a window whose object is gone (copied again by the next run); a stream with nothing stored gets no manifest", async () => {
-    const now = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
-    h = await startHarness({
-      sim: {
-        streams: [{ name: "cam1", bitrateBps: 80_000, ranges: [{ from: now - 4 * 60, to: now + 3600 }] }],
-      },
-      source: { retentionDays: 1 / 24, streams: ["cam1"] },
-      config: { maxWindowSeconds: 60 },
-    });
-    const rt = await h.runtime();
-    expect((await runOnce(rt, h.tally)).ok).toBe(true);
-    const p = h.config.prefix;
+    const { now, rt, h: hh } = await backedUpMinutes();
+    const p = hh.config.prefix;
     const day = utcDate(now);
-    const catalog = JSON.parse((await h.getObject(catalogKey(p, "src1", "cam1", day))).toString());
+    const catalog = JSON.parse((await hh.getObject(catalogKey(p, "src1", "cam1", day))).toString());
     const lost = catalog.windows[1];
     await rt.store.deleteKeys([lost.key]);
 
-    const report = await rebuildBackup({ config: h.config, store: rt.store, source: "src1" });
+    const report = await rebuildBackup({ config: hh.config, store: rt.store, source: "src1" });
     expect(report.problems).toEqual([]);
     expect(report.streams[0]).toMatchObject({
       stream: "cam1",
@@ -302,15 +299,15 @@ describe("rebuild", () => {
       hashed: 0,
       dropped: 1,
     });
-    const after = JSON.parse((await h.getObject(catalogKey(p, "src1", "cam1", day))).toString());
+    const after = JSON.parse((await hh.getObject(catalogKey(p, "src1", "cam1", day))).toString());
     expect(after.windows.map((w: { key: string }) => w.key)).toEqual(
       catalog.windows.filter((w: { key: string }) => w.key !== lost.key).map((w: { key: string }) => w.key),
     );
-    const manifest = JSON.parse((await h.getObject(manifestKey(p, "src1", "cam1"))).toString()) as Manifest;
+    const manifest = JSON.parse((await hh.getObject(manifestKey(p, "src1", "cam1"))).toString()) as Manifest;
     expect(manifest.covered.some((r) => r.from < lost.from + lost.duration && lost.from < r.to)).toBe(false);
 
     const nothing = await rebuildBackup({
-      config: h.config,
+      config: hh.config,
       store: rt.store,
       source: "src1",
       stream: "cam9",
@@ -318,11 +315,11 @@ describe("rebuild", () => {
     expect(nothing.streams).toEqual([
       expect.objectContaining({ stream: "cam9", stored: 0, manifestWritten: false }),
     ]);
-    expect(await h.keys(manifestKey(p, "src1", "cam9"))).toEqual([]);
+    expect(await hh.keys(manifestKey(p, "src1", "cam9"))).toEqual([]);
 
-    const next = await runOnce(rt, h.tally);
+    const next = await runOnce(rt, hh.tally);
     expect(next.ok).toBe(true);
     expect(next.copied).toBe(1);
-    expect((await h.getObject(lost.key)).length).toBe(lost.size);
+    expect((await hh.getObject(lost.key)).length).toBe(lost.size);
   }, 60_000);
 });
