@@ -25,6 +25,8 @@ export interface WindowCopyInput {
   /** Bandwidth cap in bytes per second; absent: uncapped. */
   capBytesPerSecond?: number;
   partSize: number;
+  /** Parts uploading at once (default: the copier's). */
+  uploadQueueSize?: number;
 }
 
 export interface WindowCopyOutput {
@@ -95,6 +97,7 @@ export async function copyOneWindow(input: WindowCopyInput): Promise<WindowCopyO
       throttle: input.capBytesPerSecond ? new TokenBucket(input.capBytesPerSecond) : unlimited,
       now,
       partSize: input.partSize,
+      ...(input.uploadQueueSize ? { uploadQueueSize: input.uploadQueueSize } : {}),
       copyTimeoutSeconds: 900,
       onBytes: (n) => {
         bytesRead += n;

@@ -33,8 +33,10 @@ export interface CopyWindowDeps {
   now: () => number;
   /** Milliseconds the source took to answer (headers), for the back-off gate. */
   onResponse?: (ms: number) => void;
-  /** Multipart part size in bytes (memory is about partSize x (UPLOAD_QUEUE_SIZE + 1)). */
+  /** Multipart part size in bytes (memory is about partSize x (uploadQueueSize + 1)). */
   partSize: number;
+  /** Parts uploading at once while the next fills (default UPLOAD_QUEUE_SIZE). */
+  uploadQueueSize?: number;
   /** Longest a copy may take (seconds); a window whose lease ends sooner is left to a re-plan. */
   copyTimeoutSeconds: number;
   /** Bytes a download delivers before the first read (default RECEIVE_WINDOW_BYTES). */
@@ -144,7 +146,7 @@ export async function copyWindow(
         format: m.format,
       },
     },
-    { partSize: deps.partSize, queueSize: UPLOAD_QUEUE_SIZE },
+    { partSize: deps.partSize, queueSize: deps.uploadQueueSize ?? UPLOAD_QUEUE_SIZE },
   );
   // An abort (timeout, service stop) ends the download: the upload then fails on its body and
   // aborts the multipart upload before it rejects. Once the whole body is streamed, though, only S3
