@@ -28,6 +28,7 @@ import {
 } from "../domain/keys.ts";
 import { type CopyRecord, emptyManifest, type Manifest } from "../domain/manifest.ts";
 import { decodeKeySegment } from "../domain/names.ts";
+import { LeanS3, LeanUnsupported } from "./lean-s3.ts";
 
 /** A manifest as read, with the ETag to make the next write conditional. */
 export interface StoredManifest {
@@ -69,11 +70,29 @@ export class BackupStore {
   readonly bucket: string;
   readonly prefix: string;
   readonly requests: RequestCounter = new Map();
+  /** Small JSON objects (manifests, catalogs, records) without the SDK's per-request cost (lean-s3.ts). */
+  #lean: LeanS3 | undefined;
 
   constructor(s3: S3Client, bucket: string, prefix: string) {
     this.s3 = s3;
     this.bucket = bucket;
     this.prefix = prefix;
+    this.#lean = LeanS3.forClient(s3, bucket);
+  }
+
+  /** Through the lean path when this client allows it, else (or once it turns out not to) the SDK. */
+  async #leanOr<T>(lean: (l: LeanS3) => Promise<T>, sdk: () => Promise<T>): Promise<T> {
+    const l = this.#lean;
+    if (l) {
+      try {
+        return await lean(l);
+      } catch (error) {
+        if (!(error instanceof LeanUnsupported)) throw error;
+        this.#lean = undefined;
+        l.destroy();
+      }
+    }
+    return await sdk();
   }
 
   #count(kind: string): void {
@@ -100,14 +119,20 @@ export class BackupStore {
   async writeManifest(m: Manifest, etag: string | undefined): Promise<boolean> {
     this.#count("PutObject");
     try {
-      await this.s3.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: manifestKey(this.prefix, m.source, m.stream),
-          Body: JSON.stringify(m),
-          ContentType: "application/json",
-          ...(etag ? { IfMatch: etag } : { IfNoneMatch: "*" }),
-        }),
+      const Key = manifestKey(this.prefix, m.source, m.stream);
+      const Body = JSON.stringify(m);
+      await this.#leanOr<unknown>(
+        (l) => l.put(Key, Body, "application/json", etag ? { ifMatch: etag } : { ifNoneMatch: "*" }),
+        () =>
+          this.s3.send(
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key,
+              Body,
+              ContentType: "application/json",
+              ...(etag ? { IfMatch: etag } : { IfNoneMatch: "*" }),
+            }),
+          ),
       );
       return true;
     } catch (error) {
@@ -222,6 +247,33 @@ export class BackupStore {
     } while (token);
   }
 
+  /**
+   * The folders directly under `prefix` (`{prefix}{name}/`), from a delimiter listing (1000 a page):
+   * the planner learns in one listing which streams of a source have stored windows at all.
+   */
+  async listFolders(prefix: string): Promise<Set<string>> {
+    const folders = new Set<string>();
+    let token: string | undefined;
+    do {
+      this.#count("ListObjectsV2");
+      const page = await this.s3
+        .send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            Delimiter: "/",
+            ContinuationToken: token,
+          }),
+        )
+        .catch((error: unknown) => {
+          throw storeError(error, `list ${prefix}`);
+        });
+      for (const p of page.CommonPrefixes ?? []) if (p.Prefix) folders.add(p.Prefix);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return folders;
+  }
+
   /** Deletes compacted records (in batches of 1000). */
   async deleteKeys(keys: readonly string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
@@ -254,14 +306,30 @@ export class BackupStore {
   async writeCatalog(c: Catalog, ifMatch?: string | null): Promise<boolean> {
     this.#count("PutObject");
     try {
-      await this.s3.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: catalogKey(this.prefix, c.source, c.stream, c.day),
-          Body: JSON.stringify(c),
-          ContentType: "application/json",
-          ...(ifMatch === undefined ? {} : ifMatch === null ? { IfNoneMatch: "*" } : { IfMatch: ifMatch }),
-        }),
+      const Key = catalogKey(this.prefix, c.source, c.stream, c.day);
+      const Body = JSON.stringify(c);
+      await this.#leanOr<unknown>(
+        (l) =>
+          l.put(
+            Key,
+            Body,
+            "application/json",
+            ifMatch === undefined ? {} : ifMatch === null ? { ifNoneMatch: "*" } : { ifMatch },
+          ),
+        () =>
+          this.s3.send(
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key,
+              Body,
+              ContentType: "application/json",
+              ...(ifMatch === undefined
+                ? {}
+                : ifMatch === null
+                  ? { IfNoneMatch: "*" }
+                  : { IfMatch: ifMatch }),
+            }),
+          ),
       );
       return true;
     } catch (error) {
@@ -394,16 +462,25 @@ export class BackupStore {
   async #getJson<T>(key: string, hint?: string): Promise<{ body: T; etag: string | undefined } | undefined> {
     this.#count("GetObject");
     try {
-      const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      const text = await res.Body?.transformToString();
+      const res = await this.#leanOr(
+        async (l) => {
+          const got = await l.get(key);
+          return got && { text: got.text, etag: got.etag };
+        },
+        async () => {
+          const r = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+          return { text: await r.Body?.transformToString(), etag: r.ETag };
+        },
+      );
+      if (!res) return undefined;
       let body: T;
       try {
-        body = JSON.parse(text ?? "null") as T;
+        body = JSON.parse(res.text ?? "null") as T;
       } catch (error) {
-        throw new DamagedObjectError(key, res.ETag, hint, error);
+        throw new DamagedObjectError(key, res.etag, hint, error);
       }
-      if (body === null || typeof body !== "object") throw new DamagedObjectError(key, res.ETag, hint);
-      return { body, etag: res.ETag };
+      if (body === null || typeof body !== "object") throw new DamagedObjectError(key, res.etag, hint);
+      return { body, etag: res.etag };
     } catch (error) {
       if (error instanceof DamagedObjectError) throw error;
       if (
