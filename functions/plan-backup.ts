@@ -1,7 +1,8 @@
 /**
  * The planner: per source, per stream, diff what the source recorded against what the backup holds
  * and queue the missing windows. Costs O(streams) S3 requests (one manifest read per stream, one
- * listing of pending completion records per source), never a listing of stored objects.
+ * listing of pending completion records per source), never a listing of stored objects but for a
+ * stream without a manifest that has a folder (known from one delimiter listing of the source).
  */
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { type BackupStore, CONDITIONAL_ATTEMPTS, raceBackoff } from "./adapters/backup-store.ts";
@@ -31,6 +32,7 @@ import {
   storedBitrateBps,
   unverifiedClaims,
 } from "./domain/manifest.ts";
+import { encodeKeySegment } from "./domain/names.ts";
 import {
   clipRanges,
   intersectRanges,
@@ -125,7 +127,6 @@ interface StreamState {
   changed: boolean;
   bitrateBps: number;
   windowSeconds: number;
-  recorded: TimeRange[];
   missing: TimeRange[];
   horizon: number;
   plan: StreamPlan;
@@ -194,6 +195,14 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
   for (const damaged of pending.damaged ?? []) fail(undefined, damaged);
 
   const copierBandwidthBps = (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies;
+  // Which streams have stored windows at all: one delimiter listing of the source's folder, made
+  // only once a stream without a manifest turns up (a new backup: thousands of them), so that only
+  // folders that exist are listed one by one. Undefined when the listing failed: each is listed.
+  let folders: Promise<Set<string> | undefined> | undefined;
+  const storedFolders = () =>
+    (folders ??= deps.store
+      .listFolders(`${deps.store.prefix}${encodeKeySegment(source.name)}/`)
+      .catch(() => undefined));
   const states: StreamState[] = [];
   await forEachLimited(streams, deps.streamConcurrency ?? 16, async ({ settings, info }) => {
     try {
@@ -206,6 +215,7 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
           info,
           pending.byStream.get(settings.name) ?? [],
           now,
+          storedFolders,
         ),
       );
     } catch (error) {
@@ -393,15 +403,17 @@ async function readStream(
   info: DvrStream | undefined,
   records: CopyRecord[],
   now: number,
+  storedFolders: () => Promise<Set<string> | undefined>,
 ): Promise<StreamState> {
   const stored = await deps.store.readManifest(source.name, settings.name);
   const retentionStart = Math.floor(now - settings.retentionDays * 86400);
   const horizon = now - deps.config.settleSeconds;
   // No manifest (a new stream, or its manifest deleted): the stored windows are the truth, so that
-  // none is planned and copied again. One listing of the stream's folder, only while there is none.
+  // none is planned and copied again. One listing of the stream's folder, only while there is none
+  // and only when the source's folder listing shows the stream has one.
   const base =
     stored.etag === undefined
-      ? await adoptStoredWindows(deps, source.name, settings.name, stored.manifest)
+      ? await adoptStoredWindows(deps, source.name, settings.name, stored.manifest, storedFolders)
       : stored.manifest;
   let manifest = applyRecords(base, records, now);
   const unverified = unverifiedClaims(manifest, retentionStart, now);
@@ -443,7 +455,6 @@ async function readStream(
     changed,
     bitrateBps,
     windowSeconds,
-    recorded,
     missing,
     horizon,
     plan: {
@@ -521,8 +532,11 @@ async function adoptStoredWindows(
   source: string,
   stream: string,
   empty: Manifest,
+  storedFolders: () => Promise<Set<string> | undefined>,
 ): Promise<Manifest> {
   const folder = streamPrefix(deps.store.prefix, source, stream);
+  // No folder for the stream in the source's listing: nothing stored, nothing to list.
+  if ((await storedFolders())?.has(folder) === false) return empty;
   const windows: { from: number; to: number; size: number }[] = [];
   for await (const o of deps.store.listObjects(folder)) {
     const w = parseWindowKeyTail(o.key.slice(folder.length));

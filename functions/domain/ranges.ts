@@ -14,6 +14,13 @@ export type ArchiveRange = TimeRange;
 
 /** Sorts, drops empty ranges and merges overlapping or touching ones. */
 export function normalizeRanges(ranges: readonly TimeRange[]): TimeRange[] {
+  // Already in normal form (manifests and archive indexes are): the same copies, without the sort.
+  let normal = true;
+  for (let i = 0; i < ranges.length && normal; i++) {
+    const r = ranges[i]!;
+    normal = r.to > r.from && (i === 0 || r.from > ranges[i - 1]!.to);
+  }
+  if (normal) return ranges.map((r) => ({ from: r.from, to: r.to }));
   const sorted = ranges.filter((r) => r.to > r.from).sort((a, b) => a.from - b.from || a.to - b.to);
   const out: TimeRange[] = [];
   for (const r of sorted) {

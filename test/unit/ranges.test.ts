@@ -22,6 +22,34 @@ describe("normalizeRanges", () => {
       { from: 50, to: 60 },
     ]);
   });
+
+  it("gives a list already in normal form back as copies (its objects are never shared)", () => {
+    const normal = [
+      { from: 10, to: 30 },
+      { from: 31, to: 40 },
+      { from: 50, to: 60 },
+    ];
+    const out = normalizeRanges(normal);
+    expect(out).toEqual(normal);
+    expect(out.some((r, i) => r === normal[i])).toBe(false);
+    // Touching, unsorted or empty: not normal, merged as usual.
+    expect(
+      normalizeRanges([
+        { from: 10, to: 30 },
+        { from: 30, to: 40 },
+      ]),
+    ).toEqual([{ from: 10, to: 40 }]);
+    expect(
+      normalizeRanges([
+        { from: 50, to: 60 },
+        { from: 10, to: 20 },
+        { from: 70, to: 70 },
+      ]),
+    ).toEqual([
+      { from: 10, to: 20 },
+      { from: 50, to: 60 },
+    ]);
+  });
 });
 
 describe("subtractRanges", () => {
