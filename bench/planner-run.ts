@@ -27,6 +27,8 @@ export interface PlannerRunOutput {
   rangesPerStream: number;
   indexBuildSeconds: number;
   cpuSeconds: number;
+  /** Of cpuSeconds, the simulated index answering the planner (the source's side, in this process). */
+  indexCpuSeconds: number;
   userSeconds: number;
   systemSeconds: number;
   wallSeconds: number;
@@ -90,6 +92,7 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
     rangesPerStream: rangeCount / Math.max(1, index.streams.length),
     indexBuildSeconds,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    indexCpuSeconds: index.answerSeconds,
     userSeconds: cpu.user / 1e6,
     systemSeconds: cpu.system / 1e6,
     wallSeconds,

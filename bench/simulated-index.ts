@@ -34,6 +34,11 @@ export class SimulatedIndex {
   readonly #now: number;
   /** Calls answered, by method (what a real source would have served). */
   readonly calls = { listDvrStreams: 0, recordedRanges: 0, dvrStream: 0 };
+  /**
+   * Seconds spent answering those calls (their work is synchronous, so wall time is this process's
+   * CPU): the simulated source's share of the planner process's CPU, reported beside it.
+   */
+  answerSeconds = 0;
 
   constructor(shape: IndexShape) {
     this.#now = shape.now;
@@ -54,19 +59,28 @@ export class SimulatedIndex {
     return s ? recordedAt(s, this.#now).ranges : [];
   }
 
+  #timed<T>(answer: () => T): T {
+    const started = performance.now();
+    try {
+      return answer();
+    } finally {
+      this.answerSeconds += (performance.now() - started) / 1000;
+    }
+  }
+
   async listDvrStreams(): Promise<DvrStream[]> {
     this.calls.listDvrStreams++;
-    return this.streams.map((s) => ({ name: s.name, bitrateBps: s.bitrateBps }));
+    return this.#timed(() => this.streams.map((s) => ({ name: s.name, bitrateBps: s.bitrateBps })));
   }
 
   async dvrStream(name: string): Promise<DvrStream> {
     this.calls.dvrStream++;
-    return { name, bitrateBps: this.#byName.get(name)?.bitrateBps };
+    return this.#timed(() => ({ name, bitrateBps: this.#byName.get(name)?.bitrateBps }));
   }
 
   async recordedRanges(name: string, span: { from: number; to: number }): Promise<TimeRange[]> {
     this.calls.recordedRanges++;
-    return clipRanges(this.rangesOf(name), span.from, span.to);
+    return this.#timed(() => clipRanges(this.rangesOf(name), span.from, span.to));
   }
 
   async close(): Promise<void> {}
