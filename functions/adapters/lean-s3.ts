@@ -154,9 +154,25 @@ export class LeanS3 {
         requestHandler?: { configProvider?: Promise<Record<string, unknown>> };
       };
       const region = String(await resolve(c.region));
-      const custom = c.isCustomEndpoint
-        ? ((await resolve(c.endpoint)) as { protocol: string; hostname: string; port?: number; path: string })
-        : undefined;
+      // The endpoint given to the client, else one configured for S3 outside the code
+      // (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the config file), as the SDK looks them up.
+      let endpointUrl: string | undefined;
+      if (c.isCustomEndpoint) {
+        const custom = (await resolve(c.endpoint)) as {
+          protocol: string;
+          hostname: string;
+          port?: number;
+          path: string;
+        };
+        endpointUrl = `${custom.protocol}//${custom.hostname}${custom.port ? `:${custom.port}` : ""}${custom.path}`;
+      } else if (!(await resolve(c.ignoreConfiguredEndpointUrls))) {
+        if (typeof c.serviceConfiguredEndpoint === "function") {
+          const configured = await resolve(c.serviceConfiguredEndpoint);
+          if (configured) endpointUrl = String(configured);
+        } else if (process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL) {
+          throw new LeanUnsupported("an endpoint configured outside the client");
+        }
+      }
       const params: Record<string, unknown> = {
         Bucket: this.#bucket,
         Region: region,
@@ -168,11 +184,7 @@ export class LeanS3 {
         UseArnRegion: Boolean(await resolve(c.useArnRegion)),
         DisableMultiRegionAccessPoints: Boolean(await resolve(c.disableMultiregionAccessPoints)),
         DisableS3ExpressSessionAuth: Boolean(await resolve(c.disableS3ExpressSessionAuth)),
-        ...(custom
-          ? {
-              Endpoint: `${custom.protocol}//${custom.hostname}${custom.port ? `:${custom.port}` : ""}${custom.path}`,
-            }
-          : {}),
+        ...(endpointUrl ? { Endpoint: endpointUrl } : {}),
       };
       const endpoint = c.endpointProvider(params, {});
       const scheme = endpoint.properties?.authSchemes?.[0];

@@ -11,6 +11,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
+  S3Client,
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -72,6 +73,28 @@ describe("the lean S3 path", () => {
       }
       expect(await lean.get("no/such/key.json")).toBeUndefined();
     });
+  });
+
+  it("reaches an endpoint configured outside the client (AWS_ENDPOINT_URL_S3), as the SDK does", async () => {
+    const saved = process.env.AWS_ENDPOINT_URL_S3;
+    process.env.AWS_ENDPOINT_URL_S3 = proxy.url;
+    const s3 = new S3Client({
+      region: "us-east-1",
+      credentials: endpoints.credentials!,
+      forcePathStyle: true,
+    });
+    const lean = LeanS3.forClient(s3, BUCKET)!;
+    try {
+      const before = proxy.count("PutObject");
+      await lean.put("configured/a.json", "{}", "application/json");
+      expect(proxy.count("PutObject") - before).toBe(1);
+      expect((await lean.get("configured/a.json"))?.text).toBe("{}");
+    } finally {
+      if (saved === undefined) delete process.env.AWS_ENDPOINT_URL_S3;
+      else process.env.AWS_ENDPOINT_URL_S3 = saved;
+      lean.destroy();
+      s3.destroy();
+    }
   });
 
   it("conditional writes: If-None-Match on an existing object and a stale If-Match fail with 412, as an S3ServiceException", async () => {
