@@ -248,7 +248,7 @@ export async function measureSmallWindows(ctx: BenchContext): Promise<FigureResu
     rows,
     details: { cases, rclone: peer, windowsPerStream: windows },
     notes: [
-      `Small windows: windows copied (S3 objects; one stream-hour each): ${[...cases, ...(peer ? [peer] : [])].map((c) => `${c.case}: ${c.windows}`).join("; ")}.`,
+      `Small windows: windows copied (S3 objects for the whole backlog): ${[...cases, ...(peer ? [peer] : [])].map((c) => `${c.case}: ${c.windows}`).join("; ")}.`,
       `Small windows: load average (1/5/15 min) before / after each case: ${[...cases, ...(peer ? [peer] : [])].map((c) => `${c.case}: ${c.load}`).join("; ")}.`,
     ],
   };
