@@ -29,8 +29,13 @@ export function indexNow(days: number): number {
 }
 
 export class SimulatedIndex {
-  readonly streams: SimStream[];
-  readonly #byName: Map<string, SimStream>;
+  readonly streams: { name: string; bitrateBps: number }[];
+  /**
+   * Each stream with its ranges packed (from, to pairs in a Float64Array): the 1.5 million ranges
+   * of 10,000 streams as objects were 100 MB of live heap in the planner's process, which a real
+   * source does not put there, and every major GC of the planner traced them.
+   */
+  readonly #byName: Map<string, { stream: Omit<SimStream, "ranges">; ranges: Float64Array }>;
   readonly #now: number;
   /** Calls answered, by method (what a real source would have served). */
   readonly calls = { listDvrStreams: 0, recordedRanges: 0, dvrStream: 0 };
@@ -42,10 +47,18 @@ export class SimulatedIndex {
 
   constructor(shape: IndexShape) {
     this.#now = shape.now;
-    this.streams = generateStreams(shape.streams, shape.days, shape.now, shape.seed).map((spec) =>
-      toSimStream(spec, shape.days, shape.now),
-    );
-    this.#byName = new Map(this.streams.map((s) => [s.name, s]));
+    this.#byName = new Map();
+    this.streams = [];
+    for (const spec of generateStreams(shape.streams, shape.days, shape.now, shape.seed)) {
+      const { ranges, ...stream } = toSimStream(spec, shape.days, shape.now);
+      const packed = new Float64Array(ranges.length * 2);
+      ranges.forEach((r, i) => {
+        packed[2 * i] = r.from;
+        packed[2 * i + 1] = r.to;
+      });
+      this.#byName.set(stream.name, { stream, ranges: packed });
+      this.streams.push({ name: stream.name, bitrateBps: stream.bitrateBps });
+    }
   }
 
   /** Typed as the planner's client: the planner calls only the methods implemented here. */
@@ -56,7 +69,10 @@ export class SimulatedIndex {
   /** Recorded ranges of a stream at the index's "now". */
   rangesOf(name: string): TimeRange[] {
     const s = this.#byName.get(name);
-    return s ? recordedAt(s, this.#now).ranges : [];
+    if (!s) return [];
+    const ranges: TimeRange[] = [];
+    for (let i = 0; i < s.ranges.length; i += 2) ranges.push({ from: s.ranges[i]!, to: s.ranges[i + 1]! });
+    return recordedAt({ ...s.stream, ranges }, this.#now).ranges;
   }
 
   #timed<T>(answer: () => T): T {
@@ -75,7 +91,7 @@ export class SimulatedIndex {
 
   async dvrStream(name: string): Promise<DvrStream> {
     this.calls.dvrStream++;
-    return this.#timed(() => ({ name, bitrateBps: this.#byName.get(name)?.bitrateBps }));
+    return this.#timed(() => ({ name, bitrateBps: this.#byName.get(name)?.stream.bitrateBps }));
   }
 
   async recordedRanges(name: string, span: { from: number; to: number }): Promise<TimeRange[]> {
