@@ -169,7 +169,7 @@ function isCovered(covered: readonly TimeRange[], from: number, to: number): boo
 }
 
 /** Leases still running at `now`. */
-export function activeLeases(m: Manifest, now: number): Lease[] {
+export function activeLeases(m: Pick<Manifest, "leases">, now: number): Lease[] {
   return m.leases.filter((l) => l.until > now);
 }
 
