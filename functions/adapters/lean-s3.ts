@@ -1,7 +1,9 @@
 /**
  * Reads and writes of the small JSON objects of the backup's bookkeeping (manifests, catalogs,
  * records, the control switch) without the AWS SDK's per-request middleware stack: one SigV4-signed
- * HTTP request on a keep-alive agent. The planner reads and writes a manifest per stream on every
+ * request on undici's keep-alive pool (the signature is checked against the SDK's own signer,
+ * @smithy/signature-v4, in test/unit/lean-s3-signing.test.ts; the emulator does not check
+ * signatures, AWS does). The planner reads and writes a manifest per stream on every
  * run; through the SDK each request costs about 0.6 to 0.9 ms of CPU (middleware resolution,
  * endpoint rules, checksum and signing layers, schema serde), directly about 0.15 ms, which is what
  * lets one planning run over 10,000 streams stay within seconds of CPU (bench figure 5).
@@ -18,7 +20,7 @@
  */
 import { createHash, createHmac, createSecretKey, type KeyObject } from "node:crypto";
 import { type S3Client, S3ServiceException } from "@aws-sdk/client-s3";
-import { Http1Connections } from "./http1-client.ts";
+import { type Dispatcher, Pool } from "undici";
 
 /** An answer of S3 to a GET: the body as text and the object's ETag. */
 export interface LeanObject {
@@ -70,6 +72,12 @@ const CLOCK_SKEW = new Set([
   "SignatureDoesNotMatch",
 ]);
 const NETWORK = new Set([
+  // undici's codes for a socket closed or silent, a connection not made in time
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
   "ECONNRESET",
   "ECONNREFUSED",
   "EPIPE",
@@ -95,7 +103,7 @@ export class LeanS3 {
   #signingKey: { day: string; region: string; secret: string; key: KeyObject } | undefined;
   /** Milliseconds to add to the local clock (set from a clock-skew answer's Date). */
   #clockOffsetMs = 0;
-  #pool: Http1Connections | undefined;
+  #pool: Pool | undefined;
 
   private constructor(s3: S3Client, bucket: string) {
     this.#s3 = s3;
@@ -114,7 +122,7 @@ export class LeanS3 {
 
   /** Closes idle sockets (keep-alive ones are unreferenced already: they never hold a process). */
   destroy(): void {
-    this.#pool?.close();
+    void this.#pool?.destroy().catch(() => undefined);
     this.#pool = undefined;
   }
 
@@ -270,7 +278,7 @@ export class LeanS3 {
     const now = new Date(Date.now() + this.#clockOffsetMs);
     const amzDate = now.toISOString().replace(/[-:]|\.\d{3}/g, "");
     const day = amzDate.slice(0, 8);
-    const lines = [`${method} ${path} HTTP/1.1`];
+    const headers: Record<string, string> = {};
     for (const [n, v] of signS3Request({
       method,
       path,
@@ -282,27 +290,41 @@ export class LeanS3 {
       sessionToken: id.sessionToken,
       signingKey: this.#keyFor(day, target.signingRegion, id.secretAccessKey),
     })) {
-      lines.push(`${n}: ${v}`);
+      headers[n] = v;
     }
-    lines.push(`content-length: ${body === undefined ? 0 : Buffer.byteLength(body)}`);
-    for (const [n, v] of Object.entries(extra)) {
-      if (/[\r\n]/.test(v)) throw new LeanUnsupported(`header ${n} has a line break`);
-      lines.push(`${n}: ${v}`);
+    headers["content-length"] = String(body === undefined ? 0 : Buffer.byteLength(body));
+    Object.assign(headers, extra);
+    let res: Dispatcher.ResponseData;
+    let answer: Buffer;
+    try {
+      res = await this.#connections(target).request({
+        method,
+        path,
+        headers,
+        ...(body === undefined ? {} : { body }),
+      });
+      answer = Buffer.from(await res.body.arrayBuffer());
+    } catch (error) {
+      throw asSdkTimeout(error);
     }
-    const res = await this.#connections(target).request(lines.join("\r\n"), body);
-    const date = Date.parse(res.headers.get("date") ?? "");
+    const header = (name: string) => {
+      const v = res.headers[name];
+      return Array.isArray(v) ? v.at(-1) : v;
+    };
+    const date = Date.parse(header("date") ?? "");
     return {
-      status: res.status,
-      body: res.body,
-      etag: res.headers.get("etag"),
+      status: res.statusCode,
+      body: answer,
+      etag: header("etag"),
       date: Number.isNaN(date) ? undefined : date,
     };
   }
 
-  #connections(target: Target): Http1Connections {
-    this.#pool ??= new Http1Connections(new URL(target.base.origin), {
-      connectTimeoutMs: target.connectionTimeoutMs,
-      idleTimeoutMs: target.socketTimeoutMs,
+  #connections(target: Target): Pool {
+    this.#pool ??= new Pool(target.base.origin, {
+      connect: { timeout: target.connectionTimeoutMs },
+      headersTimeout: target.socketTimeoutMs,
+      bodyTimeout: target.socketTimeoutMs,
     });
     return this.#pool;
   }
@@ -380,6 +402,16 @@ export function encodeKey(key: string): string {
 function backoff(attempt: number, throttled: boolean): Promise<void> {
   const base = throttled ? 500 : 100;
   return new Promise((r) => setTimeout(r, Math.random() * Math.min(20_000, base * 2 ** (attempt - 1))));
+}
+
+/** undici's timeouts as the SDK's HTTP handler reports them (a TimeoutError), for the same handling. */
+function asSdkTimeout(error: unknown): unknown {
+  const code = (error as { code?: string } | undefined)?.code ?? "";
+  if (!/^UND_ERR_(CONNECT|HEADERS|BODY)_TIMEOUT$/.test(code)) return error;
+  return Object.assign(new Error((error as Error).message, { cause: error }), {
+    name: "TimeoutError",
+    code: "ETIMEDOUT",
+  });
 }
 
 function isNetworkError(e: unknown): boolean {
