@@ -72,8 +72,7 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
     // the simulator's settings (a simulator started again with them serves the same archive).
     writeFileSync(join(dir, "config.json"), `${configText}\n`);
     writeFileSync(join(dir, "simulator.json"), `${JSON.stringify(simSettings)}\n`);
-    const lastCam1 = sim.rangesOf("cam1").at(-1)!;
-    const restoreFrom = Math.floor((lastCam1.to - 1800) / 600) * 600;
+    const restoreFrom = demoRestoreStart(sim.rangesOf("cam1"), days);
     const status = await runWith({
       config,
       credentials: new Map([["demo", { type: "none" }]]),
@@ -104,6 +103,23 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
     await embedded.stop();
     await sim.close();
   }
+}
+
+/**
+ * Start of the 10 minutes the demo's `restore` line offers: whole 10-minute windows of cam1, about
+ * half an hour before the live edge (well past the settle margin), inside one recorded range (the
+ * simulated archive has gaps, which restore would rightly refuse), and inside the retention.
+ */
+export function demoRestoreStart(ranges: readonly { from: number; to: number }[], days: number): number {
+  const now = ranges.at(-1)?.to ?? Math.floor(Date.now() / 1000);
+  const latest = Math.floor((now - 1800) / 600) * 600;
+  const oldest = now - days * 86_400;
+  for (let i = ranges.length - 1; i >= 0; i--) {
+    const r = ranges[i]!;
+    const from = Math.min(latest, Math.floor(r.to / 600) * 600 - 600);
+    if (from >= r.from && from >= oldest) return from;
+  }
+  return latest;
 }
 
 function hasFfmpeg(): boolean {
