@@ -339,11 +339,11 @@ export class FlussonicClient {
       return { ...(await this.#wholeBody(res, what)), headersMs };
     }
     const { throttle } = pacing;
-    // The window's expected size: the planner's estimate, else what the stream's last window gave.
-    // A stream not seen yet: its bitrate from the media server's stream info, when it says.
+    // The window's expected size: the caller's, else what the stream's last window gave. A stream
+    // not seen yet: its bitrate from the media server's stream info, asked once (0: unknown).
     if (!this.#bytesPerSecond.has(name) && !pacing.expectedBytes) {
       const info = await this.dvrStream(name).catch(() => undefined);
-      if (info?.bitrateBps) this.#bytesPerSecond.set(name, info.bitrateBps / 8);
+      this.#bytesPerSecond.set(name, (info?.bitrateBps ?? 0) / 8);
     }
     const learned = Math.round((this.#bytesPerSecond.get(name) ?? 0) * duration);
     const expected = pacing.expectedBytes && pacing.expectedBytes > 0 ? pacing.expectedBytes : learned;

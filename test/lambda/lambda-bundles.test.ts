@@ -645,16 +645,24 @@ describe("a backup through the Lambda functions", () => {
       format: "mp4",
       leaseUntil: now + 3600,
     };
+    // A group of its own and a fresh deduplication id: a message of the "copies" group still in
+    // flight from an earlier test would hold this one back (FIFO order within a group).
     await s.sqs.send(
       new SendMessageCommand({
         QueueUrl: s.src2.queue.queueUrl,
         MessageBody: JSON.stringify(window),
-        MessageGroupId: "copies",
+        MessageGroupId: "timeout-test",
+        MessageDeduplicationId: `timeout-test-${now}`,
       }),
     );
     const key = windowKey(s.prefix, window, window.format);
-    const batch = await s.src2.queue.receive(10);
-    expect(batch.map((m) => m.Body)).toEqual([JSON.stringify(window)]);
+    let batch: Awaited<ReturnType<typeof s.src2.queue.receive>> = [];
+    await expect
+      .poll(async () => {
+        batch = await s.src2.queue.receive(10);
+        return batch.map((m) => m.Body);
+      })
+      .toEqual([JSON.stringify(window)]);
     s.src2.sim.setFaults({ stallAfterBytes: 9 * 1024 * 1024, bodyFaultNext: 1 });
     const uploadsOfWindow = async () =>
       (await s.s3.send(new ListMultipartUploadsCommand({ Bucket: s.bucket, Prefix: key }))).Uploads ?? [];
