@@ -81,6 +81,24 @@ export class BackupStore {
   }
 
   /** Through the lean path when this client allows it, else (or once it turns out not to) the SDK. */
+  /** PutObject of a bookkeeping JSON object, optionally conditional (If-Match / If-None-Match). */
+  async #putJson(Key: string, Body: string, condition: { ifMatch?: string; ifNoneMatch?: "*" }) {
+    await this.#leanOr<unknown>(
+      (l) => l.put(Key, Body, "application/json", condition),
+      () =>
+        this.s3.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            Body,
+            ContentType: "application/json",
+            ...(condition.ifMatch ? { IfMatch: condition.ifMatch } : {}),
+            ...(condition.ifNoneMatch ? { IfNoneMatch: condition.ifNoneMatch } : {}),
+          }),
+        ),
+    );
+  }
+
   async #leanOr<T>(lean: (l: LeanS3) => Promise<T>, sdk: () => Promise<T>): Promise<T> {
     const l = this.#lean;
     if (l) {
@@ -121,19 +139,7 @@ export class BackupStore {
     try {
       const Key = manifestKey(this.prefix, m.source, m.stream);
       const Body = JSON.stringify(m);
-      await this.#leanOr<unknown>(
-        (l) => l.put(Key, Body, "application/json", etag ? { ifMatch: etag } : { ifNoneMatch: "*" }),
-        () =>
-          this.s3.send(
-            new PutObjectCommand({
-              Bucket: this.bucket,
-              Key,
-              Body,
-              ContentType: "application/json",
-              ...(etag ? { IfMatch: etag } : { IfNoneMatch: "*" }),
-            }),
-          ),
-      );
+      await this.#putJson(Key, Body, etag ? { ifMatch: etag } : { ifNoneMatch: "*" });
       return true;
     } catch (error) {
       if (lostRace(error, etag !== undefined)) return false;
@@ -308,28 +314,10 @@ export class BackupStore {
     try {
       const Key = catalogKey(this.prefix, c.source, c.stream, c.day);
       const Body = JSON.stringify(c);
-      await this.#leanOr<unknown>(
-        (l) =>
-          l.put(
-            Key,
-            Body,
-            "application/json",
-            ifMatch === undefined ? {} : ifMatch === null ? { ifNoneMatch: "*" } : { ifMatch },
-          ),
-        () =>
-          this.s3.send(
-            new PutObjectCommand({
-              Bucket: this.bucket,
-              Key,
-              Body,
-              ContentType: "application/json",
-              ...(ifMatch === undefined
-                ? {}
-                : ifMatch === null
-                  ? { IfNoneMatch: "*" }
-                  : { IfMatch: ifMatch }),
-            }),
-          ),
+      await this.#putJson(
+        Key,
+        Body,
+        ifMatch === undefined ? {} : ifMatch === null ? { ifNoneMatch: "*" } : { ifMatch },
       );
       return true;
     } catch (error) {
