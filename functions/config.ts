@@ -9,9 +9,9 @@ import { inspect } from "node:util";
 import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
 import { z } from "zod";
 import {
+  ALL_WINDOW_LENGTHS_SECONDS,
   ARCHIVE_FORMATS,
   type ArchiveFormat,
-  SHORT_WINDOW_LENGTHS_SECONDS,
   WINDOW_LENGTHS_SECONDS,
 } from "./domain/archive.ts";
 import { HH_MM, isKnownTimeZone } from "./domain/bandwidth-schedule.ts";
@@ -23,10 +23,7 @@ import { COPIER_TIMEOUT_SECONDS } from "./lambda/copier-limits.ts";
 export { type ArchiveFormat, WINDOW_LENGTHS_SECONDS };
 
 /** `minWindowSeconds` choices: the short lengths and the standard ones up to the default maximum. */
-const MIN_WINDOW_CHOICES = [
-  ...SHORT_WINDOW_LENGTHS_SECONDS,
-  ...WINDOW_LENGTHS_SECONDS.filter((n) => n <= 600),
-];
+const MIN_WINDOW_CHOICES = ALL_WINDOW_LENGTHS_SECONDS.filter((n) => n <= 600);
 
 /**
  * A queued window must start its copy this long before its lease ends (time to wait in the queue

@@ -39,7 +39,7 @@ export interface CopyWindowDeps {
   uploadQueueSize?: number;
   /** Longest a copy may take (seconds); a window whose lease ends sooner is left to a re-plan. */
   copyTimeoutSeconds: number;
-  /** Bytes a download delivers before the first read (default RECEIVE_WINDOW_BYTES). */
+  /** Bytes a download delivers before the first read (default: flussonic.ts RECEIVE_WINDOW_BYTES). */
   receiveWindowBytes?: number;
   /** Uploads of a window older than this are orphans to abort (default: copy timeout + 60 s). */
   staleUploadSeconds?: number;
@@ -51,12 +51,6 @@ export interface CopyWindowDeps {
 function metadataValue(s: string): string {
   return s.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
 }
-
-/**
- * What a TCP receive window holds when a download starts to be read slowly: measured about 1.2 to
- * 1.5 MB on Linux loopback (benchmarks); on a real network it grows with the path's bandwidth-delay.
- */
-export const RECEIVE_WINDOW_BYTES = 1024 * 1024;
 
 /** Parts of one window uploading at once while the next fills. */
 export const UPLOAD_QUEUE_SIZE = 2;
@@ -93,7 +87,9 @@ export async function copyWindow(
     m.duration,
     m.format,
     signal,
-    { throttle: deps.throttle, receiveWindowBytes: deps.receiveWindowBytes ?? RECEIVE_WINDOW_BYTES },
+    deps.receiveWindowBytes === undefined
+      ? { throttle: deps.throttle }
+      : { throttle: deps.throttle, receiveWindowBytes: deps.receiveWindowBytes },
   );
   deps.onResponse?.(headersMs ?? performance.now() - asked);
   const hash = createHash("sha256");

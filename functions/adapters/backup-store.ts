@@ -80,7 +80,6 @@ export class BackupStore {
     this.#lean = LeanS3.forClient(s3, bucket);
   }
 
-  /** Through the lean path when this client allows it, else (or once it turns out not to) the SDK. */
   /** PutObject of a bookkeeping JSON object, optionally conditional (If-Match / If-None-Match). */
   async #putJson(Key: string, Body: string, condition: { ifMatch?: string; ifNoneMatch?: "*" }) {
     await this.#leanOr<unknown>(
@@ -99,6 +98,7 @@ export class BackupStore {
     );
   }
 
+  /** Through the lean path when this client allows it, else (or once it turns out not to) the SDK. */
   async #leanOr<T>(lean: (l: LeanS3) => Promise<T>, sdk: () => Promise<T>): Promise<T> {
     const l = this.#lean;
     if (l) {

@@ -16,6 +16,8 @@ export const WINDOW_LENGTHS_SECONDS = [60, 120, 180, 240, 300, 360, 600, 720, 90
  * there (windowLengthFor). Allowed as `minWindowSeconds`.
  */
 export const SHORT_WINDOW_LENGTHS_SECONDS = [10, 15, 20, 30] as const;
+/** Every window length, shortest first. */
+export const ALL_WINDOW_LENGTHS_SECONDS = [...SHORT_WINDOW_LENGTHS_SECONDS, ...WINDOW_LENGTHS_SECONDS];
 
 /** The SQS message body of one planned window (version 1; fields are a promise). */
 export interface CopyMessage {

@@ -2,7 +2,7 @@
  * Planning: which archive windows are still missing from the backup, cut into copyable pieces.
  * Pure: times come in as arguments.
  */
-import { SHORT_WINDOW_LENGTHS_SECONDS, WINDOW_LENGTHS_SECONDS } from "./archive.ts";
+import { ALL_WINDOW_LENGTHS_SECONDS, WINDOW_LENGTHS_SECONDS } from "./archive.ts";
 import { type BandwidthPeriod, minutesOfDay } from "./bandwidth-schedule.ts";
 import { clipRanges, intersectRanges, normalizeRanges, subtractRanges, type TimeRange } from "./ranges.ts";
 
@@ -78,9 +78,7 @@ export function windowLengthFor(input: WindowLengthInput): number {
   const budget = (WHOLE_BURST_SECONDS * input.copierBandwidthBps) / 8;
   if (bytes(length) > KERNEL_BURST_BYTES || bytes(length) <= budget) return length;
   const floor = input.minWindowSeconds ?? DEFAULT_MIN_WINDOW_SECONDS;
-  const shorter = [...SHORT_WINDOW_LENGTHS_SECONDS, ...WINDOW_LENGTHS_SECONDS].filter(
-    (n) => n >= floor && n < length,
-  );
+  const shorter = ALL_WINDOW_LENGTHS_SECONDS.filter((n) => n >= floor && n < length);
   const fits = shorter.filter((n) => bytes(n) <= budget).at(-1);
   if (fits !== undefined) return fits;
   const shortest = shorter[0];
