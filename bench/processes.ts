@@ -2,7 +2,7 @@
  * The separate processes the benchmark runs: our copier and planner as Node children (so that
  * their CPU and memory are theirs alone), and Debian's rclone as the peer to compare with.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Endpoints } from "../local/aws-clients.ts";
 
@@ -12,17 +12,23 @@ export interface ChildRun<T> {
   wallSeconds: number;
 }
 
-/** Runs `bench/<script>` with Node (this Node) and its input as JSON; parses its last stdout line. */
-export async function runNodeScript<T>(
-  script: string,
-  input: unknown,
-  nodeArgs: string[] = [],
-): Promise<ChildRun<T>> {
-  const path = fileURLToPath(new URL(script, import.meta.url));
+/** A child process run to its end: exit code, what it printed, its wall time (spawn to exit). */
+export interface ChildExit {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+/** Runs `command` with its output collected; `onSpawn` gets the child (e.g. to sample its memory). */
+export async function runChild(
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; onSpawn?: (child: ChildProcess) => void } = {},
+): Promise<ChildExit> {
   const started = performance.now();
-  const child = spawn(process.execPath, [...nodeArgs, path, JSON.stringify(input)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(command, args, { env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+  options.onSpawn?.(child);
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => {
@@ -35,12 +41,26 @@ export async function runNodeScript<T>(
     child.on("error", reject);
     child.on("close", (c) => resolve(c));
   });
-  const wallSeconds = (performance.now() - started) / 1000;
+  return { code, stdout, stderr, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Runs `bench/<script>` with Node (this Node) and its input as JSON; parses its last stdout line. */
+export async function runNodeScript<T>(
+  script: string,
+  input: unknown,
+  nodeArgs: string[] = [],
+): Promise<ChildRun<T>> {
+  const path = fileURLToPath(new URL(script, import.meta.url));
+  const { code, stdout, stderr, seconds } = await runChild(process.execPath, [
+    ...nodeArgs,
+    path,
+    JSON.stringify(input),
+  ]);
   const last = stdout.trim().split("\n").at(-1) ?? "";
   if (code !== 0 || !last.startsWith("{")) {
     throw new Error(`${script} exited with ${code}: ${stderr.trim().slice(-2000) || stdout.slice(-500)}`);
   }
-  return { output: JSON.parse(last) as T, wallSeconds };
+  return { output: JSON.parse(last) as T, wallSeconds: seconds };
 }
 
 /** Why rclone cannot be used here, or undefined when it can. */
@@ -83,17 +103,7 @@ export async function rcloneCopyUrl(c: RcloneCopy): Promise<{ seconds: number }>
   delete env.AWS_CA_BUNDLE;
   const args = ["copyurl", c.url, `emu:${c.bucket}/${c.key}`, "--retries", "1", "--low-level-retries", "1"];
   if (c.bwlimitBytesPerSecond) args.push("--bwlimit", `${Math.round(c.bwlimitBytesPerSecond / 1024)}k`);
-  const started = performance.now();
-  const child = spawn("rclone", args, { env, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (c) => resolve(c));
-  });
-  const seconds = (performance.now() - started) / 1000;
+  const { code, stderr, seconds } = await runChild("rclone", args, { env });
   if (code !== 0) throw new Error(`rclone copyurl exited with ${code}: ${stderr.trim().slice(-1000)}`);
   return { seconds };
 }

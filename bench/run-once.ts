@@ -8,7 +8,6 @@
  * is ours alone; with `--embedded` the emulator would run inside the process and hold the upload's
  * parts and the object in memory (see the figure's notes).
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { DeleteObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { FlussonicSimulator } from "../tools/simulator/simulator.ts";
 import type { BenchContext } from "./bench-context.ts";
+import { runChild } from "./processes.ts";
 
 export interface RunOnceResult {
   /** Process wall time, start-up included. */
@@ -116,20 +116,13 @@ export async function runOnceProcess(
   const command = useTime
     ? [TIME, "-f", "%M", "-o", timeFile, process.execPath, MAIN, "run", "--once", ...args]
     : [process.execPath, MAIN, "run", "--once", ...args];
-  const started = performance.now();
-  const child = spawn(command[0]!, command.slice(1), { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
   let sampled = 0;
-  const sampler = useTime
-    ? undefined
-    : setInterval(() => {
+  let sampler: NodeJS.Timeout | undefined;
+  const { code, stdout, stderr, seconds } = await runChild(command[0]!, command.slice(1), {
+    env,
+    onSpawn: (child) => {
+      if (useTime) return;
+      sampler = setInterval(() => {
         try {
           const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${child.pid}/status`, "latin1"));
           if (m) sampled = Math.max(sampled, Number(m[1]));
@@ -137,11 +130,8 @@ export async function runOnceProcess(
           // exited
         }
       }, 50);
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (c) => resolve(c));
+    },
   });
-  const seconds = (performance.now() - started) / 1000;
   if (sampler) clearInterval(sampler);
   try {
     if (code !== 0) {
