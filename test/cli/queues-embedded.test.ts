@@ -71,7 +71,7 @@ describe("operator commands with --queues embedded --state-dir (S3 endpoint in i
   });
 
   it("status --json shows the queue counts of the state directory; redrive --dry-run lists a dead-lettered window from it, redrive moves it back", async () => {
-    await awayFromWindowEdge(600, 120, 15);
+    await awayFromWindowEdge(600, 120, 40);
     const run = await cli(["run", "-c", config, "--once", ...queueArgs], { cwd: dir, env });
     expect(run.code, run.stdout + run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^Copied [1-9]\d* window\(s\)/m);
@@ -134,7 +134,7 @@ describe("operator commands with --queues embedded --state-dir (S3 endpoint in i
     } finally {
       c.close();
     }
-  }, 60_000);
+  }, 120_000);
 
   it("pause, resume and run --dry-run take the same flags; status names the pause; a state directory that is not there, or --state-dir without --queues embedded, is a usage error", async () => {
     const p = await cli(["pause", "-c", config, "--source", "cams", "--reason", "disk swap", ...queueArgs], {

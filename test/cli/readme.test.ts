@@ -225,5 +225,5 @@ describe("the README's commands, run as written", () => {
       }
     }
     expect(ran).toBeGreaterThanOrEqual(lines.length);
-  });
+  }, 180_000);
 });

@@ -231,7 +231,9 @@ for (let run = 1; run <= RUNS; run++) {
       expect(report.sources[0]!.planned.length).toBeGreaterThan(0);
       await hh.sim.pauseListening();
       await rt.startCopiers();
-      await expect.poll(() => hh.tally.events.filter((e) => e.type === "retry").length).toBeGreaterThan(1);
+      await expect
+        .poll(() => hh.tally.events.filter((e) => e.type === "retry").length, { timeout: 10_000 })
+        .toBeGreaterThan(1);
       await hh.sim.resumeListening();
       await rt.drain();
       await rt.stopCopiers();

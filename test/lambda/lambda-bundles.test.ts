@@ -633,8 +633,9 @@ describe("a backup through the Lambda functions", () => {
   });
   it("stops a copy 30 s before the function's timeout: its multipart upload aborted, nothing stored, the window retried", async () => {
     // A one-hour window of src2 (28.8 MB at 64 kbit/s) whose download stalls after 9 MiB (a first
-    // 8-MiB part is uploaded by then); the invocation starts with 33 s left, as if it had run for
-    // 867 s, so the copier's own stop comes about 3 s in, long before the body's idle timeout.
+    // 8-MiB part is uploaded by then); the invocation starts with 40 s left, as if it had run for
+    // 860 s, so the copier's own stop comes about 10 s in (time for a cold start, 9 MiB and the
+    // first part on a loaded machine), long before the body's idle timeout.
     const now = Math.floor(Date.now() / 1000);
     const window: CopyMessage = {
       v: 1,
@@ -675,7 +676,7 @@ describe("a backup through the Lambda functions", () => {
         await setTimeout(100);
       }
     })();
-    const out = await invoke(s.copier, s.src2.queue.event(batch), functionEnvironment(s.copier), 33_000);
+    const out = await invoke(s.copier, s.src2.queue.event(batch), functionEnvironment(s.copier), 40_000);
     watching = false;
     await watch;
     s.src2.sim.setFaults({});

@@ -355,22 +355,33 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
         await page.click("#delay-play");
         const why = await (await fetch(`${base}/sim/cam1/timeshift_rel-60.m3u8`)).text();
         expect(why.trim().length).toBeGreaterThan(0);
-        await page.waitForFunction(
-          () =>
-            document.getElementById("player-error")?.textContent?.startsWith("Playback stopped: ") === true,
-          undefined,
-          { timeout: 15_000 },
-        );
-        const shown = await page.locator("#player-error").textContent();
-        // The server's sentence names the lag and the newest second, which move between the test's
-        // request and the page's; the words around them are the same.
+        // The page first shows hls.js's own words (the status line), then the server's sentence once
+        // it has read the body. That sentence names the lag and the newest second, which move
+        // between the test's request and the page's: compared with the numbers left out, the words
+        // exactly.
         const numbersOut = (s: string) => s.replace(/\d+(\.\d+)?/g, "N");
-        expect(numbersOut(shown ?? "")).toBe(numbersOut(`Playback stopped: ${why.trim()}`));
+        const expected = numbersOut(`Playback stopped: ${why.trim()}`);
+        try {
+          await page.waitForFunction(
+            (w) =>
+              (document.getElementById("player-error")?.textContent ?? "").replace(/\d+(\.\d+)?/g, "N") === w,
+            expected,
+            { timeout: 15_000 },
+          );
+        } catch (error) {
+          const shown = await page.locator("#player-error").textContent();
+          throw new Error(
+            `the page shows ${JSON.stringify(shown)}, not the server's reason ${JSON.stringify(why)}`,
+            {
+              cause: error,
+            },
+          );
+        }
       } finally {
         await browser.close();
       }
     },
-    60_000,
+    120_000,
   );
 
   it("with tokens: the listing and playlists need ?token= (403 with the reason otherwise), media URLs are signed by the server, the page asks for a token and passes one on; SIGTERM stops it (exit 0)", async () => {
@@ -488,6 +499,17 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
  * fragment's decode time) as a non-fatal `bufferSeekOverHole` on some runs. That is hls.js playing
  * on, not an error of ours; anything else, and anything fatal, is kept.
  */
+/**
+ * The hls.js errors that say the backup played wrong. Left out: the non-fatal stall reports a
+ * starved machine causes (the player waits or nudges and plays on), and seeking over a gap hls.js
+ * reports while it does so. Any fatal error counts.
+ */
+const HARMLESS_PLAYER_EVENTS = new Set([
+  "mediaError/bufferSeekOverHole",
+  "mediaError/bufferStalledError",
+  "mediaError/bufferNudgeOnStall",
+]);
+
 function playbackErrors(errors: readonly string[]): string[] {
-  return errors.filter((e) => e !== "mediaError/bufferSeekOverHole");
+  return errors.filter((e) => !HARMLESS_PLAYER_EVENTS.has(e));
 }
