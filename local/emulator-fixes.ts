@@ -18,14 +18,23 @@
  *   and the SDK's retry then finds no such message in flight (ReceiptHandleIsInvalid). The fix
  *   clears only the receipt handle and deadline, as the in-memory change does. `run` makes aborted
  *   copies visible again this way when it stops.
+ * - The file store writes and reads each object's data in one `writeFileSync`/`readFileSync`, which
+ *   Node refuses for 2 GiB or more: storing such a window failed CompleteMultipartUpload after the
+ *   parts were dropped (the SDK's retry then got InvalidPart), and reading one back would fail too.
+ *   Both go through the file in slices (large-file-io.ts).
  * Each fix checks that the code it changes is still there; if fauxqs changes, it is skipped.
  */
 import { registerHooks } from "node:module";
+import { readWholeFile, writeWholeFile } from "./large-file-io.ts";
 
 const ROUTER = "/fauxqs/dist/s3/s3Router.js";
 const FILE_STORE = "/fauxqs/dist/s3/fileS3Persistence.js";
 const UNSAFE_IN_PATHS = String.raw`/[<>:"|?*\\%\x00-\x1f]/g`;
 const RESTORE_OBJECT = "s3Store.restoreObject(bucketName, obj);";
+const WRITE_DATA = "writeFileSync(dataPath, obj.body);";
+const READ_DATA = "return readFileSync(dataPath);";
+/** How the patched file store reaches large-file-io.ts (it cannot import a TypeScript file). */
+const WHOLE_FILE = 'globalThis[Symbol.for("flussonic-backup.wholeFile")]';
 
 /** Moves an object's files written under an older path encoding to the current one. */
 const MOVE_TO_CASE_SAFE_PATH = `
@@ -79,6 +88,10 @@ let installed = false;
 export function installEmulatorFixes(): void {
   if (installed) return;
   installed = true;
+  (globalThis as Record<symbol, unknown>)[Symbol.for("flussonic-backup.wholeFile")] = {
+    write: writeWholeFile,
+    read: readWholeFile,
+  };
   registerHooks({
     load(url, context, nextLoad) {
       const result = nextLoad(url, context);
@@ -99,14 +112,22 @@ export function installEmulatorFixes(): void {
         return { ...result, source: text.replace(READY_NULLS, READY_FIXED) };
       }
       if (url.endsWith(FILE_STORE)) {
-        if (!text.includes(UNSAFE_IN_PATHS) || !text.includes(RESTORE_OBJECT)) return result;
-        const caseSafe = text
-          .replace(UNSAFE_IN_PATHS, UNSAFE_IN_PATHS.replace("\\x1f]", "\\x1fA-Z]"))
-          .replace(
-            RESTORE_OBJECT,
-            `moveToCaseSafePathFix(this, objectsDir, metaPath, meta.key);\n${RESTORE_OBJECT}`,
-          );
-        return { ...result, source: caseSafe + MOVE_TO_CASE_SAFE_PATH };
+        let source = text;
+        if (source.includes(UNSAFE_IN_PATHS) && source.includes(RESTORE_OBJECT)) {
+          source =
+            source
+              .replace(UNSAFE_IN_PATHS, UNSAFE_IN_PATHS.replace("\\x1f]", "\\x1fA-Z]"))
+              .replace(
+                RESTORE_OBJECT,
+                `moveToCaseSafePathFix(this, objectsDir, metaPath, meta.key);\n${RESTORE_OBJECT}`,
+              ) + MOVE_TO_CASE_SAFE_PATH;
+        }
+        if (source.includes(WRITE_DATA) && source.includes(READ_DATA)) {
+          source = source
+            .replace(WRITE_DATA, `${WHOLE_FILE}.write(dataPath, obj.body);`)
+            .replace(READ_DATA, `return ${WHOLE_FILE}.read(dataPath);`);
+        }
+        return source === text ? result : { ...result, source };
       }
       if (url.endsWith(COMPLETE)) {
         if (!text.includes(DECODES_APOS)) return result;
