@@ -1,7 +1,8 @@
 /**
- * One of the two Lambda functions (planner, copier): its own role that starts with no permission
- * but writing its own log group, its log group with a retention, and the code, bundled by esbuild
- * from functions/lambda/ (or a stub, for template tests that need no bundle).
+ * A Lambda function of the product (planner, copier, and playback's: infra/playback-function.ts):
+ * its own role that starts with no permission but writing its own log group, its log group with a
+ * retention, and the code, bundled by esbuild from functions/lambda/ (or a stub, for template tests
+ * that need no bundle), with any `files` copied beside the bundle.
  */
 import { fileURLToPath } from "node:url";
 import { type Duration, RemovalPolicy } from "aws-cdk-lib";
@@ -15,13 +16,17 @@ import { Construct } from "constructs";
 export type FunctionCode = "bundle" | "stub";
 
 export interface BackupFunctionProps {
-  /** `planner` or `copier`: the entry `functions/lambda/<name>.ts`. */
-  name: "planner" | "copier";
+  /** The entry `functions/lambda/<name>.ts`. */
+  name: "planner" | "copier" | "playback" | "playback-signing-key";
   description: string;
+  /** What the role may do, for its description (default: its queues, prefixes and secrets). */
+  roleScope?: string;
   memorySize: number;
   timeout: Duration;
   environment: Record<string, string>;
   code: FunctionCode;
+  /** Files (paths from the repository root) copied into the bundle's directory, under `dir`. */
+  files?: { dir: string; paths: string[] };
 }
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
@@ -40,7 +45,7 @@ export class BackupFunction extends Construct {
     // An own role instead of AWSLambdaBasicExecutionRole: that managed policy may write any log group.
     this.role = new iam.Role(this, "Role", {
       assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
-      description: `flussonic-backup ${props.name}: only its queues, prefixes and secrets`,
+      description: `flussonic-backup ${props.name}: ${props.roleScope ?? "only its queues, prefixes and secrets"}`,
     });
     this.role.addToPolicy(
       new iam.PolicyStatement({
@@ -60,6 +65,7 @@ export class BackupFunction extends Construct {
       timeout: props.timeout,
       environment: { ...props.environment, NODE_OPTIONS: "--enable-source-maps" },
     };
+    const files = props.files;
     this.function =
       props.code === "bundle"
         ? new NodejsFunction(this, "Function", {
@@ -81,6 +87,18 @@ export class BackupFunction extends Construct {
               // Some dependencies are CommonJS and call require(): give the ES module one.
               banner:
                 "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+              ...(files
+                ? {
+                    commandHooks: {
+                      beforeBundling: () => [],
+                      beforeInstall: () => [],
+                      afterBundling: (inputDir: string, outputDir: string) => [
+                        `mkdir -p "${outputDir}/${files.dir}"`,
+                        ...files.paths.map((p) => `cp "${inputDir}/${p}" "${outputDir}/${files.dir}/"`),
+                      ],
+                    },
+                  }
+                : {}),
             },
           })
         : new lambda.Function(this, "Function", {
