@@ -4,9 +4,7 @@
  * AWS sends (S3: an XML error; SQS: the JSON protocol's error with its `x-amzn-query-error`) and
  * forwards everything else unchanged.
  */
-import { once } from "node:events";
-import { createServer, type IncomingMessage, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { answer, HttpHop } from "../support/http-hop.ts";
 
 export interface Refusal {
   status: number;
@@ -23,63 +21,41 @@ export type PolicyRule = (r: {
 
 export class AwsPolicyProxy {
   readonly refused: string[] = [];
-  readonly #server: Server;
+  #hop: HttpHop | undefined;
 
-  private constructor(target: URL, rule: PolicyRule) {
-    this.#server = createServer((req, res) => {
+  static async start(target: string, rule: PolicyRule): Promise<AwsPolicyProxy> {
+    const proxy = new AwsPolicyProxy();
+    proxy.#hop = await HttpHop.start(target, (req, res) => {
       const target_ = req.headers["x-amz-target"];
       const sqsAction = typeof target_ === "string" ? target_.replace(/^AmazonSQS\./, "") : undefined;
       const path = new URL(req.url ?? "/", "http://proxy").pathname;
       const refusal = rule({ method: req.method ?? "GET", path, sqsAction });
-      if (refusal) {
-        this.refused.push(`${req.method} ${path}${sqsAction ? ` ${sqsAction}` : ""}`);
-        req.resume();
-        const body = sqsAction
-          ? JSON.stringify({ __type: `com.amazonaws.sqs#${refusal.code}`, message: refusal.message })
-          : `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${refusal.code}</Code><Message>${refusal.message}</Message><RequestId>proxy</RequestId></Error>`;
-        res.writeHead(refusal.status, {
-          "content-type": sqsAction ? "application/x-amz-json-1.0" : "application/xml",
-          ...(sqsAction ? { "x-amzn-query-error": `${refusal.code};Sender` } : {}),
-          "content-length": Buffer.byteLength(body),
+      if (!refusal) return false;
+      proxy.refused.push(`${req.method} ${path}${sqsAction ? ` ${sqsAction}` : ""}`);
+      if (sqsAction) {
+        const body = JSON.stringify({
+          __type: `com.amazonaws.sqs#${refusal.code}`,
+          message: refusal.message,
         });
-        res.end(req.method === "HEAD" ? undefined : body);
-        return;
+        return answer(
+          req,
+          res,
+          refusal.status,
+          { "content-type": "application/x-amz-json-1.0", "x-amzn-query-error": `${refusal.code};Sender` },
+          body,
+        );
       }
-      forward(req, target, res);
+      const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${refusal.code}</Code><Message>${refusal.message}</Message><RequestId>proxy</RequestId></Error>`;
+      return answer(req, res, refusal.status, { "content-type": "application/xml" }, xml);
     });
-  }
-
-  static async start(target: string, rule: PolicyRule): Promise<AwsPolicyProxy> {
-    const proxy = new AwsPolicyProxy(new URL(target), rule);
-    proxy.#server.listen(0, "127.0.0.1");
-    await once(proxy.#server, "listening");
     return proxy;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    return this.#hop!.url;
   }
 
-  async close(): Promise<void> {
-    this.#server.closeAllConnections();
-    await new Promise<void>((r) => this.#server.close(() => r()));
+  close(): Promise<void> {
+    return this.#hop!.close();
   }
-}
-
-function forward(req: IncomingMessage, target: URL, res: import("node:http").ServerResponse): void {
-  const upstream = request(
-    {
-      host: target.hostname,
-      port: target.port,
-      method: req.method,
-      path: req.url,
-      headers: { ...req.headers, host: target.host },
-    },
-    (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    },
-  );
-  upstream.on("error", () => res.destroy());
-  req.pipe(upstream);
 }

@@ -5,58 +5,32 @@
  * `x-amz-sdk-checksum-algorithm`, a checksum trailer) or a conditional write (`If-Match`,
  * `If-None-Match` on PUT), and forwards everything else unchanged.
  */
-import { once } from "node:events";
-import { createServer, type IncomingMessage, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage } from "node:http";
+import { answer, HttpHop } from "../support/http-hop.ts";
 
 export class PlainS3Proxy {
   /** Requests refused, as "METHOD header". */
   readonly refused: string[] = [];
-  readonly #server: Server;
-
-  private constructor(target: URL) {
-    this.#server = createServer((req, res) => {
-      const header = unsupported(req);
-      if (header) {
-        this.refused.push(`${req.method} ${header}`);
-        req.resume();
-        const xml = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message><Header>${header}</Header></Error>`;
-        res.writeHead(501, { "content-type": "application/xml", "content-length": Buffer.byteLength(xml) });
-        res.end(xml);
-        return;
-      }
-      const upstream = request(
-        {
-          host: target.hostname,
-          port: target.port,
-          method: req.method,
-          path: req.url,
-          headers: { ...req.headers, host: target.host },
-        },
-        (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        },
-      );
-      upstream.on("error", () => res.destroy());
-      req.pipe(upstream);
-    });
-  }
+  #hop: HttpHop | undefined;
 
   static async start(target: string): Promise<PlainS3Proxy> {
-    const proxy = new PlainS3Proxy(new URL(target));
-    proxy.#server.listen(0, "127.0.0.1");
-    await once(proxy.#server, "listening");
+    const proxy = new PlainS3Proxy();
+    proxy.#hop = await HttpHop.start(target, (req, res) => {
+      const header = unsupported(req);
+      if (!header) return false;
+      proxy.refused.push(`${req.method} ${header}`);
+      const xml = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message><Header>${header}</Header></Error>`;
+      return answer(req, res, 501, { "content-type": "application/xml" }, xml);
+    });
     return proxy;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    return this.#hop!.url;
   }
 
-  async close(): Promise<void> {
-    this.#server.closeAllConnections();
-    await new Promise((r) => this.#server.close(r));
+  close(): Promise<void> {
+    return this.#hop!.close();
   }
 }
 
