@@ -2,8 +2,9 @@
 /**
  * The `flussonic-backup` command line. Every subcommand has --help.
  */
+import { readFileSync } from "node:fs";
 import { enableCompileCache } from "node:module";
-import { Command, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import {
   COPY_TIMEOUT,
   DEFAULT_COPY_TIMEOUT_SECONDS,
@@ -18,11 +19,19 @@ import { UsageError } from "./time-arg.ts";
 // start-up CPU of the modules loaded from here on (the AWS SDK, zod, the commands).
 enableCompileCache?.();
 
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
 const program = new Command()
   .name("flussonic-backup")
   .description(
     "Back up Flussonic DVR archives into S3: plan missing windows, copy them with a source-protecting cap.",
   )
+  .version(`flussonic-backup ${VERSION}`, "-V, --version", "print the version and exit")
+  // Usage mistakes (unknown option, missing argument) exit 2 like every other usage error: commander
+  // throws instead of exiting, and the one error boundary below maps its exit code.
+  .exitOverride()
   .showHelpAfterError();
 
 queueOptions(
@@ -35,22 +44,28 @@ queueOptions(
       "--embedded [dir]",
       "use the embedded S3/SQS emulator instead of AWS endpoints; state kept in dir across runs (default .flussonic-backup)",
     )
-    .option("-v, --verbose", "log every window")
+    .option("--log-windows", "log every window copied, retried or dropped")
+    .option(
+      "-v, --verbose",
+      "old name of --log-windows (kept working); also prints the stack trace on a failure",
+    )
     .option("--dry-run", "plan as usual and print what would be copied; queue, lease and write nothing")
     .addOption(copyTimeoutOption("longest one window copy may take")),
 )
   .option("--no-s3-checksums", "do not ask the S3 endpoint for SHA-256 part checksums (stores without them)")
   .option("--no-conditional-writes", "write manifests without If-Match/If-None-Match (stores without them)")
-  .option(
-    "--grace-seconds <n>",
-    "service: after SIGTERM/SIGINT, how long running copies may take to finish",
-    "30",
+  .addOption(
+    textDefault(
+      "--grace-seconds <n>",
+      "service: after SIGTERM/SIGINT, how long running copies may take to finish",
+      30,
+    ),
   )
   .option(
     "--metrics-port <port>",
     "service: serve /metrics (Prometheus) and /healthz on this port (0: any free)",
   )
-  .option("--metrics-host <address>", "address the metrics server listens on", "127.0.0.1")
+  .addOption(textDefault("--metrics-host <address>", "address the metrics server listens on", "127.0.0.1"))
   .addHelpText(
     "after",
     "\nEndpoints: AWS_REGION, credentials and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SQS (e.g. LocalStack)\nselect where the backup goes unless --embedded is given; with --queues embedded only the S3 one is used.",
@@ -65,12 +80,17 @@ queueOptions(
       process.exitCode = await dryRunCommand({ configFile: opts.config, embedded, copyTimeoutSeconds });
       return;
     }
+    if (opts.verbose) {
+      process.stderr.write(
+        "note: run --verbose logs every window as before; its own name is now --log-windows (--verbose also prints the stack trace on a failure, as in every command)\n",
+      );
+    }
     const { runCommand } = await import("./run.ts");
     process.exitCode = await runCommand({
       configFile: opts.config,
       once: Boolean(opts.once),
       embedded,
-      verbose: Boolean(opts.verbose),
+      verbose: Boolean(opts.logWindows || opts.verbose),
       copyTimeoutSeconds,
       queues: opts.queues,
       stateDir: opts.stateDir,
@@ -123,9 +143,9 @@ program
   .description(
     "The demo behind `npm start`: a simulated Flussonic, the embedded emulator, a full backup, a coverage summary",
   )
-  .option("--dir <dir>", "where the demo keeps its emulator state across runs", ".demo")
-  .option("--streams <n>", "simulated streams", "4")
-  .option("--hours <n>", "hours of archive", "3")
+  .addOption(textDefault("--dir <dir>", "where the demo keeps its emulator state across runs", ".demo"))
+  .addOption(textDefault("--streams <n>", "simulated streams", 4))
+  .addOption(textDefault("--hours <n>", "hours of archive", 3))
   .action(async (opts) => {
     const { demoCommand } = await import("./demo.ts");
     process.exitCode = await demoCommand({
@@ -134,6 +154,9 @@ program
       hours: parseNumberArg("--hours", opts.hours, DEMO_HOURS),
     });
   });
+
+/** The help line of the commands that take `--from`/`--to`. */
+const TIMES_HELP = "\nTimes: ISO 8601 (UTC unless a zone is given) or unix seconds.";
 
 /** Options of every operator command: where the backup is (the queues: the same choice as `run`). */
 function targetOptions(command: Command): Command {
@@ -152,7 +175,7 @@ function targetOptions(command: Command): Command {
     .option("--verbose", "on a failure, print the stack trace too (also with DEBUG set)")
     .addHelpText(
       "after",
-      "\nEndpoints: AWS_REGION, credentials and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SQS select where the backup is\nunless --embedded or --demo is given; with --queues embedded (as `run` was given) only the S3 one is used.\nTimes: ISO 8601 (UTC unless a zone is given) or unix seconds.",
+      "\nEndpoints: AWS_REGION, credentials and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SQS select where the backup is\nunless --embedded or --demo is given; with --queues embedded (as `run` was given) only the S3 one is used.",
     );
 }
 
@@ -188,7 +211,8 @@ targetOptions(
     .option(
       "--repair",
       "stop counting missing, corrupt and short windows as backed up, so the next run copies them again (exit 1 only on what is left unrepaired)",
-    ),
+    )
+    .addHelpText("after", TIMES_HELP),
 ).action(async (opts) => {
   const { verifyCommand } = await import("./verify.ts");
   const { operatorAction } = await import("./backup-target.ts");
@@ -204,7 +228,8 @@ targetOptions(
     .option("--source <name>", "only this source")
     .option("--stream <name>", "only this stream")
     .option("--from <time>", "only windows ending after this time")
-    .option("--to <time>", "only windows starting before this time"),
+    .option("--to <time>", "only windows starting before this time")
+    .addHelpText("after", TIMES_HELP),
 ).action(async (opts) => {
   const { reindexCommand } = await import("./reindex.ts");
   const { operatorAction } = await import("./backup-target.ts");
@@ -234,7 +259,8 @@ targetOptions(
     .requiredOption("--from <time>", "start of the range")
     .requiredOption("--to <time>", "end of the range")
     .requiredOption("--out <file>", "file to write (.mp4 or .ts, as stored)")
-    .option("--allow-gaps", "join what the backup has even when the range has holes"),
+    .option("--allow-gaps", "join what the backup has even when the range has holes")
+    .addHelpText("after", TIMES_HELP),
 ).action(async (opts) => {
   const { restoreCommand } = await import("./restore.ts");
   const { operatorAction } = await import("./backup-target.ts");
@@ -284,8 +310,8 @@ targetOptions(
     .description(
       "Watch the backup: Flussonic's DVR playback URLs served from S3, and a page with timelines and a player at /",
     )
-    .option("--host <address>", "address to listen on", "127.0.0.1")
-    .option("--port <port>", "port to listen on (0: any free)", "8090")
+    .addOption(textDefault("--host <address>", "address to listen on", "127.0.0.1"))
+    .addOption(textDefault("--port <port>", "port to listen on (0: any free)", 8090))
     .option("--no-auth", "no playback tokens (allowed only on a loopback host)"),
 ).action(async (opts) => {
   const { serveCommand } = await import("./serve.ts");
@@ -304,7 +330,7 @@ program
   .requiredOption("-c, --config <file>", "configuration file (JSON, comments allowed)")
   .requiredOption("--source <name>", "source")
   .option("--stream <name>", "only this stream (default: every stream of the source)")
-  .option("--ttl <seconds>", "how long the token is valid", "86400")
+  .addOption(textDefault("--ttl <seconds>", "how long the token is valid", 86_400))
   .addHelpText(
     "after",
     "\nThe key is the first of the comma-separated secrets in the environment variable the configuration's\nplayback.tokenKeysEnv names (default FLUSSONIC_BACKUP_PLAYBACK_KEYS); `serve` accepts tokens signed with any of them.",
@@ -319,12 +345,23 @@ program
 try {
   await program.parseAsync();
 } catch (error) {
-  process.exitCode = await reportFailure(error);
+  // --help and --version end with exit code 0; commander's usage errors (its message is printed
+  // already) exit 2 like ours.
+  if (error instanceof CommanderError) process.exitCode = error.exitCode === 0 ? 0 : 2;
+  else process.exitCode = await reportFailure(error);
 }
 
 /** `--copy-timeout <seconds>`: text with a text default, parsed strictly by the action. */
 function copyTimeoutOption(description: string): Option {
-  return new Option("--copy-timeout <seconds>", description).default(String(DEFAULT_COPY_TIMEOUT_SECONDS));
+  return textDefault("--copy-timeout <seconds>", description, DEFAULT_COPY_TIMEOUT_SECONDS);
+}
+
+/**
+ * An option whose value is text (parsed strictly by the action, see number-arg.ts) with a default,
+ * shown in --help as written (`default: 900`, not the quoted string commander shows for text).
+ */
+function textDefault(flags: string, description: string, value: string | number): Option {
+  return new Option(flags, description).default(String(value), String(value));
 }
 
 /**
