@@ -112,7 +112,12 @@ export interface RunWithOptions {
 /** Runs the pipeline with a resolved config; returns the exit status. */
 export async function runWith(o: RunWithOptions): Promise<number> {
   const out = o.out ?? process.stdout;
-  const logger = lineLog(o.verbose ? "info" : "warn");
+  // `--once` ends with a summary that lists every planning error, explained: not twice.
+  const logger = lineLog(
+    o.verbose ? "info" : "warn",
+    undefined,
+    o.once ? new Set(["planning failed"]) : undefined,
+  );
   const tally = new OnceTally();
   const progress = new Progress(o.config);
   const everyMs = rateMs(o.config.schedule);

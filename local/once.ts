@@ -131,8 +131,11 @@ export function formatSummary(s: OnceSummary, now: number): string {
       `${s.stale} window(s) were not copied: their lease ended before a copy could finish (leaseSeconds is shorter than the copy timeout plus the time they waited in the queue); raise leaseSeconds or lower --copy-timeout.`,
     );
   }
-  lines.push("");
-  lines.push(coverageTable(s.finalPlan, now));
+  // No table without a stream to show (a source that could not be asked: its error follows).
+  if (s.finalPlan.sources.some((src) => src.paused || src.streams.length > 0)) {
+    lines.push("");
+    lines.push(coverageTable(s.finalPlan, now));
+  }
   if (s.deadLettered.length > 0) {
     lines.push("");
     lines.push("Failed windows (in the dead-letter queue; fix the cause, then `flussonic-backup redrive`):");
@@ -153,7 +156,9 @@ export function formatSummary(s: OnceSummary, now: number): string {
 
 /** Per-stream coverage of the retention window. */
 export function coverageTable(report: PlanReport, now: number): string {
-  const rows = [["source", "stream", "recorded", "copyable", "backed up", "coverage", "lag"]];
+  // The words of `status`: archive (recorded by the source in the retention window), due (older than
+  // the settle margin and the open window).
+  const rows = [["source", "stream", "archive", "due", "backed up", "coverage", "lag"]];
   for (const s of report.sources) {
     if (s.paused) rows.push([s.source, "(paused)", "", "", "", "", ""]);
     for (const st of s.streams) {
