@@ -11,8 +11,15 @@ interface SourceProgress {
   windowsPlanned: number;
   windowsDone: number;
   windowsFailed: number;
+  /** The planner's estimate (bitrate x duration), used until a window has been copied. */
   bytesPlanned: number;
   bytesDone: number;
+  /** Seconds of media planned, and of the windows ended (copied, stored, gone, stale, failed). */
+  secondsPlanned: number;
+  secondsEnded: number;
+  /** Bytes and seconds of media of the windows copied: the measured bytes per media second. */
+  copiedBytes: number;
+  copiedSeconds: number;
   /** (time ms, bytes) samples of the last seconds, for the current rate. */
   samples: { at: number; bytes: number }[];
 }
@@ -21,6 +28,8 @@ export class Progress {
   readonly #sources = new Map<string, SourceProgress>();
   readonly #out: NodeJS.WriteStream;
   readonly #tty: boolean;
+  /** Nothing is drawn before the first plan: its window total is the line's denominator. */
+  #planned = false;
   #timer: NodeJS.Timeout | undefined;
   #drawn = 0;
   #lastPlain = 0;
@@ -36,17 +45,23 @@ export class Progress {
         windowsFailed: 0,
         bytesPlanned: 0,
         bytesDone: 0,
+        secondsPlanned: 0,
+        secondsEnded: 0,
+        copiedBytes: 0,
+        copiedSeconds: 0,
         samples: [],
       });
     }
   }
 
   planned(report: PlanReport): void {
+    this.#planned = true;
     for (const s of report.sources) {
       const p = this.#sources.get(s.source);
       if (!p) continue;
       p.windowsPlanned += s.planned.length;
       p.bytesPlanned += s.plannedBytes;
+      for (const m of s.planned) p.secondsPlanned += m.duration;
     }
   }
 
@@ -63,10 +78,35 @@ export class Progress {
 
   event(e: CopierEvent): void {
     const p = e.message ? this.#sources.get(e.message.source) : undefined;
-    if (!p) return;
-    if (e.type === "copied" || e.type === "already-stored" || e.type === "gone" || e.type === "stale")
-      p.windowsDone++;
+    if (!p || !e.message) return;
+    const ended =
+      e.type === "copied" || e.type === "already-stored" || e.type === "gone" || e.type === "stale";
+    if (ended) p.windowsDone++;
     if (e.type === "dead-lettered") p.windowsFailed++;
+    if (ended || e.type === "dead-lettered") p.secondsEnded += e.message.duration;
+    if (e.type === "copied" && e.bytes > 0) {
+      p.copiedBytes += e.bytes;
+      p.copiedSeconds += e.message.duration;
+    }
+  }
+
+  /**
+   * Bytes still to come: the media seconds left at the bytes per media second measured on the
+   * windows copied so far (the planner's estimate until one is), less what copies running have
+   * read. While windows remain it is never shown as nothing left: at least 1% of the estimate.
+   */
+  static bytesLeft(p: SourceProgress, windowsLeft: number): number {
+    if (windowsLeft === 0) return 0;
+    const secondsLeft = Math.max(0, p.secondsPlanned - p.secondsEnded);
+    const perSecond =
+      p.copiedSeconds > 0
+        ? p.copiedBytes / p.copiedSeconds
+        : p.secondsPlanned > 0
+          ? p.bytesPlanned / p.secondsPlanned
+          : 0;
+    const whole = secondsLeft * perSecond;
+    const inProgress = Math.max(0, p.bytesDone - p.copiedBytes);
+    return Math.max(whole - inProgress, whole * 0.01, 1);
   }
 
   start(): void {
@@ -86,11 +126,13 @@ export class Progress {
   lines(): string[] {
     return [...this.#sources].map(([name, p]) => {
       const rate = p.samples.reduce((n, s) => n + s.bytes, 0) / 5;
-      const leftWindows = Math.max(0, p.windowsPlanned - p.windowsDone - p.windowsFailed);
-      const leftBytes = Math.max(0, p.bytesPlanned - p.bytesDone);
+      // Windows copied before the plan that queued them was reported still count in the total.
+      const total = Math.max(p.windowsPlanned, p.windowsDone + p.windowsFailed);
+      const leftWindows = total - p.windowsDone - p.windowsFailed;
+      const leftBytes = Progress.bytesLeft(p, leftWindows);
       const eta = rate > 0 && leftBytes > 0 ? formatDuration(leftBytes / rate) : "-";
       return (
-        `${name}: windows ${p.windowsDone}/${p.windowsPlanned}` +
+        `${name}: windows ${p.windowsDone}/${total}` +
         (p.windowsFailed ? ` (${p.windowsFailed} failed)` : "") +
         ` left ${leftWindows}, ${formatBytes(p.bytesDone)} done, ~${formatBytes(leftBytes)} left,` +
         ` ${formatRate(rate)} of cap ${formatRate(p.capBytesPerSecond)}, ETA ${eta}`
@@ -99,6 +141,7 @@ export class Progress {
   }
 
   draw(final = false): void {
+    if (!this.#planned) return;
     const lines = this.lines();
     if (this.#tty) {
       if (this.#drawn > 0) this.#out.write(`\x1b[${this.#drawn}A`);
