@@ -81,7 +81,13 @@ export async function openBackupTarget(
     if (!o.config) throw new UsageError("-c/--config <file> is required (or --demo for the demo's backup)");
     configFile = o.config;
     if (o.embedded !== undefined && o.embedded !== false) {
-      embeddedDir = o.embedded === true ? ".flussonic-backup" : o.embedded;
+      embeddedDir = o.embedded === true ? DEFAULT_STATE_DIR : o.embedded;
+      // An operator command looks at a backup `run --embedded` made; it never creates an empty one.
+      if (!existsSync(embeddedDir)) {
+        throw new UsageError(
+          `--embedded ${embeddedDir}: no such directory; give the directory \`run --embedded\` keeps the backup in (the one after --embedded in your run command)`,
+        );
+      }
     }
   }
   errorContext.configFile = configFile;

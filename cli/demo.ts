@@ -94,7 +94,8 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
         `  npx flussonic-backup restore --demo --source demo --stream cam1 --from ${isoTime(restoreFrom)} --to ${isoTime(restoreFrom + 600)} --out cam1.mp4`,
         "Watch it (player, timelines, a delayed channel): npx flussonic-backup serve --demo --no-auth, then open http://127.0.0.1:8090/",
         "Your own server: write a config (see config/example.jsonc), then",
-        "  npx flussonic-backup run --config my-config.jsonc --once --embedded",
+        "  npx flussonic-backup run --config my-config.jsonc --once --embedded ./backup-state",
+        "  (then the operator commands with the same --embedded ./backup-state instead of --demo)",
         "",
       ].join("\n"),
     );

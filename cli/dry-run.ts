@@ -45,7 +45,8 @@ export async function dryRunCommand(o: DryRunOptions): Promise<number> {
   let embedded: EmbeddedEmulator | undefined;
   let endpoints: Endpoints = endpointsFromEnv(process.env);
   if (o.embedded !== undefined) {
-    embedded = await startEmbedded(o.embedded);
+    // The dry run writes nothing, not even the emulator's database: the stored objects are read.
+    embedded = await startEmbedded(o.embedded, { readOnly: true });
     endpoints = embedded.endpoints;
   }
   errorContext.endpoints = endpoints;
