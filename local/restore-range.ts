@@ -21,6 +21,7 @@ import type { ArchiveFormat } from "../functions/config.ts";
 import { ContainerError, containerCheck, MediaShortError } from "../functions/domain/container-check.ts";
 import { utcDate } from "../functions/domain/keys.ts";
 import { Mp4Joiner } from "../functions/domain/mp4-join.ts";
+import { decodeKeySegment, encodeKeySegment } from "../functions/domain/names.ts";
 import { normalizeRanges, subtractRanges, type TimeRange } from "../functions/domain/ranges.ts";
 import { nonOverlappingCover } from "../functions/domain/windows.ts";
 
@@ -76,12 +77,7 @@ export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
     [{ from: o.from, to: o.to }],
     normalizeRanges(windows.map((w) => ({ from: w.from, to: w.from + w.duration }))),
   );
-  if (windows.length === 0) {
-    throw new RestoreError(
-      `the backup holds nothing of stream "${o.stream}" of source ${o.source} in ${span(o.from, o.to)}`,
-      holes,
-    );
-  }
+  if (windows.length === 0) throw new RestoreError(await absence(o), holes);
   if (holes.length > 0 && !o.allowGaps) {
     throw new RestoreError(
       [
@@ -200,6 +196,64 @@ async function windowsIn(o: RestoreOptions): Promise<StoredWindow[]> {
   const pending = await o.store.pendingRecords(o.source);
   for (const r of pending.byStream.get(o.stream) ?? []) byWindow.set(`${r.from}-${r.duration}`, r);
   return nonOverlappingCover([...byWindow.values()], o.from, o.to);
+}
+
+/**
+ * Why the backup has nothing for the range, in words that say what exists: the stream is unknown to
+ * the backup (with the names it does hold that look closest), or what it holds of it and when.
+ */
+async function absence(o: RestoreOptions): Promise<string> {
+  const { manifest, etag } = await o.store.readManifest(o.source, o.stream);
+  if (etag === undefined) {
+    const folders = await o.store.listFolders(`${o.store.prefix}${encodeKeySegment(o.source)}/`);
+    const names = [...folders].map((f) => decodeKeySegment(f.split("/").at(-2) ?? ""));
+    const close = closestNames(o.stream, names);
+    return (
+      `the backup has no stream "${o.stream}" of source ${o.source}` +
+      (names.length === 0
+        ? " (it holds no stream of that source yet)"
+        : close.length > 0
+          ? ` (did you mean ${close.map((n) => `"${n}"`).join(" or ")}? streams it holds: ${names.length})`
+          : ` (streams it holds: ${names
+              .slice(0, 10)
+              .map((n) => `"${n}"`)
+              .join(", ")}${names.length > 10 ? ", ..." : ""})`)
+    );
+  }
+  const covered = manifest.covered;
+  if (covered.length === 0) {
+    return `the backup holds nothing of stream "${o.stream}" of source ${o.source} now (its copies expired, or none is recorded yet: see \`status\`)`;
+  }
+  const first = covered[0]!.from;
+  const last = covered.at(-1)!.to;
+  return `the backup holds nothing of stream "${o.stream}" of source ${o.source} in ${span(o.from, o.to)}; it holds it from ${isoSeconds(first)} to ${isoSeconds(last)}${covered.length > 1 ? ` in ${covered.length} ranges (see \`status\`)` : ""}`;
+}
+
+/** Up to three names within a small edit distance of `name` (case ignored), closest first. */
+function closestNames(name: string, names: readonly string[]): string[] {
+  const limit = Math.max(2, Math.floor(name.length / 3));
+  return names
+    .map((n) => ({ n, d: editDistance(name.toLowerCase(), n.toLowerCase()) }))
+    .filter((x) => x.d <= limit)
+    .sort((a, b) => a.d - b.d || a.n.localeCompare(b.n))
+    .slice(0, 3)
+    .map((x) => x.n);
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+function isoSeconds(t: number): string {
+  return new Date(t * 1000).toISOString().replace(".000Z", "Z");
 }
 
 function span(from: number, to: number): string {

@@ -31,6 +31,8 @@ describe("--embedded dir: read-only commands and the dry run write no state", ()
   let dir: string;
   let sim: FlussonicSimulator;
   let configFile: string;
+  /** A backup `run --once` made, before every test. */
+  let state: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "fb-cli-embedded-state-"));
@@ -43,6 +45,9 @@ describe("--embedded dir: read-only commands and the dry run write no state", ()
         sources: [{ name: "cams", url: sim.url, streams: ["cam1"], retentionDays: 0.005 }],
       }),
     );
+    state = join(dir, "state");
+    const run = await cli(["run", "-c", configFile, "--embedded", state, "--once"], { cwd: dir });
+    expect(run.code, run.stderr).toBe(0);
   });
   afterAll(async () => {
     await sim?.close();
@@ -83,9 +88,6 @@ describe("--embedded dir: read-only commands and the dry run write no state", ()
   });
 
   it("run --dry-run over a backup a run made changes no byte of its folder", async () => {
-    const state = join(dir, "state");
-    const run = await cli(["run", "-c", configFile, "--embedded", state, "--once"], { cwd: dir });
-    expect(run.code, run.stderr).toBe(0);
     const before = tree(state);
     expect(Object.keys(before).some((k) => k.endsWith("fauxqs.db"))).toBe(true);
     const dry = await cli(["run", "-c", configFile, "--embedded", state, "--dry-run"], { cwd: dir });
@@ -93,5 +95,35 @@ describe("--embedded dir: read-only commands and the dry run write no state", ()
     // It read the stored backup: the stream is known to it (not "does not exist yet").
     expect(dry.stdout).not.toContain("does not exist yet");
     expect(tree(state)).toEqual(before);
+  });
+
+  const restore = (stream: string, from: number, to: number) =>
+    cli(
+      ["restore", "-c", configFile, "--embedded", state, "--source", "cams", "--stream", stream].concat([
+        "--from",
+        String(from),
+        "--to",
+        String(to),
+        "--out",
+        join(dir, `${stream}-${from}.mp4`),
+      ]),
+      { cwd: dir },
+    );
+
+  it("restore of a stream the backup does not have says so and names the close one", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const r = await restore("cma1", now - 300, now - 240);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'the backup has no stream "cma1" of source cams (did you mean "cam1"? streams it holds: 1)',
+    );
+  });
+
+  it("restore outside what the backup holds says from when to when it holds the stream", async () => {
+    const r = await restore("cam1", 1_000_000_000, 1_000_000_600);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /the backup holds nothing of stream "cam1" of source cams in 2001-09-09T01:46:40Z – 2001-09-09T01:56:40Z; it holds it from \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ to \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/,
+    );
   });
 });
