@@ -3,8 +3,10 @@
  * missing intervals, what is not yet due, lag, bytes stored) and the copy queues. A text table, or
  * `--json`, or a self-contained HTML page with a timeline per stream (`--html <file>`).
  */
+
 import { writeFileSync } from "node:fs";
 import { type BackupConfig, checkLeaseCoversCopy } from "../functions/config.ts";
+import { COVERAGE_WORDS as W } from "../functions/domain/coverage-words.ts";
 import { type BackupStatus, readBackupStatus, type StreamStatus } from "../local/backup-status.ts";
 import { formatBytes, formatDuration } from "../local/progress.ts";
 import { formatPercent, statusPage } from "../local/status-page.ts";
@@ -98,8 +100,8 @@ export function statusText(status: BackupStatus): string {
       "due",
       "backed up",
       "coverage",
-      "missing",
-      "not yet due",
+      W.notYetCopied,
+      W.notYetDue,
       "lag",
       "stored",
       "",
@@ -127,14 +129,14 @@ export function statusText(status: BackupStatus): string {
       if (st.retired) details.push(`  ${s.source} ${st.stream}: ${retiredText(st)}`);
       for (const r of (c.missing ?? []).slice(0, 10)) {
         details.push(
-          `  ${s.source} ${st.stream}: missing ${isoTime(r.from)} – ${isoTime(r.to)} (${formatDuration(r.to - r.from)})`,
+          `  ${s.source} ${st.stream}: ${W.notYetCopied} ${isoTime(r.from)} – ${isoTime(r.to)} (${formatDuration(r.to - r.from)})`,
         );
       }
       if ((c.missing?.length ?? 0) > 10)
         details.push(`  ${s.source} ${st.stream}: … ${c.missing!.length - 10} more`);
       for (const r of c.notYetDue ?? []) {
         details.push(
-          `  ${s.source} ${st.stream}: not yet due ${isoTime(r.from)} – ${isoTime(r.to)} (${formatDuration(r.to - r.from)}, settle margin and open window)`,
+          `  ${s.source} ${st.stream}: ${W.notYetDue} ${isoTime(r.from)} – ${isoTime(r.to)} (${formatDuration(r.to - r.from)}, settle margin and open window)`,
         );
       }
     }

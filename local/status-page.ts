@@ -1,8 +1,10 @@
 /**
  * The `status --html` page: one self-contained file (inline CSS and SVG, no scripts, no external
  * assets) with a summary table and, per stream, a timeline of the retention window: what the
- * source recorded, what the backup holds, the holes, and what is not due yet.
+ * source recorded, what the backup holds, what is not yet copied, and what is not due yet (the words
+ * and colours of functions/domain/coverage-words.ts).
  */
+import { COVERAGE_COLORS, COVERAGE_WORDS as W } from "../functions/domain/coverage-words.ts";
 import type { TimeRange } from "../functions/domain/ranges.ts";
 import type { BackupStatus, StreamStatus } from "./backup-status.ts";
 import { formatBytes, formatDuration } from "./progress.ts";
@@ -10,7 +12,12 @@ import { formatBytes, formatDuration } from "./progress.ts";
 const WIDTH = 1100;
 const LEFT = 110;
 const LANE = 18;
-const COLORS = { archive: "#8c99a6", backup: "#2f9e44", missing: "#e03131", due: "#f59f00" };
+const COLORS = {
+  archive: COVERAGE_COLORS.recorded,
+  backup: COVERAGE_COLORS.stored,
+  missing: COVERAGE_COLORS.notYetCopied,
+  due: COVERAGE_COLORS.notYetDue,
+};
 
 export function statusPage(status: BackupStatus): string {
   const rows: string[] = [];
@@ -60,12 +67,12 @@ th{background:#f5f7fa;font-weight:600}.num{text-align:right;font-variant-numeric
 .good{color:#2b8a3e;font-weight:600}.bad{color:#c92a2a;font-weight:600}
 .legend span{display:inline-block;margin-right:16px}.legend i{display:inline-block;width:14px;height:10px;margin-right:5px;vertical-align:middle}
 svg{display:block;margin:4px 0 2px}svg text{font:11px system-ui,sans-serif;fill:#52606d}
-ul.holes{margin:2px 0 0;padding-left:20px;color:#52606d;font-variant-numeric:tabular-nums}
+ul.not-copied{margin:2px 0 0;padding-left:20px;color:#52606d;font-variant-numeric:tabular-nums}
 </style></head><body>
 <h1>Backup status</h1>
 <p class="meta">Bucket <b>${esc(status.bucket)}</b>, prefix <code>${esc(status.prefix)}</code> · at ${esc(at)} · settle margin ${formatDuration(status.settleSeconds)} (times in UTC)</p>
-<p class="legend"><span><i style="background:${COLORS.archive}"></i>recorded at the source</span><span><i style="background:${COLORS.backup}"></i>in the backup</span><span><i style="background:${COLORS.missing}"></i>missing (recorded, not backed up)</span><span><i style="background:${COLORS.due}"></i>not yet due (settle margin, open window)</span></p>
-<table><thead><tr><th>source</th><th>stream</th><th>coverage</th><th>missing</th><th>not yet due</th><th>lag</th><th>stored</th><th>windows</th><th>leased</th></tr></thead>
+<p class="legend"><span><i style="background:${COLORS.archive}"></i>${W.recorded} (a gap: ${W.notRecorded}, nothing to copy)</span><span><i style="background:${COLORS.backup}"></i>${W.stored}</span><span><i style="background:${COLORS.missing}"></i>${W.notYetCopied} (recorded, not in the backup)</span><span><i style="background:${COLORS.due}"></i>${W.notYetDue} (settle margin, open window)</span></p>
+<table><thead><tr><th>source</th><th>stream</th><th>coverage</th><th>${W.notYetCopied}</th><th>not yet due</th><th>lag</th><th>stored</th><th>windows</th><th>leased</th></tr></thead>
 <tbody>${rows.join("\n")}</tbody></table>
 ${sections.join("\n")}
 </body></html>
@@ -87,7 +94,7 @@ function streamSection(status: BackupStatus, source: string, st: StreamStatus): 
   const lanes = [
     { label: "recorded", y: 8 },
     { label: "backup", y: 8 + LANE + 6 },
-    { label: "holes", y: 8 + 2 * (LANE + 6) },
+    { label: "not copied", y: 8 + 2 * (LANE + 6) },
   ];
   const height = 8 + 3 * (LANE + 6) + 20;
   const ticks = axisTicks(from, to)
@@ -115,20 +122,23 @@ function streamSection(status: BackupStatus, source: string, st: StreamStatus): 
       0.5,
       "backed up",
     ) +
-    bars(c.notYetDue, lanes[2]!.y, COLORS.due, 2, "not yet due") +
-    bars(c.missing, lanes[2]!.y, COLORS.missing, 3, "missing") +
+    bars(c.notYetDue, lanes[2]!.y, COLORS.due, 2, W.notYetDue) +
+    bars(c.missing, lanes[2]!.y, COLORS.missing, 3, W.notYetCopied) +
     `</svg>`;
   const holes = c.missing ?? [];
   const list = holes.length
-    ? `<ul class="holes">${holes
+    ? `<ul class="not-copied">${holes
         .slice(0, 20)
-        .map((r) => `<li>missing ${iso(r.from)} – ${iso(r.to)} (${formatDuration(r.to - r.from)})</li>`)
+        .map(
+          (r) =>
+            `<li>${W.notYetCopied} ${iso(r.from)} – ${iso(r.to)} (${formatDuration(r.to - r.from)})</li>`,
+        )
         .join("")}${holes.length > 20 ? `<li>… and ${holes.length - 20} more</li>` : ""}</ul>`
     : "";
   const summary =
     c.percent === undefined
       ? "archive unknown"
-      : `${formatPercent(c.percent)} of the due archive backed up, ${holes.length} hole(s), ${formatDuration(sum(c.notYetDue ?? []))} not yet due`;
+      : `${formatPercent(c.percent)} of the due archive backed up, ${holes.length} range(s) ${W.notYetCopied} (${formatDuration(sum(holes))}), ${formatDuration(sum(c.notYetDue ?? []))} ${W.notYetDue}`;
   return (
     `<h3 id="${anchor(source, st.stream)}">${esc(st.stream)} <small>(${esc(st.format)}, ${formatDuration(st.windowSeconds)} windows)</small></h3>` +
     `<p class="detail">${summary}; lag ${c.lagSeconds === undefined ? "-" : formatDuration(c.lagSeconds)}; ${formatBytes(st.bytes)} in ${st.windows} window(s)</p>` +

@@ -115,7 +115,7 @@
     const newest = st.backedUp.length ? st.backedUp[st.backedUp.length - 1].to : undefined;
     div.append(
       paragraph(
-        `${duration(stored)} stored in ${st.windows} window(s), ${bytes(st.bytes)}; ${st.holes.length} hole(s); ` +
+        `${duration(stored)} stored in ${st.windows} window(s), ${bytes(st.bytes)}; ${st.holes.length} range(s) not in the backup; ` +
           (newest === undefined
             ? "nothing stored yet"
             : `newest copy ends ${iso(newest)} (${duration(l.now - newest)} ago)`),
@@ -131,7 +131,7 @@
       ul.className = "holes";
       for (const h of st.holes.slice(-20).reverse()) {
         const li = document.createElement("li");
-        li.textContent = `hole ${iso(h.from)} – ${iso(h.to)} (${duration(h.to - h.from)})`;
+        li.textContent = `not in the backup ${iso(h.from)} – ${iso(h.to)} (${duration(h.to - h.from)})`;
         ul.append(li);
       }
       if (st.holes.length > 20) ul.append(paragraph(`… and ${st.holes.length - 20} older`));
@@ -172,7 +172,9 @@
     }
     const lanes = [
       { label: "backup", y: 8, ranges: st.backedUp, color: "#2f9e44", min: 0.5 },
-      { label: "holes", y: 8 + LANE + 6, ranges: st.holes, color: "#e03131", min: 3 },
+      // The words and colours of functions/domain/coverage-words.ts: this page does not ask the
+      // source, so a gap is "not in the backup" (not recorded, or not yet copied: `status` tells).
+      { label: "not stored", y: 8 + LANE + 6, ranges: st.holes, color: "#c3c8cf", min: 3 },
     ];
     for (const lane of lanes) {
       svg.append(svgEl("text", { x: 4, y: lane.y + 13 }, lane.label));
@@ -234,10 +236,7 @@
   function suggestDelay() {
     // The delayed channel needs a delay longer than the backup's lag (the newest copy's age).
     const [source, ...rest] = ($("delay-stream").value || "").split("/");
-    const st = state.listing?.sources
-      .find((s) => s.source === source)
-      ?.streams.find((x) => x.stream === rest.join("/"));
-    const newest = st?.backedUp.length ? st.backedUp[st.backedUp.length - 1].to : undefined;
+    const newest = newestStored(source, rest.join("/"));
     const input = $("delay");
     if (newest !== undefined && !input.dataset.touched) {
       input.value = String(Math.max(5, Math.ceil((state.listing.now - newest) / 300) * 5 + 5));
@@ -255,11 +254,37 @@
     });
   }
 
+  /** The stream's newest stored second (unix seconds), or undefined when nothing is stored. */
+  function newestStored(source, stream) {
+    const st = state.listing?.sources
+      .find((s) => s.source === source)
+      ?.streams.find((x) => x.stream === stream);
+    return st?.backedUp.length ? st.backedUp[st.backedUp.length - 1].to : undefined;
+  }
+
   function playDelayed() {
     const [source, ...rest] = $("delay-stream").value.split("/");
     const minutes = Number($("delay").value);
+    const note = $("delay-note");
+    note.hidden = true;
+    note.textContent = "";
     if (!source || !(minutes > 0)) return;
     const seconds = Math.round(minutes * 60);
+    // A delay shorter than the backup's lag cannot play (the server would answer 425): say so in
+    // the form's own words and start nothing.
+    const newest = newestStored(source, rest.join("/"));
+    const name = `${source}/${rest.join("/")}`;
+    if (newest === undefined) {
+      note.textContent = `Nothing of ${name} is stored yet: there is no delayed channel to play.`;
+      note.hidden = false;
+      return;
+    }
+    const behindMinutes = Math.ceil((Date.now() / 1000 - newest) / 60);
+    if (minutes < behindMinutes) {
+      note.textContent = `The backup of ${name} is ${behindMinutes} min behind live; choose ${behindMinutes} minutes or more.`;
+      note.hidden = false;
+      return;
+    }
     play({
       kind: "delayed",
       source,

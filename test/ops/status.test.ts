@@ -97,10 +97,10 @@ describe("status", () => {
     const text = new TextSink();
     await statusCommand({ config: file, copyTimeoutSeconds: 60, now, out: text });
     expect(text.text).toMatch(
-      /^source\s+stream\s+archive\s+due\s+backed up\s+coverage\s+missing\s+not yet due/,
+      /^source\s+stream\s+archive\s+due\s+backed up\s+coverage\s+not yet copied\s+not yet due/,
     );
     expect(text.text).toContain("src1: 0 window(s) queued, 0 in flight, 0 dead-lettered");
-    expect(text.text).toMatch(/src1 live\/cam <2>: missing 2026-11-20T12:\d\d:00Z – /);
+    expect(text.text).toMatch(/src1 live\/cam <2>: not yet copied 2026-11-20T12:\d\d:00Z – /);
 
     // After a run the backup has caught up again.
     expect((await runOnce(rt, h.tally)).ok).toBe(true);
@@ -132,7 +132,12 @@ describe("status", () => {
     expect(html).toContain("live/cam &#60;2&#62;");
     expect(html).not.toContain("<script");
     expect(html).not.toMatch(/<link|@import|url\(|(src|href)="(https?:)?\/\//);
-    expect(html).toMatch(/<rect [^>]*fill="#e03131"><title>missing 2026-11-20T12:/);
+    expect(html).toMatch(/<rect [^>]*fill="#e03131"><title>not yet copied 2026-11-20T12:/);
+    // One vocabulary (issue 25): cam1's gap at the source is "not recorded", never a "hole"; what is
+    // recorded and not in the backup is "not yet copied".
+    expect(html).not.toMatch(/hole/i);
+    expect(html).toContain("recorded at the source (a gap: not recorded, nothing to copy)");
+    expect(html).toMatch(/of the due archive backed up, \d+ range\(s\) not yet copied \(/);
   });
 
   it("names a damaged manifest on its stream (counting nothing as backed up there), reports the other streams, and exits 1", async () => {
