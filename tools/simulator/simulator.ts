@@ -482,13 +482,19 @@ export class FlussonicSimulator {
 
   #streamInfo(name: string, res: ServerResponse): void {
     const s = this.#streams.get(name);
-    if (!s) return this.#error(res, 404, `stream ${name} not found`);
+    if (!s) {
+      this.#error(res, 404, `stream ${name} not found`);
+      return;
+    }
     this.#json(res, 200, this.#streamEntry(s));
   }
 
   #ranges(name: string, url: URL, res: ServerResponse): void {
     const s = this.#streams.get(name);
-    if (!s) return this.#error(res, 404, `stream ${name} not found`);
+    if (!s) {
+      this.#error(res, 404, `stream ${name} not found`);
+      return;
+    }
     const { ranges, open } = recordedAt(s, this.#now());
     const page = this.#page(
       ranges.map((r, i) => ({ r, last: i === ranges.length - 1 })),
@@ -515,8 +521,14 @@ export class FlussonicSimulator {
    */
   #recordingStatus(name: string, url: URL, res: ServerResponse): void {
     const s = this.#streams.get(name);
-    if (!s) return this.#error(res, 404, `stream ${name} not found`);
-    if (this.#options.shape !== "docs") return this.#json(res, 200, this.#dvrInfo(s));
+    if (!s) {
+      this.#error(res, 404, `stream ${name} not found`);
+      return;
+    }
+    if (this.#options.shape !== "docs") {
+      this.#json(res, 200, this.#dvrInfo(s));
+      return;
+    }
     const now = this.#now();
     const from = Number(url.searchParams.get("from") ?? 0);
     const toParam = url.searchParams.get("to");
@@ -590,7 +602,8 @@ export class FlussonicSimulator {
     });
     res.writeHead(slice ? 206 : 200, {
       // paths/playback/mp4-export.yml: video/mp4; ts-export.yml: video/mpeg (older servers: video/mp2t).
-      "content-type": format === "mp4" ? "video/mp4" : this.#options.shape === "docs" ? "video/mp2t" : "video/mpeg",
+      "content-type":
+        format === "mp4" ? "video/mp4" : this.#options.shape === "docs" ? "video/mp2t" : "video/mpeg",
       ...(ranges ? { "accept-ranges": "bytes" } : {}),
       ...(etag ? { etag } : {}),
       ...(slice
@@ -689,16 +702,17 @@ function* sliceOf(chunks: Iterable<Buffer>, first: number, last: number): Iterab
 function selectFields(entry: Record<string, unknown>, select: string | null): Record<string, unknown> {
   if (!select) return entry;
   const out: Record<string, unknown> = {};
+  const nested = new Map<string, string[]>();
   for (const field of select.split(",").map((f) => f.trim())) {
     const [head, ...rest] = field.split(".");
     const value = entry[head!];
     if (value === undefined) continue;
-    if (rest.length === 0 || typeof value !== "object" || value === null) {
-      out[head!] = value;
-      continue;
-    }
-    const inner = selectFields(value as Record<string, unknown>, rest.join("."));
-    out[head!] = { ...(out[head!] as Record<string, unknown> | undefined), ...inner };
+    if (rest.length === 0 || typeof value !== "object" || value === null) out[head!] = value;
+    else nested.set(head!, [...(nested.get(head!) ?? []), rest.join(".")]);
+  }
+  for (const [head, fields] of nested) {
+    if (head in out) continue; // the whole field was selected
+    out[head] = selectFields(entry[head] as Record<string, unknown>, fields.join(","));
   }
   return out;
 }
