@@ -519,8 +519,9 @@ export class FlussonicClient {
    * What a 404 on an export means. The spec declares only 200 for the exports
    * (paths/playback/mp4-export.yml, ts-export.yml), and a wrong `archiveUrl` prefix or a stream not
    * loaded yet answers 404 as well as a window retention deleted. So the stream's ranges are read
-   * again: the window is gone (WindowGoneError, dropped) only when none of its seconds is in them;
-   * otherwise the 404 is a failure naming the URL and the config field.
+   * again: the window is gone (WindowGoneError, dropped) only when none of its seconds is in them,
+   * or its first second no longer is (retention deleting it); otherwise the 404 is a failure naming
+   * the URL and the config field.
    */
   async #notFound(asked: WindowAsked): Promise<BackupError> {
     const where = `source ${this.sourceName}: ${asked.what}: HTTP 404`;
@@ -538,6 +539,14 @@ export class FlussonicClient {
     if (held.length === 0) {
       return new WindowGoneError(
         `${where}, no longer on the source (retention: the stream's ranges no longer hold any of its seconds)`,
+      );
+    }
+    // Windows never start in a gap (the planner cuts them at range starts): a window whose first
+    // second is no longer recorded is being deleted by retention now; what is left of it is planned
+    // again from the archive's new start.
+    if (held[0]!.from > asked.from) {
+      return new WindowGoneError(
+        `${where}, its start is no longer on the source (retention deletes it now; the stream's archive starts at ${held[0]!.from})`,
       );
     }
     const seconds = held.reduce((sum, r) => sum + (r.to - r.from), 0);

@@ -122,6 +122,10 @@ describe("a 404 on an archive download (item 2)", () => {
     expect(String(error)).toMatch(/sources\[\]\.url|"url"/);
     // Seconds no longer in the ranges: gone, as before.
     await expect(c.openWindow("cam1", NOW - 2 * HOUR, 600, "mp4")).rejects.toBeInstanceOf(WindowGoneError);
+    // A window whose start retention deleted (the archive now starts inside it): gone, whatever
+    // a server answers for the rest of it.
+    s.setFaults({ target: "archive", failNext: 1, errorStatus: 404 });
+    await expect(c.openWindow("cam1", NOW - HOUR - 300, 600, "mp4")).rejects.toBeInstanceOf(WindowGoneError);
   });
 
   it("with a wrong archiveUrl, a backup dead-letters its windows with the reason instead of dropping them as gone", async () => {
