@@ -208,10 +208,16 @@ const secondsRange = z.looseObject({ from: z.number(), duration: z.number().nonn
  * (paths/playback/recording-status.yml, components/schemas/dvr/dvr_info.yml: `ranges` of
  * {from, duration} seconds), or the older documentation page's array `[{stream, ranges}]`.
  */
-const recordingStatusShape = z.union([
-  z.looseObject({ ranges: z.array(secondsRange) }),
-  z.array(z.looseObject({ stream: z.string().optional(), ranges: z.array(secondsRange) })),
-]);
+const recordingStatusShape = z.union(
+  [
+    z.looseObject({ ranges: z.array(secondsRange) }),
+    z.array(z.looseObject({ stream: z.string().optional(), ranges: z.array(secondsRange) })),
+  ],
+  {
+    error:
+      "expected a dvr_info object {from, depth, ranges: [{from, duration}]} or an array [{stream, ranges: [{from, duration}]}]",
+  },
+);
 
 /** The ranges of a stream in a `recording_status.json` answer of either shape (unix seconds). */
 export function recordingStatusRanges(data: unknown, name: string): ArchiveRange[] | undefined {

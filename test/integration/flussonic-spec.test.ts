@@ -95,6 +95,19 @@ describe("recording_status.json in both shapes (item 1)", () => {
   }
 });
 
+describe("a recording_status.json of neither shape (item 1)", () => {
+  it("is a malformed answer that names both shapes it could have been", async () => {
+    const { client: c } = await setup(
+      { streams: 1, auth: { playToken: "t" }, faults: { target: "index", indexFault: "wrong-shape" } },
+      { streams: ["cam1"], auth: { type: "token", tokenEnv: "T" } },
+      { type: "token", token: new Secret("t") },
+    );
+    const error = await c.recordedRanges("cam1", { from: NOW - HOUR, to: NOW }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MalformedAnswerError);
+    expect(String(error)).toMatch(/recording status of stream "cam1".*dvr_info object.*or an array/);
+  });
+});
+
 describe("a 404 on an archive download (item 2)", () => {
   it("is a failure naming the URL and the config field while the stream's ranges still hold the window", async () => {
     const { client: c, sim: s } = await setup(
