@@ -8,6 +8,7 @@
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { rangeListRanges, recordingStatusRanges } from "../../functions/adapters/flussonic.ts";
+import { containerCheck } from "../../functions/domain/container-check.ts";
 import {
   dvrRange,
   dvrRangeNewerFields,
@@ -18,6 +19,7 @@ import {
   streamDvrRangesList,
   streamsList,
 } from "../../functions/domain/flussonic-contract.ts";
+import { windowChunks } from "../../tools/simulator/content.ts";
 import { FlussonicSimulator, type SimulatorOptions } from "../../tools/simulator/simulator.ts";
 
 const NOW = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
@@ -218,5 +220,22 @@ describe("the simulator's answers match the contract", () => {
     await sim!.close();
     await start({ shape: "docs" });
     expect((await get(`/cam1/archive-${from}-60.ts`)).type).toBe("video/mp2t");
+  });
+});
+
+describe("where the spec is silent: whether an MP4 export is fragmented", () => {
+  it("a fragmented export passes the copier's check; a non-fragmented one (moov + mdat, no moof) is refused, never stored", () => {
+    const from = NOW - 600;
+    const chunks = [...windowChunks("cam1", 64_000, [{ from, to: from + 60 }], "mp4")];
+    const check = (body: Buffer) => {
+      const c = containerCheck("mp4", { from, duration: 60 });
+      c.feed(body);
+      c.finish();
+    };
+    expect(() => check(Buffer.concat(chunks))).not.toThrow();
+    const mdat = Buffer.alloc(8 + 1000);
+    mdat.writeUInt32BE(mdat.length, 0);
+    mdat.write("mdat", 4, "ascii");
+    expect(() => check(Buffer.concat([chunks[0]!, mdat]))).toThrow(/no media fragment/);
   });
 });
