@@ -212,6 +212,9 @@ const recordingStatusShape = z.union(
   [
     z.looseObject({ ranges: z.array(secondsRange) }),
     z.array(z.looseObject({ stream: z.string().optional(), ranges: z.array(secondsRange) })),
+    // Newer servers: dvr_info without `ranges` (the description go-flussonic is generated from
+    // marks it deprecated, "replaced with ranges_list", to be deleted at 24.09): see ranges.json.
+    z.looseObject({ from: z.number(), ranges: z.undefined().optional() }),
   ],
   {
     error:
@@ -219,15 +222,18 @@ const recordingStatusShape = z.union(
   },
 );
 
-/** The ranges of a stream in a `recording_status.json` answer of either shape (unix seconds). */
+/**
+ * The ranges of a stream in a `recording_status.json` answer of either shape (unix seconds);
+ * undefined when the answer is a dvr_info without ranges (newer servers: ask ranges.json).
+ */
 export function recordingStatusRanges(data: unknown, name: string): ArchiveRange[] | undefined {
   const parsed = recordingStatusShape.safeParse(data);
   if (!parsed.success) return undefined;
   const body = parsed.data;
   const ranges = Array.isArray(body)
-    ? (body.find((e) => e.stream === undefined || e.stream === name) ?? body[0])?.ranges
+    ? ((body.find((e) => e.stream === undefined || e.stream === name) ?? body[0])?.ranges ?? [])
     : body.ranges;
-  return (ranges ?? []).map((r) => wholeSeconds(r.from, r.from + r.duration));
+  return ranges?.map((r) => wholeSeconds(r.from, r.from + r.duration));
 }
 
 /**
@@ -378,7 +384,28 @@ export class FlussonicClient {
       what,
       "playback",
     );
-    return recordingStatusRanges(body, name) ?? [];
+    const ranges = recordingStatusRanges(body, name);
+    if (ranges) return ranges;
+    // A dvr_info without ranges (newer servers): `ranges.json`, what Flussonic's DVR player asks
+    // (not in openapi-demo): `closed_at_gte`/`opened_at_lte` in ms, ranges in either generation.
+    const rangesQuery = new URLSearchParams({
+      closed_at_gte: String(span.from * 1000),
+      opened_at_lte: String(span.to * 1000),
+    });
+    const list = await this.#getJson(
+      this.#api,
+      `/${streamPath(name)}/ranges.json?${rangesQuery}`,
+      rangeListShape,
+      `ranges.json of stream "${name}" (its recording_status.json has no ranges)`,
+      "playback",
+    );
+    const got = rangeListRanges(list.ranges, true, span.to);
+    if ("openAt" in got) {
+      throw new MalformedAnswerError(
+        `source ${this.sourceName}: ranges.json of stream "${name}": range ${got.openAt} has no end and is not the last range`,
+      );
+    }
+    return got.ranges;
   }
 
   /**

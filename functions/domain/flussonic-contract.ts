@@ -28,10 +28,11 @@ const seconds = z.int().nonnegative();
 export const dvrRange = z.looseObject({ from: utcSeconds, duration: seconds });
 
 /**
- * The range fields of newer servers, not in openapi-demo (seen in the newer description the
- * `flussonic/go-flussonic` SDK is generated from): `opened_at` and `closed_at` in milliseconds,
- * both optional; only the last range of a stream may be open (no `closed_at`). Our client prefers
- * `from`/`duration` when a range has them (issue 27 item 3).
+ * The range fields of newer servers, not in openapi-demo (go-flussonic
+ * central/model/central_generated.go, DvrRange: `opened_at` and `closed_at`, utc_ms, optional;
+ * `closed_at` of a range still recording is near now and may change). Our client prefers
+ * `from`/`duration` when a range has them (issue 27 item 3) and takes only the last range as open
+ * when `closed_at` is missing.
  */
 export const dvrRangeNewerFields = z.looseObject({
   opened_at: z.int().nonnegative().optional(),
@@ -57,7 +58,10 @@ export type DvrInfo = z.infer<typeof dvrInfo>;
 /**
  * `GET /{name}/recording_status.json`. spec: paths/playback/recording-status.yml: 200
  * `application/json` with one `dvr_info` object; no query parameters are declared (the path
- * parameter `name` may have several segments).
+ * parameter `name` may have several segments). The newer description go-flussonic is generated
+ * from (central/model/central_generated.go, DvrInfo) marks `ranges` deprecated ("replaced with
+ * ranges_list", to be deleted at 24.09) and `dvr_range`'s `from`/`duration` deprecated for
+ * `opened_at`/`closed_at` (ms, to be deleted at 24.11): the client then reads `ranges.json`.
  */
 export const recordingStatus = dvrInfo;
 

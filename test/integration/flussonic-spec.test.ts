@@ -95,6 +95,28 @@ describe("recording_status.json in both shapes (item 1)", () => {
   }
 });
 
+describe("a recording_status.json without ranges (newer servers)", () => {
+  it("backs up a token-auth source from ranges.json when dvr_info has no ranges", async () => {
+    h = await startHarness({
+      sim: {
+        recordingStatusRanges: false,
+        auth: { playToken: "play-s3cr3t" },
+        streams: [{ name: "cam1", bitrateBps: 80_000, ranges: gappy.map((r) => ({ ...r })) }],
+      },
+      source: { retentionDays: 1 / 24, streams: ["cam1"], auth: { type: "token", tokenEnv: "T" } },
+      credentials: { type: "token", token: new Secret("play-s3cr3t") },
+    });
+    const rt = await h.runtime();
+    const run = await runOnce(rt, h.tally);
+    expect(run.ok, h.logs.filter((l) => /error|warn/i.test(l)).join("\n")).toBe(true);
+    expect(run.copied).toBeGreaterThan(0);
+    const now = h.clock.now();
+    const lastBoundary = Math.floor((now - h.config.settleSeconds) / 600) * 600;
+    await expectExactCopies(h, "cam1", clipRanges(h.sim.rangesOf("cam1"), now - HOUR, lastBoundary));
+    expect(h.sim.requests.some((r) => r.path.includes("/ranges.json?"))).toBe(true);
+  });
+});
+
 describe("a recording_status.json of neither shape (item 1)", () => {
   it("is a malformed answer that names both shapes it could have been", async () => {
     const { client: c } = await setup(

@@ -67,6 +67,12 @@ describe("the client's parsers take every answer the contract allows", () => {
     );
   });
 
+  it("recording_status.json: a dvr_info without ranges (newer servers) asks for ranges.json; no other object passes", () => {
+    expect(recordingStatusRanges({ from: 1_600_000_000, depth: 60, bytes: 1 }, "cam1")).toBeUndefined();
+    expect(recordingStatusRanges({ from: 1_600_000_000, depth: 60, ranges: [] }, "cam1")).toEqual([]);
+    expect(recordingStatusRanges({ depth: 60 }, "cam1")).toBeUndefined();
+  });
+
   it("recording_status.json: the documented array, the stream's own entry", () => {
     fc.assert(
       fc.property(rangesArb, rangesArb, (mine, other) => {

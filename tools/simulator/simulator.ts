@@ -101,6 +101,13 @@ export interface SimulatorOptions {
    * (recording_status.json an array honouring `from`/`to`; `{error}` bodies; `video/mp2t`; `dvr.replicate`).
    */
   shape?: "spec" | "docs";
+  /**
+   * Whether recording_status.json's dvr_info holds `ranges` (default true). Newer servers may not:
+   * the description the `flussonic/go-flussonic` SDK is generated from marks `dvr_info.ranges`
+   * deprecated ("replaced with ranges_list", to be deleted at 24.09). Then `ranges.json` (what
+   * Flussonic's DVR player asks, `closed_at_gte`/`opened_at_lte` in ms) answers the ranges.
+   */
+  recordingStatusRanges?: boolean;
   /** Streams of other servers in the stream list (`named_by: remote`, with DVR info of the peer's archive). Default 0. */
   remoteStreams?: number;
   /**
@@ -306,7 +313,9 @@ export class FlussonicSimulator {
     const url = new URL(req.url ?? "/", "http://sim");
     const kind: SimRequest["kind"] = /\/archive-\d+-\d+\.(mp4|ts)$/.test(url.pathname)
       ? "archive"
-      : url.pathname.startsWith(`${API}/`) || url.pathname.endsWith("/recording_status.json")
+      : url.pathname.startsWith(`${API}/`) ||
+          url.pathname.endsWith("/recording_status.json") ||
+          url.pathname.endsWith("/ranges.json")
         ? "index"
         : "other";
     const startedAt = performance.now();
@@ -351,6 +360,10 @@ export class FlussonicSimulator {
       }
       return this.#streamInfo(decodeURIComponent(rest), res);
     }
+    if (url.pathname.endsWith("/ranges.json") && this.#options.recordingStatusRanges === false) {
+      this.#rangesJson(decodeStreamPath(url.pathname.slice(1, -"/ranges.json".length)), url, res);
+      return;
+    }
     if (url.pathname.endsWith("/recording_status.json")) {
       return this.#recordingStatus(
         decodeStreamPath(url.pathname.slice(1, -"/recording_status.json".length)),
@@ -374,7 +387,10 @@ export class FlussonicSimulator {
   #authorized(req: IncomingMessage, url: URL, kind: SimRequest["kind"]): boolean | "forbidden" {
     const a = this.#auth;
     if (!a.basic && !a.bearer && !a.playToken) return true;
-    const playback = kind === "archive" || url.pathname.endsWith("/recording_status.json");
+    const playback =
+      kind === "archive" ||
+      url.pathname.endsWith("/recording_status.json") ||
+      url.pathname.endsWith("/ranges.json");
     if (playback && a.playToken && url.searchParams.get("token") === a.playToken) return true;
     const header = req.headers.authorization ?? "";
     let admin = false;
@@ -526,7 +542,8 @@ export class FlussonicSimulator {
       return;
     }
     if (this.#options.shape !== "docs") {
-      this.#json(res, 200, this.#dvrInfo(s));
+      const { ranges, ...rest } = this.#dvrInfo(s);
+      this.#json(res, 200, this.#options.recordingStatusRanges === false ? rest : { ...rest, ranges });
       return;
     }
     const now = this.#now();
@@ -539,6 +556,25 @@ export class FlussonicSimulator {
     this.#json(res, 200, [
       { stream: s.name, ranges: ranges.map((r) => ({ from: r.from, duration: r.to - r.from })) },
     ]);
+  }
+
+  /**
+   * `ranges.json?closed_at_gte=<ms>&opened_at_lte=<ms>` (Flussonic's DVR player; not in
+   * openapi-demo): `{ranges: [{opened_at, closed_at}]}` in ms; a range still recording has a
+   * `closed_at` near now, as the newer description says of `closed_at`.
+   */
+  #rangesJson(name: string, url: URL, res: ServerResponse): void {
+    const s = this.#streams.get(name);
+    if (!s) {
+      this.#error(res, 404, `stream ${name} not found`);
+      return;
+    }
+    const gte = Number(url.searchParams.get("closed_at_gte") ?? 0);
+    const lte = Number(url.searchParams.get("opened_at_lte") ?? Number.POSITIVE_INFINITY);
+    const ranges = recordedAt(s, this.#now())
+      .ranges.filter((r) => r.to * 1000 >= gte && r.from * 1000 <= lte)
+      .map((r) => ({ opened_at: r.from * 1000, closed_at: r.to * 1000 }));
+    this.#json(res, 200, { ranges });
   }
 
   async #archive(url: URL, res: ServerResponse, req?: IncomingMessage): Promise<void> {
