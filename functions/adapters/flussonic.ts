@@ -148,22 +148,45 @@ export interface FlussonicClientOptions {
 }
 
 // Shapes: only what we use is checked; everything else may change between Flussonic releases.
+// The strict shapes of the spec are in ../domain/flussonic-contract.ts (each citing its spec
+// file); these accept them and the other shapes servers are known to send, and tests check that
+// every answer the contract allows parses here.
 const dvrInfoShape = z.looseObject({
   from: z.number().nullish(),
   depth: z.number().nullish(),
   duration: z.number().nullish(),
   bytes: z.number().nullish(),
 });
+/** components/schemas/stream/stream_config.yml: the fields read (see flussonic-contract.ts streamConfig). */
 const streamShape = z.looseObject({
   name: z.string(),
+  named_by: z.string().nullish(),
   dvr: z.looseObject({}).nullish(),
-  stats: z.looseObject({ dvr_info: dvrInfoShape.nullish() }).nullish(),
+  stats: z.looseObject({ dvr_info: dvrInfoShape.nullish(), remote: z.boolean().nullish() }).nullish(),
 });
 const streamListShape = z.looseObject({
   streams: z.array(streamShape),
   next: z.string().nullish(),
 });
-/** Both field generations: `{from, duration}` in seconds (older) or `{opened_at, closed_at}` in ms. */
+/**
+ * The fields of a stream the list asks for (`select`, paths/stream/streams.yml): what
+ * listDvrStreams and toDvrStream read. `stats.dvr_info.from` is required in dvr_info, so a stream
+ * with DVR info keeps a `dvr_info` object in the answer.
+ */
+export const STREAM_LIST_SELECT = [
+  "name",
+  "named_by",
+  "dvr",
+  "stats.remote",
+  "stats.dvr_info.from",
+  "stats.dvr_info.bytes",
+  "stats.dvr_info.duration",
+].join(",");
+/**
+ * A recorded range in any generation: `{from, duration}` in seconds (components/schemas/dvr/
+ * dvr_range.yml, both required there), `{opened_at, closed_at}` in milliseconds (newer servers,
+ * optional extras), or both at once.
+ */
 const rangeShape = z
   .looseObject({
     from: z.number().optional(),
@@ -178,12 +201,66 @@ const rangeListShape = z.looseObject({
   ranges: z.array(rangeShape),
   next: z.string().nullish(),
 });
-const recordingStatusShape = z.array(
-  z.looseObject({
-    stream: z.string().optional(),
-    ranges: z.array(z.looseObject({ from: z.number(), duration: z.number().nonnegative() })),
-  }),
+type RangeFields = z.infer<typeof rangeShape>;
+const secondsRange = z.looseObject({ from: z.number(), duration: z.number().nonnegative() });
+/**
+ * `recording_status.json` in either shape: the spec's one `dvr_info` object
+ * (paths/playback/recording-status.yml, components/schemas/dvr/dvr_info.yml: `ranges` of
+ * {from, duration} seconds), or the older documentation page's array `[{stream, ranges}]`.
+ */
+const recordingStatusShape = z.union(
+  [
+    z.looseObject({ ranges: z.array(secondsRange) }),
+    z.array(z.looseObject({ stream: z.string().optional(), ranges: z.array(secondsRange) })),
+    // Newer servers: dvr_info without `ranges` (the description go-flussonic is generated from
+    // marks it deprecated, "replaced with ranges_list", to be deleted at 24.09): see ranges.json.
+    z.looseObject({ from: z.number(), ranges: z.undefined().optional() }),
+  ],
+  {
+    error:
+      "expected a dvr_info object {from, depth, ranges: [{from, duration}]} or an array [{stream, ranges: [{from, duration}]}]",
+  },
 );
+
+/**
+ * The ranges of a stream in a `recording_status.json` answer of either shape (unix seconds);
+ * undefined when the answer is a dvr_info without ranges (newer servers: ask ranges.json).
+ */
+export function recordingStatusRanges(data: unknown, name: string): ArchiveRange[] | undefined {
+  const parsed = recordingStatusShape.safeParse(data);
+  if (!parsed.success) return undefined;
+  const body = parsed.data;
+  const ranges = Array.isArray(body)
+    ? ((body.find((e) => e.stream === undefined || e.stream === name) ?? body[0])?.ranges ?? [])
+    : body.ranges;
+  return ranges?.map((r) => wholeSeconds(r.from, r.from + r.duration));
+}
+
+/**
+ * The ranges of one page of `dvr/ranges` (unix seconds). `from`/`duration` are preferred when a
+ * range has them (the spec's required fields); `opened_at`/`closed_at` (ms) are read only where they
+ * are missing. Only the stream's last range may be open (no `closed_at`): it ends at `openEnd`
+ * (the span's end). A range before the last without an end is refused (undefined and its index):
+ * taking it as open would erase every gap after it.
+ */
+export function rangeListRanges(
+  ranges: RangeFields[],
+  isLastPage: boolean,
+  openEnd: number,
+): { ranges: ArchiveRange[] } | { openAt: number } {
+  const out: ArchiveRange[] = [];
+  for (const [i, r] of ranges.entries()) {
+    if (r.from !== undefined && r.duration !== undefined) {
+      out.push(wholeSeconds(r.from, r.from + r.duration));
+    } else if (r.opened_at !== undefined) {
+      // Milliseconds to whole seconds: see wholeSeconds.
+      if (r.closed_at == null && !(isLastPage && i === ranges.length - 1)) return { openAt: i };
+      const closed = r.closed_at ?? openEnd * 1000;
+      out.push(wholeSeconds(r.opened_at / 1000, closed / 1000));
+    }
+  }
+  return { ranges: out };
+}
 
 /** Client of one Flussonic source. */
 export class FlussonicClient {
@@ -192,6 +269,8 @@ export class FlussonicClient {
   readonly #archive: Endpoint;
   readonly #credentials: SourceCredentials;
   readonly #indexMode: "api" | "playback";
+  /** The config field exports are read from: `archiveUrl` when set, else `url`. */
+  readonly #archiveField: "archiveUrl" | "url";
   /** Whether archive windows can be read in verified Range slices (learnt from the answers). */
   #ranges: "unknown" | "yes" | "no" = "unknown";
   /** Copies of this source at once (they share one throttle in the local runtime). */
@@ -214,6 +293,7 @@ export class FlussonicClient {
     };
     this.#api = endpoint(source.url, poolOptions);
     this.#archive = source.archiveUrl ? endpoint(source.archiveUrl, poolOptions) : this.#api;
+    this.#archiveField = source.archiveUrl ? "archiveUrl" : "url";
   }
 
   /** Every stream of the source that has a DVR archive (admin API, all pages). */
@@ -221,10 +301,14 @@ export class FlussonicClient {
     const out: DvrStream[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
-      const query = new URLSearchParams({ limit: String(PAGE_LIMIT) });
+      const query = new URLSearchParams({ select: STREAM_LIST_SELECT, limit: String(PAGE_LIMIT) });
       if (cursor) query.set("cursor", cursor);
       const body = await this.#getJson(this.#api, `${API}/streams?${query}`, streamListShape, "stream list");
       for (const stream of body.streams) {
+        // The list also holds streams of other servers (named_by "remote", components/schemas/
+        // stream/named_by.yml; the older stats.remote): their archive is the peer's, not this
+        // source's, and is never pulled through it.
+        if (stream.named_by === "remote" || stream.stats?.remote === true) continue;
         if (stream.dvr || stream.stats?.dvr_info) out.push(toDvrStream(stream));
       }
       if (!body.next) return out;
@@ -269,16 +353,13 @@ export class FlussonicClient {
         rangeListShape,
         `ranges of stream "${name}"`,
       );
-      for (const r of body.ranges) {
-        if (r.opened_at !== undefined) {
-          // Milliseconds to whole seconds: see wholeSeconds. No closed_at: the range is still
-          // recording, it ends now (the span's end).
-          const closed = r.closed_at ?? span.to * 1000;
-          out.push(wholeSeconds(r.opened_at / 1000, closed / 1000));
-        } else if (r.from !== undefined && r.duration !== undefined) {
-          out.push(wholeSeconds(r.from, r.from + r.duration));
-        }
+      const got = rangeListRanges(body.ranges, !body.next, span.to);
+      if ("openAt" in got) {
+        throw new MalformedAnswerError(
+          `source ${this.sourceName}: ranges of stream "${name}": range ${got.openAt} of page ${page + 1} has opened_at but no closed_at (nor from/duration) and is not the last range: only the last range may still be recording`,
+        );
       }
+      out.push(...got.ranges);
       if (!body.next) return out;
       cursor = body.next;
     }
@@ -287,16 +368,44 @@ export class FlussonicClient {
     );
   }
 
+  /**
+   * `recording_status.json` on the playback side. The spec's answer is one dvr_info object and
+   * declares no query parameters; the older documented form is an array and takes
+   * `from`/`to`/`request=ranges`, which are still sent (a server that ignores them answers every
+   * range, and the caller clips to the span).
+   */
   async #playbackRanges(name: string, span: { from: number; to: number }): Promise<ArchiveRange[]> {
     const query = new URLSearchParams({ from: String(span.from), to: String(span.to), request: "ranges" });
+    const what = `recording status of stream "${name}"`;
     const body = await this.#getJson(
       this.#api,
       `/${streamPath(name)}/recording_status.json?${query}`,
       recordingStatusShape,
-      `recording status of stream "${name}"`,
+      what,
+      "playback",
     );
-    const entry = body.find((e) => e.stream === undefined || e.stream === name) ?? body[0];
-    return (entry?.ranges ?? []).map((r) => wholeSeconds(r.from, r.from + r.duration));
+    const ranges = recordingStatusRanges(body, name);
+    if (ranges) return ranges;
+    // A dvr_info without ranges (newer servers): `ranges.json`, what Flussonic's DVR player asks
+    // (not in openapi-demo): `closed_at_gte`/`opened_at_lte` in ms, ranges in either generation.
+    const rangesQuery = new URLSearchParams({
+      closed_at_gte: String(span.from * 1000),
+      opened_at_lte: String(span.to * 1000),
+    });
+    const list = await this.#getJson(
+      this.#api,
+      `/${streamPath(name)}/ranges.json?${rangesQuery}`,
+      rangeListShape,
+      `ranges.json of stream "${name}" (its recording_status.json has no ranges)`,
+      "playback",
+    );
+    const got = rangeListRanges(list.ranges, true, span.to);
+    if ("openAt" in got) {
+      throw new MalformedAnswerError(
+        `source ${this.sourceName}: ranges.json of stream "${name}": range ${got.openAt} has no end and is not the last range`,
+      );
+    }
+    return got.ranges;
   }
 
   /**
@@ -333,10 +442,11 @@ export class FlussonicClient {
   ): Promise<ArchiveBody> {
     const path = `/${streamPath(name)}/archive-${from}-${duration}.${format}`;
     const what = `archive window ${from}-${duration} of stream "${name}"`;
+    const asked: WindowAsked = { what, name, from, duration, path };
     const rate = pacing?.throttle.bytesPerSecond;
     if (!pacing || !rate || !Number.isFinite(rate)) {
       const { res, headersMs } = await this.#archiveRequest(path, what, signal);
-      return { ...(await this.#wholeBody(res, what)), headersMs };
+      return { ...(await this.#wholeBody(res, asked)), headersMs };
     }
     const { throttle } = pacing;
     // The window's expected size: the caller's, else what the stream's last window gave. A stream
@@ -365,7 +475,7 @@ export class FlussonicClient {
       paid: number,
       headersMs: number,
     ): Promise<ArchiveBody> => {
-      const body = await this.#wholeBody(res, what);
+      const body = await this.#wholeBody(res, asked);
       const limit = body.contentLength ?? (expected > 0 ? expected : undefined);
       const upfront = Math.min(lead, limit ?? lead);
       if (upfront > paid) await prepay(upfront - paid);
@@ -389,7 +499,7 @@ export class FlussonicClient {
         const etag = strongEtag(res.headers.etag);
         if (first && first.start === 0 && first.end < firstSlice && etag !== undefined) {
           this.#ranges = "yes";
-          const body = this.#slices(path, what, signal, throttle, slice, firstSlice, etag, first, res);
+          const body = this.#slices(asked, signal, throttle, slice, firstSlice, etag, first, res);
           return {
             body: Readable.from(body, { objectMode: false }),
             contentLength: first.total,
@@ -423,23 +533,59 @@ export class FlussonicClient {
   /** A 200 answer's body, or the error its status means. */
   async #wholeBody(
     res: Dispatcher.ResponseData,
-    what: string,
+    asked: WindowAsked,
   ): Promise<{ body: Readable; contentLength: number | undefined }> {
     if (res.statusCode === 200) {
       const length = Number(res.headers["content-length"]);
       return { body: res.body, contentLength: Number.isFinite(length) ? length : undefined };
     }
-    throw await this.#archiveError(res, what);
+    throw await this.#archiveError(res, asked);
   }
 
-  async #archiveError(res: Dispatcher.ResponseData, what: string): Promise<BackupError> {
+  async #archiveError(res: Dispatcher.ResponseData, asked: WindowAsked): Promise<BackupError> {
     await res.body.dump().catch(() => undefined);
-    if (res.statusCode === 404) {
+    if (res.statusCode === 404) return this.#notFound(asked);
+    return this.#statusError(res.statusCode, res.headers, asked.what, "playback");
+  }
+
+  /**
+   * What a 404 on an export means. The spec declares only 200 for the exports
+   * (paths/playback/mp4-export.yml, ts-export.yml), and a wrong `archiveUrl` prefix or a stream not
+   * loaded yet answers 404 as well as a window retention deleted. So the stream's ranges are read
+   * again: the window is gone (WindowGoneError, dropped) only when none of its seconds is in them,
+   * or its first second no longer is (retention deleting it); otherwise the 404 is a failure naming
+   * the URL and the config field.
+   */
+  async #notFound(asked: WindowAsked): Promise<BackupError> {
+    const where = `source ${this.sourceName}: ${asked.what}: HTTP 404`;
+    const url = `${this.#archive.origin}${this.#archive.basePath}${asked.path}`;
+    let held: ArchiveRange[];
+    try {
+      held = await this.recordedRanges(asked.name, { from: asked.from, to: asked.from + asked.duration });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      const message = `${where} from ${url}, and the stream's ranges could not be read to tell whether retention deleted the window: ${reason}`;
+      return error instanceof BackupError && !error.retryable
+        ? new ConfigurationError(message, { cause: error })
+        : new RetryableError(message, { cause: error });
+    }
+    if (held.length === 0) {
       return new WindowGoneError(
-        `source ${this.sourceName}: ${what}: HTTP 404, no longer on the source (retention)`,
+        `${where}, no longer on the source (retention: the stream's ranges no longer hold any of its seconds)`,
       );
     }
-    return this.#statusError(res.statusCode, res.headers, what);
+    // Windows never start in a gap (the planner cuts them at range starts): a window whose first
+    // second is no longer recorded is being deleted by retention now; what is left of it is planned
+    // again from the archive's new start.
+    if (held[0]!.from > asked.from) {
+      return new WindowGoneError(
+        `${where}, its start is no longer on the source (retention deletes it now; the stream's archive starts at ${held[0]!.from})`,
+      );
+    }
+    const seconds = held.reduce((sum, r) => sum + (r.to - r.from), 0);
+    return new ConfigurationError(
+      `${where} from ${url}, but the stream's ranges still hold ${seconds} s of the window: check sources[].${this.#archiveField} of source "${this.sourceName}" (the export URL prefix), or whether the stream is loaded on the server`,
+    );
   }
 
   /**
@@ -448,8 +594,7 @@ export class FlussonicClient {
    * resumes from the last byte received (at most MAX_RESUMES times in a row without progress).
    */
   async *#slices(
-    path: string,
-    what: string,
+    asked: WindowAsked,
     signal: AbortSignal | undefined,
     throttle: Throttle,
     slice: number,
@@ -459,6 +604,7 @@ export class FlussonicClient {
     firstRes: Dispatcher.ResponseData,
   ): AsyncGenerator<Buffer> {
     const { total } = first;
+    const { path, what } = asked;
     const where = `source ${this.sourceName}: ${what}`;
     let res: Dispatcher.ResponseData | undefined = firstRes;
     let end = first.end;
@@ -491,7 +637,7 @@ export class FlussonicClient {
               `${where}: the source's export changed between two range requests (ETag ${etag} became ${String(res.headers.etag)}), so its pieces were not joined; the window is copied again in one request`,
             );
           }
-          if (res.statusCode !== 206) throw await this.#archiveError(res, what);
+          if (res.statusCode !== 206) throw await this.#archiveError(res, asked);
           const range = parseContentRange(res.headers["content-range"]);
           if (!range || range.start !== offset || range.end > last || range.total !== total) {
             throw new RetryableError(
@@ -538,14 +684,22 @@ export class FlussonicClient {
     ]);
   }
 
-  async #getJson<T>(ep: Endpoint, path: string, shape: z.ZodType<T>, what: string): Promise<T> {
-    const res = await this.#request(ep, path, what);
+  async #getJson<T>(
+    ep: Endpoint,
+    path: string,
+    shape: z.ZodType<T>,
+    what: string,
+    kind: "api" | "playback" = "api",
+  ): Promise<T> {
+    // JSON asked for by name: paths/stream/streams.yml also offers OpenMetrics and text, and a
+    // router may read `*/*` as "any of them".
+    const res = await this.#request(ep, path, what, undefined, { accept: "application/json" });
     if (res.statusCode !== 200) {
       await res.body.dump().catch(() => undefined);
       if (res.statusCode === 404) {
         throw new ConfigurationError(`source ${this.sourceName}: ${what}: HTTP 404, unknown to the source`);
       }
-      throw this.#statusError(res.statusCode, res.headers, what);
+      throw this.#statusError(res.statusCode, res.headers, what, kind);
     }
     let text: string;
     try {
@@ -600,8 +754,22 @@ export class FlussonicClient {
     status: number,
     headers: Record<string, string | string[] | undefined>,
     what: string,
+    kind: "api" | "playback",
   ): BackupError {
     const where = `source ${this.sourceName}: ${what}: HTTP ${status}`;
+    const auth = this.#credentials.type;
+    if (status === 403 && kind === "playback" && (auth === "basic" || auth === "bearer")) {
+      // The admin login (edit_auth) is what the spec describes for the admin API; a stream
+      // protected by play auth (view_auth, an auth backend) may refuse it on playback URLs.
+      return new ConfigurationError(
+        `${where}, refused by the stream's play auth (view_auth or an auth backend), which the admin login (auth.type "${auth}") does not pass: give this source a play token (auth.type "token") or let the backup's address through the play auth`,
+      );
+    }
+    if (status === 403 && kind === "playback" && auth === "token") {
+      return new ConfigurationError(
+        `${where}, the play token was refused by the stream's play auth: check the source's auth.tokenEnv / auth.tokenSecret`,
+      );
+    }
     if (status === 401 || status === 403) {
       return new ConfigurationError(`${where}, access refused: check the source's auth settings and secret`);
     }
@@ -629,15 +797,27 @@ export class FlussonicClient {
   }
 }
 
+/** An archive window asked for: what the error messages name. */
+interface WindowAsked {
+  what: string;
+  name: string;
+  from: number;
+  duration: number;
+  /** Path below the endpoint's base path. */
+  path: string;
+}
+
 interface Endpoint {
   pool: Pool;
+  /** Scheme, host and port of the configured URL (never its user info). */
+  origin: string;
   /** Path prefix of the configured URL (a reverse proxy may serve Flussonic under a folder). */
   basePath: string;
 }
 
 function endpoint(url: string, options: Pool.Options): Endpoint {
   const u = new URL(url);
-  return { pool: new Pool(u.origin, options), basePath: u.pathname.replace(/\/+$/, "") };
+  return { pool: new Pool(u.origin, options), origin: u.origin, basePath: u.pathname.replace(/\/+$/, "") };
 }
 
 /** A stream name as a playback path prefix: `/` kept, every segment percent-encoded. */

@@ -9,7 +9,9 @@
  * timeshift_abs-{from}.m3u8, archive-{from}-{dur}.mp4, recording_status.json, ranges.json.
  *
  * - Catch-up playlists (`index|archive-{from}-{dur}[.fmp4].m3u8`, dur ≤ 24 h or `now`): VOD, or
- *   EVENT when the range reaches now; segments from functions/domain/hls-playlist.ts.
+ *   EVENT with `dur=now`, or with `?event=true` while `from + dur` is in the future (the spec's
+ *   rule, paths/playback/hls-dvr.yml); segments from functions/domain/hls-playlist.ts. A media
+ *   playlist, where the spec's is a multivariant one (README: what players get and why).
  * - `timeshift_rel-{s}.m3u8`: live playlist (LIVE_WINDOW_MS deep) whose edge is now - s; its
  *   sequence numbers come from absolute time and the index (hls-playlist.ts), so any number of
  *   handlers agree. 425 when the backup has nothing as recent as the edge (it lags behind live).
@@ -18,11 +20,13 @@
  *   playback position is `from + (now - start)`, and the playlist is the live playlist whose edge
  *   runs TIMESHIFT_ABS_LEAD_MS ahead of it (segments before `from` left out). Dropping `start`
  *   starts again.
- * - `archive-{from}-{dur}.mp4`: a 302 to `mediaUrl` of the window when the range is exactly one
+ * - `archive-{from}-{dur}.mp4` (`dur` may be `now`, as paths/playback/mp4-export.yml allows): a 302 to `mediaUrl` of the window when the range is exactly one
  *   stored window; otherwise the range's fragments joined by Mp4Joiner (one init, decode times
  *   rebased), read by ranged reads, streamed.
  * - `recording_status.json` / `ranges.json`: what the fragment index holds (stored media only,
  *   within retention); windows stored before the index and not reindexed are not counted.
+ *   recording_status.json is the spec's `dvr_info` object (domain/flussonic-contract.ts);
+ *   ranges.json (`closed_at_gte`/`opened_at_lte`, ms) is ours: it is not in the spec.
  * - Access: `?token=` (token.ts) checked against `tokenKeys`; 403 with the reason.
  * - Errors are plain-text one-sentence bodies: 404 unknown source/stream or nothing stored,
  *   400 malformed times or too long a range, 416 a range in the future, 409 what cannot be
@@ -205,7 +209,7 @@ async function answer(
 ): Promise<PlaybackResponse> {
   switch (file.kind) {
     case "range-playlist":
-      return rangePlaylist(deps, t, file.from, file.duration);
+      return rangePlaylist(deps, t, file.from, file.duration, req.query.event === "true");
     case "timeshift-rel": {
       const edgeMs = deps.now() - file.seconds * 1000;
       return livePlaylist(deps, t, edgeMs, Number.NEGATIVE_INFINITY, { delaySeconds: file.seconds });
@@ -213,7 +217,7 @@ async function answer(
     case "timeshift-abs":
       return timeshiftAbs(deps, req, t, file.from);
     case "archive-mp4":
-      return archiveMp4(deps, t, file.from, file.duration);
+      return archiveMp4(deps, t, file.from, exportDuration(deps, file.from, file.duration));
     case "recording-status":
       return recordingStatus(deps, t, req.query);
     case "ranges":
@@ -264,12 +268,33 @@ async function windowUris(
   return uris;
 }
 
-/** `index|archive-{from}-{dur}[.fmp4].m3u8`: VOD, or EVENT when the range reaches now. */
+/** An export's duration: `now` is up to the current second (416 from the future, 400 over 24 h). */
+function exportDuration(deps: PlaybackDeps, from: number, duration: number | "now"): number {
+  if (duration !== "now") return duration;
+  const nowSeconds = Math.floor(deps.now() / 1000);
+  if (from >= nowSeconds) {
+    throw new HttpProblem(416, `${iso(from)} is in the future: nothing is stored there yet`);
+  }
+  if (nowSeconds - from > MAX_RANGE_SECONDS) {
+    throw new HttpProblem(
+      400,
+      `${iso(from)} to now is longer than ${MAX_RANGE_SECONDS} s (24 hours): start later or ask for a range`,
+    );
+  }
+  return nowSeconds - from;
+}
+
+/**
+ * `index|archive-{from}-{dur}[.fmp4].m3u8`. paths/playback/hls-dvr.yml: VOD by default; EVENT with
+ * `dur=now`, or with `?event=true` while `from + dur` is in the future (then VOD once it passed).
+ * Most players start a VOD at its beginning and an EVENT at its live edge.
+ */
 async function rangePlaylist(
   deps: PlaybackDeps,
   t: Target,
   from: number,
   duration: number | "now",
+  event: boolean,
 ): Promise<PlaybackResponse> {
   const nowMs = deps.now();
   const toMs = duration === "now" ? nowMs : (from + duration) * 1000;
@@ -290,11 +315,12 @@ async function rangePlaylist(
       `nothing of stream "${t.stream}" is stored from ${iso(from)} to ${isoMs(toMs)} (a hole in the backup, or not copied yet)`,
     );
   }
-  const type = toMs >= nowMs ? "EVENT" : "VOD";
+  const type = duration === "now" || (event && toMs > nowMs) ? "EVENT" : "VOD";
   const uris = await windowUris(deps, t, segments);
   return playlist(
     renderMediaPlaylist({ type, segments }, (w) => uris.get(w)!),
-    type === "VOD" ? "private, max-age=60" : "no-cache",
+    // A VOD of a range that reaches now holds more on the next request: not cached.
+    type === "VOD" && toMs < nowMs ? "private, max-age=60" : "no-cache",
   );
 }
 
@@ -542,7 +568,13 @@ async function storedSpan(
   return { windows, ranges: storedRanges(windows, from, to) };
 }
 
-/** `recording_status.json` (Flussonic's `dvr_info` per stream, seconds). */
+/**
+ * `recording_status.json`: the spec's `dvr_info` object (paths/playback/recording-status.yml,
+ * components/schemas/dvr/dvr_info.yml): `from` the first stored second, `depth` from the start of
+ * the first range to the end of the last, `ranges` ({from, duration} seconds), `duration` (seconds
+ * stored, gaps excluded), `bytes`. With nothing stored: no ranges, `from` the span's start, depth 0.
+ * `from`/`to` (older documented query parameters; none in the spec) narrow the span.
+ */
 async function recordingStatus(
   deps: PlaybackDeps,
   t: Target,
@@ -554,21 +586,23 @@ async function recordingStatus(
     querySeconds(query, "from", 1),
     querySeconds(query, "to", 1),
   );
-  const nowSeconds = Math.floor(deps.now() / 1000);
   const duration = ranges.reduce((sum, r) => sum + r.to - r.from, 0);
-  const first = ranges[0]?.from;
-  return json([
-    {
-      stream: t.stream,
-      ...(first !== undefined ? { from: first, depth: nowSeconds - first } : {}),
-      duration,
-      bytes: windows.reduce((sum, w) => sum + w.size, 0),
-      ranges: ranges.map((r) => ({ from: r.from, duration: r.to - r.from })),
-    },
-  ]);
+  const from =
+    ranges[0]?.from ?? Math.max(querySeconds(query, "from", 1) ?? 0, retentionStartSeconds(deps, t));
+  const end = ranges.at(-1)?.to ?? from;
+  return json({
+    from,
+    depth: end - from,
+    ranges: ranges.map((r) => ({ from: r.from, duration: r.to - r.from })),
+    bytes: windows.reduce((sum, w) => sum + w.size, 0),
+    duration,
+  });
 }
 
-/** `ranges.json` (the newer API: milliseconds, `opened_at`/`closed_at`). */
+/**
+ * `ranges.json`: ours, not in the spec (Flussonic's DVR player asks a server for it with
+ * `closed_at_gte`/`opened_at_lte` in ms and reads `ranges[].opened_at/closed_at`).
+ */
 async function rangesJson(
   deps: PlaybackDeps,
   t: Target,

@@ -12,7 +12,7 @@ export type PlaybackFile =
   | { kind: "range-playlist"; from: number; duration: number | "now" }
   | { kind: "timeshift-rel"; seconds: number }
   | { kind: "timeshift-abs"; from: number }
-  | { kind: "archive-mp4"; from: number; duration: number }
+  | { kind: "archive-mp4"; from: number; duration: number | "now" }
   | { kind: "recording-status" }
   | { kind: "ranges" };
 
@@ -38,8 +38,9 @@ const FILES: [RegExp, (m: RegExpMatchArray) => PlaybackFile][] = [
     (m) => ({ kind: "timeshift-abs", from: Number(m[1]) }),
   ],
   [
-    new RegExp(`^archive-${TIME}-${TIME}\\.mp4$`),
-    (m) => ({ kind: "archive-mp4", from: Number(m[1]), duration: Number(m[2]) }),
+    // paths/playback/mp4-export.yml: the duration may be `now`.
+    new RegExp(`^archive-${TIME}-(\\d{1,12}|now)\\.mp4$`),
+    (m) => ({ kind: "archive-mp4", from: Number(m[1]), duration: m[2] === "now" ? "now" : Number(m[2]) }),
   ],
   [/^recording_status\.json$/, () => ({ kind: "recording-status" })],
   [/^ranges\.json$/, () => ({ kind: "ranges" })],

@@ -305,8 +305,8 @@
     if (state.hls) state.hls.destroy();
     const url = withToken(what.url);
     if (window.Hls?.isSupported()) {
-      // An archive playlist reaching past now is an EVENT playlist (it grows as windows land):
-      // start it at its beginning (the clicked moment), not at its live edge as hls.js would.
+      // An archive playlist is VOD (Flussonic's rule: EVENT only with dur=now or ?event=true), so
+      // it starts at its beginning, the clicked moment; startPosition 0 keeps that for an EVENT one.
       const hls = new window.Hls({
         enableWorker: true,
         ...(what.kind === "archive" ? { startPosition: 0 } : {}),

@@ -12,13 +12,15 @@ const { values } = parseArgs({
     days: { type: "string", default: "1" },
     seed: { type: "string", default: "1" },
     "range-fields": { type: "string", default: "seconds" },
+    shape: { type: "string", default: "spec" },
     ranges: { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   },
 });
 if (values.help) {
   process.stdout.write(
-    "usage: npm run simulator -- [--port 8080] [--host 127.0.0.1] [--streams 3] [--days 1] [--seed 1] [--range-fields seconds|milliseconds] [--ranges]\n" +
+    "usage: npm run simulator -- [--port 8080] [--host 127.0.0.1] [--streams 3] [--days 1] [--seed 1] [--range-fields seconds|milliseconds|both] [--shape spec|docs] [--ranges]\n" +
+      "  --shape   spec: answers as Flussonic's OpenAPI says; docs: the older documented shapes\n" +
       "  --ranges  answer Range requests on archive windows (206, ETag, If-Range); off: whole exports only\n",
   );
   process.exit(0);
@@ -29,7 +31,11 @@ const sim = await FlussonicSimulator.start({
   streams: Number(values.streams),
   days: Number(values.days),
   seed: Number(values.seed),
-  rangeFields: values["range-fields"] === "milliseconds" ? "milliseconds" : "seconds",
+  rangeFields:
+    values["range-fields"] === "milliseconds" || values["range-fields"] === "both"
+      ? values["range-fields"]
+      : "seconds",
+  shape: values.shape === "docs" ? "docs" : "spec",
   ranges: values.ranges,
 });
 process.stdout.write(`Flussonic simulator on ${sim.url}\n`);

@@ -30,6 +30,12 @@ export interface SimAuth {
   bearer?: string;
   /** Play token accepted as `?token=` on playback URLs. */
   playToken?: string;
+  /**
+   * Play auth (view_auth or an auth backend) on playback URLs (exports, recording_status.json):
+   * then only the play token opens them, and an admin login (Basic/Bearer) gets 403, as a stream
+   * protected by play auth may answer. Default false: the admin login opens playback URLs too.
+   */
+  playAuth?: boolean;
 }
 
 export interface SimFaults {
@@ -81,9 +87,35 @@ export interface SimulatorOptions {
   /** The clock, unix seconds (default: the real time). */
   now?: () => number;
   auth?: SimAuth;
-  /** Range fields of the admin API: older `{from, duration}` s, or newer `{opened_at, closed_at}` ms. */
-  rangeFields?: "seconds" | "milliseconds";
-  /** Largest page the list endpoints return, whatever `limit` asks (default 100). */
+  /**
+   * Range fields of the admin API's dvr/ranges: `{from, duration}` in seconds (the OpenAPI's
+   * dvr_range, default), `{opened_at, closed_at}` in milliseconds only, or both at once (newer servers).
+   */
+  rangeFields?: "seconds" | "milliseconds" | "both";
+  /** Closed ranges leave out `closed_at` (a server that sends it on none): only `from`/`duration` tell their end. */
+  omitClosedAt?: boolean;
+  /**
+   * Answer shapes: `spec` (default) as the OpenAPI says (recording_status.json one `dvr_info`
+   * object, no query parameters; error bodies `{errors: [{status, title}]}`; TS exports
+   * `video/mpeg`; `dvr.dvr_replicate`), or `docs`: the older documentation pages' shapes
+   * (recording_status.json an array honouring `from`/`to`; `{error}` bodies; `video/mp2t`; `dvr.replicate`).
+   */
+  shape?: "spec" | "docs";
+  /**
+   * Whether recording_status.json's dvr_info holds `ranges` (default true). Newer servers may not:
+   * the description the `flussonic/go-flussonic` SDK is generated from marks `dvr_info.ranges`
+   * deprecated ("replaced with ranges_list", to be deleted at 24.09). Then `ranges.json` (what
+   * Flussonic's DVR player asks, `closed_at_gte`/`opened_at_lte` in ms) answers the ranges.
+   */
+  recordingStatusRanges?: boolean;
+  /** Streams of other servers in the stream list (`named_by: remote`, with DVR info of the peer's archive). Default 0. */
+  remoteStreams?: number;
+  /**
+   * What a stream list asked with `Accept: *\/*` gets: JSON (default) or, as a router that reads
+   * `*\/*` as "any" may pick, the OpenMetrics text the endpoint also offers.
+   */
+  anyAccept?: "json" | "openmetrics";
+  /** Largest page the list endpoints return, whatever `limit` asks (default: no cap, `limit` honoured; 100 without `limit`). */
   pageSize?: number;
   /** Streams without a DVR archive added to the list (default 1). */
   liveOnlyStreams?: number;
@@ -143,6 +175,8 @@ export class FlussonicSimulator {
   #host: string;
   #realMedia: RealMedia | undefined;
   #variant = 0;
+  /** Streams served from another server (`named_by: remote`): listed, not recorded here. */
+  readonly #remote = new Set<string>();
 
   private constructor(options: SimulatorOptions) {
     this.#options = options;
@@ -162,9 +196,15 @@ export class FlussonicSimulator {
       const name = `live-only-${i}`;
       this.#streams.set(name, toSimStream({ name, dvr: false }, days, now));
     }
+    for (let i = 1; i <= (options.remoteStreams ?? 0); i++) {
+      const name = `peer-cam${i}`;
+      const spec = { name, ranges: [{ from: now - 3600, to: Number.POSITIVE_INFINITY }] };
+      this.#remote.add(name);
+      this.#streams.set(name, toSimStream(spec, days, now));
+    }
     this.#server = createServer({ keepAliveTimeout: options.keepAliveTimeoutMs ?? 5000 }, (req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
-        if (!res.headersSent) this.#json(res, 500, { error: String(error) });
+        if (!res.headersSent) this.#error(res, 500, String(error));
         else res.destroy();
       });
     });
@@ -189,9 +229,9 @@ export class FlussonicSimulator {
     return this.#port;
   }
 
-  /** Every stream with a DVR archive. */
+  /** Every stream with a DVR archive on this server (remote streams are not). */
   streams(): SimStream[] {
-    return [...this.#streams.values()].filter((s) => s.dvr);
+    return [...this.#streams.values()].filter((s) => s.dvr && !this.#remote.has(s.name));
   }
 
   /** What a stream has recorded now (whole seconds, within its depth). */
@@ -273,7 +313,9 @@ export class FlussonicSimulator {
     const url = new URL(req.url ?? "/", "http://sim");
     const kind: SimRequest["kind"] = /\/archive-\d+-\d+\.(mp4|ts)$/.test(url.pathname)
       ? "archive"
-      : url.pathname.startsWith(`${API}/`) || url.pathname.endsWith("/recording_status.json")
+      : url.pathname.startsWith(`${API}/`) ||
+          url.pathname.endsWith("/recording_status.json") ||
+          url.pathname.endsWith("/ranges.json")
         ? "index"
         : "other";
     const startedAt = performance.now();
@@ -287,17 +329,19 @@ export class FlussonicSimulator {
         kind,
       });
     });
-    if (req.method !== "GET") return this.#json(res, 405, { error: "method not allowed" });
-    if (!this.#authorized(req, url, kind)) {
+    if (req.method !== "GET") return this.#error(res, 405, "method not allowed");
+    const auth = this.#authorized(req, url, kind);
+    if (auth === "forbidden") return this.#error(res, 403, "play auth refused this request");
+    if (!auth) {
       res.setHeader("www-authenticate", 'Basic realm="Flussonic"');
-      return this.#json(res, 401, { error: "unauthorized" });
+      return this.#error(res, 401, "unauthorized");
     }
     const f = this.#faults;
     const targeted = f.target === "all" || (f.target ?? "archive") === kind;
     if (targeted && f.latencyMs) await sleep(f.latencyMs);
     if (targeted && this.#injectError()) {
       if (f.retryAfterSeconds !== undefined) res.setHeader("retry-after", String(f.retryAfterSeconds));
-      return this.#json(res, f.errorStatus ?? 503, { error: "injected" });
+      return this.#error(res, f.errorStatus ?? 503, "injected");
     }
     if (kind === "index" && targeted && f.indexFault) {
       if (f.indexFault === "bad-json") {
@@ -308,13 +352,17 @@ export class FlussonicSimulator {
       return this.#json(res, 200, { items: "not what you expected", ranges: [{ start: "yesterday" }] });
     }
     if (kind === "archive") return this.#archive(url, res, req);
-    if (url.pathname === `${API}/streams`) return this.#streamList(url, res);
+    if (url.pathname === `${API}/streams`) return this.#streamList(url, req, res);
     if (url.pathname.startsWith(`${API}/streams/`)) {
       const rest = url.pathname.slice(`${API}/streams/`.length);
       if (rest.endsWith("/dvr/ranges")) {
         return this.#ranges(decodeURIComponent(rest.slice(0, -"/dvr/ranges".length)), url, res);
       }
       return this.#streamInfo(decodeURIComponent(rest), res);
+    }
+    if (url.pathname.endsWith("/ranges.json") && this.#options.recordingStatusRanges === false) {
+      this.#rangesJson(decodeStreamPath(url.pathname.slice(1, -"/ranges.json".length)), url, res);
+      return;
     }
     if (url.pathname.endsWith("/recording_status.json")) {
       return this.#recordingStatus(
@@ -323,7 +371,7 @@ export class FlussonicSimulator {
         res,
       );
     }
-    return this.#json(res, 404, { error: "not found" });
+    return this.#error(res, 404, "not found");
   }
 
   #injectError(): boolean {
@@ -335,17 +383,24 @@ export class FlussonicSimulator {
     return f.errorRate !== undefined && this.#random() < f.errorRate;
   }
 
-  #authorized(req: IncomingMessage, url: URL, kind: SimRequest["kind"]): boolean {
+  /** Whether a request may pass: true, false (401: no or wrong credentials), or "forbidden" (403, play auth). */
+  #authorized(req: IncomingMessage, url: URL, kind: SimRequest["kind"]): boolean | "forbidden" {
     const a = this.#auth;
     if (!a.basic && !a.bearer && !a.playToken) return true;
+    const playback =
+      kind === "archive" ||
+      url.pathname.endsWith("/recording_status.json") ||
+      url.pathname.endsWith("/ranges.json");
+    if (playback && a.playToken && url.searchParams.get("token") === a.playToken) return true;
     const header = req.headers.authorization ?? "";
+    let admin = false;
     if (a.basic) {
       const expected = `Basic ${Buffer.from(`${a.basic.username}:${a.basic.password}`).toString("base64")}`;
-      if (header === expected) return true;
+      if (header === expected) admin = true;
     }
-    if (a.bearer && header === `Bearer ${a.bearer}`) return true;
-    const playback = kind === "archive" || url.pathname.endsWith("/recording_status.json");
-    return Boolean(playback && a.playToken && url.searchParams.get("token") === a.playToken);
+    if (a.bearer && header === `Bearer ${a.bearer}`) admin = true;
+    if (playback && a.playAuth) return "forbidden";
+    return admin;
   }
 
   #json(res: ServerResponse, status: number, body: unknown): void {
@@ -354,10 +409,21 @@ export class FlussonicSimulator {
     res.end(text);
   }
 
+  /**
+   * An error answer: spec (components/schemas/error_response.yml) `{errors: [{status, title}]}`,
+   * status as a string; the `docs` shape: `{error: title}`.
+   */
+  #error(res: ServerResponse, status: number, title: string): void {
+    const body =
+      this.#options.shape === "docs" ? { error: title } : { errors: [{ status: String(status), title }] };
+    this.#json(res, status, body);
+  }
+
   #page<T>(items: T[], url: URL): { items: T[]; next: string | null; prev: string | null } {
+    // paths/stream/streams.yml: `limit`, default 100, no maximum declared: honoured unless a cap is set.
     const limit = Math.min(
       Number(url.searchParams.get("limit") ?? 100) || 100,
-      this.#options.pageSize ?? 100,
+      this.#options.pageSize ?? Number.POSITIVE_INFINITY,
     );
     const cursor = url.searchParams.get("cursor");
     // Opaque cursors holding '/', '+' or '=' as real ones do: the client must URL-encode them.
@@ -371,35 +437,59 @@ export class FlussonicSimulator {
     };
   }
 
+  /**
+   * A stream as the stream list and stream info give it (components/schemas/stream/stream_config.yml
+   * fields: `name`, `named_by`, `dvr` with `expiration` and `dvr_replicate`, `stats.dvr_info`).
+   */
   #streamEntry(s: SimStream): Record<string, unknown> {
-    const now = this.#now();
-    const { ranges } = recordedAt(s, now);
-    const duration = ranges.reduce((sum, r) => sum + (r.to - r.from), 0);
+    const remote = this.#remote.has(s.name);
+    const replicate = this.#options.shape === "docs" ? { replicate: false } : { dvr_replicate: false };
     return {
       name: s.name,
-      static: true,
-      ...(s.dvr ? { dvr: { root: "/storage", expiration: s.depthSeconds, replicate: false } } : {}),
+      static: !remote,
+      named_by: remote ? "remote" : "config",
+      ...(s.dvr ? { dvr: { root: "/storage", expiration: s.depthSeconds, ...replicate } } : {}),
       stats: {
         alive: true,
-        ...(s.dvr && ranges.length
-          ? {
-              dvr_info: {
-                from: ranges[0]!.from,
-                depth: now - ranges[0]!.from,
-                duration,
-                bytes: Math.round((duration * s.bitrateBps) / 8),
-              },
-            }
-          : {}),
+        ...(remote ? { remote: true } : {}),
+        ...(s.dvr && recordedAt(s, this.#now()).ranges.length ? { dvr_info: this.#dvrInfo(s) } : {}),
       },
     };
   }
 
-  #streamList(url: URL, res: ServerResponse): void {
+  /**
+   * A stream's `dvr_info` (components/schemas/dvr/dvr_info.yml): `from` (first recorded second),
+   * `depth` (start of the first range to the end of the last), `ranges` ({from, duration} seconds),
+   * `bytes`, `duration` (seconds recorded, gaps excluded).
+   */
+  #dvrInfo(s: SimStream): Record<string, unknown> {
+    const now = this.#now();
+    const { ranges } = recordedAt(s, now);
+    const duration = ranges.reduce((sum, r) => sum + (r.to - r.from), 0);
+    const from = ranges[0]?.from ?? now;
+    return {
+      from,
+      depth: (ranges.at(-1)?.to ?? from) - from,
+      ranges: ranges.map((r) => ({ from: r.from, duration: r.to - r.from })),
+      bytes: Math.round((duration * s.bitrateBps) / 8),
+      duration,
+    };
+  }
+
+  #streamList(url: URL, req: IncomingMessage, res: ServerResponse): void {
+    const accept = req.headers.accept ?? "*/*";
+    if (this.#options.anyAccept === "openmetrics" && !/application\/json/.test(accept)) {
+      // paths/stream/streams.yml also offers application/openmetrics-text.
+      const text = [...this.#streams.keys()].map((n) => `stream_bitrate{name="${n}"} 0\n`).join("");
+      res.writeHead(200, { "content-type": "application/openmetrics-text" });
+      res.end(text);
+      return;
+    }
     const all = [...this.#streams.values()].sort((a, b) => a.name.localeCompare(b.name));
     const page = this.#page(all, url);
+    const select = url.searchParams.get("select");
     this.#json(res, 200, {
-      streams: page.items.map((s) => this.#streamEntry(s)),
+      streams: page.items.map((s) => selectFields(this.#streamEntry(s), select)),
       estimated_count: all.length,
       next: page.next,
       prev: page.prev,
@@ -409,7 +499,7 @@ export class FlussonicSimulator {
   #streamInfo(name: string, res: ServerResponse): void {
     const s = this.#streams.get(name);
     if (!s) {
-      this.#json(res, 404, { error: `stream ${name} not found` });
+      this.#error(res, 404, `stream ${name} not found`);
       return;
     }
     this.#json(res, 200, this.#streamEntry(s));
@@ -418,7 +508,7 @@ export class FlussonicSimulator {
   #ranges(name: string, url: URL, res: ServerResponse): void {
     const s = this.#streams.get(name);
     if (!s) {
-      this.#json(res, 404, { error: `stream ${name} not found` });
+      this.#error(res, 404, `stream ${name} not found`);
       return;
     }
     const { ranges, open } = recordedAt(s, this.#now());
@@ -426,23 +516,34 @@ export class FlussonicSimulator {
       ranges.map((r, i) => ({ r, last: i === ranges.length - 1 })),
       url,
     );
-    const ms = this.#options.rangeFields === "milliseconds";
+    const fields = this.#options.rangeFields ?? "seconds";
+    const omitClosed = this.#options.omitClosedAt === true;
     this.#json(res, 200, {
-      ranges: page.items.map(({ r, last }) =>
-        ms
-          ? { opened_at: r.from * 1000, ...(last && open ? {} : { closed_at: r.to * 1000 }) }
-          : { from: r.from, duration: r.to - r.from },
-      ),
+      ranges: page.items.map(({ r, last }) => ({
+        ...(fields !== "milliseconds" ? { from: r.from, duration: r.to - r.from } : {}),
+        ...(fields !== "seconds"
+          ? { opened_at: r.from * 1000, ...((last && open) || omitClosed ? {} : { closed_at: r.to * 1000 }) }
+          : {}),
+      })),
       estimated_count: ranges.length,
       next: page.next,
       prev: page.prev,
     });
   }
 
+  /**
+   * `recording_status.json`. spec (paths/playback/recording-status.yml): one `dvr_info` object, no
+   * query parameters. docs: an array `[{stream, ranges}]`, `from`/`to` honoured.
+   */
   #recordingStatus(name: string, url: URL, res: ServerResponse): void {
     const s = this.#streams.get(name);
     if (!s) {
-      this.#json(res, 404, { error: `stream ${name} not found` });
+      this.#error(res, 404, `stream ${name} not found`);
+      return;
+    }
+    if (this.#options.shape !== "docs") {
+      const { ranges, ...rest } = this.#dvrInfo(s);
+      this.#json(res, 200, this.#options.recordingStatusRanges === false ? rest : { ...rest, ranges });
       return;
     }
     const now = this.#now();
@@ -457,6 +558,25 @@ export class FlussonicSimulator {
     ]);
   }
 
+  /**
+   * `ranges.json?closed_at_gte=<ms>&opened_at_lte=<ms>` (Flussonic's DVR player; not in
+   * openapi-demo): `{ranges: [{opened_at, closed_at}]}` in ms; a range still recording has a
+   * `closed_at` near now, as the newer description says of `closed_at`.
+   */
+  #rangesJson(name: string, url: URL, res: ServerResponse): void {
+    const s = this.#streams.get(name);
+    if (!s) {
+      this.#error(res, 404, `stream ${name} not found`);
+      return;
+    }
+    const gte = Number(url.searchParams.get("closed_at_gte") ?? 0);
+    const lte = Number(url.searchParams.get("opened_at_lte") ?? Number.POSITIVE_INFINITY);
+    const ranges = recordedAt(s, this.#now())
+      .ranges.filter((r) => r.to * 1000 >= gte && r.from * 1000 <= lte)
+      .map((r) => ({ opened_at: r.from * 1000, closed_at: r.to * 1000 }));
+    this.#json(res, 200, { ranges });
+  }
+
   async #archive(url: URL, res: ServerResponse, req?: IncomingMessage): Promise<void> {
     const m = /^\/(.+)\/archive-(\d+)-(\d+)\.(mp4|ts)$/.exec(url.pathname)!;
     const name = decodeStreamPath(m[1]!);
@@ -465,7 +585,9 @@ export class FlussonicSimulator {
     const format = m[4] as SimFormat;
     const s = this.#streams.get(name);
     const seconds = s && duration > 0 ? recordedSeconds(s, this.#now(), from, duration) : [];
-    if (!s || seconds.length === 0) return this.#json(res, 404, { error: "no archive for this window" });
+    if (!s || seconds.length === 0 || this.#remote.has(name)) {
+      return this.#error(res, 404, "no archive for this window");
+    }
 
     const f = this.#faults;
     let hit: boolean;
@@ -515,7 +637,9 @@ export class FlussonicSimulator {
       this.meter.ended(socket);
     });
     res.writeHead(slice ? 206 : 200, {
-      "content-type": format === "mp4" ? "video/mp4" : "video/mp2t",
+      // paths/playback/mp4-export.yml: video/mp4; ts-export.yml: video/mpeg (older servers: video/mp2t).
+      "content-type":
+        format === "mp4" ? "video/mp4" : this.#options.shape === "docs" ? "video/mp2t" : "video/mpeg",
       ...(ranges ? { "accept-ranges": "bytes" } : {}),
       ...(etag ? { etag } : {}),
       ...(slice
@@ -605,6 +729,28 @@ function* sliceOf(chunks: Iterable<Buffer>, first: number, last: number): Iterab
     at = end;
     if (at > last) return;
   }
+}
+
+/**
+ * Only the `select`ed fields of an entry (paths/stream/streams.yml: comma-separated, nested with
+ * dots); every field without `select`.
+ */
+function selectFields(entry: Record<string, unknown>, select: string | null): Record<string, unknown> {
+  if (!select) return entry;
+  const out: Record<string, unknown> = {};
+  const nested = new Map<string, string[]>();
+  for (const field of select.split(",").map((f) => f.trim())) {
+    const [head, ...rest] = field.split(".");
+    const value = entry[head!];
+    if (value === undefined) continue;
+    if (rest.length === 0 || typeof value !== "object" || value === null) out[head!] = value;
+    else nested.set(head!, [...(nested.get(head!) ?? []), rest.join(".")]);
+  }
+  for (const [head, fields] of nested) {
+    if (head in out) continue; // the whole field was selected
+    out[head] = selectFields(entry[head] as Record<string, unknown>, fields.join(","));
+  }
+  return out;
 }
 
 /** `/live/cam%201` path prefix → stream name `live/cam 1`. */
