@@ -248,6 +248,9 @@ export function explainSourceError(
           : source.auth.tokenEnv;
     return `${at} refused the login: ${detail}; check ${field("auth")}${secret ? ` and the secret in ${secret}` : ""}.`;
   }
+  if (/no Flussonic admin API at/.test(message)) {
+    return `${at} answers no Flussonic admin API there (${detail}); check ${field("url")}: the address where Flussonic's admin API (/streamer/api/v3) answers, usually the server's base URL with no path (http://streamer1.example:8080).`;
+  }
   if (/unknown to the source/.test(message)) {
     const stream = /stream "([^"]+)"/.exec(message)?.[1];
     return `${at} has no stream ${stream ? `"${stream}"` : "of that name"} (${detail}); check ${field("streams")} against the stream names in Flussonic.`;

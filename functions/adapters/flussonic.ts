@@ -684,6 +684,21 @@ export class FlussonicClient {
     ]);
   }
 
+  /** Whether the admin API's stream list answers at the configured base URL (after a 404). */
+  async #adminApiAnswers(what: string): Promise<boolean> {
+    if (what === "stream list") return false;
+    try {
+      const res = await this.#request(this.#api, `${API}/streams?limit=1`, "stream list", undefined, {
+        accept: "application/json",
+      });
+      await res.body.dump().catch(() => undefined);
+      return res.statusCode !== 404;
+    } catch {
+      // Unreachable now: say what the first answer said.
+      return true;
+    }
+  }
+
   async #getJson<T>(
     ep: Endpoint,
     path: string,
@@ -697,6 +712,14 @@ export class FlussonicClient {
     if (res.statusCode !== 200) {
       await res.body.dump().catch(() => undefined);
       if (res.statusCode === 404) {
+        // A 404 from the admin API either names a stream the source does not have, or a base URL
+        // where no Flussonic admin API answers (a path such as /flussonic appended to `url`): the
+        // stream list tells them apart (itself, or one more request only after such a failure).
+        if (kind === "api" && !(await this.#adminApiAnswers(what))) {
+          throw new ConfigurationError(
+            `source ${this.sourceName}: ${what}: HTTP 404, no Flussonic admin API at ${ep.origin}${ep.basePath}${API} (the base URL is wrong)`,
+          );
+        }
         throw new ConfigurationError(`source ${this.sourceName}: ${what}: HTTP 404, unknown to the source`);
       }
       throw this.#statusError(res.statusCode, res.headers, what, kind);
