@@ -152,7 +152,8 @@ describe.skipIf(!hasFfmpeg || !hasFfprobe)("Back up your own Flussonic, against 
       await answer.text();
       expect(Math.abs(ffprobeSeconds(playlist) - 600)).toBeLessThanOrEqual(1);
     } finally {
-      expect(await serve.stop()).toBe(0);
+      // Its exit on SIGTERM is serve.test.ts's: here only stopped, so that a failure above is the one shown.
+      await serve.stop();
     }
   }, 180_000);
 });
