@@ -325,10 +325,19 @@ async function rebuildStream(
         return { version: 1, source: o.source, stream, day, windows: sorted };
       });
     } catch (error) {
-      // A damaged catalog (the reason to rebuild) has nothing to merge: it is replaced.
+      // A damaged catalog (the reason to rebuild) has nothing to merge: it is replaced, only if it
+      // is still the damaged object read (If-Match its ETag).
       if (!(error instanceof DamagedObjectError)) throw error;
       sorted = byTime([...entries.values()]);
-      await o.store.writeCatalog({ version: 1, source: o.source, stream, day, windows: sorted });
+      const replaced = await o.store.writeCatalog(
+        { version: 1, source: o.source, stream, day, windows: sorted },
+        error.etag ?? null,
+      );
+      if (!replaced) {
+        throw new Error(
+          `the damaged catalog of ${o.source}/${stream} on ${day} changed while it was rebuilt; run rebuild again`,
+        );
+      }
     }
     if (JSON.stringify(sorted) !== JSON.stringify(fresh.windows)) r.catalogsWritten++;
     catalogued.push(...sorted);
