@@ -409,7 +409,9 @@ export interface PageListing {
 /**
  * Per source and stream `allowed` grants (all with auth off): the stored ranges from the
  * manifest and the completion records not compacted yet (what `status` shows as "backup"),
- * without asking the source: a playback server may not reach it.
+ * without asking the source: a playback server may not reach it. Streams are filtered by
+ * `allowed` before anything of theirs is read (one listing of a source's manifests, then the
+ * manifest and the pending records of each granted stream only).
  */
 export async function listCoverage(
   config: BackupConfig,
@@ -427,12 +429,14 @@ export async function listCoverage(
       if (!settings.has(name))
         settings.set(name, { retentionDays: source.retentionDays, format: source.format });
     }
-    const pending = await store.pendingRecords(source.name);
+    const granted = [...settings.keys()].sort().filter((name) => !allowed || allowed(source.name, name));
+    // Auth off: one listing of the source's records; with a token, one per granted stream only.
+    const all = allowed ? undefined : await store.pendingRecords(source.name);
     const streams: PageStream[] = [];
-    for (const name of [...settings.keys()].sort()) {
-      if (allowed && !allowed(source.name, name)) continue;
+    for (const name of granted) {
       const st = settings.get(name)!;
       const stored = await store.readManifest(source.name, name);
+      const pending = all ?? (await store.pendingRecords(source.name, name));
       const manifest = applyRecords(stored.manifest, pending.byStream.get(name) ?? [], now);
       const retentionStart = Math.floor(now - st.retentionDays * 86400);
       const backedUp = normalizeRanges(manifest.covered)
