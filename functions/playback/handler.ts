@@ -168,15 +168,15 @@ export function createPlaybackHandler(deps: PlaybackDeps): PlaybackHandler {
   };
 }
 
-/** The configured source and stream, after the token check (404 unknown, 403 refused token). */
+/** The configured source and stream, after the token check (403 refused token, then 404 unknown). */
 function resolveTarget(
   deps: PlaybackDeps,
   sourceName: string,
   stream: string,
   token: string | undefined,
 ): Target {
-  const source = deps.config.sources.find((s) => s.name === sourceName);
-  if (!source) throw new HttpProblem(404, `no source "${sourceName}" in this backup's configuration`);
+  // The token first: without a valid token for it, an unknown source is refused like a known one
+  // (403, the same sentence), so source names cannot be probed.
   if (deps.tokenKeys) {
     const problem = tokenProblem(
       token,
@@ -186,6 +186,8 @@ function resolveTarget(
     );
     if (problem) throw new HttpProblem(403, problem);
   }
+  const source = deps.config.sources.find((s) => s.name === sourceName);
+  if (!source) throw new HttpProblem(404, `no source "${sourceName}" in this backup's configuration`);
   if (streamNameProblem(stream))
     throw new HttpProblem(404, `no stream "${stream}" in source "${sourceName}"`);
   const listed = listedStreams(source);
