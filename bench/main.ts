@@ -10,6 +10,7 @@
  * Prints a table (target and PASS/MISS per row) and writes JSON (default bench-results/latest.json).
  *
  *   npm run bench [-- --smoke] [-- --out file.json] [-- --only 1,3] [-- --ranges]
+ * Figure 7 (S3 requests per playback request at ten years of retention) runs only with `--only 7`.
  * `--ranges`: the sources of figures 1 and 2 answer Range, so the copies read in paced slices.
  * `--smoke` (or BENCH_SMOKE=1) runs every figure at small sizes in seconds: it checks that the bench
  * works, its figures mean nothing.
@@ -27,6 +28,7 @@ import { measureCopySpeed } from "./copy-speed.ts";
 import { startEmulatorProcess } from "./emulator-process.ts";
 import { type FigureResult, resultsTable } from "./figures.ts";
 import { measurePlannerScale } from "./planner-scale.ts";
+import { measurePlaybackRequests } from "./playback-requests.ts";
 import { rcloneUnavailable, rcloneVersion } from "./processes.ts";
 import { measureSmallWindows } from "./small-windows.ts";
 
@@ -113,6 +115,7 @@ try {
   await measure([4], "copier memory", () => measureCopierMemory(ctx));
   await measure([5], "planner scale", () => measurePlannerScale(ctx));
   await measure([6], "small windows", () => measureSmallWindows(ctx));
+  await measure([7], "S3 requests per playback request", () => measurePlaybackRequests(ctx));
 } finally {
   s3.destroy();
   await emulator.stop();

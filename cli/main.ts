@@ -312,7 +312,17 @@ targetOptions(
     )
     .addOption(textDefault("--host <address>", "address to listen on", "127.0.0.1"))
     .addOption(textDefault("--port <port>", "port to listen on (0: any free)", 8090))
-    .option("--no-auth", "no playback tokens (allowed only on a loopback host)"),
+    .option("--no-auth", "no playback tokens (allowed only on a loopback host)")
+    .option(
+      "--cors-origin <origin>",
+      "let players on this origin (scheme://host[:port], or * for any) read answers; repeatable (default: none)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
+      "--allowed-host <name>",
+      "also answer requests whose Host is this name (besides IP addresses, localhost and this machine's name); repeatable",
+      (v: string, prev: string[] = []) => [...prev, v],
+    ),
 ).action(async (opts) => {
   const { serveCommand } = await import("./serve.ts");
   const { operatorAction } = await import("./backup-target.ts");

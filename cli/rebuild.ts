@@ -43,6 +43,11 @@ export async function rebuildCommand(o: RebuildCommandOptions): Promise<number> 
           `${s.hashed} read back and hashed (${formatBytes(s.bytesHashed)}), ${s.dropped} catalog entr(ies) of missing objects dropped; ` +
           `${s.catalogsWritten} catalog(s) written, manifest ${s.manifestWritten ? "rebuilt" : "unchanged"}, ${s.indexed} index entr(ies) written.\n`,
       );
+      if (s.noLongerStoredSeconds > 0) {
+        out.write(
+          `  ${report.source} ${s.stream}: ${s.noLongerStoredSeconds} s no longer stored; the next run copies them if the source still has them.\n`,
+        );
+      }
     }
     if (report.streams.length === 0)
       out.write(`No stored window of source ${report.source} found: nothing to rebuild.\n`);

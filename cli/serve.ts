@@ -20,6 +20,10 @@ export interface ServeOptions extends TargetOptions {
   port: number;
   /** false with `--no-auth`. */
   auth: boolean;
+  /** `--cors-origin` (repeatable or comma-separated): origins whose players may read answers. */
+  corsOrigin?: readonly string[];
+  /** `--allowed-host` (repeatable or comma-separated): more names accepted in `Host`. */
+  allowedHost?: readonly string[];
   out?: { write(s: string): unknown };
   /** Resolves when the server should stop (default: SIGINT or SIGTERM). */
   until?: Promise<unknown>;
@@ -41,6 +45,26 @@ export async function serveCommand(o: ServeOptions): Promise<number> {
       `--no-auth: refused on --host ${o.host}, which other machines can reach; serve without tokens only on a loopback host (127.0.0.1, ::1, localhost), or drop --no-auth and hand out playback tokens`,
     );
   }
+  const corsOrigins = (o.corsOrigin ?? [])
+    .flatMap((v) => v.split(","))
+    .map((v) => v.trim())
+    .filter(Boolean);
+  for (const origin of corsOrigins) {
+    if (origin !== "*" && originOf(origin) !== origin) {
+      throw new UsageError(
+        `--cors-origin ${origin}: not an origin; give scheme://host[:port] (e.g. https://player.example), or * for any`,
+      );
+    }
+  }
+  const allowedHosts = (o.allowedHost ?? [])
+    .flatMap((v) => v.split(","))
+    .map((v) => v.trim())
+    .filter(Boolean);
+  for (const name of allowedHosts) {
+    if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(name)) {
+      throw new UsageError(`--allowed-host ${name}: not a host name (letters, digits, '.' and '-')`);
+    }
+  }
   const target = await openBackupTarget(o, { flussonic: false });
   try {
     const auth = o.auth ? playbackAuth(target.config) : undefined;
@@ -52,6 +76,8 @@ export async function serveCommand(o: ServeOptions): Promise<number> {
         s3: target.s3,
         store: target.store,
         checkToken: auth?.checkToken,
+        corsOrigins,
+        allowedHosts,
         createHandler: (media) =>
           createPlaybackHandler({
             config: target.config,
@@ -86,6 +112,16 @@ export async function serveCommand(o: ServeOptions): Promise<number> {
     return 0;
   } finally {
     await target.close();
+  }
+}
+
+/** `scheme://host[:port]` of a URL, or undefined when it is not one. */
+function originOf(value: string): string | undefined {
+  try {
+    const origin = new URL(value).origin;
+    return origin === "null" ? undefined : origin;
+  } catch {
+    return undefined;
   }
 }
 

@@ -11,6 +11,9 @@ export class UsageError extends Error {
   }
 }
 
+/** 9999-12-31T23:59:59Z: later times cannot be written as ISO 8601 years of four digits. */
+const LAST_SECOND = 253_402_300_799;
+
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
 
 /**
@@ -20,12 +23,18 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|
  */
 export function parseTimeArg(flag: string, value: string): number {
   const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v);
+  if (/^\d+$/.test(v)) {
+    const seconds = Number(v);
+    if (seconds <= LAST_SECOND) return seconds;
+    throw new UsageError(
+      `${flag}: ${v} is past the year 9999; expected a time as ISO 8601 (e.g. 2026-11-20T12:17:00Z) or unix seconds (e.g. 1763641020)`,
+    );
+  }
   if (ISO_8601.test(v)) {
     const hasZone = /(?:Z|[+-]\d{2}:?\d{2})$/i.test(v) && v.length > 10;
     const text = v.length === 10 ? `${v}T00:00:00Z` : hasZone ? v : `${v}Z`;
     const ms = Date.parse(text.replace(" ", "T"));
-    if (!Number.isNaN(ms)) return Math.floor(ms / 1000);
+    if (!Number.isNaN(ms) && ms >= 0 && ms <= LAST_SECOND * 1000) return Math.floor(ms / 1000);
   }
   throw new UsageError(
     `${flag}: expected a time as ISO 8601 (e.g. 2026-11-20T12:17:00Z) or unix seconds (e.g. 1763641020), got ${JSON.stringify(value)}`,

@@ -422,7 +422,10 @@ export function formatJsonPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const part of path) {
     if (typeof part === "number") out += `[${part}]`;
-    else out += out ? `.${String(part)}` : String(part);
+    // A key that is not a plain name (empty, spaces, dots, quotes) is written as a JSON string.
+    else if (typeof part !== "string" || !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(part))
+      out += `[${JSON.stringify(String(part))}]`;
+    else out += out ? `.${part}` : part;
   }
   return out || "(top level)";
 }

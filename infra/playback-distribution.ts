@@ -42,6 +42,7 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
 import type { BackupConfig, DeploymentConfig } from "../functions/config.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
+import { PLAYBACK_HOST_HEADER } from "../functions/lambda/media-url.ts";
 import { playbackTokenSecretName } from "../functions/playback/deployed-secrets.ts";
 import type { BackupBucket } from "./backup-bucket.ts";
 import type { FunctionCode } from "./backup-function.ts";
@@ -57,8 +58,11 @@ const PERIOD = Duration.minutes(5);
 
 /**
  * The viewer-request function of `/_media/*` (CloudFront Functions, JavaScript 2.0): a preflight
- * is answered with the CORS headers; any other request has `/_media` cut from its path, leaving
- * the S3 key.
+ * is answered with the CORS headers; a request with a query parameter other than the signed URL's
+ * three (`Policy`, `Signature`, `Key-Pair-Id`), or whose path holds a `.`/`..` segment (also
+ * percent-encoded), an empty segment, an encoded slash or a backslash, is refused (400): nothing
+ * the function signs has them, and they could reach another stream's folder or change what S3
+ * answers. Any other request has `/_media` cut from its path, leaving the S3 key.
  */
 export const MEDIA_REQUEST_FUNCTION = `function handler(event) {
   var r = event.request;
@@ -74,7 +78,28 @@ export const MEDIA_REQUEST_FUNCTION = `function handler(event) {
       }
     };
   }
-  r.uri = r.uri.substring(7);
+  var signed = { "Policy": true, "Signature": true, "Key-Pair-Id": true };
+  for (var name in r.querystring) {
+    if (signed[name] !== true) return { statusCode: 400, statusDescription: "Bad Request" };
+  }
+  var uri = r.uri;
+  if (/%2f|%5c|\\\\|\\/\\/|\\/(\\.|%2e){1,2}(\\/|$)/i.test(uri) || uri.indexOf("/_media/") !== 0) {
+    return { statusCode: 400, statusDescription: "Bad Request" };
+  }
+  r.uri = uri.substring(7);
+  return r;
+}`;
+
+/**
+ * The viewer-request function of the playback function's behaviour: the viewer's `Host` (the
+ * distribution's domain or an alias, the only names CloudFront routes here) copied into
+ * `x-playback-host`, overwriting whatever the viewer sent, since the origin request to the function
+ * URL replaces `Host`. The function anchors the media URLs' policies to it (media-url.ts).
+ */
+export const PLAYBACK_REQUEST_FUNCTION = `function handler(event) {
+  var r = event.request;
+  var host = r.headers.host ? r.headers.host.value : "";
+  r.headers["${PLAYBACK_HOST_HEADER}"] = { value: host };
   return r;
 }`;
 
@@ -222,7 +247,9 @@ export class PlaybackDistribution extends Construct {
       defaultTtl: Duration.seconds(0),
       maxTtl: Duration.hours(1),
       queryStringBehavior: cloudfront.CacheQueryStringBehavior.allowList(...PLAYBACK_QUERY_STRINGS),
-      headerBehavior: cloudfront.CacheHeaderBehavior.none(),
+      // The viewer's host (set by PLAYBACK_REQUEST_FUNCTION): the media URLs' policies name it, so
+      // an answer made for the alias is not served to a viewer of the CloudFront domain.
+      headerBehavior: cloudfront.CacheHeaderBehavior.allowList(PLAYBACK_HOST_HEADER),
       cookieBehavior: cloudfront.CacheCookieBehavior.none(),
       enableAcceptEncodingGzip: true,
       enableAcceptEncodingBrotli: true,
@@ -234,6 +261,13 @@ export class PlaybackDistribution extends Construct {
       comment: "flussonic-backup playback: /_media/{key} -> /{key}; CORS preflight",
       runtime: cloudfront.FunctionRuntime.JS_2_0,
       code: cloudfront.FunctionCode.fromInline(MEDIA_REQUEST_FUNCTION),
+    });
+
+    const playbackRequest = new cloudfront.Function(this, "PlaybackHost", {
+      comment:
+        "flussonic-backup playback: the viewer's Host into x-playback-host (signed media URLs name it)",
+      runtime: cloudfront.FunctionRuntime.JS_2_0,
+      code: cloudfront.FunctionCode.fromInline(PLAYBACK_REQUEST_FUNCTION),
     });
 
     const certificate = settings.certificateArn
@@ -248,6 +282,9 @@ export class PlaybackDistribution extends Construct {
         cachePolicy: playbackCache,
         responseHeadersPolicy: cors,
         compress: true,
+        functionAssociations: [
+          { function: playbackRequest, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST },
+        ],
       },
       additionalBehaviors: {
         "/_media/*": {

@@ -65,6 +65,8 @@ export class BackupMetrics {
   readonly #missing: Gauge<"source" | "stream">;
   readonly #planRuns: Counter<"result">;
   readonly #lastPlan: Gauge;
+  /** Streams with per-stream series, by source (their series go when the stream does). */
+  readonly #streamsSeen = new Map<string, Set<string>>();
 
   constructor(o: BackupMetricsOptions) {
     this.#o = o;
@@ -214,7 +216,27 @@ export class BackupMetrics {
         this.#lag.set(labels, Math.max(0, lag));
         this.#missing.set(labels, Math.max(0, st.copyableSeconds - st.backedUpSeconds));
       }
+      this.#dropVanished(s);
     }
+  }
+
+  /**
+   * Removes the per-stream series of streams the source no longer has. Only after a run that
+   * planned the source (not paused, no failure of the source itself); a stream whose own
+   * planning failed keeps its series.
+   */
+  #dropVanished(s: PlanReport["sources"][number]): void {
+    if (s.paused || s.errors.some((e) => e.stream === undefined)) return;
+    const now = new Set([
+      ...s.streams.map((st) => st.stream),
+      ...s.errors.flatMap((e) => (e.stream ? [e.stream] : [])),
+    ]);
+    for (const stream of this.#streamsSeen.get(s.source) ?? []) {
+      if (now.has(stream)) continue;
+      this.#lag.remove({ source: s.source, stream });
+      this.#missing.remove({ source: s.source, stream });
+    }
+    this.#streamsSeen.set(s.source, now);
   }
 
   #retentionSeconds(source: string, stream: string): number {

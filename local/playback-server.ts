@@ -12,14 +12,20 @@
  * Media URLs are signed by this process with a random key of its own and expire after
  * MEDIA_URL_TTL_SECONDS, so `/_media/` is not an open door into the bucket; with auth off they are
  * plain paths. Only window objects (`{prefix}{source}/{stream}/{day}/{HHMMSS}Z-{n}s.{mp4|ts}`) are
- * served, never the backup's own state. Every answer carries CORS headers that let a player on
- * another origin send `Range` and read `Content-Range` and `Content-Length`.
+ * served, never the backup's own state.
+ *
+ * Browsers: no CORS by default (the page is same-origin), so a web page on another origin cannot
+ * read the backup; origins listed in `corsOrigins` (`serve --cors-origin`) get CORS headers that
+ * let their player send `Range` and read `Content-Range` and `Content-Length`. A request whose
+ * `Host` is a name other than the bound address, `localhost`, this machine's name or one of
+ * `allowedHosts` (`serve --allowed-host`) is refused, so DNS rebinding cannot reach the server.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
-import type { AddressInfo, Socket } from "node:net";
+import { type AddressInfo, isIP, type Socket } from "node:net";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -62,6 +68,10 @@ export interface PlaybackServerOptions {
   checkToken:
     | ((token: string | undefined, wanted: { source: string; stream: string }) => string | undefined)
     | undefined;
+  /** Origins whose pages may read answers (CORS); `*` any. Default none. */
+  corsOrigins?: readonly string[];
+  /** Host names accepted in `Host` besides IP addresses, `localhost`, the bound host and this machine's name. */
+  allowedHosts?: readonly string[];
   /** Unix milliseconds (tests). */
   now?: () => number;
 }
@@ -74,7 +84,6 @@ export interface PlaybackServer {
 }
 
 const CORS: Record<string, string> = {
-  "Access-Control-Allow-Origin": "*",
   "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
   "Access-Control-Allow-Headers": "Range",
   "Access-Control-Expose-Headers": "Content-Range, Content-Length, Accept-Ranges",
@@ -122,9 +131,31 @@ export async function startPlaybackServer(o: PlaybackServerOptions): Promise<Pla
     s.on("close", () => sockets.delete(s));
   });
 
+  const corsOrigins = new Set(o.corsOrigins ?? []);
+  const hostNames = new Set(
+    [o.host, "localhost", hostname(), ...(o.allowedHosts ?? [])].map((n) =>
+      n.toLowerCase().replace(/^\[|\]$/g, ""),
+    ),
+  );
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://local");
     const method = req.method ?? "GET";
+    const host = requestHostName(req.headers.host);
+    if (host === undefined || !(isIP(host) !== 0 || host.endsWith(".localhost") || hostNames.has(host))) {
+      return send(
+        res,
+        421,
+        TEXT,
+        `Host ${JSON.stringify(req.headers.host ?? "")} is not a name this server answers to; add it with --allowed-host\n`,
+      );
+    }
+    const origin = req.headers.origin;
+    if (origin && (corsOrigins.has("*") || corsOrigins.has(origin))) {
+      for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
+      res.setHeader("Access-Control-Allow-Origin", corsOrigins.has("*") ? "*" : origin);
+    }
+    if (corsOrigins.size > 0 && !corsOrigins.has("*")) res.setHeader("Vary", "Origin");
     if (method === "OPTIONS") return send(res, 204, {}, undefined);
     if (method !== "GET" && method !== "HEAD") {
       return send(res, 405, { Allow: "GET, HEAD, OPTIONS", ...TEXT }, "only GET and HEAD are served\n");
@@ -231,7 +262,7 @@ export async function startPlaybackServer(o: PlaybackServerOptions): Promise<Pla
       status = 206;
       headers["Content-Range"] = got.ContentRange;
     }
-    res.writeHead(status, { ...CORS, ...headers });
+    res.writeHead(status, headers);
     if (head || !got.Body) {
       res.end();
       return;
@@ -276,14 +307,14 @@ function send(
   headers: Record<string, string>,
   body: string | Buffer | undefined,
 ): void {
-  const h: Record<string, string> = { ...CORS, ...headers };
+  const h: Record<string, string> = { ...headers };
   if (body !== undefined) h["Content-Length"] ??= String(Buffer.byteLength(body));
   res.writeHead(status, h);
   res.end(body);
 }
 
 async function sendHandlerAnswer(res: ServerResponse, a: PlaybackResponse, head: boolean): Promise<void> {
-  const headers: Record<string, string> = { ...CORS, ...a.headers };
+  const headers: Record<string, string> = { ...a.headers };
   const body = a.body;
   if (body === undefined || head) {
     res.writeHead(a.status, headers);
@@ -317,6 +348,17 @@ async function sendHandlerAnswer(res: ServerResponse, a: PlaybackResponse, head:
     await it.return?.();
     res.destroy();
   });
+}
+
+/** The host name of a `Host` header (no port, no brackets, lower case), or undefined when malformed. */
+export function requestHostName(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  try {
+    const name = new URL(`http://${header}/`).hostname.toLowerCase();
+    return name.replace(/^\[|\]$/g, "") || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -367,7 +409,9 @@ export interface PageListing {
 /**
  * Per source and stream `allowed` grants (all with auth off): the stored ranges from the
  * manifest and the completion records not compacted yet (what `status` shows as "backup"),
- * without asking the source: a playback server may not reach it.
+ * without asking the source: a playback server may not reach it. Streams are filtered by
+ * `allowed` before anything of theirs is read (one listing of a source's manifests, then the
+ * manifest and the pending records of each granted stream only).
  */
 export async function listCoverage(
   config: BackupConfig,
@@ -385,12 +429,14 @@ export async function listCoverage(
       if (!settings.has(name))
         settings.set(name, { retentionDays: source.retentionDays, format: source.format });
     }
-    const pending = await store.pendingRecords(source.name);
+    const granted = [...settings.keys()].sort().filter((name) => !allowed || allowed(source.name, name));
+    // Auth off: one listing of the source's records; with a token, one per granted stream only.
+    const all = allowed ? undefined : await store.pendingRecords(source.name);
     const streams: PageStream[] = [];
-    for (const name of [...settings.keys()].sort()) {
-      if (allowed && !allowed(source.name, name)) continue;
+    for (const name of granted) {
       const st = settings.get(name)!;
       const stored = await store.readManifest(source.name, name);
+      const pending = all ?? (await store.pendingRecords(source.name, name));
       const manifest = applyRecords(stored.manifest, pending.byStream.get(name) ?? [], now);
       const retentionStart = Math.floor(now - st.retentionDays * 86400);
       const backedUp = normalizeRanges(manifest.covered)

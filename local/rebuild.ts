@@ -9,6 +9,11 @@
  * read, and each day's catalog is written as soon as it is done, so a rerun after an interruption
  * only hashes what is still missing. A damaged (not JSON) manifest, catalog, completion record or
  * fragment index day is reported with its key and rebuilt, never read as empty.
+ *
+ * Coverage comes from the stored windows alone: what a manifest covered and no stored window holds
+ * now is un-covered and counted (`noLongerStoredSeconds`), so the next run copies it again if the
+ * source still has it. Days and streams are visited from their objects and from their catalogs and
+ * manifests, so a day (or a stream) whose objects are all gone is un-covered too.
  */
 import type { BackupStore, Catalog, CatalogEntry } from "../functions/adapters/backup-store.ts";
 import { DamagedObjectError } from "../functions/adapters/backup-store.ts";
@@ -17,7 +22,14 @@ import type { BackupConfig } from "../functions/config.ts";
 import { recordFromStoredObject } from "../functions/copy-window.ts";
 import type { ArchiveFormat } from "../functions/domain/archive.ts";
 import type { StoredWindowIndex } from "../functions/domain/fragment-index.ts";
-import { fragmentIndexKey, parseWindowKeyTail, streamPrefix, utcDate } from "../functions/domain/keys.ts";
+import {
+  catalogKey,
+  fragmentIndexKey,
+  manifestKey,
+  parseWindowKeyTail,
+  streamPrefix,
+  utcDate,
+} from "../functions/domain/keys.ts";
 import {
   type CopyRecord,
   emptyManifest,
@@ -66,6 +78,8 @@ export interface StreamRebuild {
   bytesHashed: number;
   /** Catalog entries whose object is no longer in the bucket (dropped). */
   dropped: number;
+  /** Seconds the manifest covered that no stored window holds (un-covered). */
+  noLongerStoredSeconds: number;
   catalogsWritten: number;
   manifestWritten: boolean;
   indexed: number;
@@ -97,12 +111,14 @@ export async function rebuildBackup(o: RebuildOptions): Promise<RebuildReport> {
     const stream = decodeKeySegment(d.key.split("/").at(-2) ?? "");
     damagedRecords.set(stream, [...(damagedRecords.get(stream) ?? []), d]);
   }
-  const streams = o.stream !== undefined ? [o.stream] : [...byStream.keys()].sort();
+  const bookkept = await bookkeptDays(o);
+  const streams =
+    o.stream !== undefined ? [o.stream] : [...new Set([...byStream.keys(), ...bookkept.keys()])].sort();
   for (const stream of streams) {
     const windows = byStream.get(stream) ?? [];
-    if (windows.length === 0) {
-      // Nothing stored (a stream name mistyped, or every window expired): nothing to rebuild from,
-      // and no manifest is written for it.
+    if (windows.length === 0 && !bookkept.has(stream)) {
+      // Nothing stored and nothing claimed (a stream name mistyped): nothing to rebuild from, and
+      // no manifest is written for it.
       report.streams.push({ ...emptyRebuild(stream), manifestWritten: false });
       continue;
     }
@@ -114,6 +130,7 @@ export async function rebuildBackup(o: RebuildOptions): Promise<RebuildReport> {
         windows,
         pending.byStream.get(stream) ?? [],
         damagedRecords.get(stream) ?? [],
+        bookkept.get(stream) ?? new Set(),
         now,
       ),
     );
@@ -147,6 +164,31 @@ async function storedWindows(o: RebuildOptions): Promise<Map<string, StoredWindo
   return out;
 }
 
+/**
+ * The streams that have a manifest or catalogs, with the days of their catalogs: visited even when
+ * no window object is left (their claims are dropped then).
+ */
+async function bookkeptDays(o: RebuildOptions): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  const at = (stream: string) => out.get(stream) ?? out.set(stream, new Set()).get(stream)!;
+  const catalogs = catalogKey(o.store.prefix, o.source, "x", "d").slice(0, -"x/d.json".length);
+  const manifests = manifestKey(o.store.prefix, o.source, "x").slice(0, -"x.json".length);
+  const wanted = (stream: string) => o.stream === undefined || stream === o.stream;
+  for await (const obj of o.store.listObjects(catalogs)) {
+    const m = /^([^/]+)\/(\d{4}-\d{2}-\d{2})\.json$/.exec(obj.key.slice(catalogs.length));
+    if (!m) continue;
+    const stream = decodeKeySegment(m[1]!);
+    if (wanted(stream)) at(stream).add(m[2]!);
+  }
+  for await (const obj of o.store.listObjects(manifests)) {
+    const m = /^([^/]+)\.json$/.exec(obj.key.slice(manifests.length));
+    if (!m) continue;
+    const stream = decodeKeySegment(m[1]!);
+    if (wanted(stream)) at(stream);
+  }
+  return out;
+}
+
 function emptyRebuild(stream: string): StreamRebuild {
   return {
     stream,
@@ -156,6 +198,7 @@ function emptyRebuild(stream: string): StreamRebuild {
     hashed: 0,
     bytesHashed: 0,
     dropped: 0,
+    noLongerStoredSeconds: 0,
     catalogsWritten: 0,
     manifestWritten: false,
     indexed: 0,
@@ -178,6 +221,7 @@ async function rebuildStream(
   windows: StoredWindow[],
   records: CopyRecord[],
   damagedRecords: DamagedObjectError[],
+  catalogDays: ReadonlySet<string>,
   now: () => number,
 ): Promise<StreamRebuild> {
   const r: StreamRebuild = { ...emptyRebuild(stream), stored: windows.length };
@@ -185,14 +229,13 @@ async function rebuildStream(
     report.problems.push({ kind: "damaged", stream, key, detail });
   const indexStore = new FragmentIndexStore(o.store);
   const recordOf = new Map(records.map((x) => [`${x.from}-${x.duration}`, x]));
-  const byDay = new Map<string, StoredWindow[]>();
+  // Days with a catalog and no object left are visited too: their entries are dropped.
+  const byDay = new Map<string, StoredWindow[]>([...catalogDays].map((day) => [day, []]));
   for (const w of windows) {
     const day = utcDate(w.from);
     byDay.set(day, [...(byDay.get(day) ?? []), w]);
   }
   const catalogued: CatalogEntry[] = [];
-  /** Seconds of catalog entries whose object is gone. */
-  const gone: TimeRange[] = [];
   for (const [day, list] of [...byDay].sort(([a], [b]) => a.localeCompare(b))) {
     let catalog: Catalog;
     try {
@@ -264,10 +307,7 @@ async function rebuildStream(
       if (listedIds.has(id) || entries.has(id) || checked.has(id)) continue;
       checked.add(id);
       if (await o.store.windowExists(e.key)) entries.set(id, e);
-      else {
-        r.dropped++;
-        gone.push({ from: e.from, to: e.from + e.duration });
-      }
+      else r.dropped++;
     }
     // Written conditionally (updateCatalog): an entry a planner adds between that re-read and the
     // write is kept too, the write done again on the catalog it wrote.
@@ -285,25 +325,52 @@ async function rebuildStream(
         return { version: 1, source: o.source, stream, day, windows: sorted };
       });
     } catch (error) {
-      // A damaged catalog (the reason to rebuild) has nothing to merge: it is replaced.
+      // A damaged catalog (the reason to rebuild) has nothing to merge: it is replaced, only if it
+      // is still the damaged object read (If-Match its ETag).
       if (!(error instanceof DamagedObjectError)) throw error;
       sorted = byTime([...entries.values()]);
-      await o.store.writeCatalog({ version: 1, source: o.source, stream, day, windows: sorted });
+      const replaced = await o.store.writeCatalog(
+        { version: 1, source: o.source, stream, day, windows: sorted },
+        error.etag ?? null,
+      );
+      if (!replaced) {
+        throw new Error(
+          `the damaged catalog of ${o.source}/${stream} on ${day} changed while it was rebuilt; run rebuild again`,
+        );
+      }
     }
     if (JSON.stringify(sorted) !== JSON.stringify(fresh.windows)) r.catalogsWritten++;
     catalogued.push(...sorted);
     // The fragment index: a damaged day object is a cache of the windows, rebuilt below.
+    let indexed: StoredWindowIndex[] = [];
     try {
-      await indexStore.readDay(o.source, stream, day);
+      indexed = (await indexStore.readDay(o.source, stream, day))?.windows ?? [];
     } catch {
       const key = fragmentIndexKey(o.store.prefix, o.source, stream, day);
       damaged(key, "fragment index rebuilt from the stored windows");
       await o.store.deleteKeys([key]);
     }
+    // Index entries of windows whose object is gone (playback would list them): removed, by a
+    // conditional write, only after their object was looked for.
+    const catalogIds = new Set(sorted.map((e) => `${e.from}-${e.duration}`));
+    const missing = new Set<string>();
+    for (const w of indexed) {
+      const id = `${w.from}-${w.duration}`;
+      if (listedIds.has(id) || catalogIds.has(id) || missing.has(id)) continue;
+      if (!(await o.store.windowExists(w.key))) missing.add(id);
+    }
+    if (missing.size > 0) {
+      await indexStore.updateDay(o.source, stream, day, (windows) => {
+        const kept = windows.filter((w) => !missing.has(`${w.from}-${w.duration}`));
+        return kept.length === windows.length ? undefined : kept;
+      });
+    }
     if (built.length > 0) r.indexed += await indexStore.addWindows(o.source, stream, built);
   }
 
-  r.manifestWritten = await rebuildManifest(o, stream, catalogued, gone, damaged, now);
+  const manifest = await rebuildManifest(o, stream, catalogued, damaged, now);
+  r.manifestWritten = manifest.written;
+  r.noLongerStoredSeconds = manifest.noLongerStoredSeconds;
   // A damaged record of a window catalogued now describes nothing the catalog lacks: delete it.
   const done = new Set(catalogued.map((e) => e.key));
   const stale = damagedRecords.filter((d) => {
@@ -322,18 +389,18 @@ async function rebuildStream(
 }
 
 /**
- * The manifest of the catalogued windows: covered seconds and head from them; leases, totals (when
- * larger: they are history) and the bitrate sample kept from a readable manifest. Conditional write,
- * re-read and retried when the planner changed it meanwhile. True when it was written.
+ * The manifest of the catalogued windows: covered seconds and head from them alone (what the old
+ * manifest covered beyond them is counted as no longer stored); leases, totals (when larger: they
+ * are history) and the bitrate sample kept from a readable manifest. Conditional write, re-read and
+ * retried when the planner changed it meanwhile.
  */
 async function rebuildManifest(
   o: RebuildOptions,
   stream: string,
   entries: CatalogEntry[],
-  gone: TimeRange[],
   damaged: (key: string, detail: string) => void,
   now: () => number,
-): Promise<boolean> {
+): Promise<{ written: boolean; noLongerStoredSeconds: number }> {
   for (let attempt = 0; attempt < 5; attempt++) {
     let current: Manifest | undefined;
     let etag: string | undefined;
@@ -347,13 +414,11 @@ async function rebuildManifest(
       etag = error.etag;
     }
     const base = current ?? emptyManifest(o.source, stream);
-    // A readable manifest keeps its claims (the planner may have added some since the listing),
-    // but not the seconds of catalog entries whose object is gone (unless a stored window holds them).
-    const stored = normalizeRanges(entries.map((e) => ({ from: e.from, to: e.from + e.duration })));
-    const covered = subtractRanges(
-      normalizeRanges([...base.covered, ...stored]),
-      subtractRanges(normalizeRanges(gone), stored),
-    );
+    // Only stored windows are covered (the catalogs were re-read just before their conditional
+    // writes, so windows the planner added meanwhile are among them). A window the planner adds
+    // after that is under-claimed until the next planner run records it again: never over-claimed.
+    const covered = normalizeRanges(entries.map((e) => ({ from: e.from, to: e.from + e.duration })));
+    const noLongerStoredSeconds = seconds(subtractRanges(normalizeRanges(base.covered), covered));
     const bytes = entries.reduce((n, e) => n + e.size, 0);
     const head = covered.at(-1)?.to ?? 0;
     const next: Manifest = {
@@ -373,14 +438,18 @@ async function rebuildManifest(
       current.windows === next.windows &&
       current.bytes === next.bytes
     ) {
-      return false;
+      return { written: false, noLongerStoredSeconds };
     }
     if (!next.sample) delete next.sample;
-    if (await o.store.writeManifest(next, etag)) return true;
+    if (await o.store.writeManifest(next, etag)) return { written: true, noLongerStoredSeconds };
   }
   throw new Error(
     `the manifest of ${o.source}/${stream} kept changing while it was rebuilt; run rebuild again`,
   );
+}
+
+function seconds(ranges: readonly TimeRange[]): number {
+  return ranges.reduce((n, r) => n + (r.to - r.from), 0);
 }
 
 /** Bytes and seconds of the newest hour of windows (the planner's bitrate estimate). */

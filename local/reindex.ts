@@ -157,6 +157,8 @@ export async function reindexBackup(o: ReindexOptions): Promise<ReindexReport> {
           report.indexed += built.length;
         }
       }
+      // The summary playback reads instead of one object per day (days written before it existed).
+      await indexStore.refreshSummary(source.name, stream);
     }
   }
   return report;

@@ -47,7 +47,8 @@ export async function runService(rt: LocalRuntime, o: ServiceOptions): Promise<n
   const onSignal = (name: NodeJS.Signals) => beginStop(name);
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  o.signal?.addEventListener("abort", () => beginStop("stop requested"), { once: true });
+  const onStopRequested = () => beginStop("stop requested");
+  o.signal?.addEventListener("abort", onStopRequested, { once: true });
   o.out.write(`Running: planning every ${Math.round(o.everyMs / 1000)} s; Ctrl-C or SIGTERM to stop.\n`);
   try {
     while (!stop.signal.aborted) {
@@ -62,16 +63,15 @@ export async function runService(rt: LocalRuntime, o: ServiceOptions): Promise<n
         o.metrics?.planFailed();
         o.out.write(`planning failed: ${(error as Error).message}\n`);
       }
+      // The wait ends at the next run or at the stop, and takes its listener with it either way.
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, o.everyMs);
-        stop.signal.addEventListener(
-          "abort",
-          () => {
-            clearTimeout(t);
-            resolve();
-          },
-          { once: true },
-        );
+        const done = () => {
+          clearTimeout(t);
+          stop.signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const t = setTimeout(done, o.everyMs);
+        stop.signal.addEventListener("abort", done, { once: true });
       });
     }
     await stopping;
@@ -86,5 +86,6 @@ export async function runService(rt: LocalRuntime, o: ServiceOptions): Promise<n
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    o.signal?.removeEventListener("abort", onStopRequested);
   }
 }

@@ -476,18 +476,20 @@ async function repairStream(
     }
     // ... and their fragment index entries (what playback serves), but not those of a newer copy.
     const index = new FragmentIndexStore(o.store);
+    // Conditional (updateDay): entries a planner compacts in meanwhile are kept.
     for (const [day, list] of byDay) {
-      const d = await index.readDay(source, stream, day);
-      if (!d) continue;
-      const windows = d.windows.filter(
-        (e) =>
-          !list.some(
-            (w) => e.key === w.key && (e.etag === undefined || w.etag === undefined || e.etag === w.etag),
-          ),
-      );
-      if (windows.length === d.windows.length) continue;
-      await index.writeDay({ ...d, windows });
-      out.indexEntriesDropped += d.windows.length - windows.length;
+      let dropped = 0;
+      await index.updateDay(source, stream, day, (current) => {
+        const windows = current.filter(
+          (e) =>
+            !list.some(
+              (w) => e.key === w.key && (e.etag === undefined || w.etag === undefined || e.etag === w.etag),
+            ),
+        );
+        dropped = current.length - windows.length;
+        return dropped === 0 ? undefined : windows;
+      });
+      out.indexEntriesDropped += dropped;
     }
     // 3. Completion records not compacted yet.
     const records: string[] = [];

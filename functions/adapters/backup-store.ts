@@ -27,7 +27,7 @@ import {
   windowKey,
 } from "../domain/keys.ts";
 import { type CopyRecord, emptyManifest, type Manifest } from "../domain/manifest.ts";
-import { decodeKeySegment } from "../domain/names.ts";
+import { decodeKeySegment, encodeKeySegment } from "../domain/names.ts";
 import { LeanS3, LeanUnsupported } from "./lean-s3.ts";
 
 /** A manifest as read, with the ETag to make the next write conditional. */
@@ -192,15 +192,17 @@ export class BackupStore {
   }
 
   /**
-   * Pending completion records of a source, grouped by stream: one listing (plus one GET per record
-   * not yet compacted), never a listing of stored archive objects.
+   * Pending completion records of a source (or of one of its streams), grouped by stream: one
+   * listing (plus one GET per record not yet compacted), never a listing of stored archive objects.
    */
   async pendingRecords(
     source: string,
+    stream?: string,
   ): Promise<{ keys: string[]; byStream: Map<string, CopyRecord[]>; damaged?: DamagedObjectError[] }> {
     const prefix = recordsPrefix(this.prefix, source);
     const keys: string[] = [];
-    for await (const o of this.listObjects(prefix)) keys.push(o.key);
+    const folder = stream === undefined ? prefix : `${prefix}${encodeKeySegment(stream)}/`;
+    for await (const o of this.listObjects(folder)) keys.push(o.key);
     const byStream = new Map<string, CopyRecord[]>();
     // A damaged record is left where it is (never compacted, so its window stays uncovered and is
     // planned again; the copier finds the object stored and writes a good record over it).

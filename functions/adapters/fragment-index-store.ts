@@ -11,15 +11,47 @@ import {
   FRAGMENT_INDEX_VERSION,
   type FragmentIndexDay,
   type FragmentIndexReader,
+  mergeSpans,
+  type StoredSpans,
   type StoredWindowIndex,
+  storedSpans,
   type WindowIndex,
 } from "../domain/fragment-index.ts";
-import { fragmentIndexKey, recordsPrefix, utcDate } from "../domain/keys.ts";
+import { GAP_TOLERANCE_MS } from "../domain/hls-playlist.ts";
+import {
+  fragmentIndexFolder,
+  fragmentIndexKey,
+  fragmentIndexSummaryKey,
+  recordsPrefix,
+  utcDate,
+} from "../domain/keys.ts";
 import type { CopyRecord } from "../domain/manifest.ts";
 import { encodeKeySegment } from "../domain/names.ts";
 import { type BackupStore, storeError } from "./backup-store.ts";
 
 const DAY = 86_400;
+
+/**
+ * One day of the summary: what `storedSpans` gives for the day object whose ETag is `etag`. Used
+ * only while the day object still has that ETag (checked against a listing), so a summary that
+ * lags or lost an update costs reads, never a wrong answer.
+ */
+interface SummaryDay {
+  etag: string;
+  bytes: number;
+  spans: [number, number][];
+}
+
+/** `{prefix}.backup/index/{source}/{stream}.summary.json`. */
+interface FragmentIndexSummary {
+  v: 1;
+  source: string;
+  stream: string;
+  days: Record<string, SummaryDay>;
+}
+
+/** Conditional attempts at the summary before its update is left to the next writer. */
+const SUMMARY_ATTEMPTS = 3;
 
 export class FragmentIndexStore implements FragmentIndexReader {
   readonly #store: BackupStore;
@@ -61,7 +93,7 @@ export class FragmentIndexStore implements FragmentIndexReader {
     const s = this.#store;
     this.#count("PutObject");
     try {
-      await s.s3.send(
+      const res = await s.s3.send(
         new PutObjectCommand({
           Bucket: s.bucket,
           Key: fragmentIndexKey(s.prefix, d.source, d.stream, d.day),
@@ -70,6 +102,7 @@ export class FragmentIndexStore implements FragmentIndexReader {
           ...(ifMatch === undefined ? {} : ifMatch === null ? { IfNoneMatch: "*" } : { IfMatch: ifMatch }),
         }),
       );
+      if (res.ETag) await this.#summarize(d, res.ETag);
       return true;
     } catch (error) {
       if (
@@ -133,6 +166,178 @@ export class FragmentIndexStore implements FragmentIndexReader {
     return written;
   }
 
+  /**
+   * The day's entry of the stream's summary, made from the day object just written (its ETag).
+   * Best effort: a failure leaves the entry stale, and readers then read that day itself.
+   */
+  async #summarize(d: FragmentIndexDay, etag: string): Promise<void> {
+    const s = this.#store;
+    const key = fragmentIndexSummaryKey(s.prefix, d.source, d.stream);
+    const windows = d.windows
+      .map((w) => decodeWindowIndex(w))
+      .filter((w): w is WindowIndex => w !== undefined);
+    const day: SummaryDay = { etag, ...storedSpans(windows, GAP_TOLERANCE_MS) };
+    for (let attempt = 0; attempt < SUMMARY_ATTEMPTS; attempt++) {
+      try {
+        const got = await this.#getJson<FragmentIndexSummary>(key).catch(() => undefined);
+        const current =
+          got?.body?.v === 1 && got.body.days && typeof got.body.days === "object"
+            ? got.body
+            : { v: 1 as const, source: d.source, stream: d.stream, days: {} };
+        const next: FragmentIndexSummary = { ...current, days: { ...current.days, [d.day]: day } };
+        this.#count("PutObject");
+        await s.s3.send(
+          new PutObjectCommand({
+            Bucket: s.bucket,
+            Key: key,
+            Body: JSON.stringify(next),
+            ContentType: "application/json",
+            ...(got?.etag ? { IfMatch: got.etag } : { IfNoneMatch: "*" }),
+          }),
+        );
+        return;
+      } catch {
+        // Another writer's summary update came first: read it again and add this day to it.
+      }
+    }
+  }
+
+  /**
+   * Stored spans and bytes of `[fromSec, toSec)` (FragmentIndexReader.readStoredSpans) with a
+   * bounded number of requests for any span: whole days from the summary, each used only while its
+   * day object has the ETag it was made from (one listing of the stream's index folder, 1000 days
+   * a page); the partial days at both ends, days the summary lacks or has stale, and days with
+   * pending completion records are read as `readFragmentIndex` reads them.
+   */
+  async readStoredSpans(
+    source: string,
+    stream: string,
+    fromSec: number,
+    toSec: number,
+  ): Promise<StoredSpans> {
+    const firstFull = Math.ceil(fromSec / DAY) * DAY;
+    const endFull = Math.floor(toSec / DAY) * DAY;
+    if (endFull - firstFull < 3 * DAY) {
+      return storedSpans(await this.readFragmentIndex(source, stream, fromSec, toSec), GAP_TOLERANCE_MS);
+    }
+    const overlaps = (from: number, duration: number) => from < toSec && from + duration > fromSec;
+    const records = await this.#pendingRecordKeys(source, stream, overlaps);
+    const recordDays = new Set(records.map((r) => utcDate(r.from)));
+    const summary = (
+      await this.#getJson<FragmentIndexSummary>(
+        fragmentIndexSummaryKey(this.#store.prefix, source, stream),
+      ).catch(() => undefined)
+    )?.body;
+    const days = summary?.v === 1 && summary.days && typeof summary.days === "object" ? summary.days : {};
+    const direct: string[] = [];
+    for (let day = Math.floor(fromSec / DAY) * DAY; day < firstFull; day += DAY) direct.push(utcDate(day));
+    for (let day = endFull; day < toSec; day += DAY) direct.push(utcDate(day));
+    const summarized: SummaryDay[] = [];
+    const folder = fragmentIndexFolder(this.#store.prefix, source, stream);
+    for await (const o of this.#store.listObjects(folder)) {
+      const m = /^(\d{4}-\d{2}-\d{2})\.json$/.exec(o.key.slice(folder.length));
+      if (!m) continue;
+      const start = Date.parse(`${m[1]}T00:00:00Z`) / 1000;
+      if (start < firstFull || start >= endFull) continue;
+      const entry = days[m[1]!];
+      if (entry && entry.etag === o.etag && !recordDays.has(m[1]!)) summarized.push(entry);
+      else direct.push(m[1]!);
+    }
+    const byWindow = new Map<string, StoredWindowIndex>();
+    for (const day of direct) {
+      for (const w of (await this.readDay(source, stream, day))?.windows ?? []) {
+        if (overlaps(w.from, w.duration)) byWindow.set(`${w.from}-${w.duration}`, w);
+      }
+    }
+    await this.#addRecords(stream, records, byWindow);
+    const read = storedSpans(
+      [...byWindow.values()]
+        .map((w) => decodeWindowIndex(w))
+        .filter((w): w is WindowIndex => w !== undefined),
+      GAP_TOLERANCE_MS,
+    );
+    return {
+      spans: mergeSpans([...read.spans, ...summarized.flatMap((d) => d.spans)], GAP_TOLERANCE_MS),
+      bytes: read.bytes + summarized.reduce((n, d) => n + d.bytes, 0),
+    };
+  }
+
+  /**
+   * The stream's summary brought up to date with every day object: one listing, one GET per day
+   * the summary lacks or has stale, one PUT when anything changed (nothing but the listing and
+   * the summary when it is up to date). For days written before summaries existed (`reindex`
+   * runs it). Returns the days summarized now.
+   */
+  async refreshSummary(source: string, stream: string): Promise<number> {
+    const s = this.#store;
+    const key = fragmentIndexSummaryKey(s.prefix, source, stream);
+    const got = await this.#getJson<FragmentIndexSummary>(key).catch(() => undefined);
+    const old = got?.body?.v === 1 && got.body.days && typeof got.body.days === "object" ? got.body.days : {};
+    const folder = fragmentIndexFolder(s.prefix, source, stream);
+    const days: Record<string, SummaryDay> = {};
+    let made = 0;
+    for await (const o of s.listObjects(folder)) {
+      const m = /^(\d{4}-\d{2}-\d{2})\.json$/.exec(o.key.slice(folder.length));
+      if (!m) continue;
+      const known = old[m[1]!];
+      if (known && known.etag === o.etag) {
+        days[m[1]!] = known;
+        continue;
+      }
+      const day = await this.#getJson<FragmentIndexDay>(o.key).catch(() => undefined);
+      if (!day?.etag || day.body?.v !== FRAGMENT_INDEX_VERSION || !Array.isArray(day.body.windows)) continue;
+      const windows = day.body.windows
+        .map((w) => decodeWindowIndex(w))
+        .filter((w): w is WindowIndex => w !== undefined);
+      days[m[1]!] = { etag: day.etag, ...storedSpans(windows, GAP_TOLERANCE_MS) };
+      made++;
+    }
+    if (made === 0 && Object.keys(days).length === Object.keys(old).length) return 0;
+    const summary: FragmentIndexSummary = { v: 1, source, stream, days };
+    this.#count("PutObject");
+    await s.s3
+      .send(
+        new PutObjectCommand({
+          Bucket: s.bucket,
+          Key: key,
+          Body: JSON.stringify(summary),
+          ContentType: "application/json",
+        }),
+      )
+      .catch((error: unknown) => {
+        throw storeError(error, `write the fragment index summary of ${stream}`);
+      });
+    return made;
+  }
+
+  /** The stream's pending completion records (one listing) whose window `wanted` takes. */
+  async #pendingRecordKeys(
+    source: string,
+    stream: string,
+    wanted: (from: number, duration: number) => boolean,
+  ): Promise<{ key: string; from: number; duration: number }[]> {
+    const folder = `${recordsPrefix(this.#store.prefix, source)}${encodeKeySegment(stream)}/`;
+    const out: { key: string; from: number; duration: number }[] = [];
+    for await (const o of this.#store.listObjects(folder)) {
+      const m = /^(\d+)-(\d+)\.json$/.exec(o.key.slice(folder.length));
+      if (m && wanted(Number(m[1]), Number(m[2])))
+        out.push({ key: o.key, from: Number(m[1]), duration: Number(m[2]) });
+    }
+    return out;
+  }
+
+  /** The records' window indexes over the day objects' entries of the same windows (they are newer). */
+  async #addRecords(
+    stream: string,
+    records: readonly { key: string; from: number; duration: number }[],
+    byWindow: Map<string, StoredWindowIndex>,
+  ): Promise<void> {
+    for (const r of records) {
+      const record = (await this.#getJson<CopyRecord>(r.key))?.body;
+      if (record?.index && record.stream === stream) byWindow.set(`${r.from}-${r.duration}`, record.index);
+    }
+  }
+
   /** Moves the indexes of completion records into their per-day objects (the planner's compaction). */
   async compactRecords(source: string, stream: string, records: readonly CopyRecord[]): Promise<void> {
     const entries = records.flatMap((r) => (r.index ? [r.index] : []));
@@ -159,13 +364,7 @@ export class FragmentIndexStore implements FragmentIndexReader {
         if (overlaps(w.from, w.duration)) byWindow.set(`${w.from}-${w.duration}`, w);
       }
     }
-    const folder = `${recordsPrefix(this.#store.prefix, source)}${encodeKeySegment(stream)}/`;
-    for await (const o of this.#store.listObjects(folder)) {
-      const m = /^(\d+)-(\d+)\.json$/.exec(o.key.slice(folder.length));
-      if (!m || !overlaps(Number(m[1]), Number(m[2]))) continue;
-      const record = (await this.#getJson<CopyRecord>(o.key))?.body;
-      if (record?.index && record.stream === stream) byWindow.set(`${m[1]}-${m[2]}`, record.index);
-    }
+    await this.#addRecords(stream, await this.#pendingRecordKeys(source, stream, overlaps), byWindow);
     return [...byWindow.values()]
       .map((w) => decodeWindowIndex(w))
       .filter((w): w is WindowIndex => w !== undefined)

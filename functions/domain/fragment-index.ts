@@ -317,4 +317,44 @@ export function coverWindows(windows: readonly WindowIndex[]): WindowIndex[] {
  */
 export interface FragmentIndexReader {
   readFragmentIndex(source: string, stream: string, fromSec: number, toSec: number): Promise<WindowIndex[]>;
+  /**
+   * What `recording_status.json` and `ranges.json` need of `[fromSec, toSec)`, with a bounded number
+   * of reads however long the span (a per-stream summary of the days): the stored media as spans
+   * (`storedSpans` of the covering windows) and the bytes of those windows. Optional: without it,
+   * the handler reads the windows.
+   */
+  readStoredSpans?(source: string, stream: string, fromSec: number, toSec: number): Promise<StoredSpans>;
+}
+
+/** Stored media of a stream: merged `[startMs, endMs)` spans, sorted, and the windows' bytes. */
+export interface StoredSpans {
+  spans: [number, number][];
+  bytes: number;
+}
+
+/**
+ * `[startMs, endMs)` spans of stored media, sorted by start and merged where the next starts at
+ * most `toleranceMs` after the current one ends (small jumps between fragments are not holes).
+ */
+export function mergeSpans(
+  spans: readonly (readonly [number, number])[],
+  toleranceMs: number,
+): [number, number][] {
+  const sorted = [...spans].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const out: [number, number][] = [];
+  for (const [start, end] of sorted) {
+    const last = out.at(-1);
+    if (last && start <= last[1] + toleranceMs) last[1] = Math.max(last[1], end);
+    else out.push([start, end]);
+  }
+  return out;
+}
+
+/** The stored spans and bytes of windows (passed through `coverWindows` first). */
+export function storedSpans(windows: readonly WindowIndex[], toleranceMs: number): StoredSpans {
+  const covered = coverWindows(windows);
+  const spans = covered.flatMap((w) =>
+    w.fragments.map((f) => [f.startMs, f.startMs + f.durationMs] as [number, number]),
+  );
+  return { spans: mergeSpans(spans, toleranceMs), bytes: covered.reduce((n, w) => n + w.size, 0) };
 }

@@ -7,6 +7,7 @@
  *   {prefix}.backup/catalog/{source}/{stream}/{YYYY-MM-DD}.json               per-day list of copies
  *   {prefix}.backup/records/{source}/{stream}/{from}-{duration}.json          completion records
  *   {prefix}.backup/index/{source}/{stream}/{YYYY-MM-DD}.json                 per-day fragment index
+ *   {prefix}.backup/index/{source}/{stream}.summary.json                      its per-day summary
  *
  * Source names never start with ".", so the ".backup/" folder cannot collide with a source.
  */
@@ -66,6 +67,20 @@ export function catalogKey(prefix: string, source: string, stream: string, day: 
  */
 export function fragmentIndexKey(prefix: string, source: string, stream: string, day: string): string {
   return `${prefix}${STATE}index/${encodeKeySegment(source)}/${encodeKeySegment(stream)}/${day}.json`;
+}
+
+/** The per-day fragment index's folder of one stream (`fragmentIndexKey` without the day). */
+export function fragmentIndexFolder(prefix: string, source: string, stream: string): string {
+  return `${prefix}${STATE}index/${encodeKeySegment(source)}/${encodeKeySegment(stream)}/`;
+}
+
+/**
+ * The summary of a stream's fragment index days (stored spans and bytes per day, with the ETag of
+ * the day object each was made from), kept beside them by whoever writes a day: playback reads it
+ * instead of one object per day.
+ */
+export function fragmentIndexSummaryKey(prefix: string, source: string, stream: string): string {
+  return `${prefix}${STATE}index/${encodeKeySegment(source)}/${encodeKeySegment(stream)}.summary.json`;
 }
 
 /** Folder of all pending completion records of a source (one listing per planner run). */

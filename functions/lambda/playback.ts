@@ -33,7 +33,7 @@ import { FragmentIndexStore } from "../adapters/fragment-index-store.ts";
 import { type BackupConfig, parseConfig } from "../config.ts";
 import { createPlaybackHandler, type PlaybackHandler, type PlaybackResponse } from "../playback/handler.ts";
 import { parseTokenKeys, tokenProblem } from "../playback/token.ts";
-import { cloudFrontMediaUrl } from "./media-url.ts";
+import { cloudFrontMediaUrl, PLAYBACK_HOST_HEADER, viewerHost } from "./media-url.ts";
 
 /**
  * A buffered Lambda answer carries at most 6 MB, base64 included: a joined `archive-….mp4` larger
@@ -47,7 +47,7 @@ const SECRET_MAX_AGE_SECONDS = 300;
 interface PlaybackEnvironment {
   config: BackupConfig;
   store: BackupStore;
-  handler(tokenKeys: readonly string[], signingKey: string): PlaybackHandler;
+  handler(tokenKeys: readonly string[], signingKey: string, host: string): PlaybackHandler;
   secrets(): Promise<{ tokenKeys: string[]; signingKey: string }>;
 }
 
@@ -100,7 +100,7 @@ function build(env: NodeJS.ProcessEnv): PlaybackEnvironment {
       ]);
       return { tokenKeys: parseTokenKeys(`secret ${tokenSecret}`, tokens), signingKey };
     },
-    handler: (tokenKeys, signingKey) =>
+    handler: (tokenKeys, signingKey, host) =>
       createPlaybackHandler({
         config,
         index,
@@ -119,6 +119,7 @@ function build(env: NodeJS.ProcessEnv): PlaybackEnvironment {
             key,
             prefix: config.prefix,
             access,
+            host,
             keyPairId,
             privateKey: signingKey,
             ttlSeconds,
@@ -149,7 +150,16 @@ export const handler = async (event: LambdaFunctionURLEvent): Promise<LambdaFunc
   if (page) return page;
   const { tokenKeys, signingKey } = await env.secrets();
   if (path === "/_api/streams.json") return streamsJson(env, tokenKeys, query.token);
-  const answer = await env.handler(tokenKeys, signingKey)({ method, path, query, headers });
+  // The viewer's host, copied by the distribution's viewer-request function (the origin request
+  // to the function URL replaces Host): the signed media URLs are valid for that host only.
+  const host = viewerHost(headers[PLAYBACK_HOST_HEADER]);
+  if (!host) {
+    return text(
+      500,
+      `the request carries no viewer host (header ${PLAYBACK_HOST_HEADER}): the function signs media URLs only behind the stack's CloudFront distribution`,
+    );
+  }
+  const answer = await env.handler(tokenKeys, signingKey, host)({ method, path, query, headers });
   return toResult(answer);
 };
 

@@ -38,6 +38,7 @@ import {
   type ByteRange,
   coverWindows,
   type FragmentIndexReader,
+  storedSpans,
   type WindowIndex,
   windowEndMs,
 } from "../domain/fragment-index.ts";
@@ -171,15 +172,15 @@ export function createPlaybackHandler(deps: PlaybackDeps): PlaybackHandler {
   };
 }
 
-/** The configured source and stream, after the token check (404 unknown, 403 refused token). */
+/** The configured source and stream, after the token check (403 refused token, then 404 unknown). */
 function resolveTarget(
   deps: PlaybackDeps,
   sourceName: string,
   stream: string,
   token: string | undefined,
 ): Target {
-  const source = deps.config.sources.find((s) => s.name === sourceName);
-  if (!source) throw new HttpProblem(404, `no source "${sourceName}" in this backup's configuration`);
+  // The token first: without a valid token for it, an unknown source is refused like a known one
+  // (403, the same sentence), so source names cannot be probed.
   if (deps.tokenKeys) {
     const problem = tokenProblem(
       token,
@@ -189,6 +190,8 @@ function resolveTarget(
     );
     if (problem) throw new HttpProblem(403, problem);
   }
+  const source = deps.config.sources.find((s) => s.name === sourceName);
+  if (!source) throw new HttpProblem(404, `no source "${sourceName}" in this backup's configuration`);
   if (streamNameProblem(stream))
     throw new HttpProblem(404, `no stream "${stream}" in source "${sourceName}"`);
   const listed = listedStreams(source);
@@ -515,34 +518,19 @@ async function* joinedMp4(deps: PlaybackDeps, plan: readonly JoinPart[]): AsyncG
   joiner.finish();
 }
 
-/** Stored media of the windows as whole-second ranges: fragments merged across small jumps. */
+/** Stored media spans (`[startMs, endMs)`, merged) as whole-second ranges inside `[fromSec, toSec)`. */
 function storedRanges(
-  windows: readonly WindowIndex[],
+  spans: readonly (readonly [number, number])[],
   fromSec: number,
   toSec: number,
 ): { from: number; to: number }[] {
   const out: { from: number; to: number }[] = [];
-  let start = Number.NaN;
-  let end = Number.NaN;
-  const flush = () => {
-    if (Number.isNaN(start)) return;
+  for (const [start, end] of spans) {
     // Count only whole seconds the backup holds.
     const from = Math.max(Math.ceil(start / 1000 - 0.001), fromSec);
     const to = Math.min(Math.floor(end / 1000 + 0.001), toSec);
     if (to > from) out.push({ from, to });
-  };
-  for (const w of windows) {
-    for (const f of w.fragments) {
-      if (!Number.isNaN(end) && f.startMs <= end + GAP_TOLERANCE_MS) {
-        end = Math.max(end, f.startMs + f.durationMs);
-        continue;
-      }
-      flush();
-      start = f.startMs;
-      end = f.startMs + f.durationMs;
-    }
   }
-  flush();
   return out;
 }
 
@@ -554,18 +542,25 @@ function querySeconds(query: PlaybackRequest["query"], name: string, scale: numb
   return Math.floor(Number(v) / scale);
 }
 
+/**
+ * The data of `recording_status.json` and `ranges.json`: the stored whole-second ranges in
+ * `[fromSec, toSec)` (clipped to retention and now) and the bytes of their windows. Through the
+ * index's per-stream summary when it has one (a bounded number of S3 reads for any span).
+ */
 async function storedSpan(
   deps: PlaybackDeps,
   t: Target,
   fromSec: number | undefined,
   toSec: number | undefined,
-): Promise<{ windows: WindowIndex[]; ranges: { from: number; to: number }[] }> {
+): Promise<{ bytes: number; ranges: { from: number; to: number }[] }> {
   const nowSeconds = Math.ceil(deps.now() / 1000);
   const from = Math.max(fromSec ?? 0, retentionStartSeconds(deps, t));
   const to = Math.min(toSec ?? nowSeconds, nowSeconds);
-  if (to <= from) return { windows: [], ranges: [] };
-  const windows = await readWindows(deps, t, from, to);
-  return { windows, ranges: storedRanges(windows, from, to) };
+  if (to <= from) return { bytes: 0, ranges: [] };
+  const stored = deps.index.readStoredSpans
+    ? await deps.index.readStoredSpans(t.source.name, t.stream, from, to)
+    : storedSpans(await deps.index.readFragmentIndex(t.source.name, t.stream, from, to), GAP_TOLERANCE_MS);
+  return { bytes: stored.bytes, ranges: storedRanges(stored.spans, from, to) };
 }
 
 /**
@@ -580,7 +575,7 @@ async function recordingStatus(
   t: Target,
   query: PlaybackRequest["query"],
 ): Promise<PlaybackResponse> {
-  const { windows, ranges } = await storedSpan(
+  const { bytes, ranges } = await storedSpan(
     deps,
     t,
     querySeconds(query, "from", 1),
@@ -594,7 +589,7 @@ async function recordingStatus(
     from,
     depth: end - from,
     ranges: ranges.map((r) => ({ from: r.from, duration: r.to - r.from })),
-    bytes: windows.reduce((sum, w) => sum + w.size, 0),
+    bytes,
     duration,
   });
 }

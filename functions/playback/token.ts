@@ -59,6 +59,11 @@ export function tokenProblem(
   }
   const signed = `${parts[0]}.${parts[1]}`;
   const given = Buffer.from(parts[2], "base64url");
+  // Node decodes leniently (padding, stray characters, unused low bits): only the one canonical
+  // spelling is accepted, so a token cannot be written many ways (each a cache entry at the edge).
+  if (given.toString("base64url") !== parts[2]) {
+    return "the token is malformed (its signature is not written as `flussonic-backup playback-token` writes it)";
+  }
   const valid = keys.some((key) => {
     const expected = sign(key, signed);
     return expected.length === given.length && timingSafeEqual(expected, given);

@@ -228,14 +228,27 @@ describe("playback: the function's role", () => {
 });
 
 describe("playback: what reaches the function and the bucket, and what is cached", () => {
-  it("puts the token (and the handler's other query strings) in the function's cache key, and no header", () => {
+  it("puts the token (and the handler's other query strings) and the viewer's host in the function's cache key", () => {
     const d = distribution(t);
     const policy = resources(t)[refId(d.DefaultCacheBehavior.CachePolicyId)]!.Properties.CachePolicyConfig;
     const key = policy.ParametersInCacheKeyAndForwardedToOrigin;
     expect(key.QueryStringsConfig.QueryStringBehavior).toBe("whitelist");
     expect(key.QueryStringsConfig.QueryStrings).toContain("token");
     expect(key.QueryStringsConfig.QueryStrings).toContain("start");
-    expect(key.HeadersConfig.HeaderBehavior).toBe("none");
+    // The viewer's host, copied into x-playback-host at the edge (the signed media URLs name it).
+    expect(key.HeadersConfig.HeaderBehavior).toBe("whitelist");
+    expect(key.HeadersConfig.Headers).toEqual(["x-playback-host"]);
+    expect(d.DefaultCacheBehavior.FunctionAssociations[0].EventType).toBe("viewer-request");
+    const fnCode =
+      resources(t)[refId(d.DefaultCacheBehavior.FunctionAssociations[0].FunctionARN)]!.Properties
+        .FunctionCode;
+    const copyHost = new Function(`${fnCode}; return handler;`)() as (e: unknown) => any;
+    const request = {
+      method: "GET",
+      uri: "/s1/cam1/index-1-60.m3u8",
+      headers: { host: { value: "d1.cloudfront.net" } },
+    };
+    expect(copyHost({ request }).headers["x-playback-host"].value).toBe("d1.cloudfront.net");
     expect(policy.DefaultTTL).toBe(0);
     // No origin request policy: nothing beyond the cache key (no Host: the function URL's own).
     expect(d.DefaultCacheBehavior.OriginRequestPolicyId).toBeUndefined();

@@ -11,7 +11,7 @@ import {
   type WindowIndex,
   windowEndMs,
 } from "../../functions/domain/fragment-index.ts";
-import { fragmentIndexKey, utcDate } from "../../functions/domain/keys.ts";
+import { fragmentIndexKey, fragmentIndexSummaryKey, utcDate } from "../../functions/domain/keys.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";
 
 let h: Harness | undefined;
@@ -86,7 +86,11 @@ describe("fragment index, end to end", () => {
     // The next planner run compacts: one index object for the stream's day, records gone.
     await rt.plan();
     expect(await h.keys(`${prefix}.backup/records/`)).toEqual([]);
-    expect(await h.keys(`${prefix}.backup/index/`)).toEqual([fragmentIndexKey(prefix, "src1", "cam1", day)]);
+    // ... and the stream's summary of its days (what recording_status.json reads).
+    expect(await h.keys(`${prefix}.backup/index/`)).toEqual([
+      fragmentIndexSummaryKey(prefix, "src1", "cam1"),
+      fragmentIndexKey(prefix, "src1", "cam1", day),
+    ]);
     const catalog = await rt.store.readCatalog("src1", "cam1", day);
     const before = new Map(rt.store.requests);
     const compacted = await reader.readFragmentIndex("src1", "cam1", now - HOUR, now);

@@ -13,7 +13,7 @@ import { statusCommand } from "../../cli/status.ts";
 import { verifyCommand } from "../../cli/verify.ts";
 import { BackupStore } from "../../functions/adapters/backup-store.ts";
 import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
-import { streamPrefix } from "../../functions/domain/keys.ts";
+import { streamPrefix, utcDate } from "../../functions/domain/keys.ts";
 import type { CopyRecord, Manifest } from "../../functions/domain/manifest.ts";
 import type { BackupStatus } from "../../local/backup-status.ts";
 import { runOnce } from "../../local/once.ts";
@@ -21,6 +21,7 @@ import { type VerifyReport, verifyBackup } from "../../local/verify-backup.ts";
 import { cli } from "../cli/cli-process.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";
 import { operatorTarget, TextSink } from "../support/ops-target.ts";
+import { S3FaultProxy } from "../support/s3-fault-proxy.ts";
 
 const NOW = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
 /** Retention 1 h from 11:17: whole 10-minute windows from 11:20 to 12:10. */
@@ -323,4 +324,47 @@ describe("verify --repair: a window claimed but not stored whole is copied again
       lease.from,
     ]);
   });
+
+  it("the fragment index is written conditionally: a planner's compaction between the repair's read and write is kept", async () => {
+    const { h, rt, store } = await setup();
+    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    const goneKey = store.windowKey(
+      { source: "src1", stream: "cam1", from: GONE_FROM, duration: 600 },
+      "mp4",
+    );
+    await store.s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: goneKey }));
+    const day = utcDate(GONE_FROM);
+    const index = new FragmentIndexStore(store);
+    const before = (await index.readDay("src1", "cam1", day))!;
+    expect(before.windows.map((w) => w.key)).toContain(goneKey);
+
+    const proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
+    try {
+      const behind = await h.runtime({ endpoints: { ...h.emulator.endpoints, s3Endpoint: proxy.url } });
+      let release = () => {};
+      const stall = proxy.inject({
+        op: "PutObject",
+        kind: "index",
+        fault: "stall-request",
+        until: new Promise<void>((r) => {
+          release = r;
+        }),
+      });
+      const repairing = verifyBackup({ config: h.config, store: behind.store, repair: true });
+      await expect.poll(() => stall.hits, { timeout: 20_000 }).toBe(1);
+      // Meanwhile the planner compacts a completion record into the same day.
+      const last = before.windows.at(-1)!;
+      const compacted = { ...last, from: last.from + 1, key: `${last.key}.compacted` };
+      await index.updateDay("src1", "cam1", day, (windows) => [...windows, compacted]);
+      release();
+      const report = await repairing;
+      expect(report.repairs?.[0]?.error).toBeUndefined();
+      const after = (await index.readDay("src1", "cam1", day))!;
+      expect(after.windows.map((w) => w.key)).toContain(compacted.key);
+      expect(after.windows.map((w) => w.key)).not.toContain(goneKey);
+      expect(after.windows).toHaveLength(before.windows.length);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
 });

@@ -44,6 +44,7 @@ const NOW = Math.floor(Date.now() / 1000);
 /** Whole 10-minute windows from an hour ago, so that a range crosses a window boundary. */
 const FROM = Math.floor((NOW - HOUR) / 600) * 600 + 540;
 const DUR = 120;
+const VIEWER_HOST = "d111.cloudfront.net";
 
 interface Scenario {
   dir: string;
@@ -162,6 +163,8 @@ function urlEvent(path: string, query: Record<string, string> = {}) {
       "x-forwarded-proto": "https",
       via: "2.0 example.cloudfront.net (CloudFront)",
       "user-agent": "Amazon CloudFront",
+      // Set at the edge by the playback behaviour's viewer-request function (the viewer's Host).
+      "x-playback-host": VIEWER_HOST,
     },
     ...(rawQueryString ? { queryStringParameters: query } : {}),
     requestContext: {
@@ -228,7 +231,7 @@ describe("the playback bundle in the Lambda harness", () => {
     const windows = await s.index.readFragmentIndex("src1", "cam1", FROM, FROM + DUR);
     const keys = new Set(await s.h.keys(`${s.h.config.prefix}src1/cam1/`));
     for (const seg of playlist.segments) {
-      const url = new URL(seg.uri, "https://d111.cloudfront.net");
+      const url = new URL(seg.uri, `https://${VIEWER_HOST}`);
       expect(url.pathname.startsWith("/_media/")).toBe(true);
       const key = decodeURIComponent(url.pathname.slice("/_media/".length));
       expect(keys.has(key), key).toBe(true);
@@ -240,7 +243,8 @@ describe("the playback bundle in the Lambda harness", () => {
       expect(url.searchParams.get("Key-Pair-Id")).toBe(KEY_PAIR_ID);
       const policy = fromCloudFrontBase64(url.searchParams.get("Policy")!);
       const statement = JSON.parse(policy.toString("utf8")).Statement[0];
-      expect(statement.Resource).toBe(`https://*/${s.h.config.prefix}src1/cam1/*`);
+      // Anchored to the viewer's host and the stream's folder: no wildcard before the path.
+      expect(statement.Resource).toBe(`https://${VIEWER_HOST}/_media/${s.h.config.prefix}src1/cam1/*`);
       expect(statement.Condition.DateLessThan["AWS:EpochTime"]).toBeGreaterThanOrEqual(NOW + 7200);
       const signature = fromCloudFrontBase64(url.searchParams.get("Signature")!);
       expect(verify("RSA-SHA1", policy, createPublicKey(s.publicKey), signature)).toBe(true);

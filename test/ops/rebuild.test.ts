@@ -322,4 +322,58 @@ describe("rebuild", () => {
     expect(next.copied).toBe(1);
     expect((await hh.getObject(lost.key)).length).toBe(lost.size);
   }, 60_000);
+
+  it("un-covers and reports a window whose object is gone when its day's catalog is damaged too; the next run copies it again", async () => {
+    const { now, rt, h: hh } = await backedUpMinutes();
+    const p = hh.config.prefix;
+    const day = utcDate(now);
+    const catalog = JSON.parse((await hh.getObject(catalogKey(p, "src1", "cam1", day))).toString());
+    const lost = catalog.windows[1];
+    await rt.store.deleteKeys([lost.key]);
+    await hh.s3().send(
+      new PutObjectCommand({
+        Bucket: hh.config.bucket,
+        Key: catalogKey(p, "src1", "cam1", day),
+        Body: "{trunc",
+      }),
+    );
+
+    const report = await rebuildBackup({ config: hh.config, store: rt.store, source: "src1" });
+    expect(report.streams[0]).toMatchObject({ stream: "cam1", noLongerStoredSeconds: lost.duration });
+    const after = JSON.parse((await hh.getObject(catalogKey(p, "src1", "cam1", day))).toString());
+    expect(after.windows.map((w: { key: string }) => w.key)).not.toContain(lost.key);
+    const manifest = JSON.parse((await hh.getObject(manifestKey(p, "src1", "cam1"))).toString()) as Manifest;
+    expect(manifest.covered.some((r) => r.from < lost.from + lost.duration && lost.from < r.to)).toBe(false);
+    // Playback does not list it either: its fragment index entry is gone.
+    const index = JSON.parse((await hh.getObject(fragmentIndexKey(p, "src1", "cam1", day))).toString());
+    expect(index.windows.map((w: { key: string }) => w.key)).not.toContain(lost.key);
+
+    const next = await runOnce(rt, hh.tally);
+    expect(next.ok).toBe(true);
+    expect(next.copied).toBe(1);
+    expect((await hh.getObject(lost.key)).length).toBe(lost.size);
+  }, 60_000);
+
+  it("un-covers a stream whose objects are all gone (its days are visited from their catalogs) and says how many seconds", async () => {
+    const { now, rt, h: hh } = await backedUpMinutes();
+    const p = hh.config.prefix;
+    const day = utcDate(now);
+    const catalog = JSON.parse((await hh.getObject(catalogKey(p, "src1", "cam1", day))).toString());
+    const seconds = catalog.windows.reduce((n: number, w: { duration: number }) => n + w.duration, 0);
+    await rt.store.deleteKeys(catalog.windows.map((w: { key: string }) => w.key));
+
+    const report = await rebuildBackup({ config: hh.config, store: rt.store, source: "src1" });
+    expect(report.streams).toEqual([
+      expect.objectContaining({
+        stream: "cam1",
+        stored: 0,
+        dropped: catalog.windows.length,
+        noLongerStoredSeconds: seconds,
+      }),
+    ]);
+    const after = JSON.parse((await hh.getObject(catalogKey(p, "src1", "cam1", day))).toString());
+    expect(after.windows).toEqual([]);
+    const manifest = JSON.parse((await hh.getObject(manifestKey(p, "src1", "cam1"))).toString()) as Manifest;
+    expect(manifest.covered).toEqual([]);
+  }, 60_000);
 });

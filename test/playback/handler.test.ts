@@ -501,8 +501,10 @@ describe("recording_status.json and ranges.json", () => {
 });
 
 describe("bad requests", () => {
-  it("unknown source or stream is 404", async () => {
-    expect((await get(handler(), `/nope/${STREAM}/index-${DAY + 3600}-60.m3u8`)).status).toBe(404);
+  it("unknown source or stream is 404 (to a token for it; another source's token is refused first)", async () => {
+    const nope = `/nope/${STREAM}/index-${DAY + 3600}-60.m3u8`;
+    expect((await get(handler(), nope, { token: token({ source: "nope" }) })).status).toBe(404);
+    expect((await get(handler(), nope)).status).toBe(403);
     const res = await get(handler(), `/${SOURCE}/cam9/index-${DAY + 3600}-60.m3u8`, {
       token: token({ stream: "cam9" }),
     });
@@ -578,5 +580,28 @@ describe("bad requests", () => {
       headers: {},
     });
     expect(post.status).toBe(405);
+  });
+});
+
+describe("source names cannot be probed without a token (issue 20 §6)", () => {
+  it("answers an unknown source and a known one alike (403, the same sentence) without a token or with a bad one", async () => {
+    const h = handler();
+    for (const query of [{}, { token: "v1.x.y" }]) {
+      const known = await h({
+        method: "GET",
+        path: `/${SOURCE}/${STREAM}/recording_status.json`,
+        query,
+        headers: {},
+      });
+      const unknown = await h({
+        method: "GET",
+        path: "/nosuch/cam/recording_status.json",
+        query,
+        headers: {},
+      });
+      expect(known.status).toBe(403);
+      expect(unknown.status).toBe(403);
+      expect(unknown.body).toBe(known.body);
+    }
   });
 });

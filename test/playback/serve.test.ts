@@ -106,9 +106,14 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
       timeoutMs: 60_000,
     });
     expect(backup.code, backup.stderr).toBe(0);
-    server = startCli(["serve", "--config", configFile, "--embedded", "state", "--port", "0", "--no-auth"], {
-      cwd: dir,
-    });
+    server = startCli(
+      [
+        "serve",
+        ...["--config", configFile, "--embedded", "state", "--port", "0", "--no-auth"],
+        ...["--cors-origin", "http://elsewhere.example"],
+      ],
+      { cwd: dir },
+    );
     base = await waitFor(
       "the URL serve prints",
       async () => /at (http:\/\/\S+?)\/?\n/.exec(server.stdout())?.[1],
@@ -128,7 +133,7 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
     expect(server.stdout()).toContain("index-{from}-{duration}.m3u8");
   });
 
-  it("the media route answers Range with 206 and Content-Range, refuses an unsatisfiable range with 416, allows Range from other origins", async () => {
+  it("the media route answers Range with 206 and Content-Range, refuses an unsatisfiable range with 416, allows Range from a --cors-origin origin", async () => {
     const playlist = await fetch(`${base}/sim/cam1/index-${T0 - 45 * MIN}-60.m3u8`);
     expect(playlist.status).toBe(200);
     const text = await playlist.text();
@@ -142,7 +147,7 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
     expect(part.headers.get("accept-ranges")).toBe("bytes");
     expect(part.headers.get("content-range")).toMatch(/^bytes 0-99\/\d+$/);
     expect(part.headers.get("content-length")).toBe("100");
-    expect(part.headers.get("access-control-allow-origin")).toBe("*");
+    expect(part.headers.get("access-control-allow-origin")).toBe("http://elsewhere.example");
     expect(part.headers.get("access-control-expose-headers")).toMatch(/Content-Range/);
     const bytes = Buffer.from(await part.arrayBuffer());
     expect(bytes.length).toBe(100);
@@ -493,6 +498,16 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
     const r = await cli(["serve", "--config", configFile, "--host", "0.0.0.0", "--no-auth"], { cwd: dir });
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toMatch(/^--no-auth: refused on --host 0\.0\.0\.0, .*loopback host/);
+  });
+
+  it("a --cors-origin that is not an origin is refused with a sentence (exit 2)", async () => {
+    const r = await cli(["serve", "--config", configFile, "--no-auth", "--cors-origin", "evil.example/x"], {
+      cwd: dir,
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toMatch(
+      /^--cors-origin evil\.example\/x: not an origin; give scheme:\/\/host\[:port\]/,
+    );
   });
 });
 

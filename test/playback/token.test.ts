@@ -102,3 +102,21 @@ describe("flussonic-backup playback-token", () => {
     await expect(run({ env: {} })).rejects.toThrow(/set MY_PLAYBACK_KEYS/);
   });
 });
+
+describe("one spelling per token (issue 20 §6)", () => {
+  it("refuses the signature with padding appended or with other unused low bits: each token has exactly one accepted form", () => {
+    const good = createPlaybackToken(KEY, CAM, NOW + 60);
+    expect(tokenProblem(good, [KEY], CAM, NOW)).toBeUndefined();
+    const [v, payload, sig] = good.split(".") as [string, string, string];
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    // The last character of a 32-byte signature carries 2 unused bits: its 3 siblings decode the same.
+    const last = alphabet.indexOf(sig.at(-1)!);
+    const siblings = [1, 2, 3].map((d) => `${sig.slice(0, -1)}${alphabet[(last & ~3) | ((last + d) & 3)]}`);
+    for (const spelling of [`${sig}==`, `${sig}=`, `${sig}.`, ` ${sig}`, ...siblings]) {
+      expect(Buffer.from(spelling, "base64url").equals(Buffer.from(sig, "base64url")), spelling).toBe(true);
+      expect(tokenProblem(`${v}.${payload}.${spelling}`, [KEY], CAM, NOW), spelling).toMatch(
+        /malformed|does not match/,
+      );
+    }
+  });
+});
