@@ -126,7 +126,7 @@ describe("playback reads a bounded number of S3 objects per request at ten years
     expect(status.res.status).toBe(200);
     expect(status.requests).toBeLessThanOrEqual(12);
     const want = expected();
-    const [info] = JSON.parse(String(status.res.body));
+    const info = JSON.parse(String(status.res.body)); // the spec's dvr_info object
     expect(info.ranges).toEqual(want.ranges);
     expect(info.bytes).toBe(want.bytes);
 
@@ -152,7 +152,7 @@ describe("playback reads a bounded number of S3 objects per request at ten years
     const path = "/src1/cam1/recording_status.json";
     const status = await counted(handler, path);
     expect(status.requests).toBeLessThanOrEqual(13);
-    const [info] = JSON.parse(String(status.res.body));
+    const info = JSON.parse(String(status.res.body)); // the spec's dvr_info object
     const want = expected(new Set([day]));
     expect(info.ranges).toEqual(want.ranges);
     expect(info.bytes).toBe(want.bytes);
@@ -161,7 +161,7 @@ describe("playback reads a bounded number of S3 objects per request at ten years
     await index.updateDay("src1", "cam1", changed.day, () => dayObject(day).windows);
     const again = await counted(handler, path);
     expect(again.requests).toBeLessThanOrEqual(12);
-    expect(JSON.parse(String(again.res.body))[0].ranges).toEqual(expected().ranges);
+    expect(JSON.parse(String(again.res.body)).ranges).toEqual(expected().ranges);
   }, 120_000);
 
   it("the page's listing reads nothing of a stream the token does not grant: 500 pending records of another stream cost no GET", async () => {
