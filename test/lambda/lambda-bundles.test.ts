@@ -42,6 +42,7 @@ import { type EmbeddedEmulator, startEmbedded } from "../../local/embedded.ts";
 import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";
 import { FaultProxy } from "../support/fault-proxy.ts";
 import {
+  accessKeyIdOf,
   type Deployment,
   DUMMY_CREDENTIALS,
   deployToEmulator,
@@ -54,6 +55,8 @@ import {
   type SynthesizedStack,
   synthesizeStack,
 } from "../support/lambda-stack.ts";
+import { allows, roleStatements } from "../support/role-policy.ts";
+import { RolePolicyProxy } from "../support/role-policy-proxy.ts";
 import { SecretsManagerDouble } from "../support/secrets-manager-double.ts";
 import { SqsEventSource } from "../support/sqs-event-source.ts";
 
@@ -80,6 +83,8 @@ interface Scenario {
   src1: Source;
   src2: Source;
   proxy: FaultProxy;
+  /** Enforces each function's role on its S3 and SQS calls. */
+  roles: RolePolicyProxy;
   secrets: SecretsManagerDouble;
   emulator: EmbeddedEmulator;
   endpoint: EmulatorEndpoint;
@@ -326,14 +331,34 @@ beforeAll(async () => {
   const stack = await synthesizeStack(configFile, join(dir, "cdk.out"));
 
   const emulator = await startEmbedded(undefined);
+  // The functions reach S3 and SQS through a hop that enforces their roles (the emulator checks no
+  // permission); the test's own clients go to the emulator directly.
+  // The account is the emulator's, known once a queue exists (its ARN).
+  const pseudo = { region: emulator.endpoints.region, account: "" };
+  const roles = await RolePolicyProxy.start(emulator.endpoints.s3Endpoint!, pseudo);
   const endpoint: EmulatorEndpoint = {
     region: emulator.endpoints.region,
-    s3Endpoint: emulator.endpoints.s3Endpoint!,
-    sqsEndpoint: emulator.endpoints.sqsEndpoint!,
+    s3Endpoint: roles.url,
+    sqsEndpoint: roles.url,
   };
   const s3 = createS3Client(emulator.endpoints);
   const sqs = createSqsClient(emulator.endpoints);
   const deployment = await deployToEmulator(stack, { s3, sqs }, endpoint);
+  pseudo.account = [...deployment.queues.values()][0]!.arn.split(":")[4]!;
+  for (const fn of stack.functions) {
+    roles.callers.set(accessKeyIdOf(fn), {
+      name: fn.logicalId,
+      statements: roleStatements(stack, fn, deployment, pseudo),
+    });
+  }
+  secrets.authorize = (key, action, arn) => {
+    const caller = roles.callers.get(key ?? "");
+    if (!caller) return true;
+    roles.checked.push(`${caller.name} ${action} ${arn}`);
+    if (allows(caller.statements, { action, resource: arn })) return true;
+    roles.refused.push(`${caller.name} ${action} on ${arn}`);
+    return false;
+  };
 
   // The planner is what the schedule triggers; the copier is what the sources' queues feed.
   const [rule] = Object.values(stack.resources).filter((r) => r.Type === "AWS::Events::Rule");
@@ -392,6 +417,7 @@ beforeAll(async () => {
     src1: source("src1", sim1, password),
     src2: source("src2", sim2, token),
     proxy,
+    roles,
     secrets,
     emulator,
     endpoint,
@@ -413,6 +439,7 @@ afterAll(async () => {
   if (!s) return;
   await s.emulator.stop();
   await s.proxy.close();
+  await s.roles.close();
   await s.secrets.close();
   await s.src1.sim.close();
   await s.src2.sim.close();
@@ -631,6 +658,51 @@ describe("a backup through the Lambda functions", () => {
       }
     }
   });
+  it("a paused source's window is deferred back onto its own queue, not retried into the dead-letter queue", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    await s.store.writeControl("src1", { paused: true, reason: "maintenance at the site", at: now });
+    const window: CopyMessage = {
+      v: 1,
+      source: "src1",
+      stream: "cam2",
+      from: Math.floor((now - 2 * 3600) / WINDOW_SECONDS) * WINDOW_SECONDS,
+      duration: WINDOW_SECONDS,
+      format: "mp4",
+      leaseUntil: now + 3600,
+    };
+    await s.sqs.send(
+      new SendMessageCommand({ QueueUrl: s.src1.queue.queueUrl, MessageBody: JSON.stringify(window) }),
+    );
+    let batch: Message[] = [];
+    await expect
+      .poll(async () => {
+        batch = await s.src1.queue.receive(10);
+        return batch.map((m) => m.Body);
+      })
+      .toEqual([JSON.stringify(window)]);
+    const before = {
+      queue: await queueDepth(s.src1.queue.queueUrl),
+      dlq: await queueDepth(s.src1.deadLetterUrl),
+    };
+    const refusedBefore = s.roles.refused.length;
+    const out = await invoke(s.copier, s.src1.queue.event(batch));
+    await s.store.writeControl("src1", undefined);
+    expect(s.roles.refused.slice(refusedBefore)).toEqual([]);
+    expect(out).toMatchObject({ ok: true, result: { batchItemFailures: [] } });
+    expect((await s.src1.queue.settle(batch, out)).retained).toEqual([]);
+    expect(out.logs).toMatch(/window deferred/);
+    // The window waits on its queue as a new, delayed message; nothing went to the DLQ.
+    expect(await queueDepth(s.src1.queue.queueUrl)).toEqual({
+      ...before.queue,
+      inFlight: before.queue.inFlight - 1,
+      delayed: before.queue.delayed + 1,
+    });
+    expect(await queueDepth(s.src1.deadLetterUrl)).toEqual(before.dlq);
+    expect(await getObject(windowKey(s.prefix, window, window.format)).catch(() => "missing")).toBe(
+      "missing",
+    );
+  }, 60_000);
+
   it("stops a copy 30 s before the function's timeout: its multipart upload aborted, nothing stored, the window retried", async () => {
     // A one-hour window of src2 (28.8 MB at 64 kbit/s) whose download stalls after 9 MiB (a first
     // 8-MiB part is uploaded by then); the invocation starts with 40 s left, as if it had run for
@@ -691,6 +763,22 @@ describe("a backup through the Lambda functions", () => {
     expect(started).toBe(1);
     expect(await uploadsOfWindow()).toEqual([]);
     expect(await getObject(key).catch(() => "missing")).toBe("missing");
+  });
+});
+
+describe("the functions' roles", () => {
+  it("allowed every S3, SQS and Secrets Manager call the functions made, each checked against the template's policy", () => {
+    expect(s.roles.refused).toEqual([]);
+    const checked = s.roles.checked.join("\n");
+    for (const call of [
+      "s3:PutObject",
+      "s3:GetObject",
+      "s3:ListBucket",
+      "sqs:SendMessage",
+      "s3:DeleteObject",
+    ]) {
+      expect(checked, call).toContain(call);
+    }
   });
 });
 
@@ -800,7 +888,9 @@ describe("the sources' secrets in Lambda", () => {
         operation: "GetSecretValue",
         secretId: expect.stringMatching(/^flussonic-backup\/src[12]$/),
         signedBy: expect.stringMatching(
-          new RegExp(`^${DUMMY_CREDENTIALS.accessKeyId}/\\d{8}/${s.endpoint.region}/secretsmanager$`),
+          new RegExp(
+            `^${DUMMY_CREDENTIALS.accessKeyId}[A-Z0-9]+/\\d{8}/${s.endpoint.region}/secretsmanager$`,
+          ),
         ),
       });
     }
