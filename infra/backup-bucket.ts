@@ -3,7 +3,7 @@
  * stream's archive exactly as long as the config says (plus a margin) and clean up what the
  * pipeline leaves behind (old versions, incomplete multipart uploads).
  */
-import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
@@ -267,4 +267,9 @@ function lifecycleRules(
     abortIncompleteMultipartUploadAfter: Duration.days(1),
   });
   return rules;
+}
+
+/** The `kms:ViaService` value of S3 in the stack's region: the key is used only through S3. */
+export function s3ViaService(scope: Construct): string {
+  return `s3.${Stack.of(scope).region}.amazonaws.com`;
 }

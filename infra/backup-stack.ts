@@ -14,7 +14,7 @@ import { authSecretReference, type BackupConfig, ConfigError } from "../function
 import { controlKey } from "../functions/domain/keys.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 import { COPIER_TIMEOUT_SECONDS } from "../functions/lambda/copier-limits.ts";
-import { BackupBucket, type PreviousExpiries } from "./backup-bucket.ts";
+import { BackupBucket, type PreviousExpiries, s3ViaService } from "./backup-bucket.ts";
 import { BackupFunction, type FunctionCode } from "./backup-function.ts";
 import { BackupMonitoring } from "./backup-monitoring.ts";
 import { CopyQueues } from "./copy-queues.ts";
@@ -185,11 +185,23 @@ export class BackupStack extends Stack {
     };
     const list = new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [bucket.bucketArn] });
     this.planner.role.addToPolicy(list);
+    // The planner writes manifests, catalogs and the fragment index, deletes only the completion
+    // records it has folded into manifests, and reads those and the pause switches.
+    const state = (part: string) => objects(this.planner.role, `${config.prefix}.backup/${part}/`);
     this.planner.role.addToPolicy(
       new iam.PolicyStatement({
-        actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-        resources: [objects(this.planner.role, `${config.prefix}.backup/`)],
+        actions: ["s3:GetObject"],
+        resources: ["manifests", "catalog", "index", "records", "control"].map(state),
       }),
+    );
+    this.planner.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:PutObject"],
+        resources: ["manifests", "catalog", "index"].map(state),
+      }),
+    );
+    this.planner.role.addToPolicy(
+      new iam.PolicyStatement({ actions: ["s3:DeleteObject"], resources: [state("records")] }),
     );
     this.copier.role.addToPolicy(list);
     // Uploads left by a copier killed mid-copy are found and aborted by the next attempt.
@@ -219,6 +231,8 @@ export class BackupStack extends Stack {
           new iam.PolicyStatement({
             actions: ["kms:Decrypt", "kms:GenerateDataKey"],
             resources: [key.keyArn],
+            // Only for S3's encryption of the bucket's objects, not for direct use of the key.
+            conditions: { StringEquals: { "kms:ViaService": s3ViaService(this) } },
           }),
         );
       }

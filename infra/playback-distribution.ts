@@ -43,7 +43,7 @@ import { Construct } from "constructs";
 import type { BackupConfig, DeploymentConfig } from "../functions/config.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 import { playbackTokenSecretName } from "../functions/playback/deployed-secrets.ts";
-import type { BackupBucket } from "./backup-bucket.ts";
+import { type BackupBucket, s3ViaService } from "./backup-bucket.ts";
 import type { FunctionCode } from "./backup-function.ts";
 import type { BackupMonitoring } from "./backup-monitoring.ts";
 import { PlaybackFunction } from "./playback-function.ts";
@@ -136,8 +136,14 @@ export class PlaybackDistribution extends Construct {
       environment: {},
       code: props.code,
     });
-    this.signingSecret.grantRead(keyMaker.role);
-    this.signingSecret.grantWrite(keyMaker.role);
+    // It reads the secret (a key pair already made is kept) and stores the private key: nothing else
+    // (grantRead/grantWrite would add DescribeSecret, UpdateSecret and UpdateSecretVersionStage).
+    keyMaker.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+        resources: [this.signingSecret.secretArn],
+      }),
+    );
     const keyPair = new CustomResource(this, "SigningKeyPair", {
       serviceToken: keyMaker.function.functionArn,
       resourceType: "Custom::PlaybackSigningKey",
@@ -374,7 +380,15 @@ export class PlaybackDistribution extends Construct {
     this.tokenSecret.grantRead(role);
     this.signingSecret.grantRead(role);
     const key = backupBucket.encryptionKey;
-    if (key) role.addToPolicy(new iam.PolicyStatement({ actions: ["kms:Decrypt"], resources: [key.keyArn] }));
+    if (key) {
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["kms:Decrypt"],
+          resources: [key.keyArn],
+          conditions: { StringEquals: { "kms:ViaService": s3ViaService(this) } },
+        }),
+      );
+    }
   }
 
   private acknowledgeDistribution(hasCertificate: boolean): void {

@@ -256,10 +256,11 @@ describe("the stack from the config: bucket", () => {
     });
     const kmsGrants = byType(k, "AWS::IAM::Policy").filter((p) =>
       JSON.stringify(p.Properties.PolicyDocument).includes(
-        `"kms:Decrypt","kms:GenerateDataKey"],"Effect":"Allow","Resource":"${kmsKeyArn}"`,
+        `"kms:Decrypt","kms:GenerateDataKey"],"Condition":{"StringEquals":{"kms:ViaService":`,
       ),
     );
     expect(kmsGrants).toHaveLength(2);
+    for (const p of kmsGrants) expect(JSON.stringify(p)).toContain(`"Resource":"${kmsKeyArn}"`);
   });
 
   it("expires windows, catalogs and fragment indexes per source and per stream after ceil(retentionDays) + 1 days", () => {
@@ -332,8 +333,11 @@ describe("the stack from the config: least privilege", () => {
 
   it("lets the planner touch only the bookkeeping under .backup/ and send to the copy queues", () => {
     const p = policy("Planner");
-    expect(p).toContain('"Action":["s3:GetObject","s3:PutObject","s3:DeleteObject"]');
-    expect(p).toContain("/flussonic/.backup/*");
+    expect(p).toContain('"Action":"s3:DeleteObject"');
+    for (const part of ["manifests", "catalog", "index", "records", "control"]) {
+      expect(p).toContain(`/flussonic/.backup/${part}/*`);
+    }
+    expect(p).not.toContain("/flussonic/.backup/*");
     expect(p).not.toContain("/flussonic/s1/*");
     expect(p).not.toContain("sqs:ReceiveMessage");
     expect(p.match(/sqs:SendMessage/g)).toHaveLength(2);
