@@ -224,15 +224,21 @@ const deploymentSchema = z
       .describe("Encrypt the bucket with this KMS key instead of S3-managed keys (SSE-S3)"),
     objectLock: z
       .strictObject({
-        mode: z.enum(["GOVERNANCE", "COMPLIANCE"], { error: 'expected "GOVERNANCE" or "COMPLIANCE"' }),
+        mode: z.enum(["GOVERNANCE", "COMPLIANCE", "NONE"], {
+          error: 'expected "GOVERNANCE", "COMPLIANCE" or "NONE"',
+        }),
         days: z
           .int({ error: "expected a whole number of days" })
           .min(1, { error: "expected at least 1 day" })
-          .max(36500, { error: "expected at most 36500 days" }),
+          .max(36500, { error: "expected at most 36500 days" })
+          .optional()
+          .describe(
+            "Default retention in days (default: the shortest retentionDays of the streams, rounded up)",
+          ),
       })
       .optional()
       .describe(
-        "S3 Object Lock default retention: no object version can be deleted before this many days, even from a compromised account (COMPLIANCE: not even by root). Only when the bucket is created",
+        'S3 Object Lock default retention: no object version can be deleted before this many days, even from a compromised account (COMPLIANCE: not even by root); "NONE": off. Default: GOVERNANCE for a new bucket (a first deploy), off for a bucket deployed before. Only when the bucket is created',
       ),
     storageClassTransition: z
       .strictObject({
@@ -271,7 +277,8 @@ const deploymentSchema = z
       .int({ error: "expected a whole number of days" })
       .min(1, { error: "expected at least 1 day" })
       // Every expired window stays this long as an old version: it adds these days to the storage bill.
-      .default(3)
+      // 30: time to notice a window replaced or deleted by a compromised writer and restore it.
+      .default(30)
       .describe(
         "Overwritten or deleted object versions are kept this long (a window to undo a deletion); expired windows too",
       ),

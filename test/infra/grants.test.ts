@@ -121,25 +121,29 @@ const ALLOWED: Record<string, string[]> = {
     `kms:GenerateDataKey ${KMS}${VIA_S3}`,
     ...sourceSecrets,
   ],
-  "[CopierRole]": [
-    ...logs("Copier"),
-    ...["s1", "s2"].flatMap((s) => [
-      ...receiveFrom(`Queues${s}Queue`),
-      // A paused source's window goes back on its queue; a failed one to the dead-letter queue.
-      ...sendTo(`Queues${s}Queue`),
-      ...sendTo(`Queues${s}DeadLetterQueue`),
-      ...["GetObject", "PutObject", "AbortMultipartUpload"].flatMap((a) => [
-        `s3:${a} ${B}/flussonic/${s}/*`,
-        `s3:${a} ${B}/flussonic/.backup/records/${s}/*`,
-      ]),
-      `s3:GetObject ${B}/flussonic/.backup/control/${s}.json`,
+  // One copier per source: its own queue, prefixes, pause switch and secret, nothing of the other.
+  ...Object.fromEntries(
+    (["s1", "s2"] as const).map((src) => [
+      `[Copier${src}Role]`,
+      [
+        ...logs(`Copier${src}`),
+        ...receiveFrom(`Queues${src}Queue`),
+        // A paused source's window goes back on its queue; a failed one to the dead-letter queue.
+        ...sendTo(`Queues${src}Queue`),
+        ...sendTo(`Queues${src}DeadLetterQueue`),
+        ...["GetObject", "PutObject", "AbortMultipartUpload"].flatMap((a) => [
+          `s3:${a} ${B}/flussonic/${src}/*`,
+          `s3:${a} ${B}/flussonic/.backup/records/${src}/*`,
+        ]),
+        `s3:GetObject ${B}/flussonic/.backup/control/${src}.json`,
+        `s3:ListBucket ${B}`,
+        `s3:ListBucketMultipartUploads ${B}`,
+        `kms:Decrypt ${KMS}${VIA_S3}`,
+        `kms:GenerateDataKey ${KMS}${VIA_S3}`,
+        ...readSecret(secret(`flussonic-backup/${src}`)),
+      ],
     ]),
-    `s3:ListBucket ${B}`,
-    `s3:ListBucketMultipartUploads ${B}`,
-    `kms:Decrypt ${KMS}${VIA_S3}`,
-    `kms:GenerateDataKey ${KMS}${VIA_S3}`,
-    ...sourceSecrets,
-  ],
+  ),
   "[PlaybackSigningKeyMakerRole]": [
     ...logs("PlaybackSigningKeyMaker"),
     "secretsmanager:GetSecretValue [PlaybackMediaSigningKey]",

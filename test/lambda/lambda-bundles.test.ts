@@ -76,6 +76,8 @@ interface Source {
   deadLetterUrl: string;
   /** The queue's redrive maxReceiveCount from the template. */
   redriveMaxReceiveCount: number;
+  /** The source's copier: the function its queue's event source mapping invokes. */
+  copier: InvokeSetup;
 }
 
 interface Scenario {
@@ -94,7 +96,6 @@ interface Scenario {
   stack: SynthesizedStack;
   deployment: Deployment;
   planner: InvokeSetup;
-  copier: InvokeSetup;
   prefix: string;
   bucket: string;
   settleSeconds: number;
@@ -222,7 +223,7 @@ async function drain(src: Source, beforeInvoke: (batch: Message[]) => void = () 
     }
     beforeInvoke(batch);
     const event = src.queue.event(batch);
-    const out = await invoke(s.copier, event);
+    const out = await invoke(src.copier, event);
     expect(out.ok, out.ok ? "" : `${out.errorType}: ${out.errorMessage}\n${out.logs}`).toBe(true);
     const settled = await src.queue.settle(batch, out);
     expect(settled.batchFailure).toBeUndefined();
@@ -345,6 +346,9 @@ beforeAll(async () => {
   const sqs = createSqsClient(emulator.endpoints);
   const deployment = await deployToEmulator(stack, { s3, sqs }, endpoint);
   pseudo.account = [...deployment.queues.values()][0]!.arn.split(":")[4]!;
+  for (const [id, name] of deployment.buckets) {
+    if (stack.resources[id]!.Properties?.ObjectLockEnabled === true) roles.objectLockBuckets.add(name);
+  }
   for (const fn of stack.functions) {
     roles.callers.set(accessKeyIdOf(fn), {
       name: fn.logicalId,
@@ -366,14 +370,14 @@ beforeAll(async () => {
   const mappings = Object.values(stack.resources)
     .filter((r) => r.Type === "AWS::Lambda::EventSourceMapping")
     .map((r) => r.Properties!);
+  // One copier per source, each fed by its source's queue alone.
   const copierIds = new Set(mappings.map((m) => referencedId(m.FunctionName)));
-  expect(copierIds.size).toBe(1);
+  expect(copierIds.size).toBe(mappings.length);
   const fnById = (id: string | undefined): SynthesizedFunction => {
     const fn = stack.functions.find((f) => f.logicalId === id);
     if (!fn) throw new Error(`no function ${id} in the template`);
     return fn;
   };
-  const copierFn = fnById([...copierIds][0]);
   const setup = (fn: SynthesizedFunction): InvokeSetup => ({
     fn,
     deployment,
@@ -381,13 +385,14 @@ beforeAll(async () => {
     secretsManagerEndpoint: secrets.url,
     workDir: join(dir, "invocations"),
   });
-  const config = JSON.parse(deployment.resolve(copierFn.environment.BACKUP_CONFIG!)) as {
+  const plannerFn = fnById(plannerId);
+  const config = JSON.parse(deployment.resolve(plannerFn.environment.BACKUP_CONFIG!)) as {
     bucket: string;
     prefix: string;
     settleSeconds: number;
   };
-  // Which queue is whose: the functions' QUEUE_URLS, as the copier itself reads it.
-  const queueUrls = JSON.parse(deployment.resolve(copierFn.environment.QUEUE_URLS!)) as Record<
+  // Which queue is whose: the planner's QUEUE_URLS, as it sends to them.
+  const queueUrls = JSON.parse(deployment.resolve(plannerFn.environment.QUEUE_URLS!)) as Record<
     string,
     { url: string; deadLetterUrl: string }
   >;
@@ -410,6 +415,7 @@ beforeAll(async () => {
       }),
       deadLetterUrl: queueUrls[name]!.deadLetterUrl,
       redriveMaxReceiveCount: redrive.maxReceiveCount,
+      copier: setup(fnById(referencedId(mapping.FunctionName))),
     };
   };
   s = {
@@ -426,8 +432,7 @@ beforeAll(async () => {
     store: new BackupStore(s3, config.bucket, config.prefix),
     stack,
     deployment,
-    planner: setup(fnById(plannerId)),
-    copier: setup(copierFn),
+    planner: setup(plannerFn),
     prefix: config.prefix,
     bucket: config.bucket,
     settleSeconds: config.settleSeconds,
@@ -447,9 +452,9 @@ afterAll(async () => {
 });
 
 describe("the Lambda functions from the cloud assembly", () => {
-  it("are the esbuild bundles of the planner and the copier, on nodejs24.x, configured by the template alone", () => {
-    expect(s.stack.functions).toHaveLength(2);
-    for (const setup of [s.planner, s.copier]) {
+  it("are the esbuild bundles of the planner and each source's copier, on nodejs24.x, configured by the template alone", () => {
+    expect(s.stack.functions).toHaveLength(3);
+    for (const setup of [s.planner, s.src1.copier, s.src2.copier]) {
       expect(setup.fn.runtime).toBe("nodejs24.x");
       expect(setup.fn.handler).toBe("index.handler");
       expect(setup.fn.codeDir.startsWith(s.stack.outDir)).toBe(true);
@@ -460,7 +465,14 @@ describe("the Lambda functions from the cloud assembly", () => {
       ]);
     }
     expect(s.planner.fn.description).toMatch(/planner/);
-    expect(s.copier.fn.description).toMatch(/copier/);
+    // Each copier knows its own source alone (its config, its queues): it cannot copy another's.
+    for (const src of [s.src1, s.src2]) {
+      expect(src.copier.fn.description).toMatch(new RegExp(`copier of source ${src.name}:`));
+      const env = src.copier.fn.environment;
+      const config = JSON.parse(s.deployment.resolve(env.BACKUP_CONFIG!)) as { sources: { name: string }[] };
+      expect(config.sources.map((x) => x.name)).toEqual([src.name]);
+      expect(Object.keys(JSON.parse(s.deployment.resolve(env.QUEUE_URLS!)))).toEqual([src.name]);
+    }
     // The mappings must report partial failures, or a failed window would take its whole batch
     // back to the queue; the queues redrive after the copier's own dead-lettering.
     for (const src of [s.src1, s.src2]) {
@@ -685,7 +697,7 @@ describe("a backup through the Lambda functions", () => {
       dlq: await queueDepth(s.src1.deadLetterUrl),
     };
     const refusedBefore = s.roles.refused.length;
-    const out = await invoke(s.copier, s.src1.queue.event(batch));
+    const out = await invoke(s.src1.copier, s.src1.queue.event(batch));
     await s.store.writeControl("src1", undefined);
     expect(s.roles.refused.slice(refusedBefore)).toEqual([]);
     expect(out).toMatchObject({ ok: true, result: { batchItemFailures: [] } });
@@ -748,7 +760,12 @@ describe("a backup through the Lambda functions", () => {
         await setTimeout(100);
       }
     })();
-    const out = await invoke(s.copier, s.src2.queue.event(batch), functionEnvironment(s.copier), 40_000);
+    const out = await invoke(
+      s.src2.copier,
+      s.src2.queue.event(batch),
+      functionEnvironment(s.src2.copier),
+      40_000,
+    );
     watching = false;
     await watch;
     s.src2.sim.setFaults({});
@@ -875,14 +892,17 @@ describe("the functions' CloudWatch metrics", () => {
 describe("the sources' secrets in Lambda", () => {
   it("are read from Secrets Manager at each cold start, never from the environment or into the logs", () => {
     expect(s.invocations.length).toBeGreaterThanOrEqual(3 + COPIER_MAX_RECEIVE_COUNT);
-    // One GetSecretValue per source and cold start (each invocation ran in a fresh process),
-    // signed with the function's credentials for Secrets Manager in the function's region.
+    // One GetSecretValue per source and cold start (each invocation ran in a fresh process): the
+    // planner reads every source's secret, a copier its own source's alone; signed with the
+    // function's credentials for Secrets Manager in the function's region.
+    const readers = (src: Source) =>
+      s.invocations.filter((i) => i.fn === s.planner.fn.logicalId || i.fn === src.copier.fn.logicalId);
     for (const src of [s.src1, s.src2]) {
       expect(s.secrets.requests.filter((r) => r.secretId === src.secretName)).toHaveLength(
-        s.invocations.length,
+        readers(src).length,
       );
     }
-    expect(s.secrets.requests).toHaveLength(2 * s.invocations.length);
+    expect(s.secrets.requests).toHaveLength(readers(s.src1).length + readers(s.src2).length);
     for (const r of s.secrets.requests) {
       expect(r).toEqual({
         operation: "GetSecretValue",

@@ -134,6 +134,11 @@ export class RolePolicyProxy {
   /** Every checked call, allowed or not. */
   readonly checked: string[] = [];
   readonly callers = new Map<string, RoleCaller>();
+  /**
+   * Buckets with Object Lock (the template's ObjectLockEnabled): S3 refuses an upload into them
+   * without Content-MD5 or a checksum header, which the emulator does not check either.
+   */
+  readonly objectLockBuckets = new Set<string>();
   #hop: HttpHop | undefined;
 
   /** A hop in front of the emulator at `target`; add the functions' keys to `callers`. */
@@ -149,6 +154,13 @@ export class RolePolicyProxy {
         const target_ = req.headers["x-amz-target"];
         const sqsAction = typeof target_ === "string" ? target_.replace(/^AmazonSQS\./, "") : undefined;
         const requests = sqsAction ? sqsRequests(sqsAction, body, pseudo) : s3Requests(req, body);
+        const lockRefusal = proxy.#objectLockRefusal(req);
+        if (lockRefusal) {
+          proxy.refused.push(`${caller.name} ${lockRefusal}`);
+          const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code><Message>Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters</Message><RequestId>role-policy</RequestId></Error>`;
+          answer(req, res, 400, { "content-type": "application/xml" }, xml);
+          return;
+        }
         const denied =
           typeof requests === "string"
             ? [requests]
@@ -177,6 +189,21 @@ export class RolePolicyProxy {
       return true;
     });
     return proxy;
+  }
+
+  /** Why S3 would refuse this upload into an Object Lock bucket, or undefined. */
+  #objectLockRefusal(req: IncomingMessage): string | undefined {
+    if (req.method !== "PUT" || req.headers["x-amz-target"]) return undefined;
+    const url = new URL(req.url ?? "/", "http://hop");
+    const [bucket, ...key] = url.pathname.slice(1).split("/");
+    if (!bucket || key.length === 0 || !this.objectLockBuckets.has(bucket)) return undefined;
+    if (url.searchParams.has("uploadId") || url.searchParams.has("tagging")) return undefined;
+    const names = Object.keys(req.headers);
+    const summed =
+      names.includes("content-md5") ||
+      names.some((h) => h.startsWith("x-amz-checksum-")) ||
+      /x-amz-checksum-/.test(String(req.headers["x-amz-trailer"] ?? ""));
+    return summed ? undefined : `PUT ${url.pathname} without Content-MD5 or checksum (Object Lock bucket)`;
   }
 
   get url(): string {
