@@ -192,6 +192,12 @@ const sourceSchema = z
       .refine(isKnownTimeZone, { error: 'expected an IANA time zone like "Europe/Berlin" or "UTC"' })
       .default("UTC")
       .describe("Time zone of bandwidthSchedule"),
+    allowCredentialsOverHttp: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Send this source's credentials over http:// (in clear: anyone on the network path can read them); each run warns. Default false: refused",
+      ),
     timeouts: z
       .strictObject({
         connectSeconds: z.number().positive().default(10),
@@ -202,6 +208,16 @@ const sourceSchema = z
       .describe("HTTP timeouts towards this source"),
   })
   .superRefine((source, ctx) => {
+    for (const field of ["url", "archiveUrl"] as const) {
+      const url = source[field];
+      if (!url || source.auth.type === "none" || source.allowCredentialsOverHttp || !inClear(url)) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: [field],
+        // The source's index in the message comes from the path the caller formats; here its field.
+        message: `the ${source.auth.type} credentials would go in clear over http://: use https://, or set ALLOW_FIELD to true to accept that anyone on the path can read them`,
+      });
+    }
     if (source.streams === "all" && (source.auth.type === "token" || source.index === "playback")) {
       ctx.addIssue({
         code: "custom",
@@ -211,6 +227,31 @@ const sourceSchema = z
       });
     }
   });
+
+/** An http:// URL to another machine: what is sent there crosses a network in clear. */
+function inClear(url: string): boolean {
+  const u = new URL(url);
+  if (u.protocol !== "http:") return false;
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return !(host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host));
+}
+
+/**
+ * What a valid config does that the operator should hear about on every run and in `config check`:
+ * credentials sent in clear because allowCredentialsOverHttp says so.
+ */
+export function configWarnings(config: BackupConfig): string[] {
+  return config.sources.flatMap((s) =>
+    s.auth.type !== "none" && s.allowCredentialsOverHttp
+      ? [s.url, s.archiveUrl]
+          .filter((u): u is string => u !== undefined && inClear(u))
+          .map(
+            (u) =>
+              `source ${s.name}: its ${s.auth.type} credentials go in clear over ${u.replace(/\/$/, "")} (allowCredentialsOverHttp): anyone on the network path can read them`,
+          )
+      : [],
+  );
+}
 
 /** Options of the AWS deployment (the CDK stack in infra/); the local runtime ignores them. */
 const deploymentSchema = z
@@ -463,8 +504,9 @@ export function parseConfig(text: string, file: string): BackupConfig {
       "input" in issue && (typeof issue.input === "number" || typeof issue.input === "boolean")
         ? ` (got ${String(issue.input)})`
         : "";
-    const message =
-      issue.code === "invalid_type" && issue.input === undefined ? requiredMessage(issue) : issue.message;
+    const message = (
+      issue.code === "invalid_type" && issue.input === undefined ? requiredMessage(issue) : issue.message
+    ).replace("ALLOW_FIELD", formatJsonPath([...issue.path.slice(0, -1), "allowCredentialsOverHttp"]));
     return [`${file}: ${formatJsonPath(issue.path)}: ${message}${got}`];
   });
   throw new ConfigError([...problems, ...duplicates]);

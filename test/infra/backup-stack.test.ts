@@ -25,14 +25,14 @@ const baseConfig = {
   sources: [
     {
       name: "s1",
-      url: "http://s1.example:8080",
+      url: "https://s1.example",
       auth: basic("s1"),
       retentionDays: 7.5,
       maxConcurrentCopies: 3,
     },
     {
       name: "s2",
-      url: "http://s2.example:8080",
+      url: "https://s2.example",
       auth: {
         type: "bearer",
         tokenSecret: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:s2-token-AbCdEf",
@@ -514,7 +514,7 @@ describe("a config change changes the template as expected", () => {
       sources: [
         { ...baseConfig.sources[0]!, retentionDays: 14 },
         baseConfig.sources[1]!,
-        { name: "s3", url: "http://s3.example", maxConcurrentCopies: 4, retentionDays: 2 },
+        { name: "s3", url: "https://s3.example", maxConcurrentCopies: 4, retentionDays: 2 },
       ],
     };
     const after = templateFor(changed);

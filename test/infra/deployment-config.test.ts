@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig, resolveAllCredentials } from "../../functions/config.ts";
 
-const source = { name: "s1", url: "http://s1.example" };
+const source = { name: "s1", url: "https://s1.example" };
 
 function problems(data: unknown): string[] {
   try {

@@ -24,10 +24,10 @@ const baseConfig = {
   bucket: "dvr-backup-test",
   prefix: "flussonic/",
   sources: [
-    { name: "s1", url: "http://s1.example:8080", retentionDays: 7.5 },
+    { name: "s1", url: "https://s1.example", retentionDays: 7.5 },
     {
       name: "s2",
-      url: "http://s2.example:8080",
+      url: "https://s2.example",
       streams: ["cam1", { name: "live/cam2", retentionDays: 3 }, { name: "cam3", retentionDays: 30 }],
       retentionDays: 10,
     },

@@ -17,8 +17,8 @@ const config = {
   bucket: "dvr-backup-test",
   prefix: "flussonic/",
   sources: [
-    { name: "s1", url: "http://s1.example:8080", retentionDays: 7 },
-    { name: "s2", url: "http://s2.example:8080", streams: ["cam1"], retentionDays: 3 },
+    { name: "s1", url: "https://s1.example", retentionDays: 7 },
+    { name: "s2", url: "https://s2.example", streams: ["cam1"], retentionDays: 3 },
   ],
   deployment: { playback: {} },
 };
