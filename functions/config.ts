@@ -364,6 +364,21 @@ const deploymentSchema = z
           .describe(
             "Turn on CloudFront's additional metrics (cache hit rate, origin latency) for the dashboard: billed as CloudWatch custom metrics",
           ),
+        reservedConcurrency: z
+          .int({ error: "expected a whole number of concurrent invocations" })
+          .min(1, { error: "expected at least 1" })
+          .max(1000, { error: "expected at most 1000" })
+          .default(10)
+          .describe(
+            "Concurrency reserved for (and the most taken by) the playback function: requests beyond it are throttled instead of taking the account's concurrency from the copiers",
+          ),
+        rateLimitPer5Minutes: z
+          .int({ error: "expected a whole number of requests" })
+          .min(10, { error: "expected at least 10 requests (WAF's smallest rate limit)" })
+          .optional()
+          .describe(
+            "Block a viewer IP that sends more requests than this in 5 minutes (a WAF web ACL; needs the stack in us-east-1; about 6 USD a month plus 0.60 USD per million requests)",
+          ),
       })
       .superRefine((p, ctx) => {
         if (Boolean(p.domainName) !== Boolean(p.certificateArn)) {

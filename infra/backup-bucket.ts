@@ -192,6 +192,8 @@ export interface BackupBucketProps {
 /** The bucket of the backup, with its access-log bucket. */
 export class BackupBucket extends Construct {
   readonly bucket: s3.IBucket;
+  /** The log bucket: S3 server access logs, and CloudFront's standard logs with playback. */
+  readonly accessLogs: s3.Bucket;
   readonly encryptionKey: kms.IKey | undefined;
   /** The expiry in days of every prefix with a retention rule (what the lifecycle record keeps). */
   readonly expirationDays: Record<string, number>;
@@ -216,6 +218,7 @@ export class BackupBucket extends Construct {
       lifecycleRules: [{ id: "expire-access-logs", expiration: Duration.days(365) }],
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    this.accessLogs = accessLogs;
     Validations.of(accessLogs).acknowledge({
       id: "AwsSolutions-S1",
       reason: "This is the access-log bucket itself: logging it into itself would loop.",
