@@ -120,9 +120,10 @@ config
   .argument("<file>", "configuration file")
   .option("--no-env", "do not check that the secrets' environment variables are set")
   .action(async (file: string, opts: { env: boolean }) => {
-    const { loadConfigFile, resolveAllCredentials } = await import("../functions/config.ts");
+    const { configWarnings, loadConfigFile, resolveAllCredentials } = await import("../functions/config.ts");
     const cfg = loadConfigFile(file);
     if (opts.env) resolveAllCredentials(cfg, file, process.env);
+    for (const warning of configWarnings(cfg)) process.stderr.write(`warning: ${warning}\n`);
     const streams = cfg.sources.map(
       (s) => `${s.name} (${s.streams === "all" ? "all streams" : `${s.streams.length} stream(s)`})`,
     );

@@ -192,6 +192,12 @@ const sourceSchema = z
       .refine(isKnownTimeZone, { error: 'expected an IANA time zone like "Europe/Berlin" or "UTC"' })
       .default("UTC")
       .describe("Time zone of bandwidthSchedule"),
+    allowCredentialsOverHttp: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Send this source's credentials over http:// (in clear: anyone on the network path can read them); each run warns. Default false: refused",
+      ),
     timeouts: z
       .strictObject({
         connectSeconds: z.number().positive().default(10),
@@ -202,6 +208,16 @@ const sourceSchema = z
       .describe("HTTP timeouts towards this source"),
   })
   .superRefine((source, ctx) => {
+    for (const field of ["url", "archiveUrl"] as const) {
+      const url = source[field];
+      if (!url || source.auth.type === "none" || source.allowCredentialsOverHttp || !inClear(url)) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: [field],
+        // The source's index in the message comes from the path the caller formats; here its field.
+        message: `the ${source.auth.type} credentials would go in clear over http://: use https://, or set ALLOW_FIELD to true to accept that anyone on the path can read them`,
+      });
+    }
     if (source.streams === "all" && (source.auth.type === "token" || source.index === "playback")) {
       ctx.addIssue({
         code: "custom",
@@ -211,6 +227,31 @@ const sourceSchema = z
       });
     }
   });
+
+/** An http:// URL to another machine: what is sent there crosses a network in clear. */
+function inClear(url: string): boolean {
+  const u = new URL(url);
+  if (u.protocol !== "http:") return false;
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return !(host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host));
+}
+
+/**
+ * What a valid config does that the operator should hear about on every run and in `config check`:
+ * credentials sent in clear because allowCredentialsOverHttp says so.
+ */
+export function configWarnings(config: BackupConfig): string[] {
+  return config.sources.flatMap((s) =>
+    s.auth.type !== "none" && s.allowCredentialsOverHttp
+      ? [s.url, s.archiveUrl]
+          .filter((u): u is string => u !== undefined && inClear(u))
+          .map(
+            (u) =>
+              `source ${s.name}: its ${s.auth.type} credentials go in clear over ${u.replace(/\/$/, "")} (allowCredentialsOverHttp): anyone on the network path can read them`,
+          )
+      : [],
+  );
+}
 
 /** Options of the AWS deployment (the CDK stack in infra/); the local runtime ignores them. */
 const deploymentSchema = z
@@ -224,15 +265,21 @@ const deploymentSchema = z
       .describe("Encrypt the bucket with this KMS key instead of S3-managed keys (SSE-S3)"),
     objectLock: z
       .strictObject({
-        mode: z.enum(["GOVERNANCE", "COMPLIANCE"], { error: 'expected "GOVERNANCE" or "COMPLIANCE"' }),
+        mode: z.enum(["GOVERNANCE", "COMPLIANCE", "NONE"], {
+          error: 'expected "GOVERNANCE", "COMPLIANCE" or "NONE"',
+        }),
         days: z
           .int({ error: "expected a whole number of days" })
           .min(1, { error: "expected at least 1 day" })
-          .max(36500, { error: "expected at most 36500 days" }),
+          .max(36500, { error: "expected at most 36500 days" })
+          .optional()
+          .describe(
+            "Default retention in days (default: the shortest retentionDays of the streams, rounded up)",
+          ),
       })
       .optional()
       .describe(
-        "S3 Object Lock default retention: no object version can be deleted before this many days, even from a compromised account (COMPLIANCE: not even by root). Only when the bucket is created",
+        'S3 Object Lock default retention: no object version can be deleted before this many days, even from a compromised account (COMPLIANCE: not even by root); "NONE": off. Default: GOVERNANCE for a new bucket (a first deploy), off for a bucket deployed before. Only when the bucket is created',
       ),
     storageClassTransition: z
       .strictObject({
@@ -271,7 +318,8 @@ const deploymentSchema = z
       .int({ error: "expected a whole number of days" })
       .min(1, { error: "expected at least 1 day" })
       // Every expired window stays this long as an old version: it adds these days to the storage bill.
-      .default(3)
+      // 30: time to notice a window replaced or deleted by a compromised writer and restore it.
+      .default(30)
       .describe(
         "Overwritten or deleted object versions are kept this long (a window to undo a deletion); expired windows too",
       ),
@@ -315,6 +363,21 @@ const deploymentSchema = z
           .default(false)
           .describe(
             "Turn on CloudFront's additional metrics (cache hit rate, origin latency) for the dashboard: billed as CloudWatch custom metrics",
+          ),
+        reservedConcurrency: z
+          .int({ error: "expected a whole number of concurrent invocations" })
+          .min(1, { error: "expected at least 1" })
+          .max(1000, { error: "expected at most 1000" })
+          .default(10)
+          .describe(
+            "Concurrency reserved for (and the most taken by) the playback function: requests beyond it are throttled instead of taking the account's concurrency from the copiers",
+          ),
+        rateLimitPer5Minutes: z
+          .int({ error: "expected a whole number of requests" })
+          .min(10, { error: "expected at least 10 requests (WAF's smallest rate limit)" })
+          .optional()
+          .describe(
+            "Block a viewer IP that sends more requests than this in 5 minutes (a WAF web ACL; needs the stack in us-east-1; about 6 USD a month plus 0.60 USD per million requests)",
           ),
       })
       .superRefine((p, ctx) => {
@@ -459,8 +522,9 @@ export function parseConfig(text: string, file: string): BackupConfig {
       "input" in issue && (typeof issue.input === "number" || typeof issue.input === "boolean")
         ? ` (got ${String(issue.input)})`
         : "";
-    const message =
-      issue.code === "invalid_type" && issue.input === undefined ? requiredMessage(issue) : issue.message;
+    const message = (
+      issue.code === "invalid_type" && issue.input === undefined ? requiredMessage(issue) : issue.message
+    ).replace("ALLOW_FIELD", formatJsonPath([...issue.path.slice(0, -1), "allowCredentialsOverHttp"]));
     return [`${file}: ${formatJsonPath(issue.path)}: ${message}${got}`];
   });
   throw new ConfigError([...problems, ...duplicates]);

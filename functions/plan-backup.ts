@@ -11,6 +11,7 @@ import type { DvrStream, FlussonicClient } from "./adapters/flussonic.ts";
 import { FragmentIndexStore } from "./adapters/fragment-index-store.ts";
 import {
   type BackupConfig,
+  configWarnings,
   defaultStreamSettings,
   listedStreams,
   type SourceConfig,
@@ -111,6 +112,8 @@ export interface PlanReport {
 /** One planning run over every configured source. */
 export async function planBackup(deps: PlannerDeps): Promise<PlanReport> {
   const at = deps.now();
+  // Said on every run, not once: credentials in clear are a standing risk, not an event.
+  for (const warning of configWarnings(deps.config)) deps.logger.warn(warning);
   const sources: SourcePlan[] = [];
   for (const source of deps.config.sources) {
     if (deps.onlySources && !deps.onlySources.includes(source.name)) continue;

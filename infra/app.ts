@@ -10,7 +10,12 @@ import { App, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { ConfigError, loadConfigFile } from "../functions/config.ts";
 import { BackupStack } from "./backup-stack.ts";
-import { lifecycleRecordFile, readLifecycleRecord, writeLifecycleRecord } from "./lifecycle-record.ts";
+import {
+  lifecycleRecordFile,
+  readLifecycleRecord,
+  readRecordedObjectLock,
+  writeLifecycleRecord,
+} from "./lifecycle-record.ts";
 
 const app = new App();
 const configFile = String(app.node.tryGetContext("config") ?? "config/example.jsonc");
@@ -35,8 +40,16 @@ try {
     // without (a fresh clone, CI) it stays environment-agnostic and still synthesizes.
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
     previousExpiries: previous && { expirationDays: previous, recordFile, allowShorter },
+    // A record of this bucket means it was synthesized (and likely deployed) before.
+    existingBucket: previous && { objectLock: readRecordedObjectLock(recordFile, config.bucket) ?? null },
   });
-  record = () => writeLifecycleRecord(recordFile, config.bucket, stack.backupBucket.expirationDays);
+  record = () =>
+    writeLifecycleRecord(
+      recordFile,
+      config.bucket,
+      stack.backupBucket.expirationDays,
+      stack.backupBucket.objectLock,
+    );
 } catch (error) {
   if (error instanceof ConfigError) {
     process.stderr.write(

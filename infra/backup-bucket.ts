@@ -3,12 +3,16 @@
  * stream's archive exactly as long as the config says (plus a margin) and clean up what the
  * pipeline leaves behind (old versions, incomplete multipart uploads).
  */
-import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
+import { Annotations, Duration, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
 import { type BackupConfig, ConfigError, type DeploymentConfig, listedStreams } from "../functions/config.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
+import type { RecordedObjectLock } from "./lifecycle-record.ts";
+
+/** Days an old version of a bookkeeping object is kept (windows: `noncurrentVersionDays`). */
+const BOOKKEEPING_VERSION_DAYS = 3;
 
 /** S3 accepts at most this many rules in one lifecycle configuration. */
 const MAX_LIFECYCLE_RULES = 1000;
@@ -142,20 +146,59 @@ export function guardedRetentionRules(
   return [...rules, ...kept];
 }
 
+/** What a previous synth made of the bucket (the lifecycle record). */
+export interface ExistingBucket {
+  /** Its Object Lock default retention; null: made without Object Lock (or before it was recorded). */
+  objectLock: RecordedObjectLock;
+}
+
+/**
+ * Default Object Lock retention in days: the shortest retention of any stream, rounded up. A
+ * longer one would keep every expired window of that stream as a locked old version until then.
+ */
+export function defaultObjectLockDays(config: BackupConfig): number {
+  const days = config.sources.flatMap((s) => [
+    s.retentionDays,
+    ...(listedStreams(s) ?? []).map((st) => st.retentionDays),
+  ]);
+  return Math.max(1, Math.ceil(Math.min(...days)));
+}
+
+/**
+ * The bucket's Object Lock: as the config says; by default GOVERNANCE for a new bucket and, for a
+ * bucket made before, what it was made with. CloudFormation replaces a bucket whose
+ * ObjectLockEnabled changes (the fixed bucket name makes that update fail), so a bucket made
+ * without Object Lock keeps none unless the config asks for it.
+ */
+export function objectLockOf(config: BackupConfig, existing: ExistingBucket | undefined): RecordedObjectLock {
+  const asked = config.deployment.objectLock;
+  if (asked?.mode === "NONE") return null;
+  const days = asked?.days ?? defaultObjectLockDays(config);
+  if (asked) return { mode: asked.mode, days };
+  if (!existing) return { mode: "GOVERNANCE", days };
+  return existing.objectLock ? { mode: existing.objectLock.mode, days } : null;
+}
+
 export interface BackupBucketProps {
   config: BackupConfig;
   /** The config file, named in messages. */
   configFile?: string;
   /** The expiries of the last synth; without them (a first synth, tests) nothing is compared. */
   previousExpiries?: PreviousExpiries | undefined;
+  /** The bucket as a previous synth made it; undefined: a new bucket. */
+  existingBucket?: ExistingBucket | undefined;
 }
 
 /** The bucket of the backup, with its access-log bucket. */
 export class BackupBucket extends Construct {
   readonly bucket: s3.IBucket;
+  /** The log bucket: S3 server access logs, and CloudFront's standard logs with playback. */
+  readonly accessLogs: s3.Bucket;
   readonly encryptionKey: kms.IKey | undefined;
   /** The expiry in days of every prefix with a retention rule (what the lifecycle record keeps). */
   readonly expirationDays: Record<string, number>;
+  /** The Object Lock default retention the bucket has (what the lifecycle record keeps). */
+  readonly objectLock: RecordedObjectLock;
 
   constructor(scope: Construct, id: string, props: BackupBucketProps) {
     super(scope, id);
@@ -175,6 +218,7 @@ export class BackupBucket extends Construct {
       lifecycleRules: [{ id: "expire-access-logs", expiration: Duration.days(365) }],
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    this.accessLogs = accessLogs;
     Validations.of(accessLogs).acknowledge({
       id: "AwsSolutions-S1",
       reason: "This is the access-log bucket itself: logging it into itself would loop.",
@@ -194,6 +238,12 @@ export class BackupBucket extends Construct {
       );
     }
 
+    this.objectLock = objectLockOf(config, props.existingBucket);
+    if (!this.objectLock && !deployment.objectLock) {
+      Annotations.of(this).addWarning(
+        `s3://${config.bucket} was deployed without Object Lock and keeps none (CloudFormation would replace the bucket to turn it on): README "Object Lock" says how to opt in`,
+      );
+    }
     this.bucket = new s3.Bucket(this, "Bucket", {
       bucketName: config.bucket,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -204,13 +254,13 @@ export class BackupBucket extends Construct {
         ? { encryption: s3.BucketEncryption.KMS, encryptionKey: this.encryptionKey, bucketKeyEnabled: true }
         : { encryption: s3.BucketEncryption.S3_MANAGED }),
       versioned: true,
-      ...(deployment.objectLock
+      ...(this.objectLock
         ? {
             objectLockEnabled: true,
             objectLockDefaultRetention:
-              deployment.objectLock.mode === "COMPLIANCE"
-                ? s3.ObjectLockRetention.compliance(Duration.days(deployment.objectLock.days))
-                : s3.ObjectLockRetention.governance(Duration.days(deployment.objectLock.days)),
+              this.objectLock.mode === "COMPLIANCE"
+                ? s3.ObjectLockRetention.compliance(Duration.days(this.objectLock.days))
+                : s3.ObjectLockRetention.governance(Duration.days(this.objectLock.days)),
           }
         : {}),
       lifecycleRules: rules,
@@ -266,5 +316,20 @@ function lifecycleRules(
     // The copier aborts a failed upload itself; this is the safety net for a copier killed mid-way.
     abortIncompleteMultipartUploadAfter: Duration.days(1),
   });
+  // Bookkeeping (manifests, catalogs, indexes, records) is rewritten many times a day and can be
+  // rebuilt from the windows (`rebuild`, `reindex`): its old versions go sooner. S3 applies the
+  // shorter of two overlapping noncurrent expirations.
+  if (deployment.noncurrentVersionDays > BOOKKEEPING_VERSION_DAYS) {
+    rules.push({
+      id: "bookkeeping-versions",
+      prefix: `${config.prefix}.backup/`,
+      noncurrentVersionExpiration: Duration.days(BOOKKEEPING_VERSION_DAYS),
+    });
+  }
   return rules;
+}
+
+/** The `kms:ViaService` value of S3 in the stack's region: the key is used only through S3. */
+export function s3ViaService(scope: Construct): string {
+  return `s3.${Stack.of(scope).region}.amazonaws.com`;
 }

@@ -27,6 +27,8 @@ export interface BackupFunctionProps {
   code: FunctionCode;
   /** Files (paths from the repository root) copied into the bundle's directory, under `dir`. */
   files?: { dir: string; paths: string[] };
+  /** Concurrency reserved for (and the most used by) the function; default: the account's pool. */
+  reservedConcurrency?: number;
 }
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
@@ -64,6 +66,7 @@ export class BackupFunction extends Construct {
       memorySize: props.memorySize,
       timeout: props.timeout,
       environment: { ...props.environment, NODE_OPTIONS: "--enable-source-maps" },
+      ...(props.reservedConcurrency ? { reservedConcurrentExecutions: props.reservedConcurrency } : {}),
     };
     const files = props.files;
     this.function =

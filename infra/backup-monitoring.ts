@@ -20,7 +20,8 @@ export const METRICS_NAMESPACE = "FlussonicBackup";
 export interface BackupMonitoringProps {
   config: BackupConfig;
   planner: lambda.IFunction;
-  copier: lambda.IFunction;
+  /** The copiers, one per source. */
+  copiers: lambda.IFunction[];
   queues: CopyQueues[];
   /** Seconds between two planner runs (the config's schedule). */
   plannerIntervalSeconds: number;
@@ -182,16 +183,24 @@ export class BackupMonitoring extends Construct {
       ]);
     }
 
-    for (const [name, fn] of [
-      ["planner", props.planner],
-      ["copier", props.copier],
+    // The copiers' errors summed: one alarm, as when one function copied for every source.
+    const copierErrors = (options: cloudwatch.MetricOptions) =>
+      new cloudwatch.MathExpression({
+        expression: props.copiers.map((_, i) => `e${i}`).join(" + "),
+        usingMetrics: Object.fromEntries(props.copiers.map((fn, i) => [`e${i}`, fn.metricErrors(options)])),
+        label: "copier errors",
+        period: options.period ?? PERIOD,
+      });
+    for (const [name, metric] of [
+      ["planner", props.planner.metricErrors({ period: PERIOD, statistic: cloudwatch.Stats.SUM })],
+      ["copier", copierErrors({ period: PERIOD, statistic: cloudwatch.Stats.SUM })],
     ] as const) {
       // Errors of the whole function (not one window): a broken config, an unreadable secret, no
       // access. Three periods in a row, so that one failed run or cold start does not page anyone.
       alarm(`Errors-${name}`, {
         alarmName: `flussonic-backup-${name}-errors`,
         alarmDescription: `The ${name} function fails: see its log group`,
-        metric: fn.metricErrors({ period: PERIOD, statistic: cloudwatch.Stats.SUM }),
+        metric,
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 3,
@@ -207,8 +216,8 @@ export class BackupMonitoring extends Construct {
           new cloudwatch.AlarmStatusWidget({ title: "alarms", alarms: this.alarms, width: 12, height: 4 }),
           new cloudwatch.GraphWidget({
             title: "functions: errors and duration",
-            left: [props.planner.metricErrors(), props.copier.metricErrors()],
-            right: [props.planner.metricDuration(), props.copier.metricDuration()],
+            left: [props.planner.metricErrors(), copierErrors({ period: PERIOD })],
+            right: [props.planner.metricDuration(), ...props.copiers.map((c) => c.metricDuration())],
             width: 12,
           }),
         ],

@@ -1,7 +1,7 @@
 /**
  * The whole backup in one stack, as in the design card: an EventBridge rule runs the planner, the
- * planner fills one copy queue per source, each queue feeds the copier with the source's cap, the
- * copier writes into the bucket; alarms and a dashboard watch it.
+ * planner fills one copy queue per source, each queue feeds that source's copier with the source's
+ * cap, the copier writes into the bucket; alarms and a dashboard watch it.
  */
 import { CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
 import * as events from "aws-cdk-lib/aws-events";
@@ -14,7 +14,7 @@ import { authSecretReference, type BackupConfig, ConfigError } from "../function
 import { controlKey } from "../functions/domain/keys.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 import { COPIER_TIMEOUT_SECONDS } from "../functions/lambda/copier-limits.ts";
-import { BackupBucket, type PreviousExpiries } from "./backup-bucket.ts";
+import { BackupBucket, type ExistingBucket, type PreviousExpiries, s3ViaService } from "./backup-bucket.ts";
 import { BackupFunction, type FunctionCode } from "./backup-function.ts";
 import { BackupMonitoring } from "./backup-monitoring.ts";
 import { CopyQueues } from "./copy-queues.ts";
@@ -34,12 +34,18 @@ export interface BackupStackProps extends StackProps {
   functionCode?: FunctionCode;
   /** The S3 expiries of the last synth (the lifecycle record): none is shortened silently. */
   previousExpiries?: PreviousExpiries | undefined;
+  /** The bucket as the last synth made it (the lifecycle record); undefined: a new stack. */
+  existingBucket?: ExistingBucket | undefined;
 }
 
 export class BackupStack extends Stack {
   readonly backupBucket: BackupBucket;
   readonly planner: BackupFunction;
-  readonly copier: BackupFunction;
+  /**
+   * One copier per source, each with its own role limited to that source's queue, prefixes and
+   * secret: a compromised copier (a hostile source answer, say) cannot write another source's windows.
+   */
+  readonly copiers: Map<string, BackupFunction>;
   readonly queues: CopyQueues[];
   readonly monitoring: BackupMonitoring;
   /** With `deployment.playback`: the playback function behind CloudFront. */
@@ -54,6 +60,7 @@ export class BackupStack extends Stack {
       config,
       configFile,
       previousExpiries: props.previousExpiries,
+      existingBucket: props.existingBucket,
     });
     this.queues = config.sources.map(
       (source) => new CopyQueues(this, `Queues-${source.name}`, { source, copierTimeout: COPIER_TIMEOUT }),
@@ -92,17 +99,31 @@ export class BackupStack extends Stack {
       environment,
       code: props.functionCode ?? "bundle",
     });
-    this.copier = new BackupFunction(this, "Copier", {
-      name: "copier",
-      description: "flussonic-backup copier: copies one archive window from Flussonic into S3",
-      // A copy holds about partSize x (queueSize + 1) = 8 MiB x 3 of upload buffers
-      // (functions/copy-window.ts), next to ~100 MB of Node, SDK and TLS; 512 MB leaves room for a
-      // slow S3 and gives the CPU share that hashing and TLS at the source's full rate need.
-      memorySize: 512,
-      timeout: COPIER_TIMEOUT,
-      environment,
-      code: props.functionCode ?? "bundle",
-    });
+    this.copiers = new Map(
+      this.queues.map((q) => {
+        const { name } = q.source;
+        // Its own source only: the config of that source, its queues, its secret.
+        const copierConfig = { ...runtimeConfig, sources: [q.source] };
+        const copier = new BackupFunction(this, `Copier-${name}`, {
+          name: "copier",
+          description: `flussonic-backup copier of source ${name}: copies one archive window from Flussonic into S3`,
+          roleScope: `only the queues, prefixes and secret of source ${name}`,
+          // A copy holds about partSize x (queueSize + 1) = 8 MiB x 3 of upload buffers
+          // (functions/copy-window.ts), next to ~100 MB of Node, SDK and TLS; 512 MB leaves room for
+          // a slow S3 and gives the CPU share that hashing and TLS at the source's full rate need.
+          memorySize: 512,
+          timeout: COPIER_TIMEOUT,
+          environment: {
+            BACKUP_CONFIG: JSON.stringify(copierConfig),
+            QUEUE_URLS: this.toJsonString({
+              [name]: { url: q.queue.queueUrl, deadLetterUrl: q.deadLetterQueue.queueUrl },
+            }),
+          },
+          code: props.functionCode ?? "bundle",
+        });
+        return [name, copier] as const;
+      }),
+    );
 
     // The planner: an EventBridge rule with the config's rate. A failed run is not retried: the next
     // scheduled run plans the same windows again.
@@ -115,20 +136,25 @@ export class BackupStack extends Stack {
 
     for (const q of this.queues) {
       q.queue.grantSendMessages(this.planner.function);
-      q.connect(this.copier.function);
+      q.connect(this.copiers.get(q.source.name)!.function);
     }
     this.grantBucketAccess(config);
-    // Both functions serve every source, so both read every source's secret, and no other.
+    // The planner serves every source and reads every source's secret; a copier reads its source's.
+    const secretByRef = new Map<string, secretsmanager.ISecret>();
     for (const [i, ref] of secrets.entries()) {
       const secret = secretOf(this, `Secret${i}`, ref);
+      secretByRef.set(ref, secret);
       secret.grantRead(this.planner.role);
-      secret.grantRead(this.copier.role);
+    }
+    for (const source of config.sources) {
+      const ref = authSecretReference(source.auth)?.secret;
+      if (ref) secretByRef.get(ref)!.grantRead(this.copiers.get(source.name)!.role);
     }
 
     this.monitoring = new BackupMonitoring(this, "Monitoring", {
       config,
       planner: this.planner.function,
-      copier: this.copier.function,
+      copiers: [...this.copiers.values()].map((c) => c.function),
       queues: this.queues,
       plannerIntervalSeconds: scheduleSeconds(config.schedule),
     });
@@ -159,13 +185,14 @@ export class BackupStack extends Stack {
 
   /**
    * Each function may touch only its own keys:
-   * - planner: the bookkeeping under `{prefix}.backup/` (manifests, catalogs, records): read, write,
-   *   delete (it deletes the records it has folded into manifests);
-   * - copier: per source the windows `{prefix}{source}/` and the completion records
+   * - planner: the bookkeeping under `{prefix}.backup/`: writes manifests, catalogs and the index,
+   *   deletes only the completion records it has folded into manifests, reads those and the pause
+   *   switches under `control/`;
+   * - each source's copier: that source's windows `{prefix}{source}/` and completion records
    *   `{prefix}.backup/records/{source}/`: read (a window already stored is recorded, not copied
-   *   again), write, abort its multipart uploads; and read its sources' pause switches
+   *   again), write, abort its multipart uploads; and read the source's pause switch
    *   `{prefix}.backup/control/{source}.json`.
-   * Both may list the bucket: S3 answers 404 for a missing key only to a caller allowed to list the
+   * All may list the bucket: S3 answers 404 for a missing key only to a caller allowed to list the
    * bucket, otherwise 403, and the pipeline relies on "not found" (a manifest not yet written, a
    * window not yet copied). S3 documents that 404 for s3:ListBucket on the bucket; a grant narrowed
    * by an s3:prefix condition is not documented to count (GET and HEAD carry no prefix), so the
@@ -185,40 +212,61 @@ export class BackupStack extends Stack {
     };
     const list = new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [bucket.bucketArn] });
     this.planner.role.addToPolicy(list);
+    // The planner writes manifests, catalogs and the fragment index, deletes only the completion
+    // records it has folded into manifests, and reads those and the pause switches.
+    const state = (part: string) => objects(this.planner.role, `${config.prefix}.backup/${part}/`);
     this.planner.role.addToPolicy(
       new iam.PolicyStatement({
-        actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-        resources: [objects(this.planner.role, `${config.prefix}.backup/`)],
-      }),
-    );
-    this.copier.role.addToPolicy(list);
-    // Uploads left by a copier killed mid-copy are found and aborted by the next attempt.
-    this.copier.role.addToPolicy(
-      new iam.PolicyStatement({ actions: ["s3:ListBucketMultipartUploads"], resources: [bucket.bucketArn] }),
-    );
-    this.copier.role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-        resources: config.sources.flatMap((s) => [
-          objects(this.copier.role, `${config.prefix}${encodeKeySegment(s.name)}/`),
-          objects(this.copier.role, `${config.prefix}.backup/records/${encodeKeySegment(s.name)}/`),
-        ]),
-      }),
-    );
-    // The operator's pause switch of each source (`flussonic-backup pause`): read only.
-    this.copier.role.addToPolicy(
-      new iam.PolicyStatement({
         actions: ["s3:GetObject"],
-        resources: config.sources.map((s) => bucket.arnForObjects(controlKey(config.prefix, s.name))),
+        resources: ["manifests", "catalog", "index", "records", "control"].map(state),
       }),
     );
+    this.planner.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:PutObject"],
+        resources: ["manifests", "catalog", "index"].map(state),
+      }),
+    );
+    this.planner.role.addToPolicy(
+      new iam.PolicyStatement({ actions: ["s3:DeleteObject"], resources: [state("records")] }),
+    );
+    for (const source of config.sources) {
+      const copier = this.copiers.get(source.name)!.role;
+      const src = encodeKeySegment(source.name);
+      copier.addToPolicy(list);
+      // Uploads left by a copier killed mid-copy are found and aborted by the next attempt.
+      copier.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:ListBucketMultipartUploads"],
+          resources: [bucket.bucketArn],
+        }),
+      );
+      copier.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+          resources: [
+            objects(copier, `${config.prefix}${src}/`),
+            objects(copier, `${config.prefix}.backup/records/${src}/`),
+          ],
+        }),
+      );
+      // The operator's pause switch of the source (`flussonic-backup pause`): read only.
+      copier.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:GetObject"],
+          resources: [bucket.arnForObjects(controlKey(config.prefix, source.name))],
+        }),
+      );
+    }
     const key = this.backupBucket.encryptionKey;
     if (key) {
-      for (const fn of [this.planner, this.copier]) {
+      for (const fn of [this.planner, ...this.copiers.values()]) {
         fn.role.addToPolicy(
           new iam.PolicyStatement({
             actions: ["kms:Decrypt", "kms:GenerateDataKey"],
             resources: [key.keyArn],
+            // Only for S3's encryption of the bucket's objects, not for direct use of the key.
+            conditions: { StringEquals: { "kms:ViaService": s3ViaService(this) } },
           }),
         );
       }

@@ -86,5 +86,7 @@ export class CopyQueues extends Construct {
       }),
     );
     this.deadLetterQueue.grantSendMessages(copier);
+    // A window of a paused source is put back on its own queue with a delay (functions/copier.ts).
+    this.queue.grantSendMessages(copier);
   }
 }

@@ -42,11 +42,25 @@ export function readLifecycleRecord(file: string, bucket: string): Record<string
   return days as Record<string, number>;
 }
 
+/** The Object Lock default retention a bucket was synthesized with; null: none. */
+export type RecordedObjectLock = { mode: "GOVERNANCE" | "COMPLIANCE"; days: number } | null;
+
+/**
+ * The Object Lock setting recorded for `bucket`: undefined when there is no record or the record
+ * predates this field (a bucket deployed before Object Lock became the default: treated as without).
+ */
+export function readRecordedObjectLock(file: string, bucket: string): RecordedObjectLock | undefined {
+  if (readLifecycleRecord(file, bucket) === undefined) return undefined;
+  const data = JSON.parse(readFileSync(file, "utf8")) as { objectLock?: RecordedObjectLock };
+  return data.objectLock;
+}
+
 /** Writes the record of a synthesized stack. */
 export function writeLifecycleRecord(
   file: string,
   bucket: string,
   expirationDays: Record<string, number>,
+  objectLock: RecordedObjectLock = null,
 ): void {
   const sorted = Object.fromEntries(
     Object.entries(expirationDays).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
@@ -55,6 +69,8 @@ export function writeLifecycleRecord(
     "//": "Written by `cdk synth`/`cdk deploy` (infra/app.ts): the S3 expiry of each key prefix in the last synthesized stack. Commit it with the config: a synth that would shorten one of these expiries stops unless -c allowShorterRetention=<prefix,...> confirms it, and a prefix no source covers any more keeps its rule.",
     bucket,
     expirationDays: sorted,
+    // CloudFormation replaces a bucket whose ObjectLockEnabled changes: a later synth keeps this.
+    objectLock,
   };
   writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
 }

@@ -18,10 +18,14 @@
  *   as the function signed it (CloudFront signed URL, custom policy per stream, with an expiry).
  * - Secrets: the token keys (generated at deploy, "current,previous" to rotate) and the private key
  *   of the CloudFront key pair (generated at deploy by a custom resource, never in the template).
- * - TLS only: HTTP is redirected to HTTPS; with a certificate the minimum is TLSv1.2_2021.
+ * - TLS only: HTTPS only (no first http:// request carries a token in clear); with a certificate
+ *   the minimum is TLSv1.2_2021. No Referer (tokens are in URLs), no framing, a strict CSP.
+ * - Playback cannot starve the copiers: reserved concurrency, an optional WAF rate-based rule.
+ * - Who watched what: CloudFront standard logs v2 into the log bucket; the function logs each call.
  */
 import {
   Annotations,
+  ArnFormat,
   CfnCondition,
   CfnOutput,
   CustomResource,
@@ -37,14 +41,16 @@ import * as origins from "aws-cdk-lib/aws-cloudfront-origins";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import * as wafv2 from "aws-cdk-lib/aws-wafv2";
 import { Construct } from "constructs";
-import type { BackupConfig, DeploymentConfig } from "../functions/config.ts";
+import { type BackupConfig, ConfigError, type DeploymentConfig } from "../functions/config.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 import { PLAYBACK_HOST_HEADER } from "../functions/lambda/media-url.ts";
 import { playbackTokenSecretName } from "../functions/playback/deployed-secrets.ts";
-import type { BackupBucket } from "./backup-bucket.ts";
+import { type BackupBucket, s3ViaService } from "./backup-bucket.ts";
 import type { FunctionCode } from "./backup-function.ts";
 import type { BackupMonitoring } from "./backup-monitoring.ts";
 import { PlaybackFunction } from "./playback-function.ts";
@@ -55,6 +61,10 @@ export type PlaybackSettings = NonNullable<DeploymentConfig["playback"]>;
 export const PLAYBACK_QUERY_STRINGS = ["token", "start", "from", "to", "closed_at_gte", "opened_at_lte"];
 
 const PERIOD = Duration.minutes(5);
+
+/** Content-Security-Policy of the player page (local/playback-page/) and every answer. */
+export const PLAYER_PAGE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /**
  * The viewer-request function of `/_media/*` (CloudFront Functions, JavaScript 2.0): a preflight
@@ -161,8 +171,14 @@ export class PlaybackDistribution extends Construct {
       environment: {},
       code: props.code,
     });
-    this.signingSecret.grantRead(keyMaker.role);
-    this.signingSecret.grantWrite(keyMaker.role);
+    // It reads the secret (a key pair already made is kept) and stores the private key: nothing else
+    // (grantRead/grantWrite would add DescribeSecret, UpdateSecret and UpdateSecretVersionStage).
+    keyMaker.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+        resources: [this.signingSecret.secretArn],
+      }),
+    );
     const keyPair = new CustomResource(this, "SigningKeyPair", {
       serviceToken: keyMaker.function.functionArn,
       resourceType: "Custom::PlaybackSigningKey",
@@ -184,6 +200,9 @@ export class PlaybackDistribution extends Construct {
       // CPU share that keeps that in tens of milliseconds.
       memorySize: 512,
       timeout: Duration.seconds(30),
+      // Requests beyond it are throttled (CloudFront answers 5xx) rather than taking the account's
+      // concurrency from the copiers: random tokens miss the cache and each runs the function.
+      reservedConcurrency: settings.reservedConcurrency,
       environment: {
         BACKUP_CONFIG: props.runtimeConfig,
         PLAYBACK_TOKEN_SECRET: this.tokenSecret.secretArn,
@@ -238,6 +257,12 @@ export class PlaybackDistribution extends Construct {
           override: true,
         },
         contentTypeOptions: { override: true },
+        // Tokens ride in URLs: no Referer may carry one to another site.
+        referrerPolicy: { referrerPolicy: cloudfront.HeadersReferrerPolicy.NO_REFERRER, override: true },
+        frameOptions: { frameOption: cloudfront.HeadersFrameOption.DENY, override: true },
+        // The player page: its own scripts and styles (/_assets/), its API and media on this origin,
+        // and hls.js's blob: media source and worker; nothing inline, nothing from elsewhere.
+        contentSecurityPolicy: { contentSecurityPolicy: PLAYER_PAGE_CSP, override: true },
       },
     });
     const playbackCache = new cloudfront.CachePolicy(this, "PlaybackCache", {
@@ -273,11 +298,13 @@ export class PlaybackDistribution extends Construct {
     const certificate = settings.certificateArn
       ? acm.Certificate.fromCertificateArn(this, "Certificate", settings.certificateArn)
       : undefined;
+    const webAcl = settings.rateLimitPer5Minutes ? this.rateLimit(settings.rateLimitPer5Minutes) : undefined;
     this.distribution = new cloudfront.Distribution(this, "Distribution", {
       comment: "flussonic-backup playback",
+      ...(webAcl ? { webAclId: webAcl.attrArn } : {}),
       defaultBehavior: {
         origin: functionOrigin,
-        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
         allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
         cachePolicy: playbackCache,
         responseHeadersPolicy: cors,
@@ -289,7 +316,7 @@ export class PlaybackDistribution extends Construct {
       additionalBehaviors: {
         "/_media/*": {
           origin: mediaOrigin,
-          viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+          viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
           allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
           // Preflights are answered by the function, never cached.
           cachedMethods: cloudfront.CachedMethods.CACHE_GET_HEAD,
@@ -305,7 +332,7 @@ export class PlaybackDistribution extends Construct {
         },
         "/_assets/*": {
           origin: functionOrigin,
-          viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+          viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
           allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
           cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
           responseHeadersPolicy: cors,
@@ -327,7 +354,8 @@ export class PlaybackDistribution extends Construct {
           }
         : {}),
     });
-    this.acknowledgeDistribution(Boolean(certificate));
+    this.acknowledgeDistribution(Boolean(certificate), Boolean(webAcl));
+    this.standardLogs(props.backupBucket);
     Annotations.of(this.distribution).acknowledgeWarning(
       "@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac",
       "The bucket is imported into the origin on purpose: the statement below grants this distribution the archive windows only, not the whole bucket.",
@@ -361,6 +389,105 @@ export class PlaybackDistribution extends Construct {
       value: this.tokenSecret.secretArn,
     });
     this.monitor(props.monitoring);
+  }
+
+  /** The condition "deployed in us-east-1", for a stack whose region is known only at deploy time. */
+  private inUsEast1(): CfnCondition {
+    const existing = this.node.tryFindChild("InUsEast1") as CfnCondition | undefined;
+    return (
+      existing ??
+      new CfnCondition(this, "InUsEast1", {
+        expression: Fn.conditionEquals(Stack.of(this).region, "us-east-1"),
+      })
+    );
+  }
+
+  /**
+   * A WAF web ACL with one rate-based rule: a viewer IP that sends more than `limit` requests in 5
+   * minutes is blocked until its rate falls. CloudFront web ACLs exist only in us-east-1.
+   */
+  private rateLimit(limit: number): wafv2.CfnWebACL {
+    const region = Stack.of(this).region;
+    if (!Token.isUnresolved(region) && region !== "us-east-1") {
+      throw new ConfigError([
+        `deployment.playback.rateLimitPer5Minutes: a CloudFront web ACL can only be made in us-east-1, and this stack deploys to ${region}: deploy the stack to us-east-1, or leave the limit out (the function's reserved concurrency still caps it)`,
+      ]);
+    }
+    const metric = (name: string) => ({
+      cloudWatchMetricsEnabled: true,
+      metricName: name,
+      sampledRequestsEnabled: true,
+    });
+    return new wafv2.CfnWebACL(this, "RateLimit", {
+      scope: "CLOUDFRONT",
+      description: "flussonic-backup playback: blocks a viewer IP above the request rate",
+      defaultAction: { allow: {} },
+      visibilityConfig: metric("flussonic-backup-playback"),
+      rules: [
+        {
+          name: "rate-per-ip",
+          priority: 0,
+          action: { block: {} },
+          statement: { rateBasedStatement: { limit, aggregateKeyType: "IP" } },
+          visibilityConfig: metric("flussonic-backup-playback-rate"),
+        },
+      ],
+    });
+  }
+
+  /**
+   * CloudFront standard logging v2 (no ACLs): every viewer request, cached or not, into the log
+   * bucket under `cloudfront/`, kept 365 days. CloudFront's log deliveries are made in us-east-1:
+   * the stack has them there (known at synth, or a condition on the deploy region).
+   */
+  private standardLogs(backupBucket: BackupBucket): void {
+    const region = Stack.of(this).region;
+    const known = !Token.isUnresolved(region);
+    if (known && region !== "us-east-1") return;
+    const logs_ = backupBucket.accessLogs;
+    logs_.addLifecycleRule({
+      id: "expire-cloudfront-logs",
+      prefix: "cloudfront/",
+      expiration: Duration.days(365),
+    });
+    const stack = Stack.of(this);
+    const policy = logs_.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "CloudFrontStandardLogsV2",
+        principals: [new iam.ServicePrincipal("delivery.logs.amazonaws.com")],
+        actions: ["s3:PutObject"],
+        resources: [logs_.arnForObjects("cloudfront/*")],
+        conditions: {
+          StringEquals: { "aws:SourceAccount": stack.account },
+          ArnLike: {
+            "aws:SourceArn": stack.formatArn({
+              service: "logs",
+              resource: "delivery-source",
+              resourceName: "*",
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          },
+        },
+      }),
+    );
+    const source = new logs.CfnDeliverySource(this, "AccessLogSource", {
+      name: `${stack.stackName}-playback-cf`,
+      logType: "ACCESS_LOGS",
+      resourceArn: this.distributionArn(),
+    });
+    const destination = new logs.CfnDeliveryDestination(this, "AccessLogDestination", {
+      name: `${stack.stackName}-playback-cf-s3`,
+      destinationResourceArn: `${logs_.bucketArn}/cloudfront`,
+    });
+    const delivery = new logs.CfnDelivery(this, "AccessLogDelivery", {
+      deliverySourceName: source.ref,
+      deliveryDestinationArn: destination.attrArn,
+    });
+    delivery.addDependency(source);
+    if (policy.policyDependable) delivery.node.addDependency(policy.policyDependable);
+    if (!known) {
+      for (const r of [source, destination, delivery]) r.cfnOptions.condition = this.inUsEast1();
+    }
   }
 
   private distributionArn(): string {
@@ -411,10 +538,18 @@ export class PlaybackDistribution extends Construct {
     this.tokenSecret.grantRead(role);
     this.signingSecret.grantRead(role);
     const key = backupBucket.encryptionKey;
-    if (key) role.addToPolicy(new iam.PolicyStatement({ actions: ["kms:Decrypt"], resources: [key.keyArn] }));
+    if (key) {
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["kms:Decrypt"],
+          resources: [key.keyArn],
+          conditions: { StringEquals: { "kms:ViaService": s3ViaService(this) } },
+        }),
+      );
+    }
   }
 
-  private acknowledgeDistribution(hasCertificate: boolean): void {
+  private acknowledgeDistribution(hasCertificate: boolean, hasWebAcl: boolean): void {
     const acks = [
       {
         id: "AwsSolutions-CFR1",
@@ -422,16 +557,18 @@ export class PlaybackDistribution extends Construct {
           "Viewers need a playback token for every playlist and a signed URL for every media request; who may watch is decided by tokens, not by country.",
       },
       {
-        id: "AwsSolutions-CFR2",
-        reason:
-          "Optional: every request needs a token or a signed URL and the function's concurrency is the account's; a WAF web ACL (about 6 USD a month plus requests) can be attached to the distribution when rate limiting is wanted (README).",
-      },
-      {
         id: "AwsSolutions-CFR3",
         reason:
-          "CloudFront standard logs need ACLs on the log bucket, which this stack keeps disabled (bucket owner enforced); the function logs every playback request it answers, and the bucket's server access logs record every media read from the origin.",
+          "The distribution logs through CloudFront standard logging v2 (AWS::Logs::Delivery into the log bucket under cloudfront/, made where CloudFront delivers logs, us-east-1), which needs no ACLs; cdk-nag checks only the legacy Logging property, which needs ACLs on the log bucket.",
       },
     ];
+    if (!hasWebAcl) {
+      acks.push({
+        id: "AwsSolutions-CFR2",
+        reason:
+          "Off by default: every request needs a token or a signed URL, and the playback function's reserved concurrency caps what random tokens can cost; deployment.playback.rateLimitPer5Minutes adds a WAF rate-based rule (about 6 USD a month plus requests).",
+      });
+    }
     if (!hasCertificate) {
       acks.push({
         id: "AwsSolutions-CFR4",
@@ -486,11 +623,7 @@ export class PlaybackDistribution extends Construct {
         known,
       );
       if (!known) {
-        (errorRate.node.defaultChild as cloudwatch.CfnAlarm).cfnOptions.condition = new CfnCondition(
-          this,
-          "InUsEast1",
-          { expression: Fn.conditionEquals(region, "us-east-1") },
-        );
+        (errorRate.node.defaultChild as cloudwatch.CfnAlarm).cfnOptions.condition = this.inUsEast1();
       }
     }
 

@@ -91,6 +91,8 @@ export class BackupStore {
             Key,
             Body,
             ContentType: "application/json",
+            // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
+            ChecksumAlgorithm: "CRC32",
             ...(condition.ifMatch ? { IfMatch: condition.ifMatch } : {}),
             ...(condition.ifNoneMatch ? { IfNoneMatch: condition.ifNoneMatch } : {}),
           }),
@@ -174,6 +176,8 @@ export class BackupStore {
           Key: recordKey(this.prefix, record),
           Body: JSON.stringify(record),
           ContentType: "application/json",
+          // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
+          ChecksumAlgorithm: "CRC32",
         }),
       );
     } catch (error) {
@@ -432,6 +436,8 @@ export class BackupStore {
             Key,
             Body: JSON.stringify(control),
             ContentType: "application/json",
+            // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
+            ChecksumAlgorithm: "CRC32",
           }),
         )
         .catch((error: unknown) => {

@@ -99,6 +99,8 @@ export class FragmentIndexStore implements FragmentIndexReader {
           Key: fragmentIndexKey(s.prefix, d.source, d.stream, d.day),
           Body: JSON.stringify(d),
           ContentType: "application/json",
+          // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
+          ChecksumAlgorithm: "CRC32",
           ...(ifMatch === undefined ? {} : ifMatch === null ? { IfNoneMatch: "*" } : { IfMatch: ifMatch }),
         }),
       );

@@ -140,7 +140,12 @@ export class LeanS3 {
     contentType: string,
     conditions: { ifMatch?: string; ifNoneMatch?: string } = {},
   ): Promise<string | undefined> {
-    const headers: Record<string, string> = { "content-type": contentType };
+    const headers: Record<string, string> = {
+      "content-type": contentType,
+      // S3 refuses an upload without Content-MD5 (or a checksum) into a bucket with Object Lock
+      // retention; a few microseconds for these small objects.
+      "content-md5": createHash("md5").update(body).digest("base64"),
+    };
     if (conditions.ifMatch) headers["if-match"] = conditions.ifMatch;
     if (conditions.ifNoneMatch) headers["if-none-match"] = conditions.ifNoneMatch;
     const res = await this.#send("PUT", key, body, headers);

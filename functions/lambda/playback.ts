@@ -15,6 +15,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Logger } from "@aws-lambda-powertools/logger";
 import { SecretsProvider } from "@aws-lambda-powertools/parameters/secrets";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type { LambdaFunctionURLEvent } from "aws-lambda";
@@ -32,8 +33,11 @@ import { BackupStore } from "../adapters/backup-store.ts";
 import { FragmentIndexStore } from "../adapters/fragment-index-store.ts";
 import { type BackupConfig, parseConfig } from "../config.ts";
 import { createPlaybackHandler, type PlaybackHandler, type PlaybackResponse } from "../playback/handler.ts";
-import { parseTokenKeys, tokenProblem } from "../playback/token.ts";
+import { parsePlaybackPath } from "../playback/routes.ts";
+import { parseTokenKeys, tokenId, tokenProblem } from "../playback/token.ts";
 import { cloudFrontMediaUrl, PLAYBACK_HOST_HEADER, viewerHost } from "./media-url.ts";
+
+const logger = new Logger({ serviceName: "flussonic-backup-playback" });
 
 /**
  * A buffered Lambda answer carries at most 6 MB, base64 included: a joined `archive-….mp4` larger
@@ -149,19 +153,50 @@ export const handler = async (event: LambdaFunctionURLEvent): Promise<LambdaFunc
   const page = pageAnswer(method, path);
   if (page) return page;
   const { tokenKeys, signingKey } = await env.secrets();
-  if (path === "/_api/streams.json") return streamsJson(env, tokenKeys, query.token);
   // The viewer's host, copied by the distribution's viewer-request function (the origin request
   // to the function URL replaces Host): the signed media URLs are valid for that host only.
   const host = viewerHost(headers[PLAYBACK_HOST_HEADER]);
-  if (!host) {
-    return text(
-      500,
-      `the request carries no viewer host (header ${PLAYBACK_HOST_HEADER}): the function signs media URLs only behind the stack's CloudFront distribution`,
-    );
-  }
-  const answer = await env.handler(tokenKeys, signingKey, host)({ method, path, query, headers });
-  return toResult(answer);
+  const result =
+    path === "/_api/streams.json"
+      ? await streamsJson(env, tokenKeys, query.token)
+      : !host
+        ? text(
+            500,
+            `the request carries no viewer host (header ${PLAYBACK_HOST_HEADER}): the function signs media URLs only behind the stack's CloudFront distribution`,
+          )
+        : await toResult(await env.handler(tokenKeys, signingKey, host)({ method, path, query, headers }));
+  logger.info(
+    "playback request",
+    requestLogFields(method, path, headers.range, query.token, result.statusCode),
+  );
+  return result;
 };
+
+/**
+ * What one call logs, for "who watched what" (README): the stream and range asked for, the HTTP
+ * Range, the answer's status and the token's id, a fingerprint that tells tokens apart; never the
+ * token nor any other query string.
+ */
+export function requestLogFields(
+  method: string,
+  path: string,
+  range: string | undefined,
+  token: string | undefined,
+  status: number,
+): Record<string, string | number> {
+  const route = parsePlaybackPath(path);
+  const file = route.ok ? route.file : undefined;
+  return {
+    method,
+    ...(route.ok ? { source: route.source, stream: route.stream, kind: file!.kind } : { path }),
+    ...(file && "from" in file ? { from: file.from } : {}),
+    ...(file && "duration" in file ? { duration: file.duration } : {}),
+    ...(file && "seconds" in file ? { seconds: file.seconds } : {}),
+    ...(range ? { range } : {}),
+    status,
+    ...(token ? { tokenId: tokenId(token) } : {}),
+  };
+}
 
 /** The handler's answer as a function-URL result: binary bodies base64, CloudFront cache times. */
 export async function toResult(a: PlaybackResponse): Promise<LambdaFunctionURLResult> {

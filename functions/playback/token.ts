@@ -11,7 +11,7 @@
  * A token is a credential: it never appears in logs or error messages (only the reason it was
  * refused does).
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 
 /** Shortest key accepted (characters): an HMAC key should carry at least 128 bits. */
 export const MIN_TOKEN_KEY_LENGTH = 32;
@@ -113,4 +113,12 @@ export function parseTokenKeys(variable: string, value: string | undefined): str
     );
   }
   return keys;
+}
+
+/**
+ * A token's id for logs and audits: the first 16 hex digits of its SHA-256. It tells the requests
+ * of one token apart from another's without being usable as the token (a hash cannot be replayed).
+ */
+export function tokenId(token: string): string {
+  return createHash("sha256").update(token).digest("hex").slice(0, 16);
 }

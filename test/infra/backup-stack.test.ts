@@ -3,11 +3,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App } from "aws-cdk-lib";
-import { Match, Template } from "aws-cdk-lib/assertions";
+import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig } from "../../functions/config.ts";
+import type { ExistingBucket } from "../../infra/backup-bucket.ts";
 import { BackupStack } from "../../infra/backup-stack.ts";
 
 const basic = (name: string) => ({
@@ -24,14 +25,14 @@ const baseConfig = {
   sources: [
     {
       name: "s1",
-      url: "http://s1.example:8080",
+      url: "https://s1.example",
       auth: basic("s1"),
       retentionDays: 7.5,
       maxConcurrentCopies: 3,
     },
     {
       name: "s2",
-      url: "http://s2.example:8080",
+      url: "https://s2.example",
       auth: {
         type: "bearer",
         tokenSecret: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:s2-token-AbCdEf",
@@ -45,12 +46,13 @@ const baseConfig = {
 
 type RawConfig = Record<string, unknown> & { sources: Record<string, unknown>[] };
 
-function stackFor(raw: RawConfig) {
+function stackFor(raw: RawConfig, existingBucket?: ExistingBucket) {
   const app = new App();
   const stack = new BackupStack(app, "Test", {
     config: parseConfig(JSON.stringify(raw), "test.json"),
     configFile: "test.json",
     functionCode: "stub",
+    existingBucket,
   });
   return stack;
 }
@@ -153,9 +155,9 @@ describe("the stack from the config: queues and copier mappings", () => {
 describe("the stack from the config: functions and schedule", () => {
   const t = templateFor();
 
-  it("runs both functions on nodejs24.x, arm64, with the chosen memory and timeouts", () => {
+  it("runs the planner and a copier per source on nodejs24.x, arm64, with the chosen memory and timeouts", () => {
     const fns = byType(t, "AWS::Lambda::Function");
-    expect(fns).toHaveLength(2);
+    expect(fns).toHaveLength(3);
     for (const f of fns)
       expect(f.Properties).toMatchObject({ Runtime: "nodejs24.x", Architectures: ["arm64"] });
     t.hasResourceProperties("AWS::Lambda::Function", {
@@ -188,7 +190,9 @@ describe("the stack from the config: functions and schedule", () => {
       const vars = (f.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
       expect(Object.keys(vars).sort()).toEqual(["BACKUP_CONFIG", "NODE_OPTIONS", "QUEUE_URLS"]);
       const config = JSON.parse(vars.BACKUP_CONFIG as string);
-      expect(config.sources[0].auth).toEqual(basic("s1"));
+      // The planner has every source; a copier only its own.
+      const s2Copier = String(f.Properties.Description).includes("copier of source s2");
+      expect(config.sources[0].auth).toEqual(s2Copier ? baseConfig.sources[1]!.auth : basic("s1"));
       expect(config.deployment).toBeUndefined();
     }
   });
@@ -256,10 +260,12 @@ describe("the stack from the config: bucket", () => {
     });
     const kmsGrants = byType(k, "AWS::IAM::Policy").filter((p) =>
       JSON.stringify(p.Properties.PolicyDocument).includes(
-        `"kms:Decrypt","kms:GenerateDataKey"],"Effect":"Allow","Resource":"${kmsKeyArn}"`,
+        `"kms:Decrypt","kms:GenerateDataKey"],"Condition":{"StringEquals":{"kms:ViaService":`,
       ),
     );
-    expect(kmsGrants).toHaveLength(2);
+    // The planner and the copier of each source.
+    expect(kmsGrants).toHaveLength(3);
+    for (const p of kmsGrants) expect(JSON.stringify(p)).toContain(`"Resource":"${kmsKeyArn}"`);
   });
 
   it("expires windows, catalogs and fragment indexes per source and per stream after ceil(retentionDays) + 1 days", () => {
@@ -282,14 +288,21 @@ describe("the stack from the config: bucket", () => {
     });
   });
 
-  it("removes old versions, leftover delete markers and incomplete multipart uploads", () => {
+  it("keeps old versions 30 days, then removes them, leftover delete markers and incomplete multipart uploads", () => {
     expect(lifecycle(t).find((r) => r.Id === "housekeeping")).toEqual({
       Id: "housekeeping",
       Prefix: "flussonic/",
       Status: "Enabled",
-      NoncurrentVersionExpiration: { NoncurrentDays: 3 },
+      NoncurrentVersionExpiration: { NoncurrentDays: 30 },
       ExpiredObjectDeleteMarker: true,
       AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+    });
+    // Bookkeeping, rewritten every run and rebuildable from the windows, keeps old versions 3 days.
+    expect(lifecycle(t).find((r) => r.Id === "bookkeeping-versions")).toEqual({
+      Id: "bookkeeping-versions",
+      Prefix: "flussonic/.backup/",
+      Status: "Enabled",
+      NoncurrentVersionExpiration: { NoncurrentDays: 3 },
     });
   });
 
@@ -323,17 +336,93 @@ describe("the stack from the config: bucket", () => {
   });
 });
 
+describe("the stack from the config: windows that cannot be replaced", () => {
+  const bucketOf = (tt: Template) =>
+    byType(tt, "AWS::S3::Bucket").find((b) => b.Properties.BucketName === "dvr-backup-test")!.Properties;
+
+  it("gives a new bucket GOVERNANCE Object Lock, retained as long as the shortest stream retention", () => {
+    // baseConfig: s1 7.5 days; s2 10 days with cam1 10, live/cam2 3, cam3 30: the shortest is 3.
+    expect(bucketOf(templateFor())).toMatchObject({
+      ObjectLockEnabled: true,
+      ObjectLockConfiguration: {
+        ObjectLockEnabled: "Enabled",
+        Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 3 } },
+      },
+      VersioningConfiguration: { Status: "Enabled" },
+    });
+    const s = stackFor(baseConfig);
+    expect(s.backupBucket.objectLock).toEqual({ mode: "GOVERNANCE", days: 3 });
+  });
+
+  it("leaves a bucket deployed without Object Lock as it is (CloudFormation would replace it), with a warning", () => {
+    const existing = stackFor(baseConfig, { objectLock: null });
+    const bucket = bucketOf(Template.fromStack(existing));
+    expect(bucket.ObjectLockEnabled).toBeUndefined();
+    expect(bucket.ObjectLockConfiguration).toBeUndefined();
+    const warnings = Annotations.fromStack(existing).findWarning("*", Match.stringLikeRegexp("Object Lock"));
+    expect(warnings.length).toBe(1);
+    // One deployed with it keeps it; its retention follows the streams.
+    const locked = stackFor(baseConfig, { objectLock: { mode: "GOVERNANCE", days: 9 } });
+    expect(bucketOf(Template.fromStack(locked)).ObjectLockConfiguration).toEqual({
+      ObjectLockEnabled: "Enabled",
+      Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 3 } },
+    });
+  });
+
+  it('turns Object Lock off with mode "NONE" and takes the configured days', () => {
+    const off = bucketOf(templateFor({ ...baseConfig, deployment: { objectLock: { mode: "NONE" } } }));
+    expect(off.ObjectLockEnabled).toBeUndefined();
+    const days = bucketOf(
+      templateFor({ ...baseConfig, deployment: { objectLock: { mode: "GOVERNANCE", days: 20 } } }),
+    );
+    expect((days.ObjectLockConfiguration as { Rule: unknown }).Rule).toEqual({
+      DefaultRetention: { Mode: "GOVERNANCE", Days: 20 },
+    });
+  });
+
+  it("gives each source its own copier, whose role writes only that source's windows and records", () => {
+    const tt = templateFor();
+    const copiers = byType(tt, "AWS::Lambda::Function").filter((f) =>
+      String(f.Properties.Description).includes("copier"),
+    );
+    expect(copiers.map((f) => f.Properties.Description)).toEqual([
+      expect.stringContaining("copier of source s1"),
+      expect.stringContaining("copier of source s2"),
+    ]);
+    for (const [name, other] of [
+      ["s1", "s2"],
+      ["s2", "s1"],
+    ]) {
+      const policies = Object.entries(tt.findResources("AWS::IAM::Policy"))
+        .filter(([id]) => id.startsWith(`Copier${name}Role`))
+        .map(([, p]) => JSON.stringify(p));
+      expect(policies).toHaveLength(1);
+      expect(policies[0]).toContain(`/flussonic/${name}/*`);
+      expect(policies[0]).toContain(`/flussonic/.backup/records/${name}/*`);
+      expect(policies[0]).not.toContain(`/flussonic/${other}/`);
+      expect(policies[0]).not.toContain(`/records/${other}/`);
+      expect(policies[0]).not.toContain(`Queues${other}`);
+    }
+  });
+});
+
 describe("the stack from the config: least privilege", () => {
   const t = templateFor();
+  // The planner's policy, or the copiers' (one per source) together.
   const policy = (fn: "Planner" | "Copier") =>
     JSON.stringify(
-      Object.entries(t.findResources("AWS::IAM::Policy")).find(([id]) => id.startsWith(`${fn}Role`))![1],
+      Object.entries(t.findResources("AWS::IAM::Policy")).filter(([id]) =>
+        new RegExp(`^${fn}(s\\d)?Role`).test(id),
+      ),
     );
 
   it("lets the planner touch only the bookkeeping under .backup/ and send to the copy queues", () => {
     const p = policy("Planner");
-    expect(p).toContain('"Action":["s3:GetObject","s3:PutObject","s3:DeleteObject"]');
-    expect(p).toContain("/flussonic/.backup/*");
+    expect(p).toContain('"Action":"s3:DeleteObject"');
+    for (const part of ["manifests", "catalog", "index", "records", "control"]) {
+      expect(p).toContain(`/flussonic/.backup/${part}/*`);
+    }
+    expect(p).not.toContain("/flussonic/.backup/*");
     expect(p).not.toContain("/flussonic/s1/*");
     expect(p).not.toContain("sqs:ReceiveMessage");
     expect(p.match(/sqs:SendMessage/g)).toHaveLength(2);
@@ -425,7 +514,7 @@ describe("a config change changes the template as expected", () => {
       sources: [
         { ...baseConfig.sources[0]!, retentionDays: 14 },
         baseConfig.sources[1]!,
-        { name: "s3", url: "http://s3.example", maxConcurrentCopies: 4, retentionDays: 2 },
+        { name: "s3", url: "https://s3.example", maxConcurrentCopies: 4, retentionDays: 2 },
       ],
     };
     const after = templateFor(changed);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig, resolveAllCredentials } from "../../functions/config.ts";
 
-const source = { name: "s1", url: "http://s1.example" };
+const source = { name: "s1", url: "https://s1.example" };
 
 function problems(data: unknown): string[] {
   try {
@@ -62,7 +62,7 @@ describe("config for AWS: deployment options", () => {
   it("defaults the alarm and version settings and leaves the rest off", () => {
     expect(parseConfig(JSON.stringify({ bucket: "b-1", sources: [source] }), "cfg.json").deployment).toEqual({
       lagAlarmSeconds: 3600,
-      noncurrentVersionDays: 3,
+      noncurrentVersionDays: 30,
     });
   });
 
@@ -81,7 +81,7 @@ describe("config for AWS: deployment options", () => {
       }),
     ).toEqual([
       "cfg.json: deployment.kmsKeyArn: expected a KMS key ARN, like arn:aws:kms:eu-west-1:123456789012:key/<key id>",
-      'cfg.json: deployment.objectLock.mode: expected "GOVERNANCE" or "COMPLIANCE"',
+      'cfg.json: deployment.objectLock.mode: expected "GOVERNANCE", "COMPLIANCE" or "NONE"',
       "cfg.json: deployment.objectLock.days: expected at least 1 day (got 0)",
       "cfg.json: deployment.storageClassTransition.afterDays: S3 moves objects to STANDARD_IA only 30 days or more after they are written",
       "cfg.json: deployment.alarmEmail: expected an email address",

@@ -9,15 +9,15 @@ const config = parseConfig(
     sources: [
       {
         name: "a",
-        url: "http://a.example",
+        url: "https://a.example",
         auth: { type: "basic", username: "backup", passwordSecret: "fb/a" },
       },
       {
         name: "b",
-        url: "http://b.example",
+        url: "https://b.example",
         auth: { type: "bearer", tokenEnv: "B_TOKEN", tokenSecret: "fb/b" },
       },
-      { name: "c", url: "http://c.example" },
+      { name: "c", url: "https://c.example" },
     ],
   }),
   "cfg.json",
@@ -45,10 +45,10 @@ describe("Lambda credentials come from Secrets Manager", () => {
         sources: [
           {
             name: "a",
-            url: "http://a.example",
+            url: "https://a.example",
             auth: { type: "basic", username: "u", passwordSecret: "fb/a" },
           },
-          { name: "b", url: "http://b.example", auth: { type: "token", tokenEnv: "T" }, streams: ["cam1"] },
+          { name: "b", url: "https://b.example", auth: { type: "token", tokenEnv: "T" }, streams: ["cam1"] },
         ],
       }),
       "cfg.json",

@@ -16,6 +16,7 @@ import { BackupStack } from "../../infra/backup-stack.ts";
 import {
   lifecycleRecordFile,
   readLifecycleRecord,
+  readRecordedObjectLock,
   writeLifecycleRecord,
 } from "../../infra/lifecycle-record.ts";
 
@@ -23,10 +24,10 @@ const baseConfig = {
   bucket: "dvr-backup-test",
   prefix: "flussonic/",
   sources: [
-    { name: "s1", url: "http://s1.example:8080", retentionDays: 7.5 },
+    { name: "s1", url: "https://s1.example", retentionDays: 7.5 },
     {
       name: "s2",
-      url: "http://s2.example:8080",
+      url: "https://s2.example",
       streams: ["cam1", { name: "live/cam2", retentionDays: 3 }, { name: "cam3", retentionDays: 30 }],
       retentionDays: 10,
     },
@@ -173,5 +174,25 @@ describe("the lifecycle record file", () => {
     expect(
       JSON.parse(readFileSync(join(dir, "prod.lifecycle.json"), "utf8")).expirationDays["flussonic/s2/"],
     ).toBe(31);
+  });
+});
+
+describe("the lifecycle record keeps the bucket's Object Lock", () => {
+  it("records what the synth made, and reads a record from before Object Lock was recorded as unknown", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lc-lock-"));
+    const file = join(dir, "prod.lifecycle.json");
+    expect(readRecordedObjectLock(file, "dvr-backup-test")).toBeUndefined();
+    writeLifecycleRecord(file, "dvr-backup-test", { "flussonic/s1/": 9 }, { mode: "GOVERNANCE", days: 3 });
+    expect(readRecordedObjectLock(file, "dvr-backup-test")).toEqual({ mode: "GOVERNANCE", days: 3 });
+    expect(readRecordedObjectLock(file, "other-bucket")).toBeUndefined();
+    writeLifecycleRecord(file, "dvr-backup-test", { "flussonic/s1/": 9 }, null);
+    expect(readRecordedObjectLock(file, "dvr-backup-test")).toBeNull();
+    // A record written before this field: the bucket exists, its Object Lock is not known.
+    writeFileSync(
+      file,
+      JSON.stringify({ bucket: "dvr-backup-test", expirationDays: { "flussonic/s1/": 9 } }),
+    );
+    expect(readRecordedObjectLock(file, "dvr-backup-test")).toBeUndefined();
+    expect(readLifecycleRecord(file, "dvr-backup-test")).toEqual({ "flussonic/s1/": 9 });
   });
 });

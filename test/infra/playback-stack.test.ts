@@ -17,8 +17,8 @@ const config = {
   bucket: "dvr-backup-test",
   prefix: "flussonic/",
   sources: [
-    { name: "s1", url: "http://s1.example:8080", retentionDays: 7 },
-    { name: "s2", url: "http://s2.example:8080", streams: ["cam1"], retentionDays: 3 },
+    { name: "s1", url: "https://s1.example", retentionDays: 7 },
+    { name: "s2", url: "https://s2.example", streams: ["cam1"], retentionDays: 3 },
   ],
   deployment: { playback: {} },
 };
@@ -155,13 +155,34 @@ describe("playback: origin access control and a private bucket", () => {
 });
 
 describe("playback: TLS only", () => {
-  it("redirects HTTP to HTTPS on every behaviour", () => {
+  it("serves HTTPS only on every behaviour: no http:// request carries a token in clear, not even a first one", () => {
     for (const tt of [t, td]) {
       const d = distribution(tt);
       for (const b of [d.DefaultCacheBehavior, ...d.CacheBehaviors]) {
-        expect(b.ViewerProtocolPolicy).toBe("redirect-to-https");
+        expect(b.ViewerProtocolPolicy).toBe("https-only");
       }
     }
+  });
+
+  it("sends no Referer (tokens are in URLs), forbids framing and restricts the page to its own scripts, styles and media", () => {
+    const [, policy] = one(t, "AWS::CloudFront::ResponseHeadersPolicy");
+    const headers = policy.Properties.ResponseHeadersPolicyConfig.SecurityHeadersConfig;
+    expect(headers.ReferrerPolicy).toEqual({ ReferrerPolicy: "no-referrer", Override: true });
+    expect(headers.FrameOptions).toEqual({ FrameOption: "DENY", Override: true });
+    const csp = String(headers.ContentSecurityPolicy.ContentSecurityPolicy);
+    for (const directive of [
+      "default-src 'none'",
+      "script-src 'self'",
+      "style-src 'self'",
+      "media-src 'self' blob:",
+      "connect-src 'self'",
+      "worker-src 'self' blob:",
+      "frame-ancestors 'none'",
+    ]) {
+      expect(csp).toContain(directive);
+    }
+    expect(csp).not.toContain("unsafe");
+    expect(headers.ContentSecurityPolicy.Override).toBe(true);
   });
 
   it("uses TLSv1.2_2021 at least with the given certificate and domain", () => {
@@ -320,6 +341,73 @@ describe("playback: alarms and dashboard", () => {
     ]) {
       expect(dashboard).toContain(title);
     }
+  });
+});
+
+describe("playback cannot starve the copiers", () => {
+  it("reserves the playback function's concurrency (default 10, configurable)", () => {
+    const [, handler] = ofType(t, "AWS::Lambda::Function").find(([, f]) =>
+      String(f.Properties.Description).includes("playback: playlists"),
+    )!;
+    expect(handler.Properties.ReservedConcurrentExecutions).toBe(10);
+    const tuned = Template.fromStack(
+      stackFor({ ...config, deployment: { playback: { reservedConcurrency: 25 } } }),
+    );
+    const [, h2] = ofType(tuned, "AWS::Lambda::Function").find(([, f]) =>
+      String(f.Properties.Description).includes("playback: playlists"),
+    )!;
+    expect(h2.Properties.ReservedConcurrentExecutions).toBe(25);
+  });
+
+  it("adds a WAF rate-based rule per viewer IP when asked, attached to the distribution, none by default", () => {
+    expect(ofType(t, "AWS::WAFv2::WebACL")).toHaveLength(0);
+    const limited = Template.fromStack(
+      stackFor({ ...config, deployment: { playback: { rateLimitPer5Minutes: 600 } } }, "us-east-1"),
+    );
+    const [aclId, acl] = one(limited, "AWS::WAFv2::WebACL");
+    expect(acl.Properties).toMatchObject({ Scope: "CLOUDFRONT", DefaultAction: { Allow: {} } });
+    expect(acl.Properties.Rules).toEqual([
+      expect.objectContaining({
+        Action: { Block: {} },
+        Statement: { RateBasedStatement: { Limit: 600, AggregateKeyType: "IP" } },
+      }),
+    ]);
+    expect(flat(distribution(limited).WebACLId)).toContain(aclId);
+    // CloudFront web ACLs exist only in us-east-1: elsewhere the synth says so.
+    expect(() =>
+      stackFor({ ...config, deployment: { playback: { rateLimitPer5Minutes: 600 } } }, "eu-west-1"),
+    ).toThrow(/deployment\.playback\.rateLimitPer5Minutes: .*us-east-1/);
+  });
+});
+
+describe("playback: who watched what", () => {
+  it("delivers CloudFront standard logs (v2) into the log bucket under cloudfront/, with their own expiry", () => {
+    const [sourceId, source] = one(t, "AWS::Logs::DeliverySource");
+    expect(source.Properties.LogType).toBe("ACCESS_LOGS");
+    expect(flat(source.Properties.ResourceArn)).toContain(one(t, "AWS::CloudFront::Distribution")[0]);
+    const [destId, dest] = one(t, "AWS::Logs::DeliveryDestination");
+    const logBucket = ofType(t, "AWS::S3::Bucket").find(
+      ([, b]) => b.Properties.BucketName !== "dvr-backup-test",
+    )!;
+    expect(flat(dest.Properties.DestinationResourceArn)).toContain(logBucket[0]);
+    expect(flat(dest.Properties.DestinationResourceArn)).toContain("/cloudfront");
+    const [, delivery] = one(t, "AWS::Logs::Delivery");
+    expect(flat(delivery.Properties.DeliverySourceName)).toContain(sourceId);
+    expect(flat(delivery.Properties.DeliveryDestinationArn)).toContain(destId);
+    // No ACLs: the log bucket stays bucket-owner-enforced; the log service writes by bucket policy.
+    expect(logBucket[1].Properties.OwnershipControls).toEqual({
+      Rules: [{ ObjectOwnership: "BucketOwnerEnforced" }],
+    });
+    const policies = ofType(t, "AWS::S3::BucketPolicy").filter(
+      ([, p]) => refId(p.Properties.Bucket) === logBucket[0],
+    );
+    expect(flat(policies)).toContain("delivery.logs.amazonaws.com");
+    expect(logBucket[1].Properties.LifecycleConfiguration.Rules).toContainEqual(
+      expect.objectContaining({ Id: "expire-cloudfront-logs", Prefix: "cloudfront/", ExpirationInDays: 365 }),
+    );
+    // Deliveries of CloudFront logs are made in us-east-1: the stack has them there, not elsewhere.
+    expect(ofType(Template.fromStack(stackFor(config, "eu-west-1")), "AWS::Logs::Delivery")).toHaveLength(0);
+    expect(ofType(Template.fromStack(stackFor(config, "us-east-1")), "AWS::Logs::Delivery")).toHaveLength(1);
   });
 });
 

@@ -14,7 +14,7 @@ function alarmsFor(schedule: string) {
     JSON.stringify({
       bucket: "dvr-backup-test",
       schedule,
-      sources: [{ name: "s1", url: "http://s1.example:8080" }],
+      sources: [{ name: "s1", url: "https://s1.example" }],
     }),
     "test.json",
   );

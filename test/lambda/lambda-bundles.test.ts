@@ -42,6 +42,7 @@ import { type EmbeddedEmulator, startEmbedded } from "../../local/embedded.ts";
 import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";
 import { FaultProxy } from "../support/fault-proxy.ts";
 import {
+  accessKeyIdOf,
   type Deployment,
   DUMMY_CREDENTIALS,
   deployToEmulator,
@@ -54,6 +55,8 @@ import {
   type SynthesizedStack,
   synthesizeStack,
 } from "../support/lambda-stack.ts";
+import { allows, roleStatements } from "../support/role-policy.ts";
+import { RolePolicyProxy } from "../support/role-policy-proxy.ts";
 import { SecretsManagerDouble } from "../support/secrets-manager-double.ts";
 import { SqsEventSource } from "../support/sqs-event-source.ts";
 
@@ -73,6 +76,8 @@ interface Source {
   deadLetterUrl: string;
   /** The queue's redrive maxReceiveCount from the template. */
   redriveMaxReceiveCount: number;
+  /** The source's copier: the function its queue's event source mapping invokes. */
+  copier: InvokeSetup;
 }
 
 interface Scenario {
@@ -80,6 +85,8 @@ interface Scenario {
   src1: Source;
   src2: Source;
   proxy: FaultProxy;
+  /** Enforces each function's role on its S3 and SQS calls. */
+  roles: RolePolicyProxy;
   secrets: SecretsManagerDouble;
   emulator: EmbeddedEmulator;
   endpoint: EmulatorEndpoint;
@@ -89,7 +96,6 @@ interface Scenario {
   stack: SynthesizedStack;
   deployment: Deployment;
   planner: InvokeSetup;
-  copier: InvokeSetup;
   prefix: string;
   bucket: string;
   settleSeconds: number;
@@ -217,7 +223,7 @@ async function drain(src: Source, beforeInvoke: (batch: Message[]) => void = () 
     }
     beforeInvoke(batch);
     const event = src.queue.event(batch);
-    const out = await invoke(s.copier, event);
+    const out = await invoke(src.copier, event);
     expect(out.ok, out.ok ? "" : `${out.errorType}: ${out.errorMessage}\n${out.logs}`).toBe(true);
     const settled = await src.queue.settle(batch, out);
     expect(settled.batchFailure).toBeUndefined();
@@ -326,14 +332,37 @@ beforeAll(async () => {
   const stack = await synthesizeStack(configFile, join(dir, "cdk.out"));
 
   const emulator = await startEmbedded(undefined);
+  // The functions reach S3 and SQS through a hop that enforces their roles (the emulator checks no
+  // permission); the test's own clients go to the emulator directly.
+  // The account is the emulator's, known once a queue exists (its ARN).
+  const pseudo = { region: emulator.endpoints.region, account: "" };
+  const roles = await RolePolicyProxy.start(emulator.endpoints.s3Endpoint!, pseudo);
   const endpoint: EmulatorEndpoint = {
     region: emulator.endpoints.region,
-    s3Endpoint: emulator.endpoints.s3Endpoint!,
-    sqsEndpoint: emulator.endpoints.sqsEndpoint!,
+    s3Endpoint: roles.url,
+    sqsEndpoint: roles.url,
   };
   const s3 = createS3Client(emulator.endpoints);
   const sqs = createSqsClient(emulator.endpoints);
   const deployment = await deployToEmulator(stack, { s3, sqs }, endpoint);
+  pseudo.account = [...deployment.queues.values()][0]!.arn.split(":")[4]!;
+  for (const [id, name] of deployment.buckets) {
+    if (stack.resources[id]!.Properties?.ObjectLockEnabled === true) roles.objectLockBuckets.add(name);
+  }
+  for (const fn of stack.functions) {
+    roles.callers.set(accessKeyIdOf(fn), {
+      name: fn.logicalId,
+      statements: roleStatements(stack, fn, deployment, pseudo),
+    });
+  }
+  secrets.authorize = (key, action, arn) => {
+    const caller = roles.callers.get(key ?? "");
+    if (!caller) return true;
+    roles.checked.push(`${caller.name} ${action} ${arn}`);
+    if (allows(caller.statements, { action, resource: arn })) return true;
+    roles.refused.push(`${caller.name} ${action} on ${arn}`);
+    return false;
+  };
 
   // The planner is what the schedule triggers; the copier is what the sources' queues feed.
   const [rule] = Object.values(stack.resources).filter((r) => r.Type === "AWS::Events::Rule");
@@ -341,14 +370,14 @@ beforeAll(async () => {
   const mappings = Object.values(stack.resources)
     .filter((r) => r.Type === "AWS::Lambda::EventSourceMapping")
     .map((r) => r.Properties!);
+  // One copier per source, each fed by its source's queue alone.
   const copierIds = new Set(mappings.map((m) => referencedId(m.FunctionName)));
-  expect(copierIds.size).toBe(1);
+  expect(copierIds.size).toBe(mappings.length);
   const fnById = (id: string | undefined): SynthesizedFunction => {
     const fn = stack.functions.find((f) => f.logicalId === id);
     if (!fn) throw new Error(`no function ${id} in the template`);
     return fn;
   };
-  const copierFn = fnById([...copierIds][0]);
   const setup = (fn: SynthesizedFunction): InvokeSetup => ({
     fn,
     deployment,
@@ -356,13 +385,14 @@ beforeAll(async () => {
     secretsManagerEndpoint: secrets.url,
     workDir: join(dir, "invocations"),
   });
-  const config = JSON.parse(deployment.resolve(copierFn.environment.BACKUP_CONFIG!)) as {
+  const plannerFn = fnById(plannerId);
+  const config = JSON.parse(deployment.resolve(plannerFn.environment.BACKUP_CONFIG!)) as {
     bucket: string;
     prefix: string;
     settleSeconds: number;
   };
-  // Which queue is whose: the functions' QUEUE_URLS, as the copier itself reads it.
-  const queueUrls = JSON.parse(deployment.resolve(copierFn.environment.QUEUE_URLS!)) as Record<
+  // Which queue is whose: the planner's QUEUE_URLS, as it sends to them.
+  const queueUrls = JSON.parse(deployment.resolve(plannerFn.environment.QUEUE_URLS!)) as Record<
     string,
     { url: string; deadLetterUrl: string }
   >;
@@ -385,6 +415,7 @@ beforeAll(async () => {
       }),
       deadLetterUrl: queueUrls[name]!.deadLetterUrl,
       redriveMaxReceiveCount: redrive.maxReceiveCount,
+      copier: setup(fnById(referencedId(mapping.FunctionName))),
     };
   };
   s = {
@@ -392,6 +423,7 @@ beforeAll(async () => {
     src1: source("src1", sim1, password),
     src2: source("src2", sim2, token),
     proxy,
+    roles,
     secrets,
     emulator,
     endpoint,
@@ -400,8 +432,7 @@ beforeAll(async () => {
     store: new BackupStore(s3, config.bucket, config.prefix),
     stack,
     deployment,
-    planner: setup(fnById(plannerId)),
-    copier: setup(copierFn),
+    planner: setup(plannerFn),
     prefix: config.prefix,
     bucket: config.bucket,
     settleSeconds: config.settleSeconds,
@@ -413,6 +444,7 @@ afterAll(async () => {
   if (!s) return;
   await s.emulator.stop();
   await s.proxy.close();
+  await s.roles.close();
   await s.secrets.close();
   await s.src1.sim.close();
   await s.src2.sim.close();
@@ -420,9 +452,9 @@ afterAll(async () => {
 });
 
 describe("the Lambda functions from the cloud assembly", () => {
-  it("are the esbuild bundles of the planner and the copier, on nodejs24.x, configured by the template alone", () => {
-    expect(s.stack.functions).toHaveLength(2);
-    for (const setup of [s.planner, s.copier]) {
+  it("are the esbuild bundles of the planner and each source's copier, on nodejs24.x, configured by the template alone", () => {
+    expect(s.stack.functions).toHaveLength(3);
+    for (const setup of [s.planner, s.src1.copier, s.src2.copier]) {
       expect(setup.fn.runtime).toBe("nodejs24.x");
       expect(setup.fn.handler).toBe("index.handler");
       expect(setup.fn.codeDir.startsWith(s.stack.outDir)).toBe(true);
@@ -433,7 +465,14 @@ describe("the Lambda functions from the cloud assembly", () => {
       ]);
     }
     expect(s.planner.fn.description).toMatch(/planner/);
-    expect(s.copier.fn.description).toMatch(/copier/);
+    // Each copier knows its own source alone (its config, its queues): it cannot copy another's.
+    for (const src of [s.src1, s.src2]) {
+      expect(src.copier.fn.description).toMatch(new RegExp(`copier of source ${src.name}:`));
+      const env = src.copier.fn.environment;
+      const config = JSON.parse(s.deployment.resolve(env.BACKUP_CONFIG!)) as { sources: { name: string }[] };
+      expect(config.sources.map((x) => x.name)).toEqual([src.name]);
+      expect(Object.keys(JSON.parse(s.deployment.resolve(env.QUEUE_URLS!)))).toEqual([src.name]);
+    }
     // The mappings must report partial failures, or a failed window would take its whole batch
     // back to the queue; the queues redrive after the copier's own dead-lettering.
     for (const src of [s.src1, s.src2]) {
@@ -631,6 +670,51 @@ describe("a backup through the Lambda functions", () => {
       }
     }
   });
+  it("a paused source's window is deferred back onto its own queue, not retried into the dead-letter queue", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    await s.store.writeControl("src1", { paused: true, reason: "maintenance at the site", at: now });
+    const window: CopyMessage = {
+      v: 1,
+      source: "src1",
+      stream: "cam2",
+      from: Math.floor((now - 2 * 3600) / WINDOW_SECONDS) * WINDOW_SECONDS,
+      duration: WINDOW_SECONDS,
+      format: "mp4",
+      leaseUntil: now + 3600,
+    };
+    await s.sqs.send(
+      new SendMessageCommand({ QueueUrl: s.src1.queue.queueUrl, MessageBody: JSON.stringify(window) }),
+    );
+    let batch: Message[] = [];
+    await expect
+      .poll(async () => {
+        batch = await s.src1.queue.receive(10);
+        return batch.map((m) => m.Body);
+      })
+      .toEqual([JSON.stringify(window)]);
+    const before = {
+      queue: await queueDepth(s.src1.queue.queueUrl),
+      dlq: await queueDepth(s.src1.deadLetterUrl),
+    };
+    const refusedBefore = s.roles.refused.length;
+    const out = await invoke(s.src1.copier, s.src1.queue.event(batch));
+    await s.store.writeControl("src1", undefined);
+    expect(s.roles.refused.slice(refusedBefore)).toEqual([]);
+    expect(out).toMatchObject({ ok: true, result: { batchItemFailures: [] } });
+    expect((await s.src1.queue.settle(batch, out)).retained).toEqual([]);
+    expect(out.logs).toMatch(/window deferred/);
+    // The window waits on its queue as a new, delayed message; nothing went to the DLQ.
+    expect(await queueDepth(s.src1.queue.queueUrl)).toEqual({
+      ...before.queue,
+      inFlight: before.queue.inFlight - 1,
+      delayed: before.queue.delayed + 1,
+    });
+    expect(await queueDepth(s.src1.deadLetterUrl)).toEqual(before.dlq);
+    expect(await getObject(windowKey(s.prefix, window, window.format)).catch(() => "missing")).toBe(
+      "missing",
+    );
+  }, 60_000);
+
   it("stops a copy 30 s before the function's timeout: its multipart upload aborted, nothing stored, the window retried", async () => {
     // A one-hour window of src2 (28.8 MB at 64 kbit/s) whose download stalls after 9 MiB (a first
     // 8-MiB part is uploaded by then); the invocation starts with 40 s left, as if it had run for
@@ -676,7 +760,12 @@ describe("a backup through the Lambda functions", () => {
         await setTimeout(100);
       }
     })();
-    const out = await invoke(s.copier, s.src2.queue.event(batch), functionEnvironment(s.copier), 40_000);
+    const out = await invoke(
+      s.src2.copier,
+      s.src2.queue.event(batch),
+      functionEnvironment(s.src2.copier),
+      40_000,
+    );
     watching = false;
     await watch;
     s.src2.sim.setFaults({});
@@ -691,6 +780,22 @@ describe("a backup through the Lambda functions", () => {
     expect(started).toBe(1);
     expect(await uploadsOfWindow()).toEqual([]);
     expect(await getObject(key).catch(() => "missing")).toBe("missing");
+  });
+});
+
+describe("the functions' roles", () => {
+  it("allowed every S3, SQS and Secrets Manager call the functions made, each checked against the template's policy", () => {
+    expect(s.roles.refused).toEqual([]);
+    const checked = s.roles.checked.join("\n");
+    for (const call of [
+      "s3:PutObject",
+      "s3:GetObject",
+      "s3:ListBucket",
+      "sqs:SendMessage",
+      "s3:DeleteObject",
+    ]) {
+      expect(checked, call).toContain(call);
+    }
   });
 });
 
@@ -787,20 +892,25 @@ describe("the functions' CloudWatch metrics", () => {
 describe("the sources' secrets in Lambda", () => {
   it("are read from Secrets Manager at each cold start, never from the environment or into the logs", () => {
     expect(s.invocations.length).toBeGreaterThanOrEqual(3 + COPIER_MAX_RECEIVE_COUNT);
-    // One GetSecretValue per source and cold start (each invocation ran in a fresh process),
-    // signed with the function's credentials for Secrets Manager in the function's region.
+    // One GetSecretValue per source and cold start (each invocation ran in a fresh process): the
+    // planner reads every source's secret, a copier its own source's alone; signed with the
+    // function's credentials for Secrets Manager in the function's region.
+    const readers = (src: Source) =>
+      s.invocations.filter((i) => i.fn === s.planner.fn.logicalId || i.fn === src.copier.fn.logicalId);
     for (const src of [s.src1, s.src2]) {
       expect(s.secrets.requests.filter((r) => r.secretId === src.secretName)).toHaveLength(
-        s.invocations.length,
+        readers(src).length,
       );
     }
-    expect(s.secrets.requests).toHaveLength(2 * s.invocations.length);
+    expect(s.secrets.requests).toHaveLength(readers(s.src1).length + readers(s.src2).length);
     for (const r of s.secrets.requests) {
       expect(r).toEqual({
         operation: "GetSecretValue",
         secretId: expect.stringMatching(/^flussonic-backup\/src[12]$/),
         signedBy: expect.stringMatching(
-          new RegExp(`^${DUMMY_CREDENTIALS.accessKeyId}/\\d{8}/${s.endpoint.region}/secretsmanager$`),
+          new RegExp(
+            `^${DUMMY_CREDENTIALS.accessKeyId}[A-Z0-9]+/\\d{8}/${s.endpoint.region}/secretsmanager$`,
+          ),
         ),
       });
     }

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
 import { cdnCacheControl, MAX_BUFFERED_BYTES, toResult } from "../../functions/lambda/playback.ts";
 import { playbackTokenSecretName } from "../../functions/playback/deployed-secrets.ts";
-import { createPlaybackToken, tokenProblem } from "../../functions/playback/token.ts";
+import { createPlaybackToken, tokenId, tokenProblem } from "../../functions/playback/token.ts";
 import { cli } from "../cli/cli-process.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";
 import {
@@ -250,6 +250,34 @@ describe("the playback bundle in the Lambda harness", () => {
       expect(verify("RSA-SHA1", policy, createPublicKey(s.publicKey), signature)).toBe(true);
     }
   }, 60_000);
+
+  it("logs each call: stream, range, status and the token's id (a fingerprint), never the token", async () => {
+    const t = token(CURRENT_KEY, "cam1");
+    const outcome = await invokeFunction(
+      s.setup,
+      urlEvent(`/src1/cam1/index-${FROM}-${DUR}.m3u8`, { token: t }),
+      functionEnvironment(s.setup),
+    );
+    expect(outcome.ok).toBe(true);
+    expect(outcome.logs).not.toContain(t);
+    const lines = outcome.logs
+      .split("\n")
+      .filter((l) => l.startsWith("{") && l.includes('"playback request"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      message: "playback request",
+      method: "GET",
+      source: "src1",
+      stream: "cam1",
+      from: FROM,
+      duration: DUR,
+      status: 200,
+      tokenId: tokenId(t),
+    });
+    expect(tokenId(t)).toMatch(/^[0-9a-f]{16}$/);
+    expect(JSON.stringify(lines[0])).not.toContain(t.split(".")[2]!);
+  });
 
   it("refuses a token signed with a key the secret does not hold (403 with the reason), and takes one of the previous key", async () => {
     const bad = await invoke(`/src1/cam1/index-${FROM}-${DUR}.m3u8`, { token: token("x".repeat(40)) });

@@ -7,14 +7,21 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
-export type Intercept = (req: IncomingMessage, res: ServerResponse) => boolean;
+/**
+ * Answers a request (true) or lets the hop forward it (false). A rule that must read the body
+ * first returns true and later calls `forward` with the body it read.
+ */
+export type Intercept = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  forward: (body: Buffer) => void,
+) => boolean;
 
 export class HttpHop {
   readonly #server: Server;
 
   private constructor(target: URL, intercept: Intercept) {
-    this.#server = createServer((req, res) => {
-      if (intercept(req, res)) return;
+    const forward = (req: IncomingMessage, res: ServerResponse, body?: Buffer) => {
       const upstream = request(
         {
           host: target.hostname,
@@ -30,7 +37,12 @@ export class HttpHop {
       );
       upstream.on("error", () => res.destroy());
       res.on("close", () => upstream.destroy());
-      req.pipe(upstream);
+      if (body) upstream.end(body);
+      else req.pipe(upstream);
+    };
+    this.#server = createServer((req, res) => {
+      if (intercept(req, res, (body) => forward(req, res, body))) return;
+      forward(req, res);
     });
   }
 

@@ -261,6 +261,15 @@ export interface InvokeSetup {
 export const DUMMY_CREDENTIALS = { accessKeyId: "AKIDLAMBDATEST", secretAccessKey: "lambda-test-secret-key" };
 
 /**
+ * The access key a function's invocations sign with: one per function, as each has its own role in
+ * AWS, so that a proxy in front of the emulator knows whose role a request must be allowed by
+ * (test/support/role-policy-proxy.ts).
+ */
+export function accessKeyIdOf(fn: SynthesizedFunction): string {
+  return `${DUMMY_CREDENTIALS.accessKeyId}${fn.logicalId.replace(/[^A-Za-z0-9]/g, "").toUpperCase()}`;
+}
+
+/**
  * The environment a deployed function's process gets: the template's variables (references
  * resolved), what the Lambda runtime sets, the region and the role's (here dummy) credentials, and
  * the service endpoints of the emulator (S3, SQS) and of the Secrets Manager double. Nothing of
@@ -288,7 +297,7 @@ export function functionEnvironment(s: InvokeSetup): Record<string, string> {
     AWS_LAMBDA_LOG_STREAM_NAME: `2026/01/01/[$LATEST]${randomUUID().replaceAll("-", "")}`,
     AWS_REGION: s.endpoint.region,
     AWS_DEFAULT_REGION: s.endpoint.region,
-    AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
+    AWS_ACCESS_KEY_ID: accessKeyIdOf(s.fn),
     AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
     // No shared config or credentials files of the machine the test runs on.
     AWS_CONFIG_FILE: join(s.workDir, "no-aws-config"),

@@ -20,6 +20,11 @@ export class SecretsManagerDouble {
   readonly requests: SecretRequest[] = [];
   /** Secret strings by name; a test may change them (a rotated or deleted secret). */
   readonly secrets: Map<string, string>;
+  /**
+   * Whether the signer may read the secret (its access key, the action, the secret's ARN); a
+   * refusal is answered with AccessDeniedException, as Secrets Manager does. Default: allowed.
+   */
+  authorize: (accessKeyId: string | undefined, action: string, secretArn: string) => boolean = () => true;
   readonly #server: Server;
   readonly #account: string;
   readonly #region: string;
@@ -56,13 +61,18 @@ export class SecretsManagerDouble {
           return reply(400, { __type: "InvalidRequestException", message }, "InvalidRequestException");
         }
         const name = this.#nameOf(input.SecretId);
+        const arn = `arn:aws:secretsmanager:${this.#region}:${this.#account}:secret:${name}-AbCdEf`;
+        if (!this.authorize(credential?.[1]?.split("/")[0], `secretsmanager:${operation}`, arn)) {
+          const message = `not authorized to perform secretsmanager:${operation} on ${arn}`;
+          return reply(400, { __type: "AccessDeniedException", message }, "AccessDeniedException");
+        }
         const value = this.secrets.get(name);
         if (value === undefined) {
           const message = "Secrets Manager can't find the specified secret.";
           return reply(400, { __type: "ResourceNotFoundException", message }, "ResourceNotFoundException");
         }
         reply(200, {
-          ARN: `arn:aws:secretsmanager:${this.#region}:${this.#account}:secret:${name}-AbCdEf`,
+          ARN: arn,
           Name: name,
           VersionId: "00000000-0000-4000-8000-000000000001",
           SecretString: value,

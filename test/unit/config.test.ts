@@ -4,13 +4,14 @@ import { describe, expect, it } from "vitest";
 import {
   ConfigError,
   configJsonSchema,
+  configWarnings,
   listedStreams,
   loadConfigFile,
   parseConfig,
   resolveAllCredentials,
 } from "../../functions/config.ts";
 
-const minimal = { bucket: "my-dvr-backup", sources: [{ name: "s1", url: "http://streamer1.example:8080" }] };
+const minimal = { bucket: "my-dvr-backup", sources: [{ name: "s1", url: "https://streamer1.example:8443" }] };
 
 function problems(data: unknown): string[] {
   try {
@@ -137,7 +138,12 @@ describe("configuration: each kind of bad input names the file, the JSON path an
 
 describe("secrets", () => {
   const cfg = parseConfig(
-    JSON.stringify(withSource({ auth: { type: "basic", username: "backup", passwordEnv: "S1_PASSWORD" } })),
+    JSON.stringify(
+      withSource({
+        url: "https://streamer1.example",
+        auth: { type: "basic", username: "backup", passwordEnv: "S1_PASSWORD" },
+      }),
+    ),
     "cfg.json",
   );
   it("an environment variable that is not set is named with the field", () => {
@@ -154,5 +160,50 @@ describe("secrets", () => {
     ];
     for (const s of shown) expect(s).not.toContain("hunter2");
     expect(creds.type === "basic" && creds.password.reveal()).toBe("hunter2");
+  });
+});
+
+describe("configuration: credentials never go in clear", () => {
+  const basic = { type: "basic", username: "backup", passwordEnv: "S1_PASSWORD" };
+
+  it("refuses credentials on http:// (url or archiveUrl), naming the field and the way out", () => {
+    expect(problems(withSource({ url: "http://streamer1.example:8080", auth: basic }))).toEqual([
+      "cfg.json: sources[0].url: the basic credentials would go in clear over http://: use https://, or set sources[0].allowCredentialsOverHttp to true to accept that anyone on the path can read them",
+    ]);
+    expect(
+      problems(
+        withSource({
+          url: "https://streamer1.example",
+          archiveUrl: "http://streamer1.example:8002",
+          auth: { type: "token", tokenEnv: "S1_TOKEN" },
+          streams: ["cam1"],
+        }),
+      ),
+    ).toEqual([
+      "cfg.json: sources[0].archiveUrl: the token credentials would go in clear over http://: use https://, or set sources[0].allowCredentialsOverHttp to true to accept that anyone on the path can read them",
+    ]);
+  });
+
+  it("accepts https://, no auth, this machine (loopback), or the explicit field, which it warns about", () => {
+    expect(problems(withSource({ url: "https://streamer1.example", auth: basic }))).toEqual([]);
+    expect(problems(withSource({}))).toEqual([]);
+    for (const url of ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"]) {
+      expect(problems(withSource({ url, auth: basic })), url).toEqual([]);
+    }
+    const allowed = parseConfig(
+      JSON.stringify(
+        withSource({ url: "http://streamer1.example:8080", auth: basic, allowCredentialsOverHttp: true }),
+      ),
+      "cfg.json",
+    );
+    expect(allowed.sources[0]!.allowCredentialsOverHttp).toBe(true);
+    expect(configWarnings(allowed)).toEqual([
+      "source s1: its basic credentials go in clear over http://streamer1.example:8080 (allowCredentialsOverHttp): anyone on the network path can read them",
+    ]);
+    expect(
+      configWarnings(
+        parseConfig(JSON.stringify(withSource({ url: "https://s.example", auth: basic })), "cfg.json"),
+      ),
+    ).toEqual([]);
   });
 });
