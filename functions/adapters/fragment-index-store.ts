@@ -194,6 +194,8 @@ export class FragmentIndexStore implements FragmentIndexReader {
             Key: key,
             Body: JSON.stringify(next),
             ContentType: "application/json",
+            // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
+            ChecksumAlgorithm: "CRC32",
             ...(got?.etag ? { IfMatch: got.etag } : { IfNoneMatch: "*" }),
           }),
         );
@@ -304,6 +306,7 @@ export class FragmentIndexStore implements FragmentIndexReader {
           Key: key,
           Body: JSON.stringify(summary),
           ContentType: "application/json",
+          ChecksumAlgorithm: "CRC32",
         }),
       )
       .catch((error: unknown) => {
