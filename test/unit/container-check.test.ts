@@ -194,6 +194,20 @@ describe("fMP4 media time", () => {
   });
 });
 
+/** One MPEG-TS packet starting a video PES with this 90 kHz PTS (33 bits). */
+function pesPacket(pts: number): Buffer {
+  const b = Buffer.alloc(188, 0xff);
+  b.set([0x47, 0x41, 0x00, 0x10], 0); // sync, payload unit start + PID 0x100, payload only
+  b.set([0x00, 0x00, 0x01, 0xe0, 0x00, 0x00, 0x80, 0x80, 0x05], 4); // PES header, PTS only
+  const v = pts % 2 ** 33;
+  b[13] = 0x21 | (Math.floor(v / 2 ** 30) << 1);
+  b[14] = Math.floor(v / 2 ** 22) & 0xff;
+  b[15] = ((Math.floor(v / 2 ** 15) & 0x7f) << 1) | 1;
+  b[16] = Math.floor(v / 2 ** 7) & 0xff;
+  b[17] = ((v & 0x7f) << 1) | 1;
+  return b;
+}
+
 describe("MPEG-TS media time", () => {
   const from = NOW - 600;
   it("accepts the simulator's whole window in any chunking and refuses one cut after whole packets", () => {
@@ -211,6 +225,20 @@ describe("MPEG-TS media time", () => {
     const whole = checkWindow("ts", body("ts", start, 60), start, 60, 777);
     expect(whole.mediaEnd).toBeGreaterThan(start + 59);
     expect(() => checkWindow("ts", body("ts", start, 40), start, 60)).toThrow(MediaShortError);
+  });
+  it("reads reordered presentation times (B-frames: PTS step back in decode order) as the span they cover", () => {
+    // 25 fps in decode order I P B B P B B ...: PTS 0, 3, 1, 2, 6, 4, 5, ... frames.
+    const framePts = (decoded: number) => (decoded === 0 ? 0 : decoded % 3 === 1 ? decoded + 2 : decoded - 1);
+    const reordered = (start: number, seconds: number) => {
+      const base = (start * 90_000) % 2 ** 33;
+      const frames = seconds * 25;
+      return [Buffer.concat(Array.from({ length: frames }, (_, i) => pesPacket(base + framePts(i) * 3600)))];
+    };
+    const whole = checkWindow("ts", reordered(from, 60), from, 60, 1000);
+    expect(whole.mediaEnd! - from).toBeCloseTo(60, 2); // the highest PTS is frame 1500 (decoded 1498)
+    // 40 s of such a body is 40 s, not a whole window (a backward step read as a forward jump would
+    // make it look far longer).
+    expect(() => checkWindow("ts", reordered(from, 40), from, 60, 1000)).toThrow(MediaShortError);
   });
   it("refuses packets without any PTS or PCR when the window is known", () => {
     const packets = Buffer.alloc(188 * 5, 1);
