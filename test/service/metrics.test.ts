@@ -122,7 +122,7 @@ test("copier events become windows, bytes, failures by reason and durations; bac
  */
 async function failureLabels(
   faults: SimFaults,
-  o: { copyTimeoutSeconds?: number; timeouts?: Record<string, number> } = {},
+  o: { copyTimeoutSeconds?: number; timeouts?: Record<string, number>; refuse?: boolean } = {},
 ): Promise<string[]> {
   const h = await startHarness({
     sim: { streams: [{ name: "cam1", bitrateBps: 800_000, ranges: [{ from: 0, to: 4e9 }] }], days: 1 },
@@ -140,6 +140,7 @@ async function failureLabels(
   });
   h.sim.setFaults({ ...faults, bodyFaultNext: 1 });
   expect((await rt.plan()).sources[0]!.planned.length).toBeGreaterThan(0);
+  if (o.refuse) await h.sim.pauseListening(); // the index was read; now the port refuses
   await rt.startCopiers();
   const failures = async () =>
     (await metrics.registry.metrics())
@@ -154,7 +155,7 @@ const failureCases: [string, string, SimFaults, Parameters<typeof failureLabels>
   ["a stalled body", "timeout", { stallAfterBytes: 10_000 }, { timeouts: { bodyIdleSeconds: 1 } }],
   ["a copy past its timeout", "timeout", { latencyMs: 10_000 }, { copyTimeoutSeconds: 2 }],
   ["a 503", "http_503", { target: "archive", failNext: 1, errorStatus: 503 }, {}],
-  ["a connection closed before the answer", "connection", { resetAfterBytes: 10_000 }, {}],
+  ["a refused connection", "connection", {}, { refuse: true }],
   ["a connection reset in the body", "download", { resetAfterBytes: 500_000 }, {}],
 ];
 for (const [fault, reason, faults, options] of failureCases) {
