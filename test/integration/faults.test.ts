@@ -195,7 +195,7 @@ for (let run = 1; run <= RUNS; run++) {
       await sourceFault("source 503/500/429 burst", { failNext: 3, errorStatus: 500 });
       await h!.close();
       await sourceFault("source 503/500/429 burst", { failNext: 3, errorStatus: 429 });
-    });
+    }, 120_000); // three whole scenarios, each with its retry delays: about 50 s on a quiet machine
 
     it("connection reset mid-body, after the first part was uploaded", async () => {
       await sourceFault("reset mid-body", { resetAfterBytes: 5_500_000, bodyFaultNext: 3 });
