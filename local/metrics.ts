@@ -36,6 +36,9 @@ export interface BackupMetricsOptions {
  * failure. The whole reason goes to the log, never to a label (unbounded, may name streams).
  */
 export function failureReason(reason: string): string {
+  // First: a copy past its timeout ("aborted due to timeout") and a stalled body ("Body Timeout
+  // Error" in a failed download) are timeouts, not aborts or plain download failures.
+  if (!/^S3:/.test(reason) && /timed? ?out|timeout/i.test(reason)) return "timeout";
   if (/abort/i.test(reason)) return "aborted";
   const status = /\b(?:HTTP|status)\s*\(?(\d{3})\b/i.exec(reason);
   if (/^S3:/.test(reason)) return status ? `s3_http_${status[1]}` : "s3";
@@ -43,7 +46,7 @@ export function failureReason(reason: string): string {
   if (/download failed/.test(reason)) return "download";
   if (/incomplete body|body has \d+ bytes/.test(reason)) return "incomplete_body";
   if (/not a copy message/.test(reason)) return "bad_message";
-  if (/timed? ?out|timeout/i.test(reason)) return "timeout";
+  if (/ECONNREFUSED|ECONNRESET|UND_ERR_SOCKET|other side closed/.test(reason)) return "connection";
   return "other";
 }
 

@@ -7,7 +7,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GetQueueUrlCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import {
+  DeleteMessageCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+} from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";
 import { type EmulatorProcess, startEmulatorProcess } from "../support/emulator-process.ts";
@@ -15,6 +20,7 @@ import {
   awayFromWindowEdge,
   awsClients,
   bucketSnapshot,
+  type CliResult,
   cli,
   objectBytes,
   queueCounts,
@@ -29,12 +35,61 @@ describe("the CLI against S3/SQS endpoints given by the AWS variables (emulator 
   let env: Record<string, string>;
   let full: string;
   let cam1Only: string;
+  let cam1AndCam3: string;
   const bucket = "endpoint-backup";
+
+  /**
+   * cam1 backed up by `run --once` (which also creates the bucket and the queues): done once, by
+   * whichever test needs it first, so that each test runs alone or in any order.
+   */
+  let cam1Run: Promise<CliResult> | undefined;
+  function cam1BackedUp(): Promise<CliResult> {
+    cam1Run ??= (async () => {
+      await awayFromWindowEdge(600, 120, 40);
+      return cli(["run", "-c", cam1Only, "--once"], { cwd: dir, env });
+    })();
+    return cam1Run;
+  }
+
+  /** A window message for the copy queue or the dead-letter queue of source cams. */
+  function windowMessage(queue: string, from: number) {
+    return new SendMessageCommand({
+      QueueUrl: queue,
+      MessageBody: JSON.stringify({
+        v: 1,
+        source: "cams",
+        stream: "cam1",
+        from,
+        duration: 600,
+        format: "mp4",
+        leaseUntil: from + 3600,
+      }),
+      MessageAttributes: { reason: { DataType: "String", StringValue: "HTTP 403 from the source" } },
+    });
+  }
+
+  async function queueUrl(name: string): Promise<string> {
+    return (await aws.sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl!;
+  }
+
+  /** Empties the copy queue (what a test put there for itself). */
+  async function drainCopyQueue(): Promise<void> {
+    const url = await queueUrl("flussonic-backup-cams");
+    for (;;) {
+      const got = await aws.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+      );
+      if (!got.Messages?.length) return;
+      for (const m of got.Messages)
+        await aws.sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle! }));
+    }
+  }
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "fb-cli-endpoints-"));
     [sim, emulator] = await Promise.all([
-      FlussonicSimulator.start({ streams: 2, days: 0.03, bitrateBps: 8000, seed: 11 }),
+      // cam3 is never copied: the dry run always has windows of it to list.
+      FlussonicSimulator.start({ streams: 3, days: 0.03, bitrateBps: 8000, seed: 11 }),
       startEmulatorProcess({ dir: join(dir, "emulator") }),
     ]);
     aws = awsClients(emulator.url);
@@ -55,8 +110,10 @@ describe("the CLI against S3/SQS endpoints given by the AWS variables (emulator 
       });
     full = join(dir, "full.json");
     cam1Only = join(dir, "cam1.json");
+    cam1AndCam3 = join(dir, "cam1-cam3.json");
     writeFileSync(full, config(["cam1", { name: "cam2", format: "ts" }]));
     writeFileSync(cam1Only, config(["cam1"]));
+    writeFileSync(cam1AndCam3, config(["cam1", { name: "cam3", format: "ts" }]));
   });
 
   afterAll(async () => {
@@ -67,9 +124,7 @@ describe("the CLI against S3/SQS endpoints given by the AWS variables (emulator 
   });
 
   it("run --once: creates the bucket and the queues, copies byte for byte, exit 0", async () => {
-    // The dry run of the next test must see the same due windows of cam1 as this run.
-    await awayFromWindowEdge(600, 120, 40);
-    const r = await cli(["run", "-c", cam1Only, "--once"], { cwd: dir, env });
+    const r = await cam1BackedUp();
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^Copied [1-9]\d* window\(s\)/m);
     // The start-up probe of the endpoint and the copies print nothing of the SDK's own (an empty
@@ -92,20 +147,25 @@ describe("the CLI against S3/SQS endpoints given by the AWS variables (emulator 
   }, 120_000);
 
   it("run --dry-run: prints what would be copied; no object, manifest, lease or queue message changes", async () => {
+    await cam1BackedUp();
+    // The dry run must see the due windows of cam1 a run saw: one more run, right before it.
+    await awayFromWindowEdge(600, 120, 40);
+    expect((await cli(["run", "-c", cam1Only, "--once"], { cwd: dir, env })).code).toBe(0);
     const objectsBefore = await bucketSnapshot(aws.s3, bucket);
     const queuesBefore = await queueCounts(aws.sqs);
-    const r = await cli(["run", "-c", full, "--dry-run"], { cwd: dir, env });
+    const r = await cli(["run", "-c", cam1AndCam3, "--dry-run"], { cwd: dir, env });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^Dry run: nothing queued, leased or written\.$/m);
     expect(r.stdout).toMatch(
-      /^ {2}cam2: [1-9]\d* window\(s\) of up to \d+ s, .*~[\d.]+ \S+, ~\d+\S* at the cap/m,
+      /^ {2}cam3: [1-9]\d* window\(s\) of up to \d+ s, .*~[\d.]+ \S+, ~\d+\S* at the cap/m,
     );
     expect(r.stdout).toMatch(/^ {2}cam1: 0 window\(s\)/m);
     expect(await bucketSnapshot(aws.s3, bucket)).toEqual(objectsBefore);
     expect(await queueCounts(aws.sqs)).toEqual(queuesBefore);
-  });
+  }, 120_000);
 
   it("run --once then status --json and verify: complete and intact (exit 0)", async () => {
+    await cam1BackedUp(); // the first run of cam1 is the first test's
     // status below must see the due windows this run saw.
     await awayFromWindowEdge(600, 120, 40);
     const r = await cli(["run", "-c", full, "--once"], { cwd: dir, env });
@@ -129,24 +189,9 @@ describe("the CLI against S3/SQS endpoints given by the AWS variables (emulator 
   }, 120_000);
 
   it("redrive --dry-run lists a dead-lettered window and moves nothing; redrive moves it back", async () => {
-    const dlq = (await aws.sqs.send(new GetQueueUrlCommand({ QueueName: "flussonic-backup-cams-dlq" })))
-      .QueueUrl!;
+    await cam1BackedUp(); // the queues
     const from = Math.floor(Date.now() / 1000 / 600) * 600 - 3600;
-    await aws.sqs.send(
-      new SendMessageCommand({
-        QueueUrl: dlq,
-        MessageBody: JSON.stringify({
-          v: 1,
-          source: "cams",
-          stream: "cam1",
-          from,
-          duration: 600,
-          format: "mp4",
-          leaseUntil: from + 3600,
-        }),
-        MessageAttributes: { reason: { DataType: "String", StringValue: "HTTP 403 from the source" } },
-      }),
-    );
+    await aws.sqs.send(windowMessage(await queueUrl("flussonic-backup-cams-dlq"), from));
     const dry = await cli(["redrive", "-c", full, "--source", "cams", "--dry-run"], { cwd: dir, env });
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain("1 dead-lettered window(s) of source cams (left in place, --dry-run)");
@@ -158,19 +203,32 @@ describe("the CLI against S3/SQS endpoints given by the AWS variables (emulator 
       "flussonic-backup-cams-dlq": 1,
     });
     // The dry run received the message to read it and made it visible again 1 s later (redrive.ts);
-    // that cannot be observed without receiving it again (the emulator updates its counts lazily),
-    // so wait the second out as an operator would.
-    await new Promise((r) => setTimeout(r, 1500));
-    const r = await cli(["redrive", "-c", full, "--source", "cams"], { cwd: dir, env });
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain("Moved 1 dead-lettered window(s) of source cams back to its copy queue.");
+    // only a receive shows that (the emulator updates its counts lazily): redrive until it moves it.
+    const moves: string[] = [];
+    await expect
+      .poll(
+        async () => {
+          const r = await cli(["redrive", "-c", full, "--source", "cams"], { cwd: dir, env });
+          expect(r.code, r.stderr).toBe(0);
+          moves.push(r.stdout.trim());
+          return r.stdout;
+        },
+        { timeout: 20_000, interval: 100 },
+      )
+      .toContain("Moved 1 dead-lettered window(s) of source cams back to its copy queue.");
+    expect(moves.slice(0, -1).every((m) => m.startsWith("Moved 0 "))).toBe(true);
     expect(await queueCounts(aws.sqs)).toEqual({
       "flussonic-backup-cams": 1,
       "flussonic-backup-cams-dlq": 0,
     });
-  });
+    await drainCopyQueue();
+  }, 60_000);
 
   it("pause: status shows it, run --once copies nothing; resume lifts it", async () => {
+    await cam1BackedUp(); // the queues
+    // A window waiting in the copy queue, which the paused source leaves there.
+    const from = Math.floor(Date.now() / 1000 / 600) * 600 - 3600;
+    await aws.sqs.send(windowMessage(await queueUrl("flussonic-backup-cams"), from));
     const p = await cli(["pause", "-c", full, "--source", "cams", "--reason", "disk swap"], {
       cwd: dir,
       env,
@@ -192,5 +250,6 @@ describe("the CLI against S3/SQS endpoints given by the AWS variables (emulator 
     expect(r.stdout).toContain("Source cams resumed");
     const again = await cli(["resume", "-c", full, "--source", "cams"], { cwd: dir, env });
     expect(again.stdout).toContain("Source cams was not paused by the operator.");
-  });
+    await drainCopyQueue();
+  }, 120_000);
 });

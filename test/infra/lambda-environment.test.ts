@@ -1,7 +1,16 @@
-import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { describe, expect, it } from "vitest";
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, parseConfig } from "../../functions/config.ts";
 import { addFifoMessageGroup, readAllCredentials } from "../../functions/lambda/environment.ts";
+import { createSqsClient } from "../../local/aws-clients.ts";
+import { type EmbeddedEmulator, startEmbedded } from "../../local/embedded.ts";
 
 const config = parseConfig(
   JSON.stringify({
@@ -67,31 +76,65 @@ describe("Lambda credentials come from Secrets Manager", () => {
 });
 
 describe("sends to the FIFO queue of a source capped at 1 copy", () => {
-  /** An SQS client that records what it would send and never touches the network. */
-  function recordingClient() {
-    const sent: Record<string, unknown>[] = [];
-    // md5: false: the fake answers carry no checksums of the message bodies.
-    const sqs = new SQSClient({
-      region: "eu-west-1",
-      credentials: { accessKeyId: "x", secretAccessKey: "y" },
-      md5: false,
-    });
+  // The embedded emulator (fauxqs) has real FIFO queues: a send without a message group is refused
+  // there as in SQS, and a receive tells the group each message went into.
+  let emulator: EmbeddedEmulator;
+  let sqs: SQSClient;
+  const sent: Record<string, unknown>[] = [];
+  beforeAll(async () => {
+    emulator = await startEmbedded(undefined);
+    sqs = createSqsClient(emulator.endpoints);
     addFifoMessageGroup(sqs);
+    // Looks at what goes out (after the group is added) and passes it on to the emulator.
     sqs.middlewareStack.add(
-      () => async (args) => {
+      (next) => async (args) => {
         sent.push(structuredClone(args.input as Record<string, unknown>));
-        return { output: { $metadata: {}, Successful: [], Failed: [] } as never, response: {} };
+        return next(args);
       },
-      { step: "serialize", name: "record", priority: "high" },
+      { step: "build", name: "observe" },
     );
-    return { sqs, sent };
+  });
+  afterAll(async () => {
+    sqs?.destroy();
+    await emulator?.stop();
+  });
+
+  /** A new queue of that name (FIFO queues: content-based deduplication, as the stack makes them). */
+  async function queue(name: string): Promise<string> {
+    const fifo = name.endsWith(".fifo");
+    const { QueueUrl } = await sqs.send(
+      new CreateQueueCommand({
+        QueueName: name,
+        ...(fifo ? { Attributes: { FifoQueue: "true", ContentBasedDeduplication: "true" } } : {}),
+      }),
+    );
+    return QueueUrl!;
+  }
+
+  /** Every message of a queue with its body and message group. */
+  async function received(url: string): Promise<{ body: string; group: string | undefined }[]> {
+    const out: { body: string; group: string | undefined }[] = [];
+    for (;;) {
+      const res = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: url,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 0,
+          MessageSystemAttributeNames: ["MessageGroupId"],
+        }),
+      );
+      if (!res.Messages?.length) return out;
+      for (const m of res.Messages) {
+        out.push({ body: m.Body!, group: m.Attributes?.MessageGroupId });
+        await sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle! }));
+      }
+    }
   }
 
   it("put every message of a FIFO queue into one message group, single or batch", async () => {
-    const { sqs, sent } = recordingClient();
-    const fifo = "https://sqs.eu-west-1.amazonaws.com/123456789012/flussonic-backup-a.fifo";
-    await sqs.send(new SendMessageCommand({ QueueUrl: fifo, MessageBody: "{}" }));
-    await sqs.send(
+    const fifo = await queue("flussonic-backup-a.fifo");
+    await sqs.send(new SendMessageCommand({ QueueUrl: fifo, MessageBody: "{0}" }));
+    const batch = await sqs.send(
       new SendMessageBatchCommand({
         QueueUrl: fifo,
         Entries: [
@@ -100,21 +143,21 @@ describe("sends to the FIFO queue of a source capped at 1 copy", () => {
         ],
       }),
     );
-    expect(sent[0]).toMatchObject({ MessageGroupId: "copies" });
-    expect((sent[1]!.Entries as { MessageGroupId?: string }[]).map((e) => e.MessageGroupId)).toEqual([
-      "copies",
-      "copies",
+    expect(batch.Failed ?? []).toEqual([]);
+    expect(await received(fifo)).toEqual([
+      { body: "{0}", group: "copies" },
+      { body: "{1}", group: "copies" },
+      { body: "{2}", group: "copies" },
     ]);
   });
 
   it("leave sends to standard queues as they are", async () => {
-    const { sqs, sent } = recordingClient();
-    await sqs.send(
-      new SendMessageCommand({
-        QueueUrl: "https://sqs.eu-west-1.amazonaws.com/123456789012/flussonic-backup-b",
-        MessageBody: "{}",
-      }),
-    );
-    expect(sent[0]!.MessageGroupId).toBeUndefined();
+    const standard = await queue("flussonic-backup-b");
+    await sqs.send(new SendMessageCommand({ QueueUrl: standard, MessageBody: "{}" }));
+    expect(await received(standard)).toEqual([{ body: "{}", group: undefined }]);
+    // SQS now takes a group on standard queues too (fair queues): the send must not carry one.
+    expect(
+      sent.filter((i) => i.QueueUrl === standard && "MessageBody" in i).map((i) => i.MessageGroupId),
+    ).toEqual([undefined]);
   });
 });

@@ -7,7 +7,6 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
-import { CopyQueue } from "../../functions/adapters/copy-queue.ts";
 import { type BackupConfig, parseConfig } from "../../functions/config.ts";
 import { streamPrefix, utcDate } from "../../functions/domain/keys.ts";
 import {
@@ -16,7 +15,6 @@ import {
   subtractRanges,
   type TimeRange,
 } from "../../functions/domain/ranges.ts";
-import { planBackup } from "../../functions/plan-backup.ts";
 import { expiryDays } from "../../infra/backup-bucket.ts";
 import { readBackupStatus, type StreamStatus } from "../../local/backup-status.ts";
 import { runOnce } from "../../local/once.ts";
@@ -24,15 +22,19 @@ import { restoreRange } from "../../local/restore-range.ts";
 import type { LocalRuntime } from "../../local/runtime.ts";
 import { expectExactCopies, storedWindows } from "../support/backup-checks.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";
+import { S3FaultProxy } from "../support/s3-fault-proxy.ts";
 
 const DAY = 86400;
 const MIN = 60;
 const NOW0 = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
 
 let h: Harness | undefined;
+let proxy: S3FaultProxy | undefined;
 afterEach(async () => {
   await h?.close();
+  await proxy?.close();
   h = undefined;
+  proxy = undefined;
 });
 
 /** The simulated stream, to change what the source recorded (its ranges) or its bitrate. */
@@ -166,26 +168,18 @@ describe("no silent gaps (issue 15)", () => {
       config: { minWindowSeconds: 600 },
     });
     const hh = h;
-    const rt = await hh.runtime();
-    // A planner run that queues its windows and dies before it records the leases.
-    const store = new Proxy(rt.store, {
-      get(target, prop, receiver) {
-        if (prop === "writeManifest") return () => Promise.reject(new Error("planner killed"));
-        const v = Reflect.get(target, prop, receiver);
-        return typeof v === "function" ? v.bind(target) : v;
-      },
-    });
-    const lost = await planBackup({
-      config: hh.config,
-      store,
-      queue: new CopyQueue(rt.sqs, (s) => rt.queues.get(s)!.url),
-      flussonic: (s) => rt.clients.get(s)!,
-      now: hh.clock.now,
-      copyTimeoutSeconds: rt.copyTimeoutSeconds,
-      logger: { debug() {}, info() {}, warn() {}, error() {} },
-    });
+    proxy = await S3FaultProxy.start(hh.emulator.endpoints.s3Endpoint!);
+    const rt = await hh.runtime({ endpoints: { ...hh.emulator.endpoints, s3Endpoint: proxy.url } });
+    // A planner run that queues its windows and dies before it records the leases: every manifest
+    // write fails (S3 500, past the client's retries).
+    const killed = proxy.inject({ op: "PutObject", kind: "manifest", fault: "500", times: Infinity });
+    const lost = await rt.plan();
+    expect(killed.hits).toBeGreaterThan(0);
+    expect(lost.sources[0]!.errors.map((e) => e.stream)).toEqual(["cam1"]);
     expect(lost.sources[0]!.streams[0]!.windowSeconds).toBe(600);
     expect(lost.sources[0]!.planned.length).toBeGreaterThan(0);
+    expect(await rt.pendingMessages()).toBe(lost.sources[0]!.planned.length);
+    proxy.clear();
 
     // The stream's bitrate doubles: the next run cuts 300 s windows over the same span.
     simStream(hh, "cam1").bitrateBps = 6000;

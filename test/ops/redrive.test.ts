@@ -42,15 +42,26 @@ describe("redrive", () => {
     );
     expect(await queueStatus(rt.sqs, "src1")).toEqual({ queued: 0, inFlight: 0, deadLettered: n });
 
-    // A dry run hides the dead letters for a second (the receive that reads them). The emulator
-    // releases hidden messages only on a receive, so no attribute shows their return: wait it out.
-    await new Promise((r) => setTimeout(r, 1100));
-
-    // The operator fixes the cause, then redrives.
+    // The operator fixes the cause, then redrives. A dry run hides the dead letters for a second
+    // (the receive that reads them), and the emulator releases hidden messages only on a receive,
+    // so no attribute shows their return: redrive until all are moved, as an operator would.
     h.sim.setFaults({});
-    const out = new TextSink();
-    expect(await redriveCommand({ config: file, source: "src1", now: h.clock.now(), out })).toBe(0);
-    expect(out.text).toContain(`Moved ${n} dead-lettered window(s) of source src1 back to its copy queue.`);
+    const outputs: string[] = [];
+    let moved = 0;
+    await expect
+      .poll(
+        async () => {
+          const out = new TextSink();
+          expect(await redriveCommand({ config: file, source: "src1", now: h!.clock.now(), out })).toBe(0);
+          outputs.push(out.text);
+          moved += Number(/^Moved (\d+) dead-lettered window\(s\) of source src1 back/m.exec(out.text)?.[1]);
+          return moved;
+        },
+        { timeout: 10_000, interval: 50 },
+      )
+      .toBe(n);
+    for (const text of outputs)
+      expect(text).toMatch(/^Moved \d+ dead-lettered window\(s\) of source src1 back to its copy queue\.$/m);
     expect(await queueStatus(rt.sqs, "src1")).toEqual({ queued: n, inFlight: 0, deadLettered: 0 });
 
     const copiedBefore = h.tally.events.filter((e) => e.type === "copied").length;

@@ -291,8 +291,14 @@ describe("catch-up playlists (index|archive-{from}-{dur}.m3u8)", () => {
     const p = mediaPlaylist(res.text);
     expect(p.playlistType).toBe("EVENT");
     expect(p.endlist).toBe(false);
-    checkAgainstIndex(p, STREAM);
-    expect(p.segments.at(-1)!.programDateTime ?? true).toBeTruthy();
+    const runs = checkAgainstIndex(p, STREAM);
+    // The live edge maps to the wall clock: the last dated segment plus the EXTINFs after it gives
+    // the newest segment's start in the index (EXTINF has milliseconds, so at most 1 ms apart each).
+    const dated = p.segments.findLastIndex((seg) => seg.programDateTime !== undefined);
+    expect(dated).toBeGreaterThanOrEqual(0);
+    const after = p.segments.slice(dated, -1).reduce((ms, seg) => ms + seg.duration * 1000, 0);
+    const edgeMs = p.segments[dated]!.programDateTime!.getTime() + after;
+    expect(Math.abs(edgeMs - runs.at(-1)!.startMs)).toBeLessThanOrEqual(p.segments.length - dated);
   });
 
   it("a 24-hour range reads each stream-day once and is answered; 24 h + 1 s is refused with 400", async () => {

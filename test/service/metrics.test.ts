@@ -15,6 +15,8 @@ import type { CopierEvent } from "../../functions/copier.ts";
 import { createS3Client } from "../../local/aws-clients.ts";
 import { startEmbedded } from "../../local/embedded.ts";
 import { BackupMetrics, failureReason, serveMetrics } from "../../local/metrics.ts";
+import type { SimFaults } from "../../tools/simulator/simulator.ts";
+import { startHarness } from "../support/harness.ts";
 import { PlainS3Proxy } from "./plain-s3-proxy.ts";
 import { sample } from "./service-process.ts";
 
@@ -113,6 +115,56 @@ test("copier events become windows, bytes, failures by reason and durations; bac
     "incomplete_body",
   );
 });
+
+/**
+ * A copier under one simulator fault (its first download only), its events counted by the metrics:
+ * the `copy_failures_total` series seen once the first failure is counted.
+ */
+async function failureLabels(
+  faults: SimFaults,
+  o: { copyTimeoutSeconds?: number; timeouts?: Record<string, number>; refuse?: boolean } = {},
+): Promise<string[]> {
+  const h = await startHarness({
+    sim: { streams: [{ name: "cam1", bitrateBps: 800_000, ranges: [{ from: 0, to: 4e9 }] }], days: 1 },
+    source: {
+      retentionDays: 0.05,
+      maxConcurrentCopies: 1,
+      timeouts: { connectSeconds: 1, headersSeconds: 30, bodyIdleSeconds: 30, ...o.timeouts },
+    },
+  });
+  cleanups.push(() => h.close());
+  const metrics = new BackupMetrics({ config: h.config, scheduleMs: 300_000 });
+  const rt = await h.runtime({
+    onEvent: (e) => metrics.event(e),
+    ...(o.copyTimeoutSeconds ? { copyTimeoutSeconds: o.copyTimeoutSeconds } : {}),
+  });
+  h.sim.setFaults({ ...faults, bodyFaultNext: 1 });
+  expect((await rt.plan()).sources[0]!.planned.length).toBeGreaterThan(0);
+  if (o.refuse) await h.sim.pauseListening(); // the index was read; now the port refuses
+  await rt.startCopiers();
+  const failures = async () =>
+    (await metrics.registry.metrics())
+      .split("\n")
+      .filter((l) => l.startsWith("flussonic_backup_copy_failures_total{"));
+  await expect.poll(failures, { timeout: 20_000, interval: 50 }).not.toEqual([]);
+  await rt.stopCopiers(0);
+  return (await failures()).map((l) => l.replace(/ \d+$/, ""));
+}
+
+const failureCases: [string, string, SimFaults, Parameters<typeof failureLabels>[1]][] = [
+  ["a stalled body", "timeout", { stallAfterBytes: 10_000 }, { timeouts: { bodyIdleSeconds: 1 } }],
+  ["a copy past its timeout", "timeout", { latencyMs: 10_000 }, { copyTimeoutSeconds: 2 }],
+  ["a 503", "http_503", { target: "archive", failNext: 1, errorStatus: 503 }, {}],
+  ["a refused connection", "connection", {}, { refuse: true }],
+  ["a connection reset in the body", "download", { resetAfterBytes: 500_000 }, {}],
+];
+for (const [fault, reason, faults, options] of failureCases) {
+  test(`failure label from a real fault: ${fault} is counted as \`${reason}\`, result \`retry\``, async () => {
+    expect(await failureLabels(faults, options)).toEqual([
+      `flussonic_backup_copy_failures_total{source="src1",reason="${reason}",result="retry"}`,
+    ]);
+  });
+}
 
 test("--no-s3-checksums: bookkeeping deletes reach a store that refuses checksum headers (Content-MD5 instead)", async () => {
   const emu = await startEmbedded(undefined);

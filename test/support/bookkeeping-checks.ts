@@ -2,11 +2,13 @@
  * What the bookkeeping of a backup must say after any fault or race: every catalog entry is an
  * object that is there with the listed size and ETag, every stored window is listed exactly once,
  * the manifest covers every stored window (from `coveredSince` on: older ones are past the
- * retention, which the manifest no longer claims), and no completion record is left behind.
+ * retention, which the manifest no longer claims) and claims nothing that is not stored, and no
+ * completion record is left behind.
  */
 import { expect } from "vitest";
 import type { BackupStore } from "../../functions/adapters/backup-store.ts";
 import { catalogKey } from "../../functions/domain/keys.ts";
+import { normalizeRanges, subtractRanges } from "../../functions/domain/ranges.ts";
 import { storedWindows } from "./backup-checks.ts";
 import type { Harness } from "./harness.ts";
 
@@ -41,5 +43,27 @@ export async function expectHonestBookkeeping(
       ).toBe(true);
     }
   }
+  await expectManifestClaimsOnlyStored(h, store, streams);
   expect(await h.keys(`${prefix}.backup/records/`), "completion records left").toEqual([]);
+}
+
+/**
+ * The other direction: every second a stream's manifest counts as covered lies in a window object
+ * that is stored (the backup never claims what it does not hold).
+ */
+export async function expectManifestClaimsOnlyStored(
+  h: Harness,
+  store: BackupStore,
+  streams: readonly string[],
+): Promise<void> {
+  for (const stream of streams) {
+    const held = normalizeRanges(
+      (await storedWindows(h, stream)).map((w) => ({ from: w.from, to: w.from + w.duration })),
+    );
+    const { manifest } = await store.readManifest("src1", stream);
+    expect(
+      subtractRanges(manifest.covered, held),
+      `seconds ${stream}'s manifest claims but no window holds`,
+    ).toEqual([]);
+  }
 }

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { BackupStore } from "../../functions/adapters/backup-store.ts";
 import { type BackupConfig, parseConfig, type SourceCredentials } from "../../functions/config.ts";
 import type { CopierEvent } from "../../functions/copier.ts";
 import { type EmbeddedEmulator, startEmbedded } from "../../local/embedded.ts";
@@ -43,6 +44,8 @@ export interface Harness {
   keys(prefix?: string): Promise<string[]>;
   getObject(key: string): Promise<Buffer>;
   s3(): S3Client;
+  /** The first runtime's store. */
+  store(): BackupStore;
   /** Multipart uploads the emulator still holds (orphans). */
   openMultipartUploads(): string[];
   /** Parts uploaded to the multipart uploads still open. */
@@ -132,6 +135,11 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
     async getObject(key) {
       const res = await h.s3().send(new GetObjectCommand({ Bucket: config.bucket, Key: key }));
       return Buffer.from(await res.Body!.transformToByteArray());
+    },
+    store() {
+      const store = runtimes[0]?.store;
+      if (!store) throw new Error("start a runtime first");
+      return store;
     },
     s3() {
       const s3 = runtimes[0]?.s3;

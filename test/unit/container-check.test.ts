@@ -194,6 +194,37 @@ describe("fMP4 media time", () => {
   });
 });
 
+/** One MPEG-TS packet starting a video PES with this 90 kHz PTS (33 bits). */
+function pesPacket(pts: number): Buffer {
+  const b = Buffer.alloc(188, 0xff);
+  b.set([0x47, 0x41, 0x00, 0x10], 0); // sync, payload unit start + PID 0x100, payload only
+  b.set([0x00, 0x00, 0x01, 0xe0, 0x00, 0x00, 0x80, 0x80, 0x05], 4); // PES header, PTS only
+  const v = pts % 2 ** 33;
+  b[13] = 0x21 | (Math.floor(v / 2 ** 30) << 1);
+  b[14] = Math.floor(v / 2 ** 22) & 0xff;
+  b[15] = ((Math.floor(v / 2 ** 15) & 0x7f) << 1) | 1;
+  b[16] = Math.floor(v / 2 ** 7) & 0xff;
+  b[17] = ((v & 0x7f) << 1) | 1;
+  return b;
+}
+
+/** An MPEG-TS packet with an adaptation field carrying `pcr` (90 kHz base), and a PES with `pts` if given. */
+function tsPacket(o: { pcr: number; pts?: number }): Buffer {
+  const b = Buffer.alloc(188, 0xff);
+  const pes = o.pts !== undefined;
+  b.set([0x47, pes ? 0x41 : 0x01, 0x00, pes ? 0x30 : 0x20], 0);
+  const length = pes ? 7 : 183;
+  b[4] = length;
+  b[5] = 0x10; // PCR flag
+  const v = o.pcr % 2 ** 33;
+  b.set([Math.floor(v / 2 ** 25), Math.floor(v / 2 ** 17) & 0xff, Math.floor(v / 2 ** 9) & 0xff], 6);
+  b[9] = Math.floor(v / 2) & 0xff;
+  b[10] = ((v & 1) << 7) | 0x7e;
+  b[11] = 0;
+  if (pes) pesPacket(o.pts!).copy(b, 5 + length, 4, 4 + 14); // the PES header with its PTS after the field
+  return b;
+}
+
 describe("MPEG-TS media time", () => {
   const from = NOW - 600;
   it("accepts the simulator's whole window in any chunking and refuses one cut after whole packets", () => {
@@ -211,6 +242,36 @@ describe("MPEG-TS media time", () => {
     const whole = checkWindow("ts", body("ts", start, 60), start, 60, 777);
     expect(whole.mediaEnd).toBeGreaterThan(start + 59);
     expect(() => checkWindow("ts", body("ts", start, 40), start, 60)).toThrow(MediaShortError);
+  });
+  it("reads reordered presentation times (B-frames: PTS step back in decode order) as the span they cover", () => {
+    // 25 fps in decode order I P B B P B B ...: PTS 0, 3, 1, 2, 6, 4, 5, ... frames.
+    const framePts = (decoded: number) => (decoded === 0 ? 0 : decoded % 3 === 1 ? decoded + 2 : decoded - 1);
+    const reordered = (start: number, seconds: number) => {
+      const base = (start * 90_000) % 2 ** 33;
+      const frames = seconds * 25;
+      return [Buffer.concat(Array.from({ length: frames }, (_, i) => pesPacket(base + framePts(i) * 3600)))];
+    };
+    const whole = checkWindow("ts", reordered(from, 60), from, 60, 1000);
+    expect(whole.mediaEnd! - from).toBeCloseTo(60, 2); // the highest PTS is frame 1500 (decoded 1498)
+    // 40 s of such a body is 40 s, not a whole window (a backward step read as a forward jump would
+    // make it look far longer).
+    expect(() => checkWindow("ts", reordered(from, 40), from, 60, 1000)).toThrow(MediaShortError);
+  });
+  it("reads the PCR of adaptation fields when no PES carries a PTS, and prefers the PTS when one does", () => {
+    const base = (from * 90_000) % 2 ** 33;
+    const tenths = (seconds: number) => Array.from({ length: seconds * 10 }, (_, i) => base + i * 9000);
+    const pcrOnly = (seconds: number) => [Buffer.concat(tenths(seconds).map((t) => tsPacket({ pcr: t })))];
+    expect(checkWindow("ts", pcrOnly(60), from, 60, 500).mediaEnd! - from).toBeCloseTo(59.9, 3);
+    expect(() => checkWindow("ts", pcrOnly(40), from, 60, 500)).toThrow(MediaShortError);
+    // Adaptation field and PES in one packet: the PTS after the field counts, not the PCR.
+    const both = (ptsSeconds: number, pcrSeconds: number) => {
+      const pcr = tenths(pcrSeconds);
+      return [
+        Buffer.concat(tenths(ptsSeconds).map((t, i) => tsPacket({ pts: t, pcr: pcr[i] ?? pcr.at(-1)! }))),
+      ];
+    };
+    expect(checkWindow("ts", both(60, 1), from, 60, 500).mediaEnd! - from).toBeCloseTo(59.9, 3);
+    expect(() => checkWindow("ts", both(40, 60), from, 60, 500)).toThrow(MediaShortError);
   });
   it("refuses packets without any PTS or PCR when the window is known", () => {
     const packets = Buffer.alloc(188 * 5, 1);

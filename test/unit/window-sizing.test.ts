@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../functions/config.ts";
 import { bandwidthAt } from "../../functions/domain/bandwidth-schedule.ts";
@@ -41,8 +42,29 @@ describe("window sizing under a bandwidth schedule", () => {
       { from: "06:00", to: "22:00", maxBandwidthMbps: 20 },
     ];
     expect(lowestCopyingMbps(whole, 5)).toBe(20);
-    // Same answer as the copier's schedule lookup, minute by minute.
-    const noon = Math.floor(Date.UTC(2026, 10, 20, 12, 0, 0) / 1000);
-    expect(bandwidthAt(whole, 5, noon)).toBe(20);
+  });
+
+  it("gives the lowest positive cap the copier's schedule lookup applies in any minute of the day (generated schedules)", () => {
+    const midnight = Math.floor(Date.UTC(2026, 10, 20) / 1000);
+    const minuteOf = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3));
+    const hhmm = fc
+      .tuple(fc.integer({ min: 0, max: 23 }), fc.integer({ min: 0, max: 59 }))
+      .map(([hh, mm]) => `${String(hh).padStart(2, "0")}:${String(mm).padStart(2, "0")}`);
+    const period = fc.record({ from: hhmm, to: hhmm, maxBandwidthMbps: fc.integer({ min: 0, max: 100 }) });
+    fc.assert(
+      fc.property(fc.array(period, { maxLength: 5 }), fc.integer({ min: 1, max: 100 }), (periods, cap) => {
+        // The lookup only changes where a period starts or ends: those minutes (and midnight) are
+        // every minute of the day as far as caps go.
+        const minutes = [0, ...periods.flatMap((p) => [p.from, p.to].map(minuteOf))];
+        let lowest = Number.POSITIVE_INFINITY;
+        for (const minute of minutes) {
+          const mbps = bandwidthAt(periods, cap, midnight + minute * 60);
+          if (mbps > 0) lowest = Math.min(lowest, mbps);
+        }
+        // No minute copies at all: windows are sized for the default cap.
+        expect(lowestCopyingMbps(periods, cap)).toBe(Number.isFinite(lowest) ? lowest : cap);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
