@@ -133,9 +133,16 @@ const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
 class HttpProblem extends Error {
   readonly status: number;
   constructor(status: number, message: string) {
-    super(message);
+    // One line whatever the request held: names come from the URL and may carry control characters.
+    super(oneLine(message));
     this.status = status;
   }
+}
+
+/** `text` with control characters written as `\uXXXX`, so an answer's sentence stays one line. */
+function oneLine(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point.
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** Where a request is: the source's settings and the stream. */
