@@ -6,7 +6,7 @@
  */
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { parseTimeArg, parseTimeSpan, UsageError } from "../../cli/time-arg.ts";
+import { parseTimeArg, parseTimeSpan, UsageError } from "../../cli/commands/time-arg.ts";
 import { ConfigError, configSchema, parseConfig } from "../../functions/config.ts";
 import type { FragmentIndexReader, WindowIndex } from "../../functions/domain/fragment-index.ts";
 import { windowKey } from "../../functions/domain/keys.ts";
