@@ -3,11 +3,20 @@
  * process): a usage mistake exits 2 with commander's one-line reason, --help and --version exit 0,
  * defaults read as written, and each command's help speaks only of what it takes.
  */
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cli, ROOT } from "./cli-process.ts";
+import { BIN, cli, ROOT } from "./cli-process.ts";
+
+/** The machine's own `node` (the PATH without node_modules/.bin) and its major version. */
+const machinePath = (process.env.PATH ?? "")
+  .split(":")
+  .filter((p) => !p.endsWith("node_modules/.bin"))
+  .join(":");
+const machineNode = spawnSync("node", ["--version"], { env: { PATH: machinePath }, encoding: "utf8" });
+const machineMajor = machineNode.status === 0 ? Number(/^v(\d+)/.exec(machineNode.stdout)?.[1]) : undefined;
 
 const dir = mkdtempSync(join(tmpdir(), "fb-cli-usage-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -75,6 +84,21 @@ describe("usage of the command line", () => {
     expect(old.code).toBe(2);
     expect(old.stderr).toContain(
       "note: run --verbose logs every window as before; its own name is now --log-windows",
+    );
+  });
+
+  it.concurrent("`node cli/main.ts` on a Node too old for TypeScript says to use npx or Node 24, no stack", async (ctx) => {
+    if (machineMajor === undefined || machineMajor >= 22) {
+      ctx.skip(`the machine's node is ${machineNode.stdout.trim() || "missing"}, not an old one to try`);
+    }
+    const r = spawnSync("node", [BIN, "--version"], {
+      cwd: dir,
+      env: { PATH: machinePath },
+      encoding: "utf8",
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(
+      `flussonic-backup needs Node 24, this is Node ${machineNode.stdout.trim().slice(1)}: run it as \`npx flussonic-backup\` (after \`npm ci\`, which brings Node 24 for it) or put Node 24 on the PATH.\n`,
     );
   });
 });

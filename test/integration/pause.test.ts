@@ -13,7 +13,7 @@ import {
 } from "@aws-sdk/client-sqs";
 import type { SQSRecord } from "aws-lambda";
 import { afterEach, describe, expect, it } from "vitest";
-import { pauseCommand } from "../../cli/pause.ts";
+import { pauseCommand } from "../../cli/commands/pause.ts";
 import { type CopierEvent, createCopierHandler } from "../../functions/copier.ts";
 import type { CopyMessage } from "../../functions/domain/archive.ts";
 import type { LocalRuntime } from "../../local/runtime.ts";

@@ -9,8 +9,8 @@
 import { createHash } from "node:crypto";
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
-import { statusCommand } from "../../cli/status.ts";
-import { verifyCommand } from "../../cli/verify.ts";
+import { statusCommand } from "../../cli/commands/status.ts";
+import { verifyCommand } from "../../cli/commands/verify.ts";
 import { BackupStore } from "../../functions/adapters/backup-store.ts";
 import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
 import { streamPrefix, utcDate } from "../../functions/domain/keys.ts";

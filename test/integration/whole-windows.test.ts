@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { statusCommand } from "../../cli/status.ts";
+import { statusCommand } from "../../cli/commands/status.ts";
 import { BackupStore } from "../../functions/adapters/backup-store.ts";
 import { FlussonicClient } from "../../functions/adapters/flussonic.ts";
 import { unlimited } from "../../functions/adapters/throttle.ts";

@@ -5,8 +5,8 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { runCommand } from "../../cli/run.ts";
-import { statusCommand } from "../../cli/status.ts";
+import { runCommand } from "../../cli/commands/run.ts";
+import { statusCommand } from "../../cli/commands/status.ts";
 import { ConfigError } from "../../functions/config.ts";
 import { formatSummary, runOnce } from "../../local/once.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";

@@ -2,7 +2,7 @@
  * `redrive` moves dead-lettered windows back to the copy queue; once the cause is fixed they copy.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { redriveCommand } from "../../cli/redrive.ts";
+import { redriveCommand } from "../../cli/commands/redrive.ts";
 import { queueStatus } from "../../local/backup-status.ts";
 import { runOnce } from "../../local/once.ts";
 import { type Harness, HOUR, startHarness } from "../support/harness.ts";

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { restoreCommand } from "../../cli/restore.ts";
+import { restoreCommand } from "../../cli/commands/restore.ts";
 import { Mp4JoinError, Mp4Joiner } from "../../functions/domain/mp4-join.ts";
 import { runOnce } from "../../local/once.ts";
 import { loadRealMedia } from "../../tools/simulator/real-media.ts";

@@ -5,7 +5,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { statusCommand } from "../../cli/status.ts";
+import { statusCommand } from "../../cli/commands/status.ts";
 import type { BackupStatus } from "../../local/backup-status.ts";
 import { runOnce } from "../../local/once.ts";
 import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";

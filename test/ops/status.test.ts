@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
-import { statusCommand } from "../../cli/status.ts";
+import { statusCommand } from "../../cli/commands/status.ts";
 import { manifestKey, streamPrefix } from "../../functions/domain/keys.ts";
 import { clipRanges, normalizeRanges, subtractRanges } from "../../functions/domain/ranges.ts";
 import type { BackupStatus } from "../../local/backup-status.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseTimeArg, parseTimeSpan, UsageError } from "../../cli/time-arg.ts";
+import { parseTimeArg, parseTimeSpan, UsageError } from "../../cli/commands/time-arg.ts";
 
 const T = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
 

@@ -3,7 +3,7 @@
  */
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
-import { verifyCommand } from "../../cli/verify.ts";
+import { verifyCommand } from "../../cli/commands/verify.ts";
 import { streamPrefix } from "../../functions/domain/keys.ts";
 import { runOnce } from "../../local/once.ts";
 import type { VerifyReport } from "../../local/verify-backup.ts";

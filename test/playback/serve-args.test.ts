@@ -3,7 +3,7 @@
  * which `Range` headers the media route passes on to S3.
  */
 import { describe, expect, it } from "vitest";
-import { isLoopbackHost } from "../../cli/serve.ts";
+import { isLoopbackHost } from "../../cli/commands/serve.ts";
 import { parseRange } from "../../local/playback-server.ts";
 
 describe("serve --no-auth: loopback hosts only", () => {

@@ -5,8 +5,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { playbackTokenCommand } from "../../cli/playback-token.ts";
-import { UsageError } from "../../cli/time-arg.ts";
+import { playbackTokenCommand } from "../../cli/commands/playback-token.ts";
+import { UsageError } from "../../cli/commands/time-arg.ts";
 import { createPlaybackToken, parseTokenKeys, tokenProblem } from "../../functions/playback/token.ts";
 
 const KEY = "a".repeat(32);

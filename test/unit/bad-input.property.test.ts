@@ -6,6 +6,12 @@
  */
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
+import { parseTimeArg, parseTimeSpan, UsageError } from "../../cli/commands/time-arg.ts";
+import { ConfigError, configSchema, parseConfig } from "../../functions/config.ts";
+import type { FragmentIndexReader, WindowIndex } from "../../functions/domain/fragment-index.ts";
+import { windowKey } from "../../functions/domain/keys.ts";
+import { createPlaybackHandler, type PlaybackHandler } from "../../functions/playback/handler.ts";
+import { createPlaybackToken, tokenProblem } from "../../functions/playback/token.ts";
 
 // The generated inputs follow a seed: the UTC date by default, so a day's runs (a developer's and
 // CI's after it) try the same inputs and a failure repeats; FC_SEED=n tries another set.
@@ -14,13 +20,6 @@ fc.configureGlobal({ seed: SEED });
 process.stdout.write(
   `bad-input properties: fast-check seed ${SEED} (FC_SEED=${SEED} repeats these inputs)\n`,
 );
-
-import { parseTimeArg, parseTimeSpan, UsageError } from "../../cli/time-arg.ts";
-import { ConfigError, configSchema, parseConfig } from "../../functions/config.ts";
-import type { FragmentIndexReader, WindowIndex } from "../../functions/domain/fragment-index.ts";
-import { windowKey } from "../../functions/domain/keys.ts";
-import { createPlaybackHandler, type PlaybackHandler } from "../../functions/playback/handler.ts";
-import { createPlaybackToken, tokenProblem } from "../../functions/playback/token.ts";
 
 const KEY = "k".repeat(40);
 const NOW = Math.floor(Date.UTC(2026, 11, 7, 12, 0, 0) / 1000);

@@ -3,7 +3,7 @@
  * the simulated archive, whatever the clock (its gaps move with the time the demo runs).
  */
 import { describe, expect, it } from "vitest";
-import { demoRestoreStart } from "../../cli/demo.ts";
+import { demoRestoreStart } from "../../cli/commands/demo.ts";
 
 const T = Math.floor(Date.UTC(2026, 11, 2, 3, 14, 0) / 1000);
 

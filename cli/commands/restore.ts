@@ -4,9 +4,9 @@
  * unless `--allow-gaps`.
  */
 
-import { Mp4JoinError } from "../functions/domain/mp4-join.ts";
-import { formatBytes, formatDuration } from "../local/progress.ts";
-import { RestoreError, restoreRange } from "../local/restore-range.ts";
+import { Mp4JoinError } from "../../functions/domain/mp4-join.ts";
+import { formatBytes, formatDuration } from "../../local/progress.ts";
+import { RestoreError, restoreRange } from "../../local/restore-range.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 import { isoTime, parseTimeArg, UsageError } from "./time-arg.ts";
 

@@ -5,8 +5,8 @@
  * S3 endpoint of the AWS variables.
  */
 import { type Command, Option } from "commander";
-import type { Endpoints } from "../local/aws-clients.ts";
-import type { EmbeddedEmulator } from "../local/embedded.ts";
+import type { Endpoints } from "../../local/aws-clients.ts";
+import type { EmbeddedEmulator } from "../../local/embedded.ts";
 import { UsageError } from "./time-arg.ts";
 
 /** Default state directory of `--embedded` and `--queues embedded`. */
@@ -72,7 +72,7 @@ export async function withEmbeddedQueues(
   endpoints: Endpoints,
   stateDir: string | undefined,
 ): Promise<{ endpoints: Endpoints; emulator: EmbeddedEmulator }> {
-  const { startEmbedded } = await import("../local/embedded.ts");
+  const { startEmbedded } = await import("../../local/embedded.ts");
   const emulator = await startEmbedded(stateDir ?? DEFAULT_STATE_DIR);
   return {
     endpoints: {

@@ -4,8 +4,8 @@
  * source. Resumable: what already describes its object is kept. Exit status 1 when a stored window
  * is not whole media.
  */
-import { formatBytes } from "../local/progress.ts";
-import { rebuildBackup } from "../local/rebuild.ts";
+import { formatBytes } from "../../local/progress.ts";
+import { rebuildBackup } from "../../local/rebuild.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 
 export interface RebuildCommandOptions extends TargetOptions {

@@ -12,16 +12,16 @@ import {
   loadConfigFile,
   resolveAllCredentials,
   type SourceCredentials,
-} from "../functions/config.ts";
-import { type Endpoints, endpointsFromEnv } from "../local/aws-clients.ts";
-import type { EmbeddedEmulator } from "../local/embedded.ts";
-import { lineLog } from "../local/line-log.ts";
-import type { BackupMetrics, serveMetrics } from "../local/metrics.ts";
-import { formatSummary, OnceTally, runOnce } from "../local/once.ts";
-import { Progress } from "../local/progress.ts";
-import { queueDepth } from "../local/queues.ts";
-import { LocalRuntime, rateMs } from "../local/runtime.ts";
-import { checkS3Features, S3FeatureError } from "../local/s3-features.ts";
+} from "../../functions/config.ts";
+import { type Endpoints, endpointsFromEnv } from "../../local/aws-clients.ts";
+import type { EmbeddedEmulator } from "../../local/embedded.ts";
+import { lineLog } from "../../local/line-log.ts";
+import type { BackupMetrics, serveMetrics } from "../../local/metrics.ts";
+import { formatSummary, OnceTally, runOnce } from "../../local/once.ts";
+import { Progress } from "../../local/progress.ts";
+import { queueDepth } from "../../local/queues.ts";
+import { LocalRuntime, rateMs } from "../../local/runtime.ts";
+import { checkS3Features, S3FeatureError } from "../../local/s3-features.ts";
 import { errorContext, explainSourceError, probeBucket } from "./error-messages.ts";
 import { checkQueueChoice, type QueueChoice, withEmbeddedQueues } from "./queue-options.ts";
 import { UsageError } from "./time-arg.ts";
@@ -53,7 +53,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
   let embedded: EmbeddedEmulator | undefined;
   let endpoints: Endpoints = endpointsFromEnv(process.env);
   if (o.embedded !== undefined) {
-    const { startEmbedded } = await import("../local/embedded.ts");
+    const { startEmbedded } = await import("../../local/embedded.ts");
     embedded = await startEmbedded(o.embedded);
     endpoints = embedded.endpoints;
   } else if (queues === "embedded") {
@@ -124,7 +124,7 @@ export async function runWith(o: RunWithOptions): Promise<number> {
   let rt: LocalRuntime | undefined;
   // What only some runs need is loaded by those runs (prom-client, the service loop): `run --once`
   // keeps its memory for the copy.
-  const metricsModule = o.metricsPort !== undefined ? await import("../local/metrics.ts") : undefined;
+  const metricsModule = o.metricsPort !== undefined ? await import("../../local/metrics.ts") : undefined;
   const metrics: BackupMetrics | undefined =
     metricsModule !== undefined
       ? new metricsModule.BackupMetrics({
@@ -203,7 +203,7 @@ export async function runWith(o: RunWithOptions): Promise<number> {
       out.write(`${formatSummary(summary, rt.now())}\n`);
       return summary.ok ? 0 : 1;
     }
-    const { runService } = await import("../local/service.ts");
+    const { runService } = await import("../../local/service.ts");
     return await runService(rt, {
       everyMs,
       graceSeconds: o.graceSeconds ?? 30,
