@@ -31,7 +31,7 @@ export interface RunOnceResult {
   summary: string;
 }
 
-const MAIN = fileURLToPath(new URL("../cli/commands/main.ts", import.meta.url));
+const MAIN = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
 const TIME = "/usr/bin/time";
 const WINDOW_SECONDS = 600;
 
