@@ -106,6 +106,18 @@ export function openUploads(stateDir: string): number[] {
   });
 }
 
+/** Open multipart uploads of the embedded store: upload id → parts uploaded so far. */
+export function openUploadParts(stateDir: string): Map<string, number> {
+  const mp = join(stateDir, "s3", "_multipart");
+  if (!existsSync(mp)) return new Map();
+  return new Map(
+    readdirSync(mp).map((id) => {
+      const parts = join(mp, id, "parts");
+      return [id, existsSync(parts) ? readdirSync(parts).filter((f) => f.endsWith(".data")).length : 0];
+    }),
+  );
+}
+
 /** Writes a configuration with one source `src1` at `url`. */
 export function writeConfig(
   dir: string,

@@ -22,6 +22,7 @@ import { queueDepth } from "../../local/queues.ts";
 import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";
 import {
   metricsUrl,
+  openUploadParts,
   openUploads,
   type RunProcess,
   sample,
@@ -217,9 +218,21 @@ test("SIGTERM aborts the copies still running when the grace period ends: no mul
   const state = join(dir, "state");
   const p = service(["run", "-c", config, "--embedded", state, "--grace-seconds", "1"], dir);
   const context = () => `stdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`;
+  // An upload with a part that stays open: a window of 8-9 MiB (a short window, its length set by
+  // the wall clock) also uploads a part, then completes at once; only a stalled one stays.
+  const firstSeen = new Map<string, number>();
   await waitFor(
-    "a multipart upload with a part, its download stalled",
-    () => (openUploads(state).some((parts) => parts >= 1) ? true : undefined),
+    "a multipart upload with a part that stays open 1.5 s, its download stalled",
+    () => {
+      const now = performance.now();
+      for (const [id, parts] of openUploadParts(state)) {
+        if (parts < 1) continue;
+        const since = firstSeen.get(id) ?? now;
+        firstSeen.set(id, since);
+        if (now - since >= 1500) return true;
+      }
+      return undefined;
+    },
     30_000,
     context,
   );
