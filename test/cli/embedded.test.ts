@@ -168,10 +168,15 @@ describe("the CLI with the embedded emulator (--embedded dir)", () => {
   it("status --json: every due second is backed up, queues empty (exit 0)", async () => {
     await backedUp();
     // Status must see the due windows a run saw: one more run (copying only what became due since).
-    await awayFromWindowEdge(600, 120, 40);
-    const again = await cli(["run", "-c", configFile, "--embedded", state, "--once"], { cwd: dir });
-    expect(again.code, again.stderr).toBe(0);
-    const r = await cli(["status", "-c", configFile, "--embedded", state, "--json"], { cwd: dir });
+    // A simulated range can also close between the run and the status (its gaps follow the clock),
+    // making its last short window due just after the run: then one more run copies it.
+    let r = { code: -1, stdout: "", stderr: "" };
+    for (let attempt = 0; attempt < 2 && r.code !== 0; attempt++) {
+      await awayFromWindowEdge(600, 120, 40);
+      const again = await cli(["run", "-c", configFile, "--embedded", state, "--once"], { cwd: dir });
+      expect(again.code, again.stderr).toBe(0);
+      r = await cli(["status", "-c", configFile, "--embedded", state, "--json"], { cwd: dir });
+    }
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const status = JSON.parse(r.stdout);
     expect(status.bucket).toBe(bucket);
