@@ -203,10 +203,20 @@ describe("the CLI with the embedded emulator (--embedded dir)", () => {
 
   it("restore: one file of the range, TS byte for byte", async () => {
     await backedUp();
-    const windows = await inspect(async ({ s3 }) => {
+    const stored = await inspect(async ({ s3 }) => {
       const objects = (await bucketSnapshot(s3, bucket))!;
       return windowsIn(objects.keys(), "flussonic/cams/cam2/");
     });
+    // One run of windows without a gap between them: the simulated source has gaps that follow the
+    // clock, and a range across one is refused (restore's hole rule, tested elsewhere).
+    const runs: (typeof stored)[] = [];
+    for (const w of stored) {
+      const run = runs.at(-1);
+      const end = run?.at(-1);
+      if (run && end && end.from + end.duration === w.from) run.push(w);
+      else runs.push([w]);
+    }
+    const windows = runs.reduce((a, b) => (b.length > a.length ? b : a));
     const first = windows[0]!;
     const last = windows.at(-1)!;
     const from = first.from + 1;
@@ -239,7 +249,10 @@ describe("the CLI with the embedded emulator (--embedded dir)", () => {
     const cam1 = await inspect(async ({ s3 }) =>
       windowsIn((await bucketSnapshot(s3, bucket))!.keys(), "flussonic/cams/cam1/"),
     );
-    const end = cam1.at(-1)!.from + cam1.at(-1)!.duration;
+    // A minute inside one window (the newest of the longest): a short last window would put the
+    // range across a gap of the simulated source.
+    const longest = cam1.reduce((a, b) => (b.duration >= a.duration ? b : a));
+    const end = longest.from + longest.duration;
     const m = await cli(
       ["restore", "-c", configFile, "--embedded", state, "--source", "cams", "--stream", "cam1"].concat([
         "--from",
