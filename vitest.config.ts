@@ -8,10 +8,10 @@ import { defineConfig } from "vitest/config";
  * `vitest run` runs both.
  */
 const timing = [
-  "test/integration/caps.test.ts",
-  "test/integration/pacing.test.ts",
-  "test/integration/simulator.test.ts",
-  "test/bench/bench-smoke.test.ts",
+  "test/source/caps.test.ts",
+  "test/source/pacing.test.ts",
+  "test/simulator/simulator.test.ts",
+  "test/e2e/bench-smoke.test.ts",
 ];
 
 const common = {

@@ -7,7 +7,7 @@ import { defineConfig } from "vitest/config";
  */
 export default defineConfig({
   test: {
-    include: ["test/unit/**/*.test.ts"],
+    include: ["test/domain/**/*.test.ts", "test/planner/**/*.test.ts"],
     pool: "forks",
     testTimeout: 60_000,
   },

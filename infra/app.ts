@@ -8,7 +8,7 @@
  */
 import { App, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
-import { ConfigError, loadConfigFile } from "../functions/config.ts";
+import { ConfigError, loadConfigFile } from "../functions/config/config.ts";
 import { BackupStack } from "./backup-stack.ts";
 import {
   lifecycleRecordFile,

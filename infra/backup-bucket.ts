@@ -7,7 +7,12 @@ import { Annotations, Duration, RemovalPolicy, Stack, Validations } from "aws-cd
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
-import { type BackupConfig, ConfigError, type DeploymentConfig, listedStreams } from "../functions/config.ts";
+import {
+  type BackupConfig,
+  ConfigError,
+  type DeploymentConfig,
+  listedStreams,
+} from "../functions/config/config.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 import type { RecordedObjectLock } from "./lifecycle-record.ts";
 

@@ -11,7 +11,7 @@ import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
-import type { BackupConfig } from "../functions/config.ts";
+import type { BackupConfig } from "../functions/config/config.ts";
 import type { CopyQueues } from "./copy-queues.ts";
 
 /** Namespace and dimensions the functions publish with (Powertools adds `service`). */

@@ -10,10 +10,10 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
-import { authSecretReference, type BackupConfig, ConfigError } from "../functions/config.ts";
+import { authSecretReference, type BackupConfig, ConfigError } from "../functions/config/config.ts";
+import { COPIER_TIMEOUT_SECONDS } from "../functions/config/limits.ts";
 import { controlKey } from "../functions/domain/keys.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
-import { COPIER_TIMEOUT_SECONDS } from "../functions/lambda/copier-limits.ts";
 import { BackupBucket, type ExistingBucket, type PreviousExpiries, s3ViaService } from "./backup-bucket.ts";
 import { BackupFunction, type FunctionCode } from "./backup-function.ts";
 import { BackupMonitoring } from "./backup-monitoring.ts";
@@ -109,7 +109,7 @@ export class BackupStack extends Stack {
           description: `flussonic-backup copier of source ${name}: copies one archive window from Flussonic into S3`,
           roleScope: `only the queues, prefixes and secret of source ${name}`,
           // A copy holds about partSize x (queueSize + 1) = 8 MiB x 3 of upload buffers
-          // (functions/copy-window.ts), next to ~100 MB of Node, SDK and TLS; 512 MB leaves room for
+          // (functions/copier/copy-window.ts), next to ~100 MB of Node, SDK and TLS; 512 MB leaves room for
           // a slow S3 and gives the CPU share that hashing and TLS at the source's full rate need.
           memorySize: 512,
           timeout: COPIER_TIMEOUT,

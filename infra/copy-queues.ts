@@ -7,12 +7,12 @@ import type * as lambda from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import type { SourceConfig } from "../functions/config.ts";
-import { COPIER_MAX_RECEIVE_COUNT } from "../functions/lambda/copier-limits.ts";
+import type { SourceConfig } from "../functions/config/config.ts";
+import { COPIER_MAX_RECEIVE_COUNT } from "../functions/config/limits.ts";
 
 /**
  * Receives before SQS itself moves a message to the DLQ: one more than the copier's own limit, at
- * which it dead-letters a failing window with the reason (functions/lambda/copier-limits.ts).
+ * which it dead-letters a failing window with the reason (functions/config/limits.ts).
  */
 export const REDRIVE_MAX_RECEIVE_COUNT = COPIER_MAX_RECEIVE_COUNT + 1;
 
@@ -86,7 +86,7 @@ export class CopyQueues extends Construct {
       }),
     );
     this.deadLetterQueue.grantSendMessages(copier);
-    // A window of a paused source is put back on its own queue with a delay (functions/copier.ts).
+    // A window of a paused source is put back on its own queue with a delay (functions/copier/copy-messages.ts).
     this.queue.grantSendMessages(copier);
   }
 }

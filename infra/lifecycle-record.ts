@@ -6,7 +6,7 @@
  * it can keep the rule of a prefix no source covers any more (a source removed or renamed).
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { ConfigError } from "../functions/config.ts";
+import { ConfigError } from "../functions/config/config.ts";
 
 /** `config/prod.jsonc` → `config/prod.lifecycle.json`. */
 export function lifecycleRecordFile(configFile: string): string {

@@ -23,7 +23,7 @@ import {
   ResourceExistsException,
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
-import { FlussonicSimulator } from "../tools/simulator/simulator.ts";
+import { FlussonicSimulator } from "../simulator/simulator.ts";
 
 const { values } = parseArgs({
   options: {

@@ -46,10 +46,10 @@ import * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as wafv2 from "aws-cdk-lib/aws-wafv2";
 import { Construct } from "constructs";
-import { type BackupConfig, ConfigError, type DeploymentConfig } from "../functions/config.ts";
+import { type BackupConfig, ConfigError, type DeploymentConfig } from "../functions/config/config.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
-import { PLAYBACK_HOST_HEADER } from "../functions/lambda/media-url.ts";
 import { playbackTokenSecretName } from "../functions/playback/deployed-secrets.ts";
+import { PLAYBACK_HOST_HEADER } from "../functions/playback/media-url.ts";
 import { type BackupBucket, s3ViaService } from "./backup-bucket.ts";
 import type { FunctionCode } from "./backup-function.ts";
 import type { BackupMonitoring } from "./backup-monitoring.ts";
@@ -62,7 +62,7 @@ export const PLAYBACK_QUERY_STRINGS = ["token", "start", "from", "to", "closed_a
 
 const PERIOD = Duration.minutes(5);
 
-/** Content-Security-Policy of the player page (local/playback-page/) and every answer. */
+/** Content-Security-Policy of the player page (functions/playback/page/) and every answer. */
 export const PLAYER_PAGE_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
@@ -214,9 +214,9 @@ export class PlaybackDistribution extends Construct {
       files: {
         dir: "playback-page",
         paths: [
-          "local/playback-page/index.html",
-          "local/playback-page/page.js",
-          "local/playback-page/page.css",
+          "functions/playback/page/index.html",
+          "functions/playback/page/page.js",
+          "functions/playback/page/page.css",
           "node_modules/hls.js/dist/hls.min.js",
         ],
       },

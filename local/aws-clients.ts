@@ -60,7 +60,7 @@ export function createS3Client(e: Endpoints): S3Client {
       (next) => (args) => {
         const input = args.input as Record<string, unknown>;
         if (without.checksums) {
-          // The copier's parts carry their SHA-256 computed already (functions/adapters/part-upload.ts).
+          // The copier's parts carry their SHA-256 computed already (functions/store/part-upload.ts).
           delete input.ChecksumAlgorithm;
           delete input.ChecksumSHA256;
           const parts = (input.MultipartUpload as { Parts?: Record<string, unknown>[] } | undefined)?.Parts;

@@ -1,7 +1,7 @@
 /**
  * Load-time fixes of the embedded emulator (fauxqs 2.4.1) for S3 calls the backup relies on and the
  * emulator lacks, applied as its modules load so node_modules stays untouched (see
- * shared/design/architecture.md, "emulator gaps"):
+ * docs/design.md, "Emulator gaps"):
  * - ListMultipartUploads (`GET /{bucket}?uploads&prefix=`): answered from the emulator's own table
  *   of open uploads, so copiers can find and abort uploads left by a killed attempt, as on AWS.
  * - CompleteMultipartUpload reads part ETags without decoding numeric character references, so

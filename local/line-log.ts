@@ -2,7 +2,7 @@
  * A plain line logger for the local runtime (the Lambda handlers use Powertools Logger; both fit
  * the same small Log interface). Lines go to stderr so that stdout stays for results.
  */
-import type { Log } from "../functions/plan-backup.ts";
+import type { Log } from "../functions/shared/log.ts";
 
 export type Level = "debug" | "info" | "warn" | "error";
 const ORDER: Level[] = ["debug", "info", "warn", "error"];

@@ -8,10 +8,10 @@ import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { PressureChange } from "../functions/adapters/source-pressure.ts";
-import type { BackupConfig } from "../functions/config.ts";
-import type { CopierEvent } from "../functions/copier.ts";
-import type { PlanReport } from "../functions/plan-backup.ts";
+import type { BackupConfig } from "../functions/config/config.ts";
+import type { CopierEvent } from "../functions/copier/copy-messages.ts";
+import type { PlanReport } from "../functions/planner/plan-backup.ts";
+import type { PressureChange } from "../functions/source/source-pressure.ts";
 
 /** Reads a source's copy queue and dead-letter queue depth, and the copies running now. */
 export interface QueueProbe {

@@ -2,9 +2,9 @@
  * `run --once`: plan, drain the queues, plan again while runs still find work (a big backlog is fed
  * in budgeted rounds), then report. Exit status 0 only when everything planned was copied.
  */
-import type { CopierEvent } from "../functions/copier.ts";
-import type { PlanReport } from "../functions/plan-backup.ts";
-import { formatBytes, formatDuration } from "./progress.ts";
+import type { CopierEvent } from "../functions/copier/copy-messages.ts";
+import type { PlanReport } from "../functions/planner/plan-backup.ts";
+import { formatBytes, formatDuration } from "../ops/progress.ts";
 import type { LocalRuntime } from "./runtime.ts";
 
 export interface OnceSummary {

@@ -2,7 +2,7 @@
  * The local playback server behind `flussonic-backup serve`: node:http in front of the pure
  * playback handler (functions/playback/handler.ts), plus what only a local server needs:
  *
- *   GET /                                  the page (local/playback-page/): timelines and a player
+ *   GET /                                  the page (functions/playback/page/): timelines and a player
  *   GET /_assets/{page.js|page.css|hls.min.js}  its script, style and hls.js (from node_modules)
  *   GET /_api/streams.json?token=          sources, streams and their backup coverage, for the page
  *   GET /_media/{key}?exp=&sig=            bytes of a stored window object, with HTTP Range
@@ -21,7 +21,6 @@
  * `allowedHosts` (`serve --allowed-host`) is refused, so DNS rebinding cannot reach the server.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { type AddressInfo, isIP, type Socket } from "node:net";
@@ -30,14 +29,15 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import type { BackupStore } from "../functions/adapters/backup-store.ts";
-import { type BackupConfig, listedStreams } from "../functions/config.ts";
+import type { BackupConfig } from "../functions/config/config.ts";
 import type { ByteRange } from "../functions/domain/fragment-index.ts";
-import { manifestKey, parseWindowKeyTail } from "../functions/domain/keys.ts";
-import { applyRecords } from "../functions/domain/manifest.ts";
-import { decodeKeySegment } from "../functions/domain/names.ts";
-import { normalizeRanges, type TimeRange } from "../functions/domain/ranges.ts";
+import { parseWindowKeyTail } from "../functions/domain/keys.ts";
 import type { PlaybackHandler, PlaybackResponse } from "../functions/playback/handler.ts";
+import { listCoverage } from "../functions/playback/listing.ts";
+import { type PageAssets, readPageAssets } from "../functions/playback/page-assets.ts";
+import type { BackupStore } from "../functions/store/backup-store.ts";
+
+export { listCoverage, type PageListing, type PageStream } from "../functions/playback/listing.ts";
 
 /**
  * How long a media URL written into a playlist stays valid at least (a paused VOD playlist is not
@@ -90,7 +90,7 @@ const CORS: Record<string, string> = {
   "Access-Control-Max-Age": "600",
 };
 
-const PAGE_DIR = join(import.meta.dirname, "playback-page");
+const PAGE_DIR = join(import.meta.dirname, "../functions/playback/page");
 
 export async function startPlaybackServer(o: PlaybackServerOptions): Promise<PlaybackServer> {
   const now = o.now ?? (() => Date.now());
@@ -387,94 +387,10 @@ function isWindowKey(prefix: string, key: string): boolean {
   return parseWindowKeyTail(`${parts[2]}/${parts[3]}`) !== undefined;
 }
 
-/** One stream's backup as the page draws it (unix seconds). */
-export interface PageStream {
-  stream: string;
-  format: string;
-  retentionStart: number;
-  /** Stored ranges (whole windows) in the retention window. */
-  backedUp: TimeRange[];
-  /** Gaps between stored ranges: recorded seconds the backup does not hold, or source gaps. */
-  holes: TimeRange[];
-  windows: number;
-  bytes: number;
-}
-
-export interface PageListing {
-  bucket: string;
-  now: number;
-  sources: { source: string; streams: PageStream[] }[];
-}
-
-/**
- * Per source and stream `allowed` grants (all with auth off): the stored ranges from the
- * manifest and the completion records not compacted yet (what `status` shows as "backup"),
- * without asking the source: a playback server may not reach it. Streams are filtered by
- * `allowed` before anything of theirs is read (one listing of a source's manifests, then the
- * manifest and the pending records of each granted stream only).
- */
-export async function listCoverage(
-  config: BackupConfig,
-  store: BackupStore,
-  now: number,
-  allowed: ((source: string, stream: string) => boolean) | undefined,
-): Promise<PageListing> {
-  const sources: PageListing["sources"] = [];
-  for (const source of config.sources) {
-    const settings = new Map<string, { retentionDays: number; format: string }>();
-    for (const s of listedStreams(source) ?? []) settings.set(s.name, s);
-    const folder = manifestKey(store.prefix, source.name, "x").slice(0, -"x.json".length);
-    for await (const obj of store.listObjects(folder)) {
-      const name = decodeKeySegment(obj.key.slice(folder.length).replace(/\.json$/, ""));
-      if (!settings.has(name))
-        settings.set(name, { retentionDays: source.retentionDays, format: source.format });
-    }
-    const granted = [...settings.keys()].sort().filter((name) => !allowed || allowed(source.name, name));
-    // Auth off: one listing of the source's records; with a token, one per granted stream only.
-    const all = allowed ? undefined : await store.pendingRecords(source.name);
-    const streams: PageStream[] = [];
-    for (const name of granted) {
-      const st = settings.get(name)!;
-      const stored = await store.readManifest(source.name, name);
-      const pending = all ?? (await store.pendingRecords(source.name, name));
-      const manifest = applyRecords(stored.manifest, pending.byStream.get(name) ?? [], now);
-      const retentionStart = Math.floor(now - st.retentionDays * 86400);
-      const backedUp = normalizeRanges(manifest.covered)
-        .filter((r) => r.to > retentionStart)
-        .map((r) => ({ from: Math.max(r.from, retentionStart), to: r.to }));
-      const holes: TimeRange[] = [];
-      for (let i = 1; i < backedUp.length; i++)
-        holes.push({ from: backedUp[i - 1]!.to, to: backedUp[i]!.from });
-      streams.push({
-        stream: name,
-        format: st.format,
-        retentionStart,
-        backedUp,
-        holes,
-        windows: manifest.windows,
-        bytes: manifest.bytes,
-      });
-    }
-    if (streams.length > 0 || !allowed) sources.push({ source: source.name, streams });
-  }
-  return { bucket: config.bucket, now, sources };
-}
-
-interface Asset {
-  type: string;
-  body: Buffer;
-}
-
 /** The page and its assets, read once at start (hls.js from the package's own dist/). */
-function pageAssets(): { html: Buffer; files: Map<string, Asset> } {
+function pageAssets(): PageAssets {
   const require = createRequire(import.meta.url);
-  const hls = readFileSync(join(require.resolve("hls.js/package.json"), "..", "dist", "hls.min.js"));
-  const files = new Map<string, Asset>([
-    ["page.js", { type: "text/javascript; charset=utf-8", body: readFileSync(join(PAGE_DIR, "page.js")) }],
-    ["page.css", { type: "text/css; charset=utf-8", body: readFileSync(join(PAGE_DIR, "page.css")) }],
-    ["hls.min.js", { type: "text/javascript; charset=utf-8", body: hls }],
-  ]);
-  return { html: readFileSync(join(PAGE_DIR, "index.html")), files };
+  return readPageAssets(PAGE_DIR, join(require.resolve("hls.js/package.json"), "..", "dist", "hls.min.js"));
 }
 
 function describe(error: unknown): string {

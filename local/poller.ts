@@ -10,7 +10,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { CopierStopping } from "../functions/copier.ts";
+import { CopierStopping } from "../functions/copier/copy-messages.ts";
 
 export type BatchHandler = (event: SQSEvent, options: { signal?: AbortSignal }) => Promise<SQSBatchResponse>;
 

@@ -4,18 +4,24 @@
  */
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { BackupStore } from "../functions/adapters/backup-store.ts";
-import { CopyQueue } from "../functions/adapters/copy-queue.ts";
-import { FlussonicClient } from "../functions/adapters/flussonic.ts";
-import { type PressureChange, SourcePressure } from "../functions/adapters/source-pressure.ts";
-import { SourceSwitches, type SwitchState } from "../functions/adapters/source-switch.ts";
-import { type Throttle, TokenBucket } from "../functions/adapters/throttle.ts";
-import type { BackupConfig, SourceConfig, SourceCredentials } from "../functions/config.ts";
-import { type CopierEvent, createCopierHandler } from "../functions/copier.ts";
-import { type Log, type PlanReport, planBackup } from "../functions/plan-backup.ts";
+import type { BackupConfig, SourceConfig, SourceCredentials } from "../functions/config/config.ts";
+import { type CopierEvent, createCopierHandler } from "../functions/copier/copy-messages.ts";
+import { type PlanReport, planBackup } from "../functions/planner/plan-backup.ts";
+import { CopyQueue } from "../functions/queue/copy-queue.ts";
+import {
+  ensureBucket,
+  ensureQueues,
+  queueDepth,
+  type SourceQueues,
+} from "../functions/queue/source-queues.ts";
+import type { Log } from "../functions/shared/log.ts";
+import { FlussonicClient } from "../functions/source/flussonic.ts";
+import { type PressureChange, SourcePressure } from "../functions/source/source-pressure.ts";
+import { SourceSwitches, type SwitchState } from "../functions/source/source-switch.ts";
+import { type Throttle, TokenBucket } from "../functions/source/throttle.ts";
+import { BackupStore } from "../functions/store/backup-store.ts";
 import { createS3Client, createSqsClient, type Endpoints } from "./aws-clients.ts";
 import { QueuePoller } from "./poller.ts";
-import { ensureBucket, ensureQueues, queueDepth, type SourceQueues } from "./queues.ts";
 
 export interface RuntimeOptions {
   config: BackupConfig;

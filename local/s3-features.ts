@@ -75,7 +75,7 @@ export async function checkS3Features(c: FeatureCheck): Promise<string[]> {
           Bucket: c.bucket,
           Key: key,
           // Not empty: for an empty string the SDK sends no Content-Length and prints "Are you
-          // using a Stream of unknown length ...?" on stderr (test/cli/endpoints.test.ts).
+          // using a Stream of unknown length ...?" on stderr (test/e2e/endpoints.test.ts).
           Body: "flussonic-backup probe",
           IfMatch: '"00000000000000000000000000000000"',
         }),

@@ -5,7 +5,7 @@
  * aborted, their messages visible again at once) and the process exits 0. A second signal aborts
  * the running copies without waiting for the rest of the grace period.
  */
-import type { PlanReport } from "../functions/plan-backup.ts";
+import type { PlanReport } from "../functions/planner/plan-backup.ts";
 import type { BackupMetrics } from "./metrics.ts";
 import type { QueuePoller } from "./poller.ts";
 import type { LocalRuntime } from "./runtime.ts";

@@ -9,14 +9,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { BackupStore } from "../../functions/adapters/backup-store.ts";
-import { FlussonicClient } from "../../functions/adapters/flussonic.ts";
 import {
   type BackupConfig,
   loadConfigFile,
   resolveAllCredentials,
   type SourceCredentials,
-} from "../../functions/config.ts";
+} from "../../functions/config/config.ts";
+import { FlussonicClient } from "../../functions/source/flussonic.ts";
+import { BackupStore } from "../../functions/store/backup-store.ts";
 import {
   createS3Client,
   createSqsClient,
@@ -24,7 +24,7 @@ import {
   endpointsFromEnv,
 } from "../../local/aws-clients.ts";
 import { type EmbeddedEmulator, startEmbedded } from "../../local/embedded.ts";
-import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";
+import { FlussonicSimulator } from "../../simulator/simulator.ts";
 import { errorContext } from "./error-messages.ts";
 import {
   checkQueueChoice,

@@ -7,9 +7,9 @@
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseConfig } from "../../functions/config.ts";
+import { parseConfig } from "../../functions/config/config.ts";
 import { startEmbedded } from "../../local/embedded.ts";
-import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";
+import { FlussonicSimulator } from "../../simulator/simulator.ts";
 import { runWith } from "./run.ts";
 import { isoTime } from "./time-arg.ts";
 

@@ -5,11 +5,11 @@
  * manifest, catalog or record write, no bucket or queue created.
  */
 import { HeadBucketCommand, S3ServiceException } from "@aws-sdk/client-s3";
-import { BackupStore } from "../../functions/adapters/backup-store.ts";
-import { CopyQueue } from "../../functions/adapters/copy-queue.ts";
-import { FlussonicClient } from "../../functions/adapters/flussonic.ts";
-import { loadConfigFile, resolveAllCredentials, type SourceConfig } from "../../functions/config.ts";
-import { type PlanReport, planBackup, type SourcePlan } from "../../functions/plan-backup.ts";
+import { loadConfigFile, resolveAllCredentials, type SourceConfig } from "../../functions/config/config.ts";
+import { type PlanReport, planBackup, type SourcePlan } from "../../functions/planner/plan-backup.ts";
+import { CopyQueue } from "../../functions/queue/copy-queue.ts";
+import { FlussonicClient } from "../../functions/source/flussonic.ts";
+import { BackupStore } from "../../functions/store/backup-store.ts";
 import {
   createS3Client,
   createSqsClient,
@@ -18,7 +18,7 @@ import {
 } from "../../local/aws-clients.ts";
 import { type EmbeddedEmulator, startEmbedded } from "../../local/embedded.ts";
 import { lineLog } from "../../local/line-log.ts";
-import { formatBytes, formatDuration } from "../../local/progress.ts";
+import { formatBytes, formatDuration } from "../../ops/progress.ts";
 import { errorContext, explainSourceError } from "./error-messages.ts";
 import { isoTime } from "./time-arg.ts";
 

@@ -7,9 +7,9 @@
  */
 import { HeadBucketCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import { SQSServiceException } from "@aws-sdk/client-sqs";
-import type { BackupConfig, SourceConfig } from "../../functions/config.ts";
+import type { BackupConfig, SourceConfig } from "../../functions/config/config.ts";
+import { queueName } from "../../functions/queue/source-queues.ts";
 import { createS3Client, type Endpoints } from "../../local/aws-clients.ts";
-import { queueName } from "../../local/queues.ts";
 
 /** What the running command works on; commands fill it in as they learn it. */
 export interface ErrorContext {

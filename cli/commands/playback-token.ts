@@ -8,7 +8,7 @@
  * alone is the last line of the output.
  */
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { listedStreams, loadConfigFile } from "../../functions/config.ts";
+import { listedStreams, loadConfigFile } from "../../functions/config/config.ts";
 import { playbackTokenSecretName } from "../../functions/playback/deployed-secrets.ts";
 import { createPlaybackToken, parseTokenKeys } from "../../functions/playback/token.ts";
 import { sourceNamed } from "./backup-target.ts";

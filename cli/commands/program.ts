@@ -120,7 +120,7 @@ config
   .option("--no-env", "do not check that the secrets' environment variables are set")
   .action(async (file: string, opts: { env: boolean }) => {
     const { configWarnings, loadConfigFile, resolveAllCredentials } = await import(
-      "../../functions/config.ts"
+      "../../functions/config/config.ts"
     );
     const cfg = loadConfigFile(file);
     if (opts.env) resolveAllCredentials(cfg, file, process.env);
@@ -136,7 +136,7 @@ config
   .command("schema")
   .description('Print the JSON Schema of the configuration file (for editors: "$schema")')
   .action(async () => {
-    const { configJsonSchema } = await import("../../functions/config.ts");
+    const { configJsonSchema } = await import("../../functions/config/config.ts");
     process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
   });
 
@@ -387,7 +387,7 @@ async function reportFailure(error: unknown): Promise<number> {
   const stack = () => {
     if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
   };
-  const { ConfigError } = await import("../../functions/config.ts");
+  const { ConfigError } = await import("../../functions/config/config.ts");
   if (error instanceof UsageError || error instanceof ConfigError) {
     process.stderr.write(`${error.message}\n`);
     stack();

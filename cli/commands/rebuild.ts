@@ -1,11 +1,11 @@
 /**
  * `flussonic-backup rebuild --source S [--stream N]`: manifests, catalogs and the fragment index of
- * a source rebuilt from its stored window objects (local/rebuild.ts), read from S3, never from the
+ * a source rebuilt from its stored window objects (ops/rebuild.ts), read from S3, never from the
  * source. Resumable: what already describes its object is kept. Exit status 1 when a stored window
  * is not whole media.
  */
-import { formatBytes } from "../../local/progress.ts";
-import { rebuildBackup } from "../../local/rebuild.ts";
+import { formatBytes } from "../../ops/progress.ts";
+import { rebuildBackup } from "../../ops/rebuild.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 
 export interface RebuildCommandOptions extends TargetOptions {

@@ -3,8 +3,8 @@
  * queue (after the operator fixed the cause); `--dry-run` lists them with their reasons.
  */
 
-import { sourceQueueUrls } from "../../local/backup-status.ts";
-import { redrive } from "../../local/redrive.ts";
+import { redrive } from "../../ops/redrive.ts";
+import { sourceQueueUrls } from "../../ops/status.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 import { isoTime } from "./time-arg.ts";
 

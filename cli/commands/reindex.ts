@@ -4,8 +4,8 @@
  * Idempotent: windows indexed already are skipped. Exit status 1 when a stored window could not be
  * read as whole media.
  */
-import { formatBytes } from "../../local/progress.ts";
-import { reindexBackup } from "../../local/reindex.ts";
+import { formatBytes } from "../../ops/progress.ts";
+import { reindexBackup } from "../../ops/reindex.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 import { isoTime, parseTimeSpan } from "./time-arg.ts";
 

@@ -1,12 +1,12 @@
 /**
  * `flussonic-backup restore`: a time range of one stream as one playable file (see
- * local/restore-range.ts for how windows are joined and trimmed). Refuses a range with holes
+ * ops/restore.ts for how windows are joined and trimmed). Refuses a range with holes
  * unless `--allow-gaps`.
  */
 
 import { Mp4JoinError } from "../../functions/domain/mp4-join.ts";
-import { formatBytes, formatDuration } from "../../local/progress.ts";
-import { RestoreError, restoreRange } from "../../local/restore-range.ts";
+import { formatBytes, formatDuration } from "../../ops/progress.ts";
+import { RestoreError, restoreRange } from "../../ops/restore.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 import { isoTime, parseTimeArg, UsageError } from "./time-arg.ts";
 

@@ -12,16 +12,16 @@ import {
   loadConfigFile,
   resolveAllCredentials,
   type SourceCredentials,
-} from "../../functions/config.ts";
+} from "../../functions/config/config.ts";
+import { queueDepth } from "../../functions/queue/source-queues.ts";
 import { type Endpoints, endpointsFromEnv } from "../../local/aws-clients.ts";
 import type { EmbeddedEmulator } from "../../local/embedded.ts";
 import { lineLog } from "../../local/line-log.ts";
 import type { BackupMetrics, serveMetrics } from "../../local/metrics.ts";
 import { formatSummary, OnceTally, runOnce } from "../../local/once.ts";
-import { Progress } from "../../local/progress.ts";
-import { queueDepth } from "../../local/queues.ts";
 import { LocalRuntime, rateMs } from "../../local/runtime.ts";
 import { checkS3Features, S3FeatureError } from "../../local/s3-features.ts";
+import { Progress } from "../../ops/progress.ts";
 import { errorContext, explainSourceError, probeBucket } from "./error-messages.ts";
 import { checkQueueChoice, type QueueChoice, withEmbeddedQueues } from "./queue-options.ts";
 import { UsageError } from "./time-arg.ts";

@@ -8,9 +8,9 @@
 import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
 import { createPlaybackHandler } from "../../functions/playback/handler.ts";
 import { parseTokenKeys, tokenProblem } from "../../functions/playback/token.ts";
+import { FragmentIndexStore } from "../../functions/store/fragment-index-store.ts";
 import { startPlaybackServer } from "../../local/playback-server.ts";
 import { type BackupTarget, openBackupTarget, type TargetOptions } from "./backup-target.ts";
 import { UsageError } from "./time-arg.ts";

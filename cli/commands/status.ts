@@ -5,11 +5,11 @@
  */
 
 import { writeFileSync } from "node:fs";
-import { type BackupConfig, checkLeaseCoversCopy } from "../../functions/config.ts";
+import { type BackupConfig, checkLeaseCoversCopy } from "../../functions/config/config.ts";
 import { COVERAGE_WORDS as W } from "../../functions/domain/coverage-words.ts";
-import { type BackupStatus, readBackupStatus, type StreamStatus } from "../../local/backup-status.ts";
-import { formatBytes, formatDuration } from "../../local/progress.ts";
-import { formatPercent, statusPage } from "../../local/status-page.ts";
+import { formatBytes, formatDuration } from "../../ops/progress.ts";
+import { type BackupStatus, readBackupStatus, type StreamStatus } from "../../ops/status.ts";
+import { formatPercent, statusPage } from "../../ops/status-page.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 import { errorContext, explainSourceError } from "./error-messages.ts";
 import { isoTime } from "./time-arg.ts";

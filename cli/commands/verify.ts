@@ -2,9 +2,9 @@
  * `flussonic-backup verify`: re-reads stored objects and compares size and SHA-256 with what was
  * recorded at copy time. Exit status 1 on any problem; with `repair`, on any problem left unrepaired.
  */
-import { formatBytes } from "../../local/progress.ts";
-import type { StreamRepair } from "../../local/verify-backup.ts";
-import { type VerifyProgress, verifyBackup } from "../../local/verify-backup.ts";
+import { formatBytes } from "../../ops/progress.ts";
+import type { StreamRepair } from "../../ops/verify.ts";
+import { type VerifyProgress, verifyBackup } from "../../ops/verify.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 import { isoTime, parseTimeSpan } from "./time-arg.ts";
 

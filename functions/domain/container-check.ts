@@ -11,7 +11,7 @@
  *   `moof`'s `tfdt` plus its `trun` sample durations (or the `tfhd`/`trex` default duration): the
  *   media reaches the largest decode time + duration of any track fragment.
  *   Mapping to unix time: Flussonic's documentation does not say whether an export's `tfdt` counts
- *   from the unix epoch or from the window start (open question in shared/design/playback.md).
+ *   from the unix epoch or from the window start (open question in docs/design.md, "Open questions").
  *   When the first fragment's decode time, read as unix seconds, falls inside the window (within
  *   the tolerance), it is taken as absolute (what the simulator serves: real media and synthetic
  *   bytes both carry unix-time `tfdt`s). Otherwise the first fragment is taken to start at the

@@ -9,7 +9,7 @@
  * - not in the backup: what a page that does not ask the source can say of a gap between stored
  *   ranges (either of the first two; `status` tells which).
  *
- * The player page (local/playback-page/page.js, plain browser JS) spells the same words and colours.
+ * The player page (functions/playback/page/page.js, plain browser JS) spells the same words and colours.
  */
 export const COVERAGE_WORDS = {
   recorded: "recorded at the source",

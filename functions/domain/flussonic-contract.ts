@@ -5,7 +5,7 @@
  * below). No file of it is copied here: each schema cites the file its facts come from.
  *
  * These schemas are the strict ones, for tests: the client's parsers (adapters/flussonic.ts), the
- * simulator's answers (tools/simulator) and our playback answers (functions/playback,
+ * simulator's answers (simulator) and our playback answers (functions/playback,
  * local/playback-server.ts) are all checked against them, so the three cannot drift apart. The
  * client itself is lenient where servers differ (the older documented shapes, the newer range
  * fields) and says so beside each of its parsers.

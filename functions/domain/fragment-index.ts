@@ -308,7 +308,7 @@ export function coverWindows(windows: readonly WindowIndex[]): WindowIndex[] {
 }
 
 /**
- * How the playback handler reads the index (functions/adapters/fragment-index-store.ts implements
+ * How the playback handler reads the index (functions/store/fragment-index-store.ts implements
  * it over S3): the indexes of one stream's windows that overlap `[fromSec, toSec)` (unix seconds),
  * sorted by `from` then `duration`, from the per-day objects (at most one GET per day) plus the
  * completion records the planner has not compacted yet (so an EVENT playlist grows as windows

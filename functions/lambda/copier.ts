@@ -2,11 +2,11 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, SQSEvent } from "aws-lambda";
-import { SourcePressure } from "../adapters/source-pressure.ts";
-import { SourceSwitches } from "../adapters/source-switch.ts";
-import { TokenBucket } from "../adapters/throttle.ts";
-import { type CopierEvent, createCopierHandler } from "../copier.ts";
-import { COPIER_MAX_RECEIVE_COUNT, COPIER_TIMEOUT_SECONDS } from "./copier-limits.ts";
+import { COPIER_MAX_RECEIVE_COUNT, COPIER_TIMEOUT_SECONDS } from "../config/limits.ts";
+import { type CopierEvent, createCopierHandler } from "../copier/copy-messages.ts";
+import { SourcePressure } from "../source/source-pressure.ts";
+import { SourceSwitches } from "../source/source-switch.ts";
+import { TokenBucket } from "../source/throttle.ts";
 import { lambdaEnvironment } from "./environment.ts";
 import { publishSourceMetrics, type SourceMetric } from "./source-metrics.ts";
 

@@ -7,8 +7,6 @@ import { SecretsProvider } from "@aws-lambda-powertools/parameters/secrets";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
-import { BackupStore } from "../adapters/backup-store.ts";
-import { FlussonicClient } from "../adapters/flussonic.ts";
 import {
   authSecretReference,
   type BackupConfig,
@@ -16,7 +14,9 @@ import {
   credentialsFromSecret,
   parseConfig,
   type SourceCredentials,
-} from "../config.ts";
+} from "../config/config.ts";
+import { FlussonicClient } from "../source/flussonic.ts";
+import { BackupStore } from "../store/backup-store.ts";
 
 const queueUrlsShape = z.record(z.string(), z.object({ url: z.string(), deadLetterUrl: z.string() }));
 

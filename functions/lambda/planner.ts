@@ -1,10 +1,10 @@
 /** Lambda entry of the planner (EventBridge schedule). */
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
-import { CopyQueue } from "../adapters/copy-queue.ts";
-import { sourceLagSeconds } from "../backup-lag.ts";
-import { planBackup } from "../plan-backup.ts";
-import { COPIER_TIMEOUT_SECONDS } from "./copier-limits.ts";
+import { COPIER_TIMEOUT_SECONDS } from "../config/limits.ts";
+import { sourceLagSeconds } from "../planner/backup-lag.ts";
+import { planBackup } from "../planner/plan-backup.ts";
+import { CopyQueue } from "../queue/copy-queue.ts";
 import { lambdaEnvironment } from "./environment.ts";
 import { publishSourceMetrics, type SourceMetric } from "./source-metrics.ts";
 

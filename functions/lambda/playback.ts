@@ -1,19 +1,3 @@
-/**
- * Lambda entry of playback in AWS (infra/playback-distribution.ts): a function URL (IAM auth,
- * reached only through CloudFront's origin access control) in front of the pure playback handler
- * (functions/playback/handler.ts). It parses the function-URL event, calls the handler and maps
- * its answer; the media bytes never pass through it, they come from the bucket through CloudFront
- * (`/_media/{key}`), addressed by CloudFront signed URLs (media-url.ts).
- *
- * Besides the playback URLs it answers what the page needs (the same page as `serve`):
- * `/` (the page), `/_assets/{page.js|page.css|hls.min.js}` (copied next to the bundle at synth)
- * and `/_api/streams.json?token=` (the coverage listing).
- *
- * Environment (set by the stack): BACKUP_CONFIG (the runtime config), PLAYBACK_TOKEN_SECRET (the
- * Secrets Manager secret with the token keys, "current,previous"), MEDIA_SIGNING_SECRET (the
- * CloudFront key pair's private key), MEDIA_KEY_PAIR_ID, MEDIA_URL_TTL_SECONDS.
- */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { SecretsProvider } from "@aws-lambda-powertools/parameters/secrets";
@@ -28,14 +12,15 @@ type LambdaFunctionURLResult = {
   isBase64Encoded?: boolean;
 };
 
-import { listCoverage } from "../../local/playback-server.ts";
-import { BackupStore } from "../adapters/backup-store.ts";
-import { FragmentIndexStore } from "../adapters/fragment-index-store.ts";
-import { type BackupConfig, parseConfig } from "../config.ts";
+import { type BackupConfig, parseConfig } from "../config/config.ts";
 import { createPlaybackHandler, type PlaybackHandler, type PlaybackResponse } from "../playback/handler.ts";
+import { listCoverage } from "../playback/listing.ts";
+import { cloudFrontMediaUrl, PLAYBACK_HOST_HEADER, viewerHost } from "../playback/media-url.ts";
+import { type PageAsset, readPageAssets } from "../playback/page-assets.ts";
 import { parsePlaybackPath } from "../playback/routes.ts";
 import { parseTokenKeys, tokenId, tokenProblem } from "../playback/token.ts";
-import { cloudFrontMediaUrl, PLAYBACK_HOST_HEADER, viewerHost } from "./media-url.ts";
+import { BackupStore } from "../store/backup-store.ts";
+import { FragmentIndexStore } from "../store/fragment-index-store.ts";
 
 const logger = new Logger({ serviceName: "flussonic-backup-playback" });
 
@@ -275,25 +260,19 @@ async function streamsJson(
   return json(200, { auth: true, ...listing });
 }
 
-interface Asset {
-  type: string;
-  body: Buffer;
-}
-
-let assets: Map<string, Asset> | undefined;
+let assets: Map<string, PageAsset> | undefined;
 
 /** The page and its assets, copied beside the bundle (`playback-page/`) by the stack's bundling. */
-function pageAssets(): Map<string, Asset> {
+function pageAssets(): Map<string, PageAsset> {
   if (assets) return assets;
   const dir = join(import.meta.dirname, "playback-page");
-  const file = (name: string, type: string) => ({ type, body: readFileSync(join(dir, name)) });
+  const page = readPageAssets(dir, join(dir, "hls.min.js"));
+  const html = { type: "text/html; charset=utf-8", body: page.html };
   assets = new Map([
-    ["/", file("index.html", "text/html; charset=utf-8")],
-    ["/_assets/page.js", file("page.js", "text/javascript; charset=utf-8")],
-    ["/_assets/page.css", file("page.css", "text/css; charset=utf-8")],
-    ["/_assets/hls.min.js", file("hls.min.js", "text/javascript; charset=utf-8")],
+    ["/", html],
+    ["/index.html", html],
   ]);
-  assets.set("/index.html", assets.get("/")!);
+  for (const [name, asset] of page.files) assets.set(`/_assets/${name}`, asset);
   return assets;
 }
 

@@ -32,7 +32,12 @@
  *   400 malformed times or too long a range, 416 a range in the future, 409 what cannot be
  *   exported as asked, 425 a delay shorter than the backup's lag.
  */
-import { type BackupConfig, defaultStreamSettings, listedStreams, type SourceConfig } from "../config.ts";
+import {
+  type BackupConfig,
+  defaultStreamSettings,
+  listedStreams,
+  type SourceConfig,
+} from "../config/config.ts";
 import { WINDOW_LENGTHS_SECONDS } from "../domain/archive.ts";
 import {
   type ByteRange,
@@ -90,7 +95,7 @@ export interface MediaAccess {
 export interface PlaybackDeps {
   /** The parsed configuration: sources, their streams and retention. */
   config: BackupConfig;
-  /** The fragment index (functions/adapters/fragment-index-store.ts over S3, or in memory in tests). */
+  /** The fragment index (functions/store/fragment-index-store.ts over S3, or in memory in tests). */
   index: FragmentIndexReader;
   /**
    * Bytes of a stored object (a window's S3 key), the whole object or one byte range: a ranged

@@ -7,7 +7,7 @@ import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { describe, expect, it } from "vitest";
-import { ConfigError, parseConfig } from "../../functions/config.ts";
+import { ConfigError, parseConfig } from "../../functions/config/config.ts";
 import type { ExistingBucket } from "../../infra/backup-bucket.ts";
 import { BackupStack } from "../../infra/backup-stack.ts";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, parseConfig, resolveAllCredentials } from "../../functions/config.ts";
+import { ConfigError, parseConfig, resolveAllCredentials } from "../../functions/config/config.ts";
 
 const source = { name: "s1", url: "https://s1.example" };
 

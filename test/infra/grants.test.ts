@@ -9,7 +9,7 @@
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "../../functions/config.ts";
+import { parseConfig } from "../../functions/config/config.ts";
 import { BackupStack } from "../../infra/backup-stack.ts";
 
 const KMS = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555";

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
-import { ConfigError, parseConfig } from "../../functions/config.ts";
+import { ConfigError, parseConfig } from "../../functions/config/config.ts";
 import type { PreviousExpiries } from "../../infra/backup-bucket.ts";
 import { BackupStack } from "../../infra/backup-stack.ts";
 import {

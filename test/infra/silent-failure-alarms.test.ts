@@ -6,7 +6,7 @@
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "../../functions/config.ts";
+import { parseConfig } from "../../functions/config/config.ts";
 import { BackupStack } from "../../infra/backup-stack.ts";
 
 function alarmsFor(schedule: string) {

@@ -16,12 +16,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import HLS from "hls-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
-import { cdnCacheControl, MAX_BUFFERED_BYTES, toResult } from "../../functions/lambda/playback.ts";
-import { playbackTokenSecretName } from "../../functions/playback/deployed-secrets.ts";
-import { createPlaybackToken, tokenId, tokenProblem } from "../../functions/playback/token.ts";
-import { cli } from "../cli/cli-process.ts";
-import { type Harness, HOUR, startHarness } from "../support/harness.ts";
+import { cli } from "../../dev/kit/cli-process.ts";
+import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
 import {
   type Deployment,
   DUMMY_CREDENTIALS,
@@ -30,8 +26,12 @@ import {
   invokeFunction,
   type SynthesizedStack,
   synthesizeStack,
-} from "../support/lambda-stack.ts";
-import { SecretsManagerDouble } from "../support/secrets-manager-double.ts";
+} from "../../dev/kit/lambda-stack.ts";
+import { SecretsManagerDouble } from "../../dev/kit/secrets-manager-double.ts";
+import { cdnCacheControl, MAX_BUFFERED_BYTES, toResult } from "../../functions/lambda/playback.ts";
+import { playbackTokenSecretName } from "../../functions/playback/deployed-secrets.ts";
+import { createPlaybackToken, tokenId, tokenProblem } from "../../functions/playback/token.ts";
+import { FragmentIndexStore } from "../../functions/store/fragment-index-store.ts";
 
 const BUCKET = "test-backup";
 /** The name the stack gives the token keys' secret (playback-token finds it by the bucket). */
@@ -397,7 +397,7 @@ describe("the playback entry's answer mapping", () => {
 
 /**
  * What the key-pair custom resource talks to at deploy time: Secrets Manager (GetSecretValue and
- * PutSecretValue, JSON 1.1; the double in test/support answers only GetSecretValue) and
+ * PutSecretValue, JSON 1.1; the double in dev/kit answers only GetSecretValue) and
  * CloudFormation's response URL (a presigned S3 PUT), both on one local server.
  */
 async function deployTimeServices(initial: Record<string, string>) {

@@ -8,15 +8,15 @@
  */
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
+import { cli } from "../../dev/kit/cli-process.ts";
+import { type Harness, startHarness } from "../../dev/kit/harness.ts";
+import { operatorTarget } from "../../dev/kit/ops-target.ts";
+import { S3FaultProxy } from "../../dev/kit/s3-fault-proxy.ts";
 import { catalogKey, fragmentIndexKey, manifestKey, utcDate } from "../../functions/domain/keys.ts";
 import type { Manifest } from "../../functions/domain/manifest.ts";
-import type { PlanReport } from "../../functions/plan-backup.ts";
+import type { PlanReport } from "../../functions/planner/plan-backup.ts";
 import { runOnce } from "../../local/once.ts";
-import { rebuildBackup } from "../../local/rebuild.ts";
-import { cli } from "../cli/cli-process.ts";
-import { type Harness, startHarness } from "../support/harness.ts";
-import { operatorTarget } from "../support/ops-target.ts";
-import { S3FaultProxy } from "../support/s3-fault-proxy.ts";
+import { rebuildBackup } from "../../ops/rebuild.ts";
 
 let h: Harness | undefined;
 afterEach(async () => {

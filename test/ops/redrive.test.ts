@@ -3,10 +3,10 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { redriveCommand } from "../../cli/commands/redrive.ts";
-import { queueStatus } from "../../local/backup-status.ts";
+import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
+import { operatorTarget, TextSink } from "../../dev/kit/ops-target.ts";
 import { runOnce } from "../../local/once.ts";
-import { type Harness, HOUR, startHarness } from "../support/harness.ts";
-import { operatorTarget, TextSink } from "../support/ops-target.ts";
+import { queueStatus } from "../../ops/status.ts";
 
 let h: Harness | undefined;
 afterEach(async () => {

@@ -6,13 +6,13 @@
  */
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
-import { FragmentIndexStore } from "../../functions/adapters/fragment-index-store.ts";
+import { cli } from "../../dev/kit/cli-process.ts";
+import { type Harness, startHarness } from "../../dev/kit/harness.ts";
+import { operatorTarget } from "../../dev/kit/ops-target.ts";
 import type { FragmentIndexDay } from "../../functions/domain/fragment-index.ts";
 import { utcDate } from "../../functions/domain/keys.ts";
+import { FragmentIndexStore } from "../../functions/store/fragment-index-store.ts";
 import { runOnce } from "../../local/once.ts";
-import { cli } from "../cli/cli-process.ts";
-import { type Harness, startHarness } from "../support/harness.ts";
-import { operatorTarget } from "../support/ops-target.ts";
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -131,7 +131,7 @@ describe("reindex", () => {
   });
 });
 
-/** "1.5 MiB" → bytes (local/progress.ts formatBytes). */
+/** "1.5 MiB" → bytes (ops/progress.ts formatBytes). */
 function parseBytes(s: string): number {
   const m = /^([\d.]+) (B|KiB|MiB|GiB)$/.exec(s);
   if (!m) throw new Error(`unexpected byte count ${s}`);

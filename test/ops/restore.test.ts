@@ -7,11 +7,11 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { restoreCommand } from "../../cli/commands/restore.ts";
+import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
+import { operatorTarget, TextSink } from "../../dev/kit/ops-target.ts";
 import { Mp4JoinError, Mp4Joiner } from "../../functions/domain/mp4-join.ts";
 import { runOnce } from "../../local/once.ts";
-import { loadRealMedia } from "../../tools/simulator/real-media.ts";
-import { type Harness, HOUR, startHarness } from "../support/harness.ts";
-import { operatorTarget, TextSink } from "../support/ops-target.ts";
+import { loadRealMedia } from "../../simulator/real-media.ts";
 
 const hasFfmpeg = ["ffmpeg", "ffprobe"].every((tool) => spawnSync(tool, ["-version"]).status === 0);
 if (!hasFfmpeg) console.log("restore tests skipped: ffmpeg/ffprobe not on the PATH (apt-get install ffmpeg)");

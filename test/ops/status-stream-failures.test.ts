@@ -6,11 +6,11 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { statusCommand } from "../../cli/commands/status.ts";
-import type { BackupStatus } from "../../local/backup-status.ts";
+import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
+import { operatorTarget, TextSink } from "../../dev/kit/ops-target.ts";
 import { runOnce } from "../../local/once.ts";
-import { FlussonicSimulator } from "../../tools/simulator/simulator.ts";
-import { type Harness, HOUR, startHarness } from "../support/harness.ts";
-import { operatorTarget, TextSink } from "../support/ops-target.ts";
+import type { BackupStatus } from "../../ops/status.ts";
+import { FlussonicSimulator } from "../../simulator/simulator.ts";
 
 let h: Harness | undefined;
 const extra: FlussonicSimulator[] = [];

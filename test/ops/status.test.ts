@@ -7,12 +7,12 @@ import { join } from "node:path";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
 import { statusCommand } from "../../cli/commands/status.ts";
+import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
+import { operatorTarget, TextSink } from "../../dev/kit/ops-target.ts";
 import { manifestKey, streamPrefix } from "../../functions/domain/keys.ts";
 import { clipRanges, normalizeRanges, subtractRanges } from "../../functions/domain/ranges.ts";
-import type { BackupStatus } from "../../local/backup-status.ts";
 import { runOnce } from "../../local/once.ts";
-import { type Harness, HOUR, startHarness } from "../support/harness.ts";
-import { operatorTarget, TextSink } from "../support/ops-target.ts";
+import type { BackupStatus } from "../../ops/status.ts";
 
 let h: Harness | undefined;
 afterEach(async () => {

@@ -4,11 +4,11 @@
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
 import { verifyCommand } from "../../cli/commands/verify.ts";
+import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
+import { operatorTarget, TextSink } from "../../dev/kit/ops-target.ts";
 import { streamPrefix } from "../../functions/domain/keys.ts";
 import { runOnce } from "../../local/once.ts";
-import type { VerifyReport } from "../../local/verify-backup.ts";
-import { type Harness, HOUR, startHarness } from "../support/harness.ts";
-import { operatorTarget, TextSink } from "../support/ops-target.ts";
+import type { VerifyReport } from "../../ops/verify.ts";
 
 let h: Harness | undefined;
 afterEach(async () => {

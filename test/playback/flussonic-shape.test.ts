@@ -6,14 +6,14 @@
  */
 import * as HLS from "hls-parser";
 import { describe, expect, it } from "vitest";
-import { type BackupConfig, configSchema } from "../../functions/config.ts";
+import { type BackupConfig, configSchema } from "../../functions/config/config.ts";
 import { recordingStatus } from "../../functions/domain/flussonic-contract.ts";
 import type { FragmentIndexReader, WindowIndex } from "../../functions/domain/fragment-index.ts";
 import { indexingCheck } from "../../functions/domain/fragment-indexer.ts";
 import { windowKey } from "../../functions/domain/keys.ts";
 import type { TimeRange } from "../../functions/domain/ranges.ts";
 import { createPlaybackHandler, type PlaybackResponse } from "../../functions/playback/handler.ts";
-import { windowChunks } from "../../tools/simulator/content.ts";
+import { windowChunks } from "../../simulator/content.ts";
 
 HLS.setOptions({ strictMode: true, silent: true });
 

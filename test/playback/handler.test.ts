@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as HLS from "hls-parser";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type BackupConfig, configSchema } from "../../functions/config.ts";
+import { type BackupConfig, configSchema } from "../../functions/config/config.ts";
 import type { FragmentIndexReader, WindowIndex } from "../../functions/domain/fragment-index.ts";
 import { indexingCheck } from "../../functions/domain/fragment-indexer.ts";
 import { windowKey } from "../../functions/domain/keys.ts";
@@ -22,8 +22,8 @@ import {
   type PlaybackResponse,
 } from "../../functions/playback/handler.ts";
 import { createPlaybackToken } from "../../functions/playback/token.ts";
-import { windowChunks } from "../../tools/simulator/content.ts";
-import { loadRealMedia, realWindowChunks } from "../../tools/simulator/real-media.ts";
+import { windowChunks } from "../../simulator/content.ts";
+import { loadRealMedia, realWindowChunks } from "../../simulator/real-media.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"], { stdio: "ignore" }).status === 0;
 

@@ -1,0 +1,115 @@
+/**
+ * One planning run in a process of its own (so its CPU time is the planner's, not the emulator's):
+ * the real planner (functions/planner/plan-backup.ts) over a simulated index of many streams, against the
+ * S3/SQS endpoints it is given. Prints one JSON line: CPU and wall time, S3 and SQS requests.
+ *
+ *   node dev/bench/planner-run.ts '<PlannerRunInput as JSON>'
+ */
+
+import { parseConfig } from "../../functions/config/config.ts";
+import { planBackup } from "../../functions/planner/plan-backup.ts";
+import { CopyQueue } from "../../functions/queue/copy-queue.ts";
+import type { Log } from "../../functions/shared/log.ts";
+import { BackupStore } from "../../functions/store/backup-store.ts";
+import { createS3Client, createSqsClient, type Endpoints } from "../../local/aws-clients.ts";
+import { type IndexShape, SimulatedIndex } from "./simulated-index.ts";
+
+export interface PlannerRunInput {
+  endpoints: Endpoints;
+  bucket: string;
+  queueUrl: string;
+  source: string;
+  index: IndexShape;
+  maxConcurrentCopies: number;
+  maxBandwidthMbps: number;
+}
+
+export interface PlannerRunOutput {
+  streams: number;
+  rangesPerStream: number;
+  indexBuildSeconds: number;
+  cpuSeconds: number;
+  /** Of cpuSeconds, the simulated index answering the planner (the source's side, in this process). */
+  indexCpuSeconds: number;
+  userSeconds: number;
+  systemSeconds: number;
+  wallSeconds: number;
+  /** S3 requests by kind (BackupStore's counter). */
+  s3Requests: Record<string, number>;
+  sqsBatchCalls: number;
+  indexCalls: Record<string, number>;
+  planned: number;
+  deferred: number;
+  errors: number;
+  firstError: string | undefined;
+}
+
+const quiet: Log = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
+export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutput> {
+  const builtAt = performance.now();
+  const index = new SimulatedIndex(input.index);
+  const indexBuildSeconds = (performance.now() - builtAt) / 1000;
+  const rangeCount = index.streams.reduce((n, s) => n + index.rangesOf(s.name).length, 0);
+  const config = parseConfig(
+    JSON.stringify({
+      bucket: input.bucket,
+      sources: [
+        {
+          name: input.source,
+          url: "http://index.invalid",
+          retentionDays: input.index.days,
+          maxConcurrentCopies: input.maxConcurrentCopies,
+          maxBandwidthMbps: input.maxBandwidthMbps,
+        },
+      ],
+    }),
+    "bench-planner.json",
+  );
+  const store = new BackupStore(createS3Client(input.endpoints), config.bucket, config.prefix);
+  const queue = new CopyQueue(createSqsClient(input.endpoints), () => input.queueUrl);
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  const report = await planBackup({
+    config,
+    store,
+    queue,
+    flussonic: () => index.asClient(),
+    now: () => input.index.now,
+    copyTimeoutSeconds: 900,
+    logger: quiet,
+  });
+  const wallSeconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  store.s3.destroy();
+  queue.sqs.destroy();
+  const errors = report.sources.flatMap((s) => s.errors);
+  return {
+    streams: index.streams.length,
+    rangesPerStream: rangeCount / Math.max(1, index.streams.length),
+    indexBuildSeconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    indexCpuSeconds: index.answerSeconds,
+    userSeconds: cpu.user / 1e6,
+    systemSeconds: cpu.system / 1e6,
+    wallSeconds,
+    s3Requests: Object.fromEntries(store.requests),
+    sqsBatchCalls: queue.batchCalls,
+    indexCalls: { ...index.calls },
+    planned: report.sources.reduce((n, s) => n + s.planned.length, 0),
+    deferred: report.sources.reduce((n, s) => n + s.deferred, 0),
+    errors: errors.length,
+    firstError: errors[0]?.message,
+  };
+}
+
+if (import.meta.main) {
+  const input = JSON.parse(process.argv[2] ?? "{}") as PlannerRunInput;
+  const out = await runPlanner(input);
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}

@@ -1,0 +1,14 @@
+/**
+ * Numbers the copier's Lambda handler and the CDK stack must agree on, in one place: the stack sets
+ * the function timeout and the queues' visibility timeout and redrive from them.
+ */
+
+/** The copier's Lambda timeout (Lambda's maximum); the planner sizes windows to a third of it. */
+export const COPIER_TIMEOUT_SECONDS = 900;
+
+/**
+ * At this receive the copier dead-letters a still-failing window itself, with the reason. The
+ * queues redrive one receive later (the backstop for a copier that died without answering), as
+ * the local runtime does (functions/queue/source-queues.ts).
+ */
+export const COPIER_MAX_RECEIVE_COUNT = 5;

@@ -1,0 +1,550 @@
+/**
+ * The S3 side of the backup's bookkeeping: manifests, completion records and catalogs.
+ * Archive objects themselves are written by the copier (functions/copier/copy-window.ts).
+ */
+import { createHash } from "node:crypto";
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+  S3ServiceException,
+} from "@aws-sdk/client-s3";
+import type { ArchiveFormat } from "../config/config.ts";
+import { MalformedAnswerError, RetryableError } from "../domain/errors.ts";
+import {
+  catalogKey,
+  controlKey,
+  manifestKey,
+  recordKey,
+  recordsPrefix,
+  type WindowId,
+  windowKey,
+} from "../domain/keys.ts";
+import { type CopyRecord, emptyManifest, type Manifest } from "../domain/manifest.ts";
+import { decodeKeySegment, encodeKeySegment } from "../domain/names.ts";
+import { LeanS3, LeanUnsupported } from "./lean-s3.ts";
+
+/** A manifest as read, with the ETag to make the next write conditional. */
+export interface StoredManifest {
+  manifest: Manifest;
+  etag: string | undefined;
+}
+
+/** A stored window in its day's catalog: its copy record without the source and stream. */
+export type CatalogEntry = Omit<CopyRecord, "source" | "stream">;
+
+export interface Catalog {
+  version: 1;
+  source: string;
+  stream: string;
+  day: string;
+  windows: CatalogEntry[];
+}
+
+/** The operator's switch for a source, set by `flussonic-backup pause` and cleared by `resume`. */
+export interface SourceControl {
+  paused: true;
+  reason: string;
+  /** Unix seconds. */
+  at: number;
+}
+
+/** What identifies the current bytes of an object: S3's ETag, and VersionId in a versioned bucket. */
+export interface StoredObject {
+  etag: string | undefined;
+  versionId: string | undefined;
+  size?: number | undefined;
+}
+
+/** Counts S3 requests by kind (the planner's O(streams) promise is measured with it). */
+export type RequestCounter = Map<string, number>;
+
+export class BackupStore {
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly requests: RequestCounter = new Map();
+  /** Small JSON objects (manifests, catalogs, records) without the SDK's per-request cost (lean-s3.ts). */
+  #lean: LeanS3 | undefined;
+
+  constructor(s3: S3Client, bucket: string, prefix: string) {
+    this.s3 = s3;
+    this.bucket = bucket;
+    this.prefix = prefix;
+    this.#lean = LeanS3.forClient(s3, bucket);
+  }
+
+  /** PutObject of a bookkeeping JSON object, optionally conditional (If-Match / If-None-Match). */
+  async #putJson(Key: string, Body: string, condition: { ifMatch?: string; ifNoneMatch?: "*" }) {
+    await this.#leanOr<unknown>(
+      (l) => l.put(Key, Body, "application/json", condition),
+      () =>
+        this.s3.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            Body,
+            ContentType: "application/json",
+            // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
+            ChecksumAlgorithm: "CRC32",
+            ...(condition.ifMatch ? { IfMatch: condition.ifMatch } : {}),
+            ...(condition.ifNoneMatch ? { IfNoneMatch: condition.ifNoneMatch } : {}),
+          }),
+        ),
+    );
+  }
+
+  /** Through the lean path when this client allows it, else (or once it turns out not to) the SDK. */
+  async #leanOr<T>(lean: (l: LeanS3) => Promise<T>, sdk: () => Promise<T>): Promise<T> {
+    const l = this.#lean;
+    if (l) {
+      try {
+        return await lean(l);
+      } catch (error) {
+        if (!(error instanceof LeanUnsupported)) throw error;
+        this.#lean = undefined;
+        l.destroy();
+      }
+    }
+    return await sdk();
+  }
+
+  #count(kind: string): void {
+    this.requests.set(kind, (this.requests.get(kind) ?? 0) + 1);
+  }
+
+  windowKey(w: WindowId, format: ArchiveFormat): string {
+    return windowKey(this.prefix, w, format);
+  }
+
+  async readManifest(source: string, stream: string): Promise<StoredManifest> {
+    const got = await this.#getJson<Manifest>(
+      manifestKey(this.prefix, source, stream),
+      rebuildHint(source, stream),
+    );
+    if (!got) return { manifest: emptyManifest(source, stream), etag: undefined };
+    return { manifest: got.body, etag: got.etag };
+  }
+
+  /**
+   * Writes a manifest, conditionally: If-Match the ETag it was read with, or If-None-Match for a new
+   * one. Returns false when someone else changed it meanwhile (the caller re-plans next run).
+   */
+  async writeManifest(m: Manifest, etag: string | undefined): Promise<boolean> {
+    this.#count("PutObject");
+    try {
+      const Key = manifestKey(this.prefix, m.source, m.stream);
+      const Body = JSON.stringify(m);
+      await this.#putJson(Key, Body, etag ? { ifMatch: etag } : { ifNoneMatch: "*" });
+      return true;
+    } catch (error) {
+      if (lostRace(error, etag !== undefined)) return false;
+      throw storeError(error, "write manifest");
+    }
+  }
+
+  /** True when the archive object of a window exists (complete: uploads appear only when done). */
+  async windowExists(key: string): Promise<boolean> {
+    return (await this.headWindow(key)) !== undefined;
+  }
+
+  /** The current object of a window (its ETag and VersionId), or undefined when there is none. */
+  async headWindow(key: string): Promise<StoredObject | undefined> {
+    this.#count("HeadObject");
+    try {
+      const res = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { etag: res.ETag, versionId: res.VersionId, size: res.ContentLength };
+    } catch (error) {
+      if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404) return undefined;
+      throw storeError(error, `check ${key}`);
+    }
+  }
+
+  /** Records a finished copy: one object per window, so concurrent copiers never contend. */
+  async putRecord(record: CopyRecord): Promise<void> {
+    this.#count("PutObject");
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: recordKey(this.prefix, record),
+          Body: JSON.stringify(record),
+          ContentType: "application/json",
+          // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
+          ChecksumAlgorithm: "CRC32",
+        }),
+      );
+    } catch (error) {
+      throw storeError(error, "write completion record");
+    }
+  }
+
+  recordKeyOf(w: WindowId): string {
+    return recordKey(this.prefix, w);
+  }
+
+  /** The pending record of one window, if any. */
+  async getRecord(w: WindowId): Promise<CopyRecord | undefined> {
+    // A damaged record describes nothing: the caller records the stored object anew over it.
+    return (await this.#getJson<CopyRecord>(recordKey(this.prefix, w)).catch(ignoreDamaged))?.body;
+  }
+
+  /**
+   * Pending completion records of a source (or of one of its streams), grouped by stream: one
+   * listing (plus one GET per record not yet compacted), never a listing of stored archive objects.
+   */
+  async pendingRecords(
+    source: string,
+    stream?: string,
+  ): Promise<{ keys: string[]; byStream: Map<string, CopyRecord[]>; damaged?: DamagedObjectError[] }> {
+    const prefix = recordsPrefix(this.prefix, source);
+    const keys: string[] = [];
+    const folder = stream === undefined ? prefix : `${prefix}${encodeKeySegment(stream)}/`;
+    for await (const o of this.listObjects(folder)) keys.push(o.key);
+    const byStream = new Map<string, CopyRecord[]>();
+    // A damaged record is left where it is (never compacted, so its window stays uncovered and is
+    // planned again; the copier finds the object stored and writes a good record over it).
+    const damaged: DamagedObjectError[] = [];
+    for (const key of keys) {
+      const record = (
+        await this.#getJson<CopyRecord>(key).catch((error: unknown) => {
+          if (!(error instanceof DamagedObjectError)) throw error;
+          damaged.push(error);
+          return undefined;
+        })
+      )?.body;
+      if (!record) continue;
+      const stream = decodeKeySegment(key.slice(prefix.length).split("/")[0] ?? "");
+      if (stream !== record.stream) continue;
+      const list = byStream.get(stream) ?? [];
+      list.push(record);
+      byStream.set(stream, list);
+    }
+    return { keys, byStream, ...(damaged.length > 0 ? { damaged } : {}) };
+  }
+
+  /**
+   * Every object under `prefix`, page by page (1000 keys at a time in memory), each key once. The
+   * planner lists only the small records folder; operator commands list more.
+   */
+  async *listObjects(
+    prefix: string,
+  ): AsyncGenerator<{ key: string; size: number; etag?: string; modified?: number }> {
+    let token: string | undefined;
+    const seen = new Set<string>();
+    do {
+      this.#count("ListObjectsV2");
+      const page = await this.s3
+        .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }))
+        .catch((error: unknown) => {
+          throw storeError(error, `list ${prefix}`);
+        });
+      for (const o of page.Contents ?? []) {
+        if (!o.Key || seen.has(o.Key)) continue;
+        seen.add(o.Key);
+        yield {
+          key: o.Key,
+          size: o.Size ?? 0,
+          ...(o.ETag ? { etag: o.ETag } : {}),
+          ...(o.LastModified ? { modified: Math.floor(o.LastModified.getTime() / 1000) } : {}),
+        };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /**
+   * The folders directly under `prefix` (`{prefix}{name}/`), from a delimiter listing (1000 a page):
+   * the planner learns in one listing which streams of a source have stored windows at all.
+   */
+  async listFolders(prefix: string): Promise<Set<string>> {
+    const folders = new Set<string>();
+    let token: string | undefined;
+    do {
+      this.#count("ListObjectsV2");
+      const page = await this.s3
+        .send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            Delimiter: "/",
+            ContinuationToken: token,
+          }),
+        )
+        .catch((error: unknown) => {
+          throw storeError(error, `list ${prefix}`);
+        });
+      for (const p of page.CommonPrefixes ?? []) if (p.Prefix) folders.add(p.Prefix);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return folders;
+  }
+
+  /** Deletes compacted records (in batches of 1000). */
+  async deleteKeys(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      this.#count("DeleteObjects");
+      await this.s3
+        .send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },
+          }),
+        )
+        .catch((error: unknown) => {
+          throw storeError(error, "delete compacted records");
+        });
+    }
+  }
+
+  async readCatalog(source: string, stream: string, day: string): Promise<Catalog> {
+    const got = await this.#getJson<Catalog>(
+      catalogKey(this.prefix, source, stream, day),
+      rebuildHint(source, stream),
+    );
+    return got?.body ?? { version: 1, source, stream, day, windows: [] };
+  }
+
+  /**
+   * Writes a catalog; with `ifMatch`, only over the object of that ETag (`null`: only when there is
+   * none) and returns false when another writer changed (or deleted) it meanwhile.
+   */
+  async writeCatalog(c: Catalog, ifMatch?: string | null): Promise<boolean> {
+    this.#count("PutObject");
+    try {
+      const Key = catalogKey(this.prefix, c.source, c.stream, c.day);
+      const Body = JSON.stringify(c);
+      await this.#putJson(
+        Key,
+        Body,
+        ifMatch === undefined ? {} : ifMatch === null ? { ifNoneMatch: "*" } : { ifMatch },
+      );
+      return true;
+    } catch (error) {
+      if (ifMatch !== undefined && lostRace(error, ifMatch !== null)) return false;
+      throw storeError(error, "write catalog");
+    }
+  }
+
+  /**
+   * Read, change, write of one day's catalog, conditional on its ETag and done again on the current
+   * catalog when another writer (a second planner: a duplicate scheduled event, `run --once` beside
+   * the service) changed it meanwhile, so that no one's entries are lost. `change` gets the current
+   * catalog and returns the new one, or undefined to leave it as it is. Against a store without
+   * conditional writes (`--no-conditional-writes`) the write is unconditional: last writer wins.
+   */
+  async updateCatalog(
+    source: string,
+    stream: string,
+    day: string,
+    change: (c: Catalog) => Catalog | undefined,
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const got = await this.#getJson<Catalog>(
+        catalogKey(this.prefix, source, stream, day),
+        rebuildHint(source, stream),
+      );
+      const next = change(got?.body ?? { version: 1, source, stream, day, windows: [] });
+      if (!next) return;
+      if (await this.writeCatalog(next, got?.etag ?? null)) return;
+      if (attempt >= CONDITIONAL_ATTEMPTS) {
+        throw new StoreError(
+          `S3: the catalog of stream "${stream}" on ${day} (source ${source}) kept changing while it was written (${attempt} attempts); the next run folds its records in again`,
+        );
+      }
+      await raceBackoff(attempt);
+    }
+  }
+
+  /**
+   * Size and SHA-256 of a stored object, streamed (nothing held but the hash state), with the ETag
+   * and VersionId of the object read; `inspect` sees every chunk (e.g. a container check).
+   */
+  async hashObject(
+    key: string,
+    onBytes?: (n: number) => void,
+    inspect?: (chunk: Uint8Array) => void,
+  ): Promise<{ size: number; sha256: string; metadata: Record<string, string> } & StoredObject> {
+    this.#count("GetObject");
+    const res = await this.s3
+      .send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))
+      .catch((error: unknown) => {
+        throw storeError(error, `read ${key}`);
+      });
+    const hash = createHash("sha256");
+    let size = 0;
+    for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
+      hash.update(chunk);
+      size += chunk.length;
+      onBytes?.(chunk.length);
+      inspect?.(chunk);
+    }
+    return {
+      size,
+      sha256: hash.digest("hex"),
+      etag: res.ETag,
+      versionId: res.VersionId,
+      metadata: res.Metadata ?? {},
+    };
+  }
+
+  /**
+   * Aborts multipart uploads of `key` started more than `olderThanSeconds` ago: what a copier
+   * killed mid-upload (no chance to abort) left behind. Younger ones may belong to a copy still
+   * running. Best effort: an endpoint without ListMultipartUploads leaves them to the bucket's
+   * lifecycle rule (abort after 1 day). Returns how many were aborted.
+   */
+  async abortStaleUploads(key: string, olderThanSeconds: number): Promise<number> {
+    this.#count("ListMultipartUploads");
+    const listed = await this.s3
+      .send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: key }))
+      .catch(() => undefined);
+    const before = Date.now() - olderThanSeconds * 1000;
+    let aborted = 0;
+    for (const u of listed?.Uploads ?? []) {
+      if (u.Key !== key || !u.UploadId || (u.Initiated && u.Initiated.getTime() > before)) continue;
+      this.#count("AbortMultipartUpload");
+      await this.s3
+        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: u.UploadId }))
+        .then(() => aborted++)
+        .catch(() => undefined);
+    }
+    return aborted;
+  }
+
+  /** The source's pause switch, or undefined when it runs normally. */
+  async readControl(source: string): Promise<SourceControl | undefined> {
+    const got = await this.#getJson<SourceControl>(controlKey(this.prefix, source));
+    return got?.body?.paused ? got.body : undefined;
+  }
+
+  /** Pauses a source (a control object) or resumes it (deletes the object). */
+  async writeControl(source: string, control: SourceControl | undefined): Promise<void> {
+    const Key = controlKey(this.prefix, source);
+    if (control) {
+      this.#count("PutObject");
+      await this.s3
+        .send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            Body: JSON.stringify(control),
+            ContentType: "application/json",
+            // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
+            ChecksumAlgorithm: "CRC32",
+          }),
+        )
+        .catch((error: unknown) => {
+          throw storeError(error, `pause source ${source}`);
+        });
+      return;
+    }
+    this.#count("DeleteObject");
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })).catch((error: unknown) => {
+      throw storeError(error, `resume source ${source}`);
+    });
+  }
+
+  /**
+   * A JSON object, or undefined when there is none. One that is there but not JSON is damaged: a
+   * DamagedObjectError naming the key (never taken for an absent one, which would lose its entries).
+   */
+  async #getJson<T>(key: string, hint?: string): Promise<{ body: T; etag: string | undefined } | undefined> {
+    this.#count("GetObject");
+    try {
+      const res = await this.#leanOr(
+        async (l) => {
+          const got = await l.get(key);
+          return got && { text: got.text, etag: got.etag };
+        },
+        async () => {
+          const r = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+          return { text: await r.Body?.transformToString(), etag: r.ETag };
+        },
+      );
+      if (!res) return undefined;
+      let body: T;
+      try {
+        body = JSON.parse(res.text ?? "null") as T;
+      } catch (error) {
+        throw new DamagedObjectError(key, res.etag, hint, error);
+      }
+      if (body === null || typeof body !== "object") throw new DamagedObjectError(key, res.etag, hint);
+      return { body, etag: res.etag };
+    } catch (error) {
+      if (error instanceof DamagedObjectError) throw error;
+      if (
+        error instanceof S3ServiceException &&
+        (error.name === "NoSuchKey" || error.$metadata.httpStatusCode === 404)
+      ) {
+        return undefined;
+      }
+      throw storeError(error, `read ${key}`);
+    }
+  }
+}
+
+/**
+ * A bookkeeping object (manifest, catalog, completion record) that is there but not a JSON object:
+ * damaged (a truncated upload, an operator's edit). Reported with its key, never read as absent.
+ */
+export class DamagedObjectError extends MalformedAnswerError {
+  readonly key: string;
+  readonly etag: string | undefined;
+
+  constructor(key: string, etag: string | undefined, hint: string | undefined, cause?: unknown) {
+    super(`S3: ${key} is damaged (not a JSON object)${hint ? `: ${hint}` : ""}`, { cause });
+    this.key = key;
+    this.etag = etag;
+  }
+}
+
+function rebuildHint(source: string, stream: string): string {
+  return `run \`flussonic-backup rebuild --source ${source} --stream ${stream}\` to rebuild it from the stored windows`;
+}
+
+function ignoreDamaged(error: unknown): undefined {
+  if (error instanceof DamagedObjectError) return undefined;
+  throw error;
+}
+
+/** Conditional writes of one object tried before giving up (each after re-reading it). */
+export const CONDITIONAL_ATTEMPTS = 8;
+
+/**
+ * Whether a conditional write failed because another writer got there first: 412 Precondition
+ * Failed, 409 ConditionalRequestConflict (two at once), or for If-Match a 404 (deleted meanwhile).
+ */
+function lostRace(error: unknown, ifMatch: boolean): boolean {
+  if (!(error instanceof S3ServiceException)) return false;
+  const status = error.$metadata.httpStatusCode ?? 0;
+  return status === 412 || status === 409 || (ifMatch && status === 404);
+}
+
+/** A short random wait before writing again after a lost race, so two writers do not collide again. */
+export function raceBackoff(attempt: number): Promise<void> {
+  const ms = Math.min(1000, 25 * 2 ** attempt) * (0.5 + Math.random());
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * A failure of S3 (not of the source): retryable, but no sign that the media server is overloaded,
+ * so it never backs the source off (source-pressure.ts).
+ */
+export class StoreError extends RetryableError {}
+
+/** S3 failures are retryable from the backup's point of view (the next delivery or run tries again). */
+export function storeError(error: unknown, what: string): StoreError {
+  const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+  const name = error instanceof Error ? error.name : "error";
+  return new StoreError(`S3: cannot ${what}: ${name}${status ? ` (HTTP ${status})` : ""}`, {
+    cause: error,
+    status,
+  });
+}

@@ -1,0 +1,449 @@
+/**
+ * Reads and writes of the small JSON objects of the backup's bookkeeping (manifests, catalogs,
+ * records, the control switch) without the AWS SDK's per-request middleware stack: one SigV4-signed
+ * request on undici's keep-alive pool (the signature is checked against the SDK's own signer,
+ * @smithy/signature-v4, in test/store/lean-s3-signing.test.ts; the emulator does not check
+ * signatures, AWS does). The planner reads and writes a manifest per stream on every
+ * run; through the SDK each request costs about 0.6 to 0.9 ms of CPU (middleware resolution,
+ * endpoint rules, checksum and signing layers, schema serde), directly about 0.15 ms, which is what
+ * lets one planning run over 10,000 streams stay within seconds of CPU (bench figure 5).
+ *
+ * Everything the request needs comes from the S3 client it stands beside, so both say the same:
+ * its credentials provider, region, endpoint rules (custom endpoint, path style, FIPS, dual-stack),
+ * retry budget (maxAttempts) and socket timeouts. What the SDK would do on failure is done here too:
+ * throttling, transient and 5xx answers and network errors are tried again with the SDK's standard
+ * back-off, a clock-skew answer corrects the clock once, and what is left is thrown as an
+ * S3ServiceException with the HTTP status (callers tell 404 and 412 apart by it, as with the SDK).
+ * `forClient` declines (undefined: use the SDK) when the client carries middleware of ours that
+ * changes requests (`--no-s3-checksums`, `--no-conditional-writes`) or when the endpoint rules ask
+ * for anything but plain SigV4 for S3 (S3 Express, access point ARNs, SigV4a).
+ */
+import { createHash, createHmac, createSecretKey, type KeyObject } from "node:crypto";
+import { type S3Client, S3ServiceException } from "@aws-sdk/client-s3";
+import { type Dispatcher, Pool } from "undici";
+
+/** An answer of S3 to a GET: the body as text and the object's ETag. */
+export interface LeanObject {
+  text: string;
+  etag: string | undefined;
+}
+
+interface Identity {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string | undefined;
+  expiration?: Date | undefined;
+}
+
+interface Answer {
+  status: number;
+  body: Buffer;
+  etag: string | undefined;
+  /** The server's clock (Date header), ms. */
+  date: number | undefined;
+}
+
+interface Target {
+  /** The bucket's base URL, no trailing slash (path style: ends in /bucket). */
+  base: URL;
+  signingRegion: string;
+  maxAttempts: number;
+  connectionTimeoutMs: number;
+  socketTimeoutMs: number;
+}
+
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const THROTTLING = new Set([
+  "BandwidthLimitExceeded",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "SlowDown",
+  "Throttling",
+  "ThrottlingException",
+  "TooManyRequestsException",
+]);
+const TRANSIENT = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException"]);
+const CLOCK_SKEW = new Set([
+  "AuthFailure",
+  "RequestExpired",
+  "RequestInTheFuture",
+  "RequestTimeTooSkewed",
+  "SignatureDoesNotMatch",
+]);
+const NETWORK = new Set([
+  // undici's codes for a socket closed or silent, a connection not made in time
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+/** Middleware of local/aws-clients.ts that changes S3 requests: then the SDK does them all. */
+const OUR_REQUEST_MIDDLEWARE = /^flussonicBackup/;
+
+type Resolvable<T> = T | (() => T | Promise<T>) | undefined;
+async function resolve<T>(v: Resolvable<T>): Promise<T | undefined> {
+  return typeof v === "function" ? await (v as () => T | Promise<T>)() : v;
+}
+
+export class LeanS3 {
+  readonly #s3: S3Client;
+  readonly #bucket: string;
+  #target: Promise<Target> | undefined;
+  #identity: Identity | undefined;
+  #signingKey: { day: string; region: string; secret: string; key: KeyObject } | undefined;
+  /** Milliseconds to add to the local clock (set from a clock-skew answer's Date). */
+  #clockOffsetMs = 0;
+  #pool: Pool | undefined;
+
+  private constructor(s3: S3Client, bucket: string) {
+    this.#s3 = s3;
+    this.#bucket = bucket;
+  }
+
+  /** A lean path beside `s3`, or undefined when requests must go through the SDK (see above). */
+  static forClient(s3: S3Client, bucket: string): LeanS3 | undefined {
+    const stack = (s3 as { middlewareStack?: { identify?: () => string[] } }).middlewareStack;
+    const names = stack?.identify?.() ?? [];
+    if (names.some((n) => OUR_REQUEST_MIDDLEWARE.test(n))) return undefined;
+    const config = (s3 as { config?: { endpointProvider?: unknown } }).config;
+    if (typeof config?.endpointProvider !== "function") return undefined;
+    return new LeanS3(s3, bucket);
+  }
+
+  /** Closes idle sockets (keep-alive ones are unreferenced already: they never hold a process). */
+  destroy(): void {
+    void this.#pool?.destroy().catch(() => undefined);
+    this.#pool = undefined;
+  }
+
+  /** The object's text and ETag; undefined when there is none (404). */
+  async get(key: string): Promise<LeanObject | undefined> {
+    const res = await this.#send("GET", key, undefined, {});
+    if (res.status === 404) return undefined;
+    return { text: res.body.toString("utf8"), etag: res.etag };
+  }
+
+  /** Writes an object; `conditions` are If-Match / If-None-Match. Returns its ETag. */
+  async put(
+    key: string,
+    body: string,
+    contentType: string,
+    conditions: { ifMatch?: string; ifNoneMatch?: string } = {},
+  ): Promise<string | undefined> {
+    const headers: Record<string, string> = {
+      "content-type": contentType,
+      // S3 refuses an upload without Content-MD5 (or a checksum) into a bucket with Object Lock
+      // retention; a few microseconds for these small objects.
+      "content-md5": createHash("md5").update(body).digest("base64"),
+    };
+    if (conditions.ifMatch) headers["if-match"] = conditions.ifMatch;
+    if (conditions.ifNoneMatch) headers["if-none-match"] = conditions.ifNoneMatch;
+    const res = await this.#send("PUT", key, body, headers);
+    return res.etag;
+  }
+
+  /**
+   * Resolved once: the endpoint by the client's own rules (the same URL the SDK would use for this
+   * bucket), its signing region, the retry budget and the socket timeouts.
+   */
+  #resolveTarget(): Promise<Target> {
+    this.#target ??= (async () => {
+      const c = this.#s3.config as unknown as Record<string, Resolvable<unknown>> & {
+        endpointProvider: (
+          params: Record<string, unknown>,
+          context?: unknown,
+        ) => { url: URL; properties?: { authSchemes?: Record<string, unknown>[] } };
+        isCustomEndpoint?: boolean;
+        requestHandler?: { configProvider?: Promise<Record<string, unknown>> };
+      };
+      const region = String(await resolve(c.region));
+      // The endpoint given to the client, else one configured for S3 outside the code
+      // (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the config file), as the SDK looks them up.
+      let endpointUrl: string | undefined;
+      if (c.isCustomEndpoint) {
+        const custom = (await resolve(c.endpoint)) as {
+          protocol: string;
+          hostname: string;
+          port?: number;
+          path: string;
+        };
+        endpointUrl = `${custom.protocol}//${custom.hostname}${custom.port ? `:${custom.port}` : ""}${custom.path}`;
+      } else if (!(await resolve(c.ignoreConfiguredEndpointUrls))) {
+        if (typeof c.serviceConfiguredEndpoint === "function") {
+          const configured = await resolve(c.serviceConfiguredEndpoint);
+          if (configured) endpointUrl = String(configured);
+        } else if (process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL) {
+          throw new LeanUnsupported("an endpoint configured outside the client");
+        }
+      }
+      const params: Record<string, unknown> = {
+        Bucket: this.#bucket,
+        Region: region,
+        UseFIPS: Boolean(await resolve(c.useFipsEndpoint)),
+        UseDualStack: Boolean(await resolve(c.useDualstackEndpoint)),
+        ForcePathStyle: Boolean(await resolve(c.forcePathStyle)),
+        Accelerate: Boolean(await resolve(c.useAccelerateEndpoint)),
+        UseGlobalEndpoint: Boolean(await resolve(c.useGlobalEndpoint)),
+        UseArnRegion: Boolean(await resolve(c.useArnRegion)),
+        DisableMultiRegionAccessPoints: Boolean(await resolve(c.disableMultiregionAccessPoints)),
+        DisableS3ExpressSessionAuth: Boolean(await resolve(c.disableS3ExpressSessionAuth)),
+        ...(endpointUrl ? { Endpoint: endpointUrl } : {}),
+      };
+      const endpoint = c.endpointProvider(params, {});
+      const scheme = endpoint.properties?.authSchemes?.[0];
+      if (scheme && (scheme.name !== "sigv4" || scheme.signingName !== "s3")) {
+        throw new LeanUnsupported(`endpoint auth scheme ${String(scheme.name)}`);
+      }
+      const base = new URL(endpoint.url.href.replace(/\/+$/, ""));
+      const handler = (await c.requestHandler?.configProvider) ?? {};
+      return {
+        base,
+        signingRegion: String(scheme?.signingRegion ?? region),
+        maxAttempts: Math.max(1, Number((await resolve(c.maxAttempts)) ?? 3)),
+        connectionTimeoutMs: Number(handler.connectionTimeout ?? 10_000) || 10_000,
+        socketTimeoutMs: Number(handler.socketTimeout ?? handler.requestTimeout ?? 0) || 0,
+      };
+    })();
+    return this.#target;
+  }
+
+  async #credentials(): Promise<Identity> {
+    const id = this.#identity;
+    if (id && (!id.expiration || id.expiration.getTime() - Date.now() > 5 * 60_000)) return id;
+    const provider = (this.#s3.config as { credentials?: Resolvable<Identity> }).credentials;
+    const fresh = await resolve(provider);
+    if (!fresh?.accessKeyId || !fresh.secretAccessKey) {
+      throw new LeanUnsupported("the S3 client has no credentials");
+    }
+    this.#identity = fresh;
+    return fresh;
+  }
+
+  async #send(
+    method: "GET" | "PUT",
+    key: string,
+    body: string | undefined,
+    extra: Record<string, string>,
+  ): Promise<Answer> {
+    const target = await this.#resolveTarget();
+    let skewCorrected = false;
+    for (let attempt = 1; ; attempt++) {
+      let res: Answer;
+      try {
+        res = await this.#once(target, method, key, body, extra);
+      } catch (error) {
+        if (!isNetworkError(error) || attempt >= target.maxAttempts) throw error;
+        await backoff(attempt, false);
+        continue;
+      }
+      if (res.status < 300 || (method === "GET" && res.status === 404)) return res;
+      const failure = s3Failure(res);
+      if (CLOCK_SKEW.has(failure.name) && !skewCorrected && res.date !== undefined) {
+        // As the SDK does: take the server's clock and sign again, once.
+        const offset = res.date - Date.now();
+        if (Math.abs(offset - this.#clockOffsetMs) > 4 * 60_000) {
+          this.#clockOffsetMs = offset;
+          skewCorrected = true;
+          attempt--;
+          continue;
+        }
+      }
+      if (failure.name === "ExpiredToken") this.#identity = undefined;
+      const throttled = res.status === 429 || THROTTLING.has(failure.name);
+      const retryable =
+        throttled ||
+        TRANSIENT.has(failure.name) ||
+        (res.status >= 500 && res.status <= 599) ||
+        failure.name === "ExpiredToken";
+      if (!retryable || attempt >= target.maxAttempts) throw failure;
+      await backoff(attempt, throttled);
+    }
+  }
+
+  async #once(
+    target: Target,
+    method: "GET" | "PUT",
+    key: string,
+    body: string | undefined,
+    extra: Record<string, string>,
+  ): Promise<Answer> {
+    const id = await this.#credentials();
+    const path = `${target.base.pathname === "/" ? "" : target.base.pathname}/${encodeKey(key)}`;
+    const host = target.base.host;
+    const now = new Date(Date.now() + this.#clockOffsetMs);
+    const amzDate = now.toISOString().replace(/[-:]|\.\d{3}/g, "");
+    const day = amzDate.slice(0, 8);
+    const headers: Record<string, string> = {};
+    for (const [n, v] of signS3Request({
+      method,
+      path,
+      host,
+      body,
+      amzDate,
+      region: target.signingRegion,
+      accessKeyId: id.accessKeyId,
+      sessionToken: id.sessionToken,
+      signingKey: this.#keyFor(day, target.signingRegion, id.secretAccessKey),
+    })) {
+      headers[n] = v;
+    }
+    headers["content-length"] = String(body === undefined ? 0 : Buffer.byteLength(body));
+    Object.assign(headers, extra);
+    let res: Dispatcher.ResponseData;
+    let answer: Buffer;
+    try {
+      res = await this.#connections(target).request({
+        method,
+        path,
+        headers,
+        ...(body === undefined ? {} : { body }),
+      });
+      answer = Buffer.from(await res.body.arrayBuffer());
+    } catch (error) {
+      throw asSdkTimeout(error);
+    }
+    const header = (name: string) => {
+      const v = res.headers[name];
+      return Array.isArray(v) ? v.at(-1) : v;
+    };
+    const date = Date.parse(header("date") ?? "");
+    return {
+      status: res.statusCode,
+      body: answer,
+      etag: header("etag"),
+      date: Number.isNaN(date) ? undefined : date,
+    };
+  }
+
+  #connections(target: Target): Pool {
+    this.#pool ??= new Pool(target.base.origin, {
+      connect: { timeout: target.connectionTimeoutMs },
+      headersTimeout: target.socketTimeoutMs,
+      bodyTimeout: target.socketTimeoutMs,
+    });
+    return this.#pool;
+  }
+
+  /** The day's signing key, kept for the day. */
+  #keyFor(day: string, region: string, secret: string): KeyObject {
+    const k = this.#signingKey;
+    if (k && k.day === day && k.region === region && k.secret === secret) return k.key;
+    const key = s3SigningKey(secret, day, region);
+    this.#signingKey = { day, region, secret, key };
+    return key;
+  }
+}
+
+/**
+ * SigV4 signing key of S3 for a day (YYYYMMDD) and region, as a KeyObject (an HMAC keyed by a
+ * KeyObject costs a quarter of the CPU of one keyed by a Buffer).
+ */
+export function s3SigningKey(secret: string, day: string, region: string): KeyObject {
+  const hmac = (key: string | Buffer, data: string) => createHmac("sha256", key).update(data).digest();
+  return createSecretKey(hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), "s3"), "aws4_request"));
+}
+
+/**
+ * The signed headers of an S3 request (SigV4, no query string, payload hash signed; S3 paths are
+ * encoded once, as `encodeKey` does): host, x-amz-content-sha256, x-amz-date, the session token when
+ * there is one, and authorization. `amzDate` is YYYYMMDDTHHMMSSZ.
+ */
+export function signS3Request(r: {
+  method: string;
+  path: string;
+  host: string;
+  body: string | undefined;
+  amzDate: string;
+  region: string;
+  accessKeyId: string;
+  sessionToken?: string | undefined;
+  signingKey: KeyObject;
+}): [string, string][] {
+  const payloadHash = r.body ? createHash("sha256").update(r.body).digest("hex") : EMPTY_SHA256;
+  const signed: [string, string][] = [
+    ["host", r.host],
+    ["x-amz-content-sha256", payloadHash],
+    ["x-amz-date", r.amzDate],
+  ];
+  if (r.sessionToken) signed.push(["x-amz-security-token", r.sessionToken]);
+  const names = signed.map(([n]) => n).join(";");
+  const canonical = `${r.method}\n${r.path}\n\n${signed.map(([n, v]) => `${n}:${v.trim()}\n`).join("")}\n${names}\n${payloadHash}`;
+  const scope = `${r.amzDate.slice(0, 8)}/${r.region}/s3/aws4_request`;
+  const toSign = `AWS4-HMAC-SHA256\n${r.amzDate}\n${scope}\n${createHash("sha256").update(canonical).digest("hex")}`;
+  const signature = createHmac("sha256", r.signingKey).update(toSign).digest("hex");
+  signed.push([
+    "authorization",
+    `AWS4-HMAC-SHA256 Credential=${r.accessKeyId}/${scope}, SignedHeaders=${names}, Signature=${signature}`,
+  ]);
+  return signed;
+}
+
+/** The lean path cannot serve this client (the caller uses the SDK). */
+export class LeanUnsupported extends Error {}
+
+/** A key in a URL path, as the SDK writes S3 keys: each segment RFC 3986-encoded, slashes kept. */
+export function encodeKey(key: string): string {
+  // The backup's keys are percent-encoded already (names.ts) and mostly need nothing more.
+  if (/^[A-Za-z0-9._~/-]*$/.test(key)) return key;
+  return key
+    .split("/")
+    .map((s) =>
+      encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
+    )
+    .join("/");
+}
+
+/** The SDK's standard back-off: a random wait up to base x 2^(attempt-1), at most 20 s. */
+function backoff(attempt: number, throttled: boolean): Promise<void> {
+  const base = throttled ? 500 : 100;
+  return new Promise((r) => setTimeout(r, Math.random() * Math.min(20_000, base * 2 ** (attempt - 1))));
+}
+
+/** undici's timeouts as the SDK's HTTP handler reports them (a TimeoutError), for the same handling. */
+function asSdkTimeout(error: unknown): unknown {
+  const code = (error as { code?: string } | undefined)?.code ?? "";
+  if (!/^UND_ERR_(CONNECT|HEADERS|BODY)_TIMEOUT$/.test(code)) return error;
+  return Object.assign(new Error((error as Error).message, { cause: error }), {
+    name: "TimeoutError",
+    code: "ETIMEDOUT",
+  });
+}
+
+function isNetworkError(e: unknown): boolean {
+  const err = e as { code?: string; name?: string; message?: string } | undefined;
+  return (
+    NETWORK.has(err?.code ?? "") || err?.name === "TimeoutError" || /socket hang up/.test(err?.message ?? "")
+  );
+}
+
+/** An S3 error answer as the SDK would throw it: name = the XML Code, status in $metadata. */
+function s3Failure(res: { status: number; body: Buffer }): S3ServiceException {
+  const xml = res.body.toString("utf8");
+  const code = /<Code>([^<]*)<\/Code>/.exec(xml)?.[1];
+  const message = /<Message>([^<]*)<\/Message>/.exec(xml)?.[1];
+  const name =
+    code ??
+    (res.status === 404
+      ? "NotFound"
+      : res.status === 412
+        ? "PreconditionFailed"
+        : res.status === 503
+          ? "ServiceUnavailable"
+          : `HTTP${res.status}`);
+  return new S3ServiceException({
+    name,
+    $fault: res.status >= 500 ? "server" : "client",
+    $metadata: { httpStatusCode: res.status },
+    message: message ?? name,
+  });
+}

@@ -1,0 +1,257 @@
+/**
+ * `status`: per source and stream, the archive (asked from the source) against the backup (the
+ * manifest's covered ranges plus pending completion records), and the copy queues' depth.
+ * Costs what a planner run costs, plus one listing of the manifests folder and the queue attributes.
+ */
+import { GetQueueUrlCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { type BackupConfig, listedStreams, type SourceConfig } from "../functions/config/config.ts";
+import { type Coverage, coverage } from "../functions/domain/coverage.ts";
+import { manifestKey } from "../functions/domain/keys.ts";
+import { activeLeases, applyRecords, emptyManifest, storedBitrateBps } from "../functions/domain/manifest.ts";
+import { decodeKeySegment } from "../functions/domain/names.ts";
+import { normalizeRanges, type TimeRange } from "../functions/domain/ranges.ts";
+import { streamWindowSeconds } from "../functions/planner/plan-backup.ts";
+import { queueDepth, queueName } from "../functions/queue/source-queues.ts";
+import type { FlussonicClient } from "../functions/source/flussonic.ts";
+import { type BackupStore, DamagedObjectError } from "../functions/store/backup-store.ts";
+
+export interface StreamStatus {
+  stream: string;
+  format: string;
+  retentionStart: number;
+  windowSeconds: number;
+  /** Recorded ranges in the retention window; undefined when the source could not be asked. */
+  archive: TimeRange[] | undefined;
+  /** Stored ranges in the retention window. */
+  backedUp: TimeRange[];
+  coverage: Coverage;
+  /** Recorded copies (the manifest's totals, including windows retention has pruned since). */
+  windows: number;
+  bytes: number;
+  /** Windows planned and not recorded yet (active leases). */
+  leased: number;
+  /** Completion records not yet compacted into the manifest. */
+  pendingRecords: number;
+  /**
+   * Why the source could not say what this stream recorded (e.g. "HTTP 404, unknown to the
+   * source": renamed or deleted there); the planner fails on the stream for the same reason.
+   */
+  error?: string;
+  /**
+   * A stream the backup holds but nobody plans any more: the source no longer lists it (deleted or
+   * renamed there) or the config no longer lists it. Its copies stay until retention expires them.
+   */
+  retired?: {
+    reason: "gone at the source" | "not in the config";
+    /** End of the newest stored window (unix seconds; 0: nothing stored): it went after that. */
+    lastStoredSecond: number;
+  };
+}
+
+export interface QueueStatus {
+  /** Waiting and delayed (retry back-off) messages. */
+  queued: number;
+  inFlight: number;
+  deadLettered: number;
+}
+
+export interface SourceStatus {
+  source: string;
+  paused: boolean;
+  /** Why, when the operator paused it (`flussonic-backup pause`). */
+  pausedReason?: string;
+  queue: QueueStatus | undefined;
+  streams: StreamStatus[];
+  /** Why part of the picture is missing (source unreachable, queue absent...). */
+  errors: string[];
+}
+
+export interface BackupStatus {
+  at: number;
+  bucket: string;
+  prefix: string;
+  settleSeconds: number;
+  sources: SourceStatus[];
+}
+
+export interface StatusDeps {
+  config: BackupConfig;
+  store: BackupStore;
+  sqs: SQSClient;
+  flussonic: (source: string) => FlussonicClient;
+  /** Unix seconds. */
+  now: number;
+  /** The copier timeout the planner sizes windows with (900 s in Lambda). */
+  copyTimeoutSeconds: number;
+  only?: { source?: string | undefined; stream?: string | undefined };
+}
+
+export async function readBackupStatus(deps: StatusDeps): Promise<BackupStatus> {
+  const sources: SourceStatus[] = [];
+  for (const source of deps.config.sources) {
+    if (deps.only?.source && source.name !== deps.only.source) continue;
+    sources.push(await sourceStatus(deps, source));
+  }
+  return {
+    at: deps.now,
+    bucket: deps.config.bucket,
+    prefix: deps.config.prefix,
+    settleSeconds: deps.config.settleSeconds,
+    sources,
+  };
+}
+
+async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<SourceStatus> {
+  const errors: string[] = [];
+  const client = deps.flussonic(source.name);
+  const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+  // Streams: those configured (or listed by the source), and those the backup has a manifest of.
+  const settings = new Map<
+    string,
+    {
+      retentionDays: number;
+      format: string;
+      bitrateBps: number | undefined;
+      retired?: NonNullable<StreamStatus["retired"]>["reason"];
+    }
+  >();
+  const listed = listedStreams(source);
+  let sourceReachable = true;
+  if (listed) {
+    for (const s of listed) settings.set(s.name, { ...s, bitrateBps: undefined });
+  } else {
+    try {
+      for (const s of await client.listDvrStreams()) {
+        settings.set(s.name, {
+          retentionDays: source.retentionDays,
+          format: source.format,
+          bitrateBps: s.bitrateBps,
+        });
+      }
+    } catch (e) {
+      sourceReachable = false;
+      errors.push(`archive unknown: ${message(e)}`);
+    }
+  }
+  const manifestsFolder = manifestKey(deps.store.prefix, source.name, "x").slice(0, -"x.json".length);
+  for await (const o of deps.store.listObjects(manifestsFolder)) {
+    const name = decodeKeySegment(o.key.slice(manifestsFolder.length).replace(/\.json$/, ""));
+    // In the backup, not planned: the source does not list it any more (with streams "all"), or
+    // the config does not. When the source could not be asked, nothing is known about it.
+    if (!settings.has(name))
+      settings.set(name, {
+        retentionDays: source.retentionDays,
+        format: source.format,
+        bitrateBps: undefined,
+        ...(listed
+          ? { retired: "not in the config" as const }
+          : sourceReachable
+            ? { retired: "gone at the source" as const }
+            : {}),
+      });
+  }
+
+  const pending = await deps.store.pendingRecords(source.name);
+  const streams: StreamStatus[] = [];
+  const names = [...settings.keys()].sort();
+  for (const name of names) {
+    if (deps.only?.stream && name !== deps.only.stream) continue;
+    const st = settings.get(name)!;
+    const records = pending.byStream.get(name) ?? [];
+    // A damaged manifest is this stream's error (with how to rebuild it), not the whole status's;
+    // nothing is counted as backed up for it until it is rebuilt.
+    let damaged: string | undefined;
+    const stored = await deps.store.readManifest(source.name, name).catch((e: unknown) => {
+      if (!(e instanceof DamagedObjectError)) throw e;
+      damaged = e.message;
+      return { manifest: emptyManifest(source.name, name), etag: undefined };
+    });
+    const manifest = applyRecords(stored.manifest, damaged ? [] : records, deps.now);
+    const retentionStart = Math.floor(deps.now - st.retentionDays * 86400);
+    let archive: TimeRange[] | undefined;
+    let error: string | undefined = damaged;
+    if (sourceReachable && !st.retired) {
+      try {
+        archive = await client.recordedRanges(name, { from: retentionStart, to: deps.now });
+      } catch (e) {
+        error ??= `archive unknown: ${message(e)}`;
+      }
+    }
+    const windowSeconds = streamWindowSeconds(
+      deps.config,
+      source,
+      st.bitrateBps ?? storedBitrateBps(manifest),
+      deps.copyTimeoutSeconds,
+      manifest.reads,
+    );
+    const backedUp = normalizeRanges(manifest.covered);
+    streams.push({
+      stream: name,
+      format: st.format,
+      retentionStart,
+      windowSeconds,
+      archive,
+      backedUp,
+      coverage: coverage({
+        archive,
+        backedUp,
+        retentionStart,
+        now: deps.now,
+        settleSeconds: deps.config.settleSeconds,
+        windowSeconds,
+      }),
+      windows: manifest.windows,
+      bytes: manifest.bytes,
+      leased: activeLeases(manifest, deps.now).length,
+      pendingRecords: records.length,
+      ...(error ? { error } : {}),
+      ...(st.retired ? { retired: { reason: st.retired, lastStoredSecond: manifest.head } } : {}),
+    });
+  }
+
+  let queue: QueueStatus | undefined;
+  try {
+    queue = await queueStatus(deps.sqs, source.name);
+  } catch (e) {
+    errors.push(`queues unknown: ${message(e)}`);
+  }
+  const control = await deps.store.readControl(source.name).catch(() => undefined);
+  return {
+    source: source.name,
+    paused: source.paused || Boolean(control),
+    ...(control ? { pausedReason: control.reason || "paused by the operator" } : {}),
+    queue,
+    streams,
+    errors,
+  };
+}
+
+/** Depth of a source's copy queue and dead-letter queue. */
+export async function queueStatus(sqs: SQSClient, source: string): Promise<QueueStatus> {
+  const urls = await sourceQueueUrls(sqs, source);
+  const q = await queueDepth(sqs, urls.url);
+  const dlq = await queueDepth(sqs, urls.deadLetterUrl);
+  return {
+    queued: q.visible + q.delayed,
+    inFlight: q.inFlight,
+    deadLettered: dlq.visible + dlq.inFlight + dlq.delayed,
+  };
+}
+
+/** URLs of a source's copy queue and dead-letter queue (they exist once `run` or the stack made them). */
+export async function sourceQueueUrls(
+  sqs: SQSClient,
+  source: string,
+): Promise<{ url: string; deadLetterUrl: string }> {
+  const url = async (name: string) => {
+    try {
+      const res = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+      if (!res.QueueUrl) throw new Error("no URL in the answer");
+      return res.QueueUrl;
+    } catch (e) {
+      throw new Error(`queue ${name}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+    }
+  };
+  return { url: await url(queueName(source)), deadLetterUrl: await url(`${queueName(source)}-dlq`) };
+}
