@@ -51,7 +51,12 @@ module.exports = {
       comment: "planner, copier, playback and ops never import an entry point (lambda, local, cli).",
       severity: "error",
       from: { path: "^(functions/(planner|copier|playback)|ops)/" },
-      to: { path: OURS_NOT(["functions/(domain|shared|config|source|store|queue|planner|copier|playback)/", "ops/"]) },
+      to: {
+        path: OURS_NOT([
+          "functions/(domain|shared|config|source|store|queue|planner|copier|playback)/",
+          "ops/",
+        ]),
+      },
     },
     {
       name: "lambda-bundles-no-local-code",
@@ -97,6 +102,9 @@ module.exports = {
     exclude: { path: "(^|/)(node_modules|cdk\\.out|reports|\\.stryker-tmp)/" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
-    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"] },
+    enhancedResolveOptions: {
+      exportsFields: ["exports"],
+      conditionNames: ["import", "require", "node", "default"],
+    },
   },
 };

@@ -10,7 +10,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { CopierStopping } from "../functions/copier/copy-messages.ts";
+import { CopierStoppingError } from "../functions/copier/copy-messages.ts";
 
 export type BatchHandler = (event: SQSEvent, options: { signal?: AbortSignal }) => Promise<SQSBatchResponse>;
 
@@ -87,7 +87,8 @@ export class QueuePoller {
   /** Aborts the batches in flight now (a stop's grace period is over, or a second signal came). */
   abortInFlight(): void {
     this.#stopping = true;
-    if (!this.#shutdown.signal.aborted) this.#shutdown.abort(new CopierStopping("the service is stopping"));
+    if (!this.#shutdown.signal.aborted)
+      this.#shutdown.abort(new CopierStoppingError("the service is stopping"));
   }
 
   async #work(): Promise<void> {

@@ -20,7 +20,9 @@ import {
 } from "@aws-sdk/client-s3";
 
 /** The store refused a feature: the message says which and the flag that turns it off. */
-export class S3FeatureError extends Error {}
+export class S3FeatureError extends Error {
+  readonly code = "FB_S3_FEATURE";
+}
 
 export interface FeatureCheck {
   s3: S3Client;

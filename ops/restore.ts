@@ -52,6 +52,7 @@ export interface RestoreResult {
 
 /** Restore refused or failed for a reason the operator can act on (printed as is, exit status 1). */
 export class RestoreError extends Error {
+  readonly code = "FB_RESTORE";
   readonly holes: TimeRange[];
   constructor(message: string, holes: TimeRange[] = []) {
     super(message);

@@ -83,8 +83,9 @@ export interface CopierDeps {
  * the copy is interrupted, not failed: no retry delay, no attempt towards the dead-letter queue, no
  * back-off of the source. The runtime makes the message visible again itself.
  */
-export class CopierStopping extends Error {
-  override name = "CopierStopping";
+export class CopierStoppingError extends Error {
+  readonly code = "FB_COPIER_STOPPING";
+  override name = "CopierStoppingError";
 }
 
 /** Seconds before the first retry of a window that failed on S3 (not on its source). */
@@ -186,7 +187,7 @@ export function createCopierHandler(deps: CopierDeps) {
         );
         result = "ok";
       } catch (error) {
-        if (isOverload(error) && !(signal?.reason instanceof CopierStopping)) {
+        if (isOverload(error) && !(signal?.reason instanceof CopierStoppingError)) {
           result = "overload";
           retryAfter = error instanceof RetryableError ? error.retryAfterSeconds : undefined;
         }
@@ -206,7 +207,7 @@ export function createCopierHandler(deps: CopierDeps) {
         emit({ type: "gone", message: m, reason });
         return;
       }
-      if (signal?.aborted && signal.reason instanceof CopierStopping) {
+      if (signal?.aborted && signal.reason instanceof CopierStoppingError) {
         log.info("copy interrupted by a stop: the window goes back to the queue", {
           source: m.source,
           stream: m.stream,

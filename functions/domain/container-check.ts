@@ -65,6 +65,7 @@ export interface ContainerObserver {
 }
 
 export class ContainerError extends Error {
+  readonly code: string = "FB_CONTAINER";
   constructor(message: string) {
     super(message);
     this.name = "ContainerError";
@@ -73,6 +74,7 @@ export class ContainerError extends Error {
 
 /** Whole framing, but the media stops before the window's end. */
 export class MediaShortError extends ContainerError {
+  override readonly code: string = "FB_MEDIA_SHORT";
   /** The part of the window the body does not hold (unix seconds, `[from, to)`). */
   readonly missing: { from: number; to: number };
   constructor(message: string, missing: { from: number; to: number }) {

@@ -1,5 +1,10 @@
 /**
- * The one error hierarchy of the product. Adapters translate HTTP and AWS failures into it;
+ * The one error hierarchy of the product. Every error class the product throws on purpose ends in
+ * `Error` and carries a stable `code` (`FB_…`, as undici's errors do): match the code, never the
+ * message. Here: FB_RETRYABLE, FB_WINDOW_GONE, FB_SETUP, FB_MALFORMED_ANSWER; elsewhere
+ * FB_STORE, FB_DAMAGED_OBJECT, FB_LEAN_UNSUPPORTED (store), FB_CONFIG (config), FB_CONTAINER,
+ * FB_MEDIA_SHORT, FB_MP4_JOIN (domain), FB_COPIER_STOPPING (copier), FB_HTTP_PROBLEM (playback),
+ * FB_RESTORE (ops), FB_S3_FEATURE (local), FB_USAGE (cli). Adapters translate HTTP and AWS failures into it;
  * handlers decide "retry later" versus "dead-letter / drop" from `retryable` alone.
  */
 export type BackupErrorKind = "retryable" | "window-gone" | "configuration" | "malformed-answer";
@@ -7,12 +12,15 @@ export type BackupErrorKind = "retryable" | "window-gone" | "configuration" | "m
 export class BackupError extends Error {
   readonly kind: BackupErrorKind;
   readonly retryable: boolean;
+  /** Stable: FB_ and the kind in capitals (FB_RETRYABLE, FB_WINDOW_GONE, FB_SETUP, FB_MALFORMED_ANSWER). */
+  readonly code: string;
 
   constructor(kind: BackupErrorKind, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.kind = kind;
     this.retryable = kind === "retryable";
+    this.code = kind === "configuration" ? "FB_SETUP" : `FB_${kind.toUpperCase().replace("-", "_")}`;
   }
 }
 
@@ -41,7 +49,7 @@ export class WindowGoneError extends BackupError {
 }
 
 /** 401/403, unknown stream, bad configuration: retrying will not help until a person fixes something. */
-export class ConfigurationError extends BackupError {
+export class SetupError extends BackupError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("configuration", message, options);
   }

@@ -21,6 +21,7 @@
  */
 
 export class Mp4JoinError extends Error {
+  readonly code: string = "FB_MP4_JOIN";
   constructor(message: string) {
     super(message);
     this.name = "Mp4JoinError";

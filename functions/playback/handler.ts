@@ -135,7 +135,8 @@ const DAY_SECONDS = 86_400;
 
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
 
-class HttpProblem extends Error {
+class HttpProblemError extends Error {
+  readonly code = "FB_HTTP_PROBLEM";
   readonly status: number;
   constructor(status: number, message: string) {
     // One line whatever the request held: names come from the URL and may carry control characters.
@@ -170,15 +171,15 @@ export function createPlaybackHandler(deps: PlaybackDeps): PlaybackHandler {
         };
       }
       if (base && !(req.path === base || req.path.startsWith(`${base}/`))) {
-        throw new HttpProblem(404, `not a playback URL: playback is under ${base}/`);
+        throw new HttpProblemError(404, `not a playback URL: playback is under ${base}/`);
       }
       const route = parsePlaybackPath(req.path.slice(base.length));
-      if (!route.ok) throw new HttpProblem(route.status, route.reason);
+      if (!route.ok) throw new HttpProblemError(route.status, route.reason);
       const target = resolveTarget(deps, route.source, route.stream, req.query.token);
       const res = await answer(deps, req, target, route.file);
       return req.method === "HEAD" ? { ...res, body: undefined } : res;
     } catch (error) {
-      if (error instanceof HttpProblem) return text(error.status, error.message);
+      if (error instanceof HttpProblemError) return text(error.status, error.message);
       throw error;
     }
   };
@@ -200,16 +201,16 @@ function resolveTarget(
       { source: sourceName, stream },
       Math.floor(deps.now() / 1000),
     );
-    if (problem) throw new HttpProblem(403, problem);
+    if (problem) throw new HttpProblemError(403, problem);
   }
   const source = deps.config.sources.find((s) => s.name === sourceName);
-  if (!source) throw new HttpProblem(404, `no source "${sourceName}" in this backup's configuration`);
+  if (!source) throw new HttpProblemError(404, `no source "${sourceName}" in this backup's configuration`);
   if (streamNameProblem(stream))
-    throw new HttpProblem(404, `no stream "${stream}" in source "${sourceName}"`);
+    throw new HttpProblemError(404, `no stream "${stream}" in source "${sourceName}"`);
   const listed = listedStreams(source);
   const settings = listed ? listed.find((s) => s.name === stream) : defaultStreamSettings(source, stream);
   if (!settings)
-    throw new HttpProblem(
+    throw new HttpProblemError(
       404,
       `no stream "${stream}" in source "${sourceName}" (not among its configured streams)`,
     );
@@ -249,13 +250,13 @@ function checkRetention(deps: PlaybackDeps, t: Target, from: number, to: number)
   const nowSeconds = Math.floor(deps.now() / 1000);
   const start = retentionStartSeconds(deps, t);
   if (to <= start) {
-    throw new HttpProblem(
+    throw new HttpProblemError(
       404,
       `${iso(from)} to ${iso(to)} is before the retention window of stream "${t.stream}" (${t.retentionDays} days: from ${iso(start)})`,
     );
   }
   if (from >= nowSeconds) {
-    throw new HttpProblem(
+    throw new HttpProblemError(
       416,
       `${iso(from)} is in the future (now is ${iso(nowSeconds)}): nothing is stored there yet`,
     );
@@ -288,10 +289,10 @@ function exportDuration(deps: PlaybackDeps, from: number, duration: number | "no
   if (duration !== "now") return duration;
   const nowSeconds = Math.floor(deps.now() / 1000);
   if (from >= nowSeconds) {
-    throw new HttpProblem(416, `${iso(from)} is in the future: nothing is stored there yet`);
+    throw new HttpProblemError(416, `${iso(from)} is in the future: nothing is stored there yet`);
   }
   if (nowSeconds - from > MAX_RANGE_SECONDS) {
-    throw new HttpProblem(
+    throw new HttpProblemError(
       400,
       `${iso(from)} to now is longer than ${MAX_RANGE_SECONDS} s (24 hours): start later or ask for a range`,
     );
@@ -314,18 +315,18 @@ async function rangePlaylist(
   const nowMs = deps.now();
   const toMs = duration === "now" ? nowMs : (from + duration) * 1000;
   if (duration === "now" && nowMs - from * 1000 > MAX_RANGE_SECONDS * 1000) {
-    throw new HttpProblem(
+    throw new HttpProblemError(
       400,
       `${iso(from)} to now is longer than ${MAX_RANGE_SECONDS} s (24 hours): start later or ask for a range`,
     );
   }
   if (toMs <= from * 1000)
-    throw new HttpProblem(416, `${iso(from)} is in the future: nothing is stored there yet`);
+    throw new HttpProblemError(416, `${iso(from)} is in the future: nothing is stored there yet`);
   checkRetention(deps, t, from, Math.ceil(toMs / 1000));
   const windows = await readWindows(deps, t, from, Math.ceil(toMs / 1000));
   const segments = rangeSegments(windows, from * 1000, toMs);
   if (segments.length === 0) {
-    throw new HttpProblem(
+    throw new HttpProblemError(
       404,
       `nothing of stream "${t.stream}" is stored from ${iso(from)} to ${isoMs(toMs)} (a hole in the backup, or not copied yet)`,
     );
@@ -359,7 +360,7 @@ async function timeshiftAbs(
     };
   }
   if (!/^\d{1,12}$/.test(startParam) || Number(startParam) * 1000 > nowMs + 60_000) {
-    throw new HttpProblem(
+    throw new HttpProblemError(
       400,
       `start=${startParam} is not a unix time in seconds up to now (drop it to start again)`,
     );
@@ -385,7 +386,7 @@ async function livePlaylist(
   const nowMs = deps.now();
   const edgeSec = Math.ceil(edgeMs / 1000);
   if (edgeSec <= retentionStartSeconds(deps, t)) {
-    throw new HttpProblem(
+    throw new HttpProblemError(
       404,
       `${isoMs(edgeMs)} is before the retention window of stream "${t.stream}" (${t.retentionDays} days)`,
     );
@@ -400,10 +401,13 @@ async function livePlaylist(
     newestEnd = Math.max(newestEnd, ...later.map(windowEndMs));
     if (newestEnd <= edgeMs) {
       if (newestEnd === Number.NEGATIVE_INFINITY) {
-        throw new HttpProblem(404, `nothing of stream "${t.stream}" is stored from ${iso(readFrom)} to now`);
+        throw new HttpProblemError(
+          404,
+          `nothing of stream "${t.stream}" is stored from ${iso(readFrom)} to now`,
+        );
       }
       const lag = Math.ceil((nowMs - newestEnd) / 1000);
-      throw new HttpProblem(
+      throw new HttpProblemError(
         425,
         o.delaySeconds !== undefined
           ? `the backup of stream "${t.stream}" is ${lag} s behind live (newest stored second ${isoMs(newestEnd)}): ask for timeshift_rel-${lag} or more (a delay well above the usual lag keeps playing while windows land)`
@@ -412,7 +416,7 @@ async function livePlaylist(
     }
   }
   if (segments.length === 0) {
-    throw new HttpProblem(
+    throw new HttpProblemError(
       404,
       `nothing of stream "${t.stream}" is stored from ${iso(readFrom)} to ${isoMs(edgeMs)} (a hole in the backup): try a delay that lands after it`,
     );
@@ -454,7 +458,7 @@ async function archiveMp4(
   }
   const segments = rangeSegments(windows, from * 1000, (from + duration) * 1000);
   if (segments.length === 0) {
-    throw new HttpProblem(
+    throw new HttpProblemError(
       404,
       `nothing of stream "${t.stream}" is stored from ${iso(from)} to ${iso(from + duration)}`,
     );
@@ -462,7 +466,7 @@ async function archiveMp4(
   const plan = joinPlan(segments, (from + duration) * 1000);
   const ts = plan.find((p) => p.window.format !== "mp4" || !p.window.init);
   if (ts) {
-    throw new HttpProblem(
+    throw new HttpProblemError(
       409,
       `${ts.window.key} is stored as MPEG-TS: an MP4 export joins fragmented-MP4 windows only; ask for archive-${ts.window.from}-${ts.window.duration}.mp4 (the window as stored) or use the playlist`,
     );
@@ -470,7 +474,7 @@ async function archiveMp4(
   const setup = (w: WindowIndex) => `${w.codecs ?? ""}|${w.width ?? ""}x${w.height ?? ""}`;
   const changed = plan.find((p) => setup(p.window) !== setup(plan[0]!.window));
   if (changed) {
-    throw new HttpProblem(
+    throw new HttpProblemError(
       409,
       `the track setup (codecs or resolution) changes at ${iso(changed.window.from)}: one MP4 file cannot switch it; export before and from that time separately`,
     );
@@ -550,7 +554,7 @@ function querySeconds(query: PlaybackRequest["query"], name: string, scale: numb
   const v = query[name];
   if (v === undefined || v === "") return undefined;
   if (v === "now") return undefined;
-  if (!/^\d{1,15}$/.test(v)) throw new HttpProblem(400, `${name}=${v} is not a unix time`);
+  if (!/^\d{1,15}$/.test(v)) throw new HttpProblemError(400, `${name}=${v} is not a unix time`);
   return Math.floor(Number(v) / scale);
 }
 

@@ -9,9 +9,9 @@ import { z } from "zod";
 import type { ArchiveFormat, SourceConfig, SourceCredentials } from "../config/config.ts";
 import {
   BackupError,
-  ConfigurationError,
   MalformedAnswerError,
   RetryableError,
+  SetupError,
   WindowGoneError,
 } from "../domain/errors.ts";
 import { type ArchiveRange, clipRanges, normalizeRanges } from "../domain/ranges.ts";
@@ -319,7 +319,7 @@ export class FlussonicClient {
     );
   }
 
-  /** One stream's DVR facts; ConfigurationError when the source does not know the stream. */
+  /** One stream's DVR facts; SetupError when the source does not know the stream. */
   async dvrStream(name: string): Promise<DvrStream> {
     if (this.#indexMode === "playback") return { name, bitrateBps: undefined };
     const stream = await this.#getJson(
@@ -566,7 +566,7 @@ export class FlussonicClient {
       const reason = error instanceof Error ? error.message : String(error);
       const message = `${where} from ${url}, and the stream's ranges could not be read to tell whether retention deleted the window: ${reason}`;
       return error instanceof BackupError && !error.retryable
-        ? new ConfigurationError(message, { cause: error })
+        ? new SetupError(message, { cause: error })
         : new RetryableError(message, { cause: error });
     }
     if (held.length === 0) {
@@ -583,7 +583,7 @@ export class FlussonicClient {
       );
     }
     const seconds = held.reduce((sum, r) => sum + (r.to - r.from), 0);
-    return new ConfigurationError(
+    return new SetupError(
       `${where} from ${url}, but the stream's ranges still hold ${seconds} s of the window: check sources[].${this.#archiveField} of source "${this.sourceName}" (the export URL prefix), or whether the stream is loaded on the server`,
     );
   }
@@ -716,11 +716,11 @@ export class FlussonicClient {
         // where no Flussonic admin API answers (a path such as /flussonic appended to `url`): the
         // stream list tells them apart (itself, or one more request only after such a failure).
         if (kind === "api" && !(await this.#adminApiAnswers(what))) {
-          throw new ConfigurationError(
+          throw new SetupError(
             `source ${this.sourceName}: ${what}: HTTP 404, no Flussonic admin API at ${ep.origin}${ep.basePath}${API} (the base URL is wrong)`,
           );
         }
-        throw new ConfigurationError(`source ${this.sourceName}: ${what}: HTTP 404, unknown to the source`);
+        throw new SetupError(`source ${this.sourceName}: ${what}: HTTP 404, unknown to the source`);
       }
       throw this.#statusError(res.statusCode, res.headers, what, kind);
     }
@@ -784,17 +784,17 @@ export class FlussonicClient {
     if (status === 403 && kind === "playback" && (auth === "basic" || auth === "bearer")) {
       // The admin login (edit_auth) is what the spec describes for the admin API; a stream
       // protected by play auth (view_auth, an auth backend) may refuse it on playback URLs.
-      return new ConfigurationError(
+      return new SetupError(
         `${where}, refused by the stream's play auth (view_auth or an auth backend), which the admin login (auth.type "${auth}") does not pass: give this source a play token (auth.type "token") or let the backup's address through the play auth`,
       );
     }
     if (status === 403 && kind === "playback" && auth === "token") {
-      return new ConfigurationError(
+      return new SetupError(
         `${where}, the play token was refused by the stream's play auth: check the source's auth.tokenEnv / auth.tokenSecret`,
       );
     }
     if (status === 401 || status === 403) {
-      return new ConfigurationError(`${where}, access refused: check the source's auth settings and secret`);
+      return new SetupError(`${where}, access refused: check the source's auth settings and secret`);
     }
     if (status === 429 || status >= 500) {
       const retryAfterSeconds = parseRetryAfter(headers["retry-after"]);
@@ -806,7 +806,7 @@ export class FlussonicClient {
         },
       );
     }
-    return new ConfigurationError(`${where}, request refused`);
+    return new SetupError(`${where}, request refused`);
   }
 
   #networkError(error: unknown, what: string): BackupError {

@@ -28,7 +28,7 @@ import {
 } from "../domain/keys.ts";
 import { type CopyRecord, emptyManifest, type Manifest } from "../domain/manifest.ts";
 import { decodeKeySegment, encodeKeySegment } from "../domain/names.ts";
-import { LeanS3, LeanUnsupported } from "./lean-s3.ts";
+import { LeanS3, LeanUnsupportedError } from "./lean-s3.ts";
 
 /** A manifest as read, with the ETag to make the next write conditional. */
 export interface StoredManifest {
@@ -107,7 +107,7 @@ export class BackupStore {
       try {
         return await lean(l);
       } catch (error) {
-        if (!(error instanceof LeanUnsupported)) throw error;
+        if (!(error instanceof LeanUnsupportedError)) throw error;
         this.#lean = undefined;
         l.destroy();
       }
@@ -495,6 +495,7 @@ export class BackupStore {
  * damaged (a truncated upload, an operator's edit). Reported with its key, never read as absent.
  */
 export class DamagedObjectError extends MalformedAnswerError {
+  override readonly code: string = "FB_DAMAGED_OBJECT";
   readonly key: string;
   readonly etag: string | undefined;
 
@@ -537,7 +538,9 @@ export function raceBackoff(attempt: number): Promise<void> {
  * A failure of S3 (not of the source): retryable, but no sign that the media server is overloaded,
  * so it never backs the source off (source-pressure.ts).
  */
-export class StoreError extends RetryableError {}
+export class StoreError extends RetryableError {
+  override readonly code: string = "FB_STORE";
+}
 
 /** S3 failures are retryable from the backup's point of view (the next delivery or run tries again). */
 export function storeError(error: unknown, what: string): StoreError {

@@ -183,7 +183,7 @@ export class LeanS3 {
           const configured = await resolve(c.serviceConfiguredEndpoint);
           if (configured) endpointUrl = String(configured);
         } else if (process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL) {
-          throw new LeanUnsupported("an endpoint configured outside the client");
+          throw new LeanUnsupportedError("an endpoint configured outside the client");
         }
       }
       const params: Record<string, unknown> = {
@@ -202,7 +202,7 @@ export class LeanS3 {
       const endpoint = c.endpointProvider(params, {});
       const scheme = endpoint.properties?.authSchemes?.[0];
       if (scheme && (scheme.name !== "sigv4" || scheme.signingName !== "s3")) {
-        throw new LeanUnsupported(`endpoint auth scheme ${String(scheme.name)}`);
+        throw new LeanUnsupportedError(`endpoint auth scheme ${String(scheme.name)}`);
       }
       const base = new URL(endpoint.url.href.replace(/\/+$/, ""));
       const handler = (await c.requestHandler?.configProvider) ?? {};
@@ -223,7 +223,7 @@ export class LeanS3 {
     const provider = (this.#s3.config as { credentials?: Resolvable<Identity> }).credentials;
     const fresh = await resolve(provider);
     if (!fresh?.accessKeyId || !fresh.secretAccessKey) {
-      throw new LeanUnsupported("the S3 client has no credentials");
+      throw new LeanUnsupportedError("the S3 client has no credentials");
     }
     this.#identity = fresh;
     return fresh;
@@ -389,7 +389,9 @@ export function signS3Request(r: {
 }
 
 /** The lean path cannot serve this client (the caller uses the SDK). */
-export class LeanUnsupported extends Error {}
+export class LeanUnsupportedError extends Error {
+  readonly code = "FB_LEAN_UNSUPPORTED";
+}
 
 /** A key in a URL path, as the SDK writes S3 keys: each segment RFC 3986-encoded, slashes kept. */
 export function encodeKey(key: string): string {

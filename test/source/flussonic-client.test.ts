@@ -8,9 +8,9 @@ import { HttpHop } from "../../dev/kit/http-hop.ts";
 import { parseConfig, Secret, type SourceCredentials } from "../../functions/config/config.ts";
 import {
   BackupError,
-  ConfigurationError,
   MalformedAnswerError,
   RetryableError,
+  SetupError,
   WindowGoneError,
 } from "../../functions/domain/errors.ts";
 import { FlussonicClient } from "../../functions/source/flussonic.ts";
@@ -209,7 +209,7 @@ describe("Flussonic client against the simulator", () => {
       { type: "basic", username: "backup", password: new Secret("wrong-password") },
     );
     const error = await c.listDvrStreams().catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error).toBeInstanceOf(SetupError);
     expect(String(error)).toMatch(/source src1: stream list: HTTP 401/);
     expect(String(error)).not.toContain("wrong-password");
   });
@@ -292,6 +292,6 @@ describe("Flussonic client against the simulator", () => {
 
   it("refuses an unknown stream as a configuration error", async () => {
     const { client: c } = await setup({ streams: 1 });
-    await expect(c.dvrStream("nope")).rejects.toBeInstanceOf(ConfigurationError);
+    await expect(c.dvrStream("nope")).rejects.toBeInstanceOf(SetupError);
   });
 });

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { expectExactCopies } from "../../dev/kit/backup-checks.ts";
 import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
 import { parseConfig, Secret, type SourceCredentials } from "../../functions/config/config.ts";
-import { ConfigurationError, MalformedAnswerError, WindowGoneError } from "../../functions/domain/errors.ts";
+import { MalformedAnswerError, SetupError, WindowGoneError } from "../../functions/domain/errors.ts";
 import { clipRanges } from "../../functions/domain/ranges.ts";
 import { FlussonicClient } from "../../functions/source/flussonic.ts";
 import { runOnce } from "../../local/once.ts";
@@ -139,7 +139,7 @@ describe("a 404 on an archive download (item 2)", () => {
       "/wrong-prefix",
     );
     const error = await c.openWindow("cam1", NOW - 1200, 600, "mp4").catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error).toBeInstanceOf(SetupError);
     expect(String(error)).toContain(`${s.url}/wrong-prefix/cam1/archive-${NOW - 1200}-600.mp4`);
     expect(String(error)).toMatch(/archiveUrl/);
     expect(String(error)).toMatch(/HTTP 404/);
@@ -152,7 +152,7 @@ describe("a 404 on an archive download (item 2)", () => {
     // The stream's ranges hold the window but the export answers 404 (e.g. not loaded yet).
     s.setFaults({ target: "archive", failNext: 1, errorStatus: 404 });
     const error = await c.openWindow("cam1", NOW - 1200, 600, "ts").catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error).toBeInstanceOf(SetupError);
     expect(String(error)).toContain(`${s.url}/cam1/archive-${NOW - 1200}-600.ts`);
     expect(String(error)).toMatch(/sources\[\]\.url|"url"/);
     // Seconds no longer in the ranges: gone, as before.
@@ -240,7 +240,7 @@ describe("play auth (item 5)", () => {
     // The admin API takes the login.
     expect(await c.recordedRanges("cam1", { from: NOW - HOUR, to: NOW })).toHaveLength(1);
     const error = await c.openWindow("cam1", NOW - 1200, 600, "mp4").catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error).toBeInstanceOf(SetupError);
     expect(String(error)).toMatch(/HTTP 403/);
     expect(String(error)).toMatch(/play auth/);
     expect(String(error)).not.toContain("adm1n-pw");
