@@ -12,7 +12,7 @@ import {
   parseNumberArg,
 } from "./number-arg.ts";
 import { checkQueueChoice, queueOptions } from "./queue-options.ts";
-import { UsageError } from "./time-arg.ts";
+import { UsageError } from "./usage-error.ts";
 
 // Every command starts a new process: Node's code cache (in the OS temp directory) nearly halves the
 // start-up CPU of the modules loaded from here on (the AWS SDK, zod, the commands).

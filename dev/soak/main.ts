@@ -27,7 +27,7 @@ import { lineLog } from "../../local/line-log.ts";
 import { LocalRuntime } from "../../local/runtime.ts";
 import { verifyBackup } from "../../ops/verify.ts";
 import { FlussonicSimulator, type SimFaults } from "../../simulator/simulator.ts";
-import { startEmulatorProcess } from "../kit/bench-emulator-process.ts";
+import { startEmulatorProcess } from "../kit/emulator-process.ts";
 import { type FaultRule, S3FaultProxy } from "../kit/s3-fault-proxy.ts";
 
 const { values: args } = parseArgs({
@@ -89,7 +89,7 @@ for (let i = 0; i < SOURCES; i++) {
     }),
   );
 }
-const emulator = await startEmulatorProcess(join(dir, "emulator"));
+const emulator = await startEmulatorProcess({ dir: join(dir, "emulator") });
 const proxy = await S3FaultProxy.start(emulator.endpoints.s3Endpoint ?? "");
 const faulty = { ...emulator.endpoints, s3Endpoint: proxy.url };
 const configText = JSON.stringify({
