@@ -32,7 +32,6 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FlussonicSimulator } from "../../simulator/simulator.ts";
 import {
   brokenLinks,
   DOCS_ROOT,
@@ -42,6 +41,7 @@ import {
   shellBlocks,
 } from "../../dev/kit/documented.ts";
 import { type EmulatorProcess, startEmulatorProcess } from "../../dev/kit/emulator-process.ts";
+import { FlussonicSimulator } from "../../simulator/simulator.ts";
 
 /** Pages another branch writes: links to them are not checked until they exist here. */
 const WRITTEN_ELSEWHERE = new Set(["docs/mutation-testing.md"]);
