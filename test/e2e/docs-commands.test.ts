@@ -327,6 +327,6 @@ describe("the documentation's shell commands, run as written", () => {
         for (const s of running.reverse()) await s.stop();
       }
     }
-    // About 80 s on a quiet 2-core machine (the demo's full backup is half of it); more when it is busy.
+    // Measured: 161 s at load average 18 on 2 cores, `npm start` (the full demo) 64 s of it.
   }, 300_000);
 });
