@@ -9,7 +9,7 @@
  *   npm run soak -- --minutes 30 [--sources 3] [--streams 3] [--copiers 3] [--seed 1]
  *
  * Processes: this one (simulators, S3 fault proxy, planner every 20 s, the measurements), the
- * embedded S3/SQS emulator (dev/kit/bench-emulator-process.ts) and the copiers (dev/soak/copier.ts).
+ * embedded S3/SQS emulator (dev/kit/emulator-process.ts) and the copiers (dev/soak/copier.ts).
  * Not part of `npm test`.
  */
 import { type ChildProcess, spawn } from "node:child_process";

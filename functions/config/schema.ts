@@ -351,7 +351,7 @@ const deploymentSchema = z
       })
       .optional()
       .describe(
-        'Deploy playback (the playback handler behind CloudFront): {} enables it with defaults (README "Watch the backup in AWS")',
+        'Deploy playback (the playback handler behind CloudFront): {} enables it with defaults (docs/playback.md, "Watch the backup in AWS")',
       ),
   })
   .prefault({})

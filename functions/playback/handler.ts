@@ -11,7 +11,7 @@
  * - Catch-up playlists (`index|archive-{from}-{dur}[.fmp4].m3u8`, dur ≤ 24 h or `now`): VOD, or
  *   EVENT with `dur=now`, or with `?event=true` while `from + dur` is in the future (the spec's
  *   rule, paths/playback/hls-dvr.yml); segments from functions/domain/hls-playlist.ts. A media
- *   playlist, where the spec's is a multivariant one (README: what players get and why).
+ *   playlist, where the spec's is a multivariant one (docs/playback.md: what players get and why).
  * - `timeshift_rel-{s}.m3u8`: live playlist (LIVE_WINDOW_MS deep) whose edge is now - s; its
  *   sequence numbers come from absolute time and the index (hls-playlist.ts), so any number of
  *   handlers agree. 425 when the backup has nothing as recent as the edge (it lags behind live).
