@@ -15,7 +15,7 @@ import {
   type SourceQueues,
 } from "../functions/queue/source-queues.ts";
 import type { Log } from "../functions/shared/log.ts";
-import { FlussonicClient } from "../functions/source/flussonic.ts";
+import { type ArchiveSource, FlussonicClient } from "../functions/source/flussonic.ts";
 import { type PressureChange, SourcePressure } from "../functions/source/source-pressure.ts";
 import { SourceSwitches, type SwitchState } from "../functions/source/source-switch.ts";
 import { type Throttle, TokenBucket } from "../functions/source/throttle.ts";
@@ -56,7 +56,7 @@ export class LocalRuntime {
   readonly store: BackupStore;
   readonly queues: Map<string, SourceQueues>;
   readonly pollers = new Map<string, QueuePoller>();
-  readonly clients: Map<string, FlussonicClient>;
+  readonly clients: Map<string, ArchiveSource>;
   readonly throttles: Map<string, Throttle>;
   /** Back-off gate per source (shared by the source's copiers in this process). */
   readonly pressure: Map<string, SourcePressure>;
@@ -160,7 +160,7 @@ export class LocalRuntime {
     return s;
   }
 
-  #client(source: string): FlussonicClient {
+  #client(source: string): ArchiveSource {
     const c = this.clients.get(source);
     if (!c) throw new Error(`unknown source "${source}"`);
     return c;

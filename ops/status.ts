@@ -12,7 +12,7 @@ import { decodeKeySegment } from "../functions/domain/names.ts";
 import { normalizeRanges, type TimeRange } from "../functions/domain/ranges.ts";
 import { streamWindowSeconds } from "../functions/planner/plan-backup.ts";
 import { queueDepth, queueName } from "../functions/queue/source-queues.ts";
-import type { FlussonicClient } from "../functions/source/flussonic.ts";
+import type { ArchiveSource } from "../functions/source/flussonic.ts";
 import { type BackupStore, DamagedObjectError } from "../functions/store/backup-store.ts";
 
 export interface StreamStatus {
@@ -78,7 +78,7 @@ export interface StatusDeps {
   config: BackupConfig;
   store: BackupStore;
   sqs: SQSClient;
-  flussonic: (source: string) => FlussonicClient;
+  flussonic: (source: string) => ArchiveSource;
   /** Unix seconds. */
   now: number;
   /** The copier timeout the planner sizes windows with (900 s in Lambda). */

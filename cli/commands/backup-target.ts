@@ -15,7 +15,7 @@ import {
   resolveAllCredentials,
   type SourceCredentials,
 } from "../../functions/config/config.ts";
-import { FlussonicClient } from "../../functions/source/flussonic.ts";
+import { type ArchiveSource, FlussonicClient } from "../../functions/source/flussonic.ts";
 import { BackupStore } from "../../functions/store/backup-store.ts";
 import {
   createS3Client,
@@ -51,7 +51,7 @@ export interface BackupTarget {
   sqs: SQSClient;
   store: BackupStore;
   /** A Flussonic client per source (status only; created on first use). */
-  flussonic(source: string): FlussonicClient;
+  flussonic(source: string): ArchiveSource;
   close(): Promise<void>;
 }
 
@@ -131,7 +131,7 @@ export async function openBackupTarget(
   errorContext.embedded = embeddedDir;
   const s3 = createS3Client(endpoints);
   const sqs = createSqsClient(endpoints);
-  const clients = new Map<string, FlussonicClient>();
+  const clients = new Map<string, ArchiveSource>();
   const finalConfig = config;
   return {
     config: finalConfig,

@@ -15,7 +15,7 @@ import {
   parseConfig,
   type SourceCredentials,
 } from "../config/config.ts";
-import { FlussonicClient } from "../source/flussonic.ts";
+import { type ArchiveSource, FlussonicClient } from "../source/flussonic.ts";
 import { BackupStore } from "../store/backup-store.ts";
 
 const queueUrlsShape = z.record(z.string(), z.object({ url: z.string(), deadLetterUrl: z.string() }));
@@ -26,7 +26,7 @@ export interface LambdaEnvironment {
   s3: S3Client;
   sqs: SQSClient;
   store: BackupStore;
-  flussonic: (source: string) => FlussonicClient;
+  flussonic: (source: string) => ArchiveSource;
   queueUrl: (source: string) => string;
   deadLetterUrl: (source: string) => string;
 }

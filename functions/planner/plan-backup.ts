@@ -50,7 +50,7 @@ import {
 import type { CopyQueue } from "../queue/copy-queue.ts";
 import { forEachLimited } from "../shared/for-each-limited.ts";
 import type { Log } from "../shared/log.ts";
-import type { DvrStream, FlussonicClient } from "../source/flussonic.ts";
+import type { ArchiveSource, DvrStream } from "../source/flussonic.ts";
 import { type BackupStore, CONDITIONAL_ATTEMPTS, raceBackoff } from "../store/backup-store.ts";
 import { FragmentIndexStore } from "../store/fragment-index-store.ts";
 
@@ -58,7 +58,7 @@ export interface PlannerDeps {
   config: BackupConfig;
   store: BackupStore;
   queue: CopyQueue;
-  flussonic: (source: string) => FlussonicClient;
+  flussonic: (source: string) => ArchiveSource;
   /** Unix seconds. */
   now: () => number;
   /** The copier's timeout (Lambda: 900 s); windows are sized to finish well within it. */
@@ -413,7 +413,7 @@ export function streamWindowSeconds(
 async function readStream(
   deps: PlannerDeps,
   source: SourceConfig,
-  client: FlussonicClient,
+  client: ArchiveSource,
   settings: StreamSettings,
   info: DvrStream | undefined,
   records: CopyRecord[],
