@@ -15,7 +15,8 @@ import {
   resolveAllCredentials,
   type SourceCredentials,
 } from "../../functions/config/config.ts";
-import { type ArchiveSource, FlussonicClient } from "../../functions/source/flussonic.ts";
+import type { ArchiveSource } from "../../functions/source/flussonic.ts";
+import { openSource } from "../../functions/source/open-source.ts";
 import { BackupStore } from "../../functions/store/backup-store.ts";
 import {
   createS3Client,
@@ -144,7 +145,7 @@ export async function openBackupTarget(
       if (!c) {
         const s = finalConfig.sources.find((x) => x.name === source);
         if (!s) throw new UsageError(`no source "${source}" in the configuration`);
-        c = new FlussonicClient(s, credentials.get(source) ?? { type: "none" });
+        c = openSource(s, credentials.get(source) ?? { type: "none" });
         clients.set(source, c);
       }
       return c;

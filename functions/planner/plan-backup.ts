@@ -190,6 +190,8 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
           settings: defaultStreamSettings(source, info.name),
           info,
         }));
+    // A Central source: servers listed whose streams could not be (their backups are not retired).
+    if (!listed) for (const gap of client.listingGaps?.() ?? []) fail(undefined, gap.error);
   } catch (error) {
     fail(undefined, error);
     return report;

@@ -86,12 +86,17 @@ export class FlussonicApi {
     shape: z.ZodType<T>,
     what: string,
     kind: RequestKind = "api",
+    /** What a 404 means here, when it is known (default: told apart by asking the stream list). */
+    notFound?: string,
   ): Promise<T> {
     // JSON asked for by name: paths/stream/streams.yml also offers OpenMetrics and text, and a
     // router may read `*/*` as "any of them".
     const res = await this.request(ep, path, what, undefined, { accept: "application/json" });
     if (res.statusCode !== 200) {
       await res.body.dump().catch(() => undefined);
+      if (res.statusCode === 404 && notFound !== undefined) {
+        throw new SetupError(`source ${this.sourceName}: ${what}: HTTP 404, ${notFound}`);
+      }
       if (res.statusCode === 404) {
         // A 404 from the admin API either names a stream the source does not have, or a base URL
         // where no Flussonic admin API answers (a path such as /flussonic appended to `url`): the

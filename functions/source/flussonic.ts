@@ -6,6 +6,7 @@
  * modes), archive-reads.ts (paced and sliced reads with resume), flussonic-errors.ts (error mapping).
  */
 import type { ArchiveFormat, SourceConfig, SourceCredentials } from "../config/config.ts";
+import type { BackupError } from "../domain/errors.ts";
 import { type ArchiveRange, clipRanges, normalizeRanges } from "../domain/ranges.ts";
 import { type ArchiveBody, ArchiveReader, type WindowPacing } from "./archive-reads.ts";
 import {
@@ -57,6 +58,18 @@ export interface ArchiveSource {
   ): Promise<ArchiveBody>;
   /** Closes the connection pools; calling it again does nothing. */
   close(): Promise<void>;
+  /**
+   * Parts of the source the last listDvrStreams could not list (a server Central lists whose
+   * stream list failed): their streams are not gone, only unknown this time.
+   */
+  listingGaps?(): ListingGap[];
+}
+
+/** A server Central lists that the backup could not list the streams of this time. */
+export interface ListingGap {
+  /** The server's hostname; its streams are `<hostname>/...`. */
+  server: string;
+  error: BackupError;
 }
 
 /** Client of one Flussonic source. */
