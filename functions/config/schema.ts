@@ -517,3 +517,14 @@ export function serverCaps(source: SourceConfig): {
     auth: source.eachServer?.auth ?? "central",
   };
 }
+
+/**
+ * The rate one copy of a source gets, in bits per second: its share of `mbps` (the source's cap in
+ * force) and, for a central source, no more than its share of its server's own cap.
+ */
+export function copyBandwidthBps(source: SourceConfig, mbps: number): number {
+  const share = (mbps * 1_000_000) / source.maxConcurrentCopies;
+  if (source.kind !== "central") return share;
+  const server = serverCaps(source);
+  return Math.min(share, (server.maxBandwidthMbps * 1_000_000) / server.maxConcurrentCopies);
+}

@@ -8,6 +8,7 @@
 import {
   type BackupConfig,
   configWarnings,
+  copyBandwidthBps,
   defaultStreamSettings,
   listedStreams,
   type SourceConfig,
@@ -206,7 +207,7 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
   }
   for (const damaged of pending.damaged ?? []) fail(undefined, damaged);
 
-  const copierBandwidthBps = (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies;
+  const copierBandwidthBps = copyBandwidthBps(source, source.maxBandwidthMbps);
   // Which streams have stored windows at all: one delimiter listing of the source's folder, made
   // only once a stream without a manifest turns up (a new backup: thousands of them), so that only
   // folders that exist are listed one by one. Undefined when the listing failed: each is listed.
@@ -406,7 +407,7 @@ export function streamWindowSeconds(
     maxWindowSeconds: config.maxWindowSeconds,
     minWindowSeconds: config.minWindowSeconds,
     bitrateBps,
-    copierBandwidthBps: (mbps * 1_000_000) / source.maxConcurrentCopies,
+    copierBandwidthBps: copyBandwidthBps(source, mbps),
     copyBudgetSeconds: copyTimeoutSeconds / 3,
     ...(reads ? { reads } : {}),
   });
