@@ -7,6 +7,7 @@
 import { z } from "zod";
 import type { ArchiveFormat, SourceConfig, SourceCredentials } from "../config/config.ts";
 import { Secret, serverCaps } from "../config/config.ts";
+import { inClear } from "../config/url.ts";
 import { BackupError, MalformedAnswerError, RetryableError, SetupError } from "../domain/errors.ts";
 import type { ArchiveRange } from "../domain/ranges.ts";
 import type { ArchiveBody, WindowPacing } from "./archive-reads.ts";
@@ -238,13 +239,20 @@ export class CentralClient implements ArchiveSource {
     const archiveUrl = payload && /^https?:\/\//.test(payload) ? payload : apiUrl;
     const known = this.#servers.get(s.hostname);
     if (known && known.apiUrl === apiUrl && known.archiveUrl === archiveUrl) return known;
-    // Moved: copies running keep the old client; it is closed with the rest.
-    if (known) this.#moved.push(known.client);
     const caps = serverCaps(this.#source);
     const credentials: SourceCredentials =
       caps.auth === "cluster_key" && s.cluster_key
         ? { type: "bearer", token: new Secret(s.cluster_key) }
         : this.#credentials;
+    // The config check refuses credentials over http:// for the URLs it can see; these come from Central.
+    const clear = [apiUrl, archiveUrl].find((u) => inClear(u));
+    if (credentials.type !== "none" && clear && !this.#source.allowCredentialsOverHttp) {
+      throw new SetupError(
+        `source ${this.sourceName}: Central gives server ${s.hostname} the address ${shown(clear)}, where the ${credentials.type} credentials would go in clear: give the servers https:// addresses in Central, or set allowCredentialsOverHttp of source ${this.sourceName} to true to accept that anyone on the path can read them`,
+      );
+    }
+    // Moved: copies running keep the old client; it is closed with the rest.
+    if (known) this.#moved.push(known.client);
     const bytesPerSecond = (caps.maxBandwidthMbps * 1_000_000) / 8;
     const server: Server = {
       hostname: s.hostname,
@@ -288,7 +296,7 @@ export class CentralClient implements ArchiveSource {
         server.down = {
           untilMs: now + UNREACHABLE_MS,
           error: new RetryableError(
-            `source ${this.sourceName}: server ${server.hostname} (listed by Central) is unreachable at ${server.apiUrl}: ${e.message}`,
+            `source ${this.sourceName}: server ${server.hostname} (listed by Central) is unreachable at ${shown(server.apiUrl)}: ${e.message}`,
             { cause: e },
           ),
         };
@@ -301,6 +309,12 @@ export class CentralClient implements ArchiveSource {
   #now(): number {
     return this.#options.nowMs?.() ?? Date.now();
   }
+}
+
+/** A URL as messages show it: never its user info (a password may be there). */
+function shown(url: string): string {
+  const u = new URL(url);
+  return `${u.origin}${u.pathname.replace(/\/$/, "")}`;
 }
 
 /** Why a hostname Central gives cannot name a stream folder, or undefined. */

@@ -5,7 +5,7 @@
  * server's cap, and each server's cluster key as its credentials.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { parseConfig, type SourceCredentials } from "../../functions/config/config.ts";
+import { parseConfig, Secret, type SourceCredentials } from "../../functions/config/config.ts";
 import { MalformedAnswerError, RetryableError, SetupError } from "../../functions/domain/errors.ts";
 import { CentralClient } from "../../functions/source/central.ts";
 import { CentralSimulator } from "../../simulator/central.ts";
@@ -135,6 +135,25 @@ describe("a Flussonic Central source", () => {
       .recordedRanges("down.example/cam2", { from: NOW - 60, to: NOW })
       .catch((e: unknown) => e);
     expect(second).toBe(first);
+  });
+
+  it("credentials never go in clear to a server Central lists at an http:// address of another machine", async () => {
+    const { central, client } = await fleet(
+      { auth: { type: "bearer", tokenEnv: "CENTRAL_TOKEN" } },
+      { type: "bearer", token: new Secret("central-secret") },
+    );
+    central.addServer({
+      hostname: "far.example",
+      sim: await media(1),
+      apiUrl: "http://admin:pw-in-url@far.example:8080/",
+    });
+    expect(await names(client)).toEqual([]);
+    const [gap] = client.listingGaps();
+    expect(gap!.error).toBeInstanceOf(SetupError);
+    expect(gap!.error.message).toBe(
+      "source fleet: Central gives server far.example the address http://far.example:8080, where the bearer credentials would go in clear: give the servers https:// addresses in Central, or set allowCredentialsOverHttp of source fleet to true to accept that anyone on the path can read them",
+    );
+    expect(gap!.error.message).not.toMatch(/central-secret|pw-in-url/);
   });
 
   it("a server Central lists without an api_url is named, not guessed", async () => {
