@@ -8,6 +8,7 @@
 import {
   type BackupConfig,
   configWarnings,
+  copyBandwidthBps,
   defaultStreamSettings,
   listedStreams,
   type SourceConfig,
@@ -50,7 +51,7 @@ import {
 import type { CopyQueue } from "../queue/copy-queue.ts";
 import { forEachLimited } from "../shared/for-each-limited.ts";
 import type { Log } from "../shared/log.ts";
-import type { DvrStream, FlussonicClient } from "../source/flussonic.ts";
+import type { ArchiveSource, DvrStream } from "../source/flussonic.ts";
 import { type BackupStore, CONDITIONAL_ATTEMPTS, raceBackoff } from "../store/backup-store.ts";
 import { FragmentIndexStore } from "../store/fragment-index-store.ts";
 
@@ -58,7 +59,7 @@ export interface PlannerDeps {
   config: BackupConfig;
   store: BackupStore;
   queue: CopyQueue;
-  flussonic: (source: string) => FlussonicClient;
+  flussonic: (source: string) => ArchiveSource;
   /** Unix seconds. */
   now: () => number;
   /** The copier's timeout (Lambda: 900 s); windows are sized to finish well within it. */
@@ -190,6 +191,8 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
           settings: defaultStreamSettings(source, info.name),
           info,
         }));
+    // A Central source: servers listed whose streams could not be (their backups are not retired).
+    if (!listed) for (const gap of client.listingGaps?.() ?? []) fail(undefined, gap.error);
   } catch (error) {
     fail(undefined, error);
     return report;
@@ -204,7 +207,7 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
   }
   for (const damaged of pending.damaged ?? []) fail(undefined, damaged);
 
-  const copierBandwidthBps = (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies;
+  const copierBandwidthBps = copyBandwidthBps(source, source.maxBandwidthMbps);
   // Which streams have stored windows at all: one delimiter listing of the source's folder, made
   // only once a stream without a manifest turns up (a new backup: thousands of them), so that only
   // folders that exist are listed one by one. Undefined when the listing failed: each is listed.
@@ -404,7 +407,7 @@ export function streamWindowSeconds(
     maxWindowSeconds: config.maxWindowSeconds,
     minWindowSeconds: config.minWindowSeconds,
     bitrateBps,
-    copierBandwidthBps: (mbps * 1_000_000) / source.maxConcurrentCopies,
+    copierBandwidthBps: copyBandwidthBps(source, mbps),
     copyBudgetSeconds: copyTimeoutSeconds / 3,
     ...(reads ? { reads } : {}),
   });
@@ -413,7 +416,7 @@ export function streamWindowSeconds(
 async function readStream(
   deps: PlannerDeps,
   source: SourceConfig,
-  client: FlussonicClient,
+  client: ArchiveSource,
   settings: StreamSettings,
   info: DvrStream | undefined,
   records: CopyRecord[],
