@@ -15,6 +15,8 @@
  * - `timeshift_rel-{s}.m3u8`: on-timeshift-rel.ts; `timeshift_abs-{from}.m3u8`:
  *   on-timeshift-abs.ts; both live playlists of live-playlist.ts.
  * - `archive-{from}-{dur}.mp4`: on-archive-mp4.ts (a redirect to one window, or the range joined).
+ * - DASH (`archive-{from}-{dur}.mpd`, `timeshift_abs-{from}.mpd`, `rewind-{ago}.mpd`):
+ *   on-dash-*.ts, manifests of functions/domain/dash-manifest.ts over the same byte ranges.
  * - `recording_status.json` / `ranges.json`: on-recording-status.ts, on-ranges-json.ts: what the
  *   fragment index holds (stored media only, within retention); windows stored before the index
  *   and not reindexed are not counted.
@@ -25,6 +27,9 @@
  */
 import { HttpProblemError, TEXT, text } from "./answers.ts";
 import { onArchiveMp4 } from "./on-archive-mp4.ts";
+import { onDashRange } from "./on-dash-range.ts";
+import { onDashRewind } from "./on-dash-rewind.ts";
+import { onDashTimeshiftAbs } from "./on-dash-timeshift-abs.ts";
 import { onRangePlaylist } from "./on-range-playlist.ts";
 import { onRangesJson } from "./on-ranges-json.ts";
 import { onRecordingStatus } from "./on-recording-status.ts";
@@ -89,5 +94,11 @@ function answer(
       return onRecordingStatus(deps, req, path);
     case "ranges":
       return onRangesJson(deps, req, path);
+    case "dash-range":
+      return onDashRange(deps, req, path, file);
+    case "dash-timeshift-abs":
+      return onDashTimeshiftAbs(deps, req, path, file);
+    case "dash-rewind":
+      return onDashRewind(deps, req, path, file);
   }
 }

@@ -25,6 +25,19 @@ export async function onTimeshiftAbs(
   { from }: { from: number },
 ): Promise<PlaybackResponse> {
   const t = findTarget(deps, path, req.query.token);
+  const start = sessionStart(deps, req);
+  if (typeof start !== "number") return start;
+  const nowMs = deps.now();
+  checkRetention(deps, t, from, from + 1);
+  const positionMs = from * 1000 + (nowMs - start * 1000);
+  return livePlaylist(deps, t, positionMs + TIMESHIFT_ABS_LEAD_MS, from * 1000, {});
+}
+
+/**
+ * The session's start (unix seconds) from `?start=`, or the redirect that adds it (now) to the
+ * URL asked for: the stateless form of Flussonic's session-bound timeshift_abs.
+ */
+export function sessionStart(deps: PlaybackDeps, req: PlaybackRequest): number | PlaybackResponse {
   const nowMs = deps.now();
   const startParam = req.query.start;
   if (startParam === undefined) {
@@ -43,7 +56,5 @@ export async function onTimeshiftAbs(
       `start=${startParam} is not a unix time in seconds up to now (drop it to start again)`,
     );
   }
-  checkRetention(deps, t, from, from + 1);
-  const positionMs = from * 1000 + (nowMs - Number(startParam) * 1000);
-  return livePlaylist(deps, t, positionMs + TIMESHIFT_ABS_LEAD_MS, from * 1000, {});
+  return Number(startParam);
 }
