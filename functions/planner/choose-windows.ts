@@ -1,0 +1,80 @@
+/**
+ * Choosing, the planner's second step: which of the windows the streams of a source lack are
+ * queued this run, within the source's budget (what its copiers can start before the leases end).
+ */
+import type { BackupConfig, SourceConfig } from "../config/config.ts";
+import { activeLeases } from "../domain/manifest.ts";
+import { type CopyWindow, countWindows, cutWindows, cutWindowsNewestFirst } from "../domain/windows.ts";
+import type { StreamState } from "./read-streams.ts";
+
+/** What choosing needs of the planner's dependencies. */
+export interface ChooseDeps {
+  config: BackupConfig;
+  copyTimeoutSeconds: number;
+}
+
+/**
+ * The windows to queue per stream (the live edge of every stream first, then back-fill within the
+ * budget); sets each stream's `plan.deferred` (missing windows left for a later run).
+ */
+export function chooseWindows(
+  deps: ChooseDeps,
+  source: SourceConfig,
+  states: readonly StreamState[],
+  now: number,
+): Map<StreamState, CopyWindow[]> {
+  const copierBandwidthBps = (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies;
+  // Budget: only queue what the source's copiers can start before the leases end, so that a big
+  // backlog is fed run by run instead of expiring in the queue.
+  const startDeadline = Math.max(60, deps.config.leaseSeconds - deps.copyTimeoutSeconds);
+  const copySeconds = (s: StreamState, w: CopyWindow) =>
+    Math.max(1, (w.duration * s.bitrateBps) / copierBandwidthBps);
+  let budget = (source.maxConcurrentCopies * startDeadline) / 2;
+  for (const s of states) {
+    for (const l of activeLeases(s.manifest, now)) budget -= copySeconds(s, l);
+  }
+
+  const chosen = new Map<StreamState, CopyWindow[]>();
+  const take = (s: StreamState, w: CopyWindow, demand = false): boolean => {
+    if (source.paused || (budget <= 0 && !demand)) return false;
+    budget -= copySeconds(s, w);
+    const list = chosen.get(s) ?? [];
+    list.push(w);
+    chosen.set(s, list);
+    return true;
+  };
+  // First the live edge of every stream (newest windows after what is stored, at most an hour):
+  // that is the demand, planned whatever the budget says, so that no stream (late in name order,
+  // or after an estimate too high) falls behind the source's own retention. Then back-fill oldest
+  // first within the budget, round-robin across streams, so that nothing waits behind one long
+  // history.
+  const backfill: { s: StreamState; windows: Generator<CopyWindow> }[] = [];
+  for (const s of states) {
+    const edgeFrom = Math.max(s.manifest.head, s.horizon - 3600);
+    const edge = s.missing
+      .filter((r) => r.to > edgeFrom)
+      .map((r) => ({ from: Math.max(r.from, edgeFrom), to: r.to }));
+    for (const w of cutWindowsNewestFirst(edge, s.windowSeconds, s.horizon)) {
+      if (!take(s, w, true)) break;
+    }
+    const older = s.missing
+      .filter((r) => r.from < edgeFrom)
+      .map((r) => ({ from: r.from, to: Math.min(r.to, edgeFrom) }));
+    backfill.push({ s, windows: cutWindows(older, s.windowSeconds, s.horizon) });
+  }
+  let active = backfill;
+  while (active.length > 0 && budget > 0 && !source.paused) {
+    const next: typeof active = [];
+    for (const b of active) {
+      const w = b.windows.next();
+      if (w.done) continue;
+      take(b.s, w.value);
+      next.push(b);
+    }
+    active = next;
+  }
+  for (const s of states) {
+    s.plan.deferred = countWindows(s.missing, s.windowSeconds, s.horizon) - (chosen.get(s)?.length ?? 0);
+  }
+  return chosen;
+}
