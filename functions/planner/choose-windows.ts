@@ -7,6 +7,12 @@ import { activeLeases } from "../domain/manifest.ts";
 import { type CopyWindow, countWindows, cutWindows, cutWindowsNewestFirst } from "../domain/windows.ts";
 import type { StreamState } from "./read-streams.ts";
 
+/** A window chosen for a stream; the planner queues them in the order chosen. */
+export interface ChosenWindow {
+  s: StreamState;
+  w: CopyWindow;
+}
+
 /** What choosing needs of the planner's dependencies. */
 export interface ChooseDeps {
   config: BackupConfig;
@@ -14,7 +20,7 @@ export interface ChooseDeps {
 }
 
 /**
- * The windows to queue per stream (the live edge of every stream first, then back-fill within the
+ * The windows to queue, in queue order (the live edge of every stream first, then back-fill within the
  * budget); sets each stream's `plan.deferred` (missing windows left for a later run).
  */
 export function chooseWindows(
@@ -22,7 +28,7 @@ export function chooseWindows(
   source: SourceConfig,
   states: readonly StreamState[],
   now: number,
-): Map<StreamState, CopyWindow[]> {
+): ChosenWindow[] {
   const copierBandwidthBps = (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies;
   // Budget: only queue what the source's copiers can start before the leases end, so that a big
   // backlog is fed run by run instead of expiring in the queue.
@@ -34,13 +40,13 @@ export function chooseWindows(
     for (const l of activeLeases(s.manifest, now)) budget -= copySeconds(s, l);
   }
 
-  const chosen = new Map<StreamState, CopyWindow[]>();
+  const chosen: ChosenWindow[] = [];
+  const counts = new Map<StreamState, number>();
   const take = (s: StreamState, w: CopyWindow, demand = false): boolean => {
     if (source.paused || (budget <= 0 && !demand)) return false;
     budget -= copySeconds(s, w);
-    const list = chosen.get(s) ?? [];
-    list.push(w);
-    chosen.set(s, list);
+    chosen.push({ s, w });
+    counts.set(s, (counts.get(s) ?? 0) + 1);
     return true;
   };
   // First the live edge of every stream (newest windows after what is stored, at most an hour):
@@ -74,7 +80,7 @@ export function chooseWindows(
     active = next;
   }
   for (const s of states) {
-    s.plan.deferred = countWindows(s.missing, s.windowSeconds, s.horizon) - (chosen.get(s)?.length ?? 0);
+    s.plan.deferred = countWindows(s.missing, s.windowSeconds, s.horizon) - (counts.get(s) ?? 0);
   }
   return chosen;
 }

@@ -12,10 +12,8 @@ import {
   type Manifest,
 } from "../domain/manifest.ts";
 import { forEachLimited } from "../shared/for-each-limited.ts";
-import type { Log } from "../shared/log.ts";
 import { type BackupStore, CONDITIONAL_ATTEMPTS, raceBackoff } from "../store/backup-store.ts";
 import { FragmentIndexStore } from "../store/fragment-index-store.ts";
-import { type StreamState, unpackRanges } from "./read-streams.ts";
 
 /** Folds a stream's completion records into its manifest and catalogs; the record keys to delete. */
 export async function compactRecords(
@@ -29,16 +27,20 @@ export async function compactRecords(
   const manifest = applyRecords(stored.manifest, records, now);
   await writeCatalogs(store, source, stream, records);
   const m = { ...manifest, leases: activeLeases(manifest, now), updatedAt: now };
-  if (!(await writeManifestMerging(store, m, stored.etag, records, [], now))) return [];
+  if ((await writeManifestMerging(store, m, stored.etag, records, [], now)) === undefined) return [];
   return records.map((r) => store.recordKeyOf(r));
 }
 
 /**
- * Writes a stream's manifest, conditionally (If-Match the ETag it was read with). When another
- * planner wrote it meanwhile (a scheduled event delivered twice, `run --once` beside the service,
- * two services on one bucket), its manifest is read again, this run's completion records and new
- * leases are folded into it, and the write is tried again: neither planner's coverage nor leases
- * are lost. False after CONDITIONAL_ATTEMPTS lost races (the records stay pending for the next run).
+ * Writes a stream's manifest, conditionally (If-Match the ETag it was read with; If-None-Match for a
+ * stream without one): the write that leases `leased` (lease-windows.ts). When another planner wrote
+ * it meanwhile (a scheduled event delivered twice, `run --once` beside the service, two services on
+ * one bucket), its manifest is read again, this run's completion records are folded into it, the
+ * leases of `leased` that the other planner's leases or coverage now overlap are given up (that
+ * planner queues those windows), and the write is tried again with the rest: neither planner's
+ * coverage nor leases are lost, and no window is leased twice. Returns the leases written, or
+ * undefined after CONDITIONAL_ATTEMPTS lost races (the records stay pending for the next run, and
+ * none of `leased` is held).
  */
 export async function writeManifestMerging(
   store: BackupStore,
@@ -47,24 +49,22 @@ export async function writeManifestMerging(
   records: readonly CopyRecord[],
   leased: readonly Lease[],
   now: number,
-): Promise<boolean> {
+): Promise<Lease[] | undefined> {
   let next = m;
   let tag = etag;
+  let mine = [...leased];
   for (let attempt = 1; ; attempt++) {
-    if (await store.writeManifest(next, tag)) return true;
-    if (attempt >= CONDITIONAL_ATTEMPTS) return false;
+    if (await store.writeManifest(next, tag)) return mine;
+    if (attempt >= CONDITIONAL_ATTEMPTS) return undefined;
     await raceBackoff(attempt);
     const fresh = await store.readManifest(m.source, m.stream);
     const merged = applyRecords(fresh.manifest, records, now);
-    const held = new Set(merged.leases.map((l) => `${l.from}-${l.duration}-${l.until}`));
-    next = {
-      ...merged,
-      leases: [
-        ...activeLeases(merged, now),
-        ...leased.filter((l) => !held.has(`${l.from}-${l.duration}-${l.until}`)),
-      ],
-      updatedAt: now,
-    };
+    const theirs = activeLeases(merged, now);
+    const taken = [...theirs, ...merged.covered.map((r) => ({ from: r.from, duration: r.to - r.from }))];
+    mine = mine.filter(
+      (l) => !taken.some((t) => t.from < l.from + l.duration && l.from < t.from + t.duration),
+    );
+    next = { ...merged, leases: [...theirs, ...mine], updatedAt: now };
     tag = fresh.etag;
   }
 }
@@ -113,71 +113,28 @@ export async function writeCatalogs(
   await new FragmentIndexStore(store).compactRecords(source, stream, records);
 }
 
-/** What writing needs of the planner's dependencies. */
-export interface WriteDeps {
-  store: BackupStore;
-  logger: Log;
-  streamConcurrency?: number;
-  dryRun?: boolean;
-}
-
 /**
- * Writes each read stream's catalogs and, when it changed, its manifest (leases `until ===
- * leaseUntil` are this run's); then folds in the records of streams not planned this run, and
- * deletes the records folded in. Returns how many were.
+ * Records of streams not planned this run (gone at the source, out of the config, or failed before
+ * planning) are folded into their manifests and catalogs all the same, so that nothing copied stays
+ * pending for good. Returns the keys of the records folded in.
  */
-export async function compactSource(
-  deps: WriteDeps,
+export async function compactUnplanned(
+  store: BackupStore,
   source: string,
-  states: readonly StreamState[],
+  planned: ReadonlySet<string>,
   pending: ReadonlyMap<string, CopyRecord[]>,
-  leaseUntil: number,
   now: number,
+  concurrency: number,
   fail: (stream: string | undefined, error: unknown) => void,
-): Promise<number | undefined> {
-  const log = deps.logger;
+): Promise<string[]> {
   const compacted: string[] = [];
-  await forEachLimited(deps.dryRun ? [] : states, deps.streamConcurrency ?? 16, async (s) => {
+  const unplanned = [...pending].filter(([name]) => !planned.has(name));
+  await forEachLimited(unplanned, concurrency, async ([stream, records]) => {
     try {
-      if (s.records.length > 0) await writeCatalogs(deps.store, source, s.settings.name, s.records);
-      if (s.changed) {
-        const m = {
-          ...s.manifest,
-          covered: unpackRanges(s.covered),
-          leases: activeLeases(s.manifest, now),
-          updatedAt: now,
-        };
-        const leased = m.leases.filter((l) => l.until === leaseUntil);
-        if (!(await writeManifestMerging(deps.store, m, s.etag, s.records, leased, now))) {
-          log.warn("manifest changed meanwhile; this stream is re-planned next run", {
-            source,
-            stream: s.settings.name,
-          });
-          return;
-        }
-      }
-      for (const r of s.records) compacted.push(deps.store.recordKeyOf(r));
-    } catch (error) {
-      fail(s.settings.name, error);
-    }
-  });
-  // Records of streams not planned this run (gone at the source, out of the config, or failed
-  // before planning) are folded into their manifests and catalogs all the same: nothing copied
-  // stays pending for good.
-  const plannedNames = new Set(states.map((s) => s.settings.name));
-  const unplanned = deps.dryRun ? [] : [...pending].filter(([name]) => !plannedNames.has(name));
-  await forEachLimited(unplanned, deps.streamConcurrency ?? 16, async ([stream, records]) => {
-    try {
-      compacted.push(...(await compactRecords(deps.store, source, stream, records, now)));
+      compacted.push(...(await compactRecords(store, source, stream, records, now)));
     } catch (error) {
       fail(stream, error);
     }
   });
-  try {
-    await deps.store.deleteKeys(compacted);
-    return compacted.length;
-  } catch (error) {
-    fail(undefined, error);
-  }
-  return undefined;
+  return compacted;
 }

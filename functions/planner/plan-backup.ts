@@ -24,8 +24,8 @@ import type { Log } from "../shared/log.ts";
 import type { DvrStream, FlussonicClient } from "../source/flussonic.ts";
 import type { BackupStore } from "../store/backup-store.ts";
 import { chooseWindows } from "./choose-windows.ts";
-import { compactSource } from "./compact-records.ts";
-import { queueAndLease } from "./lease-windows.ts";
+import { compactUnplanned } from "./compact-records.ts";
+import { leaseAndQueue } from "./lease-windows.ts";
 import type { PlanReport, SourcePlan } from "./plan-report.ts";
 import { readStream, type StreamState } from "./read-streams.ts";
 
@@ -156,9 +156,20 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
 
   const chosen = chooseWindows(deps, source, states, now);
   const leaseUntil = now + deps.config.leaseSeconds;
-  await queueAndLease(deps, source, chosen, leaseUntil, report, fail);
-  const compacted = await compactSource(deps, source.name, states, pending.byStream, leaseUntil, now, fail);
-  if (compacted !== undefined) report.recordsCompacted = compacted;
+  const compacted = await leaseAndQueue(deps, source, states, chosen, leaseUntil, now, report, fail);
+  if (!deps.dryRun) {
+    const planned = new Set(states.map((s) => s.settings.name));
+    const concurrency = deps.streamConcurrency ?? 16;
+    compacted.push(
+      ...(await compactUnplanned(deps.store, source.name, planned, pending.byStream, now, concurrency, fail)),
+    );
+    try {
+      await deps.store.deleteKeys(compacted);
+      report.recordsCompacted = compacted.length;
+    } catch (error) {
+      fail(undefined, error);
+    }
+  }
 
   report.streams = states.map((s) => s.plan);
   report.deferred = states.reduce((n, s) => n + s.plan.deferred, 0);
