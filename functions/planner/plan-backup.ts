@@ -172,6 +172,21 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
   }
 
   report.streams = states.map((s) => s.plan);
+  // The race with the source's retention, said in the run's output before anything is lost.
+  for (const s of states) {
+    const margin = s.plan.marginSeconds;
+    if (margin !== undefined && margin < deps.config.marginWarningSeconds) {
+      const atRisk = (s.plan.atRisk ?? []).reduce((n, r) => n + (r.to - r.from), 0);
+      log.warn("margin below the warning threshold: the source deletes what the backup lacks soon", {
+        source: source.name,
+        stream: s.settings.name,
+        marginSeconds: margin,
+        thresholdSeconds: deps.config.marginWarningSeconds,
+        secondsAtRisk: atRisk,
+        ...(atRisk > 0 ? { firstLostAt: s.plan.atRisk![0]!.lostAt } : {}),
+      });
+    }
+  }
   report.deferred = states.reduce((n, s) => n + s.plan.deferred, 0);
   log.info("planned", {
     source: source.name,

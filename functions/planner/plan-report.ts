@@ -1,5 +1,6 @@
 /** What a planner run reports: per source, per stream, what it found and what it queued. */
 import type { CopyMessage } from "../copier/copy-window.ts";
+import type { DepthBasis } from "../domain/deadlines.ts";
 
 export interface StreamPlan {
   stream: string;
@@ -17,6 +18,23 @@ export interface StreamPlan {
   plannedBytes: number;
   /** Missing windows left for a later run (budget). */
   deferred: number;
+  /**
+   * Seconds left until the source deletes the oldest second the backup lacks (recorded, not
+   * stored); undefined when it lacks nothing.
+   */
+  marginSeconds?: number;
+  /** The source's archive depth the deadlines are computed from, and where it comes from. */
+  sourceDepthSeconds?: number;
+  depthBasis?: DepthBasis;
+  /**
+   * Seconds the source will delete before they can be copied at the source's cap (earliest deadline
+   * first), with the moment each range's first second goes. Empty: none foreseen.
+   */
+  atRisk?: { from: number; to: number; lostAt: number }[];
+  /** Seconds lost at the source before backup, for good (the manifest's count). */
+  lostAtSourceSeconds?: number;
+  /** Of those, the seconds found lost in this run. */
+  lostThisRun?: number;
 }
 
 export interface SourcePlan {

@@ -5,7 +5,9 @@
  */
 import type { BackupConfig, SourceConfig, StreamSettings } from "../config/config.ts";
 import { dueRanges } from "../domain/coverage.ts";
+import { marginSeconds, type SourceDepth, sourceDepth } from "../domain/deadlines.ts";
 import { parseWindowKeyTail, streamPrefix } from "../domain/keys.ts";
+import { noteSourceArchive } from "../domain/lost-at-source.ts";
 import {
   activeLeases,
   applyRecords,
@@ -20,6 +22,7 @@ import {
   clipRanges,
   intersectRanges,
   normalizeRanges,
+  subtractRanges,
   type TimeRange,
   totalSeconds,
 } from "../domain/ranges.ts";
@@ -53,8 +56,11 @@ export interface StreamState {
   changed: boolean;
   bitrateBps: number;
   windowSeconds: number;
+  /** Recorded seconds not stored, leased or not leased (due ones only). */
   missing: TimeRange[];
   horizon: number;
+  /** The source's depth the deadlines of this stream's seconds are computed from. */
+  depth: SourceDepth;
   plan: StreamPlan;
 }
 
@@ -112,13 +118,41 @@ export async function readStream(
     );
   }
   manifest = pruneBefore(manifest, retentionStart);
-  const changed = manifest !== stored.manifest;
 
+  let facts: DvrStream | undefined = info;
   let bitrateBps = info?.bitrateBps ?? storedBitrateBps(manifest);
-  if (bitrateBps === undefined && !info) bitrateBps = (await client.dvrStream(settings.name)).bitrateBps;
+  if (bitrateBps === undefined && !info) {
+    facts = await client.dvrStream(settings.name);
+    bitrateBps = facts.bitrateBps;
+  }
   bitrateBps ??= ASSUMED_BITRATE_BPS;
 
   const recorded = await client.recordedRanges(settings.name, { from: retentionStart, to: now });
+  // The archive depth: the API's expiration (or the retention), unless the oldest second moves
+  // faster (domain/deadlines.ts says which is trusted). The oldest second from the stream list, or
+  // the first recorded one when it is newer than the retention start (else the span clipped it).
+  const first = recorded[0]?.from;
+  const oldest = facts?.oldest ?? (first !== undefined && first > retentionStart ? first : undefined);
+  const depth = sourceDepth({
+    expirationSeconds: facts?.expirationSeconds,
+    oldest,
+    previousOldest: manifest.sourceOldest,
+    retentionSeconds: settings.retentionDays * 86400,
+    now,
+  });
+  const lacking = subtractRanges(clipRanges(recorded, retentionStart, horizon), manifest.covered);
+  const noted = noteSourceArchive(manifest, { oldest, lacking, liveFrom: horizon - 3600, retentionStart });
+  if (noted.lost.length > 0) {
+    deps.logger.warn("lost at the source before backup", {
+      source: source.name,
+      stream: settings.name,
+      seconds: totalSeconds(noted.lost),
+      from: noted.lost[0]!.from,
+      to: noted.lost.at(-1)!.to,
+    });
+  }
+  manifest = noted.manifest;
+  const changed = manifest !== stored.manifest;
   const missing = missingRanges({
     recorded,
     covered: manifest.covered,
@@ -145,6 +179,7 @@ export async function readStream(
     windowSeconds,
     missing,
     horizon,
+    depth,
     plan: {
       stream: settings.name,
       recordedSeconds: totalSeconds(clipRanges(recorded, retentionStart, now)),
@@ -155,8 +190,19 @@ export async function readStream(
       planned: 0,
       plannedBytes: 0,
       deferred: 0,
+      ...(marginOf(lacking, depth, now) ?? {}),
+      sourceDepthSeconds: depth.seconds,
+      depthBasis: depth.basis,
+      atRisk: [],
+      lostAtSourceSeconds: manifest.lostAtSource?.seconds ?? 0,
+      lostThisRun: totalSeconds(noted.lost),
     },
   };
+}
+
+function marginOf(lacking: TimeRange[], depth: SourceDepth, now: number) {
+  const margin = marginSeconds(lacking, depth, now);
+  return margin === undefined ? undefined : { marginSeconds: margin };
 }
 
 function withoutCovered(m: Manifest): Omit<Manifest, "covered"> {

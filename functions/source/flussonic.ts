@@ -16,6 +16,7 @@ import {
 } from "../domain/errors.ts";
 import { type ArchiveRange, clipRanges, normalizeRanges } from "../domain/ranges.ts";
 import { KERNEL_BURST_BYTES } from "../domain/windows.ts";
+import { type DvrDepth, dvrDepthOf } from "./dvr-depth.ts";
 import type { Throttle } from "./throttle.ts";
 
 const API = "/streamer/api/v3";
@@ -24,7 +25,7 @@ const PAGE_LIMIT = 500;
 const MAX_PAGES = 10_000;
 
 /** What the backup needs to know of one stream with a DVR archive. */
-export interface DvrStream {
+export interface DvrStream extends DvrDepth {
   name: string;
   /** Average archive bitrate (bits per second) when the server reports bytes and duration. */
   bitrateBps: number | undefined;
@@ -866,6 +867,7 @@ function toDvrStream(stream: z.infer<typeof streamShape>): DvrStream {
   return {
     name: stream.name,
     bitrateBps: bytes && duration && duration > 0 ? Math.round((bytes * 8) / duration) : undefined,
+    ...dvrDepthOf(stream),
   };
 }
 
