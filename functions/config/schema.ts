@@ -484,6 +484,13 @@ export const configSchema = z.strictObject({
     .describe(
       `A planned window is not planned again for this long, unless its copy is recorded; at least the copier's timeout plus ${LEASE_START_MARGIN_SECONDS} s`,
     ),
+  marginWarningSeconds: z
+    .int({ error: "expected a whole number of seconds" })
+    .min(0)
+    .default(6 * 3600)
+    .describe(
+      "Warn (a line in the run's output, the status pages, the CloudWatch alarm) when a stream's margin, the time left until the source deletes the oldest second the backup lacks, is below this; keep it below the sources' archive depth (default 6 hours)",
+    ),
   sources: z.array(sourceSchema).min(1, { error: "expected at least one source" }),
   deployment: deploymentSchema,
   playback: z
