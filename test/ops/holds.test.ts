@@ -14,6 +14,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { holdCommand, holdsCommand, releaseCommand } from "../../cli/commands/hold.ts";
 import { rebuildCommand } from "../../cli/commands/rebuild.ts";
 import { restoreCommand } from "../../cli/commands/restore.ts";
+import { statusCommand } from "../../cli/commands/status.ts";
 import { awsClients, bucketSnapshot } from "../../dev/kit/cli-process.ts";
 import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
 import { expireAsLifecycle } from "../../dev/kit/lifecycle-expiry.ts";
@@ -182,7 +183,7 @@ describe("holds", () => {
     expect(await bucketSnapshot(hh.s3(), hh.config.bucket)).toEqual(before);
   });
 
-  it("holds survive rebuild: still listed, still restoring after the lifecycle", async () => {
+  it("holds survive rebuild: listed by holds and status, still restoring after the lifecycle", async () => {
     const { hh, file } = await backedUp();
     expect((await run(holdCommand, holdArgs(file))).code).toBe(0);
     const rebuilt = await run(rebuildCommand, {
@@ -196,6 +197,9 @@ describe("holds", () => {
     expect(listed.stdout).toMatch(
       /^hold \S+ src1 "cam1" 2026-11-20T11:20:00Z – 2026-11-20T11:40:00Z \(20m00s\) by tester at .*: case 114\n$/,
     );
+    const status = new TextSink();
+    await statusCommand({ config: file, copyTimeoutSeconds: 60, now: NOW0, out: status });
+    expect(status.text).toContain(`Holds (kept past retention until released):\n  ${listed.stdout}`);
     await expireAsLifecycle(hh.s3(), hh.config);
     const back = await run(restoreCommand, {
       config: file,
