@@ -180,8 +180,14 @@ export interface ExportEvidence {
   signature?: Signature;
 }
 
-/** The document without its signature: what the signature covers. */
+/**
+ * The bytes a signature covers: a fixed label and the SHA-256 of the document's canonical JSON
+ * without its signature. Short on purpose: an AWS KMS Ed25519 key signs raw messages of at most
+ * 4096 bytes, and the same pure Ed25519 check then verifies a local key's and a KMS key's
+ * signatures.
+ */
 export function signedBytes<T extends { signature?: Signature }>(doc: T): Buffer {
   const { signature: _, ...body } = doc;
-  return Buffer.from(canonicalJson(body));
+  const digest = createHash("sha256").update(canonicalJson(body)).digest("hex");
+  return Buffer.from(`flussonic-backup signature v1 sha256:${digest}`);
 }

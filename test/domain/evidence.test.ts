@@ -2,6 +2,7 @@
  * The pure parts of evidence: canonical JSON (what a signature covers) and the Merkle tree of a
  * day's windows with its inclusion proofs.
  */
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   canonicalJson,
@@ -23,13 +24,15 @@ const windows = (n: number): WindowEvidence[] =>
   }));
 
 describe("evidence", () => {
-  it("canonical JSON sorts keys at every level and drops undefined fields", () => {
+  it("canonical JSON sorts keys at every level and drops undefined fields; signatures cover its SHA-256", () => {
     expect(canonicalJson({ b: 1, a: { d: [2, { z: 1, y: undefined, x: "s" }], c: null } })).toBe(
       '{"a":{"c":null,"d":[2,{"x":"s","z":1}]},"b":1}',
     );
     expect(
       signedBytes({ b: 2, a: 1, signature: { alg: "Ed25519", keyId: "k", value: "v" } }).toString(),
-    ).toBe('{"a":1,"b":2}');
+    ).toBe(
+      `flussonic-backup signature v1 sha256:${createHash("sha256").update('{"a":1,"b":2}').digest("hex")}`,
+    );
   });
 
   it("every leaf of trees of 1 to 9 windows proves its inclusion; another leaf or root does not", () => {
