@@ -505,6 +505,24 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe("Playback of the backup (`serve`, `playback-token`): where the token signing keys come from"),
+  evidence: z
+    .strictObject({
+      legalHold: z
+        .enum(["auto", "required", "off"], { error: 'expected "auto", "required" or "off"' })
+        .default("auto")
+        .describe(
+          'Whether `hold` puts an S3 legal hold on each held window: "auto" when the bucket has Object Lock, "required" refuses a hold on a bucket without it, "off" never',
+        ),
+      signingKeyEnv: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: "expected an environment variable name" })
+        .default("FLUSSONIC_BACKUP_EXPORT_KEY")
+        .describe(
+          "Environment variable holding the PEM of the Ed25519 key that signs exports and day proofs (`export --key <file>` instead)",
+        ),
+    })
+    .prefault({})
+    .describe("Evidence (`hold`, `export`, `prove`): legal holds and the signing key"),
 });
 
 export type BackupConfig = z.output<typeof configSchema>;

@@ -3,11 +3,12 @@
  * Bearer, or a play token as `?token=`), JSON answers checked against the shapes the client reads,
  * and the stream list (cursor pages) and stream info.
  */
-import { type DvrDepth, dvrDepthOf } from "./dvr-depth.ts";
+
 import { type Dispatcher, Pool } from "undici";
 import { z } from "zod";
 import type { SourceCredentials } from "../config/config.ts";
 import { MalformedAnswerError, SetupError } from "../domain/errors.ts";
+import { type DvrDepth, dvrDepthOf } from "./dvr-depth.ts";
 import { networkError, type RequestKind, statusError } from "./flussonic-errors.ts";
 
 export const API = "/streamer/api/v3";

@@ -264,7 +264,8 @@ describe("playback: what reaches the function and the bucket, and what is cached
     const read = new Set<string>();
     for (const f of readdirSync(dir).filter((n) => n.endsWith(".ts"))) {
       const src = readFileSync(join(dir, f), "utf8");
-      for (const m of src.matchAll(/\breq\.query\.(\w+)|querySeconds\(query, "(\w+)"/g)) read.add((m[1] ?? m[2])!);
+      for (const m of src.matchAll(/\breq\.query\.(\w+)|querySeconds\(query, "(\w+)"/g))
+        read.add((m[1] ?? m[2])!);
     }
     expect([...read].sort()).toEqual(expect.arrayContaining(["event", "period", "start", "token"]));
     for (const name of read) expect(key.QueryStringsConfig.QueryStrings, name).toContain(name);
