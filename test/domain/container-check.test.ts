@@ -297,6 +297,7 @@ describe("what a refused body is told", () => {
     expect(error).toBeInstanceOf(MediaShortError);
     expect(error).toBeInstanceOf(ContainerError);
     expect((error as Error).name).toBe("MediaShortError");
+    expect((error as MediaShortError).code).toBe("FB_MEDIA_SHORT");
     expect((error as Error).message).toBe(
       `media ends at ${iso(from + 50)}, 10.0 s before the window's end ${iso(from + 60)}: the export stopped early`,
     );
@@ -328,6 +329,7 @@ describe("what a refused body is told", () => {
       } catch (e) {
         expect(e).toBeInstanceOf(ContainerError);
         expect((e as Error).name).toBe("ContainerError");
+        expect((e as ContainerError).code).toBe("FB_CONTAINER");
         return (e as Error).message;
       }
       return "accepted";
@@ -465,8 +467,12 @@ describe("fMP4 media time edges", () => {
   it("reads a first fragment up to 2 s before the window, or at its very end, as unix time", () => {
     expect(checkWindow("mp4", body("mp4", from - 2, 62), from, 60).mediaEnd).toBe(from + 60);
     expect(checkWindow("mp4", body("mp4", from + 60, 5), from, 60).mediaEnd).toBe(from + 65);
-    // Further out, the times are taken as counting from the window start.
+    // Further out, the times are taken as counting from the window start: a body of another
+    // window, after this one, is read as its first 10 s, and refused.
     expect(checkWindow("mp4", body("mp4", from - 3, 63), from, 60).mediaEnd).toBe(from + 63);
+    expect(() => checkWindow("mp4", body("mp4", from + 100, 10), from, 60)).toThrow(
+      /50\.0 s before the window.s end .*timestamps taken from the window start/,
+    );
   });
 
   it("relative times from any origin: the window starts at the earliest fragment, in whatever order they come", () => {
