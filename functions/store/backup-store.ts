@@ -11,7 +11,6 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
   type S3Client,
   S3ServiceException,
 } from "@aws-sdk/client-s3";
@@ -28,6 +27,7 @@ import {
 } from "../domain/keys.ts";
 import { type CopyRecord, emptyManifest, type Manifest } from "../domain/manifest.ts";
 import { decodeKeySegment, encodeKeySegment } from "../domain/names.ts";
+import { jsonPut } from "./json-put.ts";
 import { LeanS3, LeanUnsupportedError } from "./lean-s3.ts";
 
 /** A manifest as read, with the ETag to make the next write conditional. */
@@ -86,13 +86,10 @@ export class BackupStore {
       (l) => l.put(Key, Body, "application/json", condition),
       () =>
         this.s3.send(
-          new PutObjectCommand({
+          jsonPut({
             Bucket: this.bucket,
             Key,
             Body,
-            ContentType: "application/json",
-            // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
-            ChecksumAlgorithm: "CRC32",
             ...(condition.ifMatch ? { IfMatch: condition.ifMatch } : {}),
             ...(condition.ifNoneMatch ? { IfNoneMatch: condition.ifNoneMatch } : {}),
           }),
@@ -171,13 +168,10 @@ export class BackupStore {
     this.#count("PutObject");
     try {
       await this.s3.send(
-        new PutObjectCommand({
+        jsonPut({
           Bucket: this.bucket,
           Key: recordKey(this.prefix, record),
           Body: JSON.stringify(record),
-          ContentType: "application/json",
-          // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
-          ChecksumAlgorithm: "CRC32",
         }),
       );
     } catch (error) {
@@ -454,13 +448,10 @@ export class BackupStore {
       this.#count("PutObject");
       await this.s3
         .send(
-          new PutObjectCommand({
+          jsonPut({
             Bucket: this.bucket,
             Key,
             Body: JSON.stringify(control),
-            ContentType: "application/json",
-            // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
-            ChecksumAlgorithm: "CRC32",
           }),
         )
         .catch((error: unknown) => {

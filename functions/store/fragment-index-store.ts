@@ -4,7 +4,7 @@
  * compacts completion records (beside the day's catalog) and by `reindex`; plus the indexes still
  * inside pending completion records, so a window is findable as soon as its copy is recorded.
  */
-import { GetObjectCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
+import { GetObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import { RetryableError } from "../domain/errors.ts";
 import {
   decodeWindowIndex,
@@ -28,6 +28,7 @@ import {
 import type { CopyRecord } from "../domain/manifest.ts";
 import { encodeKeySegment } from "../domain/names.ts";
 import { type BackupStore, storeError } from "./backup-store.ts";
+import { jsonPut } from "./json-put.ts";
 
 const DAY = 86_400;
 
@@ -94,13 +95,10 @@ export class FragmentIndexStore implements FragmentIndexReader {
     this.#count("PutObject");
     try {
       const res = await s.s3.send(
-        new PutObjectCommand({
+        jsonPut({
           Bucket: s.bucket,
           Key: fragmentIndexKey(s.prefix, d.source, d.stream, d.day),
           Body: JSON.stringify(d),
-          ContentType: "application/json",
-          // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
-          ChecksumAlgorithm: "CRC32",
           ...(ifMatch === undefined ? {} : ifMatch === null ? { IfNoneMatch: "*" } : { IfMatch: ifMatch }),
         }),
       );
@@ -189,13 +187,10 @@ export class FragmentIndexStore implements FragmentIndexReader {
         const next: FragmentIndexSummary = { ...current, days: { ...current.days, [d.day]: day } };
         this.#count("PutObject");
         await s.s3.send(
-          new PutObjectCommand({
+          jsonPut({
             Bucket: s.bucket,
             Key: key,
             Body: JSON.stringify(next),
-            ContentType: "application/json",
-            // S3 refuses an upload without a checksum into a bucket with Object Lock retention.
-            ChecksumAlgorithm: "CRC32",
             ...(got?.etag ? { IfMatch: got.etag } : { IfNoneMatch: "*" }),
           }),
         );
@@ -301,12 +296,10 @@ export class FragmentIndexStore implements FragmentIndexReader {
     this.#count("PutObject");
     await s.s3
       .send(
-        new PutObjectCommand({
+        jsonPut({
           Bucket: s.bucket,
           Key: key,
           Body: JSON.stringify(summary),
-          ContentType: "application/json",
-          ChecksumAlgorithm: "CRC32",
         }),
       )
       .catch((error: unknown) => {
