@@ -246,7 +246,7 @@ export class BackupBucket extends Construct {
     this.objectLock = objectLockOf(config, props.existingBucket);
     if (!this.objectLock && !deployment.objectLock) {
       Annotations.of(this).addWarning(
-        `s3://${config.bucket} was deployed without Object Lock and keeps none (CloudFormation would replace the bucket to turn it on): README "Object Lock" says how to opt in`,
+        `s3://${config.bucket} was deployed without Object Lock and keeps none (CloudFormation would replace the bucket to turn it on): docs/aws.md ("Object Lock") says how to opt in`,
       );
     }
     this.bucket = new s3.Bucket(this, "Bucket", {

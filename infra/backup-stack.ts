@@ -171,7 +171,7 @@ export class BackupStack extends Stack {
         })
       : undefined;
 
-    // Where to look after a deploy (README: Deploy to AWS).
+    // Where to look after a deploy (docs/monitoring.md, "In AWS").
     new CfnOutput(this, "PlannerFunctionName", {
       description: "Invoke it to plan at once: aws lambda invoke --function-name <this> out.json",
       value: this.planner.function.functionName,

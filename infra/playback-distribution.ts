@@ -9,7 +9,7 @@
  * - The function answers the playlists, JSON and the page (functions/lambda/playback.ts). Its
  *   function URL takes IAM-signed requests only: CloudFront's origin access control signs them,
  *   nobody else can call it. Cache key: the path and the query strings the handler reads (token
- *   included: a cached answer is served only to the same token, see the README's trade-offs).
+ *   included: a cached answer is served only to the same token, see the trade-offs in docs/playback.md).
  * - Media bytes come from the bucket through an origin access control, with `Range` (CloudFront
  *   passes ranges of S3 objects through and caches the object), and CORS that allows `Range` and
  *   exposes `Content-Range`. The bucket policy lets CloudFront (this distribution only) read the
@@ -58,7 +58,16 @@ import { PlaybackFunction } from "./playback-function.ts";
 export type PlaybackSettings = NonNullable<DeploymentConfig["playback"]>;
 
 /** Query strings the handler and the page read: they make the cache key (and reach the function). */
-export const PLAYBACK_QUERY_STRINGS = ["token", "start", "from", "to", "closed_at_gte", "opened_at_lte"];
+export const PLAYBACK_QUERY_STRINGS = [
+  "token",
+  "start",
+  "from",
+  "to",
+  "closed_at_gte",
+  "opened_at_lte",
+  "event",
+  "period",
+];
 
 const PERIOD = Duration.minutes(5);
 
@@ -139,7 +148,7 @@ export class PlaybackDistribution extends Construct {
     const bucket = props.backupBucket.bucket;
     this.additionalMetrics = settings.additionalMetrics;
 
-    // Token keys: one random key at deploy; rotate by storing "new,old" (README).
+    // Token keys: one random key at deploy; rotate by storing "new,old" (docs/playback.md).
     this.tokenSecret = new secretsmanager.Secret(this, "TokenKeys", {
       // A fixed name: `playback-token` finds it from the config's bucket.
       secretName: playbackTokenSecretName(config.bucket),

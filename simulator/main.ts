@@ -6,6 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { CentralSimulator } from "./central.ts";
+import { fastClock } from "./clock.ts";
 import { FlussonicSimulator, type SimAuth } from "./simulator.ts";
 
 const HELP = `usage: npm run simulator -- [options]
@@ -33,6 +34,8 @@ const HELP = `usage: npm run simulator -- [options]
   --central <n>           a Flussonic Central on --port listing n media servers (streamer1.local
                           ...), each on a free port with the options above: for a source of kind
                           "central"; with --bearer, Central asks for the same token
+  --clock-speed <x>       simulated seconds per real second (default 1): recording and the
+                          source's retention (the archive start moving on) run x times faster
   -h, --help              this help
 `;
 
@@ -75,6 +78,7 @@ function parse() {
       shape: { type: "string", default: "spec" },
       ranges: { type: "boolean", default: false },
       central: { type: "string" },
+      "clock-speed": { type: "string", default: "1" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -118,6 +122,7 @@ const options = {
   shape: choice("shape", values.shape, ["spec", "docs"] as const),
   ranges: values.ranges,
   media,
+  now: fastClock(numberArg("clock-speed", values["clock-speed"], 0.01, 100_000, true)).now,
   ...(Object.keys(auth).length > 0 ? { auth } : {}),
 };
 const seed = numberArg("seed", values.seed, 0, 2 ** 31);

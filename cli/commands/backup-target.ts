@@ -33,7 +33,7 @@ import {
   type QueueChoice,
   withEmbeddedQueues,
 } from "./queue-options.ts";
-import { UsageError } from "./time-arg.ts";
+import { UsageError } from "./usage-error.ts";
 
 /** Options every operator command takes. */
 export interface TargetOptions extends QueueChoice {

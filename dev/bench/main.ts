@@ -7,7 +7,8 @@
  *   4. copier peak RSS for a 2 GiB and a 200 MiB window
  *   5. planner CPU and requests over 10,000 streams x 30 days
  *   6. small windows (below the kernel buffers): 2 Mbit/s, 2 copies, with and without Range; rclone beside us
- * Prints a table (target and PASS/MISS per row) and writes JSON (default bench-results/latest.json).
+ * Prints a table (target and PASS/MISS per row) and writes JSON (default bench-results/latest.json)
+ * and, unless `--smoke`, the figures it measured into docs/bench-results.md (results-page.ts).
  *
  *   npm run bench [-- --smoke] [-- --out file.json] [-- --only 1,3] [-- --ranges]
  * Figure 7 (S3 requests per playback request at ten years of retention) runs only with `--only 7`.
@@ -15,13 +16,14 @@
  * `--smoke` (or BENCH_SMOKE=1) runs every figure at small sizes in seconds: it checks that the bench
  * works, its figures mean nothing.
  */
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createS3Client } from "../../local/aws-clients.ts";
-import { startEmulatorProcess } from "../kit/bench-emulator-process.ts";
+import { startEmulatorProcess } from "../kit/emulator-process.ts";
 import type { BenchContext } from "./bench-context.ts";
 import { measureCapAccuracy } from "./cap-accuracy.ts";
 import { measureCopierMemory } from "./copier-memory.ts";
@@ -30,6 +32,7 @@ import { type FigureResult, resultsTable } from "./figures.ts";
 import { measurePlannerScale } from "./planner-scale.ts";
 import { measurePlaybackRequests } from "./playback-requests.ts";
 import { rcloneUnavailable, rcloneVersion } from "./processes.ts";
+import { resultsPage } from "./results-page.ts";
 import { measureSmallWindows } from "./small-windows.ts";
 
 const { values } = parseArgs({
@@ -64,7 +67,9 @@ if (!smoke && freeGiB < 8) {
 }
 
 const started = performance.now();
-const emulator = await startEmulatorProcess(stateDir);
+const startedAt = new Date().toISOString();
+const loadAtStart = loadavg()[0] ?? 0;
+const emulator = await startEmulatorProcess({ dir: stateDir });
 const s3 = createS3Client(emulator.endpoints);
 const rclone = rcloneUnavailable();
 if (rclone) progress(`rclone rows are skipped: ${rclone}`);
@@ -131,9 +136,36 @@ process.stdout.write(
 process.stdout.write(`${machine}; ${seconds.toFixed(0)} s\n\n${table}\n`);
 const notes = figures.flatMap((f) => f.notes.map((n) => `${f.figure}. ${n}`));
 if (notes.length > 0) process.stdout.write(`\nNotes:\n${notes.map((n) => `- ${n}`).join("\n")}\n`);
+const commit = gitCommit();
 writeFileSync(
   outFile,
-  `${JSON.stringify({ at: new Date().toISOString(), smoke, machine, seconds, table, figures }, null, 2)}\n`,
+  `${JSON.stringify({ at: startedAt, smoke, machine, node: process.version, commit, seconds, table, figures }, null, 2)}\n`,
 );
 process.stdout.write(`\nJSON: ${outFile}\n`);
+if (!smoke) {
+  const page = join(repo, "docs", "bench-results.md");
+  const previous = existsSync(page) ? readFileSync(page, "utf8") : undefined;
+  const run = {
+    at: startedAt,
+    machine: `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "?"}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB`,
+    node: process.version,
+    commit,
+    load: loadAtStart,
+    rclone: rclone ? `no rclone (${rclone})` : rcloneVersion(),
+    flags: values.ranges ? ["--ranges"] : [],
+  };
+  writeFileSync(page, resultsPage(previous, figures, run));
+  process.stdout.write(`Results page: ${page}\n`);
+}
 process.exitCode = failed ? 1 : 0;
+
+/** The checkout's short commit, with `-dirty` when tracked files differ from it. */
+function gitCommit(): string {
+  try {
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, encoding: "utf8" }).trim();
+    const hash = git("rev-parse", "--short", "HEAD");
+    return git("status", "--porcelain", "--untracked-files=no") === "" ? hash : `${hash}-dirty`;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}

@@ -427,7 +427,7 @@ const deploymentSchema = z
       })
       .optional()
       .describe(
-        'Deploy playback (the playback handler behind CloudFront): {} enables it with defaults (README "Watch the backup in AWS")',
+        'Deploy playback (the playback handler behind CloudFront): {} enables it with defaults (docs/playback.md, "Watch the backup in AWS")',
       ),
   })
   .prefault({})
@@ -484,6 +484,13 @@ export const configSchema = z.strictObject({
     .describe(
       `A planned window is not planned again for this long, unless its copy is recorded; at least the copier's timeout plus ${LEASE_START_MARGIN_SECONDS} s`,
     ),
+  marginWarningSeconds: z
+    .int({ error: "expected a whole number of seconds" })
+    .min(0)
+    .default(6 * 3600)
+    .describe(
+      "Warn (a line in the run's output, the status pages, the CloudWatch alarm) when a stream's margin, the time left until the source deletes the oldest second the backup lacks, is below this; keep it below the sources' archive depth (default 6 hours)",
+    ),
   sources: z.array(sourceSchema).min(1, { error: "expected at least one source" }),
   deployment: deploymentSchema,
   playback: z
@@ -498,6 +505,24 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe("Playback of the backup (`serve`, `playback-token`): where the token signing keys come from"),
+  evidence: z
+    .strictObject({
+      legalHold: z
+        .enum(["auto", "required", "off"], { error: 'expected "auto", "required" or "off"' })
+        .default("auto")
+        .describe(
+          'Whether `hold` puts an S3 legal hold on each held window: "auto" when the bucket has Object Lock, "required" refuses a hold on a bucket without it, "off" never',
+        ),
+      signingKeyEnv: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: "expected an environment variable name" })
+        .default("FLUSSONIC_BACKUP_EXPORT_KEY")
+        .describe(
+          "Environment variable holding the PEM of the Ed25519 key that signs exports and day proofs (`export --key <file>` instead)",
+        ),
+    })
+    .prefault({})
+    .describe("Evidence (`hold`, `export`, `prove`): legal holds and the signing key"),
 });
 
 export type BackupConfig = z.output<typeof configSchema>;

@@ -10,7 +10,7 @@
  * client itself is lenient where servers differ (the older documented shapes, the newer range
  * fields) and says so beside each of its parsers.
  *
- * Where the spec is silent the docs (README "Flussonic API contract") say so, and the code relies on
+ * Where the spec is silent the docs (docs/design.md, "Flussonic's API") say so, and the code relies on
  * no guess without a test of each answer a server could give: what a 404 on an export means, Range
  * and Content-Length on exports, whether an export is fragmented, the largest `limit`.
  */

@@ -158,7 +158,7 @@ export const handler = async (event: LambdaFunctionURLEvent): Promise<LambdaFunc
 };
 
 /**
- * What one call logs, for "who watched what" (README): the stream and range asked for, the HTTP
+ * What one call logs, for "who watched what" (docs/playback.md): the stream and range asked for, the HTTP
  * Range, the answer's status and the token's id, a fingerprint that tells tokens apart; never the
  * token nor any other query string.
  */

@@ -3,10 +3,12 @@
  * Bearer, or a play token as `?token=`), JSON answers checked against the shapes the client reads,
  * and the stream list (cursor pages) and stream info.
  */
+
 import { type Dispatcher, Pool } from "undici";
 import { z } from "zod";
 import type { SourceCredentials } from "../config/config.ts";
 import { MalformedAnswerError, SetupError } from "../domain/errors.ts";
+import { type DvrDepth, dvrDepthOf } from "./dvr-depth.ts";
 import { networkError, type RequestKind, statusError } from "./flussonic-errors.ts";
 
 export const API = "/streamer/api/v3";
@@ -15,7 +17,7 @@ export const PAGE_LIMIT = 500;
 export const MAX_PAGES = 10_000;
 
 /** What the backup needs to know of one stream with a DVR archive. */
-export interface DvrStream {
+export interface DvrStream extends DvrDepth {
   name: string;
   /** Average archive bitrate (bits per second) when the server reports bytes and duration. */
   bitrateBps: number | undefined;
@@ -247,5 +249,6 @@ function toDvrStream(stream: z.infer<typeof streamShape>): DvrStream {
   return {
     name: stream.name,
     bitrateBps: bytes && duration && duration > 0 ? Math.round((bytes * 8) / duration) : undefined,
+    ...dvrDepthOf(stream),
   };
 }

@@ -6,7 +6,7 @@
  * against an emulator process reached through the AWS variables.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,19 +22,12 @@ import {
   waitFor,
   windowsIn,
 } from "../../dev/kit/cli-process.ts";
+import { documentedConfig } from "../../dev/kit/documented.ts";
 import { type EmulatorProcess, startEmulatorProcess } from "../../dev/kit/emulator-process.ts";
 import { FlussonicSimulator } from "../../simulator/simulator.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"], { stdio: "ignore" }).status === 0;
 const hasFfprobe = spawnSync("ffprobe", ["-version"], { stdio: "ignore" }).status === 0;
-
-/** The README's example configuration (the JSON block with "my-dvr-backup"). */
-function readmeConfig(): { bucket: string; sources: { name: string; url: string }[] } {
-  const text = readFileSync(join(ROOT, "README.md"), "utf8");
-  const block = [...text.matchAll(/```json\n([\s\S]*?)```/g)].find((m) => m[1]!.includes('"my-dvr-backup"'));
-  if (!block) throw new Error("README.md: the example configuration (```json with my-dvr-backup) is gone");
-  return JSON.parse(block[1]!.replace(/^ {3}/gm, ""));
-}
 
 /** argv of a README line; `[--flag]` gives the line without and with it. */
 function variants(line: string): string[][] {
@@ -60,7 +53,7 @@ describe("the README's commands, run as written", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "fb-cli-readme-"));
-    const config = readmeConfig();
+    const config = documentedConfig();
     [sim, emulator] = await Promise.all([
       // 43 minutes of archive, the source's own retention deleting what is older, as a Flussonic
       // does: the README's 20-day retention copies all of it, racing that deletion at the oldest edge.
@@ -138,7 +131,7 @@ describe("the README's commands, run as written", () => {
         if (command === "run" && !argv.includes("--once") && !argv.includes("--dry-run")) {
           // The service: it plans and copies until stopped; stop it once a window is in the bucket.
           const service = startCli(argv, { cwd: dir, env });
-          const config = readmeConfig();
+          const config = documentedConfig();
           await waitFor(
             "a window copied by the service",
             async () => {

@@ -6,11 +6,12 @@
  * default when ffmpeg is installed; without ffmpeg this test skips, saying why.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { childEnv, cli, ROOT, startCli, waitFor } from "../../dev/kit/cli-process.ts";
+import { documentedConfig } from "../../dev/kit/documented.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"], { stdio: "ignore" }).status === 0;
 const hasFfprobe = spawnSync("ffprobe", ["-version"], { stdio: "ignore" }).status === 0;
@@ -18,14 +19,6 @@ if (!hasFfmpeg || !hasFfprobe) {
   process.stdout.write(
     "simulator walkthrough skipped: ffmpeg and ffprobe are needed (real video, decode check)\n",
   );
-}
-
-/** The README's example configuration (the JSON block with "my-dvr-backup"). */
-function readmeConfig(): { bucket: string; sources: Record<string, unknown>[] } {
-  const text = readFileSync(join(ROOT, "README.md"), "utf8");
-  const block = [...text.matchAll(/```json\n([\s\S]*?)```/g)].find((m) => m[1]!.includes('"my-dvr-backup"'));
-  if (!block) throw new Error("README.md: the example configuration (```json with my-dvr-backup) is gone");
-  return JSON.parse(block[1]!.replace(/^ {3}/gm, ""));
 }
 
 function ffprobeSeconds(target: string): number {
@@ -70,7 +63,7 @@ describe.skipIf(!hasFfmpeg || !hasFfprobe)("Back up your own Flussonic, against 
       async () => /Flussonic simulator on (http:\/\/\S+)/.exec(simOut)?.[1],
       60_000,
     );
-    const config = readmeConfig();
+    const config = documentedConfig();
     config.sources[0]!.url = url;
     writeFileSync(join(dir, "my-config.json"), JSON.stringify(config, null, 2));
   }, 90_000);

@@ -1,7 +1,6 @@
 /**
- * The systemd unit of the README ("Run it as a service"), taken from the README itself so the two
- * cannot drift, passes `systemd-analyze verify` (skipped, saying why, where systemd is absent). The
- * README's checkout path /opt/flussonic-backup is replaced by this checkout, so the commands the
+ * The systemd unit of docs/service.md, taken from the page itself so the two cannot drift, passes
+ * `systemd-analyze verify` (skipped, saying why, where systemd is absent). The page's checkout path /opt/flussonic-backup is replaced by this checkout, so the commands the
  * unit starts exist.
  */
 import { execFile, execFileSync } from "node:child_process";
@@ -12,10 +11,10 @@ import { expect, test } from "vitest";
 import { ROOT } from "../../dev/kit/service-process.ts";
 
 /** `<!-- systemd-unit: name -->` followed by an ```ini block. */
-function readmeUnit(): { name: string; text: string } {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-  const m = /<!-- systemd-unit: (\S+) -->\s*```ini\n([\s\S]*?)```/.exec(readme);
-  if (!m) throw new Error("README.md has no `<!-- systemd-unit: name -->` ini block");
+function documentedUnit(): { name: string; text: string } {
+  const page = readFileSync(join(ROOT, "docs/service.md"), "utf8");
+  const m = /<!-- systemd-unit: (\S+) -->\s*```ini\n([\s\S]*?)```/.exec(page);
+  if (!m) throw new Error("docs/service.md has no `<!-- systemd-unit: name -->` ini block");
   return { name: m[1]!, text: m[2]! };
 }
 
@@ -31,8 +30,8 @@ function systemdAnalyze(): string | undefined {
 const missing = systemdAnalyze();
 if (missing) console.warn(`skipping the systemd unit check: ${missing}`);
 
-test("the README's unit starts the service with its stop settings", () => {
-  const { name, text } = readmeUnit();
+test("the documented unit starts the service with its stop settings", () => {
+  const { name, text } = documentedUnit();
   expect(name).toBe("flussonic-backup.service");
   const exec = /^ExecStart=(.*)$/m.exec(text)?.[1] ?? "";
   expect(exec).toMatch(/ run -c \S+/);
@@ -43,8 +42,8 @@ test("the README's unit starts the service with its stop settings", () => {
   expect(text).toMatch(/^KillSignal=SIGTERM$/m);
 });
 
-test.skipIf(missing !== undefined)("systemd-analyze verify passes on the README's unit", async () => {
-  const { name, text } = readmeUnit();
+test.skipIf(missing !== undefined)("systemd-analyze verify passes on the documented unit", async () => {
+  const { name, text } = documentedUnit();
   const dir = mkdtempSync(join(tmpdir(), "fb-unit-"));
   try {
     const file = join(dir, name);
