@@ -60,7 +60,7 @@ describe("npm run simulator -- --central", () => {
       file,
       JSON.stringify({
         bucket: "fleet-backup",
-        sources: [{ name: "fleet", kind: "central", url, retentionDays: 0.005 }],
+        sources: [{ name: "fleet", kind: "central", url, retentionDays: 0.02 }],
       }),
     );
     const r = await cli(["run", "-c", file, "--embedded", join(dir, "state"), "--once"], { cwd: dir });
