@@ -5,6 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
+import { CentralSimulator } from "./central.ts";
 import { fastClock } from "./clock.ts";
 import { FlussonicSimulator, type SimAuth } from "./simulator.ts";
 
@@ -30,6 +31,9 @@ const HELP = `usage: npm run simulator -- [options]
                           documented shapes
   --ranges                answer Range requests on archive windows (206, ETag, If-Range); off:
                           whole exports only
+  --central <n>           a Flussonic Central on --port listing n media servers (streamer1.local
+                          ...), each on a free port with the options above: for a source of kind
+                          "central"; with --bearer, Central asks for the same token
   --clock-speed <x>       simulated seconds per real second (default 1): recording and the
                           source's retention (the archive start moving on) run x times faster
   -h, --help              this help
@@ -73,6 +77,7 @@ function parse() {
       "range-fields": { type: "string", default: "seconds" },
       shape: { type: "string", default: "spec" },
       ranges: { type: "boolean", default: false },
+      central: { type: "string" },
       "clock-speed": { type: "string", default: "1" },
       help: { type: "boolean", short: "h" },
     },
@@ -107,39 +112,60 @@ const auth: SimAuth = {
   ...(values["play-auth"] ? { playAuth: true } : {}),
 };
 
-const sim = await FlussonicSimulator.start({
-  port: numberArg("port", values.port, 0, 65_535),
+const port = numberArg("port", values.port, 0, 65_535);
+const servers = values.central === undefined ? 0 : numberArg("central", values.central, 1, 20);
+const options = {
   host: values.host,
   streams: numberArg("streams", values.streams, 1, 100),
   days: numberArg("days", values.days, 0.01, 365, true),
-  seed: numberArg("seed", values.seed, 0, 2 ** 31),
   rangeFields: choice("range-fields", values["range-fields"], ["seconds", "milliseconds", "both"] as const),
   shape: choice("shape", values.shape, ["spec", "docs"] as const),
   ranges: values.ranges,
   media,
   now: fastClock(numberArg("clock-speed", values["clock-speed"], 0.01, 100_000, true)).now,
   ...(Object.keys(auth).length > 0 ? { auth } : {}),
-});
+};
+const seed = numberArg("seed", values.seed, 0, 2 ** 31);
+const sims: FlussonicSimulator[] = [];
+for (let i = 0; i < Math.max(1, servers); i++) {
+  sims.push(await FlussonicSimulator.start({ ...options, port: servers > 0 ? 0 : port, seed: seed + i }));
+}
+const central =
+  servers > 0
+    ? await CentralSimulator.start({
+        port,
+        host: values.host,
+        ...(auth.bearer ? { bearer: auth.bearer } : {}),
+      })
+    : undefined;
+for (const [i, sim] of sims.entries()) central?.addServer({ hostname: `streamer${i + 1}.local`, sim });
 const login =
   auth.basic !== undefined
     ? `admin login ${auth.basic.username} (Basic)`
     : auth.bearer !== undefined
       ? "admin bearer token"
       : "no admin login";
-process.stdout.write(
-  `Flussonic simulator on ${sim.url} (${media === "real" ? "real H.264/AAC video" : "synthetic bytes: backups of them do not decode; install ffmpeg for real video"}; ${login}${auth.playToken ? `; play token${auth.playAuth ? " required on playback URLs" : ""}` : ""}; ${values.days} day(s) of archive)\n`,
-);
-for (const s of sim.streams()) {
-  const ranges = sim.rangesOf(s.name);
-  const seconds = ranges.reduce((sum, r) => sum + (r.to - r.from), 0);
+if (central) {
   process.stdout.write(
-    `  ${s.name}: ${ranges.length} range(s), ${(seconds / 3600).toFixed(1)} h recorded, ${media === "real" ? "real video" : `${s.bitrateBps / 1000} kbit/s`}\n` +
-      `    ${sim.url}/${s.name}/archive-${ranges.at(-1)!.to - 600}-600.mp4\n`,
+    `Flussonic Central simulator on ${central.url} (${login}), listing ${servers} media server(s): a source of kind "central" with url ${central.url}\n`,
   );
+}
+for (const [i, sim] of sims.entries()) {
+  process.stdout.write(
+    `${central ? `streamer${i + 1}.local: ` : ""}Flussonic simulator on ${sim.url} (${media === "real" ? "real H.264/AAC video" : "synthetic bytes: backups of them do not decode; install ffmpeg for real video"}; ${login}${auth.playToken ? `; play token${auth.playAuth ? " required on playback URLs" : ""}` : ""}; ${values.days} day(s) of archive)\n`,
+  );
+  for (const s of sim.streams()) {
+    const ranges = sim.rangesOf(s.name);
+    const seconds = ranges.reduce((sum, r) => sum + (r.to - r.from), 0);
+    process.stdout.write(
+      `  ${s.name}: ${ranges.length} range(s), ${(seconds / 3600).toFixed(1)} h recorded, ${media === "real" ? "real video" : `${s.bitrateBps / 1000} kbit/s`}\n` +
+        `    ${sim.url}/${s.name}/archive-${ranges.at(-1)!.to - 600}-600.mp4\n`,
+    );
+  }
 }
 process.stdout.write("Ctrl-C to stop.\n");
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
-    void sim.close().then(() => process.exit(0));
+    void Promise.all([central?.close(), ...sims.map((sim) => sim.close())]).then(() => process.exit(0));
   });
 }

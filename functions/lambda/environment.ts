@@ -64,6 +64,7 @@ async function buildEnvironment(env: NodeJS.ProcessEnv, readSecret: ReadSecret):
   });
   const sqs = new SQSClient({});
   addFifoMessageGroup(sqs);
+  // A copier invocation holds one copy: a central source's server cap is taken as one copy's share.
   const clients = new Map(
     config.sources.map((s) => [s.name, openSource(s, credentials.get(s.name)!, { capPerCopy: true })]),
   );

@@ -10,6 +10,7 @@ import { Secret, serverCaps } from "../config/config.ts";
 import { inClear } from "../config/url.ts";
 import { BackupError, MalformedAnswerError, RetryableError, SetupError } from "../domain/errors.ts";
 import type { ArchiveRange } from "../domain/ranges.ts";
+import { forEachLimited } from "../shared/for-each-limited.ts";
 import type { ArchiveBody, WindowPacing } from "./archive-reads.ts";
 import { type ArchiveSource, FlussonicClient, type ListingGap } from "./flussonic.ts";
 import {
@@ -48,6 +49,9 @@ interface Server {
   /** Until when (ms) the server is taken as unreachable, and why: its other streams fail fast. */
   down?: { untilMs: number; error: BackupError };
 }
+
+/** Servers whose stream lists are asked of Central at once. */
+const SERVERS_LISTED_AT_ONCE = 8;
 
 /** How long a server that could not be connected to is not asked again (its other streams fail fast). */
 const UNREACHABLE_MS = 30_000;
@@ -104,15 +108,15 @@ export class CentralClient implements ArchiveSource {
     const streamers = await this.#listStreamers();
     const out: DvrStream[] = [];
     const gaps: ListingGap[] = [];
-    for (const s of streamers) {
-      if (s.role && s.role !== "streamer") continue;
+    const media = streamers.filter((s) => !s.role || s.role === "streamer");
+    await forEachLimited(media, SERVERS_LISTED_AT_ONCE, async (s) => {
       const problem = hostnameProblem(s.hostname);
       if (problem) {
         gaps.push({
           server: s.hostname,
           error: new MalformedAnswerError(`source ${this.sourceName}: Central lists a server ${problem}`),
         });
-        continue;
+        return;
       }
       try {
         this.#remember(s);
@@ -126,8 +130,8 @@ export class CentralClient implements ArchiveSource {
       } catch (error) {
         gaps.push({ server: s.hostname, error: asBackupError(error) });
       }
-    }
-    this.#gaps = gaps;
+    });
+    this.#gaps = gaps.sort((a, b) => (a.server < b.server ? -1 : a.server > b.server ? 1 : 0));
     return out;
   }
 
@@ -240,6 +244,11 @@ export class CentralClient implements ArchiveSource {
     const known = this.#servers.get(s.hostname);
     if (known && known.apiUrl === apiUrl && known.archiveUrl === archiveUrl) return known;
     const caps = serverCaps(this.#source);
+    if (caps.auth === "cluster_key" && !s.cluster_key) {
+      throw new SetupError(
+        `source ${this.sourceName}: Central gives server ${s.hostname} no cluster_key, which eachServer.auth "cluster_key" asks it with: give the server a cluster key in Central, or set eachServer.auth to "central"`,
+      );
+    }
     const credentials: SourceCredentials =
       caps.auth === "cluster_key" && s.cluster_key
         ? { type: "bearer", token: new Secret(s.cluster_key) }

@@ -21,7 +21,7 @@ describe("flussonic-backup with a Flussonic Central source", () => {
   let central: CentralSimulator;
   const sims: FlussonicSimulator[] = [];
   const sim = async (streams: number) => {
-    const s = await FlussonicSimulator.start({ streams, days: 0.01, bitrateBps: 8000 });
+    const s = await FlussonicSimulator.start({ streams, days: 0.03, bitrateBps: 8000 });
     sims.push(s);
     return s;
   };
@@ -44,7 +44,8 @@ describe("flussonic-backup with a Flussonic Central source", () => {
       JSON.stringify({
         bucket: "fleet-backup",
         settleSeconds: 0,
-        sources: [{ name: "fleet", kind: "central", url: central.url, retentionDays: 0.005 }],
+        // 29 minutes: at least one whole 10-minute window is due whatever the time of day.
+        sources: [{ name: "fleet", kind: "central", url: central.url, retentionDays: 0.02 }],
       }),
     );
     const state = join(dir, "state");

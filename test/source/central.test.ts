@@ -213,7 +213,11 @@ describe("a Flussonic Central source", () => {
     const { central, client } = await fleet({ eachServer: { auth: "cluster_key" } });
     const a = await media(1, { auth: { bearer: "key-of-a" } });
     central.addServer({ hostname: "a.example", sim: a, clusterKey: "key-of-a" });
+    central.addServer({ hostname: "nokey.example", sim: a, clusterKey: "" });
     expect(await names(client)).toEqual(["a.example/cam1"]);
+    expect(client.listingGaps().map((g) => g.error.message)).toEqual([
+      'source fleet: Central gives server nokey.example no cluster_key, which eachServer.auth "cluster_key" asks it with: give the server a cluster key in Central, or set eachServer.auth to "central"',
+    ]);
     const ranges = await client.recordedRanges("a.example/cam1", { from: NOW - 600, to: NOW });
     expect(ranges.length).toBeGreaterThan(0);
   });
