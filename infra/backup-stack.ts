@@ -12,7 +12,7 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { authSecretReference, type BackupConfig, ConfigError } from "../functions/config/config.ts";
 import { COPIER_TIMEOUT_SECONDS } from "../functions/config/limits.ts";
-import { controlKey } from "../functions/domain/keys.ts";
+import { controlKey, holdsKey } from "../functions/domain/keys.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 import { BackupBucket, type ExistingBucket, type PreviousExpiries, s3ViaService } from "./backup-bucket.ts";
 import { BackupFunction, type FunctionCode } from "./backup-function.ts";
@@ -248,6 +248,20 @@ export class BackupStack extends Stack {
             objects(copier, `${config.prefix}${src}/`),
             objects(copier, `${config.prefix}.backup/records/${src}/`),
           ],
+        }),
+      );
+      // Holds (`flussonic-backup hold`): the source's holds, read after each window stored, and the
+      // held copies of its windows stored inside one (with a legal hold when the hold asks for it).
+      copier.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:GetObject"],
+          resources: [bucket.arnForObjects(holdsKey(config.prefix, source.name))],
+        }),
+      );
+      copier.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:GetObject", "s3:PutObject", "s3:PutObjectLegalHold"],
+          resources: [objects(copier, `${config.prefix}.backup/held/${src}/`)],
         }),
       );
       // The operator's pause switch of the source (`flussonic-backup pause`): read only.

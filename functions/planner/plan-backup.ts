@@ -53,7 +53,6 @@ import type { Log } from "../shared/log.ts";
 import type { DvrStream, FlussonicClient } from "../source/flussonic.ts";
 import { type BackupStore, CONDITIONAL_ATTEMPTS, raceBackoff } from "../store/backup-store.ts";
 import { FragmentIndexStore } from "../store/fragment-index-store.ts";
-import { holdArrivals } from "../store/holds.ts";
 
 export interface PlannerDeps {
   config: BackupConfig;
@@ -204,14 +203,6 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
     return report;
   }
   for (const damaged of pending.damaged ?? []) fail(undefined, damaged);
-  // Windows stored inside a hold (`hold` on a range still being recorded) are held as they arrive:
-  // one GET of the source's holds, only when windows arrived. A failure is reported and planning
-  // goes on; the next `hold` of the range holds what was missed.
-  try {
-    await holdArrivals(deps.store, source.name, [...pending.byStream.values()].flat());
-  } catch (error) {
-    fail(undefined, error);
-  }
 
   const copierBandwidthBps = (source.maxBandwidthMbps * 1_000_000) / source.maxConcurrentCopies;
   // Which streams have stored windows at all: one delimiter listing of the source's folder, made
