@@ -3,10 +3,11 @@
  * planner fills one copy queue per source, each queue feeds that source's copier with the source's
  * cap, the copier writes into the bucket; alarms and a dashboard watch it.
  */
-import { CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from "aws-cdk-lib";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
@@ -170,6 +171,24 @@ export class BackupStack extends Stack {
           code: props.functionCode ?? "bundle",
         })
       : undefined;
+
+    // Signed exports and day proofs (docs/evidence.md): an Ed25519 key in KMS, so the same pure
+    // Ed25519 check verifies its signatures and a local key's. Asymmetric keys cannot rotate
+    // automatically (a new key would need a new public key at every verifier), and the key
+    // outlives the stack: exports signed with it must stay checkable.
+    if (config.deployment.exportSigningKey) {
+      const signingKey = new kms.Key(this, "ExportSigningKey", {
+        description: `flussonic-backup: signs exports and day proofs of s3://${config.bucket}`,
+        keySpec: kms.KeySpec.ECC_NIST_EDWARDS25519,
+        keyUsage: kms.KeyUsage.SIGN_VERIFY,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      new CfnOutput(this, "ExportSigningKeyArn", {
+        description:
+          "KMS key that signs exports; export its public key once: aws kms get-public-key --key-id <this>",
+        value: signingKey.keyArn,
+      });
+    }
 
     // Where to look after a deploy (README: Deploy to AWS).
     new CfnOutput(this, "PlannerFunctionName", {
