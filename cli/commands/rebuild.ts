@@ -4,8 +4,9 @@
  * source. Resumable: what already describes its object is kept. Exit status 1 when a stored window
  * is not whole media.
  */
-import { formatBytes } from "../../ops/progress.ts";
+
 import { appendAudit, operatorName } from "../../ops/audit.ts";
+import { formatBytes } from "../../ops/progress.ts";
 import { rebuildBackup } from "../../ops/rebuild.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 
