@@ -3,16 +3,17 @@
  * planner fills one copy queue per source, each queue feeds that source's copier with the source's
  * cap, the copier writes into the bucket; alarms and a dashboard watch it.
  */
-import { CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from "aws-cdk-lib";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { authSecretReference, type BackupConfig, ConfigError } from "../functions/config/config.ts";
 import { COPIER_TIMEOUT_SECONDS } from "../functions/config/limits.ts";
-import { controlKey } from "../functions/domain/keys.ts";
+import { controlKey, holdsKey } from "../functions/domain/keys.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 import { BackupBucket, type ExistingBucket, type PreviousExpiries, s3ViaService } from "./backup-bucket.ts";
 import { BackupFunction, type FunctionCode } from "./backup-function.ts";
@@ -171,6 +172,24 @@ export class BackupStack extends Stack {
         })
       : undefined;
 
+    // Signed exports and day proofs (docs/evidence.md): an Ed25519 key in KMS, so the same pure
+    // Ed25519 check verifies its signatures and a local key's. Asymmetric keys cannot rotate
+    // automatically (a new key would need a new public key at every verifier), and the key
+    // outlives the stack: exports signed with it must stay checkable.
+    if (config.deployment.exportSigningKey) {
+      const signingKey = new kms.Key(this, "ExportSigningKey", {
+        description: `flussonic-backup: signs exports and day proofs of s3://${config.bucket}`,
+        keySpec: kms.KeySpec.ECC_NIST_EDWARDS25519,
+        keyUsage: kms.KeyUsage.SIGN_VERIFY,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      new CfnOutput(this, "ExportSigningKeyArn", {
+        description:
+          "KMS key that signs exports; export its public key once: aws kms get-public-key --key-id <this>",
+        value: signingKey.keyArn,
+      });
+    }
+
     // Where to look after a deploy (docs/monitoring.md, "In AWS").
     new CfnOutput(this, "PlannerFunctionName", {
       description: "Invoke it to plan at once: aws lambda invoke --function-name <this> out.json",
@@ -248,6 +267,20 @@ export class BackupStack extends Stack {
             objects(copier, `${config.prefix}${src}/`),
             objects(copier, `${config.prefix}.backup/records/${src}/`),
           ],
+        }),
+      );
+      // Holds (`flussonic-backup hold`): the source's holds, read after each window stored, and the
+      // held copies of its windows stored inside one (with a legal hold when the hold asks for it).
+      copier.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:GetObject"],
+          resources: [bucket.arnForObjects(holdsKey(config.prefix, source.name))],
+        }),
+      );
+      copier.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:GetObject", "s3:PutObject", "s3:PutObjectLegalHold"],
+          resources: [objects(copier, `${config.prefix}.backup/held/${src}/`)],
         }),
       );
       // The operator's pause switch of the source (`flussonic-backup pause`): read only.

@@ -349,6 +349,12 @@ const deploymentSchema = z
       .min(300, { error: "expected at least 300 seconds" })
       .default(3600)
       .describe("Alarm when a source's backup lag (live edge minus newest backed-up second) exceeds this"),
+    exportSigningKey: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Create a KMS asymmetric signing key (ECC_NIST_EDWARDS25519: Ed25519, like `export-key init`) for signed exports and day proofs; its ARN is the stack output ExportSigningKeyArn",
+      ),
     noncurrentVersionDays: z
       .int({ error: "expected a whole number of days" })
       .min(1, { error: "expected at least 1 day" })

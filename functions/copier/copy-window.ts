@@ -16,6 +16,7 @@ import { streamChunks } from "../source/stream-chunks.ts";
 import type { Throttle } from "../source/throttle.ts";
 import type { BackupStore, StoredObject } from "../store/backup-store.ts";
 import { storeError } from "../store/backup-store.ts";
+import { holdArrivals } from "../store/holds.ts";
 import { PartUpload } from "../store/part-upload.ts";
 
 export type { CopyMessage };
@@ -70,7 +71,10 @@ export async function copyWindow(
   const current = await store.headWindow(key);
   if (current) {
     const record = await alreadyStored(deps, m, key, current, what);
-    if (record) return { status: "already-stored", record };
+    if (record) {
+      await holdArrivals(store, m.source, [record]);
+      return { status: "already-stored", record };
+    }
     // The stored object is incomplete (short media or cut framing): copy the window again, the
     // new upload replaces it.
   }
@@ -186,7 +190,11 @@ export async function copyWindow(
     ...(mode ? { reads: mode } : {}),
   };
   await store.putRecord(record);
-  return { status: "copied", record: await settleRecord(deps, m, key, record, what) };
+  const settled = await settleRecord(deps, m, key, record, what);
+  // A window stored inside a hold (`hold` over a range still being recorded) is held at once; a
+  // failure fails the copy, whose redelivery finds the window stored and holds it then.
+  await holdArrivals(store, m.source, [settled]);
+  return { status: "copied", record: settled };
 }
 
 /** The object at `key` when it is the upload of these bytes (size and ETag), else undefined. */

@@ -23,7 +23,6 @@ import { forEachLimited } from "../shared/for-each-limited.ts";
 import type { Log } from "../shared/log.ts";
 import type { ArchiveSource, DvrStream } from "../source/flussonic.ts";
 import type { BackupStore } from "../store/backup-store.ts";
-import { holdArrivals } from "../store/holds.ts";
 import { chooseWindows } from "./choose-windows.ts";
 import { compactUnplanned } from "./compact-records.ts";
 import { leaseAndQueue } from "./lease-windows.ts";
@@ -127,14 +126,6 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
     return report;
   }
   for (const damaged of pending.damaged ?? []) fail(undefined, damaged);
-  // Windows stored inside a hold (`hold` on a range still being recorded) are held as they arrive:
-  // one GET of the source's holds, only when windows arrived. A failure is reported and planning
-  // goes on; the next `hold` of the range holds what was missed.
-  try {
-    await holdArrivals(deps.store, source.name, [...pending.byStream.values()].flat());
-  } catch (error) {
-    fail(undefined, error);
-  }
 
   // Which streams have stored windows at all: one delimiter listing of the source's folder, made
   // only once a stream without a manifest turns up (a new backup: thousands of them), so that only

@@ -1,6 +1,6 @@
 /**
  * Holds in the bucket: the book of a source's holds (`.backup/holds/{source}.json`, one small
- * object read by the planner only when windows arrived) and the held copies of windows
+ * object the copier reads after each window it stores) and the held copies of windows
  * (`.backup/held/...`, under no lifecycle rule, with an S3 legal hold when the bucket has Object
  * Lock). A held window is a server-side copy: the window itself still expires with its stream's
  * retention, the copy stays until the last hold over it is released.
@@ -218,8 +218,8 @@ export async function heldWindowsIn(
 }
 
 /**
- * The planner's part: windows recorded this run that fall inside a hold of their stream are held
- * as they arrive. One GET of the source's hold book, and only when windows arrived.
+ * The copier's part: a window just stored (or found stored) inside a hold of its stream is held at
+ * once. One GET of the source's hold book per window (a 404 when the source has no holds).
  */
 export async function holdArrivals(
   store: BackupStore,

@@ -594,3 +594,42 @@ describe("the CDK app (infra/app.ts)", () => {
     );
   });
 });
+
+describe("evidence in the stack (docs/evidence.md)", () => {
+  const bucketOf = (tt: Template) =>
+    byType(tt, "AWS::S3::Bucket").find((b) => b.Properties.BucketName === "dvr-backup-test")!.Properties;
+  it("no lifecycle rule expires held copies, holds, audit records or proofs, with or without Object Lock", () => {
+    for (const deployment of [{}, { objectLock: { mode: "GOVERNANCE", days: 3 } }]) {
+      const lifecycle = bucketOf(templateFor({ ...baseConfig, deployment })).LifecycleConfiguration as {
+        Rules: { Prefix?: string; ExpirationInDays?: number }[];
+      };
+      const rules = lifecycle.Rules;
+      const expiring = rules.filter((r) => r.ExpirationInDays !== undefined);
+      expect(expiring.length).toBeGreaterThan(0);
+      for (const part of ["held", "holds", "audit", "proofs"]) {
+        const key = `${baseConfig.prefix}.backup/${part}/x`;
+        expect(
+          expiring.filter((r) => key.startsWith(r.Prefix ?? "")).map((r) => r.Prefix),
+          part,
+        ).toEqual([]);
+      }
+    }
+  });
+
+  it("deployment.exportSigningKey: an Ed25519 KMS signing key, retained, its ARN an output; none by default; cdk-nag clean", () => {
+    expect(Object.keys(templateFor().findResources("AWS::KMS::Key"))).toEqual([]);
+    const stack = stackFor({ ...baseConfig, deployment: { exportSigningKey: true } });
+    const t = Template.fromStack(stack);
+    t.hasResource("AWS::KMS::Key", {
+      Properties: { KeySpec: "ECC_NIST_EDWARDS25519", KeyUsage: "SIGN_VERIFY" },
+      DeletionPolicy: "Retain",
+      UpdateReplacePolicy: "Retain",
+    });
+    expect(Object.keys(t.findOutputs("ExportSigningKeyArn"))).toEqual(["ExportSigningKeyArn"]);
+    const errors = new AwsSolutionsChecks()
+      .validateScope(stack)
+      .violations.filter((v) => v.severity === "error")
+      .map((v) => v.ruleName);
+    expect(errors).toEqual([]);
+  });
+});

@@ -136,6 +136,11 @@ const ALLOWED: Record<string, string[]> = {
           `s3:${a} ${B}/flussonic/.backup/records/${src}/*`,
         ]),
         `s3:GetObject ${B}/flussonic/.backup/control/${src}.json`,
+        // Holds: the source's holds, and held copies of its windows stored inside one.
+        `s3:GetObject ${B}/flussonic/.backup/holds/${src}.json`,
+        ...["GetObject", "PutObject", "PutObjectLegalHold"].map(
+          (a) => `s3:${a} ${B}/flussonic/.backup/held/${src}/*`,
+        ),
         `s3:ListBucket ${B}`,
         `s3:ListBucketMultipartUploads ${B}`,
         `kms:Decrypt ${KMS}${VIA_S3}`,
