@@ -50,6 +50,8 @@ export function statusPage(status: BackupStatus): string {
           `<td class="num">${missing === undefined ? "?" : `${missing.length} (${formatDuration(sum(missing))})`}</td>` +
           `<td class="num">${c.notYetDue === undefined ? "?" : formatDuration(sum(c.notYetDue))}</td>` +
           `<td class="num">${c.lagSeconds === undefined ? "-" : formatDuration(c.lagSeconds)}</td>` +
+          `<td class="num ${st.marginSeconds !== undefined && st.marginSeconds < status.marginWarningSeconds ? "bad" : ""}">${st.marginSeconds === undefined ? "-" : formatDuration(st.marginSeconds)}</td>` +
+          `<td class="num ${(st.lostAtSourceSeconds ?? 0) > 0 ? "bad" : ""}">${formatDuration(st.lostAtSourceSeconds ?? 0)}</td>` +
           `<td class="num">${formatBytes(st.bytes)}</td><td class="num">${st.windows}</td><td class="num">${st.leased}</td></tr>`,
       );
       sections.push(streamSection(status, s.source, st));
@@ -72,7 +74,7 @@ ul.not-copied{margin:2px 0 0;padding-left:20px;color:#52606d;font-variant-numeri
 <h1>Backup status</h1>
 <p class="meta">Bucket <b>${esc(status.bucket)}</b>, prefix <code>${esc(status.prefix)}</code> · at ${esc(at)} · settle margin ${formatDuration(status.settleSeconds)} (times in UTC)</p>
 <p class="legend"><span><i style="background:${COLORS.archive}"></i>${W.recorded} (a gap: ${W.notRecorded}, nothing to copy)</span><span><i style="background:${COLORS.backup}"></i>${W.stored}</span><span><i style="background:${COLORS.missing}"></i>${W.notYetCopied} (recorded, not in the backup)</span><span><i style="background:${COLORS.due}"></i>${W.notYetDue} (settle margin, open window)</span></p>
-<table><thead><tr><th>source</th><th>stream</th><th>coverage</th><th>${W.notYetCopied}</th><th>not yet due</th><th>lag</th><th>stored</th><th>windows</th><th>leased</th></tr></thead>
+<table><thead><tr><th>source</th><th>stream</th><th>coverage</th><th>${W.notYetCopied}</th><th>not yet due</th><th>lag</th><th>margin</th><th>lost at the source before backup</th><th>stored</th><th>windows</th><th>leased</th></tr></thead>
 <tbody>${rows.join("\n")}</tbody></table>
 ${sections.join("\n")}
 </body></html>

@@ -6,12 +6,14 @@
 import { GetQueueUrlCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { type BackupConfig, listedStreams, type SourceConfig } from "../functions/config/config.ts";
 import { type Coverage, coverage } from "../functions/domain/coverage.ts";
+import { type DepthBasis, marginSeconds, sourceDepth } from "../functions/domain/deadlines.ts";
 import { manifestKey } from "../functions/domain/keys.ts";
 import { activeLeases, applyRecords, emptyManifest, storedBitrateBps } from "../functions/domain/manifest.ts";
 import { decodeKeySegment } from "../functions/domain/names.ts";
-import { normalizeRanges, type TimeRange } from "../functions/domain/ranges.ts";
+import { clipRanges, normalizeRanges, subtractRanges, type TimeRange } from "../functions/domain/ranges.ts";
 import { streamWindowSeconds } from "../functions/planner/plan-backup.ts";
 import { queueDepth, queueName } from "../functions/queue/source-queues.ts";
+import type { DvrDepth } from "../functions/source/dvr-depth.ts";
 import type { ArchiveSource } from "../functions/source/flussonic.ts";
 import { type BackupStore, DamagedObjectError } from "../functions/store/backup-store.ts";
 
@@ -32,6 +34,16 @@ export interface StreamStatus {
   leased: number;
   /** Completion records not yet compacted into the manifest. */
   pendingRecords: number;
+  /**
+   * Seconds left until the source deletes the oldest second the backup lacks (the margin); absent
+   * when it lacks nothing or the archive is unknown.
+   */
+  marginSeconds?: number;
+  /** The source's archive depth the margin is computed from, and where that figure comes from. */
+  sourceDepthSeconds?: number;
+  depthBasis?: DepthBasis;
+  /** Seconds the source deleted before they were copied ("lost at the source before backup"), for good. */
+  lostAtSourceSeconds: number;
   /**
    * Why the source could not say what this stream recorded (e.g. "HTTP 404, unknown to the
    * source": renamed or deleted there); the planner fails on the stream for the same reason.
@@ -68,6 +80,8 @@ export interface SourceStatus {
 
 export interface BackupStatus {
   at: number;
+  /** A margin below this is a warning (config marginWarningSeconds). */
+  marginWarningSeconds: number;
   bucket: string;
   prefix: string;
   settleSeconds: number;
@@ -97,6 +111,7 @@ export async function readBackupStatus(deps: StatusDeps): Promise<BackupStatus> 
     bucket: deps.config.bucket,
     prefix: deps.config.prefix,
     settleSeconds: deps.config.settleSeconds,
+    marginWarningSeconds: deps.config.marginWarningSeconds,
     sources,
   };
 }
@@ -113,6 +128,7 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
       retentionDays: number;
       format: string;
       bitrateBps: number | undefined;
+      depth?: DvrDepth;
       retired?: NonNullable<StreamStatus["retired"]>["reason"];
       /** Why what it recorded is unknown (its server's stream list failed). */
       unknown?: string;
@@ -131,6 +147,10 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
           retentionDays: source.retentionDays,
           format: source.format,
           bitrateBps: s.bitrateBps,
+          depth: {
+            ...(s.expirationSeconds ? { expirationSeconds: s.expirationSeconds } : {}),
+            ...(s.oldest ? { oldest: s.oldest } : {}),
+          },
         });
       }
     } catch (e) {
@@ -202,6 +222,7 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
       manifest.reads,
     );
     const backedUp = normalizeRanges(manifest.covered);
+    const race = archive ? raceOf(archive, backedUp, st, manifest.sourceOldest, retentionStart, deps) : {};
     streams.push({
       stream: name,
       format: st.format,
@@ -221,6 +242,8 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
       bytes: manifest.bytes,
       leased: activeLeases(manifest, deps.now).length,
       pendingRecords: records.length,
+      ...race,
+      lostAtSourceSeconds: manifest.lostAtSource?.seconds ?? 0,
       ...(error ? { error } : {}),
       ...(st.retired ? { retired: { reason: st.retired, lastStoredSecond: manifest.head } } : {}),
     });
@@ -240,6 +263,35 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
     queue,
     streams,
     errors,
+  };
+}
+
+/** The stream's margin as the planner computes it (domain/deadlines.ts). */
+function raceOf(
+  archive: TimeRange[],
+  backedUp: TimeRange[],
+  st: { retentionDays: number; depth?: DvrDepth },
+  previousOldest: number | undefined,
+  retentionStart: number,
+  deps: StatusDeps,
+): Pick<StreamStatus, "marginSeconds" | "sourceDepthSeconds" | "depthBasis"> {
+  const first = archive[0]?.from;
+  const depth = sourceDepth({
+    expirationSeconds: st.depth?.expirationSeconds,
+    oldest: st.depth?.oldest ?? (first !== undefined && first > retentionStart ? first : undefined),
+    previousOldest,
+    retentionSeconds: st.retentionDays * 86400,
+    now: deps.now,
+  });
+  const lacking = subtractRanges(
+    clipRanges(archive, retentionStart, deps.now - deps.config.settleSeconds),
+    backedUp,
+  );
+  const margin = marginSeconds(lacking, depth, deps.now);
+  return {
+    ...(margin !== undefined ? { marginSeconds: margin } : {}),
+    sourceDepthSeconds: depth.seconds,
+    depthBasis: depth.basis,
   };
 }
 

@@ -6,7 +6,12 @@
  */
 import { HeadBucketCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import { loadConfigFile, resolveAllCredentials, type SourceConfig } from "../../functions/config/config.ts";
-import { type PlanReport, planBackup, type SourcePlan } from "../../functions/planner/plan-backup.ts";
+import {
+  type PlanReport,
+  planBackup,
+  type SourcePlan,
+  type StreamPlan,
+} from "../../functions/planner/plan-backup.ts";
 import { CopyQueue } from "../../functions/queue/copy-queue.ts";
 import { openSource } from "../../functions/source/open-source.ts";
 import { BackupStore } from "../../functions/store/backup-store.ts";
@@ -96,6 +101,41 @@ export async function dryRunCommand(o: DryRunOptions): Promise<number> {
   }
 }
 
+/** Ranges at risk listed per stream before "… n more". */
+const LISTED_AT_RISK = 5;
+
+/**
+ * The stream's race with the source's retention: its margin (and the depth it is computed from),
+ * the seconds foreseen lost at the cap and when they go, and what the source already deleted.
+ */
+export function raceLines(st: StreamPlan, at: number): string[] {
+  const lines: string[] = [];
+  if (st.marginSeconds !== undefined) {
+    const depth =
+      st.sourceDepthSeconds !== undefined
+        ? ` (source keeps ${formatDuration(st.sourceDepthSeconds)}, from its ${st.depthBasis})`
+        : "";
+    lines.push(
+      `    margin ${formatDuration(st.marginSeconds)}: the source deletes the oldest second not backed up at ${isoTime(at + st.marginSeconds)}${depth}`,
+    );
+  }
+  const atRisk = st.atRisk ?? [];
+  const risked = atRisk.reduce((n, r) => n + (r.to - r.from), 0);
+  lines.push(
+    risked > 0
+      ? `    at risk: ${formatDuration(risked)} will be deleted at the source before it can be copied at the cap`
+      : "    at risk: none",
+  );
+  for (const r of atRisk.slice(0, LISTED_AT_RISK)) {
+    lines.push(`      ${isoTime(r.from)} to ${isoTime(r.to)}, deleted from ${isoTime(r.lostAt)}`);
+  }
+  if (atRisk.length > LISTED_AT_RISK) lines.push(`      … ${atRisk.length - LISTED_AT_RISK} more`);
+  if ((st.lostAtSourceSeconds ?? 0) > 0) {
+    lines.push(`    lost at the source before backup: ${formatDuration(st.lostAtSourceSeconds!)} (for good)`);
+  }
+  return lines;
+}
+
 /** Per source and stream: what one planner run would queue. */
 export function formatDryRun(report: PlanReport, sources: readonly SourceConfig[]): string {
   const lines: string[] = [];
@@ -120,6 +160,7 @@ export function formatDryRun(report: PlanReport, sources: readonly SourceConfig[
           `~${formatBytes(st.plannedBytes)}, ~${atCap(st.plannedBytes)} at the cap` +
           `${st.deferred > 0 ? `; ${st.deferred} deferred` : ""}; backed up ${formatDuration(st.backedUpSeconds)} of ${formatDuration(st.copyableSeconds)} due`,
       );
+      lines.push(...raceLines(st, report.at));
       const sorted = [...windows].sort((a, b) => a.from - b.from);
       for (const m of sorted.slice(0, LISTED_WINDOWS)) {
         lines.push(`    ${isoTime(m.from)} +${m.duration}s`);

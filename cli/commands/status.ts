@@ -120,6 +120,7 @@ export function statusText(status: BackupStatus): string {
       W.notYetCopied,
       W.notYetDue,
       "lag",
+      "margin",
       "stored",
       "",
     ],
@@ -139,10 +140,21 @@ export function statusText(status: BackupStatus): string {
         c.missing === undefined ? "?" : `${c.missing.length} (${formatDuration(total(c.missing))})`,
         c.notYetDue === undefined ? "?" : formatDuration(total(c.notYetDue)),
         c.lagSeconds === undefined ? "-" : formatDuration(c.lagSeconds),
+        st.marginSeconds === undefined
+          ? "-"
+          : `${formatDuration(st.marginSeconds)}${st.marginSeconds < status.marginWarningSeconds ? " LOW" : ""}`,
         `${formatBytes(st.bytes)} / ${st.windows} w`,
         st.retired ? st.retired.reason : st.error ? "FAILED" : "",
       ]);
       if (st.error) details.push(`  ${s.source} ${st.stream}: ${st.error}`);
+      if (st.marginSeconds !== undefined && st.marginSeconds < status.marginWarningSeconds)
+        details.push(
+          `  ${s.source} ${st.stream}: margin ${formatDuration(st.marginSeconds)}, below ${formatDuration(status.marginWarningSeconds)}: the source deletes the oldest second not backed up at ${isoTime(status.at + st.marginSeconds)} (it keeps ${formatDuration(st.sourceDepthSeconds ?? 0)}, from its ${st.depthBasis})`,
+        );
+      if ((st.lostAtSourceSeconds ?? 0) > 0)
+        details.push(
+          `  ${s.source} ${st.stream}: lost at the source before backup: ${formatDuration(st.lostAtSourceSeconds)} (deleted by the source before they were copied; apart from gaps ${W.notRecorded})`,
+        );
       if (st.retired) details.push(`  ${s.source} ${st.stream}: ${retiredText(st)}`);
       for (const r of (c.missing ?? []).slice(0, 10)) {
         details.push(

@@ -128,6 +128,11 @@ describe("the CLI with the embedded emulator (--embedded dir)", () => {
     expect(r.stdout).toMatch(/ {2}cam2: [1-9]\d* window\(s\)/);
     expect(r.stdout).toMatch(/at the cap of 100 Mbit\/s/);
     expect(r.stdout).toMatch(/^ {4}\S+Z \+\d+s$/m);
+    // The race with the source's retention: each stream's margin and the seconds at risk.
+    expect(r.stdout).toMatch(
+      /^ {4}margin \S.*: the source deletes the oldest second not backed up at \S+Z \(source keeps .+, from its expiration\)$/m,
+    );
+    expect(r.stdout).toMatch(/^ {4}at risk: none$/m);
     await inspect(async ({ s3, sqs }) => {
       expect(await bucketSnapshot(s3, bucket)).toBeUndefined();
       expect(await queueCounts(sqs)).toEqual({});

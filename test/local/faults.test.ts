@@ -391,7 +391,7 @@ for (let run = 1; run <= RUNS; run++) {
       await checkEndState(hh, "copier killed mid-upload");
     });
 
-    it("planner killed between enqueue and bookkeeping: the next run re-plans the same windows, copies stay exact", async () => {
+    it("the planner's lease (its manifest write) fails: nothing is queued; the next run plans the same windows, each copied once", async () => {
       const { h: hh } = await harness();
       const proxy = await S3FaultProxy.start(hh.emulator.endpoints.s3Endpoint!);
       try {
@@ -399,29 +399,27 @@ for (let run = 1; run <= RUNS; run++) {
           partSize: 5 * 1024 * 1024,
           endpoints: { ...hh.emulator.endpoints, s3Endpoint: proxy.url },
         });
-        // Every manifest write fails (after the client's own retries): the windows are queued, the
-        // leases never recorded, as when the planner dies between the two.
+        // Every manifest write fails (after the client's own retries). The planner leases first
+        // (the premise changed: before, it queued first and a failed lease left the windows queued
+        // and then queued again, each copied twice): nothing leased, nothing queued.
         const killed = proxy.inject({ op: "PutObject", kind: "manifest", fault: "500", times: Infinity });
         const report = await rt.plan();
-        const lost = report.sources[0]!;
-        expect(lost.planned.length).toBeGreaterThan(0);
-        expect(lost.errors.map((e) => e.stream).sort()).toEqual(STREAMS.map((s) => s.name));
-        for (const e of lost.errors) expect(e.message).toMatch(/manifest.*(500|InternalError)/i);
+        const failed = report.sources[0]!;
+        expect(failed.planned).toEqual([]);
+        expect(failed.errors.map((e) => e.stream).sort()).toEqual(STREAMS.map((s) => s.name));
+        for (const e of failed.errors) expect(e.message).toMatch(/manifest.*(500|InternalError)/i);
         expect(killed.hits, "the manifest writes were retried").toBeGreaterThan(STREAMS.length);
-        expect(await rt.pendingMessages()).toBe(lost.planned.length);
+        expect(await rt.pendingMessages()).toBe(0);
         proxy.clear();
-        // The next (healthy) run sees no lease and queues the very same windows again.
+        // The next (healthy) run leases and queues the windows; each is copied once.
         const plans: PlanReport[] = [];
         const run = await runOnce(rt, hh.tally, { onPlan: (r) => plans.push(r) });
         expect(run.ok).toBe(true);
-        const windows = (p: PlanReport) =>
-          p.sources[0]!.planned.map((m) => `${m.stream} ${m.from} ${m.duration}`).sort();
-        expect(windows(plans[0]!)).toEqual(windows(report));
-        // Each window copied once; its second message finds it stored.
-        expect(run.copied).toBe(lost.planned.length);
-        expect(run.alreadyStored).toBe(lost.planned.length);
+        expect(plans[0]!.sources[0]!.planned.length).toBeGreaterThan(0);
+        expect(run.copied).toBeGreaterThanOrEqual(plans[0]!.sources[0]!.planned.length);
+        expect(run.alreadyStored, "no window queued twice").toBe(0);
         expect((await runOnce(rt, hh.tally)).planned).toBe(0);
-        await checkEndState(hh, "planner killed before bookkeeping");
+        await checkEndState(hh, "planner's lease failed");
       } finally {
         await proxy.close();
       }

@@ -18,6 +18,8 @@ import {
   subtractRanges,
   type TimeRange,
 } from "../../functions/domain/ranges.ts";
+import { planBackup } from "../../functions/planner/plan-backup.ts";
+import { CopyQueue } from "../../functions/queue/copy-queue.ts";
 import { expiryDays } from "../../infra/backup-bucket.ts";
 import { runOnce } from "../../local/once.ts";
 import type { LocalRuntime } from "../../local/runtime.ts";
@@ -152,7 +154,7 @@ describe("no silent gaps (issue 15)", () => {
     });
   }
 
-  it("windows of two lengths over one span (lost lease, then a new bitrate): catalogs keep both, restore plays each second once", async () => {
+  it("windows of two lengths over one span (queued without a lease, then a new bitrate): catalogs keep both, restore plays each second once", async () => {
     h = await startHarness({
       sim: {
         streams: [{ name: "cam1", bitrateBps: 3000, ranges: [{ from: NOW0 - 2 * HOUR, to: NOW0 + 1 }] }],
@@ -170,16 +172,26 @@ describe("no silent gaps (issue 15)", () => {
     const hh = h;
     proxy = await S3FaultProxy.start(hh.emulator.endpoints.s3Endpoint!);
     const rt = await hh.runtime({ endpoints: { ...hh.emulator.endpoints, s3Endpoint: proxy.url } });
-    // A planner run that queues its windows and dies before it records the leases: every manifest
-    // write fails (S3 500, past the client's retries).
-    const killed = proxy.inject({ op: "PutObject", kind: "manifest", fault: "500", times: Infinity });
-    const lost = await rt.plan();
-    expect(killed.hits).toBeGreaterThan(0);
-    expect(lost.sources[0]!.errors.map((e) => e.stream)).toEqual(["cam1"]);
-    expect(lost.sources[0]!.streams[0]!.windowSeconds).toBe(600);
-    expect(lost.sources[0]!.planned.length).toBeGreaterThan(0);
-    expect(await rt.pendingMessages()).toBe(lost.sources[0]!.planned.length);
-    proxy.clear();
+    // Windows queued with no lease in the manifest: dead-lettered windows redriven, or an older
+    // version's planner that queued before it leased and died before its manifest write. (The
+    // premise changed with lease-first: a planner whose manifest write fails queues nothing, so
+    // this test queues what a dry run of the planner would.)
+    const dry = await planBackup({
+      config: hh.config,
+      store: rt.store,
+      queue: new CopyQueue(rt.sqs, () => "unused"),
+      flussonic: () => rt.clients.get("src1")!,
+      now: hh.clock.now,
+      copyTimeoutSeconds: rt.copyTimeoutSeconds,
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      dryRun: true,
+    });
+    const lost = dry.sources[0]!;
+    expect(lost.streams[0]!.windowSeconds).toBe(600);
+    expect(lost.planned.length).toBeGreaterThan(0);
+    const queued = await new CopyQueue(rt.sqs, () => rt.queues.get("src1")!.url).send("src1", lost.planned);
+    expect(queued.failed).toEqual([]);
+    expect(await rt.pendingMessages()).toBe(lost.planned.length);
 
     // The stream's bitrate doubles: the next run cuts 300 s windows over the same span.
     simStream(hh, "cam1").bitrateBps = 6000;

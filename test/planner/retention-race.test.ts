@@ -9,10 +9,13 @@
  * count them as lost at the source before backup, the gap apart (not recorded).
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { statusText } from "../../cli/commands/status.ts";
 import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
 import { planBackup, type SourcePlan } from "../../functions/planner/plan-backup.ts";
 import { CopyQueue } from "../../functions/queue/copy-queue.ts";
 import { lineLog } from "../../local/line-log.ts";
+import { readBackupStatus } from "../../ops/status.ts";
+import { statusPage } from "../../ops/status-page.ts";
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -118,6 +121,29 @@ describe("the source's retention overtakes a lagging backup", () => {
     expect((await rt.store.readManifest("src1", "cam1")).manifest.lostAtSource?.seconds).toBe(
       later.lostAtSourceSeconds,
     );
+    // `status` (text, --json, the HTML page) says the margin and the loss, apart from "not recorded".
+    const status = await readBackupStatus({
+      config: h.config,
+      store: rt.store,
+      sqs: rt.sqs,
+      flussonic: () => rt.clients.get("src1")!,
+      now: h.clock.now(),
+      copyTimeoutSeconds: rt.copyTimeoutSeconds,
+    });
+    const cam1Status = status.sources[0]!.streams.find((st) => st.stream === "cam1")!;
+    expect(cam1Status.lostAtSourceSeconds).toBe(later.lostAtSourceSeconds);
+    expect(cam1Status.marginSeconds).toBe(later.marginSeconds);
+    expect(cam1Status.depthBasis).toBe("expiration");
+    const text = statusText(status);
+    expect(text).toMatch(
+      /^\s+src1 cam1: margin .*, below 40m00s: the source deletes the oldest second not backed up at /m,
+    );
+    expect(text).toMatch(/^\s+src1 cam1: lost at the source before backup: 16m00s \(/m);
+    expect(JSON.parse(JSON.stringify(status)).sources[0].streams[0].lostAtSourceSeconds).toBe(
+      later.lostAtSourceSeconds,
+    );
+    const page = statusPage(status);
+    expect(page).toContain("<th>margin</th><th>lost at the source before backup</th>");
   }, 60_000);
 
   it("trusts the moving archive start over the API's expiration when a disk limit deletes sooner", async () => {
