@@ -108,6 +108,26 @@ export class BackupMonitoring extends Construct {
           treatMissingData: cloudwatch.TreatMissingData.BREACHING,
         });
       }
+      // The margin: time left until the source deletes the oldest second the backup lacks. It
+      // alarms before anything is lost (the lag alarm says nothing while old history ages out).
+      const margin = new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: "MarginSeconds",
+        dimensionsMap: { service: "planner", source },
+        period: PERIOD,
+        statistic: cloudwatch.Stats.MINIMUM,
+      });
+      if (!q.source.paused) {
+        alarm(`Margin-${source}`, {
+          alarmName: `flussonic-backup-${source}-margin`,
+          alarmDescription: `A stream of source ${source} has less than marginWarningSeconds (${config.marginWarningSeconds} s) left before the source deletes the oldest second the backup lacks: \`flussonic-backup status\` names it; raise maxBandwidthMbps or maxConcurrentCopies, or fix what stops the copies`,
+          metric: margin,
+          threshold: config.marginWarningSeconds,
+          comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        });
+      }
       const copierMetric = (metricName: string, statistic: string) =>
         new cloudwatch.Metric({
           namespace: METRICS_NAMESPACE,

@@ -58,7 +58,16 @@ import { PlaybackFunction } from "./playback-function.ts";
 export type PlaybackSettings = NonNullable<DeploymentConfig["playback"]>;
 
 /** Query strings the handler and the page read: they make the cache key (and reach the function). */
-export const PLAYBACK_QUERY_STRINGS = ["token", "start", "from", "to", "closed_at_gte", "opened_at_lte"];
+export const PLAYBACK_QUERY_STRINGS = [
+  "token",
+  "start",
+  "from",
+  "to",
+  "closed_at_gte",
+  "opened_at_lte",
+  "event",
+  "period",
+];
 
 const PERIOD = Duration.minutes(5);
 

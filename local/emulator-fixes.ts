@@ -22,6 +22,13 @@
  *   Node refuses for 2 GiB or more: storing such a window failed CompleteMultipartUpload after the
  *   parts were dropped (the SDK's retry then got InvalidPart), and reading one back would fail too.
  *   Both go through the file in slices (large-file-io.ts).
+ * - Object Lock and legal holds, which fauxqs lacks: a bucket created with
+ *   `x-amz-bucket-object-lock-enabled: true` answers GetObjectLockConfiguration as enabled (others
+ *   404 ObjectLockConfigurationNotFoundError, as S3); Put/GetObjectLegalHold and the
+ *   `x-amz-object-lock-legal-hold` header of PutObject/CopyObject set and read an object's legal
+ *   hold (400 InvalidRequest on a bucket without Object Lock); DeleteObject(s) of a held object is
+ *   refused with 403 AccessDenied, as S3 refuses to delete a held version. Kept in memory (not in
+ *   `--embedded` state); there are no versions, so an overwrite still replaces the bytes.
  * Each fix checks that the code it changes is still there; if fauxqs changes, it is skipped.
  */
 import { registerHooks } from "node:module";
@@ -82,6 +89,75 @@ function listMultipartUploadsFix(request, reply, store) {
 }
 `;
 
+const OBJECT_LOCK_JS = String.raw`
+function objectLockFix(app, store) {
+    const locked = (store.objectLockBucketsFix ??= new Set());
+    const held = (store.legalHoldsFix ??= new Set());
+    const send = (reply, status, body) =>
+        reply.status(status).header("content-type", "application/xml").send('<?xml version="1.0" encoding="UTF-8"?>' + body);
+    const fail = (reply, status, code, message) =>
+        send(reply, status, "<Error><Code>" + code + "</Code><Message>" + message + "</Message></Error>");
+    const unescape = (s) => s.replaceAll("&lt;", "<").replaceAll("&gt;", ">").replaceAll("&quot;", '"').replaceAll("&apos;", "'").replaceAll("&#34;", '"').replaceAll("&#39;", "'").replaceAll("&amp;", "&");
+    const NS = ' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"';
+    app.addHook("preHandler", async (request, reply) => {
+        const bucket = request.params?.bucket;
+        if (!bucket) return;
+        const key = request.params["*"] ?? "";
+        const query = request.query ?? {};
+        const method = request.method;
+        if (!key) {
+            if (method === "PUT" && String(request.headers["x-amz-bucket-object-lock-enabled"]).toLowerCase() === "true") {
+                locked.add(bucket);
+                return;
+            }
+            if (method === "GET" && "object-lock" in query) {
+                if (!locked.has(bucket)) {
+                    return fail(reply, 404, "ObjectLockConfigurationNotFoundError", "Object Lock configuration does not exist for this bucket");
+                }
+                return send(reply, 200, "<ObjectLockConfiguration" + NS + "><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>");
+            }
+            if (method === "POST" && "delete" in query) {
+                const body = Buffer.isBuffer(request.body) ? request.body.toString("utf8") : String(request.body ?? "");
+                const keys = [...body.matchAll(/<Key>([\s\S]*?)<\/Key>/g)].map((m) => unescape(m[1]));
+                if (keys.some((k) => held.has(bucket + "/" + k))) {
+                    return fail(reply, 403, "AccessDenied", "Access Denied because an object is protected by a legal hold");
+                }
+            }
+            return;
+        }
+        const id = bucket + "/" + key;
+        if ("legal-hold" in query) {
+            if (!locked.has(bucket)) return fail(reply, 400, "InvalidRequest", "Bucket is missing Object Lock Configuration");
+            if (!store.buckets.get(bucket)?.has(key)) return fail(reply, 404, "NoSuchKey", "The specified key does not exist.");
+            if (method === "PUT") {
+                const body = Buffer.isBuffer(request.body) ? request.body.toString("utf8") : String(request.body ?? "");
+                if (/<Status>\s*ON\s*<\/Status>/.test(body)) held.add(id);
+                else held.delete(id);
+                return reply.status(200).send();
+            }
+            if (!held.has(id)) {
+                return fail(reply, 404, "NoSuchObjectLockConfiguration", "The specified object does not have a ObjectLock configuration");
+            }
+            return send(reply, 200, "<LegalHold" + NS + "><Status>ON</Status></LegalHold>");
+        }
+        const asked = request.headers["x-amz-object-lock-legal-hold"];
+        if (method === "PUT" && asked !== undefined) {
+            if (!locked.has(bucket)) return fail(reply, 400, "InvalidRequest", "Bucket is missing Object Lock Configuration");
+            if (String(asked).toUpperCase() === "ON") held.add(id);
+            return;
+        }
+        if (method === "DELETE" && !("uploadId" in query) && held.has(id)) {
+            return fail(reply, 403, "AccessDenied", "Access Denied because object protected by object lock.");
+        }
+    });
+}
+`;
+
+const REGISTER_ROUTES = "export function registerS3Routes(app, store) {";
+
+const OBJECT_LOCK = `
+${OBJECT_LOCK_JS}`;
+
 let installed = false;
 
 /** Installs the fixes; must run before fauxqs is imported. */
@@ -134,13 +210,21 @@ export function installEmulatorFixes(): void {
         const decoded = `${DECODES_APOS}.replaceAll("&#34;", '"').replaceAll("&#39;", "'")`;
         return { ...result, source: text.replace(DECODES_APOS, decoded) };
       }
-      if (text.search(GET_LIFECYCLE) < 0 || text.includes("listMultipartUploadsFix")) return result;
-      const patched = text.replace(
-        GET_LIFECYCLE,
-        (match, space: string) =>
-          `if ("uploads" in getQuery(request)) {${space}listMultipartUploadsFix(request, reply, store);${space.slice(0, -4)}}${space.slice(0, -4)}else ${match}`,
-      );
-      return { ...result, source: patched + LIST_UPLOADS };
+      let patched = text;
+      if (patched.search(GET_LIFECYCLE) >= 0 && !patched.includes("listMultipartUploadsFix")) {
+        patched =
+          patched.replace(
+            GET_LIFECYCLE,
+            (match, space: string) =>
+              `if ("uploads" in getQuery(request)) {${space}listMultipartUploadsFix(request, reply, store);${space.slice(0, -4)}}${space.slice(0, -4)}else ${match}`,
+          ) + LIST_UPLOADS;
+      }
+      if (patched.includes(REGISTER_ROUTES) && !patched.includes("objectLockFix")) {
+        patched =
+          patched.replace(REGISTER_ROUTES, `${REGISTER_ROUTES}\n    objectLockFix(app, store);`) +
+          OBJECT_LOCK;
+      }
+      return patched === text ? result : { ...result, source: patched };
     },
   });
 }

@@ -66,6 +66,9 @@ export class BackupMetrics {
   readonly #backoffPaused: Gauge<"source">;
   readonly #lag: Gauge<"source" | "stream">;
   readonly #missing: Gauge<"source" | "stream">;
+  readonly #margin: Gauge<"source" | "stream">;
+  readonly #atRisk: Gauge<"source" | "stream">;
+  readonly #lostAtSource: Gauge<"source" | "stream">;
   readonly #planRuns: Counter<"result">;
   readonly #lastPlan: Gauge;
   /** Streams with per-stream series, by source (their series go when the stream does). */
@@ -129,6 +132,24 @@ export class BackupMetrics {
     this.#missing = new Gauge({
       name: "flussonic_backup_stream_missing_seconds",
       help: "Copyable seconds of the retention window the backup does not hold yet",
+      labelNames: ["source", "stream"],
+      registers,
+    });
+    this.#margin = new Gauge({
+      name: "flussonic_backup_stream_margin_seconds",
+      help: "Seconds left until the source deletes the oldest second of the stream the backup lacks (absent: it lacks nothing)",
+      labelNames: ["source", "stream"],
+      registers,
+    });
+    this.#atRisk = new Gauge({
+      name: "flussonic_backup_stream_at_risk_seconds",
+      help: "Seconds the planner foresees the source deleting before they can be copied at the source's cap",
+      labelNames: ["source", "stream"],
+      registers,
+    });
+    this.#lostAtSource = new Gauge({
+      name: "flussonic_backup_stream_lost_at_source_seconds",
+      help: "Seconds lost at the source before backup (deleted by its retention before they were copied), counted for good; not the gaps the source never recorded",
       labelNames: ["source", "stream"],
       registers,
     });
@@ -218,6 +239,13 @@ export class BackupMetrics {
         const lag = st.head > 0 ? report.at - st.head : this.#retentionSeconds(s.source, st.stream);
         this.#lag.set(labels, Math.max(0, lag));
         this.#missing.set(labels, Math.max(0, st.copyableSeconds - st.backedUpSeconds));
+        if (st.marginSeconds !== undefined) this.#margin.set(labels, st.marginSeconds);
+        else this.#margin.remove(labels);
+        this.#atRisk.set(
+          labels,
+          (st.atRisk ?? []).reduce((n, r) => n + (r.to - r.from), 0),
+        );
+        if (st.lostAtSourceSeconds !== undefined) this.#lostAtSource.set(labels, st.lostAtSourceSeconds);
       }
       this.#dropVanished(s);
     }
@@ -238,6 +266,9 @@ export class BackupMetrics {
       if (now.has(stream)) continue;
       this.#lag.remove({ source: s.source, stream });
       this.#missing.remove({ source: s.source, stream });
+      this.#margin.remove({ source: s.source, stream });
+      this.#atRisk.remove({ source: s.source, stream });
+      this.#lostAtSource.remove({ source: s.source, stream });
     }
     this.#streamsSeen.set(s.source, now);
   }

@@ -15,7 +15,8 @@ import {
   type SourceQueues,
 } from "../functions/queue/source-queues.ts";
 import type { Log } from "../functions/shared/log.ts";
-import { FlussonicClient } from "../functions/source/flussonic.ts";
+import type { ArchiveSource } from "../functions/source/flussonic.ts";
+import { openSource } from "../functions/source/open-source.ts";
 import { type PressureChange, SourcePressure } from "../functions/source/source-pressure.ts";
 import { SourceSwitches, type SwitchState } from "../functions/source/source-switch.ts";
 import { type Throttle, TokenBucket } from "../functions/source/throttle.ts";
@@ -56,7 +57,7 @@ export class LocalRuntime {
   readonly store: BackupStore;
   readonly queues: Map<string, SourceQueues>;
   readonly pollers = new Map<string, QueuePoller>();
-  readonly clients: Map<string, FlussonicClient>;
+  readonly clients: Map<string, ArchiveSource>;
   readonly throttles: Map<string, Throttle>;
   /** Back-off gate per source (shared by the source's copiers in this process). */
   readonly pressure: Map<string, SourcePressure>;
@@ -81,10 +82,7 @@ export class LocalRuntime {
     this.store = new BackupStore(s3, o.config.bucket, o.config.prefix);
     this.switches = new SourceSwitches(this.store, this.now);
     this.clients = new Map(
-      o.config.sources.map((s) => [
-        s.name,
-        new FlussonicClient(s, o.credentials.get(s.name) ?? { type: "none" }),
-      ]),
+      o.config.sources.map((s) => [s.name, openSource(s, o.credentials.get(s.name) ?? { type: "none" })]),
     );
     this.throttles = new Map(
       o.config.sources.map((s) => [s.name, new TokenBucket((s.maxBandwidthMbps * 1_000_000) / 8)]),
@@ -160,7 +158,7 @@ export class LocalRuntime {
     return s;
   }
 
-  #client(source: string): FlussonicClient {
+  #client(source: string): ArchiveSource {
     const c = this.clients.get(source);
     if (!c) throw new Error(`unknown source "${source}"`);
     return c;

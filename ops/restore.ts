@@ -24,6 +24,7 @@ import { decodeKeySegment, encodeKeySegment } from "../functions/domain/names.ts
 import { normalizeRanges, subtractRanges, type TimeRange } from "../functions/domain/ranges.ts";
 import { nonOverlappingCover } from "../functions/domain/windows.ts";
 import { type BackupStore, storeError } from "../functions/store/backup-store.ts";
+import { heldWindowsIn } from "../functions/store/holds.ts";
 
 export interface RestoreOptions {
   store: BackupStore;
@@ -48,6 +49,20 @@ export interface RestoreResult {
   windowsTo: number;
   /** MP4: seconds of media written (trimmed); TS: undefined (windows whole). */
   mediaSeconds: number | undefined;
+  /** The objects read, in order, as they were read (what an export's evidence names). */
+  used: UsedWindow[];
+}
+
+/** A window object a restore read: its record, and the ETag and VersionId S3 answered with. */
+export interface UsedWindow {
+  key: string;
+  versionId?: string;
+  etag?: string;
+  from: number;
+  duration: number;
+  size: number;
+  sha256: string;
+  copiedAt: number;
 }
 
 /** Restore refused or failed for a reason the operator can act on (printed as is, exit status 1). */
@@ -61,7 +76,7 @@ export class RestoreError extends Error {
   }
 }
 
-interface StoredWindow {
+export interface StoredWindow {
   key: string;
   from: number;
   duration: number;
@@ -70,6 +85,8 @@ interface StoredWindow {
   sha256: string;
   /** ETag of the upload the record describes (records from before have none). */
   etag?: string;
+  /** Unix seconds. */
+  copiedAt: number;
 }
 
 export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
@@ -78,7 +95,8 @@ export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
     [{ from: o.from, to: o.to }],
     normalizeRanges(windows.map((w) => ({ from: w.from, to: w.from + w.duration }))),
   );
-  if (windows.length === 0) throw new RestoreError(await absence(o), holes);
+  if (windows.length === 0)
+    throw new RestoreError(await absence(o.store, o.source, o.stream, o.from, o.to), holes);
   if (holes.length > 0 && !o.allowGaps) {
     throw new RestoreError(
       [
@@ -103,6 +121,7 @@ export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
     if (!file.write(b)) await once(file, "drain");
   };
   let bytesWritten = 0;
+  const used: UsedWindow[] = [];
   const joiner = format === "mp4" ? new Mp4Joiner({ keepFrom: o.from, keepTo: o.to }) : undefined;
   try {
     for (const [i, w] of windows.entries()) {
@@ -159,6 +178,16 @@ export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
         );
       }
       if (short) holes.push(short.missing);
+      used.push({
+        key: w.key,
+        ...(res.VersionId ? { versionId: res.VersionId } : {}),
+        ...(res.ETag ? { etag: res.ETag } : {}),
+        from: w.from,
+        duration: w.duration,
+        size: w.size,
+        sha256: w.sha256,
+        copiedAt: w.copiedAt,
+      });
       o.onWindow?.(i + 1, windows.length, bytesWritten);
     }
     joiner?.finish();
@@ -181,29 +210,61 @@ export async function restoreRange(o: RestoreOptions): Promise<RestoreResult> {
     windowsFrom: windows[0]!.from,
     windowsTo: last.from + last.duration,
     mediaSeconds: joiner?.outputSeconds,
+    used,
   };
 }
 
 /**
- * Recorded windows to join for the range, oldest first, from the per-day catalogs and pending
- * records: a cover without overlap (windows of two lengths from one start can both be stored).
+ * Windows to join for the range, oldest first: the recorded ones and the held copies (a held copy
+ * stands for its window, which may have expired), as a cover without overlap (windows of two
+ * lengths from one start can both be stored).
  */
 async function windowsIn(o: RestoreOptions): Promise<StoredWindow[]> {
   const byWindow = new Map<string, StoredWindow>();
-  for (let day = Math.floor(o.from / 86400) * 86400; day < o.to; day += 86400) {
-    const catalog = await o.store.readCatalog(o.source, o.stream, utcDate(day));
+  for (const w of await recordedWindowsIn(o.store, o.source, o.stream, o.from, o.to)) {
+    byWindow.set(`${w.from}-${w.duration}`, w);
+  }
+  for (const w of await heldWindowsIn(o.store, o.source, o.stream, o.from, o.to)) {
+    byWindow.set(`${w.from}-${w.duration}`, w);
+  }
+  return nonOverlappingCover([...byWindow.values()], o.from, o.to);
+}
+
+/**
+ * Every recorded window of a stream overlapping `[from, to)`, from the per-day catalogs and the
+ * pending completion records (no listing of window objects), oldest first.
+ */
+export async function recordedWindowsIn(
+  store: BackupStore,
+  source: string,
+  stream: string,
+  from: number,
+  to: number,
+): Promise<StoredWindow[]> {
+  const byWindow = new Map<string, StoredWindow>();
+  for (let day = Math.floor(from / 86400) * 86400; day < to; day += 86400) {
+    const catalog = await store.readCatalog(source, stream, utcDate(day));
     for (const w of catalog.windows) byWindow.set(`${w.from}-${w.duration}`, w);
   }
-  const pending = await o.store.pendingRecords(o.source);
-  for (const r of pending.byStream.get(o.stream) ?? []) byWindow.set(`${r.from}-${r.duration}`, r);
-  return nonOverlappingCover([...byWindow.values()], o.from, o.to);
+  const pending = await store.pendingRecords(source, stream);
+  for (const r of pending.byStream.get(stream) ?? []) byWindow.set(`${r.from}-${r.duration}`, r);
+  return [...byWindow.values()]
+    .filter((w) => w.from < to && from < w.from + w.duration)
+    .sort((a, b) => a.from - b.from || a.duration - b.duration);
 }
 
 /**
  * Why the backup has nothing for the range, in words that say what exists: the stream is unknown to
  * the backup (with the names it does hold that look closest), or what it holds of it and when.
  */
-async function absence(o: RestoreOptions): Promise<string> {
+export async function absence(
+  store: BackupStore,
+  source: string,
+  stream: string,
+  from: number,
+  to: number,
+): Promise<string> {
+  const o = { store, source, stream, from, to };
   const { manifest, etag } = await o.store.readManifest(o.source, o.stream);
   if (etag === undefined) {
     const folders = await o.store.listFolders(`${o.store.prefix}${encodeKeySegment(o.source)}/`);

@@ -12,7 +12,7 @@ import { decodeKeySegment } from "../functions/domain/names.ts";
 import { normalizeRanges, type TimeRange } from "../functions/domain/ranges.ts";
 import { streamWindowSeconds } from "../functions/planner/plan-backup.ts";
 import { queueDepth, queueName } from "../functions/queue/source-queues.ts";
-import type { FlussonicClient } from "../functions/source/flussonic.ts";
+import type { ArchiveSource } from "../functions/source/flussonic.ts";
 import { type BackupStore, DamagedObjectError } from "../functions/store/backup-store.ts";
 
 export interface StreamStatus {
@@ -78,7 +78,7 @@ export interface StatusDeps {
   config: BackupConfig;
   store: BackupStore;
   sqs: SQSClient;
-  flussonic: (source: string) => FlussonicClient;
+  flussonic: (source: string) => ArchiveSource;
   /** Unix seconds. */
   now: number;
   /** The copier timeout the planner sizes windows with (900 s in Lambda). */
@@ -114,10 +114,14 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
       format: string;
       bitrateBps: number | undefined;
       retired?: NonNullable<StreamStatus["retired"]>["reason"];
+      /** Why what it recorded is unknown (its server's stream list failed). */
+      unknown?: string;
     }
   >();
   const listed = listedStreams(source);
   let sourceReachable = true;
+  // A Central source's servers whose stream list failed: their streams are unknown, not retired.
+  const unlisted = new Map<string, string>();
   if (listed) {
     for (const s of listed) settings.set(s.name, { ...s, bitrateBps: undefined });
   } else {
@@ -133,13 +137,25 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
       sourceReachable = false;
       errors.push(`archive unknown: ${message(e)}`);
     }
+    for (const gap of client.listingGaps?.() ?? []) {
+      unlisted.set(gap.server, gap.error.message);
+      errors.push(`archive unknown: ${gap.error.message}`);
+    }
   }
   const manifestsFolder = manifestKey(deps.store.prefix, source.name, "x").slice(0, -"x.json".length);
   for await (const o of deps.store.listObjects(manifestsFolder)) {
     const name = decodeKeySegment(o.key.slice(manifestsFolder.length).replace(/\.json$/, ""));
     // In the backup, not planned: the source does not list it any more (with streams "all"), or
     // the config does not. When the source could not be asked, nothing is known about it.
-    if (!settings.has(name))
+    const unlistedWhy = unlisted.get(name.slice(0, name.indexOf("/")));
+    if (!settings.has(name) && unlistedWhy !== undefined) {
+      settings.set(name, {
+        retentionDays: source.retentionDays,
+        format: source.format,
+        bitrateBps: undefined,
+        unknown: unlistedWhy,
+      });
+    } else if (!settings.has(name))
       settings.set(name, {
         retentionDays: source.retentionDays,
         format: source.format,
@@ -170,8 +186,8 @@ async function sourceStatus(deps: StatusDeps, source: SourceConfig): Promise<Sou
     const manifest = applyRecords(stored.manifest, damaged ? [] : records, deps.now);
     const retentionStart = Math.floor(deps.now - st.retentionDays * 86400);
     let archive: TimeRange[] | undefined;
-    let error: string | undefined = damaged;
-    if (sourceReachable && !st.retired) {
+    let error: string | undefined = damaged ?? (st.unknown ? `archive unknown: ${st.unknown}` : undefined);
+    if (sourceReachable && !st.retired && !st.unknown) {
       try {
         archive = await client.recordedRanges(name, { from: retentionStart, to: deps.now });
       } catch (e) {

@@ -14,8 +14,17 @@ export interface SimStreamSpec {
    * Default: generated over the archive depth with a few gaps.
    */
   ranges?: TimeRange[];
-  /** The source's own retention: seconds older than now - depth are gone (default: `days`). */
+  /**
+   * The source's own retention (its DVR `expiration`, reported by the API): seconds older than
+   * now - depth are gone (default: `days`).
+   */
   depthSeconds?: number;
+  /**
+   * A disk limit (`storage_limit`/`disk_usage_limit`) that deletes the oldest seconds sooner than
+   * the reported expiration: only this many seconds back from now are kept (default: no limit).
+   * The API still reports `expiration`; only the moving archive start shows it.
+   */
+  diskDepthSeconds?: number;
   /** Whether the stream has a DVR block (default true); streams without one are listed but not recorded. */
   dvr?: boolean;
 }
@@ -24,6 +33,7 @@ export interface SimStream {
   name: string;
   bitrateBps: number;
   depthSeconds: number;
+  diskDepthSeconds?: number;
   dvr: boolean;
   /** Ranges as specified; `to` may be Infinity (still recording). */
   ranges: TimeRange[];
@@ -88,6 +98,7 @@ export function toSimStream(spec: SimStreamSpec, days: number, startNow: number)
     name: spec.name,
     bitrateBps: spec.bitrateBps ?? 64_000,
     depthSeconds: spec.depthSeconds ?? Math.round(days * 86_400),
+    ...(spec.diskDepthSeconds !== undefined ? { diskDepthSeconds: spec.diskDepthSeconds } : {}),
     dvr: spec.dvr ?? true,
     ranges: normalizeRanges(ranges.filter((r) => r.to > r.from)),
   };
@@ -99,7 +110,7 @@ export function toSimStream(spec: SimStreamSpec, days: number, startNow: number)
  */
 export function recordedAt(stream: SimStream, now: number): { ranges: TimeRange[]; open: boolean } {
   if (!stream.dvr) return { ranges: [], open: false };
-  const oldest = now - stream.depthSeconds;
+  const oldest = now - Math.min(stream.depthSeconds, stream.diskDepthSeconds ?? Number.POSITIVE_INFINITY);
   const ranges: TimeRange[] = [];
   let open = false;
   for (const r of stream.ranges) {

@@ -5,6 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
+import { fastClock } from "./clock.ts";
 import { FlussonicSimulator, type SimAuth } from "./simulator.ts";
 
 const HELP = `usage: npm run simulator -- [options]
@@ -29,6 +30,8 @@ const HELP = `usage: npm run simulator -- [options]
                           documented shapes
   --ranges                answer Range requests on archive windows (206, ETag, If-Range); off:
                           whole exports only
+  --clock-speed <x>       simulated seconds per real second (default 1): recording and the
+                          source's retention (the archive start moving on) run x times faster
   -h, --help              this help
 `;
 
@@ -70,6 +73,7 @@ function parse() {
       "range-fields": { type: "string", default: "seconds" },
       shape: { type: "string", default: "spec" },
       ranges: { type: "boolean", default: false },
+      "clock-speed": { type: "string", default: "1" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -113,6 +117,7 @@ const sim = await FlussonicSimulator.start({
   shape: choice("shape", values.shape, ["spec", "docs"] as const),
   ranges: values.ranges,
   media,
+  now: fastClock(numberArg("clock-speed", values["clock-speed"], 0.01, 100_000, true)).now,
   ...(Object.keys(auth).length > 0 ? { auth } : {}),
 });
 const login =

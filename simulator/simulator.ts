@@ -234,6 +234,19 @@ export class FlussonicSimulator {
     return [...this.#streams.values()].filter((s) => s.dvr && !this.#remote.has(s.name));
   }
 
+  /**
+   * The streams as a Flussonic Central holds them for this server (`/streamers/{hostname}/streams`:
+   * stream_config `name` and `dvr`, no runtime `stats`); remote streams are not this server's.
+   */
+  streamConfigs(): Record<string, unknown>[] {
+    return [...this.#streams.values()]
+      .filter((s) => !this.#remote.has(s.name))
+      .map((s) => {
+        const { stats: _stats, ...config } = this.#streamEntry(s);
+        return config;
+      });
+  }
+
   /** What a stream has recorded now (whole seconds, within its depth). */
   rangesOf(name: string): TimeRange[] {
     return recordedAt(this.#stream(name), this.#now()).ranges;
@@ -735,7 +748,7 @@ function* sliceOf(chunks: Iterable<Buffer>, first: number, last: number): Iterab
  * Only the `select`ed fields of an entry (paths/stream/streams.yml: comma-separated, nested with
  * dots); every field without `select`.
  */
-function selectFields(entry: Record<string, unknown>, select: string | null): Record<string, unknown> {
+export function selectFields(entry: Record<string, unknown>, select: string | null): Record<string, unknown> {
   if (!select) return entry;
   const out: Record<string, unknown> = {};
   const nested = new Map<string, string[]>();

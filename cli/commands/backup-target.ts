@@ -15,7 +15,8 @@ import {
   resolveAllCredentials,
   type SourceCredentials,
 } from "../../functions/config/config.ts";
-import { FlussonicClient } from "../../functions/source/flussonic.ts";
+import type { ArchiveSource } from "../../functions/source/flussonic.ts";
+import { openSource } from "../../functions/source/open-source.ts";
 import { BackupStore } from "../../functions/store/backup-store.ts";
 import {
   createS3Client,
@@ -32,7 +33,7 @@ import {
   type QueueChoice,
   withEmbeddedQueues,
 } from "./queue-options.ts";
-import { UsageError } from "./time-arg.ts";
+import { UsageError } from "./usage-error.ts";
 
 /** Options every operator command takes. */
 export interface TargetOptions extends QueueChoice {
@@ -51,7 +52,7 @@ export interface BackupTarget {
   sqs: SQSClient;
   store: BackupStore;
   /** A Flussonic client per source (status only; created on first use). */
-  flussonic(source: string): FlussonicClient;
+  flussonic(source: string): ArchiveSource;
   close(): Promise<void>;
 }
 
@@ -131,7 +132,7 @@ export async function openBackupTarget(
   errorContext.embedded = embeddedDir;
   const s3 = createS3Client(endpoints);
   const sqs = createSqsClient(endpoints);
-  const clients = new Map<string, FlussonicClient>();
+  const clients = new Map<string, ArchiveSource>();
   const finalConfig = config;
   return {
     config: finalConfig,
@@ -144,7 +145,7 @@ export async function openBackupTarget(
       if (!c) {
         const s = finalConfig.sources.find((x) => x.name === source);
         if (!s) throw new UsageError(`no source "${source}" in the configuration`);
-        c = new FlussonicClient(s, credentials.get(source) ?? { type: "none" });
+        c = openSource(s, credentials.get(source) ?? { type: "none" });
         clients.set(source, c);
       }
       return c;

@@ -8,7 +8,7 @@ import { HeadBucketCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import { loadConfigFile, resolveAllCredentials, type SourceConfig } from "../../functions/config/config.ts";
 import { type PlanReport, planBackup, type SourcePlan } from "../../functions/planner/plan-backup.ts";
 import { CopyQueue } from "../../functions/queue/copy-queue.ts";
-import { FlussonicClient } from "../../functions/source/flussonic.ts";
+import { openSource } from "../../functions/source/open-source.ts";
 import { BackupStore } from "../../functions/store/backup-store.ts";
 import {
   createS3Client,
@@ -59,7 +59,7 @@ export async function dryRunCommand(o: DryRunOptions): Promise<number> {
   const s3 = createS3Client(endpoints);
   const sqs = createSqsClient(endpoints);
   const clients = new Map(
-    config.sources.map((s) => [s.name, new FlussonicClient(s, credentials.get(s.name) ?? { type: "none" })]),
+    config.sources.map((s) => [s.name, openSource(s, credentials.get(s.name) ?? { type: "none" })]),
   );
   try {
     const bucketExists = await s3.send(new HeadBucketCommand({ Bucket: config.bucket })).then(

@@ -4,7 +4,7 @@
  * naming the option. Commander does not pass a `.default()` through `.argParser()`, so options are
  * declared as text and parsed here, defaults included.
  */
-import { UsageError } from "./time-arg.ts";
+import { UsageError } from "./usage-error.ts";
 
 export interface NumberRule {
   /** What the number counts, for the message ("whole seconds", "a whole number of streams"). */

@@ -13,7 +13,7 @@ import { playbackTokenSecretName } from "../../functions/playback/deployed-secre
 import { createPlaybackToken, parseTokenKeys } from "../../functions/playback/token.ts";
 import { sourceNamed } from "./backup-target.ts";
 import { errorContext } from "./error-messages.ts";
-import { UsageError } from "./time-arg.ts";
+import { UsageError } from "./usage-error.ts";
 
 export interface PlaybackTokenOptions {
   config?: string | undefined;

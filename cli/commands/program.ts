@@ -12,7 +12,7 @@ import {
   parseNumberArg,
 } from "./number-arg.ts";
 import { checkQueueChoice, queueOptions } from "./queue-options.ts";
-import { UsageError } from "./time-arg.ts";
+import { UsageError } from "./usage-error.ts";
 
 // Every command starts a new process: Node's code cache (in the OS temp directory) nearly halves the
 // start-up CPU of the modules loaded from here on (the AWS SDK, zod, the commands).
@@ -267,6 +267,146 @@ targetOptions(
   const { restoreCommand } = await import("./restore.ts");
   const { operatorAction } = await import("./backup-target.ts");
   await operatorAction(() => restoreCommand(opts));
+});
+
+/** The range options of `hold`, `release` and `export`. */
+const RANGE_HELP = `${TIMES_HELP}\nWho: --by names the operator in the audit trail (default user@host).`;
+
+targetOptions(
+  program
+    .command("hold")
+    .description(
+      "Keep a range of one stream past its retention (a case is open): each stored window overlapping it is held, and windows stored later inside it",
+    )
+    .requiredOption("--source <name>", "source")
+    .requiredOption("--stream <name>", "stream")
+    .requiredOption("--from <time>", "start of the range")
+    .requiredOption("--to <time>", "end of the range")
+    .requiredOption("--reason <text>", "why (kept with the hold and in the audit trail)")
+    .option("--by <name>", "who holds it (default user@host)")
+    .addHelpText("after", RANGE_HELP),
+).action(async (opts) => {
+  const { holdCommand } = await import("./hold.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => holdCommand(opts));
+});
+
+targetOptions(
+  program
+    .command("release")
+    .description("Release a hold (by --id, or the --stream/--from/--to it was made with)")
+    .requiredOption("--source <name>", "source")
+    .option("--id <hold>", "the hold's id (`holds` lists them)")
+    .option("--stream <name>", "stream")
+    .option("--from <time>", "start of the range")
+    .option("--to <time>", "end of the range")
+    .option("--by <name>", "who releases it (default user@host)")
+    .addHelpText("after", RANGE_HELP),
+).action(async (opts) => {
+  const { releaseCommand } = await import("./hold.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => releaseCommand(opts));
+});
+
+targetOptions(
+  program
+    .command("holds")
+    .description("List the holds in the bucket")
+    .option("--source <name>", "only this source")
+    .option("--stream <name>", "only this stream")
+    .option("--json", "print them as JSON"),
+).action(async (opts) => {
+  const { holdsCommand } = await import("./hold.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => holdsCommand(opts));
+});
+
+targetOptions(
+  program
+    .command("export")
+    .description(
+      "Export a range of one stream as a clip (as `restore` does) with <clip>.evidence.json: what it was made of, signed",
+    )
+    .requiredOption("--source <name>", "source")
+    .requiredOption("--stream <name>", "stream")
+    .requiredOption("--from <time>", "start of the range")
+    .requiredOption("--to <time>", "end of the range")
+    .requiredOption("--out <file>", "clip to write (.mp4 or .ts, as stored)")
+    .option("--allow-gaps", "join what the backup has even when the range has holes (they are listed)")
+    .option("--key <file>", "the Ed25519 signing key (default: the PEM in evidence.signingKeyEnv)")
+    .option("--by <name>", "who exports (default user@host)")
+    .addHelpText("after", RANGE_HELP),
+).action(async (opts) => {
+  const { exportCommand } = await import("./export.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => exportCommand(opts));
+});
+
+program
+  .command("export-key")
+  .description("Signing keys of exports and day proofs")
+  .command("init")
+  .description("Write a new Ed25519 key pair: <file> (private, mode 0600) and <file>.pub.pem")
+  .requiredOption("--out <file>", "the private key file to write (never overwritten)")
+  .action(async (opts) => {
+    const { exportKeyInitCommand } = await import("./export.ts");
+    process.exitCode = exportKeyInitCommand(opts);
+  });
+
+targetOptions(
+  program
+    .command("verify-export")
+    .description(
+      "Check an exported clip with the public key alone: the evidence's signature, the clip's SHA-256, and (given the backup) its windows",
+    )
+    .argument("<clip>", "the exported clip (its evidence is <clip>.evidence.json)")
+    .requiredOption("--public-key <file>", "the PEM public key of the export key")
+    .addHelpText(
+      "after",
+      "\nWithout -c/--embedded/--demo only the files are checked; with them, every window the clip names is read back.",
+    ),
+).action(async (clip: string, opts) => {
+  const { verifyExportCommand } = await import("./export.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => verifyExportCommand({ ...opts, clip }));
+});
+
+targetOptions(
+  program
+    .command("audit")
+    .description(
+      "List the audit trail: exports, holds, releases, playback tokens, verify --repair and rebuild",
+    )
+    .option("--since <time>", "only records from this time on")
+    .option("--json", "print them as JSON")
+    .addHelpText("after", TIMES_HELP),
+).action(async (opts) => {
+  const { auditCommand } = await import("./audit.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => auditCommand(opts));
+});
+
+targetOptions(
+  program
+    .command("prove")
+    .description(
+      "A stream's day: the signed statement of what the backup held (made once, kept), a window's inclusion proof, or a check",
+    )
+    .requiredOption("--source <name>", "source")
+    .requiredOption("--stream <name>", "stream")
+    .requiredOption("--day <YYYY-MM-DD>", "the UTC day")
+    .option("--window <time>", "print the inclusion proof of the window holding this time")
+    .option(
+      "--check",
+      "compare the stored windows with the day's proof now (exit 1 when one is gone or changed)",
+    )
+    .option("--key <file>", "the Ed25519 signing key (default: the PEM in evidence.signingKeyEnv)")
+    .option("--public-key <file>", "with --check: also check the proof's signature")
+    .addHelpText("after", TIMES_HELP),
+).action(async (opts) => {
+  const { proveCommand } = await import("./prove.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => proveCommand(opts));
 });
 
 targetOptions(

@@ -7,7 +7,7 @@
 import { type Command, Option } from "commander";
 import type { Endpoints } from "../../local/aws-clients.ts";
 import type { EmbeddedEmulator } from "../../local/embedded.ts";
-import { UsageError } from "./time-arg.ts";
+import { UsageError } from "./usage-error.ts";
 
 /** Default state directory of `--embedded` and `--queues embedded`. */
 export const DEFAULT_STATE_DIR = ".flussonic-backup";

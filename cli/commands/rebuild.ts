@@ -4,6 +4,8 @@
  * source. Resumable: what already describes its object is kept. Exit status 1 when a stored window
  * is not whole media.
  */
+
+import { appendAudit, operatorName } from "../../ops/audit.ts";
 import { formatBytes } from "../../ops/progress.ts";
 import { rebuildBackup } from "../../ops/rebuild.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
@@ -11,6 +13,8 @@ import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-targ
 export interface RebuildCommandOptions extends TargetOptions {
   source: string;
   stream?: string | undefined;
+  /** Who rebuilds, for the audit trail (default user@host). */
+  by?: string | undefined;
   out?: { write(s: string): unknown };
   /** Progress lines (default stderr). */
   progress?: { write(s: string): unknown };
@@ -35,6 +39,18 @@ export async function rebuildCommand(o: RebuildCommandOptions): Promise<number> 
         progress.write(
           `rebuild: ${o.source} ${p.stream} ${p.day}: ${p.hashed}/${p.total} window(s) hashed\n`,
         );
+      },
+    });
+    await appendAudit(target.store, {
+      action: "rebuild",
+      at: Math.floor(Date.now() / 1000),
+      by: o.by ?? operatorName(),
+      source: o.source,
+      ...(o.stream !== undefined ? { stream: o.stream } : {}),
+      detail: {
+        streams: report.streams.length,
+        catalogsWritten: report.streams.reduce((n, s) => n + s.catalogsWritten, 0),
+        problems: report.problems.length,
       },
     });
     for (const s of report.streams) {

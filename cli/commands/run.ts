@@ -24,7 +24,7 @@ import { checkS3Features, S3FeatureError } from "../../local/s3-features.ts";
 import { Progress } from "../../ops/progress.ts";
 import { errorContext, explainSourceError, probeBucket } from "./error-messages.ts";
 import { checkQueueChoice, type QueueChoice, withEmbeddedQueues } from "./queue-options.ts";
-import { UsageError } from "./time-arg.ts";
+import { UsageError } from "./usage-error.ts";
 
 export interface RunOptions extends QueueChoice {
   configFile: string;

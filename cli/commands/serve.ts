@@ -13,7 +13,7 @@ import { parseTokenKeys, tokenProblem } from "../../functions/playback/token.ts"
 import { FragmentIndexStore } from "../../functions/store/fragment-index-store.ts";
 import { startPlaybackServer } from "../../local/playback-server.ts";
 import { type BackupTarget, openBackupTarget, type TargetOptions } from "./backup-target.ts";
-import { UsageError } from "./time-arg.ts";
+import { UsageError } from "./usage-error.ts";
 
 export interface ServeOptions extends TargetOptions {
   host: string;

@@ -7,11 +7,14 @@
 import { writeFileSync } from "node:fs";
 import { type BackupConfig, checkLeaseCoversCopy } from "../../functions/config/config.ts";
 import { COVERAGE_WORDS as W } from "../../functions/domain/coverage-words.ts";
+import type { Hold } from "../../functions/domain/evidence.ts";
+import { readHoldBook } from "../../functions/store/holds.ts";
 import { formatBytes, formatDuration } from "../../ops/progress.ts";
 import { type BackupStatus, readBackupStatus, type StreamStatus } from "../../ops/status.ts";
 import { formatPercent, statusPage } from "../../ops/status-page.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 import { errorContext, explainSourceError } from "./error-messages.ts";
+import { holdLine } from "./hold.ts";
 import { isoTime } from "./time-arg.ts";
 
 export interface StatusOptions extends TargetOptions {
@@ -46,8 +49,22 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
       writeFileSync(o.html, statusPage(status));
       if (!o.json) out.write(`Status page written to ${o.html}\n`);
     }
-    if (o.json) out.write(`${JSON.stringify(status, null, 2)}\n`);
-    else if (!o.html) out.write(statusText(status));
+    // Holds (`hold`): listed when there are any, so a backup without them prints as before.
+    const holds: (Hold & { source: string })[] = [];
+    for (const s of target.config.sources) {
+      if (o.source && s.name !== o.source) continue;
+      for (const h of (await readHoldBook(target.store, s.name)).book.holds) {
+        if (!o.stream || h.stream === o.stream) holds.push({ ...h, source: s.name });
+      }
+    }
+    if (o.json) out.write(`${JSON.stringify(holds.length > 0 ? { ...status, holds } : status, null, 2)}\n`);
+    else if (!o.html) {
+      out.write(statusText(status));
+      if (holds.length > 0)
+        out.write(
+          `Holds (kept past retention until released):\n${holds.map((h) => `  ${holdLine(h)}\n`).join("")}`,
+        );
+    }
     return healthy(status) ? 0 : 1;
   } finally {
     await target.close();

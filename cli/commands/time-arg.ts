@@ -3,14 +3,9 @@
  * one place so every command accepts the same forms and names the flag when a value is wrong.
  */
 
-/** A command-line value the command cannot use; the CLI prints the message and exits with status 2. */
-export class UsageError extends Error {
-  readonly code = "FB_USAGE";
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+import { UsageError } from "./usage-error.ts";
+
+export { UsageError };
 
 /** 9999-12-31T23:59:59Z: later times cannot be written as ISO 8601 years of four digits. */
 const LAST_SECOND = 253_402_300_799;

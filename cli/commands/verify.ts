@@ -2,6 +2,7 @@
  * `flussonic-backup verify`: re-reads stored objects and compares size and SHA-256 with what was
  * recorded at copy time. Exit status 1 on any problem; with `repair`, on any problem left unrepaired.
  */
+import { appendAudit, operatorName } from "../../ops/audit.ts";
 import { formatBytes } from "../../ops/progress.ts";
 import type { StreamRepair } from "../../ops/verify.ts";
 import { type VerifyProgress, verifyBackup } from "../../ops/verify.ts";
@@ -16,6 +17,8 @@ export interface VerifyCommandOptions extends TargetOptions {
   json?: boolean | undefined;
   /** Stop claiming missing, corrupt and short windows, so the next run copies them again. */
   repair?: boolean | undefined;
+  /** Who repairs, for the audit trail (default user@host). */
+  by?: string | undefined;
   /** Unix seconds (tests; default the system clock): names set-aside objects, stamps the manifest. */
   now?: () => number;
   out?: { write(s: string): unknown };
@@ -54,6 +57,22 @@ export async function verifyCommand(o: VerifyCommandOptions): Promise<number> {
       repair: o.repair === true,
       ...(o.now ? { now: o.now } : {}),
     });
+    if (o.repair) {
+      await appendAudit(target.store, {
+        action: "verify-repair",
+        at: (o.now ?? (() => Math.floor(Date.now() / 1000)))(),
+        by: o.by ?? operatorName(),
+        ...(o.source !== undefined ? { source: o.source } : {}),
+        ...(o.stream !== undefined ? { stream: o.stream } : {}),
+        ...(span.from !== undefined ? { from: span.from } : {}),
+        ...(span.to !== undefined ? { to: span.to } : {}),
+        detail: {
+          checked: report.checked,
+          problems: report.problems.length,
+          repaired: report.problems.filter((p) => p.repaired).length,
+        },
+      });
+    }
     if (o.json) {
       out.write(`${JSON.stringify(report, null, 2)}\n`);
     } else {

@@ -1,7 +1,7 @@
 /** What every figure of the benchmark gets: the mode, the emulator process and a progress line. */
 import { readFileSync } from "node:fs";
 import type { S3Client } from "@aws-sdk/client-s3";
-import type { EmulatorProcess } from "../kit/bench-emulator-process.ts";
+import type { EmulatorProcess } from "../kit/emulator-process.ts";
 
 export interface BenchContext {
   /** Small sizes that run in seconds (checks the bench works, not the figures). */

@@ -23,7 +23,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createS3Client } from "../../local/aws-clients.ts";
-import { startEmulatorProcess } from "../kit/bench-emulator-process.ts";
+import { startEmulatorProcess } from "../kit/emulator-process.ts";
 import type { BenchContext } from "./bench-context.ts";
 import { measureCapAccuracy } from "./cap-accuracy.ts";
 import { measureCopierMemory } from "./copier-memory.ts";
@@ -71,7 +71,7 @@ const startedAt = new Date().toISOString();
 const loadAtStart = loadavg()[0] ?? 0;
 /** The code measured: the commit when the run starts (edits made while it runs are not in it). */
 const commit = gitCommit();
-const emulator = await startEmulatorProcess(stateDir);
+const emulator = await startEmulatorProcess({ dir: stateDir });
 const s3 = createS3Client(emulator.endpoints);
 const rclone = rcloneUnavailable();
 if (rclone) progress(`rclone rows are skipped: ${rclone}`);

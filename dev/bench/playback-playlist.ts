@@ -1,6 +1,7 @@
 /**
  * `node dev/bench/playback-playlist.ts [--runs N]`: time to answer a 24-hour catch-up playlist
- * (`index-{from}-86400.m3u8`) with the playback handler (issue 11 §5: under 20 ms from a warm
+ * (`index-{from}-86400.m3u8`) and the DASH manifest of the same range (`archive-{from}-86400.mpd`,
+ * issue 24: under 20 ms from a warm index) with the playback handler (issue 11 §5: under 20 ms from a warm
  * index), on 144 windows of 600 one-second key-frame fragments (86,400 fragments, 14,400
  * segments). Two figures:
  *   - warm: the reader returns decoded indexes held in memory;
@@ -81,7 +82,7 @@ const config = configSchema.parse({
   sources: [{ name: "s1", url: "http://flussonic.example", streams: ["cam1"] }],
 });
 
-async function measure(label: string, index: FragmentIndexReader): Promise<void> {
+async function measure(label: string, index: FragmentIndexReader, file: string): Promise<void> {
   const handler = createPlaybackHandler({
     config,
     index,
@@ -92,7 +93,7 @@ async function measure(label: string, index: FragmentIndexReader): Promise<void>
     now: () => (DAY + 3 * 86_400) * 1000,
     tokenKeys: undefined,
   });
-  const req = { method: "GET", path: `/s1/cam1/index-${FROM}-86400.m3u8`, query: {}, headers: {} };
+  const req = { method: "GET", path: `/s1/cam1/${file}`, query: {}, headers: {} };
   const times: number[] = [];
   let bytes = 0;
   let segments = 0;
@@ -104,14 +105,18 @@ async function measure(label: string, index: FragmentIndexReader): Promise<void>
     if (res.status !== 200 || typeof res.body !== "string") throw new Error(`status ${res.status}`);
     if (i >= 3) times.push(ms); // the first runs warm up the JIT
     bytes = res.body.length;
-    segments = res.body.split("#EXTINF").length - 1;
+    segments = file.endsWith(".mpd")
+      ? res.body.split("<SegmentURL").length - 1
+      : res.body.split("#EXTINF").length - 1;
   }
   times.sort((a, b) => a - b);
   const pick = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!.toFixed(1);
   console.log(
-    `${label}: 24 h playlist, ${segments} segments, ${(bytes / 1e6).toFixed(2)} MB: median ${pick(0.5)} ms, p90 ${pick(0.9)} ms, max ${pick(1)} ms over ${runs} runs; ${calls / (runs + 3)} index read(s) per request`,
+    `${label}: 24 h ${file.endsWith(".mpd") ? "DASH manifest" : "playlist"}, ${segments} segments, ${(bytes / 1e6).toFixed(2)} MB: median ${pick(0.5)} ms, p90 ${pick(0.9)} ms, max ${pick(1)} ms over ${runs} runs; ${calls / (runs + 3)} index read(s) per request`,
   );
 }
 
-await measure("warm (decoded index)", warm);
-await measure("warm JSON (parse + decode per request)", warmJson);
+for (const file of [`index-${FROM}-86400.m3u8`, `archive-${FROM}-86400.mpd`]) {
+  await measure("warm (decoded index)", warm, file);
+  await measure("warm JSON (parse + decode per request)", warmJson, file);
+}

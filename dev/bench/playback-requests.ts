@@ -8,12 +8,12 @@
  */
 import { CreateBucketCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { configSchema } from "../../functions/config/config.ts";
-import { FRAGMENT_INDEX_VERSION } from "../../functions/domain/fragment-index.ts";
 import { fragmentIndexKey, utcDate } from "../../functions/domain/keys.ts";
 import { createPlaybackHandler } from "../../functions/playback/handler.ts";
 import { forEachLimited } from "../../functions/shared/for-each-limited.ts";
 import { BackupStore } from "../../functions/store/backup-store.ts";
 import { FragmentIndexStore } from "../../functions/store/fragment-index-store.ts";
+import { syntheticWindowIndex } from "../kit/index-fixtures.ts";
 import type { BenchContext } from "./bench-context.ts";
 import { type FigureResult, verdict } from "./figures.ts";
 
@@ -34,22 +34,9 @@ export async function measurePlaybackRequests(ctx: BenchContext): Promise<Figure
     Array.from({ length: days }, (_, i) => first + i * DAY),
     16,
     async (day) => {
-      const windows = [day, day + DAY / 2].map((from) => ({
-        v: FRAGMENT_INDEX_VERSION,
-        from,
-        duration: 600,
-        format: "mp4",
-        key: `flussonic/s1/cam1/${utcDate(from)}/x-${from}.mp4`,
-        size: 1000,
-        origin: "absolute",
-        init: [0, 100],
-        n: 10,
-        o: 100,
-        l: Array(10).fill(90),
-        t: 0,
-        d: [[60_000, 10]],
-        k: [10],
-      }));
+      const windows = [day, day + DAY / 2].map((from) =>
+        syntheticWindowIndex(from, `flussonic/s1/cam1/${utcDate(from)}/x-${from}.mp4`),
+      );
       await ctx.s3.send(
         new PutObjectCommand({
           Bucket: bucket,

@@ -8,7 +8,8 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
-import { GetQueueAttributesCommand, ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { queueDepth } from "../../functions/queue/source-queues.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { bin: Record<string, string> };
@@ -150,21 +151,8 @@ export async function queueCounts(sqs: SQSClient): Promise<Record<string, number
   const out: Record<string, number> = {};
   const { QueueUrls = [] } = await sqs.send(new ListQueuesCommand({}));
   for (const url of QueueUrls) {
-    const res = await sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: url,
-        AttributeNames: [
-          "ApproximateNumberOfMessages",
-          "ApproximateNumberOfMessagesNotVisible",
-          "ApproximateNumberOfMessagesDelayed",
-        ],
-      }),
-    );
-    const a = res.Attributes ?? {};
-    out[url.split("/").at(-1)!] =
-      Number(a.ApproximateNumberOfMessages ?? 0) +
-      Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
-      Number(a.ApproximateNumberOfMessagesDelayed ?? 0);
+    const d = await queueDepth(sqs, url);
+    out[url.split("/").at(-1)!] = d.visible + d.inFlight + d.delayed;
   }
   return out;
 }

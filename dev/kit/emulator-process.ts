@@ -2,6 +2,8 @@
  * The S3/SQS emulator (fauxqs, with the backup's load-time fixes) in a process of its own, for
  * tests that reach it only as a user with LocalStack or their own endpoints does: through
  * `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_SQS` / `AWS_REGION` and dummy credentials (`env`).
+ * The bench and the soak use it too, so the emulator's CPU work (hashing and storing every part)
+ * neither slows the simulator's event loop nor counts as the copier's.
  * Run as a script it prints `{"url": ...}` as one line once it listens and stops on SIGTERM.
  *
  *   node dev/kit/emulator-process.ts [state directory] [port]
@@ -9,12 +11,15 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import type { Endpoints } from "../../local/aws-clients.ts";
 
 export interface EmulatorProcess {
   /** `http://127.0.0.1:<port>`: the S3 and the SQS endpoint. */
   url: string;
   port: number;
   pid: number;
+  /** The same endpoints for the product's own clients (local/aws-clients.ts). */
+  endpoints: Endpoints;
   /** The variables that point the AWS SDK (and so the CLI) at it, with dummy credentials. */
   env: Record<string, string>;
   /** SIGTERM, then waits for the process to exit (SIGKILL after 5 s). */
@@ -44,6 +49,12 @@ export async function startEmulatorProcess(o: EmulatorProcessOptions = {}): Prom
   return {
     url,
     port,
+    endpoints: {
+      region: "us-east-1",
+      s3Endpoint: url,
+      sqsEndpoint: url,
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    },
     pid: child.pid ?? 0,
     env: {
       AWS_ENDPOINT_URL_S3: url,

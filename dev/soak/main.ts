@@ -9,7 +9,7 @@
  *   npm run soak -- --minutes 30 [--sources 3] [--streams 3] [--copiers 3] [--seed 1]
  *
  * Processes: this one (simulators, S3 fault proxy, planner every 20 s, the measurements), the
- * embedded S3/SQS emulator (dev/kit/bench-emulator-process.ts) and the copiers (dev/soak/copier.ts).
+ * embedded S3/SQS emulator (dev/kit/emulator-process.ts) and the copiers (dev/soak/copier.ts).
  * Not part of `npm test`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -27,7 +27,7 @@ import { lineLog } from "../../local/line-log.ts";
 import { LocalRuntime } from "../../local/runtime.ts";
 import { verifyBackup } from "../../ops/verify.ts";
 import { FlussonicSimulator, type SimFaults } from "../../simulator/simulator.ts";
-import { startEmulatorProcess } from "../kit/bench-emulator-process.ts";
+import { startEmulatorProcess } from "../kit/emulator-process.ts";
 import { type FaultRule, S3FaultProxy } from "../kit/s3-fault-proxy.ts";
 
 const { values: args } = parseArgs({
@@ -89,7 +89,7 @@ for (let i = 0; i < SOURCES; i++) {
     }),
   );
 }
-const emulator = await startEmulatorProcess(join(dir, "emulator"));
+const emulator = await startEmulatorProcess({ dir: join(dir, "emulator") });
 const proxy = await S3FaultProxy.start(emulator.endpoints.s3Endpoint ?? "");
 const faulty = { ...emulator.endpoints, s3Endpoint: proxy.url };
 const configText = JSON.stringify({

@@ -125,6 +125,39 @@ const sourceSchema = z
       .url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
       .optional()
       .describe("Where archive downloads go, like Flussonic's replication_port (default: url)"),
+    kind: z
+      .enum(["server", "central"], {
+        error:
+          'expected "server" (one Flussonic Media Server) or "central" (a Flussonic Central or Watcher API whose servers are found by themselves)',
+      })
+      .optional()
+      .describe(
+        'What url is: "server" (default), one Flussonic Media Server; "central", a Flussonic Central (or Watcher) API: every media server it lists is backed up, its streams named "<server hostname>/<stream>", each server under eachServer\'s cap',
+      ),
+    eachServer: z
+      .strictObject({
+        maxConcurrentCopies: z
+          .int({ error: "expected a whole number of copies" })
+          .min(1, { error: "expected at least 1 concurrent copy" })
+          .max(1000, { error: "expected at most 1000 concurrent copies" })
+          .default(2)
+          .describe("At most this many archive downloads from one server at once"),
+        maxBandwidthMbps: z
+          .number({ error: "expected a number of megabits per second" })
+          .positive({ error: "expected a bandwidth cap greater than 0 Mbit/s" })
+          .default(100)
+          .describe("Download rate from one server, its copies together (megabits per second)"),
+        auth: z
+          .enum(["central", "cluster_key"], { error: 'expected "central" or "cluster_key"' })
+          .default("central")
+          .describe(
+            'How the servers are asked: "central", with the source\'s own auth; "cluster_key", with each server\'s cluster key as a Bearer token, as Central gives it',
+          ),
+      })
+      .optional()
+      .describe(
+        'kind "central" only: the cap of each server Central lists (the source\'s maxConcurrentCopies and maxBandwidthMbps are the whole fleet\'s). Default {"maxConcurrentCopies": 2, "maxBandwidthMbps": 100, "auth": "central"}',
+      ),
     auth: authSchema.default({ type: "none" }),
     streams: z
       .union([z.literal("all"), z.array(streamEntry).min(1, { error: "expected at least one stream" })], {
@@ -202,6 +235,14 @@ const sourceSchema = z
         message: `the ${source.auth.type} credentials would go in clear over http://: use https://, or set ALLOW_FIELD to true to accept that anyone on the path can read them`,
       });
     }
+    if (source.kind === "central") centralProblems(source, ctx);
+    else if (source.eachServer) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["eachServer"],
+        message: 'eachServer is for sources of kind "central" (the cap of each server Central lists)',
+      });
+    }
     if (source.streams === "all" && (source.auth.type === "token" || source.index === "playback")) {
       ctx.addIssue({
         code: "custom",
@@ -211,6 +252,41 @@ const sourceSchema = z
       });
     }
   });
+
+/** What a `kind: "central"` source cannot have: Central is asked through its admin API. */
+function centralProblems(
+  source: { auth: { type: string }; index: string; archiveUrl?: string | undefined; streams: unknown },
+  ctx: z.RefinementCtx,
+): void {
+  if (source.archiveUrl !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["archiveUrl"],
+      message:
+        'a central source reads each server at the address Central gives it (api_url, private_payload_url): remove archiveUrl, or make this source kind "server"',
+    });
+  }
+  if (source.auth.type === "token" || source.index === "playback") {
+    ctx.addIssue({
+      code: "custom",
+      path: [source.auth.type === "token" ? "auth" : "index"],
+      message:
+        'a central source lists servers and streams through Central\'s admin API: use auth "none", "basic" or "bearer" and index "auto" or "api"',
+    });
+  }
+  if (Array.isArray(source.streams)) {
+    source.streams.forEach((entry: unknown, i) => {
+      const name = typeof entry === "string" ? entry : (entry as { name?: unknown } | null)?.name;
+      if (typeof name === "string" && !/^[^/]+\/./.test(name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["streams", i],
+          message: `a central source names its streams "<server hostname>/<stream>", like "streamer1.example.com/${name}"`,
+        });
+      }
+    });
+  }
+}
 
 /** Options of the AWS deployment (the CDK stack in infra/); the local runtime ignores them. */
 const deploymentSchema = z
@@ -408,6 +484,13 @@ export const configSchema = z.strictObject({
     .describe(
       `A planned window is not planned again for this long, unless its copy is recorded; at least the copier's timeout plus ${LEASE_START_MARGIN_SECONDS} s`,
     ),
+  marginWarningSeconds: z
+    .int({ error: "expected a whole number of seconds" })
+    .min(0)
+    .default(6 * 3600)
+    .describe(
+      "Warn (a line in the run's output, the status pages, the CloudWatch alarm) when a stream's margin, the time left until the source deletes the oldest second the backup lacks, is below this; keep it below the sources' archive depth (default 6 hours)",
+    ),
   sources: z.array(sourceSchema).min(1, { error: "expected at least one source" }),
   deployment: deploymentSchema,
   playback: z
@@ -422,9 +505,51 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe("Playback of the backup (`serve`, `playback-token`): where the token signing keys come from"),
+  evidence: z
+    .strictObject({
+      legalHold: z
+        .enum(["auto", "required", "off"], { error: 'expected "auto", "required" or "off"' })
+        .default("auto")
+        .describe(
+          'Whether `hold` puts an S3 legal hold on each held window: "auto" when the bucket has Object Lock, "required" refuses a hold on a bucket without it, "off" never',
+        ),
+      signingKeyEnv: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: "expected an environment variable name" })
+        .default("FLUSSONIC_BACKUP_EXPORT_KEY")
+        .describe(
+          "Environment variable holding the PEM of the Ed25519 key that signs exports and day proofs (`export --key <file>` instead)",
+        ),
+    })
+    .prefault({})
+    .describe("Evidence (`hold`, `export`, `prove`): legal holds and the signing key"),
 });
 
 export type BackupConfig = z.output<typeof configSchema>;
 export type SourceConfig = BackupConfig["sources"][number];
 export type AuthConfig = SourceConfig["auth"];
 export type DeploymentConfig = BackupConfig["deployment"];
+
+/** The cap and auth of each server of a `kind: "central"` source, defaults filled in. */
+export function serverCaps(source: SourceConfig): {
+  maxConcurrentCopies: number;
+  maxBandwidthMbps: number;
+  auth: "central" | "cluster_key";
+} {
+  return {
+    maxConcurrentCopies: source.eachServer?.maxConcurrentCopies ?? 2,
+    maxBandwidthMbps: source.eachServer?.maxBandwidthMbps ?? 100,
+    auth: source.eachServer?.auth ?? "central",
+  };
+}
+
+/**
+ * The rate one copy of a source gets, in bits per second: its share of `mbps` (the source's cap in
+ * force) and, for a central source, no more than its share of its server's own cap.
+ */
+export function copyBandwidthBps(source: SourceConfig, mbps: number): number {
+  const share = (mbps * 1_000_000) / source.maxConcurrentCopies;
+  if (source.kind !== "central") return share;
+  const server = serverCaps(source);
+  return Math.min(share, (server.maxBandwidthMbps * 1_000_000) / server.maxConcurrentCopies);
+}

@@ -17,7 +17,7 @@ import { z } from "zod";
 import { BackupError, RetryableError, WindowGoneError } from "../domain/errors.ts";
 import { streamNameProblem } from "../domain/names.ts";
 import type { Log } from "../shared/log.ts";
-import type { FlussonicClient } from "../source/flussonic.ts";
+import type { ArchiveSource } from "../source/flussonic.ts";
 import { type CopyResult, isOverload, type SourcePressure } from "../source/source-pressure.ts";
 import type { SwitchState } from "../source/source-switch.ts";
 import type { Throttle } from "../source/throttle.ts";
@@ -51,7 +51,7 @@ export type CopierEvent =
 export interface CopierDeps {
   store: BackupStore;
   sqs: SQSClient;
-  flussonic: (source: string) => FlussonicClient;
+  flussonic: (source: string) => ArchiveSource;
   throttle: (source: string) => Throttle;
   /** Pause switches and bandwidth schedule (optional: without them a source always copies). */
   switches?: (source: string) => Promise<SwitchState>;

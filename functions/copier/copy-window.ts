@@ -11,7 +11,7 @@ import { BackupError, RetryableError } from "../domain/errors.ts";
 import { encodeWindowIndex } from "../domain/fragment-index.ts";
 import { indexingCheck } from "../domain/fragment-indexer.ts";
 import type { CopyRecord } from "../domain/manifest.ts";
-import type { FlussonicClient } from "../source/flussonic.ts";
+import type { ArchiveSource } from "../source/flussonic.ts";
 import { streamChunks } from "../source/stream-chunks.ts";
 import type { Throttle } from "../source/throttle.ts";
 import type { BackupStore, StoredObject } from "../store/backup-store.ts";
@@ -27,7 +27,7 @@ export type CopyOutcome =
 
 export interface CopyWindowDeps {
   store: BackupStore;
-  flussonic: FlussonicClient;
+  flussonic: ArchiveSource;
   throttle: Throttle;
   /** Unix seconds. */
   now: () => number;

@@ -8,6 +8,10 @@
  *   {prefix}.backup/records/{source}/{stream}/{from}-{duration}.json          completion records
  *   {prefix}.backup/index/{source}/{stream}/{YYYY-MM-DD}.json                 per-day fragment index
  *   {prefix}.backup/index/{source}/{stream}.summary.json                      its per-day summary
+ *   {prefix}.backup/holds/{source}.json                                       a source's holds
+ *   {prefix}.backup/held/{source}/{stream}/{YYYY-MM-DD}/{HHMMSS}Z-{d}s.{ext}   held copies of windows
+ *   {prefix}.backup/audit/{YYYY-MM-DD}/{YYYYMMDDTHHMMSSZ}-{action}-{random}.json  audit records
+ *   {prefix}.backup/proofs/{source}/{stream}/{YYYY-MM-DD}.json                signed day proofs
  *
  * Source names never start with ".", so the ".backup/" folder cannot collide with a source.
  */
@@ -95,4 +99,38 @@ export function recordKey(prefix: string, w: WindowId): string {
 /** The operator's switch for a source (pause/resume), read by the planner and the copiers. */
 export function controlKey(prefix: string, source: string): string {
   return `${prefix}${STATE}control/${encodeKeySegment(source)}.json`;
+}
+
+/** The book of a source's holds (functions/domain/evidence.ts `HoldBook`). */
+export function holdsKey(prefix: string, source: string): string {
+  return `${prefix}${STATE}holds/${encodeKeySegment(source)}.json`;
+}
+
+/**
+ * The held copy of a window: the window's own key tail under `.backup/held/`, a folder no lifecycle
+ * rule expires, so the copy stays until the last hold over it is released.
+ */
+export function heldKey(prefix: string, w: WindowId, format: ArchiveFormat): string {
+  return `${heldFolder(prefix, w.source, w.stream, utcDate(w.from))}${utcTime(w.from)}Z-${w.duration}s.${format}`;
+}
+
+/** The held copies of one stream's windows that start on `day`. */
+export function heldFolder(prefix: string, source: string, stream: string, day: string): string {
+  return `${prefix}${STATE}held/${encodeKeySegment(source)}/${encodeKeySegment(stream)}/${day}/`;
+}
+
+/** The audit trail's folder (one folder per UTC day under it). */
+export function auditFolder(prefix: string): string {
+  return `${prefix}${STATE}audit/`;
+}
+
+/** A new audit record's key: its day, its time, the action and a random tail (write-once). */
+export function auditKey(prefix: string, at: number, action: string, random: string): string {
+  const stamp = new Date(at * 1000).toISOString().slice(0, 19).replaceAll("-", "").replaceAll(":", "");
+  return `${auditFolder(prefix)}${utcDate(at)}/${stamp}Z-${action}-${random}.json`;
+}
+
+/** The signed proof of what the backup held of a stream on `day`. */
+export function proofKey(prefix: string, source: string, stream: string, day: string): string {
+  return `${prefix}${STATE}proofs/${encodeKeySegment(source)}/${encodeKeySegment(stream)}/${day}.json`;
 }

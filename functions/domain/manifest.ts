@@ -81,6 +81,22 @@ export interface Manifest {
   head: number;
   /** Unix seconds of the last change. */
   updatedAt: number;
+  /**
+   * Seconds the source deleted before the backup had copied them, "lost at the source before
+   * backup" (lost-at-source.ts): `seconds` counts them for good (it never goes down), `ranges` are
+   * those still inside the retention. Absent: none lost, or written before it was counted.
+   */
+  lostAtSource?: { seconds: number; ranges: TimeRange[] };
+  /**
+   * Recorded seconds the backup lacked when this manifest was written, but for the newest hour: the
+   * seconds counted as lost if the source deletes them before they are copied. Absent: none.
+   */
+  owed?: TimeRange[];
+  /**
+   * The oldest second the source held when it was last noted (again each time it moved an hour or
+   * more): a newer oldest second shows the source deleting (domain/deadlines.ts sourceDepth).
+   */
+  sourceOldest?: number;
 }
 
 export function emptyManifest(source: string, stream: string): Manifest {

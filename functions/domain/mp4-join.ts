@@ -19,6 +19,8 @@
  *   requested range at fragment granularity (a fragment starts with a key frame); fragment times
  *   are taken relative to the window's first fragment, which is the window's start.
  */
+import type { WindowIndex } from "./fragment-index.ts";
+import type { PlannedSegment } from "./hls-playlist.ts";
 
 export class Mp4JoinError extends Error {
   readonly code: string = "FB_MP4_JOIN";
@@ -427,4 +429,40 @@ export class Mp4Joiner {
     this.fragments++;
     return moof;
   }
+}
+
+/** Per window, its init bytes and the runs of contiguous fragment bytes to copy. */
+export interface JoinPart {
+  window: WindowIndex;
+  runs: { offset: number; length: number; startMs: number }[];
+}
+
+/**
+ * What an export of `segments` (a range's playlist segments, in order) copies: per window its
+ * init and the runs of contiguous fragment bytes, the last segment cut before the first fragment
+ * starting at or after `toMs`.
+ */
+export function joinPlan(segments: readonly PlannedSegment[], toMs: number): JoinPart[] {
+  const parts: JoinPart[] = [];
+  for (const whole of segments) {
+    // A segment may run past the range's end: the export stops at the first fragment starting there.
+    const s = { ...whole };
+    const end = s.offset + s.length;
+    if (s.startMs + s.durationMs > toMs) {
+      const kept = s.window.fragments.filter(
+        (f) => f.offset >= s.offset && f.offset < end && f.startMs < toMs,
+      );
+      const last = kept[kept.length - 1];
+      if (last) s.length = last.offset + last.length - s.offset;
+    }
+    let part = parts[parts.length - 1];
+    if (!part || part.window !== s.window) {
+      part = { window: s.window, runs: [] };
+      parts.push(part);
+    }
+    const run = part.runs[part.runs.length - 1];
+    if (run && run.offset + run.length === s.offset) run.length += s.length;
+    else part.runs.push({ offset: s.offset, length: s.length, startMs: s.startMs });
+  }
+  return parts;
 }

@@ -15,7 +15,8 @@ import {
   parseConfig,
   type SourceCredentials,
 } from "../config/config.ts";
-import { FlussonicClient } from "../source/flussonic.ts";
+import type { ArchiveSource } from "../source/flussonic.ts";
+import { openSource } from "../source/open-source.ts";
 import { BackupStore } from "../store/backup-store.ts";
 
 const queueUrlsShape = z.record(z.string(), z.object({ url: z.string(), deadLetterUrl: z.string() }));
@@ -26,7 +27,7 @@ export interface LambdaEnvironment {
   s3: S3Client;
   sqs: SQSClient;
   store: BackupStore;
-  flussonic: (source: string) => FlussonicClient;
+  flussonic: (source: string) => ArchiveSource;
   queueUrl: (source: string) => string;
   deadLetterUrl: (source: string) => string;
 }
@@ -64,7 +65,7 @@ async function buildEnvironment(env: NodeJS.ProcessEnv, readSecret: ReadSecret):
   const sqs = new SQSClient({});
   addFifoMessageGroup(sqs);
   const clients = new Map(
-    config.sources.map((s) => [s.name, new FlussonicClient(s, credentials.get(s.name)!)]),
+    config.sources.map((s) => [s.name, openSource(s, credentials.get(s.name)!, { capPerCopy: true })]),
   );
   const queue = (source: string) => {
     // The copier falls back to the queue name for an unreadable body: `<source>.fifo` for FIFO queues.

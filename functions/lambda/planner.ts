@@ -2,7 +2,7 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { COPIER_TIMEOUT_SECONDS } from "../config/limits.ts";
-import { sourceLagSeconds } from "../planner/backup-lag.ts";
+import { sourceLagSeconds, sourceRace } from "../planner/backup-lag.ts";
 import { planBackup } from "../planner/plan-backup.ts";
 import { CopyQueue } from "../queue/copy-queue.ts";
 import { lambdaEnvironment } from "./environment.ts";
@@ -29,11 +29,19 @@ export const handler = async (event: { sources?: string[] } = {}) => {
     // a stream never copied counts from its retention start.
     const source = env.config.sources.find((c) => c.name === s.source);
     const lag = source ? sourceLagSeconds(source, s, report.at) : undefined;
+    // The race with the source's retention: the shortest margin of the source's streams (the
+    // margin alarm watches it), the seconds the planner foresees lost, and those found lost.
+    const race = sourceRace(s);
     publishSourceMetrics(metrics, s.source, [
       ["WindowsPlanned", MetricUnit.Count, s.planned.length],
       ["WindowsDeferred", MetricUnit.Count, s.deferred],
       ["PlanningErrors", MetricUnit.Count, s.errors.length],
       ...(lag !== undefined ? [["BackupLagSeconds", MetricUnit.Seconds, lag] as SourceMetric] : []),
+      ...(race.marginSeconds !== undefined
+        ? [["MarginSeconds", MetricUnit.Seconds, race.marginSeconds] as SourceMetric]
+        : []),
+      ["SecondsAtRisk", MetricUnit.Seconds, race.secondsAtRisk],
+      ["SecondsLostAtSource", MetricUnit.Seconds, race.secondsLost],
     ]);
   }
   return {

@@ -21,3 +21,25 @@ export function sourceLagSeconds(source: SourceConfig, plan: SourcePlan, now: nu
   }
   return lag;
 }
+
+/**
+ * The source's race with its own retention, for metrics: the shortest margin of its streams
+ * (undefined when none lacks anything), the seconds foreseen lost (`atRisk`) and those the source
+ * deleted before they were copied in this run.
+ */
+export function sourceRace(plan: SourcePlan): {
+  marginSeconds: number | undefined;
+  secondsAtRisk: number;
+  secondsLost: number;
+} {
+  let marginSeconds: number | undefined;
+  let secondsAtRisk = 0;
+  let secondsLost = 0;
+  for (const st of plan.streams) {
+    if (st.marginSeconds !== undefined)
+      marginSeconds = Math.min(marginSeconds ?? st.marginSeconds, st.marginSeconds);
+    for (const r of st.atRisk ?? []) secondsAtRisk += r.to - r.from;
+    secondsLost += st.lostThisRun ?? 0;
+  }
+  return { marginSeconds, secondsAtRisk, secondsLost };
+}

@@ -14,7 +14,10 @@ export type PlaybackFile =
   | { kind: "timeshift-abs"; from: number }
   | { kind: "archive-mp4"; from: number; duration: number | "now" }
   | { kind: "recording-status" }
-  | { kind: "ranges" };
+  | { kind: "ranges" }
+  | { kind: "dash-range"; from: number; duration: number | "now" }
+  | { kind: "dash-timeshift-abs"; from: number }
+  | { kind: "dash-rewind"; seconds: number };
 
 export type PlaybackRoute =
   | { ok: true; source: string; stream: string; file: PlaybackFile }
@@ -42,12 +45,19 @@ const FILES: [RegExp, (m: RegExpMatchArray) => PlaybackFile][] = [
     new RegExp(`^archive-${TIME}-(\\d{1,12}|now)\\.mp4$`),
     (m) => ({ kind: "archive-mp4", from: Number(m[1]), duration: m[2] === "now" ? "now" : Number(m[2]) }),
   ],
+  // DASH (streaming.yml: paths/playback/dash-dvr.yml, dash-timeshift-abs.yml, dash-rewind.yml).
+  [
+    new RegExp(`^archive-${TIME}-(\\d{1,12}|now)\\.mpd$`),
+    (m) => ({ kind: "dash-range", from: Number(m[1]), duration: m[2] === "now" ? "now" : Number(m[2]) }),
+  ],
+  [new RegExp(`^timeshift_abs-${TIME}\\.mpd$`), (m) => ({ kind: "dash-timeshift-abs", from: Number(m[1]) })],
+  [new RegExp(`^rewind-${TIME}\\.mpd$`), (m) => ({ kind: "dash-rewind", seconds: Number(m[1]) })],
   [/^recording_status\.json$/, () => ({ kind: "recording-status" })],
   [/^ranges\.json$/, () => ({ kind: "ranges" })],
 ];
 
 /** Files whose name says what they are but whose times do not parse (answered 400, not 404). */
-const MALFORMED = /^(?:index|archive|timeshift_rel|timeshift_abs)-.*\.(?:m3u8|mp4)$/;
+const MALFORMED = /^(?:index|archive|timeshift_rel|timeshift_abs|rewind)-.*\.(?:m3u8|mp4|mpd)$/;
 
 /** Parses a request path (relative to the handler's base path). */
 export function parsePlaybackPath(path: string): PlaybackRoute {
@@ -91,5 +101,8 @@ function timeProblem(f: PlaybackFile): string | undefined {
     }
   }
   if (f.kind === "timeshift-rel" && f.seconds <= 0) return "the delay must be at least 1 second";
+  if (f.kind === "dash-rewind" && (f.seconds <= 0 || f.seconds > MAX_RANGE_SECONDS)) {
+    return `the rewind depth must be 1 to ${MAX_RANGE_SECONDS} seconds (24 hours)`;
+  }
   return undefined;
 }

@@ -418,6 +418,29 @@ export class BackupStore {
     return aborted;
   }
 
+  /**
+   * A bookkeeping JSON object of another kind (holds, audit records, proofs) with its ETag, or
+   * undefined when there is none; one that is not JSON is a DamagedObjectError.
+   */
+  async readObject<T>(key: string): Promise<{ body: T; etag: string | undefined } | undefined> {
+    return await this.#getJson<T>(key);
+  }
+
+  /**
+   * Writes such an object: over the one of ETag `ifMatch`, or only when there is none (`null`:
+   * write-once). False when another writer got there first (the object exists, or changed).
+   */
+  async writeObject(key: string, body: string, ifMatch: string | null): Promise<boolean> {
+    this.#count("PutObject");
+    try {
+      await this.#putJson(key, body, ifMatch === null ? { ifNoneMatch: "*" } : { ifMatch });
+      return true;
+    } catch (error) {
+      if (lostRace(error, ifMatch !== null)) return false;
+      throw storeError(error, `write ${key}`);
+    }
+  }
+
   /** The source's pause switch, or undefined when it runs normally. */
   async readControl(source: string): Promise<SourceControl | undefined> {
     const got = await this.#getJson<SourceControl>(controlKey(this.prefix, source));

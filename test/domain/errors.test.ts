@@ -3,7 +3,7 @@
  * `code`, distinct per class, so scripts and tests match codes, never messages.
  */
 import { describe, expect, it } from "vitest";
-import { UsageError } from "../../cli/commands/time-arg.ts";
+import { UsageError } from "../../cli/commands/usage-error.ts";
 import { ConfigError } from "../../functions/config/config.ts";
 import { CopierStoppingError } from "../../functions/copier/copy-messages.ts";
 import { ContainerError, MediaShortError } from "../../functions/domain/container-check.ts";

@@ -53,3 +53,13 @@ describe("windowKey", () => {
     );
   });
 });
+
+describe("name limits and encoding at their edges", () => {
+  it("accepts a stream name of exactly 255 characters (the documented limit)", () => {
+    expect(streamNameProblem("x".repeat(255))).toBeUndefined();
+  });
+  it("writes a byte below 0x10 as two hex digits, so decoding gives it back", () => {
+    expect(encodeKeySegment("a\u0001b")).toBe("a%01b");
+    expect(decodeKeySegment(encodeKeySegment("a\u0001b"))).toBe("a\u0001b");
+  });
+});

@@ -11,7 +11,7 @@
  */
 /// <reference lib="dom" />
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -251,6 +251,125 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
     const dur = GAP.to - GAP.from + 100;
     expectCovers(await decoded(from, dur), from, dur - (GAP.to - GAP.from));
   });
+
+  /** The byte ranges an MPD's SegmentURLs and an HLS playlist's segments point at, as "uri first-last". */
+  const mpdRanges = (mpd: string) =>
+    [...mpd.matchAll(/<SegmentURL media="([^"]+)" mediaRange="(\d+)-(\d+)"\/>/g)].map(
+      (m) => `${m[1]!.replaceAll("&amp;", "&")} ${m[2]}-${m[3]}`,
+    );
+  const hlsRanges = (m3u8: string) =>
+    [...m3u8.matchAll(/#EXT-X-BYTERANGE:(\d+)@(\d+)\n(\S+)/g)].map(
+      (m) => `${m[3]} ${m[2]}-${Number(m[2]) + Number(m[1]) - 1}`,
+    );
+
+  it("archive-{from}-{dur}.mpd across a window boundary: one period over the same byte ranges as the HLS playlist (which ffprobe decodes), and ffprobe reads it: H.264 of the stored size lasting dur; archive-{from}-{dur}.m3u8 is the same playlist as index-", async () => {
+    const from = T0 - 41 * MIN - 17;
+    const url = `${base}/sim/cam1/archive-${from}-120.mpd`;
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/dash+xml");
+    const mpd = await res.text();
+    expect(mpd).toContain('type="static"');
+    expect(mpd.match(/<Period /g)).toHaveLength(1);
+    const hls = await (await fetch(`${base}/sim/cam1/index-${from}-120.m3u8`)).text();
+    expect(mpdRanges(mpd)).toEqual(hlsRanges(hls));
+    expect(mpdRanges(mpd).length).toBeGreaterThan(10);
+    expect(await (await fetch(`${base}/sim/cam1/archive-${from}-120.m3u8`)).text()).toBe(hls);
+    // ffmpeg's DASH demuxer (5.1) puts a muxed representation's audio packets into its video
+    // stream, so frames are counted through the HLS playlist (the ffprobe tests above), not here.
+    const { stdout } = await run(
+      "ffprobe",
+      [
+        ...["-v", "error", "-select_streams", "v:0", "-show_entries"],
+        ...["stream=codec_name,width,height:format=duration", "-of", "json", url],
+      ],
+      { timeout: 30_000 },
+    );
+    const probed = JSON.parse(stdout) as {
+      streams: { codec_name: string; width: number; height: number }[];
+      format: { duration: string };
+    };
+    expect(probed.streams[0]).toMatchObject({ codec_name: "h264", width: 160, height: 120 });
+    expect(Math.abs(Number(probed.format.duration) - 120)).toBeLessThanOrEqual(1);
+  });
+
+  it("archive-{from}-{dur}.mpd across a gap: a period on each side, the second starting where the first ends (continuous periods); ?period=mono: one period over the same byte ranges", async () => {
+    const from = GAP.from - 40;
+    const dur = GAP.to - GAP.from + 100;
+    const multi = await (await fetch(`${base}/sim/cam1/archive-${from}-${dur}.mpd`)).text();
+    const starts = [...multi.matchAll(/<Period id="p\d+" start="PT([\d.]+)S"/g)].map((m) => Number(m[1]));
+    expect(starts).toHaveLength(2);
+    expect(Math.abs(starts[1]! - 40)).toBeLessThanOrEqual(1);
+    expect(multi).toMatch(/mediaPresentationDuration="PT(99|100|101)\./);
+    const mono = await (await fetch(`${base}/sim/cam1/archive-${from}-${dur}.mpd?period=mono`)).text();
+    expect(mono.match(/<Period /g)).toHaveLength(1);
+    expect(mpdRanges(mono)).toEqual(mpdRanges(multi));
+    const bad = await fetch(`${base}/sim/cam1/archive-${from}-${dur}.mpd?period=multi`);
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toBe("period=multi is not a period mode: the only one is period=mono\n");
+  });
+
+  it.skipIf(!hasChromium)(
+    "dash.js (npm dashjs) in headless Chromium plays archive-{from}-{dur}.mpd past 5 s and across the gap's period boundary with no error",
+    async () => {
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        const pageErrors: string[] = [];
+        page.on("pageerror", (e) => pageErrors.push(String(e)));
+        // A test page on the server's origin (so media requests are same-origin), with dash.js.
+        const dashjs = readFileSync(
+          join(import.meta.dirname, "../../node_modules/dashjs/dist/modern/umd/dash.all.min.js"),
+        );
+        await page.route(`${base}/_test/**`, (route) =>
+          route.request().url().endsWith("dash.js")
+            ? route.fulfill({ body: dashjs, contentType: "text/javascript" })
+            : route.fulfill({
+                contentType: "text/html",
+                body: '<!doctype html><video muted autoplay></video><script src="/_test/dash.js"></script>',
+              }),
+        );
+        await page.goto(`${base}/_test/page.html`);
+        // 20 s before the gap to 30 s after it: two periods.
+        const from = GAP.from - 20;
+        const dur = GAP.to - GAP.from + 30;
+        await page.evaluate((url) => {
+          const w = window as unknown as {
+            dashjs: {
+              MediaPlayer(): {
+                create(): {
+                  initialize(v: HTMLVideoElement, url: string, autoplay: boolean): void;
+                  on(event: string, f: (e: unknown) => void): void;
+                };
+              };
+            };
+            dashErrors: string[];
+          };
+          w.dashErrors = [];
+          const player = w.dashjs.MediaPlayer().create();
+          player.on("error", (e) => w.dashErrors.push(JSON.stringify(e).slice(0, 300)));
+          player.initialize(document.querySelector("video")!, url, true);
+        }, `${base}/sim/cam1/archive-${from}-${dur}.mpd`);
+        await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) > 5, undefined, {
+          timeout: 30_000,
+        });
+        // Past the first period's 20 s into the second.
+        await page.waitForFunction(
+          () => (document.querySelector("video")?.currentTime ?? 0) > 25,
+          undefined,
+          {
+            timeout: 60_000,
+          },
+        );
+        const errors = await page.evaluate(() => (window as unknown as { dashErrors: string[] }).dashErrors);
+        expect(errors).toEqual([]);
+        expect(pageErrors).toEqual([]);
+      } finally {
+        await browser.close();
+      }
+    },
+    120_000,
+  );
 
   it.skipIf(!hasChromium)(
     "headless Chromium: the page lists the stream, a click on its timeline plays it from that moment past 5 s, the delayed channel plays as it was the chosen minutes ago, no hls.js error; a delay shorter than the lag is refused by the form in its own words, and the legend says 'not in the backup'",

@@ -6,6 +6,8 @@
  * a custom domain with a certificate and a KMS-encrypted bucket.
  */
 // biome-ignore-all lint/suspicious/noExplicitAny: CloudFormation template JSON is walked untyped here
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
@@ -256,6 +258,17 @@ describe("playback: what reaches the function and the bucket, and what is cached
     expect(key.QueryStringsConfig.QueryStringBehavior).toBe("whitelist");
     expect(key.QueryStringsConfig.QueryStrings).toContain("token");
     expect(key.QueryStringsConfig.QueryStrings).toContain("start");
+    // Every query parameter the handler reads reaches it and keys the cache (event=true turns a
+    // catch-up playlist into EVENT; period=mono makes one DASH period): read from the handler's source.
+    const dir = join(import.meta.dirname, "../../functions/playback");
+    const read = new Set<string>();
+    for (const f of readdirSync(dir).filter((n) => n.endsWith(".ts"))) {
+      const src = readFileSync(join(dir, f), "utf8");
+      for (const m of src.matchAll(/\breq\.query\.(\w+)|querySeconds\(query, "(\w+)"/g))
+        read.add((m[1] ?? m[2])!);
+    }
+    expect([...read].sort()).toEqual(expect.arrayContaining(["event", "period", "start", "token"]));
+    for (const name of read) expect(key.QueryStringsConfig.QueryStrings, name).toContain(name);
     // The viewer's host, copied into x-playback-host at the edge (the signed media URLs name it).
     expect(key.HeadersConfig.HeaderBehavior).toBe("whitelist");
     expect(key.HeadersConfig.Headers).toEqual(["x-playback-host"]);

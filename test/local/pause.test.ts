@@ -6,11 +6,11 @@
  */
 import {
   CreateQueueCommand,
-  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
+
 import type { SQSRecord } from "aws-lambda";
 import { afterEach, describe, expect, it } from "vitest";
 import { pauseCommand } from "../../cli/commands/pause.ts";
@@ -18,6 +18,7 @@ import { type Harness, startHarness } from "../../dev/kit/harness.ts";
 import { operatorTarget, TextSink } from "../../dev/kit/ops-target.ts";
 import { type CopierEvent, createCopierHandler } from "../../functions/copier/copy-messages.ts";
 import type { CopyMessage } from "../../functions/domain/archive.ts";
+import { queueDepth } from "../../functions/queue/source-queues.ts";
 import type { LocalRuntime } from "../../local/runtime.ts";
 
 let h: Harness | undefined;
@@ -106,24 +107,6 @@ describe("pause", () => {
     };
   }
 
-  async function depth(sqs: SQSClient, url: string) {
-    const { Attributes: a } = await sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: url,
-        AttributeNames: [
-          "ApproximateNumberOfMessages",
-          "ApproximateNumberOfMessagesNotVisible",
-          "ApproximateNumberOfMessagesDelayed",
-        ],
-      }),
-    );
-    return {
-      visible: Number(a?.ApproximateNumberOfMessages),
-      inFlight: Number(a?.ApproximateNumberOfMessagesNotVisible),
-      delayed: Number(a?.ApproximateNumberOfMessagesDelayed),
-    };
-  }
-
   for (const fifo of [false, true]) {
     it(
       fifo
@@ -160,7 +143,7 @@ describe("pause", () => {
         expect(h.sim.requests.filter((r) => r.kind === "archive")).toEqual([]);
         // The delivery handled is still in flight (the poller or Lambda deletes it); a standard queue
         // holds the window again, delayed; a FIFO queue nothing more.
-        expect(await depth(rt.sqs, url)).toEqual({ visible: 0, inFlight: 1, delayed: fifo ? 0 : 1 });
+        expect(await queueDepth(rt.sqs, url)).toEqual({ visible: 0, inFlight: 1, delayed: fifo ? 0 : 1 });
       },
     );
   }

@@ -432,6 +432,65 @@ describe("timeshift_abs-{from}.m3u8", () => {
   });
 });
 
+describe("DASH: archive-{from}-{dur}.mpd, timeshift_abs-{from}.mpd, rewind-{ago}.mpd", () => {
+  const ranges = (mpd: string) =>
+    [...mpd.matchAll(/<SegmentURL media="([^"]+)" mediaRange="(\d+)-(\d+)"\/>/g)].map((m) => ({
+      uri: m[1]!,
+      offset: Number(m[2]),
+      length: Number(m[3]) - Number(m[2]) + 1,
+    }));
+
+  it("archive-{from}-{dur}.mpd points at the same byte ranges as the HLS playlist of the range, as application/dash+xml", async () => {
+    const from = DAY + 4100;
+    const res = await get(handler(), `/${SOURCE}/${STREAM}/archive-${from}-1200.mpd`);
+    expect(res.status).toBe(200);
+    expect(res.headers["Content-Type"]).toBe("application/dash+xml");
+    const hls = mediaPlaylist((await get(handler(), `/${SOURCE}/${STREAM}/archive-${from}-1200.m3u8`)).text);
+    expect(ranges(res.text)).toEqual(
+      hls.segments.map((s) => ({ uri: s.uri, offset: s.byterange!.offset, length: s.byterange!.length })),
+    );
+    // A window boundary (4200) and a hole inside W3 (5000-5100): periods at the hole only.
+    expect(res.text.match(/<Period /g)).toHaveLength(2);
+  });
+
+  it("timeshift_abs-{from}.mpd redirects to a URL with its start, then is dynamic with its live edge at from + (now - start)", async () => {
+    const from = DAY + 4190;
+    const first = await get(handler(), `/${SOURCE}/${STREAM}/timeshift_abs-${from}.mpd`);
+    expect(first.status).toBe(302);
+    const location = new URL(first.headers.Location!, "http://x");
+    expect(location.searchParams.get("start")).toBe(String(nowMs / 1000));
+    const later = await get(
+      handler({ clock: () => nowMs + 60_000 }),
+      location.pathname,
+      Object.fromEntries(location.searchParams),
+    );
+    expect(later.status).toBe(200);
+    expect(later.text).toContain('type="dynamic"');
+    // Wall clock minus availabilityStartTime is the position: AST = start - from.
+    const ast = Date.parse(/availabilityStartTime="([^"]+)"/.exec(later.text)![1]!);
+    expect(ast).toBe(nowMs - from * 1000);
+    const last = [...later.text.matchAll(/<S t="(\d+)" d="(\d+)"(?: r="(\d+)")?\/>/g)].at(-1)!;
+    const endMs = Number(last[1]) + (Number(last[3] ?? 0) + 1) * Number(last[2]);
+    expect(endMs).toBeLessThanOrEqual((from + 60) * 1000 + 18_000);
+    expect(endMs).toBeGreaterThan((from + 60) * 1000);
+  });
+
+  it("rewind-{ago}.mpd: 425 with the lag when the backup is more than a minute behind now, dynamic when it is not; a depth of 0 is 400", async () => {
+    const behind = await get(handler(), `/${SOURCE}/${STREAM}/rewind-3600.mpd`);
+    expect(behind.status).toBe(425);
+    expect(behind.text).toMatch(
+      /is 600 s behind live .*play timeshift_abs-\d+\.mpd or archive-\d+-3600\.mpd/,
+    );
+    const close = await get(
+      handler({ clock: () => (DAY + 6630) * 1000 }),
+      `/${SOURCE}/${STREAM}/rewind-600.mpd`,
+    );
+    expect(close.status).toBe(200);
+    expect(close.text).toContain('timeShiftBufferDepth="PT600.000S"');
+    expect((await get(handler(), `/${SOURCE}/${STREAM}/rewind-0.mpd`)).status).toBe(400);
+  });
+});
+
 describe("archive-{from}-{dur}.mp4", () => {
   it("redirects to the stored object when the range is exactly one window", async () => {
     const w = indexes.get(STREAM)![1]!;

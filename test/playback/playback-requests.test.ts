@@ -8,6 +8,7 @@
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Harness, startHarness } from "../../dev/kit/harness.ts";
+import { syntheticWindowIndex } from "../../dev/kit/index-fixtures.ts";
 import { FRAGMENT_INDEX_VERSION, type StoredWindowIndex } from "../../functions/domain/fragment-index.ts";
 import { fragmentIndexKey, utcDate } from "../../functions/domain/keys.ts";
 import { createPlaybackHandler, type PlaybackHandler } from "../../functions/playback/handler.ts";
@@ -29,22 +30,7 @@ let handler: PlaybackHandler;
 
 /** A 600 s window of ten 60 s fragments at `from`, `size` bytes. */
 function stored(from: number, size = 1000): StoredWindowIndex {
-  return {
-    v: FRAGMENT_INDEX_VERSION,
-    from,
-    duration: 600,
-    format: "mp4",
-    key: `${h.config.prefix}src1/cam1/${utcDate(from)}/x-${from}.mp4`,
-    size,
-    origin: "absolute",
-    init: [0, 100],
-    n: 10,
-    o: 100,
-    l: Array(10).fill(90),
-    t: 0,
-    d: [[60_000, 10]],
-    k: [10],
-  };
+  return syntheticWindowIndex(from, `${h.config.prefix}src1/cam1/${utcDate(from)}/x-${from}.mp4`, size);
 }
 
 /** Two windows a day (00:00 and 12:00), written as the planner leaves them. */

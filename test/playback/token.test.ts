@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { playbackTokenCommand } from "../../cli/commands/playback-token.ts";
-import { UsageError } from "../../cli/commands/time-arg.ts";
+import { UsageError } from "../../cli/commands/usage-error.ts";
 import { createPlaybackToken, parseTokenKeys, tokenProblem } from "../../functions/playback/token.ts";
 
 const KEY = "a".repeat(32);

@@ -1,7 +1,7 @@
 /**
  * SendMessageBatch can succeed for some entries and fail others (SQS answers 200 with `Failed`):
- * the copy queue sends the failed entries again, and what still fails after its attempts is reported
- * and not leased by the planner. Against the embedded emulator (fauxqs), behind a hop that fails
+ * the copy queue sends the failed entries again, and what still fails after its attempts is reported.
+ * The planner leases first, so those windows stay leased, unqueued, until their lease ends. Against the embedded emulator (fauxqs), behind a hop that fails
  * chosen entries of a batch the way SQS does: they never reach the queue, the others do.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -118,7 +118,7 @@ describe("SendMessageBatch with failed entries", () => {
     }
   });
 
-  it("reports what still fails after three attempts, and the planner leases only what was queued", async () => {
+  it("reports what still fails after three attempts; the planner, leasing first, holds those windows till the lease ends", async () => {
     h = await startHarness({ sim: { streams: 1 } });
     const sqsEndpoint = h.emulator.endpoints.sqsEndpoint!;
     // The first entry of every batch always fails.
@@ -132,10 +132,18 @@ describe("SendMessageBatch with failed entries", () => {
     // The first entry of each batch lost after three attempts, each reported with the SQS error.
     expect(report.errors).toHaveLength(batches);
     for (const e of report.errors)
-      expect(e.message).toMatch(/^could not queue window \d+: InternalError: injected$/);
+      expect(e.message).toMatch(
+        /^could not queue window \d+: InternalError: injected \(leased until \S+: planned again after that\)$/,
+      );
     expect(faults.calls()).toBe(3 * batches);
     expect(report.planned.map((m) => m.from).sort()).toEqual(queued.map((m) => m.from).sort());
     const { manifest } = await rt.store.readManifest("src1", "cam1");
-    expect(manifest.leases.map((l) => l.from).sort()).toEqual(queued.map((m) => m.from).sort());
+    // Lease first (the premise changed: before, only what was queued was leased): every window
+    // chosen is leased, the ones not queued too, so no other planner queues them before the lease ends.
+    const notQueued = report.errors.map((e) => Number(/window (\d+)/.exec(e.message)![1]));
+    expect(manifest.leases.map((l) => l.from).sort()).toEqual(
+      [...queued.map((m) => m.from), ...notQueued].sort(),
+    );
+    expect((await rt.plan()).sources[0]!.planned.filter((m) => notQueued.includes(m.from))).toEqual([]);
   });
 });

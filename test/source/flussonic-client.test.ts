@@ -69,6 +69,9 @@ describe("Flussonic client against the simulator", () => {
     // Bitrate derives from dvr_info bytes and duration.
     const cam1 = streams.find((x) => x.name === "cam1")!;
     expect(cam1.bitrateBps).toBe(s.streams().find((x) => x.name === "cam1")!.bitrateBps);
+    // The archive depth: the DVR expiration and the oldest second held (dvr_info.from).
+    expect(cam1.expirationSeconds).toBe(s.streams().find((x) => x.name === "cam1")!.depthSeconds);
+    expect(cam1.oldest).toBe(s.rangesOf("cam1")[0]!.from);
   });
 
   for (const rangeFields of ["seconds", "milliseconds"] as const) {

@@ -1,0 +1,128 @@
+/**
+ * Leasing, the planner's third step, lease first: each stream's chosen windows are written as
+ * leases into its manifest by one conditional write (with the completion records folded in), and
+ * only the windows that write leased are queued. Two planners at once therefore never queue one
+ * window both: the one whose write loses the race reads the winner's leases and gives those windows
+ * up. A crash (or a queue that refuses) between the write and the send leaves leases without
+ * messages: those windows wait until the lease ends, then the next run plans them again.
+ */
+import type { SourceConfig } from "../config/config.ts";
+import type { CopyMessage } from "../copier/copy-window.ts";
+import { activeLeases, type Lease } from "../domain/manifest.ts";
+import type { CopyWindow } from "../domain/windows.ts";
+import type { CopyQueue } from "../queue/copy-queue.ts";
+import { forEachLimited } from "../shared/for-each-limited.ts";
+import type { Log } from "../shared/log.ts";
+import type { BackupStore } from "../store/backup-store.ts";
+import type { ChosenWindow } from "./choose-windows.ts";
+import { writeCatalogs, writeManifestMerging } from "./compact-records.ts";
+import type { SourcePlan } from "./plan-report.ts";
+import { type StreamState, unpackRanges } from "./read-streams.ts";
+
+export interface LeaseDeps {
+  store: BackupStore;
+  queue: CopyQueue;
+  logger: Log;
+  streamConcurrency?: number;
+  /** Lease nothing, write nothing, queue nothing: report what would be queued. */
+  dryRun?: boolean;
+}
+
+/**
+ * Leases the chosen windows (and writes every read stream's catalogs and changed manifest), then
+ * queues what was leased, in the order chosen. Adds what was queued to `report`; returns the keys
+ * of the completion records folded in (to delete).
+ */
+export async function leaseAndQueue(
+  deps: LeaseDeps,
+  source: SourceConfig,
+  states: readonly StreamState[],
+  chosen: readonly ChosenWindow[],
+  leaseUntil: number,
+  now: number,
+  report: SourcePlan,
+  fail: (stream: string | undefined, error: unknown) => void,
+): Promise<string[]> {
+  const wanted = new Map<StreamState, Lease[]>();
+  for (const { s, w } of chosen) {
+    const list = wanted.get(s) ?? [];
+    list.push({ from: w.from, duration: w.duration, until: leaseUntil });
+    wanted.set(s, list);
+  }
+  const leased = new Map<StreamState, Set<string>>();
+  const compacted: string[] = [];
+  if (deps.dryRun) {
+    for (const [s, list] of wanted) leased.set(s, new Set(list.map(leaseId)));
+  } else {
+    await forEachLimited(states, deps.streamConcurrency ?? 16, async (s) => {
+      try {
+        if (s.records.length > 0) await writeCatalogs(deps.store, source.name, s.settings.name, s.records);
+        const mine = wanted.get(s) ?? [];
+        if (s.changed || mine.length > 0) {
+          const m = {
+            ...s.manifest,
+            covered: unpackRanges(s.covered),
+            leases: [...activeLeases(s.manifest, now), ...mine],
+            updatedAt: now,
+          };
+          const written = await writeManifestMerging(deps.store, m, s.etag, s.records, mine, now);
+          if (written === undefined) {
+            deps.logger.warn("manifest changed meanwhile; this stream is re-planned next run", {
+              source: source.name,
+              stream: s.settings.name,
+            });
+            return;
+          }
+          leased.set(s, new Set(written.map(leaseId)));
+        }
+        for (const r of s.records) compacted.push(deps.store.recordKeyOf(r));
+      } catch (error) {
+        fail(s.settings.name, error);
+      }
+    });
+  }
+
+  const messages: { s: StreamState; m: CopyMessage }[] = [];
+  for (const { s, w } of chosen) {
+    if (!leased.get(s)?.has(leaseId(w))) continue;
+    messages.push({
+      s,
+      m: {
+        v: 1,
+        source: source.name,
+        stream: s.settings.name,
+        from: w.from,
+        duration: w.duration,
+        format: s.settings.format,
+        leaseUntil,
+      },
+    });
+  }
+  const sent = deps.dryRun
+    ? { sent: messages.map((x) => x.m), failed: [] }
+    : await deps.queue.send(
+        source.name,
+        messages.map((x) => x.m),
+      );
+  for (const f of sent.failed)
+    fail(
+      f.message.stream,
+      new Error(
+        `could not queue window ${f.message.from}: ${f.reason} (leased until ${new Date(leaseUntil * 1000).toISOString()}: planned again after that)`,
+      ),
+    );
+  const sentSet = new Set(sent.sent);
+  for (const { s, m } of messages) {
+    if (!sentSet.has(m)) continue;
+    const bytes = Math.round((m.duration * s.bitrateBps) / 8);
+    s.plan.planned++;
+    s.plan.plannedBytes += bytes;
+    report.planned.push(m);
+    report.plannedBytes += bytes;
+  }
+  return compacted;
+}
+
+function leaseId(w: CopyWindow): string {
+  return `${w.from}-${w.duration}`;
+}

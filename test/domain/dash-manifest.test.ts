@@ -1,0 +1,155 @@
+/**
+ * DASH manifests over the fragment index (functions/domain/dash-manifest.ts), on hand-made window
+ * indexes: periods at gaps and track-setup changes, one period with `mono`, byte ranges and times
+ * that match the segments the HLS playlists use. ffprobe and dash.js read real ones in
+ * test/e2e/serve.test.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { isoDuration, monoProblem, renderDashManifest } from "../../functions/domain/dash-manifest.ts";
+import type { WindowIndex } from "../../functions/domain/fragment-index.ts";
+import { rangeSegments } from "../../functions/domain/hls-playlist.ts";
+
+const T = 1_764_547_200; // 2025-12-01T00:00:00Z
+
+function win(
+  from: number,
+  o: Partial<WindowIndex> & { seconds?: number; startAt?: number } = {},
+): WindowIndex {
+  const seconds = o.seconds ?? 60;
+  const startAt = o.startAt ?? from;
+  return {
+    from,
+    duration: 60,
+    format: "mp4",
+    key: `p/s/cam/${from}.mp4`,
+    size: 1000 + seconds * 100,
+    origin: "absolute",
+    init: { offset: 0, length: 1000 },
+    codecs: "avc1.64001f,mp4a.40.2",
+    width: 640,
+    height: 360,
+    fragments: Array.from({ length: seconds }, (_, i) => ({
+      offset: 1000 + i * 100,
+      length: 100,
+      startMs: (startAt + i) * 1000,
+      durationMs: 1000,
+      keyframe: true,
+    })),
+    ...o,
+  };
+}
+
+interface ParsedPeriod {
+  start: string;
+  pto: number;
+  init: { url: string; range: string };
+  s: { t: number; d: number }[];
+  urls: { media: string; range: string }[];
+  codecs: string | undefined;
+}
+
+/** The parts of our MPD the tests check (its layout is ours, one element per line). */
+function parse(mpd: string): { root: string; periods: ParsedPeriod[] } {
+  const root = /<MPD [^>]*>/.exec(mpd)![0];
+  const periods = mpd
+    .split("<Period ")
+    .slice(1)
+    .map((p) => ({
+      start: /start="([^"]+)"/.exec(p)![1]!,
+      pto: Number(/presentationTimeOffset="(\d+)"/.exec(p)![1]),
+      init: {
+        url: /<Initialization sourceURL="([^"]+)"/.exec(p)![1]!,
+        range: /<Initialization [^>]*range="([^"]+)"/.exec(p)![1]!,
+      },
+      // Each S expanded by its repeat count.
+      s: [...p.matchAll(/<S t="(\d+)" d="(\d+)"(?: r="(\d+)")?\/>/g)].flatMap((m) =>
+        Array.from({ length: Number(m[3] ?? 0) + 1 }, (_, k) => ({
+          t: Number(m[1]) + k * Number(m[2]),
+          d: Number(m[2]),
+        })),
+      ),
+      urls: [...p.matchAll(/<SegmentURL media="([^"]+)" mediaRange="([^"]+)"\/>/g)].map((m) => ({
+        media: m[1]!,
+        range: m[2]!,
+      })),
+      codecs: /codecs="([^"]+)"/.exec(p)?.[1],
+    }));
+  return { root, periods };
+}
+
+const uri = (w: WindowIndex) => `https://m.example/${w.key}?a=1&b=2`;
+
+describe("DASH manifest of stored windows", () => {
+  it("one period across a window boundary without a gap: the first window's init, a SegmentURL per segment with its window and byte range, times equal to the segments'", () => {
+    const windows = [win(T), win(T + 60)];
+    const segments = rangeSegments(windows, T * 1000, (T + 120) * 1000);
+    const mpd = renderDashManifest({ type: "static", segments }, uri);
+    const { root, periods } = parse(mpd);
+    expect(root).toContain('type="static"');
+    expect(root).toContain('mediaPresentationDuration="PT120.000S"');
+    expect(periods).toHaveLength(1);
+    const p = periods[0]!;
+    expect(p.start).toBe("PT0.000S");
+    expect(p.pto).toBe(T * 1000);
+    expect(p.init).toEqual({ url: `https://m.example/${windows[0]!.key}?a=1&amp;b=2`, range: "0-999" });
+    expect(p.codecs).toBe("avc1.64001f,mp4a.40.2");
+    expect(p.s).toEqual(segments.map((s) => ({ t: s.startMs, d: s.durationMs })));
+    expect(p.urls).toEqual(
+      segments.map((s) => ({
+        media: `https://m.example/${s.window.key}?a=1&amp;b=2`,
+        range: `${s.offset}-${s.offset + s.length - 1}`,
+      })),
+    );
+    expect(new Set(p.urls.map((u) => u.media)).size).toBe(2);
+  });
+
+  it("a new period at a gap and where the track setup changes; periods follow each other without the gap (Flussonic's continuous periods)", () => {
+    const windows = [
+      win(T, { seconds: 30 }), // ends at T + 30: a 30 s gap
+      win(T + 60),
+      win(T + 120, { width: 1280, height: 720, codecs: "avc1.640028" }),
+    ];
+    const segments = rangeSegments(windows, T * 1000, (T + 180) * 1000);
+    const { root, periods } = parse(renderDashManifest({ type: "static", segments }, uri));
+    expect(periods.map((p) => p.start)).toEqual(["PT0.000S", "PT30.000S", "PT90.000S"]);
+    expect(periods.map((p) => p.pto)).toEqual([T * 1000, (T + 60) * 1000, (T + 120) * 1000]);
+    expect(periods[2]!.codecs).toBe("avc1.640028");
+    expect(root).toContain('mediaPresentationDuration="PT150.000S"');
+  });
+
+  it("mono: one period whose timeline keeps the gap; a setup change or window-relative times are a problem named", () => {
+    const windows = [win(T, { seconds: 30 }), win(T + 60)];
+    const segments = rangeSegments(windows, T * 1000, (T + 120) * 1000);
+    expect(monoProblem(segments)).toBeUndefined();
+    const { periods } = parse(renderDashManifest({ type: "static", segments, mono: true }, uri));
+    expect(periods).toHaveLength(1);
+    expect(periods[0]!.s.map((s) => s.t)).toContain((T + 60) * 1000);
+    const changed = rangeSegments([win(T), win(T + 60, { width: 1280 })], T * 1000, (T + 120) * 1000);
+    expect(monoProblem(changed)).toMatch(/track setup .* changes at 2025-12-01T00:01:00.000Z/);
+    const relative = rangeSegments([win(T, { origin: "window" })], T * 1000, (T + 60) * 1000);
+    expect(monoProblem(relative)).toMatch(/relative to the window/);
+  });
+
+  it("window-relative decode times: each window its own period, times counted from the window's start", () => {
+    const windows = [win(T, { origin: "window" }), win(T + 60, { origin: "window" })];
+    const segments = rangeSegments(windows, T * 1000, (T + 120) * 1000);
+    const { periods } = parse(renderDashManifest({ type: "static", segments }, uri));
+    expect(periods).toHaveLength(2);
+    expect(periods.map((p) => p.pto)).toEqual([0, 0]);
+    expect(periods[1]!.s[0]!.t).toBe(0);
+  });
+
+  it("dynamic: availabilityStartTime is the epoch plus the shift, periods start at their unix time", () => {
+    const segments = rangeSegments([win(T)], T * 1000, (T + 60) * 1000);
+    const mpd = renderDashManifest(
+      { type: "dynamic", segments, nowMs: (T + 7200) * 1000, shiftMs: 7000_000, timeShiftBufferSeconds: 60 },
+      uri,
+    );
+    const { root, periods } = parse(mpd);
+    expect(root).toContain('type="dynamic"');
+    expect(root).toContain('availabilityStartTime="1970-01-01T01:56:40.000Z"');
+    expect(root).toContain('timeShiftBufferDepth="PT60.000S"');
+    expect(root).not.toContain("mediaPresentationDuration");
+    expect(periods[0]!.start).toBe(isoDuration(T * 1000));
+  });
+});

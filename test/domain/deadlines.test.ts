@@ -1,0 +1,140 @@
+import { describe, expect, it } from "vitest";
+import {
+  byDeadline,
+  type Candidate,
+  deletionDeadline,
+  latestStart,
+  marginSeconds,
+  scheduleEarliestDeadline,
+  sourceDepth,
+} from "../../functions/domain/deadlines.ts";
+
+const NOW = 1_800_000_000;
+const DAY = 86_400;
+
+describe("the depth deadlines are computed from", () => {
+  it("is the API's expiration when the source reports it, the retention otherwise", () => {
+    const base = { oldest: NOW - DAY, previousOldest: undefined, retentionSeconds: 7 * DAY, now: NOW };
+    expect(sourceDepth({ ...base, expirationSeconds: 2 * DAY })).toEqual({
+      seconds: 2 * DAY,
+      basis: "expiration",
+    });
+    expect(sourceDepth({ ...base, expirationSeconds: undefined })).toEqual({
+      seconds: 7 * DAY,
+      basis: "retention",
+    });
+  });
+
+  it("is the moving oldest second when it moves and is shorter (a disk limit deletes sooner)", () => {
+    const d = sourceDepth({
+      expirationSeconds: 7 * DAY,
+      oldest: NOW - 2 * DAY,
+      previousOldest: NOW - 2 * DAY - 600,
+      retentionSeconds: 7 * DAY,
+      now: NOW,
+    });
+    expect(d).toEqual({ seconds: 2 * DAY, basis: "moving start" });
+  });
+
+  it("does not take a young archive's oldest second, which stands still, for a short depth", () => {
+    const d = sourceDepth({
+      expirationSeconds: 7 * DAY,
+      oldest: NOW - 3600,
+      previousOldest: NOW - 3600,
+      retentionSeconds: 7 * DAY,
+      now: NOW,
+    });
+    expect(d.basis).toBe("expiration");
+  });
+
+  it("keeps the expiration when the moving start is longer (the cleaner lags behind)", () => {
+    const d = sourceDepth({
+      expirationSeconds: DAY,
+      oldest: NOW - DAY - 900,
+      previousOldest: NOW - DAY - 1800,
+      retentionSeconds: 7 * DAY,
+      now: NOW,
+    });
+    expect(d).toEqual({ seconds: DAY, basis: "expiration" });
+  });
+});
+
+describe("deadlines and margin", () => {
+  const depth = { seconds: DAY, basis: "expiration" as const };
+  it("a second goes depth seconds after it was recorded, an overdue one now", () => {
+    expect(deletionDeadline(NOW - 3600, depth, NOW)).toBe(NOW - 3600 + DAY);
+    expect(deletionDeadline(NOW - DAY - 60, depth, NOW)).toBe(NOW);
+  });
+  it("the margin is the time left for the oldest second lacking; none when nothing lacks", () => {
+    expect(marginSeconds([{ from: NOW - 20 * 3600, to: NOW - 19 * 3600 }], depth, NOW)).toBe(4 * 3600);
+    expect(marginSeconds([], depth, NOW)).toBeUndefined();
+  });
+  it("a copy slower than real time must also read the window's last second in time", () => {
+    expect(latestStart({ from: 1000, duration: 600 }, depth, 60)).toBe(1000 + DAY);
+    expect(latestStart({ from: 1000, duration: 600 }, depth, 900)).toBe(1000 + 600 + DAY - 900);
+  });
+});
+
+function candidates(list: { from: number; latest: number; copy: number; stream?: string }[]) {
+  return list.map(
+    (c): Candidate<string> => ({
+      item: c.stream ?? "s",
+      window: { from: c.from, duration: 600 },
+      latestStart: c.latest,
+      copySeconds: c.copy,
+    }),
+  );
+}
+
+describe("earliest deadline first", () => {
+  it("skips a window that cannot start in time, so the one after it is saved", () => {
+    // One copier, each copy 100 s. Window A must start by now+50 (it can), B by now+60 (it
+    // cannot: A runs till now+100), C by now+150 (it can, after A, if B is not started).
+    const s = scheduleEarliestDeadline({
+      candidates: candidates([
+        { from: 1, latest: NOW + 50, copy: 100 },
+        { from: 2, latest: NOW + 60, copy: 100 },
+        { from: 3, latest: NOW + 150, copy: 100 },
+      ]),
+      slots: 1,
+      now: NOW,
+      startBy: NOW + 1000,
+    });
+    expect(s.chosen.map((c) => c.window.from)).toEqual([1, 3]);
+    expect(s.late.map((c) => c.window.from)).toEqual([2]);
+  });
+
+  it("chooses only what starts before startBy, and still predicts the losses after it", () => {
+    const s = scheduleEarliestDeadline({
+      candidates: candidates([
+        { from: 1, latest: NOW + 500, copy: 100 },
+        { from: 2, latest: NOW + 500, copy: 100 },
+        { from: 3, latest: NOW + 150, copy: 100 },
+      ]),
+      slots: 2,
+      now: NOW,
+      startBy: NOW + 50,
+    });
+    expect(s.chosen.map((c) => c.window.from)).toEqual([1, 2]);
+    expect(s.late.map((c) => c.window.from)).toEqual([]);
+  });
+
+  it("merges the streams' windows by deadline", () => {
+    const a = candidates([
+      { from: 10, latest: 10, copy: 1, stream: "a" },
+      { from: 30, latest: 30, copy: 1, stream: "a" },
+    ]);
+    const b = candidates([
+      { from: 20, latest: 20, copy: 1, stream: "b" },
+      { from: 25, latest: 25, copy: 1, stream: "b" },
+      { from: 40, latest: 40, copy: 1, stream: "b" },
+    ]);
+    expect([...byDeadline([a, b, []])].map((c) => `${c.item}${c.window.from}`)).toEqual([
+      "a10",
+      "b20",
+      "b25",
+      "a30",
+      "b40",
+    ]);
+  });
+});

@@ -1,0 +1,109 @@
+/**
+ * The planner's lease decisions, each checked by what the next run queues: windows still leased
+ * count against the budget, and a planner that loses the manifest race to another queues only what
+ * its own write leased, never what the other leased (lease first; dev/kit/s3-fault-proxy.ts enforces
+ * the conditional write as S3 does).
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
+import { S3FaultProxy } from "../../dev/kit/s3-fault-proxy.ts";
+import type { CopyMessage } from "../../functions/domain/archive.ts";
+
+let h: Harness | undefined;
+let proxy: S3FaultProxy | undefined;
+afterEach(async () => {
+  await h?.close();
+  await proxy?.close();
+  h = undefined;
+  proxy = undefined;
+});
+
+const key = (m: { stream: string; from: number; duration: number }) => `${m.stream} ${m.from}+${m.duration}`;
+
+describe("the planner's leases", () => {
+  it("windows still leased use up the budget: nothing more is back-filled until their leases end", async () => {
+    // 6 hours of a 128 kbit/s stream, 1 Mbit/s for 2 copiers: the budget ((2 x (3600 - 60)) / 2 s
+    // of copying) covers the newest hour and part of the back-fill, not all of it.
+    h = await startHarness({
+      sim: { streams: [{ name: "cam1", bitrateBps: 128_000, ranges: [{ from: 0, to: 4e9 }] }] },
+      source: { maxBandwidthMbps: 1 },
+      config: { minWindowSeconds: 600 },
+    });
+    const rt = await h.runtime();
+    const first = (await rt.plan()).sources[0]!;
+    const horizon1 = h.clock.now() - h.config.settleSeconds;
+    const backfilled = first.planned.filter((m) => m.from + m.duration <= horizon1 - HOUR);
+    expect(backfilled.length, "the first run back-fills within its budget").toBeGreaterThan(0);
+    expect(first.deferred, "and leaves some for later").toBeGreaterThan(0);
+
+    // Ten minutes on, nothing copied: only the new live edge is queued.
+    h.clock.advance(600);
+    const second = (await rt.plan()).sources[0]!;
+    const older = (m: CopyMessage) => m.from + m.duration <= horizon1;
+    expect(second.planned.filter(older).map(key)).toEqual([]);
+    expect(second.planned.length).toBeGreaterThan(0);
+
+    // Once the leases have ended (an hour), the back-fill goes on, from the oldest seconds again.
+    h.clock.advance(HOUR);
+    const third = (await rt.plan()).sources[0]!;
+    expect(third.planned.filter(older).length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("a planner that loses the manifest race queues only what its own write leased", async () => {
+    h = await startHarness({
+      sim: { streams: 1 },
+      source: { retentionDays: 1 / 24 },
+      config: { leaseSeconds: 1200 },
+    });
+    proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
+    const as = (accessKeyId: string) => ({
+      ...h!.emulator.endpoints,
+      s3Endpoint: proxy!.url,
+      credentials: { accessKeyId, secretAccessKey: "embedded" },
+    });
+    const a = await h.runtime({ endpoints: as("planner-a") });
+    const b = await h.runtime({ endpoints: as("planner-b") });
+    const t0 = h.clock.now();
+    // Planner A queues the stream's windows, but its manifest write is held in the network.
+    let release = (): void => undefined;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const stall = proxy.inject({
+      op: "PutObject",
+      kind: "manifest",
+      client: "planner-a",
+      fault: "stall-request",
+      until: held,
+      times: 1,
+    });
+    const planA = a.plan();
+    await expect.poll(() => stall.hits, { timeout: 10_000, interval: 20 }).toBeGreaterThan(0);
+    // Meanwhile planner B, whose clock is 5 minutes behind, plans the same stream and writes first:
+    // its leases end 5 minutes before A's.
+    h.clock.seconds = t0 - 300;
+    const planB = (await b.plan()).sources[0]!;
+    expect(planB.planned.length).toBeGreaterThan(0);
+    release();
+    const reportA = (await planA).sources[0]!;
+    expect(reportA.errors).toEqual([]);
+    expect(proxy.preconditionFailed, "A's write found B's manifest").toBeGreaterThan(0);
+    const queuedByA = reportA.planned.map(key);
+    const queuedByB = planB.planned.map(key);
+    expect(
+      queuedByA.filter((k) => queuedByB.includes(k)),
+      "no window queued by both",
+    ).toEqual([]);
+
+    const { manifest } = await a.store.readManifest("src1", "cam1");
+    const leases = manifest.leases.map((l) => `${key({ stream: "cam1", ...l })} until ${l.until}`);
+    for (const k of queuedByA) expect(leases, k).toContain(`${k} until ${t0 + 1200}`);
+    for (const m of planB.planned) expect(leases).toContain(`${key(m)} until ${t0 - 300 + 1200}`);
+    expect(new Set(leases).size, "each lease once").toBe(leases.length);
+
+    // B's leases have ended, A's have not: none of A's windows is queued again.
+    h.clock.seconds = t0 + 1000;
+    const next = (await b.plan()).sources[0]!;
+    expect(next.planned.map(key).filter((k) => queuedByA.includes(k))).toEqual([]);
+  }, 60_000);
+});

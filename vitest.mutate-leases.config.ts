@@ -1,0 +1,22 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * The tests `npm run mutate:leases` (stryker.leases.json) runs against each mutant of the planner's
+ * lease decisions: the planner tests that check leases through what the next run queues (they run
+ * the planner in process against the embedded emulator, a few seconds each), and the domain tests
+ * of the manifest and windows.
+ */
+export default defineConfig({
+  test: {
+    include: [
+      "test/planner/planner-leases.test.ts",
+      "test/planner/planner-promises.test.ts",
+      "test/domain/manifest.test.ts",
+      "test/domain/windows.test.ts",
+      "test/config/lease.test.ts",
+    ],
+    pool: "forks",
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+  },
+});
