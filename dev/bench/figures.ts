@@ -37,13 +37,13 @@ export function ratio(x: number): string {
   return `${x.toFixed(2)}x`;
 }
 
-/** A plain-text table (also valid Markdown) of every figure's rows. */
+/** A plain-text table (also valid Markdown, in Biome's format: columns at least 3 wide) of every figure's rows. */
 export function resultsTable(figures: FigureResult[]): string {
   const header = ["#", "figure", "measured", "target", "result"];
   const rows = figures.flatMap((f) =>
     f.rows.map((r) => [String(r.figure), r.what, r.measured, r.target, r.verdict]),
   );
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const widths = header.map((h, i) => Math.max(3, h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
   return [line(header), `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`, ...rows.map(line)].join("\n");
 }

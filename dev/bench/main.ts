@@ -69,6 +69,8 @@ if (!smoke && freeGiB < 8) {
 const started = performance.now();
 const startedAt = new Date().toISOString();
 const loadAtStart = loadavg()[0] ?? 0;
+/** The code measured: the commit when the run starts (edits made while it runs are not in it). */
+const commit = gitCommit();
 const emulator = await startEmulatorProcess({ dir: stateDir });
 const s3 = createS3Client(emulator.endpoints);
 const rclone = rcloneUnavailable();
@@ -136,7 +138,6 @@ process.stdout.write(
 process.stdout.write(`${machine}; ${seconds.toFixed(0)} s\n\n${table}\n`);
 const notes = figures.flatMap((f) => f.notes.map((n) => `${f.figure}. ${n}`));
 if (notes.length > 0) process.stdout.write(`\nNotes:\n${notes.map((n) => `- ${n}`).join("\n")}\n`);
-const commit = gitCommit();
 writeFileSync(
   outFile,
   `${JSON.stringify({ at: startedAt, smoke, machine, node: process.version, commit, seconds, table, figures }, null, 2)}\n`,

@@ -67,6 +67,13 @@ describe("the bench results page", () => {
     expect(resultsPage(second, [], run("2026-12-08T00:00:00.000Z", "3333333"))).toBe(second);
   });
 
+  it("writes its tables as the formatter does (the page passes `npm run lint`)", () => {
+    const page = resultsPage(undefined, [figure(5, "4.2 s")], run("2026-12-07T16:05:00.000Z", "abc1234"));
+    const delimiter = page.split("\n").find((l) => /^\| -/.test(l))!;
+    for (const cell of delimiter.split("|").slice(1, -1))
+      expect(cell.trim().length).toBeGreaterThanOrEqual(3);
+  });
+
   it("names the flags that change what was measured", () => {
     const page = resultsPage(undefined, [figure(1, "1.1x")], {
       ...run("2026-12-07T16:05:00.000Z", "abc"),
