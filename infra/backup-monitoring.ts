@@ -11,7 +11,8 @@ import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
-import type { BackupConfig } from "../functions/config/config.ts";
+import { type BackupConfig, listedStreams } from "../functions/config/config.ts";
+import { marginWarningAt } from "../functions/domain/deadlines.ts";
 import type { CopyQueues } from "./copy-queues.ts";
 
 /** Namespace and dimensions the functions publish with (Powertools adds `service`). */
@@ -117,12 +118,18 @@ export class BackupMonitoring extends Construct {
         period: PERIOD,
         statistic: cloudwatch.Stats.MINIMUM,
       });
+      // The threshold the planner warns at, for the shortest retention the source's streams keep.
+      const shortestRetention = Math.min(
+        q.source.retentionDays,
+        ...(listedStreams(q.source) ?? []).map((st) => st.retentionDays),
+      );
+      const marginThreshold = marginWarningAt(config.marginWarningSeconds, shortestRetention * 86400);
       if (!q.source.paused) {
         alarm(`Margin-${source}`, {
           alarmName: `flussonic-backup-${source}-margin`,
-          alarmDescription: `A stream of source ${source} has less than marginWarningSeconds (${config.marginWarningSeconds} s) left before the source deletes the oldest second the backup lacks: \`flussonic-backup status\` names it; raise maxBandwidthMbps or maxConcurrentCopies, or fix what stops the copies`,
+          alarmDescription: `A stream of source ${source} has less than ${marginThreshold} s left (marginWarningSeconds, at most half its retention) before the source deletes the oldest second the backup lacks: \`flussonic-backup status\` names it; raise maxBandwidthMbps or maxConcurrentCopies, or fix what stops the copies`,
           metric: margin,
-          threshold: config.marginWarningSeconds,
+          threshold: marginThreshold,
           comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
           evaluationPeriods: 1,
           treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,

@@ -4,7 +4,9 @@
  * source recorded, what the backup holds, what is not yet copied, and what is not due yet (the words
  * and colours of functions/domain/coverage-words.ts).
  */
+
 import { COVERAGE_COLORS, COVERAGE_WORDS as W } from "../functions/domain/coverage-words.ts";
+import { marginWarningAt } from "../functions/domain/deadlines.ts";
 import type { TimeRange } from "../functions/domain/ranges.ts";
 import { formatBytes, formatDuration } from "./progress.ts";
 import type { BackupStatus, StreamStatus } from "./status.ts";
@@ -50,7 +52,7 @@ export function statusPage(status: BackupStatus): string {
           `<td class="num">${missing === undefined ? "?" : `${missing.length} (${formatDuration(sum(missing))})`}</td>` +
           `<td class="num">${c.notYetDue === undefined ? "?" : formatDuration(sum(c.notYetDue))}</td>` +
           `<td class="num">${c.lagSeconds === undefined ? "-" : formatDuration(c.lagSeconds)}</td>` +
-          `<td class="num ${st.marginSeconds !== undefined && st.marginSeconds < status.marginWarningSeconds ? "bad" : ""}">${st.marginSeconds === undefined ? "-" : formatDuration(st.marginSeconds)}</td>` +
+          `<td class="num ${st.marginSeconds !== undefined && st.marginSeconds < marginWarningAt(status.marginWarningSeconds, st.sourceDepthSeconds) ? "bad" : ""}">${st.marginSeconds === undefined ? "-" : formatDuration(st.marginSeconds)}</td>` +
           `<td class="num ${(st.lostAtSourceSeconds ?? 0) > 0 ? "bad" : ""}">${formatDuration(st.lostAtSourceSeconds ?? 0)}</td>` +
           `<td class="num">${formatBytes(st.bytes)}</td><td class="num">${st.windows}</td><td class="num">${st.leased}</td></tr>`,
       );

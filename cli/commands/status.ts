@@ -7,6 +7,7 @@
 import { writeFileSync } from "node:fs";
 import { type BackupConfig, checkLeaseCoversCopy } from "../../functions/config/config.ts";
 import { COVERAGE_WORDS as W } from "../../functions/domain/coverage-words.ts";
+import { marginWarningAt } from "../../functions/domain/deadlines.ts";
 import type { Hold } from "../../functions/domain/evidence.ts";
 import { readHoldBook } from "../../functions/store/holds.ts";
 import { formatBytes, formatDuration } from "../../ops/progress.ts";
@@ -142,14 +143,17 @@ export function statusText(status: BackupStatus): string {
         c.lagSeconds === undefined ? "-" : formatDuration(c.lagSeconds),
         st.marginSeconds === undefined
           ? "-"
-          : `${formatDuration(st.marginSeconds)}${st.marginSeconds < status.marginWarningSeconds ? " LOW" : ""}`,
+          : `${formatDuration(st.marginSeconds)}${st.marginSeconds < marginWarningAt(status.marginWarningSeconds, st.sourceDepthSeconds) ? " LOW" : ""}`,
         `${formatBytes(st.bytes)} / ${st.windows} w`,
         st.retired ? st.retired.reason : st.error ? "FAILED" : "",
       ]);
       if (st.error) details.push(`  ${s.source} ${st.stream}: ${st.error}`);
-      if (st.marginSeconds !== undefined && st.marginSeconds < status.marginWarningSeconds)
+      if (
+        st.marginSeconds !== undefined &&
+        st.marginSeconds < marginWarningAt(status.marginWarningSeconds, st.sourceDepthSeconds)
+      )
         details.push(
-          `  ${s.source} ${st.stream}: margin ${formatDuration(st.marginSeconds)}, below ${formatDuration(status.marginWarningSeconds)}: the source deletes the oldest second not backed up at ${isoTime(status.at + st.marginSeconds)} (it keeps ${formatDuration(st.sourceDepthSeconds ?? 0)}, from its ${st.depthBasis})`,
+          `  ${s.source} ${st.stream}: margin ${formatDuration(st.marginSeconds)}, below ${formatDuration(marginWarningAt(status.marginWarningSeconds, st.sourceDepthSeconds))}: the source deletes the oldest second not backed up at ${isoTime(status.at + st.marginSeconds)} (it keeps ${formatDuration(st.sourceDepthSeconds ?? 0)}, from its ${st.depthBasis})`,
         );
       if ((st.lostAtSourceSeconds ?? 0) > 0)
         details.push(

@@ -184,3 +184,13 @@ export function* byDeadline<T>(sequences: Iterable<Candidate<T>>[]): Generator<C
     }
   }
 }
+
+/**
+ * The margin below which a stream is in danger: the configured `marginWarningSeconds`, but never
+ * more than half the source's depth. A healthy backup lags by minutes, so its margin is about the
+ * depth; a threshold above the depth (6 h against a 3-hour archive) would call every run of a
+ * short-retention source in danger and switch it to deadline order for good.
+ */
+export function marginWarningAt(configuredSeconds: number, depthSeconds: number | undefined): number {
+  return depthSeconds === undefined ? configuredSeconds : Math.min(configuredSeconds, depthSeconds / 2);
+}

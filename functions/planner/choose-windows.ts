@@ -12,7 +12,13 @@
 
 import type { BackupConfig, SourceConfig } from "../config/config.ts";
 import { copyBandwidthBps } from "../config/config.ts";
-import { byDeadline, type Candidate, latestStart, scheduleEarliestDeadline } from "../domain/deadlines.ts";
+import {
+  byDeadline,
+  type Candidate,
+  latestStart,
+  marginWarningAt,
+  scheduleEarliestDeadline,
+} from "../domain/deadlines.ts";
 import { activeLeases } from "../domain/manifest.ts";
 import { normalizeRanges } from "../domain/ranges.ts";
 import { type CopyWindow, countWindows, cutWindows, cutWindowsNewestFirst } from "../domain/windows.ts";
@@ -53,7 +59,10 @@ export function chooseWindows(
 
   const threshold = deps.config.marginWarningSeconds;
   const inDanger = states.some(
-    (s) => s.missing.length > 0 && s.plan.marginSeconds !== undefined && s.plan.marginSeconds < threshold,
+    (s) =>
+      s.missing.length > 0 &&
+      s.plan.marginSeconds !== undefined &&
+      s.plan.marginSeconds < marginWarningAt(threshold, s.plan.sourceDepthSeconds),
   );
   if (inDanger && !source.paused) {
     const leasedSeconds = states.reduce(

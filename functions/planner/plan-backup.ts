@@ -7,6 +7,7 @@
  * A run, per source: reading (read-streams.ts), choosing (choose-windows.ts), leasing
  * (lease-windows.ts), compacting (compact-records.ts).
  */
+
 import {
   type BackupConfig,
   configWarnings,
@@ -16,6 +17,7 @@ import {
   type StreamSettings,
 } from "../config/config.ts";
 import { bandwidthAt } from "../domain/bandwidth-schedule.ts";
+import { marginWarningAt } from "../domain/deadlines.ts";
 import { BackupError } from "../domain/errors.ts";
 import { encodeKeySegment } from "../domain/names.ts";
 import type { CopyQueue } from "../queue/copy-queue.ts";
@@ -177,13 +179,14 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
   // The race with the source's retention, said in the run's output before anything is lost.
   for (const s of states) {
     const margin = s.plan.marginSeconds;
-    if (margin !== undefined && margin < deps.config.marginWarningSeconds) {
+    const warnAt = marginWarningAt(deps.config.marginWarningSeconds, s.plan.sourceDepthSeconds);
+    if (margin !== undefined && margin < warnAt) {
       const atRisk = (s.plan.atRisk ?? []).reduce((n, r) => n + (r.to - r.from), 0);
       log.warn("margin below the warning threshold: the source deletes what the backup lacks soon", {
         source: source.name,
         stream: s.settings.name,
         marginSeconds: margin,
-        thresholdSeconds: deps.config.marginWarningSeconds,
+        thresholdSeconds: warnAt,
         secondsAtRisk: atRisk,
         ...(atRisk > 0 ? { firstLostAt: s.plan.atRisk![0]!.lostAt } : {}),
       });

@@ -5,6 +5,7 @@ import {
   deletionDeadline,
   latestStart,
   marginSeconds,
+  marginWarningAt,
   scheduleEarliestDeadline,
   sourceDepth,
 } from "../../functions/domain/deadlines.ts";
@@ -136,5 +137,14 @@ describe("earliest deadline first", () => {
       "a30",
       "b40",
     ]);
+  });
+});
+
+describe("marginWarningAt", () => {
+  it("is the configured threshold, but never more than half the source's depth", () => {
+    expect(marginWarningAt(21_600, 7 * 86_400)).toBe(21_600);
+    // A 3-hour archive: a healthy backup's margin is about 3 h, which a 6 h threshold would call low.
+    expect(marginWarningAt(21_600, 3 * 3600)).toBe(5400);
+    expect(marginWarningAt(21_600, undefined)).toBe(21_600);
   });
 });
