@@ -106,3 +106,20 @@ function timeProblem(f: PlaybackFile): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The backup's form (`/{source}/{stream...}/{file}`) of a request path: as it is when it starts
+ * with a configured source or `_` (the page's own routes), else Flussonic's `/{stream...}/{file}`
+ * of `upstreamSource` (the server an origin group or `serve --upstream` failed over from).
+ */
+export function backupPath(path: string, sources: ReadonlySet<string>, upstreamSource: string): string {
+  const first = path.split("/")[1] ?? "";
+  let name: string;
+  try {
+    name = decodeURIComponent(first);
+  } catch {
+    return path;
+  }
+  if (sources.has(name) || first.startsWith("_") || path === "/" || path === "/index.html") return path;
+  return `/${encodeURIComponent(upstreamSource)}${path}`;
+}
