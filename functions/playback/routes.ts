@@ -17,7 +17,8 @@ export type PlaybackFile =
   | { kind: "ranges" }
   | { kind: "dash-range"; from: number; duration: number | "now" }
   | { kind: "dash-timeshift-abs"; from: number }
-  | { kind: "dash-rewind"; seconds: number };
+  | { kind: "dash-rewind"; seconds: number }
+  | { kind: "preview-mp4"; from: number };
 
 export type PlaybackRoute =
   | { ok: true; source: string; stream: string; file: PlaybackFile }
@@ -52,6 +53,8 @@ const FILES: [RegExp, (m: RegExpMatchArray) => PlaybackFile][] = [
   ],
   [new RegExp(`^timeshift_abs-${TIME}\\.mpd$`), (m) => ({ kind: "dash-timeshift-abs", from: Number(m[1]) })],
   [new RegExp(`^rewind-${TIME}\\.mpd$`), (m) => ({ kind: "dash-rewind", seconds: Number(m[1]) })],
+  // paths/playback/mp4-dvr.yml.
+  [new RegExp(`^${TIME}-preview\\.mp4$`), (m) => ({ kind: "preview-mp4", from: Number(m[1]) })],
   [/^recording_status\.json$/, () => ({ kind: "recording-status" })],
   [/^ranges\.json$/, () => ({ kind: "ranges" })],
 ];
