@@ -150,12 +150,13 @@ function upstreamOrigin(value: string): string {
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 }
 
-/** The configured source the upstream is: the one whose URL has its origin, or the only source. */
+/** The configured source the upstream is: the one with its host name, or the only source. */
 function upstreamSource(config: BackupTarget["config"], upstream: string): string {
-  const origin = new URL(upstream).origin;
+  // By host name: the playback port may differ from the address the backup reads the API at.
+  const host = new URL(upstream).hostname;
   const matching = config.sources.filter((s) => {
     try {
-      return new URL(s.url).origin === origin;
+      return new URL(s.url).hostname === host;
     } catch {
       return false;
     }
