@@ -218,6 +218,7 @@ export class PlaybackDistribution extends Construct {
         MEDIA_SIGNING_SECRET: this.signingSecret.secretArn,
         MEDIA_KEY_PAIR_ID: publicKey.publicKeyId,
         MEDIA_URL_TTL_SECONDS: String(settings.mediaUrlTtlSeconds),
+        ...(settings.upstream ? { PLAYBACK_UPSTREAM_SOURCE: upstreamSource(config, settings.upstream) } : {}),
       },
       code: props.code,
       files: {
@@ -312,7 +313,7 @@ export class PlaybackDistribution extends Construct {
       comment: "flussonic-backup playback",
       ...(webAcl ? { webAclId: webAcl.attrArn } : {}),
       defaultBehavior: {
-        origin: functionOrigin,
+        origin: settings.upstream ? this.failoverOrigin(settings.upstream, functionOrigin) : functionOrigin,
         viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
         allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
         cachePolicy: playbackCache,
@@ -339,6 +340,26 @@ export class PlaybackDistribution extends Construct {
           ],
           compress: false,
         },
+        // With an upstream, the page's listing and the page itself come from the function (the
+        // server answers its own `/`): open the backup's page at /index.html.
+        ...(settings.upstream
+          ? Object.fromEntries(
+              ["/_api/*", "/index.html"].map((pattern) => [
+                pattern,
+                {
+                  origin: functionOrigin,
+                  viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+                  allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+                  cachePolicy: playbackCache,
+                  responseHeadersPolicy: cors,
+                  compress: true,
+                  functionAssociations: [
+                    { function: playbackRequest, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST },
+                  ],
+                },
+              ]),
+            )
+          : {}),
         "/_assets/*": {
           origin: functionOrigin,
           viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
@@ -398,6 +419,32 @@ export class PlaybackDistribution extends Construct {
       value: this.tokenSecret.secretArn,
     });
     this.monitor(props.monitoring);
+  }
+
+  /**
+   * `deployment.playback.upstream`: an origin group whose primary is the Flussonic server and whose
+   * secondary is the playback function. CloudFront tries the server (one connection attempt of 2 s)
+   * and asks the function when it cannot connect, or the server answers 5xx, or 404 (a range past
+   * the server's retention, or the backup's own `/{source}/…` URLs, which the server does not know).
+   */
+  private failoverOrigin(upstream: string, functionOrigin: cloudfront.IOrigin): cloudfront.IOrigin {
+    const url = new URL(upstream);
+    const https = url.protocol === "https:";
+    const port = url.port ? Number(url.port) : undefined;
+    const server = new origins.HttpOrigin(url.hostname, {
+      protocolPolicy: https
+        ? cloudfront.OriginProtocolPolicy.HTTPS_ONLY
+        : cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+      ...(port ? (https ? { httpsPort: port } : { httpPort: port }) : {}),
+      connectionAttempts: 1,
+      connectionTimeout: Duration.seconds(2),
+      readTimeout: Duration.seconds(30),
+    });
+    return new origins.OriginGroup({
+      primaryOrigin: server,
+      fallbackOrigin: functionOrigin,
+      fallbackStatusCodes: [404, 500, 502, 503, 504],
+    });
   }
 
   /** The condition "deployed in us-east-1", for a stack whose region is known only at deploy time. */
@@ -675,4 +722,22 @@ export class PlaybackDistribution extends Construct {
       }),
     );
   }
+}
+
+/** The configured source `upstream` is: the one with its host name, or the only source. */
+export function upstreamSource(config: BackupConfig, upstream: string): string {
+  // By host name: the playback port may differ from the address the backup reads the API at.
+  const host = new URL(upstream).hostname;
+  const matching = config.sources.filter((s) => {
+    try {
+      return new URL(s.url).hostname === host;
+    } catch {
+      return false;
+    }
+  });
+  if (matching.length === 1) return matching[0]!.name;
+  if (matching.length === 0 && config.sources.length === 1) return config.sources[0]!.name;
+  throw new ConfigError([
+    `deployment.playback.upstream: ${upstream} is ${matching.length === 0 ? "not the address of a configured source" : "the address of several configured sources"} (sources: ${config.sources.map((s) => s.name).join(", ")}); give the address of one source's server`,
+  ]);
 }

@@ -36,6 +36,7 @@ import type { PlaybackHandler, PlaybackResponse } from "../functions/playback/ha
 import { listCoverage } from "../functions/playback/listing.ts";
 import { type PageAssets, readPageAssets } from "../functions/playback/page-assets.ts";
 import type { BackupStore } from "../functions/store/backup-store.ts";
+import { forwardOrFailover, type Upstream } from "./upstream-failover.ts";
 
 export { listCoverage, type PageListing, type PageStream } from "../functions/playback/listing.ts";
 
@@ -74,6 +75,11 @@ export interface PlaybackServerOptions {
   allowedHosts?: readonly string[];
   /** Unix milliseconds (tests). */
   now?: () => number;
+  /**
+   * `serve --upstream`: Flussonic-shaped URLs (`/{stream...}/{file}`, whose first segment is not a
+   * configured source) go to this server, and to the backup when it fails (upstream-failover.ts).
+   */
+  upstream?: Upstream;
 }
 
 export interface PlaybackServer {
@@ -131,6 +137,15 @@ export async function startPlaybackServer(o: PlaybackServerOptions): Promise<Pla
     s.on("close", () => sockets.delete(s));
   });
 
+  const sourceNames = new Set(o.config.sources.map((s) => s.name));
+  /** Whether a request path starts with a configured source (the backup's own URL form). */
+  const isSourcePath = (path: string): boolean => {
+    try {
+      return sourceNames.has(decodeURIComponent(path.split("/")[1] ?? ""));
+    } catch {
+      return false;
+    }
+  };
   const corsOrigins = new Set(o.corsOrigins ?? []);
   const hostNames = new Set(
     [o.host, "localhost", hostname(), ...(o.allowedHosts ?? [])].map((n) =>
@@ -176,7 +191,16 @@ export async function startPlaybackServer(o: PlaybackServerOptions): Promise<Pla
     for (const [k, v] of url.searchParams) if (!(k in query)) query[k] = v;
     const headers: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v[0] : v;
-    const answer = await handler({ method, path: req.url!.split("?")[0]!, query, headers });
+    const rawPath = req.url!.split("?")[0]!;
+    if (o.upstream && !isSourcePath(rawPath)) {
+      const answer = await forwardOrFailover(
+        o.upstream,
+        { method, path: rawPath, query, headers, search: url.search },
+        handler,
+      );
+      return sendHandlerAnswer(res, answer, head);
+    }
+    const answer = await handler({ method, path: rawPath, query, headers });
     return sendHandlerAnswer(res, answer, head);
   }
 

@@ -158,6 +158,11 @@ export interface SimRequest {
   endedAt: number;
 }
 
+/** Playlists of the archive (real media only): VOD ranges and the delayed live form. */
+const HLS_PLAYLIST = /^\/(.+)\/(?:(?:index|archive)-(\d+)-(\d+)|timeshift_rel-(\d+))(?:\.fmp4)?\.m3u8$/;
+/** A segment of those playlists: its start (UTC) and length in ms, as Flussonic names them. */
+const HLS_SEGMENT = /^\/(.+)\/(\d{4})\/(\d\d)\/(\d\d)\/(\d\d)\/(\d\d)\/(\d\d)-(\d{5})\.m4s$/;
+const HLS_SEGMENT_SECONDS = 6;
 const API = "/streamer/api/v3";
 
 export class FlussonicSimulator {
@@ -377,6 +382,17 @@ export class FlussonicSimulator {
       this.#rangesJson(decodeStreamPath(url.pathname.slice(1, -"/ranges.json".length)), url, res);
       return;
     }
+    const hls = HLS_PLAYLIST.exec(url.pathname);
+    if (hls) return this.#hlsPlaylist(hls, res);
+    const segment = HLS_SEGMENT.exec(url.pathname);
+    if (segment) return this.#hlsSegment(segment, res);
+    if (url.pathname.endsWith("/init.mp4") && this.#realMedia) {
+      const s = this.#streams.get(decodeStreamPath(url.pathname.slice(1, -"/init.mp4".length)));
+      if (!s) return this.#error(res, 404, "no such stream");
+      res.writeHead(200, { "content-type": "video/mp4", "content-length": this.#realMedia.mp4.init.length });
+      res.end(this.#realMedia.mp4.init);
+      return;
+    }
     if (url.pathname.endsWith("/recording_status.json")) {
       return this.#recordingStatus(
         decodeStreamPath(url.pathname.slice(1, -"/recording_status.json".length)),
@@ -385,6 +401,82 @@ export class FlussonicSimulator {
       );
     }
     return this.#error(res, 404, "not found");
+  }
+
+  /**
+   * HLS of the archive with real media (fMP4): `index|archive-{from}-{dur}.m3u8` (VOD) and
+   * `timeshift_rel-{s}.m3u8` (live, delayed: the last minute before now - s). Segments are
+   * 6-second runs on a 6-second grid of unix time, named like Flussonic's
+   * (`2026/12/07/15/30/06-06000.m4s`: start and milliseconds), after one `init.mp4`; a segment the
+   * archive does not hold whole is left out, with a discontinuity after the hole.
+   */
+  #hlsPlaylist(m: RegExpExecArray, res: ServerResponse): void {
+    const s = this.#streams.get(decodeStreamPath(m[1]!));
+    if (!s || !this.#realMedia) {
+      this.#error(res, 404, "no such stream (HLS needs real media)");
+      return;
+    }
+    const now = this.#now();
+    const live = m[4] !== undefined;
+    const from = live ? now - Number(m[4]) - 60 : Number(m[2]);
+    const to = live ? now - Number(m[4]) : Number(m[2]) + Number(m[3]);
+    const starts: number[] = [];
+    for (
+      let t = Math.ceil(from / HLS_SEGMENT_SECONDS) * HLS_SEGMENT_SECONDS;
+      t < to;
+      t += HLS_SEGMENT_SECONDS
+    ) {
+      if (live && t + HLS_SEGMENT_SECONDS > to) break;
+      const held = recordedSeconds(s, now, t, HLS_SEGMENT_SECONDS).reduce((n, r) => n + r.to - r.from, 0);
+      if (held === HLS_SEGMENT_SECONDS) starts.push(t);
+    }
+    if (starts.length === 0) {
+      this.#error(res, 404, "no archive in this range");
+      return;
+    }
+    const lines = [
+      "#EXTM3U",
+      "#EXT-X-VERSION:7",
+      `#EXT-X-TARGETDURATION:${HLS_SEGMENT_SECONDS}`,
+      `#EXT-X-MEDIA-SEQUENCE:${starts[0]! / HLS_SEGMENT_SECONDS}`,
+      ...(live ? [] : ["#EXT-X-PLAYLIST-TYPE:VOD"]),
+      '#EXT-X-MAP:URI="init.mp4"',
+    ];
+    for (const [i, t] of starts.entries()) {
+      if (i > 0 && t !== starts[i - 1]! + HLS_SEGMENT_SECONDS) lines.push("#EXT-X-DISCONTINUITY");
+      const d = new Date(t * 1000).toISOString();
+      lines.push(
+        `#EXT-X-PROGRAM-DATE-TIME:${d}`,
+        `#EXTINF:${HLS_SEGMENT_SECONDS}.000,`,
+        `${d.slice(0, 10).replaceAll("-", "/")}/${d.slice(11, 19).replaceAll(":", "/")}-${String(HLS_SEGMENT_SECONDS * 1000).padStart(5, "0")}.m4s`,
+      );
+    }
+    if (!live) lines.push("#EXT-X-ENDLIST");
+    const text = `${lines.join("\n")}\n`;
+    res.writeHead(200, {
+      "content-type": "application/vnd.apple.mpegurl",
+      "content-length": Buffer.byteLength(text),
+    });
+    res.end(text);
+  }
+
+  /** One HLS segment: the fragments of its seconds (the archive's own bytes, without the init). */
+  #hlsSegment(m: RegExpExecArray, res: ServerResponse): void {
+    const s = this.#streams.get(decodeStreamPath(m[1]!));
+    const t = Date.UTC(+m[2]!, +m[3]! - 1, +m[4]!, +m[5]!, +m[6]!, +m[7]!) / 1000;
+    const seconds = Number(m[8]) / 1000;
+    if (!s || !this.#realMedia || !Number.isInteger(seconds)) {
+      this.#error(res, 404, "no such segment");
+      return;
+    }
+    const held = recordedSeconds(s, this.#now(), t, seconds);
+    if (held.reduce((n, r) => n + r.to - r.from, 0) !== seconds) {
+      this.#error(res, 404, "no such segment");
+      return;
+    }
+    const body = Buffer.concat([...realWindowChunks(this.#realMedia, held, "mp4")].slice(1));
+    res.writeHead(200, { "content-type": "video/iso.segment", "content-length": body.length });
+    res.end(body);
   }
 
   #injectError(): boolean {

@@ -464,6 +464,17 @@ targetOptions(
       "--allowed-host <name>",
       "also answer requests whose Host is this name (besides IP addresses, localhost and this machine's name); repeatable",
       (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
+      "--upstream <url>",
+      "the Flussonic server (http://host:port) whose playback URLs /{stream}/{file} are forwarded to it while it answers and served from the backup when it does not",
+    )
+    .addOption(
+      textDefault(
+        "--upstream-timeout <ms>",
+        "how long to wait for the server's answer before serving from the backup",
+        3000,
+      ),
     ),
 ).action(async (opts) => {
   const { serveCommand } = await import("./serve.ts");
@@ -472,6 +483,11 @@ targetOptions(
     serveCommand({
       ...opts,
       port: parseNumberArg("--port", opts.port, { unit: "a port number", min: 0, max: 65_535 }),
+      upstreamTimeoutMs: parseNumberArg("--upstream-timeout", opts.upstreamTimeout, {
+        unit: "milliseconds",
+        min: 1,
+        max: 600_000,
+      }),
     }),
   );
 });

@@ -24,6 +24,10 @@ export interface ServeOptions extends TargetOptions {
   corsOrigin?: readonly string[];
   /** `--allowed-host` (repeatable or comma-separated): more names accepted in `Host`. */
   allowedHost?: readonly string[];
+  /** `--upstream`: the Flussonic server to forward its own playback URLs to while it answers. */
+  upstream?: string;
+  /** `--upstream-timeout` (ms, default 3000). */
+  upstreamTimeoutMs?: number;
   out?: { write(s: string): unknown };
   /** Resolves when the server should stop (default: SIGINT or SIGTERM). */
   until?: Promise<unknown>;
@@ -65,8 +69,17 @@ export async function serveCommand(o: ServeOptions): Promise<number> {
       throw new UsageError(`--allowed-host ${name}: not a host name (letters, digits, '.' and '-')`);
     }
   }
+  const upstreamUrl = o.upstream === undefined ? undefined : upstreamOrigin(o.upstream);
   const target = await openBackupTarget(o, { flussonic: false });
   try {
+    const upstream =
+      upstreamUrl === undefined
+        ? undefined
+        : {
+            url: upstreamUrl,
+            source: upstreamSource(target.config, upstreamUrl),
+            timeoutMs: o.upstreamTimeoutMs ?? 3000,
+          };
     const auth = o.auth ? playbackAuth(target.config) : undefined;
     const server = await listenOrExplain(o, () =>
       startPlaybackServer({
@@ -78,6 +91,7 @@ export async function serveCommand(o: ServeOptions): Promise<number> {
         checkToken: auth?.checkToken,
         corsOrigins,
         allowedHosts,
+        ...(upstream ? { upstream } : {}),
         createHandler: (media) =>
           createPlaybackHandler({
             config: target.config,
@@ -102,6 +116,11 @@ export async function serveCommand(o: ServeOptions): Promise<number> {
           ? `Playback needs a token: print one with \`npx flussonic-backup playback-token ${configArg} --source ${example}\`, then open ${shown}/?token=<token>`
           : `No tokens (--no-auth, loopback only): open ${shown}/`,
         `Playlists: ${shown}/{source}/{stream}/index-{from}-{duration}.m3u8, timeshift_rel-{seconds}.m3u8, archive-{from}-{duration}.mp4, recording_status.json${auth ? " (each with ?token=)" : ""}`,
+        ...(upstream
+          ? [
+              `Flussonic's URLs: ${shown}/{stream}/{file} is forwarded to ${upstream.url} while it answers, and served from the backup of source "${upstream.source}" when it does not`,
+            ]
+          : []),
         "Stop with Ctrl-C (SIGINT) or SIGTERM.",
         "",
       ].join("\n"),
@@ -113,6 +132,40 @@ export async function serveCommand(o: ServeOptions): Promise<number> {
   } finally {
     await target.close();
   }
+}
+
+/** The `--upstream` URL without a trailing slash; a usage error when it is not an http(s) base URL. */
+function upstreamOrigin(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`--upstream ${value}: not a URL; give the Flussonic server as http://host:port`);
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.search || url.hash || url.username) {
+    throw new UsageError(
+      `--upstream ${value}: give the Flussonic server as http(s)://host:port (a path prefix is allowed; no query, fragment or login)`,
+    );
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** The configured source the upstream is: the one with its host name, or the only source. */
+function upstreamSource(config: BackupTarget["config"], upstream: string): string {
+  // By host name: the playback port may differ from the address the backup reads the API at.
+  const host = new URL(upstream).hostname;
+  const matching = config.sources.filter((s) => {
+    try {
+      return new URL(s.url).hostname === host;
+    } catch {
+      return false;
+    }
+  });
+  if (matching.length === 1) return matching[0]!.name;
+  if (matching.length === 0 && config.sources.length === 1) return config.sources[0]!.name;
+  throw new UsageError(
+    `--upstream ${upstream}: ${matching.length === 0 ? "no configured source has this server's address" : "several configured sources have this server's address"} (sources: ${config.sources.map((s) => s.name).join(", ")}); give the URL of one source's server`,
+  );
 }
 
 /** `scheme://host[:port]` of a URL, or undefined when it is not one. */

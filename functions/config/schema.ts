@@ -413,6 +413,15 @@ const deploymentSchema = z
           .describe(
             "Concurrency reserved for (and the most taken by) the playback function: requests beyond it are throttled instead of taking the account's concurrency from the copiers",
           ),
+        upstream: z
+          .string()
+          .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, {
+            error: "expected the Flussonic server as http(s)://host[:port], with no path, query or login",
+          })
+          .optional()
+          .describe(
+            "The Flussonic server CloudFront asks first (origin group): its playback URLs /{stream}/{file} are answered by the server while it answers and by the playback function on a connection error, 5xx or 404; the server must be one of the configured sources (by address), or the only one",
+          ),
         rateLimitPer5Minutes: z
           .int({ error: "expected a whole number of requests" })
           .min(10, { error: "expected at least 10 requests (WAF's smallest rate limit)" })

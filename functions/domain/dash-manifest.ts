@@ -164,20 +164,9 @@ export function renderDashManifest(m: DashManifest, uri: (w: WindowIndex) => str
       `          <Initialization sourceURL="${uriOf(w0)}" range="${init.offset}-${init.offset + init.length - 1}"/>`,
       "          <SegmentTimeline>",
     );
-    // Runs of equal, back-to-back durations as one S with a repeat count `r`.
-    let run: { t: number; d: number; r: number } | undefined;
-    const flush = () => {
-      if (run) lines.push(`            <S t="${run.t}" d="${run.d}"${run.r > 0 ? ` r="${run.r}"` : ""}/>`);
-    };
-    for (const s of p.segments) {
-      const t = mediaMs(s);
-      if (run && run.d === s.durationMs && run.t + (run.r + 1) * run.d === t) run.r++;
-      else {
-        flush();
-        run = { t, d: s.durationMs, r: 0 };
-      }
-    }
-    flush();
+    // One S per segment, never a repeat count `r`: dash.js (5.2) maps a SegmentList's timeline to
+    // its SegmentURLs by S element, and stops after the first segment of an S with `r`.
+    for (const s of p.segments) lines.push(`            <S t="${mediaMs(s)}" d="${s.durationMs}"/>`);
     lines.push("          </SegmentTimeline>");
     for (const s of p.segments) {
       lines.push(

@@ -17,7 +17,7 @@ import { createPlaybackHandler, type PlaybackHandler, type PlaybackResponse } fr
 import { listCoverage } from "../playback/listing.ts";
 import { cloudFrontMediaUrl, PLAYBACK_HOST_HEADER, viewerHost } from "../playback/media-url.ts";
 import { type PageAsset, readPageAssets } from "../playback/page-assets.ts";
-import { parsePlaybackPath } from "../playback/routes.ts";
+import { backupPath, parsePlaybackPath } from "../playback/routes.ts";
 import { parseTokenKeys, tokenId, tokenProblem } from "../playback/token.ts";
 import { BackupStore } from "../store/backup-store.ts";
 import { FragmentIndexStore } from "../store/fragment-index-store.ts";
@@ -35,6 +35,8 @@ const SECRET_MAX_AGE_SECONDS = 300;
 
 interface PlaybackEnvironment {
   config: BackupConfig;
+  /** The request path in the backup's form (Flussonic's URLs of the origin group's server, mapped). */
+  path(rawPath: string): string;
   store: BackupStore;
   handler(tokenKeys: readonly string[], signingKey: string, host: string): PlaybackHandler;
   secrets(): Promise<{ tokenKeys: string[]; signingKey: string }>;
@@ -79,9 +81,14 @@ function build(env: NodeJS.ProcessEnv): PlaybackEnvironment {
     }
     return value.trim();
   };
+  // The origin group's Flussonic server (PLAYBACK_UPSTREAM_SOURCE, set by the stack with
+  // deployment.playback.upstream): its own URLs reach this function when it fails.
+  const upstreamSource = env.PLAYBACK_UPSTREAM_SOURCE;
+  const sourceNames = new Set(config.sources.map((s) => s.name));
   return {
     config,
     store,
+    path: (rawPath) => (upstreamSource ? backupPath(rawPath, sourceNames, upstreamSource) : rawPath),
     async secrets() {
       const [tokens, signingKey] = await Promise.all([
         read(tokenSecret, "playback token keys"),
@@ -129,7 +136,7 @@ function required(env: NodeJS.ProcessEnv, name: string): string {
 export const handler = async (event: LambdaFunctionURLEvent): Promise<LambdaFunctionURLResult> => {
   const env = await environment();
   const method = event.requestContext?.http?.method ?? "GET";
-  const path = event.rawPath || "/";
+  const path = env.path(event.rawPath || "/");
   const query: Record<string, string | undefined> = {};
   for (const [k, v] of new URLSearchParams(event.rawQueryString ?? "")) if (!(k in query)) query[k] = v;
   const headers: Record<string, string | undefined> = {};

@@ -17,6 +17,7 @@
  * - `archive-{from}-{dur}.mp4`: on-archive-mp4.ts (a redirect to one window, or the range joined).
  * - DASH (`archive-{from}-{dur}.mpd`, `timeshift_abs-{from}.mpd`, `rewind-{ago}.mpd`):
  *   on-dash-*.ts, manifests of functions/domain/dash-manifest.ts over the same byte ranges.
+ * - `{from}-preview.mp4`: on-preview-mp4.ts (the first stored key frame at or after `from`).
  * - `recording_status.json` / `ranges.json`: on-recording-status.ts, on-ranges-json.ts: what the
  *   fragment index holds (stored media only, within retention); windows stored before the index
  *   and not reindexed are not counted.
@@ -30,6 +31,7 @@ import { onArchiveMp4 } from "./on-archive-mp4.ts";
 import { onDashRange } from "./on-dash-range.ts";
 import { onDashRewind } from "./on-dash-rewind.ts";
 import { onDashTimeshiftAbs } from "./on-dash-timeshift-abs.ts";
+import { onPreviewMp4 } from "./on-preview-mp4.ts";
 import { onRangePlaylist } from "./on-range-playlist.ts";
 import { onRangesJson } from "./on-ranges-json.ts";
 import { onRecordingStatus } from "./on-recording-status.ts";
@@ -100,5 +102,7 @@ function answer(
       return onDashTimeshiftAbs(deps, req, path, file);
     case "dash-rewind":
       return onDashRewind(deps, req, path, file);
+    case "preview-mp4":
+      return onPreviewMp4(deps, req, path, file);
   }
 }

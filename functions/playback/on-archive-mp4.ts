@@ -81,7 +81,7 @@ function exportDuration(deps: PlaybackDeps, from: number, duration: number | "no
 }
 
 /** Streams the joined file: per window its init then its fragment runs, through Mp4Joiner. */
-async function* joinedMp4(deps: PlaybackDeps, plan: readonly JoinPart[]): AsyncGenerator<Uint8Array> {
+export async function* joinedMp4(deps: PlaybackDeps, plan: readonly JoinPart[]): AsyncGenerator<Uint8Array> {
   const joiner = new Mp4Joiner();
   for (const part of plan) {
     const w = part.window;

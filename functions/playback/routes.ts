@@ -17,7 +17,8 @@ export type PlaybackFile =
   | { kind: "ranges" }
   | { kind: "dash-range"; from: number; duration: number | "now" }
   | { kind: "dash-timeshift-abs"; from: number }
-  | { kind: "dash-rewind"; seconds: number };
+  | { kind: "dash-rewind"; seconds: number }
+  | { kind: "preview-mp4"; from: number };
 
 export type PlaybackRoute =
   | { ok: true; source: string; stream: string; file: PlaybackFile }
@@ -52,6 +53,8 @@ const FILES: [RegExp, (m: RegExpMatchArray) => PlaybackFile][] = [
   ],
   [new RegExp(`^timeshift_abs-${TIME}\\.mpd$`), (m) => ({ kind: "dash-timeshift-abs", from: Number(m[1]) })],
   [new RegExp(`^rewind-${TIME}\\.mpd$`), (m) => ({ kind: "dash-rewind", seconds: Number(m[1]) })],
+  // paths/playback/mp4-dvr.yml.
+  [new RegExp(`^${TIME}-preview\\.mp4$`), (m) => ({ kind: "preview-mp4", from: Number(m[1]) })],
   [/^recording_status\.json$/, () => ({ kind: "recording-status" })],
   [/^ranges\.json$/, () => ({ kind: "ranges" })],
 ];
@@ -105,4 +108,21 @@ function timeProblem(f: PlaybackFile): string | undefined {
     return `the rewind depth must be 1 to ${MAX_RANGE_SECONDS} seconds (24 hours)`;
   }
   return undefined;
+}
+
+/**
+ * The backup's form (`/{source}/{stream...}/{file}`) of a request path: as it is when it starts
+ * with a configured source or `_` (the page's own routes), else Flussonic's `/{stream...}/{file}`
+ * of `upstreamSource` (the server an origin group or `serve --upstream` failed over from).
+ */
+export function backupPath(path: string, sources: ReadonlySet<string>, upstreamSource: string): string {
+  const first = path.split("/")[1] ?? "";
+  let name: string;
+  try {
+    name = decodeURIComponent(first);
+  } catch {
+    return path;
+  }
+  if (sources.has(name) || first.startsWith("_") || path === "/" || path === "/index.html") return path;
+  return `/${encodeURIComponent(upstreamSource)}${path}`;
 }

@@ -436,3 +436,56 @@ describe("playback: cdk-nag", () => {
     expect(errorsOf(withDomain)).toEqual([]);
   });
 });
+
+describe("playback with deployment.playback.upstream: the Flussonic server first, the function when it fails", () => {
+  const upstreamConfig = { ...config, deployment: { playback: { upstream: "https://s1.example:8443" } } };
+  const tu = Template.fromStack(stackFor(upstreamConfig));
+
+  it("the default behaviour targets an origin group: the server (HTTPS, its port, one 2 s connection attempt) then the function on 404 and 5xx; the function knows the server's source", () => {
+    const d = distribution(tu);
+    const groups = d.OriginGroups.Items as Record<string, any>[];
+    expect(groups).toHaveLength(1);
+    const group = groups[0]!;
+    expect(d.DefaultCacheBehavior.TargetOriginId).toBe(group.Id);
+    expect([...group.FailoverCriteria.StatusCodes.Items].sort()).toEqual([404, 500, 502, 503, 504]);
+    const [primary, secondary] = (group.Members.Items as { OriginId: string }[]).map(
+      (m) => (d.Origins as Record<string, any>[]).find((o) => o.Id === m.OriginId)!,
+    );
+    expect(primary!.DomainName).toBe("s1.example");
+    expect(primary!.CustomOriginConfig).toMatchObject({
+      OriginProtocolPolicy: "https-only",
+      HTTPSPort: 8443,
+    });
+    expect([primary!.ConnectionAttempts, primary!.ConnectionTimeout]).toEqual([1, 2]);
+    expect(flat(secondary!.DomainName)).toContain("FunctionUrl");
+    const fn = ofType(tu, "AWS::Lambda::Function").find(([, r]) =>
+      String(r.Properties.Description).includes("playback: playlists"),
+    )![1];
+    expect(fn.Properties.Environment.Variables.PLAYBACK_UPSTREAM_SOURCE).toBe("s1");
+    // The page's listing and the page itself stay with the function.
+    for (const p of ["/_api/*", "/index.html", "/_assets/*"]) {
+      expect(flat(originOf(tu, behaviour(tu, p)).DomainName), p).toContain("FunctionUrl");
+    }
+  });
+
+  it("without upstream nothing changes: no origin group, no upstream variable", () => {
+    expect(distribution(t).OriginGroups).toBeUndefined();
+    expect(flat(t.toJSON())).not.toContain("PLAYBACK_UPSTREAM_SOURCE");
+  });
+
+  it("an upstream that is no configured source's address is a config error naming the field", () => {
+    expect(() =>
+      stackFor({ ...config, deployment: { playback: { upstream: "https://other.example" } } }),
+    ).toThrow(
+      /deployment\.playback\.upstream: https:\/\/other\.example is not the address of a configured source \(sources: s1, s2\)/,
+    );
+  });
+
+  it("cdk-nag finds no error", () => {
+    const errors = new AwsSolutionsChecks()
+      .validateScope(stackFor(upstreamConfig))
+      .violations.filter((v) => v.severity === "error")
+      .map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.resourceLogicalId).join(", ")}`);
+    expect(errors).toEqual([]);
+  });
+});

@@ -539,6 +539,56 @@ describe("archive-{from}-{dur}.mp4", () => {
   );
 });
 
+describe("{from}-preview.mp4", () => {
+  const preview = (from: number) =>
+    get(handler(), `/${SOURCE}/real/${from}-preview.mp4`, { token: token({ stream: "real" }) });
+
+  it.skipIf(!hasFfmpeg)(
+    "is the first stored key frame at or after `from` as a one-fragment MP4 of the stored size (ffprobe: an H.264 key frame, 160x120), cut without decoding",
+    async () => {
+      const from = DAY + 3600 + 10;
+      const res = await preview(from);
+      expect(res.status, res.text.slice(0, 200)).toBe(200);
+      expect(res.headers["Content-Type"]).toBe("video/mp4");
+      const boxes = [...children(res.bytes, 0)];
+      expect(boxes.map((b) => b.type)).toEqual(["ftyp", "moov", "moof", "mdat"]);
+      // The fragment is the stored key-frame fragment at `from`, byte for byte in its mdat.
+      const w = indexes.get("real")![0]!;
+      const f = w.fragments.find((x) => x.keyframe && x.startMs >= from * 1000)!;
+      expect(f.startMs).toBe(from * 1000);
+      const mdat = boxes.find((b) => b.type === "mdat")!;
+      expect(mdat.end - mdat.start).toBeLessThan(f.length);
+      const file = join(mkdtempSync(join(tmpdir(), "preview-")), "preview.mp4");
+      writeFileSync(file, res.bytes);
+      const probe = spawnSync(
+        "ffprobe",
+        [
+          ...["-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1"],
+          ...["-show_entries", "frame=pict_type,key_frame,width,height", "-of", "json", file],
+        ],
+        { encoding: "utf8" },
+      );
+      const frame = (JSON.parse(probe.stdout) as { frames: Record<string, unknown>[] }).frames[0];
+      expect(frame).toMatchObject({ pict_type: "I", key_frame: 1, width: 160, height: 120 });
+    },
+  );
+
+  it.skipIf(!hasFfmpeg)(
+    "a `from` in a gap gives the next stored key frame within 600 s (as the spec lets a client ask an approximate time); none there is 404 with the span searched",
+    async () => {
+      const before = await preview(DAY + 3600 - 30); // nothing stored before DAY + 3600
+      const exact = await preview(DAY + 3600);
+      expect(before.status).toBe(200);
+      expect(before.bytes).toEqual(exact.bytes);
+      const none = await preview(DAY + 3720 + 1);
+      expect(none.status).toBe(404);
+      expect(none.text).toBe(
+        'no key frame of stream "real" is stored from 2025-12-01T01:02:01Z to 2025-12-01T01:12:01Z (600 s on): a hole in the backup, or not copied yet\n',
+      );
+    },
+  );
+});
+
 describe("recording_status.json and ranges.json", () => {
   it("list what the backup stores, in Flussonic's shapes (seconds; milliseconds opened_at/closed_at)", async () => {
     const status = await get(handler(), `/${SOURCE}/${STREAM}/recording_status.json`);
