@@ -469,11 +469,13 @@ describe("the stack from the config: observability", () => {
       "flussonic-backup-planner-errors",
       "flussonic-backup-s1-dead-letters",
       "flussonic-backup-s1-lag",
+      "flussonic-backup-s1-margin",
       "flussonic-backup-s1-oldest-window",
       "flussonic-backup-s1-planning-errors",
       "flussonic-backup-s1-windows-gone",
       "flussonic-backup-s2-dead-letters",
       "flussonic-backup-s2-lag",
+      "flussonic-backup-s2-margin",
       "flussonic-backup-s2-oldest-window",
       "flussonic-backup-s2-planning-errors",
       "flussonic-backup-s2-windows-gone",
@@ -526,7 +528,7 @@ describe("a config change changes the template as expected", () => {
     after.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
       ScalingConfig: { MaximumConcurrency: 4 },
     });
-    after.resourceCountIs("AWS::CloudWatch::Alarm", 17);
+    after.resourceCountIs("AWS::CloudWatch::Alarm", 20);
     expect(expirations(before)["flussonic/s1/"]).toBe(9);
     expect(expirations(after)["flussonic/s1/"]).toBe(15);
     expect(expirations(after)["flussonic/s3/"]).toBe(3);
