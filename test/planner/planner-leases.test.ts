@@ -123,6 +123,10 @@ describe("the planner's leases, what they cost and when they are written", () =>
         const report = (await rt.plan()).sources[0]!;
         // The per-stream figures add up to what was queued.
         expect(report.streams.map((p) => p.planned)).toEqual([report.planned.length]);
+        // And the bytes they estimate: 128 kbit/s is 16,000 bytes a second.
+        const bytes = report.planned.reduce((n, m) => n + m.duration * 16_000, 0);
+        expect(report.plannedBytes).toBe(bytes);
+        expect(report.streams.map((p) => p.plannedBytes)).toEqual([bytes]);
         const edge = harness.clock.now() - harness.config.settleSeconds - HOUR;
         return report.planned.filter((m) => m.from + m.duration <= edge).reduce((n, m) => n + m.duration, 0);
       } finally {
