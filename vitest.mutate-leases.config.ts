@@ -2,9 +2,9 @@ import { defineConfig } from "vitest/config";
 
 /**
  * The tests `npm run mutate:leases` (stryker.leases.json) runs against each mutant of the planner's
- * lease decisions: the planner tests that check leases through what the next run queues (they run
- * the planner in process against the embedded emulator, a few seconds each), and the domain tests
- * of the manifest and windows.
+ * lease decisions: the planner tests that check leases through what the next run queues and writes
+ * (in process against the embedded emulator, a few seconds each), the queue test that leases only
+ * what SQS took, and the domain tests of the manifest, windows and the lease setting.
  */
 export default defineConfig({
   test: {
@@ -14,6 +14,7 @@ export default defineConfig({
       "test/domain/manifest.test.ts",
       "test/domain/windows.test.ts",
       "test/config/lease.test.ts",
+      "test/queue/copy-queue.test.ts",
     ],
     pool: "forks",
     testTimeout: 60_000,

@@ -8,6 +8,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
 import { S3FaultProxy } from "../../dev/kit/s3-fault-proxy.ts";
 import type { CopyMessage } from "../../functions/domain/archive.ts";
+import { planBackup } from "../../functions/planner/plan-backup.ts";
+import { CopyQueue } from "../../functions/queue/copy-queue.ts";
 
 let h: Harness | undefined;
 let proxy: S3FaultProxy | undefined;
@@ -105,5 +107,124 @@ describe("the planner's leases", () => {
     h.clock.seconds = t0 + 1000;
     const next = (await b.plan()).sources[0]!;
     expect(next.planned.map(key).filter((k) => queuedByA.includes(k))).toEqual([]);
+  }, 60_000);
+});
+
+describe("the planner's leases, what they cost and when they are written", () => {
+  it("a longer copier timeout leaves less of the lease to start copies in: less is back-filled per run", async () => {
+    const backfilledSeconds = async (copyTimeoutSeconds: number) => {
+      const harness = await startHarness({
+        sim: { streams: [{ name: "cam1", bitrateBps: 128_000, ranges: [{ from: 0, to: 4e9 }] }] },
+        source: { maxBandwidthMbps: 1 },
+        config: { minWindowSeconds: 600 },
+      });
+      try {
+        const rt = await harness.runtime({ copyTimeoutSeconds });
+        const report = (await rt.plan()).sources[0]!;
+        // The per-stream figures add up to what was queued.
+        expect(report.streams.map((p) => p.planned)).toEqual([report.planned.length]);
+        // And the bytes they estimate: 128 kbit/s is 16,000 bytes a second.
+        const bytes = report.planned.reduce((n, m) => n + m.duration * 16_000, 0);
+        expect(report.plannedBytes).toBe(bytes);
+        expect(report.streams.map((p) => p.plannedBytes)).toEqual([bytes]);
+        const edge = harness.clock.now() - harness.config.settleSeconds - HOUR;
+        return report.planned.filter((m) => m.from + m.duration <= edge).reduce((n, m) => n + m.duration, 0);
+      } finally {
+        await harness.close();
+      }
+    };
+    // Lease 3600 s: copies start within 3540 s of a 60 s timeout, 2400 s of a 1200 s one.
+    const short = await backfilledSeconds(60);
+    const long = await backfilledSeconds(1200);
+    expect(long).toBeGreaterThan(0);
+    expect(long).toBeLessThan(short);
+  }, 60_000);
+
+  it("a dry run queues nothing and leases nothing, and reports what it would queue", async () => {
+    h = await startHarness({ sim: { streams: 1 } });
+    const rt = await h.runtime();
+    const report = await planBackup({
+      config: h.config,
+      store: rt.store,
+      queue: new CopyQueue(rt.sqs, (s) => rt.queues.get(s)!.url),
+      flussonic: (s) => rt.clients.get(s)!,
+      now: h.clock.now,
+      copyTimeoutSeconds: rt.copyTimeoutSeconds,
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      dryRun: true,
+    });
+    const src = report.sources[0]!;
+    expect(src.errors).toEqual([]);
+    expect(src.planned.length).toBeGreaterThan(0);
+    expect(src.planned.every((m) => m.source === "src1" && m.stream === "cam1")).toBe(true);
+    expect(await rt.pendingMessages()).toBe(0);
+    expect(await h.keys()).toEqual([]);
+    // The real run then queues the same windows.
+    expect((await rt.plan()).sources[0]!.planned.map(key)).toEqual(src.planned.map(key));
+  });
+
+  it("writes a manifest only when something changed, and deletes the records it folded in", async () => {
+    h = await startHarness({ sim: { streams: 1 }, source: { retentionDays: 1 / 24 } });
+    proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
+    const rt = await h.runtime({ endpoints: { ...h.emulator.endpoints, s3Endpoint: proxy.url } });
+    expect((await rt.plan()).sources[0]!.planned.length).toBeGreaterThan(0);
+    const writes = proxy.count("PutObject", "manifest");
+    expect(writes).toBe(1);
+    // Everything leased, nothing copied: the next run has nothing to write.
+    expect((await rt.plan()).sources[0]!.planned).toEqual([]);
+    expect(proxy.count("PutObject", "manifest")).toBe(writes);
+    // Copied: the next run folds the records in, ends their leases and deletes the records.
+    await rt.startCopiers();
+    await rt.drain();
+    await rt.stopCopiers();
+    const records = await h.keys(`${h.config.prefix}.backup/records/`);
+    expect(records.length).toBeGreaterThan(0);
+    const folded = (await rt.plan()).sources[0]!;
+    expect(folded.errors).toEqual([]);
+    expect(folded.recordsCompacted).toBe(records.length);
+    expect(await h.keys(`${h.config.prefix}.backup/records/`)).toEqual([]);
+    const { manifest } = await rt.store.readManifest("src1", "cam1");
+    expect(
+      manifest.leases.filter((l) => records.some((r) => r.endsWith(`/${l.from}-${l.duration}.json`))),
+    ).toEqual([]);
+    expect(manifest.windows).toBe(records.length);
+  }, 60_000);
+
+  it("when two planners choose the same windows in the same second, the loser queues none of them and each lease is held once", async () => {
+    h = await startHarness({ sim: { streams: 1 }, source: { retentionDays: 1 / 24 } });
+    proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
+    const as = (accessKeyId: string) => ({
+      ...h!.emulator.endpoints,
+      s3Endpoint: proxy!.url,
+      credentials: { accessKeyId, secretAccessKey: "embedded" },
+    });
+    const a = await h.runtime({ endpoints: as("planner-a") });
+    const b = await h.runtime({ endpoints: as("planner-b") });
+    let release = (): void => undefined;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const stall = proxy.inject({
+      op: "PutObject",
+      kind: "manifest",
+      client: "planner-a",
+      fault: "stall-request",
+      until: held,
+      times: 1,
+    });
+    const planA = a.plan();
+    await expect.poll(() => stall.hits, { timeout: 10_000, interval: 20 }).toBeGreaterThan(0);
+    const planB = (await b.plan()).sources[0]!;
+    release();
+    const reportA = (await planA).sources[0]!;
+    expect(reportA.errors).toEqual([]);
+    expect(proxy.preconditionFailed).toBeGreaterThan(0);
+    // Lease first: A, whose write lost, gives up what B leased; every lease is held once.
+    expect(planB.planned.length).toBeGreaterThan(0);
+    expect(reportA.planned.map(key).filter((k) => planB.planned.map(key).includes(k))).toEqual([]);
+    const { manifest } = await a.store.readManifest("src1", "cam1");
+    expect(manifest.leases.map((l) => key({ stream: "cam1", ...l })).sort()).toEqual(
+      planB.planned.map(key).sort(),
+    );
   }, 60_000);
 });
