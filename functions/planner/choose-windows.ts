@@ -135,7 +135,11 @@ function chooseByDeadline(
   const sequences = states.map(function* (s): Generator<Candidate<StreamState>> {
     for (const w of cutWindows(s.missing, s.windowSeconds, s.horizon)) {
       const seconds = copySeconds(s, w);
-      yield { item: s, window: w, copySeconds: seconds, latestStart: latestStart(w, s.depth, seconds) };
+      // The source lists every second of `missing` now: a window whose computed deadline has passed
+      // is still there (sources delete by whole segments, on their own clock), so it may still be
+      // saved if it starts at once: its latest start is now, not in the past.
+      const latest = Math.max(now, latestStart(w, s.depth, seconds));
+      yield { item: s, window: w, copySeconds: seconds, latestStart: latest };
     }
   });
   const slots = Math.max(1, source.maxConcurrentCopies);

@@ -61,6 +61,7 @@ describe("config for AWS: credentials in Secrets Manager", () => {
 describe("config for AWS: deployment options", () => {
   it("defaults the alarm and version settings and leaves the rest off", () => {
     expect(parseConfig(JSON.stringify({ bucket: "b-1", sources: [source] }), "cfg.json").deployment).toEqual({
+      exportSigningKey: false,
       lagAlarmSeconds: 3600,
       noncurrentVersionDays: 30,
     });
