@@ -182,6 +182,16 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
     const warnAt = marginWarningAt(deps.config.marginWarningSeconds, s.plan.sourceDepthSeconds);
     if (margin !== undefined && margin < warnAt) {
       const atRisk = (s.plan.atRisk ?? []).reduce((n, r) => n + (r.to - r.from), 0);
+      // A first backup always starts in the race (the source's oldest seconds are about to go): it
+      // is said once as what happens, not as a warning, unless seconds will be lost anyway.
+      if (s.manifest.windows === 0 && atRisk === 0) {
+        log.info("first backup: the oldest seconds are copied first, before the source deletes them", {
+          source: source.name,
+          stream: s.settings.name,
+          marginSeconds: margin,
+        });
+        continue;
+      }
       log.warn("margin below the warning threshold: the source deletes what the backup lacks soon", {
         source: source.name,
         stream: s.settings.name,

@@ -172,3 +172,30 @@ describe("the source's retention overtakes a lagging backup", () => {
     expect(second.sourceDepthSeconds).toBe(2 * HOUR);
   }, 60_000);
 });
+
+describe("a first backup", () => {
+  it("says once that the oldest seconds go first, without the warning, when none will be lost", async () => {
+    // The source keeps 1 hour, all of it recorded: the backup starts with its oldest second a few
+    // minutes from deletion, a margin far below the threshold (half the depth), yet the cap saves it.
+    h = await startHarness({
+      sim: {
+        streams: [
+          {
+            name: "cam1",
+            bitrateBps: 16_000,
+            depthSeconds: HOUR,
+            ranges: [{ from: START - 2 * HOUR, to: Number.POSITIVE_INFINITY }],
+          },
+        ],
+      },
+    });
+    const rt = await h.runtime();
+    const plan = (await rt.plan()).sources[0]!;
+    expect(stream(plan, "cam1").marginSeconds).toBeLessThan(HOUR / 2);
+    expect(stream(plan, "cam1").atRisk ?? []).toEqual([]);
+    expect(
+      h.logs.filter((l) => l.includes("first backup: the oldest seconds are copied first")),
+    ).toHaveLength(1);
+    expect(h.logs.filter((l) => l.includes("margin below the warning threshold"))).toEqual([]);
+  });
+});
