@@ -1,3 +1,8 @@
+/**
+ * The config file's schema (zod): sources, streams, auth references, schedules, the deployment
+ * options, and the types the rest of the code takes. Secrets are never in the file: it names
+ * environment variables (local runtime) and Secrets Manager secrets (AWS).
+ */
 import { z } from "zod";
 import { ALL_WINDOW_LENGTHS_SECONDS, ARCHIVE_FORMATS, WINDOW_LENGTHS_SECONDS } from "../domain/archive.ts";
 import { HH_MM, isKnownTimeZone } from "../domain/bandwidth-schedule.ts";

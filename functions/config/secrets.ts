@@ -1,3 +1,7 @@
+/**
+ * A source's credentials: resolved from environment variables (local runtime) or the Secrets
+ * Manager secret the config names (AWS), held in values that never print themselves.
+ */
 import { inspect } from "node:util";
 import { ConfigError } from "./parse.ts";
 import type { AuthConfig, BackupConfig } from "./schema.ts";

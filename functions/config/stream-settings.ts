@@ -1,3 +1,6 @@
+/**
+ * Per-stream effective settings: a stream's overrides over its source's.
+ */
 import type { ArchiveFormat } from "../domain/archive.ts";
 import type { SourceConfig } from "./schema.ts";
 /** Per-stream effective settings: the stream's overrides over the source's. */

@@ -1,3 +1,6 @@
+/**
+ * What a valid config does that the operator should hear about on every run.
+ */
 import type { BackupConfig } from "./schema.ts";
 import { inClear } from "./url.ts";
 

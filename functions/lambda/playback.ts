@@ -1,3 +1,18 @@
+/**
+ * Lambda entry of playback in AWS (infra/playback-distribution.ts): a function URL (IAM auth,
+ * reached only through CloudFront's origin access control) in front of the pure playback handler
+ * (functions/playback/handler.ts). It parses the function-URL event, calls the handler and maps
+ * its answer; the media bytes never pass through it, they come from the bucket through CloudFront
+ * (`/_media/{key}`), addressed by CloudFront signed URLs (media-url.ts).
+ *
+ * Besides the playback URLs it answers what the page needs (the same page as `serve`):
+ * `/` (the page), `/_assets/{page.js|page.css|hls.min.js}` (copied next to the bundle at synth)
+ * and `/_api/streams.json?token=` (the coverage listing).
+ *
+ * Environment (set by the stack): BACKUP_CONFIG (the runtime config), PLAYBACK_TOKEN_SECRET (the
+ * Secrets Manager secret with the token keys, "current,previous"), MEDIA_SIGNING_SECRET (the
+ * CloudFront key pair's private key), MEDIA_KEY_PAIR_ID, MEDIA_URL_TTL_SECONDS.
+ */
 import { join } from "node:path";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { SecretsProvider } from "@aws-lambda-powertools/parameters/secrets";
