@@ -11,7 +11,7 @@ import { RestoreError } from "../../ops/restore.ts";
 import { initKey, KeyError, loadPublicKey, loadSigner } from "../../ops/signing.ts";
 import { verifyExport } from "../../ops/verify-export.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
-import { isoTime, parseTimeArg, UsageError } from "./time-arg.ts";
+import { isoTime, parseTimeRange, UsageError } from "./time-arg.ts";
 
 interface Out {
   write(s: string): unknown;
@@ -35,9 +35,7 @@ export interface ExportCommandOptions extends TargetOptions {
 export async function exportCommand(o: ExportCommandOptions): Promise<number> {
   const stdout = o.stdout ?? process.stdout;
   const stderr = o.stderr ?? process.stderr;
-  const from = parseTimeArg("--from", o.from);
-  const to = parseTimeArg("--to", o.to);
-  if (to <= from) throw new UsageError(`--to (${isoTime(to)}) must be after --from (${isoTime(from)})`);
+  const { from, to } = parseTimeRange(o.from, o.to);
   const target = await openBackupTarget(o, { flussonic: false });
   try {
     sourceNamed(target.config, o.source);

@@ -8,7 +8,7 @@ import { operatorName } from "../../ops/audit.ts";
 import { HoldError, holdRange, releaseHold } from "../../ops/hold.ts";
 import { formatDuration } from "../../ops/progress.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
-import { isoTime, parseTimeArg, UsageError } from "./time-arg.ts";
+import { isoTime, parseTimeRange, UsageError } from "./time-arg.ts";
 
 interface Out {
   write(s: string): unknown;
@@ -30,9 +30,7 @@ export interface HoldCommandOptions extends TargetOptions {
 
 function range(o: HoldCommandOptions): { from: number; to: number } {
   if (o.from === undefined || o.to === undefined) throw new UsageError("--from and --to are required");
-  const from = parseTimeArg("--from", o.from);
-  const to = parseTimeArg("--to", o.to);
-  if (to <= from) throw new UsageError(`--to (${isoTime(to)}) must be after --from (${isoTime(from)})`);
+  const { from, to } = parseTimeRange(o.from, o.to);
   return { from, to };
 }
 

@@ -8,7 +8,7 @@ import { Mp4JoinError } from "../../functions/domain/mp4-join.ts";
 import { formatBytes, formatDuration } from "../../ops/progress.ts";
 import { RestoreError, restoreRange } from "../../ops/restore.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
-import { isoTime, parseTimeArg, UsageError } from "./time-arg.ts";
+import { isoTime, parseTimeRange } from "./time-arg.ts";
 
 export interface RestoreCommandOptions extends TargetOptions {
   source: string;
@@ -24,9 +24,7 @@ export interface RestoreCommandOptions extends TargetOptions {
 export async function restoreCommand(o: RestoreCommandOptions): Promise<number> {
   const stdout = o.stdout ?? process.stdout;
   const stderr = o.stderr ?? process.stderr;
-  const from = parseTimeArg("--from", o.from);
-  const to = parseTimeArg("--to", o.to);
-  if (to <= from) throw new UsageError(`--to (${isoTime(to)}) must be after --from (${isoTime(from)})`);
+  const { from, to } = parseTimeRange(o.from, o.to);
   const target = await openBackupTarget(o, { flussonic: false });
   try {
     sourceNamed(target.config, o.source);

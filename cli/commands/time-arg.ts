@@ -44,10 +44,20 @@ export function parseTimeSpan(
 ): { from: number | undefined; to: number | undefined } {
   const f = from === undefined ? undefined : parseTimeArg("--from", from);
   const t = to === undefined ? undefined : parseTimeArg("--to", to);
-  if (f !== undefined && t !== undefined && t <= f) {
-    throw new UsageError(`--to (${isoTime(t)}) must be after --from (${isoTime(f)})`);
-  }
+  if (f !== undefined && t !== undefined) checkOrder(f, t);
   return { from: f, to: t };
+}
+
+/** `--from`/`--to` of a command that needs both (restore, export, hold). */
+export function parseTimeRange(from: string, to: string): { from: number; to: number } {
+  const f = parseTimeArg("--from", from);
+  const t = parseTimeArg("--to", to);
+  checkOrder(f, t);
+  return { from: f, to: t };
+}
+
+function checkOrder(from: number, to: number): void {
+  if (to <= from) throw new UsageError(`--to (${isoTime(to)}) must be after --from (${isoTime(from)})`);
 }
 
 /** `2026-11-20T12:17:00Z` for unix seconds (reports and messages). */
