@@ -38,6 +38,12 @@ export interface DashManifest {
   shiftMs?: number;
   /** Dynamic only: how far back a player may seek from the live edge, seconds. */
   timeShiftBufferSeconds?: number;
+  /**
+   * `?thumbnails=N`: an image AdaptationSet per period (DASH-IF IOP thumbnails, one 1x1 tile per
+   * image) at Flussonic's `images-{W}x{H}/dvr-{from}-{offset}.m4v.jpg`, `from` the period's first
+   * second, one image per `interval` seconds; `query` (like `?token=…`) follows each URI.
+   */
+  thumbnails?: { width: number; height: number; interval: number; query: string } | undefined;
 }
 
 /** A run of segments played with one init. */
@@ -173,8 +179,29 @@ export function renderDashManifest(m: DashManifest, uri: (w: WindowIndex) => str
         `          <SegmentURL media="${uriOf(s.window)}" mediaRange="${s.offset}-${s.offset + s.length - 1}"/>`,
       );
     }
-    lines.push("        </SegmentList>", "      </Representation>", "    </AdaptationSet>", "  </Period>");
+    lines.push("        </SegmentList>", "      </Representation>", "    </AdaptationSet>");
+    if (m.thumbnails) lines.push(...imageAdaptationSet(m.thumbnails, Math.floor(s0.startMs / 1000), ms));
+    lines.push("  </Period>");
   }
   lines.push("</MPD>", "");
   return lines.join("\n");
+}
+
+function imageAdaptationSet(
+  t: NonNullable<DashManifest["thumbnails"]>,
+  fromSecond: number,
+  periodMs: number,
+): string[] {
+  const count = Math.max(1, Math.ceil(periodMs / 1000 / t.interval));
+  const size = `${t.width}x${t.height}`;
+  return [
+    `    <AdaptationSet id="1" contentType="image" mimeType="image/jpeg">`,
+    `      <SegmentTemplate media="images-${size}/dvr-${fromSecond}-$Time$.m4v.jpg${xml(t.query)}" timescale="1">`,
+    `        <SegmentTimeline><S t="0" d="${t.interval}"${count > 1 ? ` r="${count - 1}"` : ""}/></SegmentTimeline>`,
+    "      </SegmentTemplate>",
+    `      <Representation id="thumbnails" bandwidth="${Math.max(1, Math.round((10_000 * 8) / t.interval))}" width="${t.width}" height="${t.height}">`,
+    `        <EssentialProperty schemeIdUri="http://dashif.org/thumbnail_tile" value="1x1"/>`,
+    "      </Representation>",
+    "    </AdaptationSet>",
+  ];
 }
