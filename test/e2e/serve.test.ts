@@ -515,6 +515,71 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
     120_000,
   );
 
+  it.skipIf(!hasChromium)(
+    "headless Chromium: hovering a timeline over stored video shows that moment's picture (a JPEG the server decodes, fitted into 320x240: the stored 160x120), over a gap none",
+    async () => {
+      const browser = await launchChromium();
+      try {
+        const page = browser.pages()[0] ?? (await browser.newPage());
+        const pageErrors: string[] = [];
+        page.on("pageerror", (e) => pageErrors.push(String(e)));
+        await page.goto(`${base}/`);
+        const block = page.locator('.stream[data-source="sim"][data-stream="cam1"]');
+        const svg = block.locator("svg.timeline");
+        await svg.waitFor({ timeout: 10_000 });
+        const pointAt = (t: number) =>
+          svg.evaluate((el, at) => {
+            const from = Number(el.dataset.from);
+            const to = Number(el.dataset.to);
+            const width = Number(el.dataset.width);
+            const box = el.getBoundingClientRect();
+            const px = 60 + ((at - from) / (to - from)) * (width - 70);
+            return { x: box.left + (px / width) * box.width, y: box.top + 20 };
+          }, t);
+        const stored = await pointAt(T0 - 40 * MIN);
+        await page.mouse.move(stored.x, stored.y);
+        const thumb = block.locator("img[data-role=thumb]");
+        await page.waitForFunction(
+          () => {
+            const img = document.querySelector<HTMLImageElement>(
+              '.stream[data-stream="cam1"] img[data-role=thumb]',
+            );
+            return img !== null && !img.hidden && img.complete && img.naturalWidth > 0;
+          },
+          undefined,
+          { timeout: 20_000 },
+        );
+        const shown = await thumb.evaluate((img: HTMLImageElement) => ({
+          src: img.getAttribute("src"),
+          at: Number(img.dataset.at),
+          width: img.naturalWidth,
+          height: img.naturalHeight,
+        }));
+        expect(shown.src).toMatch(/^\/sim\/cam1\/images-320x240\/seg-\d+-0\.hls\.jpg$/);
+        expect(Math.abs(shown.at - (T0 - 40 * MIN))).toBeLessThan(60);
+        expect({ width: shown.width, height: shown.height }).toEqual({ width: 160, height: 120 });
+        const image = await fetch(`${base}${shown.src}`);
+        expect(image.headers.get("content-type")).toBe("image/jpeg");
+        const shot = join(tmpdir(), `flussonic-backup-serve-thumbnail-${process.pid}.png`);
+        await page.screenshot({ path: shot, fullPage: true });
+        console.log(`serve page screenshot (hover thumbnail): ${shot}`);
+        const gap = await pointAt((GAP.from + GAP.to) / 2);
+        await page.mouse.move(gap.x, gap.y);
+        await page.waitForFunction(
+          () =>
+            document.querySelector<HTMLImageElement>('.stream[data-stream="cam1"] img[data-role=thumb]')!
+              .hidden,
+          undefined,
+          { timeout: 5_000 },
+        );
+        expect(pageErrors).toEqual([]);
+      } finally {
+        await browser.close();
+      }
+    },
+    60_000,
+  );
+
   it("with tokens: the listing and playlists need ?token= (403 with the reason otherwise), media URLs are signed by the server, the page asks for a token and passes one on; SIGTERM stops it (exit 0)", async () => {
     // The server without tokens stops first (it holds the emulator's state directory).
     expect(await server.stop()).toBe(0);
