@@ -130,6 +130,34 @@ describe.skipIf(!hasFfmpeg)(
       expect((await get(`/tv/timeshift_rel-${DELAY}.m3u8`)).origin).toBe("server");
     });
 
+    it("JPEG previews and thumbnails: the server's refusal (403, thumbnails not enabled) is passed on while it answers; when it is down the backup decodes them (ffprobe: JPEG of the stored size)", async () => {
+      const at = t0 - 50 * MIN + 30;
+      const up = await get(`/tv/${at}-preview.jpg`);
+      expect(up.status).toBe(403);
+      expect(up.origin).toBe("server");
+      await sim.pauseListening();
+      try {
+        for (const file of [`${at}-preview.jpg`, `images-80x80/seg-${at}-0.hls.jpg`]) {
+          const res = await fetch(`${base}/tv/${file}`);
+          expect(res.status, file).toBe(200);
+          expect(res.headers.get("x-playback-origin"), file).toBe("backup");
+          expect(res.headers.get("content-type"), file).toBe("image/jpeg");
+          const jpeg = join(dir, "preview.jpg");
+          writeFileSync(jpeg, Buffer.from(await res.arrayBuffer()));
+          const probe = spawnSync(
+            "ffprobe",
+            ["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", jpeg],
+            { encoding: "utf8" },
+          );
+          expect(probe.stdout.trim(), file).toBe(
+            file.startsWith("images-") ? "mjpeg,80,60" : "mjpeg,160,120",
+          );
+        }
+      } finally {
+        await sim.resumeListening();
+      }
+    });
+
     it("the server failing (500) or too slow (past --upstream-timeout) is answered from the backup", async () => {
       sim.setFaults({ target: "all", errorRate: 1, errorStatus: 500 });
       try {
