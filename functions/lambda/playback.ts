@@ -85,7 +85,9 @@ function build(env: NodeJS.ProcessEnv): PlaybackEnvironment {
   const index = new FragmentIndexStore(store);
   const imageCache = new S3ImageCache(s3, config.bucket, config.prefix);
   const decodeJpeg = lazyJpegDecoder(() =>
-    ffmpegCandidates({ FFMPEG_PATH: env.FFMPEG_PATH ?? join(env.LAMBDA_TASK_ROOT ?? ".", "ffmpeg") }),
+    ffmpegCandidates({
+      FFMPEG_PATH: env.FFMPEG_PATH ?? join(env.LAMBDA_TASK_ROOT ?? ".", "playback-page", "ffmpeg"),
+    }),
   );
   const provider = new SecretsProvider();
   const read = async (secret: string, what: string): Promise<string> => {
@@ -144,7 +146,8 @@ function build(env: NodeJS.ProcessEnv): PlaybackEnvironment {
           }),
         now: () => Date.now(),
         tokenKeys,
-        // JPEG previews: an ffmpeg at FFMPEG_PATH or beside the bundle (frame-decoder.ts), else 501.
+        // JPEG previews: the ffmpeg copied beside the bundle (infra/playback-distribution.ts), or
+        // FFMPEG_PATH (frame-decoder.ts); none: 501.
         decodeJpeg,
         imageCache,
       }),
