@@ -25,8 +25,13 @@ export interface BackupFunctionProps {
   timeout: Duration;
   environment: Record<string, string>;
   code: FunctionCode;
-  /** Files (paths from the repository root) copied into the bundle's directory, under `dir`. */
-  files?: { dir: string; paths: string[] };
+  /**
+   * Files (paths from the repository root) copied into the bundle's directory, under `dir`;
+   * `optional` ones only when present (an optional dependency of another platform is not).
+   */
+  files?: { dir: string; paths: string[]; optional?: string[] };
+  /** Default arm64 (Graviton); x86_64 for a function that runs an x86-64 binary. */
+  architecture?: "arm64" | "x86_64";
   /** Concurrency reserved for (and the most used by) the function; default: the account's pool. */
   reservedConcurrency?: number;
 }
@@ -62,7 +67,7 @@ export class BackupFunction extends Construct {
       // nodejs24.x: the Node the project develops and tests on (the `node` dev dependency).
       runtime: lambda.Runtime.NODEJS_24_X,
       // Graviton: about 20% cheaper per GB-second than x86, and nothing here is x86-specific.
-      architecture: lambda.Architecture.ARM_64,
+      architecture: props.architecture === "x86_64" ? lambda.Architecture.X86_64 : lambda.Architecture.ARM_64,
       memorySize: props.memorySize,
       timeout: props.timeout,
       environment: { ...props.environment, NODE_OPTIONS: "--enable-source-maps" },
@@ -98,6 +103,10 @@ export class BackupFunction extends Construct {
                       afterBundling: (inputDir: string, outputDir: string) => [
                         `mkdir -p "${outputDir}/${files.dir}"`,
                         ...files.paths.map((p) => `cp "${inputDir}/${p}" "${outputDir}/${files.dir}/"`),
+                        ...(files.optional ?? []).map(
+                          (p) =>
+                            `if [ -f "${inputDir}/${p}" ]; then cp "${inputDir}/${p}" "${outputDir}/${files.dir}/"; fi`,
+                        ),
                       ],
                     },
                   }

@@ -67,6 +67,7 @@ export const PLAYBACK_QUERY_STRINGS = [
   "opened_at_lte",
   "event",
   "period",
+  "thumbnails",
 ];
 
 const PERIOD = Duration.minutes(5);
@@ -221,6 +222,11 @@ export class PlaybackDistribution extends Construct {
         ...(settings.upstream ? { PLAYBACK_UPSTREAM_SOURCE: upstreamSource(config, settings.upstream) } : {}),
       },
       code: props.code,
+      // x86_64: `{from}-preview.jpg` and thumbnails run the static ffmpeg of the npm package
+      // @ffmpeg-installer/linux-x64 (an optional dependency, copied when installed: on a Linux
+      // x86-64 machine that deploys). It costs ~25% more per GB-second than arm64, on a function
+      // that answers in milliseconds; no binary (another deploying platform): JPEGs answer 501.
+      architecture: "x86_64",
       files: {
         dir: "playback-page",
         paths: [
@@ -229,6 +235,7 @@ export class PlaybackDistribution extends Construct {
           "functions/playback/page/page.css",
           "node_modules/hls.js/dist/hls.min.js",
         ],
+        optional: ["node_modules/@ffmpeg-installer/linux-x64/ffmpeg"],
       },
     });
     this.grantReads(config, props.backupBucket);
@@ -566,7 +573,8 @@ export class PlaybackDistribution extends Construct {
    * - ListBucket (S3 answers 404 for a missing key only to a caller that may list; the records of
    *   a stream are listed);
    * - the two secrets, read only.
-   * No write, no delete, no catalog, no control switch.
+   * - its one write: cached JPEGs under `.backup/previews/` (read and written);
+   * No other write, no delete, no catalog, no control switch.
    */
   private grantReads(config: BackupConfig, backupBucket: BackupBucket): void {
     const bucket = backupBucket.bucket;
@@ -591,13 +599,27 @@ export class PlaybackDistribution extends Construct {
         resources: prefixes.map((p) => bucket.arnForObjects(`${p}*`)),
       }),
     );
+    // The one write: decoded key frames (`{from}-preview.jpg`, thumbnails), a cache of JPEGs
+    // under its own prefix (keys.ts previewKey), read back by later requests.
+    const previews = `${config.prefix}.backup/previews/`;
+    Validations.of(role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${previews}*]`,
+      reason: `Keys under ${previews} are created at run time (per stream, day and key frame); the playback function reads and writes only its cached JPEGs there.`,
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:GetObject", "s3:PutObject"],
+        resources: [bucket.arnForObjects(`${previews}*`)],
+      }),
+    );
     this.tokenSecret.grantRead(role);
     this.signingSecret.grantRead(role);
     const key = backupBucket.encryptionKey;
     if (key) {
       role.addToPolicy(
         new iam.PolicyStatement({
-          actions: ["kms:Decrypt"],
+          // GenerateDataKey: writing a cached JPEG into a KMS-encrypted bucket.
+          actions: ["kms:Decrypt", "kms:GenerateDataKey"],
           resources: [key.keyArn],
           conditions: { StringEquals: { "kms:ViaService": s3ViaService(this) } },
         }),

@@ -221,7 +221,9 @@ export async function startPlaybackServer(o: PlaybackServerOptions): Promise<Pla
     const body = await listCoverage(o.config, o.store, Math.floor(now() / 1000), allowed);
     const listed = body.sources.reduce((n, s) => n + s.streams.length, 0);
     if (refused !== undefined && listed === 0) return refuse(refused);
-    return send(res, 200, { ...JSON_TYPE, ...NO_STORE }, `${JSON.stringify({ auth, ...body })}\n`);
+    // The page plays the upstream's source at Flussonic's URLs, which go to the server first.
+    const upstream = o.upstream ? { source: o.upstream.source } : undefined;
+    return send(res, 200, { ...JSON_TYPE, ...NO_STORE }, `${JSON.stringify({ auth, ...body, upstream })}\n`);
   }
 
   async function media(req: IncomingMessage, res: ServerResponse, url: URL, head: boolean): Promise<void> {

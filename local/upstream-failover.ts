@@ -41,7 +41,7 @@ const FORWARDED_ANSWER = [
 ];
 /** A DVR URL: one the backup may answer when the server no longer has its range. */
 const DVR_FILE =
-  /(?:^|\/)(?:(?:index|archive|video|mono)-\d+-(?:\d+|now)(?:\.fmp4)?\.(?:m3u8|mpd|mp4|ts)|timeshift_(?:abs|rel)-\d+(?:\.fmp4)?\.(?:m3u8|mpd)|rewind-\d+\.(?:m3u8|mpd)|\d+-preview\.(?:mp4|jpg)|recording_status\.json|ranges\.json)$/;
+  /(?:^|\/)(?:(?:index|archive|video|mono)-\d+-(?:\d+|now)(?:\.fmp4)?\.(?:m3u8|mpd|mp4|ts)|timeshift_(?:abs|rel)-\d+(?:\.fmp4)?\.(?:m3u8|mpd)|rewind-\d+\.(?:m3u8|mpd)|\d+-preview\.(?:mp4|jpg)|tpl-\d+-\d+-\d+\.m3u8|seg-\d+-\d+\.hls\.jpg|dvr-\d+-\d+\.m4v\.jpg|recording_status\.json|ranges\.json)$/;
 /** Longest playlist or manifest read whole to see whether it lists a segment. */
 const MAX_PLAYLIST_BYTES = 8 * 1024 * 1024;
 

@@ -393,6 +393,15 @@ export class FlussonicSimulator {
       res.end(this.#realMedia.mp4.init);
       return;
     }
+    // JPEG previews and thumbnails (jpeg-ondemand.yml, hls-/dash-jpeg-thumbnail.yml): a server
+    // without `thumbnails enabled=ondemand` refuses them with 403, as this one does.
+    if (
+      /(?:\/\d+-preview\.jpg|\/images-\d+x\d+\/(?:seg-\d+-\d+\.hls|dvr-\d+-\d+\.m4v)\.jpg)$/.test(
+        url.pathname,
+      )
+    ) {
+      return this.#error(res, 403, "JPEG ondemand is forbidden: thumbnails are not enabled for this stream");
+    }
     if (url.pathname.endsWith("/recording_status.json")) {
       return this.#recordingStatus(
         decodeStreamPath(url.pathname.slice(1, -"/recording_status.json".length)),

@@ -8,9 +8,11 @@
 import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { lazyJpegDecoder } from "../../functions/playback/frame-decoder.ts";
 import { createPlaybackHandler } from "../../functions/playback/handler.ts";
 import { parseTokenKeys, tokenProblem } from "../../functions/playback/token.ts";
 import { FragmentIndexStore } from "../../functions/store/fragment-index-store.ts";
+import { S3ImageCache } from "../../functions/store/image-cache.ts";
 import { startPlaybackServer } from "../../local/playback-server.ts";
 import { type BackupTarget, openBackupTarget, type TargetOptions } from "./backup-target.ts";
 import { UsageError } from "./usage-error.ts";
@@ -100,6 +102,10 @@ export async function serveCommand(o: ServeOptions): Promise<number> {
             mediaUrl: media.mediaUrl,
             now: () => Date.now(),
             tokenKeys: auth?.tokenKeys,
+            // JPEG previews and thumbnails decode key frames with ffmpeg (frame-decoder.ts):
+            // without one they answer 501 and everything else plays.
+            decodeJpeg: lazyJpegDecoder(),
+            imageCache: new S3ImageCache(target.s3, target.config.bucket, target.store.prefix),
           }),
       }),
     );

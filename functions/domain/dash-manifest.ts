@@ -38,6 +38,12 @@ export interface DashManifest {
   shiftMs?: number;
   /** Dynamic only: how far back a player may seek from the live edge, seconds. */
   timeShiftBufferSeconds?: number;
+  /**
+   * `?thumbnails=N`: an image AdaptationSet per period (DASH-IF IOP thumbnails, one 1x1 tile per
+   * image) at Flussonic's `images-{W}x{H}/dvr-{from}-{offset}.m4v.jpg`, `from` the period's first
+   * second, one image per `interval` seconds; `query` (like `?token=…`) follows each URI.
+   */
+  thumbnails?: { width: number; height: number; interval: number; query: string } | undefined;
 }
 
 /** A run of segments played with one init. */
@@ -105,6 +111,26 @@ function mediaMs(s: PlannedSegment): number {
   return s.window.origin === "absolute" ? s.startMs : s.startMs - s.window.from * 1000;
 }
 
+/**
+ * `String(ms)` for the 13-digit unix milliseconds of a timeline, faster: V8 writes a number beyond
+ * 2^31 as a double (slow); written as its millions (kept while they stay the same, ~17 minutes)
+ * and six zero-padded digits (small integers, fast) it takes 40% of the time (a fifth of a
+ * 24-hour manifest's; bench: dev/bench/playback-playlist.ts).
+ */
+export function msWriter(): (ms: number) => string {
+  let millions = -1;
+  let millionsText = "";
+  return (ms) => {
+    if (!Number.isInteger(ms) || ms < 1e6 || ms > Number.MAX_SAFE_INTEGER) return String(ms);
+    const high = Math.floor(ms / 1e6);
+    if (high !== millions) {
+      millions = high;
+      millionsText = String(high);
+    }
+    return millionsText + String(1e6 + (ms - high * 1e6)).slice(1);
+  };
+}
+
 /** ISO 8601 duration in seconds with milliseconds, e.g. "PT600.000S". */
 export function isoDuration(ms: number): string {
   return `PT${(Math.max(0, ms) / 1000).toFixed(3)}S`;
@@ -145,6 +171,7 @@ export function renderDashManifest(m: DashManifest, uri: (w: WindowIndex) => str
     }
     return u;
   };
+  const msText = msWriter();
   let playedMs = 0;
   for (const [i, p] of parts.entries()) {
     const s0 = p.segments[0]!;
@@ -166,15 +193,46 @@ export function renderDashManifest(m: DashManifest, uri: (w: WindowIndex) => str
     );
     // One S per segment, never a repeat count `r`: dash.js (5.2) maps a SegmentList's timeline to
     // its SegmentURLs by S element, and stops after the first segment of an S with `r`.
-    for (const s of p.segments) lines.push(`            <S t="${mediaMs(s)}" d="${s.durationMs}"/>`);
-    lines.push("          </SegmentTimeline>");
+    // One string per period, built by concatenation: 14,400 segments as array items cost twice
+    // the time (bench: dev/bench/playback-playlist.ts).
+    let timeline = "";
+    for (const s of p.segments)
+      timeline += `            <S t="${msText(mediaMs(s))}" d="${s.durationMs}"/>\n`;
+    lines.push(`${timeline}          </SegmentTimeline>`);
+    let list = "";
+    let listWindow: WindowIndex | undefined;
+    let listUri = "";
     for (const s of p.segments) {
-      lines.push(
-        `          <SegmentURL media="${uriOf(s.window)}" mediaRange="${s.offset}-${s.offset + s.length - 1}"/>`,
-      );
+      if (s.window !== listWindow) {
+        listWindow = s.window;
+        listUri = uriOf(s.window);
+      }
+      list += `          <SegmentURL media="${listUri}" mediaRange="${s.offset}-${s.offset + s.length - 1}"/>\n`;
     }
-    lines.push("        </SegmentList>", "      </Representation>", "    </AdaptationSet>", "  </Period>");
+    if (list) lines.push(list.slice(0, -1));
+    lines.push("        </SegmentList>", "      </Representation>", "    </AdaptationSet>");
+    if (m.thumbnails) lines.push(...imageAdaptationSet(m.thumbnails, Math.floor(s0.startMs / 1000), ms));
+    lines.push("  </Period>");
   }
   lines.push("</MPD>", "");
   return lines.join("\n");
+}
+
+function imageAdaptationSet(
+  t: NonNullable<DashManifest["thumbnails"]>,
+  fromSecond: number,
+  periodMs: number,
+): string[] {
+  const count = Math.max(1, Math.ceil(periodMs / 1000 / t.interval));
+  const size = `${t.width}x${t.height}`;
+  return [
+    `    <AdaptationSet id="1" contentType="image" mimeType="image/jpeg">`,
+    `      <SegmentTemplate media="images-${size}/dvr-${fromSecond}-$Time$.m4v.jpg${xml(t.query)}" timescale="1">`,
+    `        <SegmentTimeline><S t="0" d="${t.interval}"${count > 1 ? ` r="${count - 1}"` : ""}/></SegmentTimeline>`,
+    "      </SegmentTemplate>",
+    `      <Representation id="thumbnails" bandwidth="${Math.max(1, Math.round((10_000 * 8) / t.interval))}" width="${t.width}" height="${t.height}">`,
+    `        <EssentialProperty schemeIdUri="http://dashif.org/thumbnail_tile" value="1x1"/>`,
+    "      </Representation>",
+    "    </AdaptationSet>",
+  ];
 }

@@ -244,6 +244,9 @@ export function renderMediaPlaylist(p: MediaPlaylist, uri: (w: WindowIndex) => s
   if (p.type === "live") lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${p.discontinuitySequence ?? 0}`);
   else lines.push(`#EXT-X-PLAYLIST-TYPE:${p.type}`);
   lines.push("#EXT-X-INDEPENDENT-SEGMENTS");
+  // The segments as one string built by concatenation: 14,400 segments as array items cost a
+  // third more (bench: dev/bench/playback-playlist.ts).
+  let body = "";
   let current: WindowIndex | undefined;
   let currentUri = "";
   for (const [i, s] of p.segments.entries()) {
@@ -253,21 +256,16 @@ export function renderMediaPlaylist(p: MediaPlaylist, uri: (w: WindowIndex) => s
       currentUri = uri(s.window);
     }
     if (i > 0 && (s.discontinuity || s.window !== p.segments[i - 1]!.window))
-      lines.push("#EXT-X-DISCONTINUITY");
+      body += "#EXT-X-DISCONTINUITY\n";
     if (head) {
       const init = s.window.init ?? tsInit(s.window);
-      if (init) lines.push(`#EXT-X-MAP:URI="${currentUri}",BYTERANGE="${init.length}@${init.offset}"`);
-      lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(s.startMs).toISOString()}`);
+      if (init) body += `#EXT-X-MAP:URI="${currentUri}",BYTERANGE="${init.length}@${init.offset}"\n`;
+      body += `#EXT-X-PROGRAM-DATE-TIME:${new Date(s.startMs).toISOString()}\n`;
     }
-    lines.push(
-      `#EXTINF:${(s.durationMs / 1000).toFixed(3)},`,
-      `#EXT-X-BYTERANGE:${s.length}@${s.offset}`,
-      currentUri,
-    );
+    body += `#EXTINF:${(s.durationMs / 1000).toFixed(3)},\n#EXT-X-BYTERANGE:${s.length}@${s.offset}\n${currentUri}\n`;
   }
-  if (p.type === "VOD") lines.push("#EXT-X-ENDLIST");
-  lines.push("");
-  return lines.join("\n");
+  if (p.type === "VOD") body += "#EXT-X-ENDLIST\n";
+  return `${lines.join("\n")}\n${body}`;
 }
 
 /** MPEG-TS: the PAT and PMT as the init section when they are adjacent packets. */

@@ -12,6 +12,7 @@
  *   {prefix}.backup/held/{source}/{stream}/{YYYY-MM-DD}/{HHMMSS}Z-{d}s.{ext}   held copies of windows
  *   {prefix}.backup/audit/{YYYY-MM-DD}/{YYYYMMDDTHHMMSSZ}-{action}-{random}.json  audit records
  *   {prefix}.backup/proofs/{source}/{stream}/{YYYY-MM-DD}.json                signed day proofs
+ *   {prefix}.backup/previews/{source}/{stream}/{YYYY-MM-DD}/{ms}-{W}x{H}.jpg  decoded key frames (a cache)
  *
  * Source names never start with ".", so the ".backup/" folder cannot collide with a source.
  */
@@ -133,4 +134,18 @@ export function auditKey(prefix: string, at: number, action: string, random: str
 /** The signed proof of what the backup held of a stream on `day`. */
 export function proofKey(prefix: string, source: string, stream: string, day: string): string {
   return `${prefix}${STATE}proofs/${encodeKeySegment(source)}/${encodeKeySegment(stream)}/${day}.json`;
+}
+
+/**
+ * A key frame decoded to a JPEG of `width`x`height` (playback's `{from}-preview.jpg` and
+ * thumbnails), cached: `ms` is the key frame's unix milliseconds. Safe to delete at any time.
+ */
+export function previewKey(
+  prefix: string,
+  source: string,
+  stream: string,
+  ms: number,
+  size: { width: number; height: number },
+): string {
+  return `${prefix}${STATE}previews/${encodeKeySegment(source)}/${encodeKeySegment(stream)}/${utcDate(Math.floor(ms / 1000))}/${ms}-${size.width}x${size.height}.jpg`;
 }

@@ -28,6 +28,7 @@ type LambdaFunctionURLResult = {
 };
 
 import { type BackupConfig, parseConfig } from "../config/config.ts";
+import { ffmpegCandidates, lazyJpegDecoder } from "../playback/frame-decoder.ts";
 import { createPlaybackHandler, type PlaybackHandler, type PlaybackResponse } from "../playback/handler.ts";
 import { listCoverage } from "../playback/listing.ts";
 import { cloudFrontMediaUrl, PLAYBACK_HOST_HEADER, viewerHost } from "../playback/media-url.ts";
@@ -36,6 +37,7 @@ import { backupPath, parsePlaybackPath } from "../playback/routes.ts";
 import { parseTokenKeys, tokenId, tokenProblem } from "../playback/token.ts";
 import { BackupStore } from "../store/backup-store.ts";
 import { FragmentIndexStore } from "../store/fragment-index-store.ts";
+import { S3ImageCache } from "../store/image-cache.ts";
 
 const logger = new Logger({ serviceName: "flussonic-backup-playback" });
 
@@ -81,6 +83,12 @@ function build(env: NodeJS.ProcessEnv): PlaybackEnvironment {
   });
   const store = new BackupStore(s3, config.bucket, config.prefix);
   const index = new FragmentIndexStore(store);
+  const imageCache = new S3ImageCache(s3, config.bucket, config.prefix);
+  const decodeJpeg = lazyJpegDecoder(() =>
+    ffmpegCandidates({
+      FFMPEG_PATH: env.FFMPEG_PATH ?? join(env.LAMBDA_TASK_ROOT ?? ".", "playback-page", "ffmpeg"),
+    }),
+  );
   const provider = new SecretsProvider();
   const read = async (secret: string, what: string): Promise<string> => {
     let value: unknown;
@@ -138,6 +146,10 @@ function build(env: NodeJS.ProcessEnv): PlaybackEnvironment {
           }),
         now: () => Date.now(),
         tokenKeys,
+        // JPEG previews: the ffmpeg copied beside the bundle (infra/playback-distribution.ts), or
+        // FFMPEG_PATH (frame-decoder.ts); none: 501.
+        decodeJpeg,
+        imageCache,
       }),
   };
 }

@@ -18,19 +18,23 @@
  * - DASH (`archive-{from}-{dur}.mpd`, `timeshift_abs-{from}.mpd`, `rewind-{ago}.mpd`):
  *   on-dash-*.ts, manifests of functions/domain/dash-manifest.ts over the same byte ranges.
  * - `{from}-preview.mp4`: on-preview-mp4.ts (the first stored key frame at or after `from`).
+ * - `{from}-preview.jpg`, `images-{W}x{H}/seg-…hls.jpg|dvr-…m4v.jpg`: on-preview-jpg.ts (that
+ *   key frame decoded, cached); `images-{W}x{H}/tpl-{from}-{dur}-{N}.m3u8`: on-image-playlist.ts.
  * - `recording_status.json` / `ranges.json`: on-recording-status.ts, on-ranges-json.ts: what the
  *   fragment index holds (stored media only, within retention); windows stored before the index
  *   and not reindexed are not counted.
  * - Access: `?token=` (token.ts) checked against `tokenKeys`; 403 with the reason.
  * - Errors: 404 unknown source/stream or nothing stored, 400 malformed times or too long a range,
  *   416 a range in the future, 409 what cannot be exported as asked, 425 a delay shorter than the
- *   backup's lag.
+ *   backup's lag, 501 a JPEG without a decoder.
  */
 import { HttpProblemError, TEXT, text } from "./answers.ts";
 import { onArchiveMp4 } from "./on-archive-mp4.ts";
 import { onDashRange } from "./on-dash-range.ts";
 import { onDashRewind } from "./on-dash-rewind.ts";
 import { onDashTimeshiftAbs } from "./on-dash-timeshift-abs.ts";
+import { onImagePlaylist } from "./on-image-playlist.ts";
+import { onPreviewJpg, onThumbnail } from "./on-preview-jpg.ts";
 import { onPreviewMp4 } from "./on-preview-mp4.ts";
 import { onRangePlaylist } from "./on-range-playlist.ts";
 import { onRangesJson } from "./on-ranges-json.ts";
@@ -104,5 +108,11 @@ function answer(
       return onDashRewind(deps, req, path, file);
     case "preview-mp4":
       return onPreviewMp4(deps, req, path, file);
+    case "preview-jpg":
+      return onPreviewJpg(deps, req, path, file);
+    case "thumbnail":
+      return onThumbnail(deps, req, path, file);
+    case "image-playlist":
+      return onImagePlaylist(deps, req, path, file);
   }
 }

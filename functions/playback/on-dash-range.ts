@@ -5,6 +5,7 @@
  * behind live, so a growing one would have nothing at its live edge; ask again for more.
  */
 import { dashAnswer, periodMono } from "./dash-answer.ts";
+import { thumbnailsOf, tokenQuery } from "./on-image-playlist.ts";
 import { storedRangeSegments } from "./range-segments.ts";
 import type { PlaybackDeps, PlaybackRequest, PlaybackResponse } from "./request.ts";
 import { findTarget, type StreamPath } from "./target.ts";
@@ -18,11 +19,16 @@ export async function onDashRange(
   const t = findTarget(deps, path, req.query.token);
   const mono = periodMono(req);
   const { segments, nowMs, toMs } = await storedRangeSegments(deps, t, { from, duration });
+  const th = thumbnailsOf(req, t, segments, Math.max(1, Math.ceil(toMs / 1000) - from));
   return dashAnswer(
     deps,
     t,
     segments,
-    { type: "static", mono },
+    {
+      type: "static",
+      mono,
+      thumbnails: th && { ...th.size, interval: th.interval, query: tokenQuery(t) },
+    },
     toMs < nowMs ? "private, max-age=60" : "no-cache",
   );
 }

@@ -4,7 +4,9 @@
  * multivariant one (docs/playback.md: what players get and why).
  */
 import { renderMediaPlaylist } from "../domain/hls-playlist.ts";
+import { imagesFolder, renderThumbnailMaster } from "../domain/thumbnails.ts";
 import { playlist } from "./answers.ts";
+import { thumbnailsOf } from "./on-image-playlist.ts";
 import { storedRangeSegments } from "./range-segments.ts";
 import type { PlaybackDeps, PlaybackRequest, PlaybackResponse } from "./request.ts";
 import { findTarget, type StreamPath, windowUris } from "./target.ts";
@@ -24,6 +26,28 @@ export async function onRangePlaylist(
   const event = req.query.event === "true";
   const { segments, nowMs, toMs } = await storedRangeSegments(deps, t, { from, duration });
   const type = duration === "now" || (event && toMs > nowMs) ? "EVENT" : "VOD";
+  const seconds = Math.max(1, Math.ceil(toMs / 1000) - from);
+  const thumbnails = thumbnailsOf(req, t, segments, seconds);
+  if (thumbnails) {
+    // hls-dvr.yml `?thumbnails=N`: a multivariant playlist with the media playlist (the same URL
+    // without `thumbnails`) and the image stream. Relative URIs carry the request's other query.
+    const rest = Object.entries(req.query).filter(([k, v]) => k !== "thumbnails" && v !== undefined);
+    const query = rest.length ? `?${rest.map(([k, v]) => `${k}=${encodeURIComponent(v!)}`).join("&")}` : "";
+    const file = req.path.slice(req.path.lastIndexOf("/") + 1);
+    const bytes = segments.reduce((n, s) => n + s.length, 0);
+    const video = segments.find((s) => s.window.width !== undefined)!.window;
+    return playlist(
+      renderThumbnailMaster({
+        media: `${file}${query}`,
+        bandwidth: (bytes * 8) / seconds,
+        codecs: video.codecs,
+        video: { width: video.width!, height: video.height! },
+        images: thumbnails.size,
+        imagesUri: `${imagesFolder(thumbnails.size)}/tpl-${from}-${seconds}-${thumbnails.count}.m3u8${query}`,
+      }),
+      type === "VOD" && toMs < nowMs ? "private, max-age=60" : "no-cache",
+    );
+  }
   const uris = await windowUris(deps, t, segments);
   return playlist(
     renderMediaPlaylist({ type, segments }, (w) => uris.get(w)!),

@@ -4,6 +4,7 @@
  */
 import type { BackupConfig } from "../config/config.ts";
 import type { ByteRange, FragmentIndexReader } from "../domain/fragment-index.ts";
+import type { ImageSize } from "../domain/thumbnails.ts";
 
 /** An HTTP request as the handler sees it (the server parses the URL). */
 export interface PlaybackRequest {
@@ -61,6 +62,22 @@ export interface PlaybackDeps {
    * token checks off (only `serve --no-auth` on a loopback host does that).
    */
   tokenKeys: readonly string[] | undefined;
+  /**
+   * Decodes the first video frame of an MP4 (an init and one fragment) to a JPEG of `size`
+   * (frame-decoder.ts: ffmpeg). Absent: the JPEG URLs answer 501 and point to the MP4 preview.
+   */
+  decodeJpeg?: ((mp4: AsyncIterable<Uint8Array>, size: ImageSize) => Promise<Uint8Array>) | undefined;
+  /**
+   * Images already decoded, by key frame and size (S3 `.backup/previews/`, keys.ts `previewKey`):
+   * read before decoding, written after. Absent: every JPEG is decoded.
+   */
+  imageCache?: ImageCache | undefined;
   /** Path prefix the handler is mounted under, e.g. "/play" ("" by default). */
   basePath?: string;
+}
+
+/** Where decoded key frames are kept (`ms`: the key frame's unix milliseconds). */
+export interface ImageCache {
+  get(source: string, stream: string, ms: number, size: ImageSize): Promise<Uint8Array | undefined>;
+  put(source: string, stream: string, ms: number, size: ImageSize, jpeg: Uint8Array): Promise<void>;
 }

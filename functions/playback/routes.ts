@@ -6,6 +6,7 @@
  * The stream name may contain "/": the file is the last path segment, the source the first, and
  * everything between is the stream. Each segment is percent-decoded.
  */
+import { type ImageSize, MAX_THUMBNAILS, parseImageArea } from "../domain/thumbnails.ts";
 
 /** What a playback URL asks for. */
 export type PlaybackFile =
@@ -18,7 +19,10 @@ export type PlaybackFile =
   | { kind: "dash-range"; from: number; duration: number | "now" }
   | { kind: "dash-timeshift-abs"; from: number }
   | { kind: "dash-rewind"; seconds: number }
-  | { kind: "preview-mp4"; from: number };
+  | { kind: "preview-mp4"; from: number }
+  | { kind: "preview-jpg"; from: number }
+  | { kind: "image-playlist"; area: ImageSize; from: number; duration: number; count: number }
+  | { kind: "thumbnail"; area: ImageSize; at: number };
 
 export type PlaybackRoute =
   | { ok: true; source: string; stream: string; file: PlaybackFile }
@@ -55,12 +59,41 @@ const FILES: [RegExp, (m: RegExpMatchArray) => PlaybackFile][] = [
   [new RegExp(`^rewind-${TIME}\\.mpd$`), (m) => ({ kind: "dash-rewind", seconds: Number(m[1]) })],
   // paths/playback/mp4-dvr.yml.
   [new RegExp(`^${TIME}-preview\\.mp4$`), (m) => ({ kind: "preview-mp4", from: Number(m[1]) })],
+  // paths/playback/jpeg-ondemand.yml.
+  [new RegExp(`^${TIME}-preview\\.jpg$`), (m) => ({ kind: "preview-jpg", from: Number(m[1]) })],
   [/^recording_status\.json$/, () => ({ kind: "recording-status" })],
   [/^ranges\.json$/, () => ({ kind: "ranges" })],
 ];
 
 /** Files whose name says what they are but whose times do not parse (answered 400, not 404). */
 const MALFORMED = /^(?:index|archive|timeshift_rel|timeshift_abs|rewind)-.*\.(?:m3u8|mp4|mpd)$/;
+
+/**
+ * Files of a thumbnail folder `images-{W}x{H}/` (streaming.yml): the image playlist of
+ * `?thumbnails=N` and the HLS and DASH images at `from + offset`.
+ */
+const IMAGE_PLAYLIST = new RegExp(`^tpl-${TIME}-${TIME}-(\\d{1,6})\\.m3u8$`);
+const IMAGE = new RegExp(`^(?:seg-${TIME}-${TIME}\\.hls|dvr-${TIME}-${TIME}\\.m4v)\\.jpg$`);
+
+function imageFile(folder: string, name: string): PlaybackFile | string | undefined {
+  const area = parseImageArea(folder.slice("images-".length));
+  const playlist = name.match(IMAGE_PLAYLIST);
+  const image = name.match(IMAGE);
+  if (!playlist && !image) return undefined;
+  if (typeof area === "string") return area;
+  if (playlist) {
+    const count = Number(playlist[3]);
+    const duration = Number(playlist[2]);
+    if (duration < 1 || duration > MAX_RANGE_SECONDS) {
+      return `${name}: the duration must be 1 to ${MAX_RANGE_SECONDS} seconds (24 hours)`;
+    }
+    if (count < 1 || count > MAX_THUMBNAILS) return `${name}: ask for 1 to ${MAX_THUMBNAILS} images`;
+    return { kind: "image-playlist", area, from: Number(playlist[1]), duration, count };
+  }
+  const from = Number(image![1] ?? image![3]);
+  const offset = Number(image![2] ?? image![4]);
+  return { kind: "thumbnail", area, at: from + offset };
+}
 
 /** Parses a request path (relative to the handler's base path). */
 export function parsePlaybackPath(path: string): PlaybackRoute {
@@ -76,6 +109,12 @@ export function parsePlaybackPath(path: string): PlaybackRoute {
   }
   const source = parts[0]!;
   const name = parts[parts.length - 1]!;
+  const folder = parts[parts.length - 2]!;
+  if (parts.length >= 4 && folder.startsWith("images-")) {
+    const file = imageFile(folder, name);
+    if (typeof file === "string") return { ok: false, status: 400, reason: `${folder}/${file}` };
+    if (file) return { ok: true, source, stream: parts.slice(1, -2).join("/"), file };
+  }
   const stream = parts.slice(1, -1).join("/");
   for (const [pattern, make] of FILES) {
     const m = name.match(pattern);

@@ -4,8 +4,14 @@
  * that match the segments the HLS playlists use. ffprobe and dash.js read real ones in
  * test/e2e/serve.test.ts.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isoDuration, monoProblem, renderDashManifest } from "../../functions/domain/dash-manifest.ts";
+import {
+  isoDuration,
+  monoProblem,
+  msWriter,
+  renderDashManifest,
+} from "../../functions/domain/dash-manifest.ts";
 import type { WindowIndex } from "../../functions/domain/fragment-index.ts";
 import { rangeSegments } from "../../functions/domain/hls-playlist.ts";
 
@@ -151,5 +157,34 @@ describe("DASH manifest of stored windows", () => {
     expect(root).toContain('timeShiftBufferDepth="PT60.000S"');
     expect(root).not.toContain("mediaPresentationDuration");
     expect(periods[0]!.start).toBe(isoDuration(T * 1000));
+  });
+});
+
+describe("msWriter (the timeline's fast number text)", () => {
+  it("writes every number as String() does: unix milliseconds in order and out of order, across millions, small, fractional, huge", () => {
+    const write = msWriter();
+    for (const ms of [
+      0,
+      1,
+      999_999,
+      1_000_000,
+      1_000_001,
+      1_764_590_400_000,
+      1_764_590_999_999,
+      1_764_591_000_000,
+      1_764_590_400_000,
+      12.5,
+      -3,
+      2 ** 53,
+      1e21,
+    ]) {
+      expect(write(ms), String(ms)).toBe(String(ms));
+    }
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.integer({ min: 0, max: 4_102_444_800_000 }), fc.double())), (list) => {
+        const w = msWriter();
+        for (const ms of list) expect(w(ms)).toBe(String(ms));
+      }),
+    );
   });
 });

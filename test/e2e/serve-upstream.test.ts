@@ -5,13 +5,13 @@
  * (`/{stream}/{file}`) are the server's while it answers and the backup's, per request, when it
  * is down (connection refused), fails (5xx), is too slow (--upstream-timeout), or no longer has
  * the range (404); a live-only URL while it is down is 503 with a sentence. Headless Chromium
- * plays the delayed channel through serve with hls.js, the simulator stops in the middle, and the
- * player goes on with no fatal error while the page shows where the video comes from.
+ * plays the delayed channel on serve's own page (at Flussonic's URL), the simulator stops in the
+ * middle, and the player goes on with no fatal error while the page says where the video comes from.
  * Skips with the reason printed when ffmpeg (or, for the player, chromium) is absent.
  */
 /// <reference lib="dom" />
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -130,6 +130,34 @@ describe.skipIf(!hasFfmpeg)(
       expect((await get(`/tv/timeshift_rel-${DELAY}.m3u8`)).origin).toBe("server");
     });
 
+    it("JPEG previews and thumbnails: the server's refusal (403, thumbnails not enabled) is passed on while it answers; when it is down the backup decodes them (ffprobe: JPEG of the stored size)", async () => {
+      const at = t0 - 50 * MIN + 30;
+      const up = await get(`/tv/${at}-preview.jpg`);
+      expect(up.status).toBe(403);
+      expect(up.origin).toBe("server");
+      await sim.pauseListening();
+      try {
+        for (const file of [`${at}-preview.jpg`, `images-80x80/seg-${at}-0.hls.jpg`]) {
+          const res = await fetch(`${base}/tv/${file}`);
+          expect(res.status, file).toBe(200);
+          expect(res.headers.get("x-playback-origin"), file).toBe("backup");
+          expect(res.headers.get("content-type"), file).toBe("image/jpeg");
+          const jpeg = join(dir, "preview.jpg");
+          writeFileSync(jpeg, Buffer.from(await res.arrayBuffer()));
+          const probe = spawnSync(
+            "ffprobe",
+            ["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", jpeg],
+            { encoding: "utf8" },
+          );
+          expect(probe.stdout.trim(), file).toBe(
+            file.startsWith("images-") ? "mjpeg,80,60" : "mjpeg,160,120",
+          );
+        }
+      } finally {
+        await sim.resumeListening();
+      }
+    });
+
     it("the server failing (500) or too slow (past --upstream-timeout) is answered from the backup", async () => {
       sim.setFaults({ target: "all", errorRate: 1, errorStatus: 500 });
       try {
@@ -193,7 +221,7 @@ describe.skipIf(!hasFfmpeg)(
     });
 
     it.skipIf(!hasChromium)(
-      "headless Chromium plays the delayed channel through serve with hls.js; the simulator stops in the middle and the player goes on from the backup with no fatal error; the page says where the video comes from",
+      "headless Chromium: serve's own page plays the delayed channel at Flussonic's URL (forwarded to the server); the simulator stops in the middle and the player goes on from the backup with no fatal error; the page's line says where the video comes from and changes",
       async () => {
         const { chromium } = await import("playwright-core");
         const profile = mkdtempSync(join(tmpdir(), "fb-upstream-chromium-"));
@@ -201,61 +229,35 @@ describe.skipIf(!hasFfmpeg)(
           executablePath: CHROMIUM,
           headless: true,
           args: ["--headless", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+          viewport: { width: 1280, height: 900 },
         });
         try {
           const page = await context.newPage();
           const pageErrors: string[] = [];
           page.on("pageerror", (e) => pageErrors.push(String(e)));
-          const hlsjs = readFileSync(join(import.meta.dirname, "../../node_modules/hls.js/dist/hls.min.js"));
-          // A player page on serve's origin: hls.js, and a line saying where the last playlist came from.
-          await page.route(`${base}/_test/**`, (route) =>
-            route.request().url().endsWith("hls.js")
-              ? route.fulfill({ body: hlsjs, contentType: "text/javascript" })
-              : route.fulfill({
-                  contentType: "text/html",
-                  body: '<!doctype html><video muted autoplay></video><p id="origin"></p><script src="/_test/hls.js"></script>',
-                }),
-          );
-          await page.goto(`${base}/_test/page.html`);
-          await page.evaluate((url) => {
-            const w = window as unknown as {
-              Hls: new (
-                config: object,
-              ) => {
-                loadSource(u: string): void;
-                attachMedia(v: HTMLVideoElement): void;
-                on(
-                  e: string,
-                  f: (
-                    ev: string,
-                    data: { fatal?: boolean; details?: string; networkDetails?: XMLHttpRequest },
-                  ) => void,
-                ): void;
-              };
-              fatal: string[];
-              origins: string[];
-            };
-            w.fatal = [];
-            w.origins = [];
-            const hls = new w.Hls({});
-            hls.on("hlsError", (_e, d) => {
-              if (d.fatal) w.fatal.push(String(d.details));
+          await page.goto(`${base}/`);
+          await page.locator('#delay-stream option[value="sim/tv"]').waitFor({ state: "attached" });
+          await page.selectOption("#delay-stream", "sim/tv");
+          await page.fill("#delay", String(DELAY / MIN));
+          await page.click("#delay-play");
+          const playback = () =>
+            page.evaluate(() => {
+              const p = (window as unknown as { playback: { errors: string[]; playing: { url: string } } })
+                .playback;
+              return { errors: p.errors, url: p.playing.url };
             });
-            hls.on("hlsLevelLoaded", (_e, d) => {
-              const origin = d.networkDetails?.getResponseHeader("x-playback-origin") ?? "unknown";
-              const why = d.networkDetails?.getResponseHeader("x-playback-failover");
-              const line = origin === "backup" ? `from the backup (${why})` : "from the server";
-              if (w.origins.at(-1) !== line) w.origins.push(line);
-              document.querySelector("#origin")!.textContent = `Playing ${line}`;
-            });
-            hls.loadSource(url);
-            hls.attachMedia(document.querySelector("video")!);
-          }, `${base}/tv/timeshift_rel-${DELAY}.m3u8`);
+          // The upstream's source plays at Flussonic's own URL, which serve forwards to the server.
+          expect((await playback()).url).toBe(`/tv/timeshift_rel-${DELAY}.m3u8`);
           const time = () => page.evaluate(() => document.querySelector("video")!.currentTime);
           await page.waitForFunction(() => document.querySelector("video")!.currentTime > 3, undefined, {
             timeout: 30_000,
           });
-          expect(await page.locator("#origin").textContent()).toBe("Playing from the server");
+          const origin = page.locator("#origin");
+          expect(await origin.textContent()).toBe(
+            "Video from the Flussonic server (serve forwards its URLs while it answers)",
+          );
+          const serverShot = join(tmpdir(), `flussonic-backup-upstream-server-${process.pid}.png`);
+          await page.screenshot({ path: serverShot });
           await sim.pauseListening();
           try {
             const stoppedAt = await time();
@@ -264,7 +266,7 @@ describe.skipIf(!hasFfmpeg)(
                 () => document.querySelector("video")!.getVideoPlaybackQuality().totalVideoFrames,
               );
             // The next playlist comes from the backup; from then on the video plays on: its clock
-            // advances 10 s and frames keep being decoded (hls.js may move currentTime when the
+            // advances and frames keep being decoded (hls.js may move currentTime when the
             // backup's sequence numbers replace the server's, so the advance is measured after it).
             await page.waitForFunction(
               () => document.querySelector("#origin")!.textContent!.includes("backup"),
@@ -278,19 +280,18 @@ describe.skipIf(!hasFfmpeg)(
               { timeout: 60_000 },
             );
             const [t2, f2] = [await time(), await frames()];
-            const state = await page.evaluate(() => {
-              const w = window as unknown as { fatal: string[]; origins: string[] };
-              return { fatal: w.fatal, origins: w.origins };
-            });
+            const state = await playback();
+            const backupShot = join(tmpdir(), `flussonic-backup-upstream-backup-${process.pid}.png`);
+            await page.screenshot({ path: backupShot });
             console.log(
-              `serve --upstream: stopped the server at currentTime ${stoppedAt.toFixed(1)}; from the backup ${t1.toFixed(1)} -> ${t2.toFixed(1)} s, ${f2 - f1} frames decoded; ${state.origins.join(" -> ")}`,
+              `serve --upstream page: stopped the server at currentTime ${stoppedAt.toFixed(1)}; from the backup ${t1.toFixed(1)} -> ${t2.toFixed(1)} s, ${f2 - f1} frames decoded; screenshots ${serverShot} ${backupShot}`,
             );
             expect(f2 - f1).toBeGreaterThanOrEqual(100);
             expect(await page.evaluate(() => document.querySelector("video")!.paused)).toBe(false);
-            expect(state.fatal).toEqual([]);
+            expect(state.errors.filter((e) => e.startsWith("fatal"))).toEqual([]);
             expect(pageErrors).toEqual([]);
-            expect(await page.locator("#origin").textContent()).toBe(
-              "Playing from the backup (connection refused)",
+            expect(await origin.textContent()).toBe(
+              "Video from the backup: the server failed (connection refused)",
             );
           } finally {
             await sim.resumeListening();

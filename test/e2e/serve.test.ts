@@ -241,6 +241,37 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
     expect(Math.abs(d.seconds - 90)).toBeLessThanOrEqual(1); // 90 s is 15 whole 6-second segments here
   });
 
+  it("ffprobe decodes index-{from}-{dur}.m3u8?thumbnails=N, the multivariant playlist with an image stream, as the media playlist of the same range", async () => {
+    const from = T0 - 47 * MIN + 13;
+    const url = `${base}/sim/cam1/index-${from}-60.m3u8?thumbnails=6`;
+    const master = await (await fetch(url)).text();
+    expect(master).toContain("#EXT-X-IMAGE-STREAM-INF:");
+    const probe = async (u: string) =>
+      (
+        await run(
+          "ffprobe",
+          [
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames,width,height",
+            "-of",
+            "csv=p=0",
+            u,
+          ],
+          { timeout: 30_000 },
+        )
+      ).stdout
+        .trim()
+        .split("\n")[0];
+    const media = await probe(`${base}/sim/cam1/index-${from}-60.m3u8`);
+    expect(media).toMatch(/^160,120,\d{3,}$/);
+    expect(await probe(url)).toBe(media);
+  });
+
   it("ffprobe decodes a playlist across a window boundary: dur within one fragment", async () => {
     const from = T0 - 41 * MIN - 17;
     expectCovers(await decoded(from, 120), from, 120);
@@ -513,6 +544,148 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
       }
     },
     120_000,
+  );
+
+  it.skipIf(!hasChromium)(
+    "dash.js plays archive-{from}-{dur}.mpd?thumbnails=N and takes its image track: provideThumbnail gives images-{W}x{H}/dvr-{from}-{offset}.m4v.jpg, a JPEG the server decodes",
+    async () => {
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        const pageErrors: string[] = [];
+        page.on("pageerror", (e) => pageErrors.push(String(e)));
+        const dashjs = readFileSync(
+          join(import.meta.dirname, "../../node_modules/dashjs/dist/modern/umd/dash.all.min.js"),
+        );
+        await page.route(`${base}/_test/**`, (route) =>
+          route.request().url().endsWith("dash.js")
+            ? route.fulfill({ body: dashjs, contentType: "text/javascript" })
+            : route.fulfill({
+                contentType: "text/html",
+                body: '<!doctype html><video muted autoplay></video><script src="/_test/dash.js"></script>',
+              }),
+        );
+        await page.goto(`${base}/_test/page.html`);
+        const from = T0 - 45 * MIN;
+        await page.evaluate((url) => {
+          const w = window as unknown as {
+            dashjs: {
+              MediaPlayer(): {
+                create(): {
+                  initialize(v: HTMLVideoElement, url: string, autoplay: boolean): void;
+                  on(event: string, f: (e: unknown) => void): void;
+                  provideThumbnail(
+                    t: number,
+                    f: (th: { url: string; width: number; height: number } | null) => void,
+                  ): void;
+                };
+              };
+            };
+            dashErrors: string[];
+            thumbnailAt(t: number): Promise<{ url: string; width: number; height: number } | null>;
+          };
+          w.dashErrors = [];
+          const player = w.dashjs.MediaPlayer().create();
+          player.on("error", (e) => w.dashErrors.push(JSON.stringify(e).slice(0, 300)));
+          player.initialize(document.querySelector("video")!, url, true);
+          w.thumbnailAt = (t) => new Promise((resolve) => player.provideThumbnail(t, resolve));
+        }, `${base}/sim/cam1/archive-${from}-120.mpd?thumbnails=12`);
+        await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) > 3, undefined, {
+          timeout: 30_000,
+        });
+        const thumbnail = await page.evaluate(() =>
+          (
+            window as unknown as {
+              thumbnailAt(t: number): Promise<{ url: string; width: number; height: number } | null>;
+            }
+          ).thumbnailAt(35),
+        );
+        expect(thumbnail, "dash.js found no thumbnail at 35 s").not.toBeNull();
+        const path = new URL(thumbnail!.url).pathname;
+        const m = /^\/sim\/cam1\/images-160x120\/dvr-(\d+)-(\d+)\.m4v\.jpg$/.exec(path);
+        expect(m, path).not.toBeNull();
+        // The period starts at the first key frame at or after `from`; the image of 35 s is the
+        // one of its 10-second interval (30 s).
+        expect(Number(m![1]) - from).toBeLessThan(2);
+        expect(Number(m![2])).toBe(30);
+        expect({ width: thumbnail!.width, height: thumbnail!.height }).toEqual({ width: 160, height: 120 });
+        const image = await fetch(thumbnail!.url);
+        expect(image.status).toBe(200);
+        expect(image.headers.get("content-type")).toBe("image/jpeg");
+        expect(await page.evaluate(() => (window as unknown as { dashErrors: string[] }).dashErrors)).toEqual(
+          [],
+        );
+        expect(pageErrors).toEqual([]);
+      } finally {
+        await browser.close();
+      }
+    },
+    90_000,
+  );
+
+  it.skipIf(!hasChromium)(
+    "headless Chromium: hovering a timeline over stored video shows that moment's picture (a JPEG the server decodes, fitted into 320x240: the stored 160x120), over a gap none",
+    async () => {
+      const browser = await launchChromium();
+      try {
+        const page = browser.pages()[0] ?? (await browser.newPage());
+        const pageErrors: string[] = [];
+        page.on("pageerror", (e) => pageErrors.push(String(e)));
+        await page.goto(`${base}/`);
+        const block = page.locator('.stream[data-source="sim"][data-stream="cam1"]');
+        const svg = block.locator("svg.timeline");
+        await svg.waitFor({ timeout: 10_000 });
+        const pointAt = (t: number) =>
+          svg.evaluate((el, at) => {
+            const from = Number(el.dataset.from);
+            const to = Number(el.dataset.to);
+            const width = Number(el.dataset.width);
+            const box = el.getBoundingClientRect();
+            const px = 60 + ((at - from) / (to - from)) * (width - 70);
+            return { x: box.left + (px / width) * box.width, y: box.top + 20 };
+          }, t);
+        const stored = await pointAt(T0 - 40 * MIN);
+        await page.mouse.move(stored.x, stored.y);
+        const thumb = block.locator("img[data-role=thumb]");
+        await page.waitForFunction(
+          () => {
+            const img = document.querySelector<HTMLImageElement>(
+              '.stream[data-stream="cam1"] img[data-role=thumb]',
+            );
+            return img !== null && !img.hidden && img.complete && img.naturalWidth > 0;
+          },
+          undefined,
+          { timeout: 20_000 },
+        );
+        const shown = await thumb.evaluate((img: HTMLImageElement) => ({
+          src: img.getAttribute("src"),
+          at: Number(img.dataset.at),
+          width: img.naturalWidth,
+          height: img.naturalHeight,
+        }));
+        expect(shown.src).toMatch(/^\/sim\/cam1\/images-320x240\/seg-\d+-0\.hls\.jpg$/);
+        expect(Math.abs(shown.at - (T0 - 40 * MIN))).toBeLessThan(60);
+        expect({ width: shown.width, height: shown.height }).toEqual({ width: 160, height: 120 });
+        const image = await fetch(`${base}${shown.src}`);
+        expect(image.headers.get("content-type")).toBe("image/jpeg");
+        const shot = join(tmpdir(), `flussonic-backup-serve-thumbnail-${process.pid}.png`);
+        await page.screenshot({ path: shot, fullPage: true });
+        console.log(`serve page screenshot (hover thumbnail): ${shot}`);
+        const gap = await pointAt((GAP.from + GAP.to) / 2);
+        await page.mouse.move(gap.x, gap.y);
+        await page.waitForFunction(
+          () =>
+            document.querySelector<HTMLImageElement>('.stream[data-stream="cam1"] img[data-role=thumb]')!
+              .hidden,
+          undefined,
+          { timeout: 5_000 },
+        );
+        expect(pageErrors).toEqual([]);
+      } finally {
+        await browser.close();
+      }
+    },
+    60_000,
   );
 
   it("with tokens: the listing and playlists need ?token= (403 with the reason otherwise), media URLs are signed by the server, the page asks for a token and passes one on; SIGTERM stops it (exit 0)", async () => {

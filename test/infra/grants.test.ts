@@ -164,9 +164,13 @@ const ALLOWED: Record<string, string[]> = {
       "flussonic/s1/",
       "flussonic/s2/",
     ].map((p) => `s3:GetObject ${B}/${p}*`),
+    // The cache of decoded key frames ({from}-preview.jpg, thumbnails): its one write.
+    `s3:GetObject ${B}/flussonic/.backup/previews/*`,
+    `s3:PutObject ${B}/flussonic/.backup/previews/*`,
     ...readSecret("[PlaybackTokenKeys]"),
     ...readSecret("[PlaybackMediaSigningKey]"),
     `kms:Decrypt ${KMS}${VIA_S3}`,
+    `kms:GenerateDataKey ${KMS}${VIA_S3}`,
   ],
 };
 

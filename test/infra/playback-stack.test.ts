@@ -88,12 +88,12 @@ describe("playback in the stack: opt-in", () => {
     expect(Object.keys(plain.toJSON().Outputs)).not.toContain("PlaybackUrl");
   });
 
-  it("runs the handler on nodejs24.x arm64 and prints the playback URL as an output", () => {
+  it("runs the handler on nodejs24.x x86_64 (the npm ffmpeg it carries is x86-64) and prints the playback URL as an output", () => {
     const fn = ofType(t, "AWS::Lambda::Function").find(([, r]) =>
       String(r.Properties.Description).includes("playback: playlists"),
     )![1];
     expect(fn.Properties.Runtime).toBe("nodejs24.x");
-    expect(fn.Properties.Architectures).toEqual(["arm64"]);
+    expect(fn.Properties.Architectures).toEqual(["x86_64"]);
     const outputs = t.toJSON().Outputs;
     expect(flat(outputs.PlaybackUrl.Value)).toContain("DomainName");
     expect(td.toJSON().Outputs.PlaybackUrl.Value).toBe("https://backup.example.com");
@@ -199,11 +199,14 @@ describe("playback: TLS only", () => {
 });
 
 describe("playback: the function's role", () => {
-  it("reads the index, pending records, manifests and the sources' windows, and nothing else in the bucket", () => {
+  it("reads the index, pending records, manifests and the sources' windows, writes only its cache of decoded key frames, and nothing else in the bucket", () => {
     const statements = policyOf(t, handlerRole(t));
     const s3 = statements.filter((s) => asList(s.Action).some((a: string) => a.startsWith("s3:")));
     const actions = new Set(s3.flatMap((s) => asList(s.Action)));
-    expect([...actions].sort()).toEqual(["s3:GetObject", "s3:ListBucket"]);
+    expect([...actions].sort()).toEqual(["s3:GetObject", "s3:ListBucket", "s3:PutObject"]);
+    // The one write: the JPEG cache ({from}-preview.jpg, thumbnails), read and written there only.
+    const writes = s3.filter((s) => asList(s.Action).includes("s3:PutObject"));
+    expect(writes.map((s) => asList(s.Action).sort())).toEqual([["s3:GetObject", "s3:PutObject"]]);
     const get = s3.find((s) => asList(s.Action).includes("s3:GetObject"))!;
     const [bucketId] = ofType(t, "AWS::S3::Bucket").find(
       ([, b]) => b.Properties.BucketName === "dvr-backup-test",
@@ -215,10 +218,17 @@ describe("playback: the function's role", () => {
       "/flussonic/s1/*",
       "/flussonic/s2/*",
     ]);
-    expect(flat(statements)).not.toMatch(/s3:PutObject|s3:DeleteObject|catalog|control/);
-    // With a KMS key: decrypt only, never encrypt.
+    const [bucketIdOfWrites] = ofType(t, "AWS::S3::Bucket").find(
+      ([, b]) => b.Properties.BucketName === "dvr-backup-test",
+    )!;
+    expect(keysOf(writes[0]!.Resource, bucketIdOfWrites)).toEqual(["/flussonic/.backup/previews/*"]);
+    expect(flat(statements.filter((s) => !writes.includes(s)))).not.toMatch(
+      /s3:PutObject|s3:DeleteObject|catalog|control/,
+    );
+    expect(flat(statements)).not.toMatch(/s3:DeleteObject/);
+    // With a KMS key: decrypt, and the data key of its one write (the JPEG cache).
     const kms = policyOf(td, handlerRole(td)).filter((s) => flat(s.Action).includes("kms:"));
-    expect(kms.flatMap((s) => asList(s.Action))).toEqual(["kms:Decrypt"]);
+    expect(kms.flatMap((s) => asList(s.Action))).toEqual(["kms:Decrypt", "kms:GenerateDataKey"]);
   });
 
   it("reads the token keys and the media signing key, read only", () => {

@@ -7,9 +7,11 @@
  * a Secrets Manager double; the backup it plays was made by the local runtime from the simulator
  * in the embedded S3 emulator.
  */
+
+import { spawnSync } from "node:child_process";
 import { createPublicKey, generateKeyPairSync, randomUUID, verify } from "node:crypto";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -206,6 +208,9 @@ async function invoke(path: string, query: Record<string, string> = {}): Promise
   return outcome.result as unknown as UrlResult;
 }
 
+/** The npm package's binary (an optional dependency: installed on Linux x86-64 only). */
+const NPM_FFMPEG = join(import.meta.dirname, "../../node_modules/@ffmpeg-installer/linux-x64/ffmpeg");
+
 const token = (key: string, stream?: string) =>
   createPlaybackToken(key, { source: "src1", stream }, Math.floor(Date.now() / 1000) + 600);
 
@@ -290,6 +295,15 @@ describe("the playback bundle in the Lambda harness", () => {
     const previous = await invoke(`/src1/cam1/index-${FROM}-${DUR}.m3u8`, { token: token(PREVIOUS_KEY) });
     expect(previous.statusCode, previous.body).toBe(200);
   }, 60_000);
+
+  it.skipIf(!existsSync(NPM_FFMPEG))(
+    "carries the static ffmpeg of @ffmpeg-installer/linux-x64 beside the bundle (where the entry looks for it), and it runs",
+    () => {
+      const bin = join(s.setup.fn.codeDir, "playback-page", "ffmpeg");
+      expect(existsSync(bin)).toBe(true);
+      expect(spawnSync(bin, ["-hide_banner", "-version"], { stdio: "ignore" }).status).toBe(0);
+    },
+  );
 
   it("serves the player page from the bundle and lists the token's streams for it", async () => {
     const page = await invoke("/");

@@ -15,12 +15,14 @@ import { indexingCheck } from "../../functions/domain/fragment-indexer.ts";
 import { windowKey } from "../../functions/domain/keys.ts";
 import { children, readInitSegment, readMovieFragment } from "../../functions/domain/mp4-join.ts";
 import type { TimeRange } from "../../functions/domain/ranges.ts";
+import { ffmpegJpegDecoder } from "../../functions/playback/frame-decoder.ts";
 import {
   createPlaybackHandler,
   type PlaybackDeps,
   type PlaybackHandler,
   type PlaybackResponse,
 } from "../../functions/playback/handler.ts";
+import type { ImageCache } from "../../functions/playback/request.ts";
 import { createPlaybackToken } from "../../functions/playback/token.ts";
 import { windowChunks } from "../../simulator/content.ts";
 import { loadRealMedia, realWindowChunks } from "../../simulator/real-media.ts";
@@ -131,7 +133,12 @@ const config: BackupConfig = configSchema.parse({
 
 const nowMs = (DAY + 7200) * 1000;
 
-function handler(o: { keys?: readonly string[] | undefined; clock?: () => number } = {}): PlaybackHandler {
+function handler(
+  o: { keys?: readonly string[] | undefined; clock?: () => number } & Pick<
+    PlaybackDeps,
+    "decodeJpeg" | "imageCache"
+  > = {},
+): PlaybackHandler {
   const deps: PlaybackDeps = {
     config,
     index: reader,
@@ -146,6 +153,8 @@ function handler(o: { keys?: readonly string[] | undefined; clock?: () => number
     mediaUrl: (key) => `https://media.example/${key}`,
     now: o.clock ?? (() => nowMs),
     tokenKeys: "keys" in o ? o.keys : [KEY, OLD_KEY],
+    decodeJpeg: o.decodeJpeg,
+    imageCache: o.imageCache,
   };
   return createPlaybackHandler(deps);
 }
@@ -585,6 +594,193 @@ describe("{from}-preview.mp4", () => {
       expect(none.text).toBe(
         'no key frame of stream "real" is stored from 2025-12-01T01:02:01Z to 2025-12-01T01:12:01Z (600 s on): a hole in the backup, or not copied yet\n',
       );
+    },
+  );
+});
+
+/** ffprobe's view of a JPEG: codec and size. */
+function probeImage(bytes: Buffer): { codec_name: string; width: number; height: number } {
+  const file = join(mkdtempSync(join(tmpdir(), "preview-")), "preview.jpg");
+  writeFileSync(file, bytes);
+  const probe = spawnSync(
+    "ffprobe",
+    ["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "json", file],
+    { encoding: "utf8" },
+  );
+  return (JSON.parse(probe.stdout) as { streams: { codec_name: string; width: number; height: number }[] })
+    .streams[0]!;
+}
+
+/** An in-memory ImageCache counting what it is asked. */
+function memoryCache() {
+  const images = new Map<string, Uint8Array>();
+  const calls = { get: 0, put: 0 };
+  const cache: ImageCache = {
+    async get(source, stream, ms, size) {
+      calls.get++;
+      return images.get(`${source}/${stream}/${ms}/${size.width}x${size.height}`);
+    },
+    async put(source, stream, ms, size, jpeg) {
+      calls.put++;
+      images.set(`${source}/${stream}/${ms}/${size.width}x${size.height}`, jpeg);
+    },
+  };
+  return { cache, images, calls };
+}
+
+describe("{from}-preview.jpg and thumbnails (images-{W}x{H}/…)", () => {
+  const realToken = () => ({ token: token({ stream: "real" }) });
+  const decoding = () => {
+    const c = memoryCache();
+    const decode = ffmpegJpegDecoder("ffmpeg");
+    let decodes = 0;
+    const h = handler({
+      imageCache: c.cache,
+      decodeJpeg: (mp4, size) => {
+        decodes++;
+        return decode(mp4, size);
+      },
+    });
+    return { h, c, decodes: () => decodes };
+  };
+
+  it.skipIf(!hasFfmpeg)(
+    "{from}-preview.jpg is the key frame of {from}-preview.mp4 decoded to a JPEG of the stored size (ffprobe: mjpeg 160x120), decoded once then read from the cache",
+    async () => {
+      const { h, c, decodes } = decoding();
+      const from = DAY + 3600 + 10;
+      const res = await get(h, `/${SOURCE}/real/${from}-preview.jpg`, realToken());
+      expect(res.status, res.text.slice(0, 200)).toBe(200);
+      expect(res.headers["Content-Type"]).toBe("image/jpeg");
+      expect(probeImage(res.bytes)).toEqual({ codec_name: "mjpeg", width: 160, height: 120 });
+      expect([...c.images.keys()]).toEqual([`${SOURCE}/real/${from * 1000}/160x120`]);
+      const again = await get(h, `/${SOURCE}/real/${from}-preview.jpg`, realToken());
+      expect(again.bytes).toEqual(res.bytes);
+      expect(decodes()).toBe(1);
+      expect(c.calls).toEqual({ get: 2, put: 1 });
+    },
+  );
+
+  it.skipIf(!hasFfmpeg)(
+    "images-{W}x{H}/seg-{from}-{offset}.hls.jpg and dvr-…m4v.jpg fit the frame into W x H keeping its shape, never enlarged (ffprobe)",
+    async () => {
+      const { h } = decoding();
+      const from = DAY + 3600;
+      const hls = await get(h, `/${SOURCE}/real/images-80x80/seg-${from}-20.hls.jpg`, realToken());
+      expect(hls.status, hls.text.slice(0, 200)).toBe(200);
+      expect(probeImage(hls.bytes)).toMatchObject({ codec_name: "mjpeg", width: 80, height: 60 });
+      const dash = await get(h, `/${SOURCE}/real/images-80x80/dvr-${from}-20.m4v.jpg`, realToken());
+      expect(dash.bytes).toEqual(hls.bytes);
+      const big = await get(h, `/${SOURCE}/real/images-1920x1080/seg-${from}-20.hls.jpg`, realToken());
+      expect(probeImage(big.bytes)).toMatchObject({ width: 160, height: 120 });
+    },
+  );
+
+  it.skipIf(!hasFfmpeg)(
+    "a `from` in a gap gives the next stored key frame (Flussonic searches after `from`); none within 600 s is 404",
+    async () => {
+      const { h } = decoding();
+      const before = await get(h, `/${SOURCE}/real/${DAY + 3600 - 30}-preview.jpg`, realToken());
+      const exact = await get(h, `/${SOURCE}/real/${DAY + 3600}-preview.jpg`, realToken());
+      expect(before.status).toBe(200);
+      expect(before.bytes).toEqual(exact.bytes);
+      const none = await get(h, `/${SOURCE}/real/${DAY + 3721}-preview.jpg`, realToken());
+      expect(none.status).toBe(404);
+      expect(none.text).toMatch(/^no key frame of stream "real" is stored from /);
+    },
+  );
+
+  it.skipIf(!hasFfmpeg)(
+    "without a decoder a JPEG is 501 pointing to the MP4 preview of the same key frame",
+    async () => {
+      const res = await get(handler(), `/${SOURCE}/real/${DAY + 3610}-preview.jpg`, realToken());
+      expect(res.status).toBe(501);
+      expect(res.text).toContain(`ask for ${DAY + 3610}-preview.mp4`);
+    },
+  );
+
+  it("sizes out of range and malformed ones are 400 naming the size and the range, never 500", async () => {
+    const h = handler();
+    for (const [size, says] of [
+      ["8x8", "the width 8 is out of range: each side is 16 to 3840 pixels"],
+      ["320x5000", "the height 5000 is out of range"],
+      ["0x0", "the width 0 is out of range"],
+      ["320by240", "not a thumbnail size"],
+    ] as const) {
+      const res = await get(h, `/${SOURCE}/real/images-${size}/seg-${DAY + 3600}-0.hls.jpg`, realToken());
+      expect(res.status, size).toBe(400);
+      expect(res.text, size).toContain(says);
+    }
+  });
+
+  it("a stream without video (audio only) is 409 for a JPEG and for ?thumbnails, saying so", async () => {
+    const h = handler({ decodeJpeg: () => Promise.reject(new Error("must not decode")) });
+    const gop = { token: token({ stream: "gop" }) };
+    const jpg = await get(h, `/${SOURCE}/gop/${DAY + 3600}-preview.jpg`, gop);
+    expect(jpg.status).toBe(409);
+    expect(jpg.text).toContain('stream "gop" has no video');
+    for (const file of [`index-${DAY + 3600}-600.m3u8`, `archive-${DAY + 3600}-600.mpd`]) {
+      const res = await get(h, `/${SOURCE}/gop/${file}`, { ...gop, thumbnails: "10" });
+      expect(res.status, file).toBe(409);
+      expect(res.text, file).toContain('stream "gop" has no video in this range (audio only)');
+    }
+  });
+
+  it("?thumbnails that is not a count of 1 to 1000, or more images than seconds, is 400", async () => {
+    const h = handler();
+    for (const [n, says] of [
+      ["0", "thumbnails=0 is not a count of images: ask for 1 to 1000"],
+      ["abc", "thumbnails=abc is not a count"],
+      ["1001", "thumbnails=1001 is not a count"],
+      ["700", "thumbnails=700 over 600 s is less than 1 s per image: ask for at most 600"],
+    ] as const) {
+      const res = await get(h, `/${SOURCE}/${STREAM}/index-${DAY + 3600}-600.m3u8`, {
+        token: token(),
+        thumbnails: n,
+      });
+      expect(res.status, n).toBe(400);
+      expect(res.text, n).toContain(says);
+    }
+  });
+
+  it.skipIf(!hasFfmpeg)(
+    "?thumbnails=N: HLS answers a multivariant playlist with EXT-X-IMAGE-STREAM-INF at images-{W}x{H}/tpl-{from}-{dur}-{N}.m3u8 (N images), DASH an image AdaptationSet at dvr-{from}-$Time$.m4v.jpg",
+    async () => {
+      const h = handler();
+      const from = DAY + 3600;
+      const q = { ...realToken(), thumbnails: "12" };
+      const tq = `?token=${encodeURIComponent(q.token)}`;
+      const master = await get(h, `/${SOURCE}/real/index-${from}-120.m3u8`, q);
+      expect(master.status, master.text).toBe(200);
+      const lines = master.text.trim().split("\n");
+      expect(lines[0]).toBe("#EXTM3U");
+      expect(lines).toContain(`index-${from}-120.m3u8${tq}`);
+      expect(lines.find((l) => l.startsWith("#EXT-X-STREAM-INF:"))).toMatch(
+        /RESOLUTION=160x120,CODECS="avc1\./,
+      );
+      expect(lines).toContain(
+        `#EXT-X-IMAGE-STREAM-INF:BANDWIDTH=10000,RESOLUTION=160x120,CODECS="jpeg",URI="images-160x120/tpl-${from}-120-12.m3u8${tq}"`,
+      );
+      const tpl = await get(h, `/${SOURCE}/real/images-160x120/tpl-${from}-120-12.m3u8`, realToken());
+      expect(tpl.status).toBe(200);
+      expect(tpl.text).toContain("#EXT-X-IMAGES-ONLY");
+      const images = tpl.text.split("\n").filter((l) => l.startsWith("seg-"));
+      expect(images).toHaveLength(12);
+      expect(images[0]).toBe(`seg-${from}-0.hls.jpg${tq}`);
+      expect(images[11]).toBe(`seg-${from}-110.hls.jpg${tq}`);
+      // The media playlist of the same range is unchanged by the option's absence.
+      expect(
+        mediaPlaylist((await get(h, `/${SOURCE}/real/index-${from}-120.m3u8`, realToken())).text).segments
+          .length,
+      ).toBeGreaterThan(0);
+      const mpd = await get(h, `/${SOURCE}/real/archive-${from}-120.mpd`, q);
+      expect(mpd.status, mpd.text).toBe(200);
+      expect(mpd.text).toContain('<AdaptationSet id="1" contentType="image" mimeType="image/jpeg">');
+      expect(mpd.text).toContain(
+        `media="images-160x120/dvr-${from}-$Time$.m4v.jpg${tq.replace("&", "&amp;")}"`,
+      );
+      expect(mpd.text).toContain('<S t="0" d="10" r="11"/>');
+      expect(mpd.text).toContain('value="1x1"');
     },
   );
 });

@@ -2,7 +2,13 @@
 // Reads /_api/streams.json (sources, streams, stored ranges, holes), draws one timeline per
 // stream, and plays the backup with hls.js (served by the same server from node_modules):
 // - a click on a timeline plays `index-{t}-3600.m3u8` (the archive from that second on);
-// - "Play delayed" plays `timeshift_rel-{seconds}.m3u8` (the delayed channel).
+// - "Play delayed" plays `timeshift_rel-{seconds}.m3u8` (the delayed channel);
+// - hovering a timeline over stored video shows that moment's picture
+//   (`images-{W}x{H}/seg-{t}-0.hls.jpg`, a key frame the server decodes; hidden when it cannot);
+// - behind `serve --upstream` (the listing names the upstream's source) that source's streams play
+//   at Flussonic's own URLs (`/{stream}/{file}`), which serve forwards to the server while it
+//   answers and answers from the backup when it does not: a line under the player says which,
+//   from each playlist's `X-Playback-Origin` header, and changes when the server stops.
 // With auth on, the page is opened with `?token=…` and passes the token on to every request.
 
 (() => {
@@ -40,6 +46,13 @@
   };
   const streamPath = (source, stream) =>
     `/${encodeURIComponent(source)}/${stream.split("/").map(encodeURIComponent).join("/")}`;
+  /** Where a player asks for a playlist: Flussonic's own URL when serve forwards it (--upstream). */
+  const playPath = (source, stream) =>
+    state.listing?.upstream?.source === source
+      ? `/${stream.split("/").map(encodeURIComponent).join("/")}`
+      : streamPath(source, stream);
+  /** The thumbnail area asked for on hover (the server fits the frame into it). */
+  const THUMB = "images-320x240";
 
   async function refresh() {
     let res;
@@ -122,6 +135,17 @@
         "meta",
       ),
     );
+    const thumb = document.createElement("img");
+    thumb.className = "thumb";
+    thumb.dataset.role = "thumb";
+    thumb.alt = "the picture at that moment";
+    thumb.hidden = true;
+    // No picture (no decoder on the server, a hole): hide it rather than show a broken image.
+    thumb.addEventListener("error", () => {
+      thumb.dataset.failed = thumb.dataset.src || "";
+      thumb.hidden = true;
+    });
+    div.append(thumb);
     div.append(timeline(l, source, st));
     const hover = paragraph("", "hover");
     hover.dataset.role = "hover";
@@ -210,10 +234,39 @@
       if (px < LEFT) return undefined;
       return Math.round(from + ((px - LEFT) / (width - LEFT - 10)) * span);
     };
+    // One picture per step of the timeline (about 300 across it), loaded once the pointer rests.
+    const step = Math.max(10, Math.ceil(span / 300));
+    let pending;
     svg.addEventListener("mousemove", (ev) => {
       const t = timeAt(ev);
-      const hover = svg.parentElement?.querySelector("[data-role=hover]");
+      const block = svg.parentElement;
+      const hover = block?.querySelector("[data-role=hover]");
       if (hover) hover.textContent = t === undefined ? "" : `${iso(t)} — click to play from here`;
+      const thumb = block?.querySelector("[data-role=thumb]");
+      if (!thumb) return;
+      const stored = t !== undefined && st.backedUp.some((r) => t >= r.from && t < r.to);
+      if (!stored) {
+        thumb.hidden = true;
+        return;
+      }
+      const at = Math.max(Math.floor(t / step) * step, st.backedUp.find((r) => t < r.to).from);
+      const box = svg.getBoundingClientRect();
+      thumb.style.left = `${Math.max(0, Math.min(ev.clientX - box.left - 80, box.width - 160))}px`;
+      clearTimeout(pending);
+      pending = setTimeout(() => {
+        const src = withToken(`${streamPath(source, st.stream)}/${THUMB}/seg-${at}-0.hls.jpg`);
+        if (thumb.dataset.src !== src) {
+          thumb.dataset.src = src;
+          thumb.dataset.at = String(at);
+          thumb.src = src;
+        }
+        thumb.hidden = thumb.dataset.failed === src;
+      }, 80);
+    });
+    svg.addEventListener("mouseleave", () => {
+      clearTimeout(pending);
+      const thumb = svg.parentElement?.querySelector("[data-role=thumb]");
+      if (thumb) thumb.hidden = true;
     });
     svg.addEventListener("click", (ev) => {
       const t = timeAt(ev);
@@ -249,7 +302,7 @@
       source,
       stream,
       from,
-      url: `${streamPath(source, stream)}/index-${from}-${ARCHIVE_SECONDS}.m3u8`,
+      url: `${playPath(source, stream)}/index-${from}-${ARCHIVE_SECONDS}.m3u8`,
       label: `${source}/${stream} from ${iso(from)} (archive, ${duration(ARCHIVE_SECONDS)})`,
     });
   }
@@ -290,7 +343,7 @@
       source,
       stream: rest.join("/"),
       delay: seconds,
-      url: `${streamPath(source, rest.join("/"))}/timeshift_rel-${seconds}.m3u8`,
+      url: `${playPath(source, rest.join("/"))}/timeshift_rel-${seconds}.m3u8`,
       label: `${source}/${rest.join("/")} delayed by ${duration(seconds)} (timeshift_rel)`,
     });
   }
@@ -302,6 +355,7 @@
     err.hidden = true;
     err.textContent = "";
     $("now-playing").textContent = `Playing ${what.label}`;
+    showOrigin(undefined);
     if (state.hls) state.hls.destroy();
     const url = withToken(what.url);
     if (window.Hls?.isSupported()) {
@@ -332,6 +386,8 @@
           }
         }
       });
+      // Where each playlist came from (serve --upstream: the server, or the backup and why).
+      hls.on(window.Hls.Events.LEVEL_LOADED, (_event, data) => showOrigin(data.networkDetails));
       hls.loadSource(url);
       hls.attachMedia(video);
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
@@ -346,6 +402,28 @@
       video.muted = true;
       video.play().catch(() => {});
     });
+  }
+
+  /** The line under the player saying where the video comes from, from a playlist answer. */
+  function showOrigin(answer) {
+    const line = $("origin");
+    const header = (name) =>
+      answer && typeof answer.getResponseHeader === "function"
+        ? answer.getResponseHeader(name)
+        : answer?.headers?.get?.(name);
+    if (!answer || !state.listing?.upstream || state.playing?.source !== state.listing.upstream.source) {
+      line.textContent = "";
+      line.hidden = true;
+      return;
+    }
+    const origin = header("x-playback-origin");
+    const why = header("x-playback-failover");
+    line.textContent =
+      origin === "server"
+        ? "Video from the Flussonic server (serve forwards its URLs while it answers)"
+        : `Video from the backup${why ? `: the server failed (${why})` : ""}`;
+    line.dataset.origin = origin === "server" ? "server" : "backup";
+    line.hidden = false;
   }
 
   /** Unix seconds of the frame on screen (hls.js maps it through EXT-X-PROGRAM-DATE-TIME). */
