@@ -311,6 +311,16 @@ function lifecycleRules(
         }
       : {}),
   }));
+  // Decoded preview pictures (`.backup/previews/`, a cache the playback function fills on request)
+  // go with the longest-kept windows: playback never serves one of an expired window, and one
+  // removed too early is decoded again on the next request.
+  if (retention.length > 0) {
+    rules.push({
+      id: "previews-cache",
+      prefix: `${config.prefix}.backup/previews/`,
+      expiration: Duration.days(Math.max(...retention.map((r) => r.expirationDays))),
+    });
+  }
   rules.push({
     id: "housekeeping",
     ...(config.prefix ? { prefix: config.prefix } : {}),

@@ -285,6 +285,8 @@ describe("the stack from the config: bucket", () => {
       "flussonic/.backup/index/s2/": 31,
       "flussonic/.backup/index/s2/cam1/": 11,
       "flussonic/.backup/index/s2/live%2Fcam2/": 4,
+      // Decoded previews (a cache): with the longest-kept windows of any source.
+      "flussonic/.backup/previews/": 31,
     });
   });
 
