@@ -283,6 +283,42 @@ export class BackupStack extends Stack {
           resources: [objects(copier, `${config.prefix}.backup/held/${src}/`)],
         }),
       );
+      // Holds from the source's episodes (sources[].episodes), made by the planner: the source's
+      // holds read and written, its stored windows copied (read) to held copies (written, legal
+      // hold when the bucket has Object Lock, which it reads), each new hold audited.
+      if (source.episodes) {
+        const planner = this.planner.role;
+        planner.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:GetObject", "s3:PutObject"],
+            resources: [bucket.arnForObjects(holdsKey(config.prefix, source.name))],
+          }),
+        );
+        planner.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:GetObject"],
+            resources: [objects(planner, `${config.prefix}${src}/`)],
+          }),
+        );
+        planner.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:GetObject", "s3:PutObject", "s3:PutObjectLegalHold"],
+            resources: [objects(planner, `${config.prefix}.backup/held/${src}/`)],
+          }),
+        );
+        planner.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:PutObject"],
+            resources: [objects(planner, `${config.prefix}.backup/audit/`)],
+          }),
+        );
+        planner.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:GetBucketObjectLockConfiguration"],
+            resources: [bucket.bucketArn],
+          }),
+        );
+      }
       // The operator's pause switch of the source (`flussonic-backup pause`): read only.
       copier.addToPolicy(
         new iam.PolicyStatement({

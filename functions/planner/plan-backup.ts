@@ -27,6 +27,7 @@ import type { ArchiveSource, DvrStream } from "../source/flussonic.ts";
 import type { BackupStore } from "../store/backup-store.ts";
 import { chooseWindows } from "./choose-windows.ts";
 import { compactUnplanned } from "./compact-records.ts";
+import { holdEpisodes } from "./episode-holds.ts";
 import { leaseAndQueue } from "./lease-windows.ts";
 import type { PlanReport, SourcePlan } from "./plan-report.ts";
 import { readStream, type StreamState } from "./read-streams.ts";
@@ -173,6 +174,12 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
     } catch (error) {
       fail(undefined, error);
     }
+  }
+
+  if (!deps.dryRun && source.episodes) {
+    const names = streams.map((s) => s.settings.name);
+    const episodes = await holdEpisodes(deps, source, client, names, now);
+    if (episodes) report.episodes = episodes;
   }
 
   report.streams = states.map((s) => s.plan);

@@ -49,6 +49,8 @@ export interface SourcePlan {
   /** Estimated bytes of the planned windows (bitrate x duration). */
   plannedBytes: number;
   errors: { stream: string | undefined; message: string; kind: string }[];
+  /** Holds from the source's episodes this run (source.episodes; absent when not read). */
+  episodes?: { episodes: number; created: number; grown: number; windows: number };
 }
 
 export interface PlanReport {
