@@ -499,15 +499,23 @@ program
   .requiredOption("--source <name>", "source")
   .option("--stream <name>", "only this stream (default: every stream of the source)")
   .addOption(textDefault("--ttl <seconds>", "how long the token is valid", 86_400))
+  .option("--embedded [dir]", "the audit record goes to the backup `run --embedded` keeps in dir")
+  .option("--by <name>", "who issues the token, for the audit trail (default user@host)")
+  .option("--require-audit", "issue no token unless its audit record is written")
+  .option("--no-audit", "do not write the audit record (nor try)")
   .addHelpText(
     "after",
-    "\nThe key is the first of the comma-separated secrets in the environment variable the configuration's\nplayback.tokenKeysEnv names (default FLUSSONIC_BACKUP_PLAYBACK_KEYS); `serve` accepts tokens signed with any of them.",
+    "\nThe key is the first of the comma-separated secrets in the environment variable the configuration's\nplayback.tokenKeysEnv names (default FLUSSONIC_BACKUP_PLAYBACK_KEYS); `serve` accepts tokens signed with any of them.\nEach token is recorded in the audit trail of the configuration's bucket (the AWS variables, or --embedded);\nwithout access to it the token is still printed and stderr says no record was written.",
   )
   .action(async (opts) => {
     const ttlSeconds = parseNumberArg("--ttl", opts.ttl, { unit: "whole seconds", min: 1, max: 31_536_000 });
     const { playbackTokenCommand } = await import("./playback-token.ts");
     const { operatorAction } = await import("./backup-target.ts");
-    await operatorAction(() => playbackTokenCommand({ ...opts, ttlSeconds }));
+    const { UsageError } = await import("./usage-error.ts");
+    if (opts.requireAudit && opts.audit === false)
+      throw new UsageError("--require-audit and --no-audit: give one of them");
+    const audit = opts.audit === false ? "off" : opts.requireAudit ? "required" : "auto";
+    await operatorAction(() => playbackTokenCommand({ ...opts, ttlSeconds, audit }));
   });
 
 try {
