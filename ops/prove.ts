@@ -54,7 +54,7 @@ export async function proveDay(o: {
     .map((w) => ({ key: w.key, from: w.from, duration: w.duration, size: w.size, sha256: w.sha256 }));
   const stored = normalizeRanges(windows.map((w) => ({ from: w.from, to: w.from + w.duration })));
   const recorded = o.recorded === null ? null : clipRanges(normalizeRanges(o.recorded), dayFrom, dayTo);
-  const proof = o.signer.sign<DayProof>({
+  const proof = await o.signer.sign<DayProof>({
     v: 1,
     kind: "flussonic-backup day proof",
     source: o.source,

@@ -586,6 +586,18 @@ export const configSchema = z.strictObject({
         .describe(
           "Environment variable holding the PEM of the Ed25519 key that signs exports and day proofs (`export --key <file>` instead)",
         ),
+      kmsKey: z
+        .string()
+        .regex(
+          /^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+|alias\/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/,
+          {
+            error: 'expected a KMS key ARN, alias ARN, key id or "alias/<name>"',
+          },
+        )
+        .optional()
+        .describe(
+          "AWS KMS key (ECC_NIST_EDWARDS25519, the one deployment.exportSigningKey creates: its ARN is the stack output ExportSigningKeyArn) that signs exports and day proofs instead of a local key (`--key` and `--kms-key` override it)",
+        ),
     })
     .prefault({})
     .describe("Evidence (`hold`, `export`, `prove`): legal holds and the signing key"),
