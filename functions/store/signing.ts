@@ -24,6 +24,7 @@ import {
   KMSServiceException,
   SignCommand,
 } from "@aws-sdk/client-kms";
+import { STACK_SIGNING_KEY_ENV } from "../config/limits.ts";
 import { type Signature, signedBytes } from "../domain/evidence.ts";
 
 /** A key problem the operator can fix (missing, unreadable, of another kind). */
@@ -245,4 +246,35 @@ export function signatureProblem(doc: { signature?: Signature }, publicKey: KeyO
           Buffer.from(s.value, "base64"),
         );
   return ok ? undefined : "its signature does not match its content (it was changed after it was signed)";
+}
+
+/**
+ * The key the planner signs day proofs with, when one is configured: `evidence.kmsKey`, else the
+ * stack's KMS key (its ARN in STACK_SIGNING_KEY_ENV), else the PEM in `evidence.signingKeyEnv`;
+ * undefined when none is (no automatic proofs).
+ */
+export async function configuredSigner(
+  evidence: { kmsKey?: string | undefined; signingKeyEnv: string },
+  env: NodeJS.ProcessEnv,
+): Promise<Signer | undefined> {
+  const kmsKey = evidence.kmsKey ?? env[STACK_SIGNING_KEY_ENV];
+  if (kmsKey) {
+    const kms = kmsClient(env);
+    try {
+      return await kmsSigner(kms, kmsKey);
+    } catch (error) {
+      kms.destroy();
+      throw error;
+    }
+  }
+  if (!env[evidence.signingKeyEnv]) return undefined;
+  return loadSigner({ envName: evidence.signingKeyEnv, env });
+}
+
+/** Whether a key for day proofs is configured (configuredSigner would give one), asking nothing. */
+export function signingKeyConfigured(
+  evidence: { kmsKey?: string | undefined; signingKeyEnv: string },
+  env: NodeJS.ProcessEnv,
+): boolean {
+  return Boolean(evidence.kmsKey ?? env[STACK_SIGNING_KEY_ENV] ?? env[evidence.signingKeyEnv]);
 }

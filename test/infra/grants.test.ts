@@ -228,3 +228,26 @@ describe("holds from episodes (sources[].episodes)", () => {
     );
   });
 });
+
+describe("day proofs signed by the planner (deployment.exportSigningKey)", () => {
+  it("the planner may sign with the stack's key and write its day proofs; no other function may sign", () => {
+    const signing = { ...raw, deployment: { ...raw.deployment, exportSigningKey: true } };
+    const granted = grantsByRole(synth(signing));
+    const before = new Set(grantsByRole()["[PlannerRole]"]);
+    const added = granted["[PlannerRole]"]!.filter((g) => !before.has(g));
+    expect([...new Set(added)].sort()).toEqual(
+      [
+        "kms:Sign <ExportSigningKey.Arn>",
+        "kms:GetPublicKey <ExportSigningKey.Arn>",
+        ...["s1", "s2"].flatMap((s) => [
+          `s3:GetObject ${B}/flussonic/.backup/proofs/${s}/*`,
+          `s3:PutObject ${B}/flussonic/.backup/proofs/${s}/*`,
+          `s3:GetObject ${B}/flussonic/.backup/proofs/${s}.json`,
+          `s3:PutObject ${B}/flussonic/.backup/proofs/${s}.json`,
+        ]),
+      ].sort(),
+    );
+    const signers = Object.entries(granted).filter(([, g]) => g.some((x) => x.startsWith("kms:Sign ")));
+    expect(signers.map(([role]) => role)).toEqual(["[PlannerRole]"]);
+  });
+});
