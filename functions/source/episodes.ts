@@ -31,7 +31,8 @@ const episodeShape = z.looseObject({
   updated_at: z.number(),
   closed_at: z.number().nullish(),
 });
-const episodeListShape = z.looseObject({
+/** What the client reads of both answers (flussonic-contract.ts: episodesList, externalEpisodesList). */
+export const episodeListShape = z.looseObject({
   episodes: z.array(episodeShape),
   next: z.string().nullish(),
 });
