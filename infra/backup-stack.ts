@@ -12,8 +12,8 @@ import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { authSecretReference, type BackupConfig, ConfigError } from "../functions/config/config.ts";
-import { COPIER_TIMEOUT_SECONDS } from "../functions/config/limits.ts";
-import { controlKey, holdsKey } from "../functions/domain/keys.ts";
+import { COPIER_TIMEOUT_SECONDS, STACK_SIGNING_KEY_ENV } from "../functions/config/limits.ts";
+import { controlKey, holdsKey, provenKey } from "../functions/domain/keys.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 import { BackupBucket, type ExistingBucket, type PreviousExpiries, s3ViaService } from "./backup-bucket.ts";
 import { BackupFunction, type FunctionCode } from "./backup-function.ts";
@@ -185,10 +185,18 @@ export class BackupStack extends Stack {
       });
       new CfnOutput(this, "ExportSigningKeyArn", {
         description:
-          "KMS key that signs exports; export its public key once: aws kms get-public-key --key-id <this>",
+          "KMS key that signs exports; export its public key once: flussonic-backup export-key public --kms-key <this> --out key.pub.pem",
         value: signingKey.keyArn,
       });
+      // The planner signs each stream's day proof with it (unless evidence.kmsKey names another).
+      if (!config.evidence.kmsKey) {
+        this.planner.function.addEnvironment(STACK_SIGNING_KEY_ENV, signingKey.keyArn);
+        this.grantDayProofs(config, signingKey.keyArn);
+      }
     }
+    // A key the config names (by key ARN: a grant on an alias would need a condition instead).
+    const named = config.evidence.kmsKey;
+    if (named && /^arn:aws[a-z-]*:kms:[^:]+:\d{12}:key\//.test(named)) this.grantDayProofs(config, named);
 
     // Where to look after a deploy (docs/monitoring.md, "In AWS").
     new CfnOutput(this, "PlannerFunctionName", {
@@ -200,6 +208,36 @@ export class BackupStack extends Stack {
       value: this.monitoring.topic.topicArn,
     });
     new CfnOutput(this, "DashboardName", { value: this.monitoring.dashboard.dashboardName });
+  }
+
+  /**
+   * The planner writes day proofs (functions/planner/day-proofs.ts): signs with the key (its public
+   * key read once per run), writes each source's proofs and its note of the days proven, reads them
+   * back (a proof `prove` made first stands).
+   */
+  private grantDayProofs(config: BackupConfig, keyArn: string): void {
+    const role = this.planner.role;
+    role.addToPolicy(
+      new iam.PolicyStatement({ actions: ["kms:Sign", "kms:GetPublicKey"], resources: [keyArn] }),
+    );
+    const bucket = this.backupBucket.bucket;
+    const bucketLogicalId = this.getLogicalId(bucket.node.defaultChild as s3.CfnBucket);
+    for (const source of config.sources) {
+      const prefix = `${config.prefix}.backup/proofs/${encodeKeySegment(source.name)}/`;
+      Validations.of(role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${prefix}*]`,
+        reason: `Day proofs are keyed by stream and day, known at run time; the grant is limited to ${prefix}.`,
+      });
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:GetObject", "s3:PutObject"],
+          resources: [
+            bucket.arnForObjects(`${prefix}*`),
+            bucket.arnForObjects(provenKey(config.prefix, source.name)),
+          ],
+        }),
+      );
+    }
   }
 
   /**
@@ -283,6 +321,42 @@ export class BackupStack extends Stack {
           resources: [objects(copier, `${config.prefix}.backup/held/${src}/`)],
         }),
       );
+      // Holds from the source's episodes (sources[].episodes), made by the planner: the source's
+      // holds read and written, its stored windows copied (read) to held copies (written, legal
+      // hold when the bucket has Object Lock, which it reads), each new hold audited.
+      if (source.episodes) {
+        const planner = this.planner.role;
+        planner.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:GetObject", "s3:PutObject"],
+            resources: [bucket.arnForObjects(holdsKey(config.prefix, source.name))],
+          }),
+        );
+        planner.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:GetObject"],
+            resources: [objects(planner, `${config.prefix}${src}/`)],
+          }),
+        );
+        planner.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:GetObject", "s3:PutObject", "s3:PutObjectLegalHold"],
+            resources: [objects(planner, `${config.prefix}.backup/held/${src}/`)],
+          }),
+        );
+        planner.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:PutObject"],
+            resources: [objects(planner, `${config.prefix}.backup/audit/`)],
+          }),
+        );
+        planner.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:GetBucketObjectLockConfiguration"],
+            resources: [bucket.bucketArn],
+          }),
+        );
+      }
       // The operator's pause switch of the source (`flussonic-backup pause`): read only.
       copier.addToPolicy(
         new iam.PolicyStatement({

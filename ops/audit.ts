@@ -5,25 +5,12 @@
  * Records name who did what to which range; they never carry a secret (a token's id, never the
  * token).
  */
-import { randomBytes } from "node:crypto";
 import { hostname, userInfo } from "node:os";
-import { auditFolder, auditKey } from "../functions/domain/keys.ts";
+import { auditFolder } from "../functions/domain/keys.ts";
+import type { AuditRecord } from "../functions/store/audit.ts";
 import type { BackupStore } from "../functions/store/backup-store.ts";
 
-export type AuditAction = "export" | "hold" | "release" | "playback-token" | "verify-repair" | "rebuild";
-
-export interface AuditRecord {
-  v: 1;
-  action: AuditAction;
-  /** Unix seconds. */
-  at: number;
-  by: string;
-  source?: string;
-  stream?: string;
-  from?: number;
-  to?: number;
-  detail?: Record<string, unknown>;
-}
+export { type AuditAction, type AuditRecord, appendAudit } from "../functions/store/audit.ts";
 
 /** Who runs this command: `user@host` (the operator may name themself with --by). */
 export function operatorName(): string {
@@ -34,16 +21,6 @@ export function operatorName(): string {
     // No passwd entry (a container's arbitrary uid): the host still says where.
   }
   return `${user}@${hostname()}`;
-}
-
-/** Appends a record; never replaces one (a new random key each time, written If-None-Match). */
-export async function appendAudit(store: BackupStore, r: Omit<AuditRecord, "v">): Promise<string> {
-  const record: AuditRecord = { v: 1, ...r };
-  for (let attempt = 0; ; attempt++) {
-    const key = auditKey(store.prefix, r.at, r.action, randomBytes(6).toString("hex"));
-    if (await store.writeObject(key, JSON.stringify(record), null)) return key;
-    if (attempt >= 3) throw new Error(`S3: could not write the audit record ${key}`);
-  }
 }
 
 /** Records since `since` (unix seconds), oldest first: one listing per day folder from then. */

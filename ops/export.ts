@@ -57,7 +57,7 @@ export async function exportClip(o: ExportOptions): Promise<ExportResult> {
     const clip = await hashFile(o.out);
     const source = o.config.sources.find((s) => s.name === o.source);
     const iso = (t: number) => new Date(t * 1000).toISOString().replace(".000Z", "Z");
-    const evidence = o.signer.sign<ExportEvidence>({
+    const evidence = await o.signer.sign<ExportEvidence>({
       v: 1,
       kind: "flussonic-backup export",
       source: o.source,

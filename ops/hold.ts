@@ -127,10 +127,23 @@ export async function releaseHold(o: ReleaseOptions): Promise<ReleaseResult> {
       `no ${what} in source ${o.source} (its holds: ${ids.length > 0 ? ids.join(", ") : "none"}; \`holds\` lists them)`,
     );
   }
-  const after = await updateHoldBook(o.store, o.source, (b) => ({
-    ...b,
-    holds: b.holds.filter((h) => !matches(h)),
-  }));
+  const after = await updateHoldBook(o.store, o.source, (b) => {
+    const gone = b.holds.filter(matches);
+    const episodes = gone.filter((h) => h.origin?.episode !== undefined);
+    return {
+      ...b,
+      holds: b.holds.filter((h) => !matches(h)),
+      // An episode still listed at the source is not held again once released.
+      ...(episodes.length > 0
+        ? {
+            releasedEpisodes: [
+              ...(b.releasedEpisodes ?? []),
+              ...episodes.map((h) => ({ stream: h.stream, id: h.id })),
+            ],
+          }
+        : {}),
+    };
+  });
   let removed = 0;
   for (const h of released) {
     for (const w of await heldWindowsIn(o.store, o.source, h.stream, h.from, h.to)) {
@@ -147,7 +160,7 @@ export async function releaseHold(o: ReleaseOptions): Promise<ReleaseResult> {
       stream: h.stream,
       from: h.from,
       to: h.to,
-      detail: { id: h.id, reason: h.reason },
+      detail: { id: h.id, reason: h.reason, ...(h.origin ? { episode: h.origin.episode } : {}) },
     });
   }
   return { released, removed };

@@ -18,67 +18,12 @@ import {
   verifyInclusion,
   type WindowEvidence,
 } from "../functions/domain/evidence.ts";
-import { proofKey, utcDate } from "../functions/domain/keys.ts";
-import { clipRanges, normalizeRanges, subtractRanges, type TimeRange } from "../functions/domain/ranges.ts";
+import { utcDate } from "../functions/domain/keys.ts";
 import type { BackupStore } from "../functions/store/backup-store.ts";
-import { recordedWindowsIn } from "./restore.ts";
-import { type Signer, signatureProblem } from "./signing.ts";
+import { readProof } from "../functions/store/proofs.ts";
+import { signatureProblem } from "./signing.ts";
 
-export async function readProof(
-  store: BackupStore,
-  source: string,
-  stream: string,
-  day: string,
-): Promise<DayProof | undefined> {
-  return (await store.readObject<DayProof>(proofKey(store.prefix, source, stream, day)))?.body;
-}
-
-/** The day's proof: the stored one, or a new one signed and stored (write-once). */
-export async function proveDay(o: {
-  store: BackupStore;
-  source: string;
-  stream: string;
-  day: string;
-  /** What the source reports as recorded (unix seconds), or null when it could not be asked. */
-  recorded: TimeRange[] | null;
-  signer: Signer;
-  now: number;
-}): Promise<{ proof: DayProof; created: boolean }> {
-  const existing = await readProof(o.store, o.source, o.stream, o.day);
-  if (existing) return { proof: existing, created: false };
-  const dayFrom = Date.parse(`${o.day}T00:00:00Z`) / 1000;
-  const dayTo = dayFrom + 86400;
-  const windows: WindowEvidence[] = (await recordedWindowsIn(o.store, o.source, o.stream, dayFrom, dayTo))
-    .filter((w) => utcDate(w.from) === o.day)
-    .sort((a, b) => a.from - b.from || a.duration - b.duration)
-    .map((w) => ({ key: w.key, from: w.from, duration: w.duration, size: w.size, sha256: w.sha256 }));
-  const stored = normalizeRanges(windows.map((w) => ({ from: w.from, to: w.from + w.duration })));
-  const recorded = o.recorded === null ? null : clipRanges(normalizeRanges(o.recorded), dayFrom, dayTo);
-  const proof = o.signer.sign<DayProof>({
-    v: 1,
-    kind: "flussonic-backup day proof",
-    source: o.source,
-    stream: o.stream,
-    day: o.day,
-    recorded,
-    stored,
-    missed: recorded === null ? null : subtractRanges(recorded, stored),
-    windows,
-    root: merkleRoot(windows.map(leafHash)).toString("hex"),
-    at: o.now,
-  });
-  const written = await o.store.writeObject(
-    proofKey(o.store.prefix, o.source, o.stream, o.day),
-    JSON.stringify(proof),
-    null,
-  );
-  if (!written) {
-    // Another prove made it meanwhile: that one stands.
-    const other = await readProof(o.store, o.source, o.stream, o.day);
-    if (other) return { proof: other, created: false };
-  }
-  return { proof, created: true };
-}
+export { proveDay, readProof } from "../functions/store/proofs.ts";
 
 /** The inclusion proof of the window starting at `from` (the longest, if several). */
 export function windowInclusion(

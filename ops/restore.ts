@@ -18,13 +18,12 @@ import { createWriteStream, renameSync, rmSync } from "node:fs";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { ArchiveFormat } from "../functions/config/config.ts";
 import { ContainerError, containerCheck, MediaShortError } from "../functions/domain/container-check.ts";
-import { utcDate } from "../functions/domain/keys.ts";
 import { Mp4Joiner } from "../functions/domain/mp4-join.ts";
 import { decodeKeySegment, encodeKeySegment } from "../functions/domain/names.ts";
 import { normalizeRanges, subtractRanges, type TimeRange } from "../functions/domain/ranges.ts";
 import { nonOverlappingCover } from "../functions/domain/windows.ts";
 import { type BackupStore, storeError } from "../functions/store/backup-store.ts";
-import { heldWindowsIn } from "../functions/store/holds.ts";
+import { heldWindowsIn, storedWindowsIn } from "../functions/store/holds.ts";
 
 export interface RestoreOptions {
   store: BackupStore;
@@ -241,16 +240,7 @@ export async function recordedWindowsIn(
   from: number,
   to: number,
 ): Promise<StoredWindow[]> {
-  const byWindow = new Map<string, StoredWindow>();
-  for (let day = Math.floor(from / 86400) * 86400; day < to; day += 86400) {
-    const catalog = await store.readCatalog(source, stream, utcDate(day));
-    for (const w of catalog.windows) byWindow.set(`${w.from}-${w.duration}`, w);
-  }
-  const pending = await store.pendingRecords(source, stream);
-  for (const r of pending.byStream.get(stream) ?? []) byWindow.set(`${r.from}-${r.duration}`, r);
-  return [...byWindow.values()]
-    .filter((w) => w.from < to && from < w.from + w.duration)
-    .sort((a, b) => a.from - b.from || a.duration - b.duration);
+  return storedWindowsIn(store, source, stream, from, to);
 }
 
 /**

@@ -108,6 +108,7 @@ export class CentralSimulator {
       return this.#error(res, 401, "unauthorized");
     }
     const path = url.pathname;
+    if (path === `${API}/episodes`) return this.#episodeList(url, res);
     if (!path.startsWith(`${API}/streamers`)) return this.#error(res, 404, "not found");
     const rest = path.slice(`${API}/streamers`.length);
     const streams = /^\/([^/]+)\/streams$/.exec(rest);
@@ -139,6 +140,18 @@ export class CentralSimulator {
     const server = one ? this.#servers.get(decodeURIComponent(one[1]!)) : undefined;
     if (!server) return this.#error(res, 404, "streamer not found");
     return this.#json(res, 200, this.#entry(server));
+  }
+
+  /**
+   * episodes_list (paths/central/episodes.yml): every server's episodes, `media` the stream's
+   * name, in pages; a server's `episodesFault` breaks the whole list, as Central's own failure.
+   */
+  #episodeList(url: URL, res: ServerResponse): void {
+    const servers = [...this.#servers.values()].sort((a, b) => a.hostname.localeCompare(b.hostname));
+    for (const s of servers) if (s.sim.answerEpisodesFault(res)) return;
+    const all = servers.flatMap((s) => s.sim.episodes()).sort((a, b) => a.episode_id - b.episode_id);
+    const page = this.#page(all, url);
+    this.#json(res, 200, { episodes: page.items, next: page.next, prev: page.prev });
   }
 
   /** components/schemas/central/streamer_node.yml: peer_config fields, `role`, required `cluster_key`. */

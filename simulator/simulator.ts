@@ -72,7 +72,25 @@ export interface SimFaults {
   stallAfterBytes?: number;
   /** Broken index answers: invalid JSON, or valid JSON of the wrong shape. */
   indexFault?: "bad-json" | "wrong-shape";
+  /** The episodes URL (and Central's episode list) answers 503, invalid JSON, or the wrong shape. */
+  episodesFault?: "error" | "bad-json" | "wrong-shape";
 }
+
+/**
+ * An episode (components/schemas/episodes/episode_base.yml in flussonic/openapi-demo): times in
+ * ms, `closed_at` absent while it is open.
+ */
+export interface SimEpisode {
+  episode_id: number;
+  /** The stream's name on this server. */
+  media: string;
+  opened_at: number;
+  updated_at: number;
+  closed_at?: number;
+}
+
+/** Where the simulator serves an episodes URL (paths/config/external-episodes.yml). */
+export const EPISODES_PATH = "/config-external/episodes";
 
 export interface SimulatorOptions {
   port?: number;
@@ -180,6 +198,7 @@ export class FlussonicSimulator {
   #host: string;
   #realMedia: RealMedia | undefined;
   #variant = 0;
+  #episodes: SimEpisode[] = [];
   /** Streams served from another server (`named_by: remote`): listed, not recorded here. */
   readonly #remote = new Set<string>();
 
@@ -290,6 +309,27 @@ export class FlussonicSimulator {
   }
 
   /** Replaces the faults (an empty object clears them). */
+  /** Replaces the episodes (an episode updated, closed, or deleted at the source). */
+  setEpisodes(episodes: readonly SimEpisode[]): void {
+    this.#episodes = episodes.map((e) => ({ ...e }));
+  }
+
+  episodes(): SimEpisode[] {
+    return this.#episodes.map((e) => ({ ...e }));
+  }
+
+  /** The episodes fault in force, answered on `res` (true), or false to answer normally. */
+  answerEpisodesFault(res: ServerResponse): boolean {
+    const fault = this.#faults.episodesFault;
+    if (!fault) return false;
+    if (fault === "error") this.#error(res, 503, "injected");
+    else if (fault === "bad-json") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('{"episodes": [ {"opened_at": 16');
+    } else this.#json(res, 200, { episodes: "none today", items: [{ opened: "yesterday" }] });
+    return true;
+  }
+
   setFaults(faults: SimFaults): void {
     this.#faults = { ...faults };
   }
@@ -327,6 +367,25 @@ export class FlussonicSimulator {
     return s;
   }
 
+  /** external_episodes_list: the episodes of the streams `name` lists, without id or media. */
+  #externalEpisodes(url: URL, res: ServerResponse): void {
+    if (this.answerEpisodesFault(res)) return;
+    const names = url.searchParams.get("name");
+    if (!names) {
+      this.#error(res, 400, "name is required");
+      return;
+    }
+    const wanted = new Set(names.split(","));
+    const episodes = this.#episodes
+      .filter((e) => wanted.has(e.media))
+      .map((e) => ({
+        opened_at: e.opened_at,
+        updated_at: e.updated_at,
+        ...(e.closed_at !== undefined ? { closed_at: e.closed_at } : {}),
+      }));
+    this.#json(res, 200, { episodes });
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://sim");
     const kind: SimRequest["kind"] = /\/archive-\d+-\d+\.(mp4|ts)$/.test(url.pathname)
@@ -354,6 +413,7 @@ export class FlussonicSimulator {
       res.setHeader("www-authenticate", 'Basic realm="Flussonic"');
       return this.#error(res, 401, "unauthorized");
     }
+    if (url.pathname === EPISODES_PATH) return this.#externalEpisodes(url, res);
     const f = this.#faults;
     const targeted = f.target === "all" || (f.target ?? "archive") === kind;
     if (targeted && f.latencyMs) await sleep(f.latencyMs);

@@ -8,7 +8,15 @@ import { operatorName } from "../../ops/audit.ts";
 import { exportClip } from "../../ops/export.ts";
 import { formatBytes } from "../../ops/progress.ts";
 import { RestoreError } from "../../ops/restore.ts";
-import { initKey, KeyError, loadPublicKey, loadSigner } from "../../ops/signing.ts";
+import {
+  chooseSigner,
+  initKey,
+  KeyError,
+  kmsClient,
+  loadPublicKey,
+  type Signer,
+  writeKmsPublicKey,
+} from "../../ops/signing.ts";
 import { verifyExport } from "../../ops/verify-export.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 import { isoTime, parseTimeRange, UsageError } from "./time-arg.ts";
@@ -25,6 +33,7 @@ export interface ExportCommandOptions extends TargetOptions {
   out: string;
   allowGaps?: boolean | undefined;
   key?: string | undefined;
+  kmsKey?: string | undefined;
   by?: string | undefined;
   env?: NodeJS.ProcessEnv;
   now?: () => number;
@@ -37,19 +46,22 @@ export async function exportCommand(o: ExportCommandOptions): Promise<number> {
   const stderr = o.stderr ?? process.stderr;
   const { from, to } = parseTimeRange(o.from, o.to);
   const target = await openBackupTarget(o, { flussonic: false });
+  let closeSigner = () => {};
   try {
     sourceNamed(target.config, o.source);
-    let signer: ReturnType<typeof loadSigner>;
+    let signer: Signer;
     try {
-      signer = loadSigner({
+      signer = await chooseSigner({
         keyFile: o.key,
-        envName: target.config.evidence.signingKeyEnv,
+        kmsKey: o.kmsKey,
+        config: target.config,
         env: o.env ?? process.env,
       });
     } catch (error) {
       if (error instanceof KeyError) throw new UsageError(`export: ${error.message}`);
       throw error;
     }
+    closeSigner = () => signer.close?.();
     const r = await exportClip({
       store: target.store,
       config: target.config,
@@ -75,7 +87,32 @@ export async function exportCommand(o: ExportCommandOptions): Promise<number> {
     }
     throw error;
   } finally {
+    closeSigner();
     await target.close();
+  }
+}
+
+/** `export-key public --kms-key <arn|alias> --out key.pub.pem`: the PEM of a KMS key's public key. */
+export async function exportKeyPublicCommand(o: {
+  kmsKey?: string | undefined;
+  out: string;
+  env?: NodeJS.ProcessEnv;
+  stdout?: Out;
+}): Promise<number> {
+  const stdout = o.stdout ?? process.stdout;
+  if (!o.kmsKey) throw new UsageError("export-key public: --kms-key <arn|alias> is required");
+  const kms = kmsClient(o.env ?? process.env);
+  try {
+    const { keyId } = await writeKmsPublicKey(kms, o.kmsKey, resolve(o.out));
+    stdout.write(
+      `Wrote the public key of KMS key ${o.kmsKey} to ${resolve(o.out)} (key ${keyId}): give it to whoever checks exports (\`verify-export --public-key\`).\n`,
+    );
+    return 0;
+  } catch (error) {
+    if (error instanceof KeyError) throw new UsageError(`export-key public: ${error.message}`);
+    throw error;
+  } finally {
+    kms.destroy();
   }
 }
 

@@ -333,7 +333,14 @@ targetOptions(
     .requiredOption("--to <time>", "end of the range")
     .requiredOption("--out <file>", "clip to write (.mp4 or .ts, as stored)")
     .option("--allow-gaps", "join what the backup has even when the range has holes (they are listed)")
-    .option("--key <file>", "the Ed25519 signing key (default: the PEM in evidence.signingKeyEnv)")
+    .option(
+      "--key <file>",
+      "the Ed25519 signing key (default: evidence.kmsKey, else the PEM in evidence.signingKeyEnv)",
+    )
+    .option(
+      "--kms-key <arn|alias>",
+      "sign with this AWS KMS key (ECC_NIST_EDWARDS25519) instead of a local key",
+    )
     .option("--by <name>", "who exports (default user@host)")
     .addHelpText("after", RANGE_HELP),
 ).action(async (opts) => {
@@ -342,15 +349,24 @@ targetOptions(
   await operatorAction(() => exportCommand(opts));
 });
 
-program
-  .command("export-key")
-  .description("Signing keys of exports and day proofs")
+const exportKey = program.command("export-key").description("Signing keys of exports and day proofs");
+exportKey
   .command("init")
   .description("Write a new Ed25519 key pair: <file> (private, mode 0600) and <file>.pub.pem")
   .requiredOption("--out <file>", "the private key file to write (never overwritten)")
   .action(async (opts) => {
     const { exportKeyInitCommand } = await import("./export.ts");
     process.exitCode = exportKeyInitCommand(opts);
+  });
+exportKey
+  .command("public")
+  .description("Write the PEM public key of a KMS signing key (GetPublicKey), for verify-export --public-key")
+  .requiredOption("--kms-key <arn|alias>", "the KMS key (ECC_NIST_EDWARDS25519) that signs")
+  .requiredOption("--out <file>", "the public key file to write (never overwritten)")
+  .action(async (opts) => {
+    const { exportKeyPublicCommand } = await import("./export.ts");
+    const { operatorAction } = await import("./backup-target.ts");
+    await operatorAction(() => exportKeyPublicCommand(opts));
   });
 
 targetOptions(
@@ -400,7 +416,14 @@ targetOptions(
       "--check",
       "compare the stored windows with the day's proof now (exit 1 when one is gone or changed)",
     )
-    .option("--key <file>", "the Ed25519 signing key (default: the PEM in evidence.signingKeyEnv)")
+    .option(
+      "--key <file>",
+      "the Ed25519 signing key (default: evidence.kmsKey, else the PEM in evidence.signingKeyEnv)",
+    )
+    .option(
+      "--kms-key <arn|alias>",
+      "sign with this AWS KMS key (ECC_NIST_EDWARDS25519) instead of a local key",
+    )
     .option("--public-key <file>", "with --check: also check the proof's signature")
     .addHelpText("after", TIMES_HELP),
 ).action(async (opts) => {
@@ -499,15 +522,23 @@ program
   .requiredOption("--source <name>", "source")
   .option("--stream <name>", "only this stream (default: every stream of the source)")
   .addOption(textDefault("--ttl <seconds>", "how long the token is valid", 86_400))
+  .option("--embedded [dir]", "the audit record goes to the backup `run --embedded` keeps in dir")
+  .option("--by <name>", "who issues the token, for the audit trail (default user@host)")
+  .option("--require-audit", "issue no token unless its audit record is written")
+  .option("--no-audit", "do not write the audit record (nor try)")
   .addHelpText(
     "after",
-    "\nThe key is the first of the comma-separated secrets in the environment variable the configuration's\nplayback.tokenKeysEnv names (default FLUSSONIC_BACKUP_PLAYBACK_KEYS); `serve` accepts tokens signed with any of them.",
+    "\nThe key is the first of the comma-separated secrets in the environment variable the configuration's\nplayback.tokenKeysEnv names (default FLUSSONIC_BACKUP_PLAYBACK_KEYS); `serve` accepts tokens signed with any of them.\nEach token is recorded in the audit trail of the configuration's bucket (the AWS variables, or --embedded);\nwithout access to it the token is still printed and stderr says no record was written.",
   )
   .action(async (opts) => {
     const ttlSeconds = parseNumberArg("--ttl", opts.ttl, { unit: "whole seconds", min: 1, max: 31_536_000 });
     const { playbackTokenCommand } = await import("./playback-token.ts");
     const { operatorAction } = await import("./backup-target.ts");
-    await operatorAction(() => playbackTokenCommand({ ...opts, ttlSeconds }));
+    const { UsageError } = await import("./usage-error.ts");
+    if (opts.requireAudit && opts.audit === false)
+      throw new UsageError("--require-audit and --no-audit: give one of them");
+    const audit = opts.audit === false ? "off" : opts.requireAudit ? "required" : "auto";
+    await operatorAction(() => playbackTokenCommand({ ...opts, ttlSeconds, audit }));
   });
 
 try {

@@ -6,7 +6,7 @@
  */
 import { utcDate } from "../../functions/domain/keys.ts";
 import { checkProof, proveDay, readProof, windowInclusion } from "../../ops/prove.ts";
-import { KeyError, loadPublicKey, loadSigner } from "../../ops/signing.ts";
+import { chooseSigner, KeyError, loadPublicKey, type Signer } from "../../ops/signing.ts";
 import { openBackupTarget, sourceNamed, type TargetOptions } from "./backup-target.ts";
 import { isoTime, parseTimeArg, UsageError } from "./time-arg.ts";
 
@@ -17,6 +17,7 @@ export interface ProveCommandOptions extends TargetOptions {
   window?: string | undefined;
   check?: boolean | undefined;
   key?: string | undefined;
+  kmsKey?: string | undefined;
   publicKey?: string | undefined;
   json?: boolean | undefined;
   env?: NodeJS.ProcessEnv;
@@ -36,6 +37,7 @@ export async function proveCommand(o: ProveCommandOptions): Promise<number> {
     throw new UsageError(`--window ${isoTime(windowAt)} is not on --day ${o.day}`);
   }
   const target = await openBackupTarget(o, { flussonic: !o.check });
+  let closeSigner = () => {};
   try {
     const source = sourceNamed(target.config, o.source);
     let proof = await readProof(target.store, o.source, o.stream, o.day);
@@ -55,17 +57,19 @@ export async function proveCommand(o: ProveCommandOptions): Promise<number> {
       if (etag === undefined)
         throw new UsageError(`--stream: the backup has no stream "${o.stream}" of source ${o.source}`);
       void manifest;
-      let signer: ReturnType<typeof loadSigner>;
+      let signer: Signer;
       try {
-        signer = loadSigner({
+        signer = await chooseSigner({
           keyFile: o.key,
-          envName: target.config.evidence.signingKeyEnv,
+          kmsKey: o.kmsKey,
+          config: target.config,
           env: o.env ?? process.env,
         });
       } catch (error) {
         if (error instanceof KeyError) throw new UsageError(`prove: ${error.message}`);
         throw error;
       }
+      closeSigner = () => signer.close?.();
       const dayFrom = dayEnd - 86400;
       const recorded = await target
         .flussonic(source.name)
@@ -103,6 +107,7 @@ export async function proveCommand(o: ProveCommandOptions): Promise<number> {
     stdout.write(`${JSON.stringify(proof, null, 2)}\n`);
     return 0;
   } finally {
+    closeSigner();
     await target.close();
   }
 }

@@ -12,3 +12,9 @@ export const COPIER_TIMEOUT_SECONDS = 900;
  * the local runtime does (functions/queue/source-queues.ts).
  */
 export const COPIER_MAX_RECEIVE_COUNT = 5;
+
+/**
+ * The planner's environment variable holding the ARN of the KMS key the stack creates for exports
+ * and day proofs (deployment.exportSigningKey): the planner signs each day's proof with it.
+ */
+export const STACK_SIGNING_KEY_ENV = "FLUSSONIC_BACKUP_SIGNING_KMS_KEY";

@@ -220,6 +220,31 @@ const sourceSchema = z
       .describe(
         "Send this source's credentials over http:// (in clear: anyone on the network path can read them); each run warns. Default false: refused",
       ),
+    episodes: z
+      .strictObject({
+        url: z
+          .url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
+          .optional()
+          .describe(
+            'An episodes URL as Flussonic\'s `episodes_url` (config-external `external_episodes_list`: GET ?name=<stream>, answer {episodes: [{opened_at, updated_at, closed_at}]} in ms), asked with the source\'s auth. Kind "server" needs it; kind "central" asks Central\'s /streamer/api/v3/episodes without it',
+          ),
+        preRollSeconds: z
+          .int({ error: "expected a whole number of seconds" })
+          .min(0, { error: "expected 0 or more seconds" })
+          .max(86400, { error: "expected at most 86400 seconds (a day)" })
+          .default(30)
+          .describe("Seconds held before an episode opens"),
+        postRollSeconds: z
+          .int({ error: "expected a whole number of seconds" })
+          .min(0, { error: "expected 0 or more seconds" })
+          .max(86400, { error: "expected at most 86400 seconds (a day)" })
+          .default(30)
+          .describe("Seconds held after an episode's last update (or its close)"),
+      })
+      .optional()
+      .describe(
+        'Hold every episode the source reports (docs/evidence.md, "Holds from episodes"): the planner reads them once per run and holds each episode\'s range with pre- and post-roll until released. Absent: no episode is held',
+      ),
     timeouts: z
       .strictObject({
         connectSeconds: z.number().positive().default(10),
@@ -246,6 +271,27 @@ const sourceSchema = z
         code: "custom",
         path: ["eachServer"],
         message: 'eachServer is for sources of kind "central" (the cap of each server Central lists)',
+      });
+    }
+    const episodesUrl = source.episodes?.url;
+    if (
+      episodesUrl &&
+      source.auth.type !== "none" &&
+      !source.allowCredentialsOverHttp &&
+      inClear(episodesUrl)
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["episodes", "url"],
+        message: `the ${source.auth.type} credentials would go in clear over http:// to the episodes URL: use https://, or set the source's allowCredentialsOverHttp to true to accept that anyone on the path can read them`,
+      });
+    }
+    if (source.episodes && !source.episodes.url && source.kind !== "central") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["episodes", "url"],
+        message:
+          'a source of kind "server" has no episodes API of its own: give the episodes URL its episodes_url points at, or remove episodes',
       });
     }
     if (source.streams === "all" && (source.auth.type === "token" || source.index === "playback")) {
@@ -539,6 +585,18 @@ export const configSchema = z.strictObject({
         .default("FLUSSONIC_BACKUP_EXPORT_KEY")
         .describe(
           "Environment variable holding the PEM of the Ed25519 key that signs exports and day proofs (`export --key <file>` instead)",
+        ),
+      kmsKey: z
+        .string()
+        .regex(
+          /^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+|alias\/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/,
+          {
+            error: 'expected a KMS key ARN, alias ARN, key id or "alias/<name>"',
+          },
+        )
+        .optional()
+        .describe(
+          "AWS KMS key (ECC_NIST_EDWARDS25519, the one deployment.exportSigningKey creates: its ARN is the stack output ExportSigningKeyArn) that signs exports and day proofs instead of a local key (`--key` and `--kms-key` override it)",
         ),
     })
     .prefault({})

@@ -18,6 +18,113 @@ export interface Hold {
   createdAt: number;
   /** Whether each held window object has an S3 legal hold (a bucket with Object Lock). */
   legalHold: boolean;
+  /** Where the hold came from when not from `hold`: a Flussonic episode (its id at the source). */
+  origin?: { episode: string };
+}
+
+/** One episode as the source said it, times in ms (functions/source/episodes.ts). */
+export interface EpisodeSeen {
+  id: string;
+  stream: string;
+  openedAtMs: number;
+  updatedAtMs: number;
+  closedAtMs?: number;
+}
+
+/** The id of the hold an episode makes: the same every run, so an episode is held once. */
+export function episodeHoldId(episodeId: string): string {
+  return `episode-${episodeId.replace(/[^A-Za-z0-9._@-]/g, "_")}`;
+}
+
+/**
+ * The range an episode holds (unix seconds): from its opening less the pre-roll to its close (or,
+ * while open, its last update) plus the post-roll.
+ */
+export function episodeRange(e: EpisodeSeen, preRollSeconds: number, postRollSeconds: number): TimeRange {
+  const end = Math.max(e.closedAtMs ?? e.updatedAtMs, e.updatedAtMs, e.openedAtMs);
+  return {
+    from: Math.floor(e.openedAtMs / 1000) - preRollSeconds,
+    to: Math.ceil(end / 1000) + postRollSeconds,
+  };
+}
+
+/** What the episodes change in a hold book: holds to add, and holds whose range grows. */
+export interface EpisodeHoldChange {
+  hold: Hold;
+  /** The part of the range not held before (the whole range for a new hold). */
+  added: TimeRange[];
+  kind: "new" | "grown";
+}
+
+/**
+ * The holds the episodes ask for, against the book: an episode not yet held becomes a hold; one
+ * held whose range moved (an open episode updated or closed) grows to cover both the old and the
+ * new range (a hold never shrinks by itself); one held as it is changes nothing. An episode no
+ * longer listed (closed long ago, deleted at the source) is not looked at: its hold stays until
+ * released.
+ */
+export function episodeHoldChanges(
+  book: HoldBook,
+  episodes: readonly EpisodeSeen[],
+  o: { preRollSeconds: number; postRollSeconds: number; now: number; legalHold: boolean },
+): EpisodeHoldChange[] {
+  const byKey = new Map(book.holds.map((h) => [`${h.stream}\n${h.id}`, h]));
+  const released = new Set((book.releasedEpisodes ?? []).map((r) => `${r.stream}\n${r.id}`));
+  const out = new Map<string, EpisodeHoldChange>();
+  for (const e of episodes) {
+    const id = episodeHoldId(e.id);
+    const key = `${e.stream}\n${id}`;
+    if (released.has(key)) continue;
+    const r = episodeRange(e, o.preRollSeconds, o.postRollSeconds);
+    const before = out.get(key)?.hold ?? byKey.get(key);
+    if (!before) {
+      out.set(key, {
+        kind: "new",
+        added: [r],
+        hold: {
+          id,
+          stream: e.stream,
+          from: r.from,
+          to: r.to,
+          reason: `Flussonic episode ${e.id}`,
+          by: "episode",
+          createdAt: o.now,
+          legalHold: o.legalHold,
+          origin: { episode: e.id },
+        },
+      });
+      continue;
+    }
+    const from = Math.min(before.from, r.from);
+    const to = Math.max(before.to, r.to);
+    if (from === before.from && to === before.to) continue;
+    const added: TimeRange[] = [];
+    if (from < before.from) added.push({ from, to: before.from });
+    if (to > before.to) added.push({ from: before.to, to });
+    const earlier = out.get(key);
+    out.set(key, {
+      kind: earlier?.kind ?? "grown",
+      added: earlier ? [...earlier.added, ...added] : added,
+      hold: { ...before, from, to },
+    });
+  }
+  return [...out.values()];
+}
+
+/** The book with the changes applied (to a book read again: another writer may have added holds). */
+export function applyEpisodeHolds(book: HoldBook, changes: readonly EpisodeHoldChange[]): HoldBook {
+  const holds = [...book.holds];
+  for (const c of changes) {
+    const i = holds.findIndex((h) => h.stream === c.hold.stream && h.id === c.hold.id);
+    if (i < 0) holds.push(c.hold);
+    else
+      holds[i] = {
+        ...holds[i]!,
+        from: Math.min(holds[i]!.from, c.hold.from),
+        to: Math.max(holds[i]!.to, c.hold.to),
+      };
+  }
+  return { ...book, holds };
 }
 
 /** Every active hold of a source: one small object per source (`holdsKey`). */
@@ -25,6 +132,8 @@ export interface HoldBook {
   v: 1;
   source: string;
   holds: Hold[];
+  /** Episode holds released (`stream` and hold id): the episode is not held again while listed. */
+  releasedEpisodes?: { stream: string; id: string }[];
 }
 
 export function emptyHoldBook(source: string): HoldBook {

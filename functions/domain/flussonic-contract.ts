@@ -121,6 +121,46 @@ export const streamConfig = z.looseObject({
  */
 export const streamsList = z.looseObject({ ...collectionResponse, streams: z.array(streamConfig) });
 
+/**
+ * An episode. spec: components/schemas/episodes/episode_base.yml: required `episode_id` (integer,
+ * snowflake_id), `media` (media_name), `opened_at`, `updated_at` (integer, utc_ms); optional
+ * `closed_at` (utc_ms), `started_at`, `close_reason`, `preview`, `playback_token`. episode.yml is
+ * oneOf generic, face, vehicle episodes, all of this base.
+ */
+export const episode = z.looseObject({
+  episode_id: z.int(),
+  media: z.string(),
+  opened_at: z.int().nonnegative(),
+  updated_at: z.int().nonnegative(),
+  closed_at: z.int().nonnegative().optional(),
+});
+
+/**
+ * `GET /streamer/api/v3/episodes` (Central). spec: paths/central/episodes.yml (`episodes_list`;
+ * query `select`, `limit`, `cursor`, `episode_type`, `media`, `updated_at_gt` in ms,
+ * `poll_timeout`): components/schemas/episodes/episodes_list.yml, a collection response with
+ * `episodes`.
+ */
+export const episodesList = z.looseObject({ ...collectionResponse, episodes: z.array(episode) });
+
+/**
+ * An episodes URL (a server's `episodes_url`). spec: paths/config/external-episodes.yml
+ * (`external_episodes_list`; query `name` (required, comma-separated streams), `opened_at_lt`,
+ * `closed_at_gt` in utc seconds; 200, or 501 "could not fetch"): external_episodes_list.yml, a
+ * collection response of external_episode.yml: required `opened_at`, `updated_at`, optional
+ * `closed_at` (utc_ms); no id, no media.
+ */
+export const externalEpisodesList = z.looseObject({
+  ...collectionResponse,
+  episodes: z.array(
+    z.looseObject({
+      opened_at: z.int().nonnegative(),
+      updated_at: z.int().nonnegative(),
+      closed_at: z.int().nonnegative().optional(),
+    }),
+  ),
+});
+
 /** The query parameters of paths/stream/streams.yml that the backup sends. */
 export const STREAMS_LIST_QUERY = ["select", "limit", "cursor"] as const;
 

@@ -132,6 +132,11 @@ export function auditKey(prefix: string, at: number, action: string, random: str
 }
 
 /** The signed proof of what the backup held of a stream on `day`. */
+/** The last day proven of each stream of a source (the planner's day proofs). */
+export function provenKey(prefix: string, source: string): string {
+  return `${prefix}${STATE}proofs/${encodeKeySegment(source)}.json`;
+}
+
 export function proofKey(prefix: string, source: string, stream: string, day: string): string {
   return `${prefix}${STATE}proofs/${encodeKeySegment(source)}/${encodeKeySegment(stream)}/${day}.json`;
 }

@@ -25,8 +25,11 @@ import { forEachLimited } from "../shared/for-each-limited.ts";
 import type { Log } from "../shared/log.ts";
 import type { ArchiveSource, DvrStream } from "../source/flussonic.ts";
 import type { BackupStore } from "../store/backup-store.ts";
+import { configuredSigner, type Signer, signingKeyConfigured } from "../store/signing.ts";
 import { chooseWindows } from "./choose-windows.ts";
 import { compactUnplanned } from "./compact-records.ts";
+import { proveDays } from "./day-proofs.ts";
+import { holdEpisodes } from "./episode-holds.ts";
 import { leaseAndQueue } from "./lease-windows.ts";
 import type { PlanReport, SourcePlan } from "./plan-report.ts";
 import { readStream, type StreamState } from "./read-streams.ts";
@@ -50,6 +53,11 @@ export interface PlannerDeps {
   onlySources?: readonly string[];
   /** Plan and report only: queue nothing, lease nothing, write nothing (`run --dry-run`). */
   dryRun?: boolean;
+  /**
+   * The key day proofs are signed with (asked once a proof is due); default: the configured one
+   * (evidence.kmsKey, the stack's KMS key, or the PEM in evidence.signingKeyEnv), none: no proofs.
+   */
+  proofSigner?: () => Promise<Signer | undefined>;
 }
 
 /** One planning run over every configured source. */
@@ -58,14 +66,26 @@ export async function planBackup(deps: PlannerDeps): Promise<PlanReport> {
   // Said on every run, not once: credentials in clear are a standing risk, not an event.
   for (const warning of configWarnings(deps.config)) deps.logger.warn(warning);
   const sources: SourcePlan[] = [];
-  for (const source of deps.config.sources) {
-    if (deps.onlySources && !deps.onlySources.includes(source.name)) continue;
-    sources.push(await planSource(deps, source, at));
+  let signer: Promise<Signer | undefined> | undefined;
+  const proofSigner = () =>
+    (signer ??= (deps.proofSigner ?? (() => configuredSigner(deps.config.evidence, process.env)))());
+  try {
+    for (const source of deps.config.sources) {
+      if (deps.onlySources && !deps.onlySources.includes(source.name)) continue;
+      sources.push(await planSource(deps, source, at, proofSigner));
+    }
+  } finally {
+    if (signer) (await signer.catch(() => undefined))?.close?.();
   }
   return { at, sources };
 }
 
-async function planSource(deps: PlannerDeps, source: SourceConfig, now: number): Promise<SourcePlan> {
+async function planSource(
+  deps: PlannerDeps,
+  source: SourceConfig,
+  now: number,
+  proofSigner: () => Promise<Signer | undefined>,
+): Promise<SourcePlan> {
   const report: SourcePlan = {
     source: source.name,
     paused: source.paused,
@@ -173,6 +193,22 @@ async function planSource(deps: PlannerDeps, source: SourceConfig, now: number):
     } catch (error) {
       fail(undefined, error);
     }
+  }
+
+  if (!deps.dryRun && source.episodes) {
+    const names = streams.map((s) => s.settings.name);
+    const episodes = await holdEpisodes(deps, source, client, names, now);
+    if (episodes) report.episodes = episodes;
+  }
+
+  if (!deps.dryRun && (deps.proofSigner || signingKeyConfigured(deps.config.evidence, process.env))) {
+    const proven = states.map((s) => ({
+      stream: s.settings.name,
+      missing: s.missing,
+      keepFrom: now - s.settings.retentionDays * 86400,
+    }));
+    const written = await proveDays({ ...deps, signer: proofSigner }, source, client, proven, now);
+    if (written.length > 0) report.proofs = written;
   }
 
   report.streams = states.map((s) => s.plan);

@@ -49,6 +49,10 @@ export interface SourcePlan {
   /** Estimated bytes of the planned windows (bitrate x duration). */
   plannedBytes: number;
   errors: { stream: string | undefined; message: string; kind: string }[];
+  /** Holds from the source's episodes this run (source.episodes; absent when not read). */
+  episodes?: { episodes: number; created: number; grown: number; windows: number };
+  /** Day proofs written this run (`<stream> <day>`), when a signing key is configured. */
+  proofs?: string[];
 }
 
 export interface PlanReport {

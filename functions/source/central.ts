@@ -12,6 +12,7 @@ import { BackupError, MalformedAnswerError, RetryableError, SetupError } from ".
 import type { ArchiveRange } from "../domain/ranges.ts";
 import { forEachLimited } from "../shared/for-each-limited.ts";
 import type { ArchiveBody, WindowPacing } from "./archive-reads.ts";
+import { centralEpisodes, type SourceEpisode, urlEpisodes } from "./episodes.ts";
 import { type ArchiveSource, FlussonicClient, type ListingGap } from "./flussonic.ts";
 import {
   API,
@@ -133,6 +134,18 @@ export class CentralClient implements ArchiveSource {
     });
     this.#gaps = gaps.sort((a, b) => (a.server < b.server ? -1 : a.server > b.server ? 1 : 0));
     return out;
+  }
+
+  /** Central's episodes (or the configured episodes URL's) on `streams`. */
+  async listEpisodes(streams: readonly string[]): Promise<SourceEpisode[]> {
+    const url = this.#source.episodes?.url;
+    if (!url) return centralEpisodes(this.#http, this.#central, streams);
+    const ep = endpoint(url, { connections: 4, connectTimeout: this.#source.timeouts.connectSeconds * 1000 });
+    try {
+      return await urlEpisodes(this.#http, ep, streams);
+    } finally {
+      await ep.pool.close();
+    }
   }
 
   async dvrStream(name: string): Promise<DvrStream> {

@@ -9,6 +9,7 @@ import type { ArchiveFormat, SourceConfig, SourceCredentials } from "../config/c
 import type { BackupError } from "../domain/errors.ts";
 import { type ArchiveRange, clipRanges, normalizeRanges } from "../domain/ranges.ts";
 import { type ArchiveBody, ArchiveReader, type WindowPacing } from "./archive-reads.ts";
+import { type SourceEpisode, urlEpisodes } from "./episodes.ts";
 import {
   type DvrStream,
   dvrStream,
@@ -63,6 +64,11 @@ export interface ArchiveSource {
    * stream list failed): their streams are not gone, only unknown this time.
    */
   listingGaps?(): ListingGap[];
+  /**
+   * The episodes of `streams` (source.episodes: Central's episode list or the episodes URL);
+   * absent or rejecting: episodes cannot be read now.
+   */
+  listEpisodes?(streams: readonly string[]): Promise<SourceEpisode[]>;
 }
 
 /** A server Central lists that the backup could not list the streams of this time. */
@@ -80,6 +86,7 @@ export class FlussonicClient implements ArchiveSource {
   readonly #archive: Endpoint;
   readonly #indexMode: IndexMode;
   readonly #reads: ArchiveReader;
+  readonly #episodes: Endpoint | undefined;
 
   constructor(source: SourceConfig, credentials: SourceCredentials, options: FlussonicClientOptions = {}) {
     this.sourceName = source.name;
@@ -95,6 +102,9 @@ export class FlussonicClient implements ArchiveSource {
     };
     this.#api = endpoint(source.url, poolOptions);
     this.#archive = source.archiveUrl ? endpoint(source.archiveUrl, poolOptions) : this.#api;
+    this.#episodes = source.episodes?.url
+      ? endpoint(source.episodes.url, { ...poolOptions, connections: 4 })
+      : undefined;
     this.#reads = new ArchiveReader({
       api: this.#http,
       archive: this.#archive,
@@ -164,11 +174,17 @@ export class FlussonicClient implements ArchiveSource {
   }
 
   /** Closes the connection pools; calling it again does nothing. */
+  /** The episodes of `streams` from the configured episodes URL (none configured: none). */
+  async listEpisodes(streams: readonly string[]): Promise<SourceEpisode[]> {
+    return this.#episodes ? urlEpisodes(this.#http, this.#episodes, streams) : [];
+  }
+
   async close(): Promise<void> {
     if (this.#api.pool.closed) return;
     await Promise.all([
       this.#api.pool.close(),
       this.#archive === this.#api ? undefined : this.#archive.pool.close(),
+      this.#episodes?.pool.close(),
     ]);
   }
 }

@@ -217,6 +217,52 @@ export async function heldWindowsIn(
   return out.sort((a, b) => a.from - b.from || a.duration - b.duration);
 }
 
+/** A stored window of a stream: its catalog entry or completion record. */
+export type StoredWindow = Omit<HeldWindowSource, "source" | "stream">;
+
+/** Stored windows of a stream overlapping `[from, to)`: the days' catalogs and the pending records. */
+export async function storedWindowsIn(
+  store: BackupStore,
+  source: string,
+  stream: string,
+  from: number,
+  to: number,
+): Promise<StoredWindow[]> {
+  const byWindow = new Map<string, StoredWindow>();
+  for (let day = Math.floor(from / 86400) * 86400; day < to; day += 86400) {
+    const catalog = await store.readCatalog(source, stream, utcDate(day));
+    for (const w of catalog.windows) byWindow.set(`${w.from}-${w.duration}`, w);
+  }
+  const pending = await store.pendingRecords(source, stream);
+  for (const r of pending.byStream.get(stream) ?? []) byWindow.set(`${r.from}-${r.duration}`, r);
+  return [...byWindow.values()]
+    .filter((w) => w.from < to && from < w.from + w.duration)
+    .sort((a, b) => a.from - b.from || a.duration - b.duration);
+}
+
+/**
+ * Holds the stored windows of `stream` overlapping `ranges` (each once, a copy already there
+ * kept): the windows a new or grown hold covers. Returns how many windows it holds.
+ */
+export async function holdStoredIn(
+  store: BackupStore,
+  source: string,
+  stream: string,
+  ranges: readonly { from: number; to: number }[],
+  legalHold: boolean,
+): Promise<number> {
+  const seen = new Set<string>();
+  for (const r of ranges) {
+    for (const w of await storedWindowsIn(store, source, stream, r.from, r.to)) {
+      const key = `${w.from}-${w.duration}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      await holdWindow(store, { ...w, source, stream }, legalHold);
+    }
+  }
+  return seen.size;
+}
+
 /**
  * The copier's part: a window just stored (or found stored) inside a hold of its stream is held at
  * once. One GET of the source's hold book per window (a 404 when the source has no holds).

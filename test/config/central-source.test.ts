@@ -35,6 +35,20 @@ describe("a central source in the config", () => {
     });
   });
 
+  it("episodes: pre- and post-roll default to 30 s; a central source needs no URL", () => {
+    expect(parse({ kind: "central", episodes: {} }).sources[0]!.episodes).toEqual({
+      preRollSeconds: 30,
+      postRollSeconds: 30,
+    });
+    expect(
+      parse({ episodes: { url: "https://c.example/episodes", postRollSeconds: 120 } }).sources[0]!.episodes,
+    ).toEqual({
+      url: "https://c.example/episodes",
+      preRollSeconds: 30,
+      postRollSeconds: 120,
+    });
+  });
+
   it.each([
     [
       { kind: "fleet" },
@@ -59,6 +73,14 @@ describe("a central source in the config", () => {
     [
       { kind: "central", eachServer: { auth: "token" } },
       'c.json: sources[0].eachServer.auth: expected "central" or "cluster_key"',
+    ],
+    [
+      { episodes: {} },
+      'c.json: sources[0].episodes.url: a source of kind "server" has no episodes API of its own: give the episodes URL its episodes_url points at, or remove episodes',
+    ],
+    [
+      { kind: "central", episodes: { preRollSeconds: -1 } },
+      "c.json: sources[0].episodes.preRollSeconds: expected 0 or more seconds (got -1)",
     ],
   ])("%j: %s", (source, problem) => {
     expect(problems(source)).toEqual([problem]);

@@ -5,7 +5,13 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
+  applyEpisodeHolds,
   canonicalJson,
+  type EpisodeSeen,
+  emptyHoldBook,
+  episodeHoldChanges,
+  episodeHoldId,
+  episodeRange,
   inclusionProof,
   leafHash,
   merkleRoot,
@@ -59,5 +65,83 @@ describe("evidence", () => {
     expect(root(ws.slice(0, 3))).not.toBe(base);
     // A held copy (another key) proves the same window.
     expect(root(ws.map((w) => ({ ...w, key: `held/${w.key}` })))).toBe(base);
+  });
+});
+
+describe("holds from episodes", () => {
+  const T = 1_764_000_000;
+  const ep = (o: Partial<EpisodeSeen> = {}): EpisodeSeen => ({
+    id: "42",
+    stream: "cam1",
+    openedAtMs: T * 1000 + 400,
+    updatedAtMs: (T + 60) * 1000 + 1,
+    ...o,
+  });
+  const roll = { preRollSeconds: 10, postRollSeconds: 20, now: T + 100, legalHold: false };
+
+  it("an episode holds from its opening less the pre-roll to its close (or last update) plus the post-roll, whole seconds outward", () => {
+    expect(episodeRange(ep(), 10, 20)).toEqual({ from: T - 10, to: T + 61 + 20 });
+    expect(episodeRange(ep({ closedAtMs: (T + 90) * 1000 }), 10, 20)).toEqual({
+      from: T - 10,
+      to: T + 90 + 20,
+    });
+    // A close before the last update (clocks apart) does not cut the hold short.
+    expect(episodeRange(ep({ closedAtMs: T * 1000 }), 0, 0)).toEqual({ from: T, to: T + 61 });
+    expect(episodeHoldId("cam 1@7/x")).toBe("episode-cam_1@7_x");
+  });
+
+  it("a new episode is one hold; the same again changes nothing; a moved one grows by the seconds added, never shrinks", () => {
+    const first = episodeHoldChanges(emptyHoldBook("s"), [ep()], roll);
+    expect(first).toEqual([
+      {
+        kind: "new",
+        added: [{ from: T - 10, to: T + 81 }],
+        hold: {
+          id: "episode-42",
+          stream: "cam1",
+          from: T - 10,
+          to: T + 81,
+          reason: "Flussonic episode 42",
+          by: "episode",
+          createdAt: T + 100,
+          legalHold: false,
+          origin: { episode: "42" },
+        },
+      },
+    ]);
+    const book = applyEpisodeHolds(emptyHoldBook("s"), first);
+    expect(episodeHoldChanges(book, [ep()], roll)).toEqual([]);
+    const grown = episodeHoldChanges(book, [ep({ closedAtMs: (T + 200) * 1000 })], roll);
+    expect(grown.map((c) => [c.kind, c.added, c.hold.from, c.hold.to])).toEqual([
+      ["grown", [{ from: T + 81, to: T + 220 }], T - 10, T + 220],
+    ]);
+    // A later answer with an earlier end (an episode re-opened, a clock moved) never shrinks it.
+    const after = applyEpisodeHolds(book, grown);
+    expect(episodeHoldChanges(after, [ep({ updatedAtMs: (T + 5) * 1000 })], roll)).toEqual([]);
+    expect(after.holds).toHaveLength(1);
+    // The same episode on another stream is another hold.
+    expect(episodeHoldChanges(after, [ep({ stream: "cam2" })], roll).map((c) => c.kind)).toEqual(["new"]);
+  });
+
+  it("a released episode is not held again; an operator's hold is never touched", () => {
+    const book = {
+      ...emptyHoldBook("s"),
+      holds: [
+        {
+          id: "20261120-aa",
+          stream: "cam1",
+          from: 0,
+          to: 10,
+          reason: "x",
+          by: "op",
+          createdAt: 1,
+          legalHold: true,
+        },
+      ],
+      releasedEpisodes: [{ stream: "cam1", id: "episode-42" }],
+    };
+    expect(episodeHoldChanges(book, [ep()], roll)).toEqual([]);
+    const other = episodeHoldChanges(book, [ep({ id: "43" })], roll);
+    expect(applyEpisodeHolds(book, other).holds.map((h) => h.id)).toEqual(["20261120-aa", "episode-43"]);
   });
 });

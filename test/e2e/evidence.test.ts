@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cli } from "../../dev/kit/cli-process.ts";
 import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
+import { KmsTwin } from "../../dev/kit/kms-twin.ts";
 import { runOnce } from "../../local/once.ts";
 
 const NOW0 = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
@@ -133,5 +134,63 @@ describe("evidence commands (the real binary)", () => {
     const noRelease = await run(["release", ...target, "--id", "nope"]);
     expect(noRelease.code).toBe(1);
     expect(noRelease.stderr).toMatch(/^release refused: no hold nope in source src1 \(its holds: .*\)\n$/);
+  });
+
+  it("with a KMS key: export-key public, export --kms-key, verify-export with the PEM; the token minted is audited", async () => {
+    const twin = await KmsTwin.start(env.AWS_REGION);
+    try {
+      const arn = twin.createKey("ECC_NIST_EDWARDS25519", "alias/fb-e2e");
+      const kms = { AWS_ENDPOINT_URL_KMS: twin.url };
+      const pub = await run(
+        ["export-key", "public", "--kms-key", "alias/fb-e2e", "--out", "kms.pub.pem"],
+        kms,
+      );
+      expect(pub.stderr).toBe("");
+      expect(pub.code).toBe(0);
+      expect(pub.stdout).toMatch(
+        /^Wrote the public key of KMS key alias\/fb-e2e to .*kms\.pub\.pem \(key [0-9a-f]{16}\)/,
+      );
+      const range = ["--from", "2026-11-20T11:40:00Z", "--to", "2026-11-20T11:50:00Z"];
+      const exported = await run(
+        [
+          "export",
+          "-c",
+          config,
+          "--source",
+          "src1",
+          "--stream",
+          "cam1",
+          ...range,
+          "--out",
+          "kms.mp4",
+          "--kms-key",
+          arn,
+        ],
+        kms,
+      );
+      expect(exported.stderr).toBe("");
+      expect(exported.code).toBe(0);
+      const checked = await run(["verify-export", "kms.mp4", "--public-key", "kms.pub.pem"]);
+      expect(checked.code).toBe(0);
+      expect(checked.stdout).toContain("kms.mp4: verified.");
+      const refused = await run(
+        ["export-key", "public", "--kms-key", "alias/none", "--out", "none.pem"],
+        kms,
+      );
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(
+        /^export-key public: KMS key alias\/none: cannot read its public key \(NotFoundException: .*\n$/,
+      );
+    } finally {
+      await twin.close();
+    }
+    const token = await run(["playback-token", "-c", config, "--source", "src1", "--by", "carol"], {
+      FLUSSONIC_BACKUP_PLAYBACK_KEYS: "a-playback-key-of-at-least-32-characters",
+    });
+    expect(token.stderr).toBe("");
+    expect(token.code).toBe(0);
+    const audit = await run(["audit", "-c", config, "--json"]);
+    const records = JSON.parse(audit.stdout) as { action: string; by: string }[];
+    expect(records.filter((r) => r.action === "playback-token").map((r) => r.by)).toEqual(["carol"]);
   });
 });

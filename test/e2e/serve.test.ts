@@ -694,13 +694,26 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
     expect(server.stdout()).toContain("Stopped.");
     const env = { FLUSSONIC_BACKUP_PLAYBACK_KEYS: "a-playback-key-of-at-least-32-characters" };
     const minted = await cli(
-      ["playback-token", "--config", configFile, "--source", "sim", "--stream", "cam1"],
+      [
+        "playback-token",
+        "--config",
+        configFile,
+        "--embedded",
+        "state",
+        "--source",
+        "sim",
+        "--stream",
+        "cam1",
+      ],
       {
         cwd: dir,
         env,
       },
     );
     expect(minted.code, minted.stderr).toBe(0);
+    // The token is in the audit trail of the embedded backup (docs/evidence.md).
+    expect(minted.stderr).toBe("");
+    expect(minted.stdout).toContain("recorded in the audit trail as token");
     const token = minted.stdout.trim().split("\n").at(-1)!;
     const authed = startCli(["serve", "--config", configFile, "--embedded", "state", "--port", "0"], {
       cwd: dir,

@@ -36,13 +36,16 @@ const raw = {
   deployment: { kmsKeyArn: KMS, objectLock: { mode: "GOVERNANCE", days: 7 }, playback: {} },
 };
 
-const template = Template.fromStack(
-  new BackupStack(new App(), "Test", {
-    config: parseConfig(JSON.stringify(raw), "test.json"),
-    configFile: "test.json",
-    functionCode: "stub",
-  }),
-).toJSON().Resources as Record<string, { Type: string; Properties: Record<string, any> }>;
+type Resources = Record<string, { Type: string; Properties: Record<string, any> }>;
+const synth = (config: unknown): Resources =>
+  Template.fromStack(
+    new BackupStack(new App(), "Test", {
+      config: parseConfig(JSON.stringify(config), "test.json"),
+      configFile: "test.json",
+      functionCode: "stub",
+    }),
+  ).toJSON().Resources as Resources;
+const template = synth(raw);
 
 /** A template value as text: `<Id.Attr>` for GetAtt, `[Id]` for Ref (logical ids without their hash). */
 function text(v: any): string {
@@ -57,7 +60,8 @@ function text(v: any): string {
 const list = (v: any): any[] => (Array.isArray(v) ? v : [v]);
 
 /** Every allowed action on every resource of each role: `action resource [condition]`, by role. */
-function grantsByRole(): Record<string, string[]> {
+function grantsByRole(resources: Resources = template): Record<string, string[]> {
+  const template = resources;
   const out: Record<string, string[]> = {};
   for (const [, r] of Object.entries(template)) {
     if (r.Type === "AWS::IAM::Role") {
@@ -205,5 +209,49 @@ describe("what the stack grants each function", () => {
       .filter((g) => g.startsWith("kms:"));
     expect(kms.length).toBeGreaterThan(0);
     for (const g of kms) expect(g).toMatch(/kms:ViaService/);
+  });
+});
+
+describe("holds from episodes (sources[].episodes)", () => {
+  it("the planner gets what holding a source's episodes needs, for that source only", () => {
+    const withEpisodes = structuredClone(raw) as typeof raw & { sources: Record<string, unknown>[] };
+    withEpisodes.sources[0]!.episodes = { url: "https://episodes.example/config-external/episodes" };
+    const before = new Set(grantsByRole()["[PlannerRole]"]);
+    const added = grantsByRole(synth(withEpisodes))["[PlannerRole]"]!.filter((g) => !before.has(g));
+    expect([...new Set(added)].sort()).toEqual(
+      [
+        `s3:GetObject ${B}/flussonic/.backup/holds/s1.json`,
+        `s3:PutObject ${B}/flussonic/.backup/holds/s1.json`,
+        `s3:GetObject ${B}/flussonic/s1/*`,
+        ...["GetObject", "PutObject", "PutObjectLegalHold"].map(
+          (a) => `s3:${a} ${B}/flussonic/.backup/held/s1/*`,
+        ),
+        `s3:PutObject ${B}/flussonic/.backup/audit/*`,
+        `s3:GetBucketObjectLockConfiguration ${B}`,
+      ].sort(),
+    );
+  });
+});
+
+describe("day proofs signed by the planner (deployment.exportSigningKey)", () => {
+  it("the planner may sign with the stack's key and write its day proofs; no other function may sign", () => {
+    const signing = { ...raw, deployment: { ...raw.deployment, exportSigningKey: true } };
+    const granted = grantsByRole(synth(signing));
+    const before = new Set(grantsByRole()["[PlannerRole]"]);
+    const added = granted["[PlannerRole]"]!.filter((g) => !before.has(g));
+    expect([...new Set(added)].sort()).toEqual(
+      [
+        "kms:Sign <ExportSigningKey.Arn>",
+        "kms:GetPublicKey <ExportSigningKey.Arn>",
+        ...["s1", "s2"].flatMap((s) => [
+          `s3:GetObject ${B}/flussonic/.backup/proofs/${s}/*`,
+          `s3:PutObject ${B}/flussonic/.backup/proofs/${s}/*`,
+          `s3:GetObject ${B}/flussonic/.backup/proofs/${s}.json`,
+          `s3:PutObject ${B}/flussonic/.backup/proofs/${s}.json`,
+        ]),
+      ].sort(),
+    );
+    const signers = Object.entries(granted).filter(([, g]) => g.some((x) => x.startsWith("kms:Sign ")));
+    expect(signers.map(([role]) => role)).toEqual(["[PlannerRole]"]);
   });
 });

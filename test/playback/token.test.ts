@@ -76,6 +76,8 @@ describe("flussonic-backup playback-token", () => {
       env: o.env ?? { MY_PLAYBACK_KEYS: `${KEY},${NEXT}` },
       now: NOW,
       out: { write: (s: string) => (text += s) },
+      // The audit record is tested in test/ops/playback-token-audit.test.ts, against a bucket.
+      audit: "off",
     });
     return { code, lines: text.trimEnd().split("\n") };
   };
