@@ -19,15 +19,19 @@ interface Entry {
   covered: Float64Array;
 }
 
-/** Manifests held at most (about 3 KB each at 150 ranges): beyond, the oldest entries go. */
-export const MANIFEST_CACHE_ENTRIES = 50_000;
+/**
+ * Bytes held at most (a manifest of 150 ranges is about 3 KB here: 10,000 streams take 30 MB),
+ * beyond which the entries held longest go: the planner's Lambda has 256 MB.
+ */
+export const MANIFEST_CACHE_BYTES = 48 * 1024 * 1024;
 
 export class ManifestCache {
   readonly #entries = new Map<string, Entry>();
   readonly #limit: number;
+  #bytes = 0;
 
-  constructor(limit = MANIFEST_CACHE_ENTRIES) {
-    this.#limit = limit;
+  constructor(limitBytes = MANIFEST_CACHE_BYTES) {
+    this.#limit = limitBytes;
   }
 
   get size(): number {
@@ -51,7 +55,7 @@ export class ManifestCache {
 
   /** Holds a manifest as stored under `etag` (read, or just written). No ETag: forgets the key. */
   remember(key: string, manifest: Manifest, etag: string | undefined): void {
-    this.#entries.delete(key);
+    this.forget(key);
     const { covered, ...rest } = manifest;
     if (!etag || !Array.isArray(covered)) return;
     const packed = new Float64Array(covered.length * 2);
@@ -59,13 +63,24 @@ export class ManifestCache {
       packed[2 * i] = covered[i]!.from;
       packed[2 * i + 1] = covered[i]!.to;
     }
-    this.#entries.set(key, { etag, rest: JSON.stringify(rest), covered: packed });
-    // A Map iterates in insertion order, and a key is re-inserted on every read or write: the first
-    // key is the one read or written longest ago.
-    if (this.#entries.size > this.#limit) this.#entries.delete(this.#entries.keys().next().value!);
+    const entry = { etag, rest: JSON.stringify(rest), covered: packed };
+    this.#entries.set(key, entry);
+    this.#bytes += sizeOf(key, entry);
+    // A Map iterates in insertion order, and a key is re-inserted on every read that brought a body
+    // and every write: the first key is the one held longest.
+    while (this.#bytes > this.#limit && this.#entries.size > 1)
+      this.forget(this.#entries.keys().next().value!);
   }
 
   forget(key: string): void {
+    const e = this.#entries.get(key);
+    if (!e) return;
     this.#entries.delete(key);
+    this.#bytes -= sizeOf(key, e);
   }
+}
+
+/** About what an entry takes (strings as one byte a character: keys and JSON are mostly ASCII). */
+function sizeOf(key: string, e: Entry): number {
+  return key.length + e.etag.length + e.rest.length + e.covered.byteLength + 64;
 }
