@@ -26,6 +26,12 @@ export interface Throttle {
  * source's operator watches (1 s graphs), and the cap's own measure in bench figure 6.
  */
 export const BURST_SPAN_MS = 1000;
+/**
+ * Bursts of a span may come to this many seconds' worth of the rate: above 1 so that the spacing
+ * never holds back what the rate allows (small bursts, each paid, jitter around it), below 1.5 (the
+ * worst second's goal), so that two bursts of nearly a second's worth each never share a span.
+ */
+const BURST_ALLOWANCE = 1.25;
 /** A burst takes a few 10 ms ticks to be acknowledged whole (the source's meter counts in those). */
 const BURST_LANDING_MS = 30;
 
@@ -82,26 +88,24 @@ export class TokenBucket implements Throttle {
   /**
    * Paid bursts each arrive at once: two paid back to back (two copies' windows of about a second's
    * worth each, `bytesPerSecond / bytes` apart) would land within one second, twice the cap in it.
-   * So a burst waits until the bursts of the last second and it come to at most a second's worth
-   * (or it is alone there, when it is bigger than that). Over ten seconds that also keeps the bytes
+   * So a burst waits until the bursts of the last second and it come to at most 1.25 seconds'
+   * worth (or it is alone there, when it is bigger than that). Over ten seconds that also keeps the bytes
    * at the rate: no burst lands on the previous one's second.
    */
   spaceBurst(bytes: number, signal?: AbortSignal): Promise<() => void> {
     const turn = this.#burstQueue.then(async () => {
       const span = BURST_SPAN_MS + BURST_LANDING_MS;
       for (;;) {
-        // A burst still on its way lands at a time not known yet: wait for it.
-        const flying = this.#bursts.find((b) => b.at === undefined);
-        if (flying) {
-          await flying.landing;
-          continue;
-        }
         const now = this.#now();
-        this.#bursts = this.#bursts.filter((b) => b.at! > now - span);
+        // Bursts still on their way count as landing now.
+        this.#bursts = this.#bursts.filter((b) => b.at === undefined || b.at > now - span);
         const recent = this.#bursts.reduce((n, b) => n + b.bytes, 0);
-        if (recent === 0 || recent + bytes <= this.bytesPerSecond) break;
-        // The oldest burst leaves the span first: wait for it, then look again.
-        await sleep(this.#bursts[0]!.at! + span - now, signal);
+        if (recent === 0 || recent + bytes <= BURST_ALLOWANCE * this.bytesPerSecond) break;
+        // One on its way lands at a time not known yet: wait for it. Else the oldest leaves the
+        // span first: wait for that, then look again.
+        const flying = this.#bursts.find((b) => b.at === undefined);
+        if (flying) await flying.landing;
+        else await sleep(Math.min(...this.#bursts.map((b) => b.at!)) + span - now, signal);
       }
       let landed = (): void => undefined;
       const burst: Burst = {
