@@ -75,7 +75,7 @@ async function simulator(
 }
 
 /** Our copiers (the local runtime) against one simulator. */
-async function ours(
+export async function ours(
   ctx: BenchContext,
   label: string,
   windows: number,

@@ -225,9 +225,16 @@ export class ArchiveReader {
       // The first answer may be the whole window (no Range): ask for no more than the kernels take.
       const firstSlice = Math.min(slice, upfront);
       await prepay(firstSlice);
-      const { res, headersMs } = await this.#archiveRequest(path, what, signal, {
-        range: `bytes=0-${firstSlice - 1}`,
-      });
+      // Not known yet whether the source answers Range (or learnt meanwhile that it does not): the
+      // answer may be the whole window at once (copies starting together each ask), so it is spaced
+      // as the burst it may be.
+      const { res, headersMs } = await this.#archiveRequest(
+        path,
+        what,
+        signal,
+        { range: `bytes=0-${firstSlice - 1}` },
+        this.#ranges === "yes" ? undefined : { throttle, bytes: upfront },
+      );
       if (res.statusCode === 206) {
         const first = parseContentRange(res.headers["content-range"]);
         const etag = strongEtag(res.headers.etag);
@@ -245,20 +252,40 @@ export class ArchiveReader {
         await res.body.dump().catch(() => undefined);
         this.#ranges = "no";
         await prepay(upfront - firstSlice);
-        const again = await this.#archiveRequest(path, what, signal);
+        const again = await this.#archiveRequest(path, what, signal, undefined, { throttle, bytes: upfront });
         return whole(again.res, upfront, headersMs);
       }
       if (res.statusCode === 200) this.#ranges = "no";
       // 200: the whole window comes; the kernels take a receive window of it now, whatever we read.
       return whole(res, firstSlice, headersMs);
     }
-    // No ranges: a request is a burst of what the kernels take before the first read; pay first.
+    // No ranges: a request is a burst of what the kernels take before the first read; pay first,
+    // and let it land no sooner than a second's worth of bursts allows (throttle.ts, spaceBurst).
     await prepay(upfront);
-    const { res, headersMs } = await this.#archiveRequest(path, what, signal);
+    const { res, headersMs } = await this.#archiveRequest(path, what, signal, undefined, {
+      throttle,
+      bytes: upfront,
+    });
     return whole(res, upfront, headersMs);
   }
 
-  async #archiveRequest(path: string, what: string, signal?: AbortSignal, headers?: Record<string, string>) {
+  /** One request for an export; `burst`: its answer may land at once, so it is spaced (spaceBurst). */
+  async #archiveRequest(
+    path: string,
+    what: string,
+    signal?: AbortSignal,
+    headers?: Record<string, string>,
+    burst?: { throttle: Throttle; bytes: number },
+  ) {
+    const landed = await burst?.throttle.spaceBurst?.(burst.bytes, signal);
+    try {
+      return await this.#request(path, what, signal, headers);
+    } finally {
+      landed?.();
+    }
+  }
+
+  async #request(path: string, what: string, signal?: AbortSignal, headers?: Record<string, string>) {
     const asked = performance.now();
     const res = await this.#d.api.request(this.#d.archive, path, what, signal, headers);
     return { res, headersMs: performance.now() - asked };

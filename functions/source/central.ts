@@ -365,6 +365,15 @@ function bothThrottles(total: Throttle, server: Throttle): Throttle {
       total.refund?.(bytes);
       server.refund?.(bytes);
     },
+    async spaceBurst(bytes, signal) {
+      const landed = await Promise.all([
+        total.spaceBurst?.(bytes, signal),
+        server.spaceBurst?.(bytes, signal),
+      ]);
+      return () => {
+        for (const l of landed) l?.();
+      };
+    },
     ...(rates.length > 0 ? { bytesPerSecond: Math.min(...rates) } : {}),
   };
 }

@@ -29,6 +29,7 @@ import { type CopyRecord, emptyManifest, type Manifest } from "../domain/manifes
 import { decodeKeySegment, encodeKeySegment } from "../domain/names.ts";
 import { jsonPut } from "./json-put.ts";
 import { LeanS3, LeanUnsupportedError } from "./lean-s3.ts";
+import { ManifestCache } from "./manifest-cache.ts";
 
 /** A manifest as read, with the ETag to make the next write conditional. */
 export interface StoredManifest {
@@ -72,6 +73,8 @@ export class BackupStore {
   readonly requests: RequestCounter = new Map();
   /** Small JSON objects (manifests, catalogs, records) without the SDK's per-request cost (lean-s3.ts). */
   #lean: LeanS3 | undefined;
+  /** Manifests as last read or written, for conditional GETs in the next run (manifest-cache.ts). */
+  readonly manifests = new ManifestCache();
 
   constructor(s3: S3Client, bucket: string, prefix: string) {
     this.s3 = s3;
@@ -80,20 +83,29 @@ export class BackupStore {
     this.#lean = LeanS3.forClient(s3, bucket);
   }
 
-  /** PutObject of a bookkeeping JSON object, optionally conditional (If-Match / If-None-Match). */
-  async #putJson(Key: string, Body: string, condition: { ifMatch?: string; ifNoneMatch?: "*" }) {
-    await this.#leanOr<unknown>(
+  /**
+   * PutObject of a bookkeeping JSON object, optionally conditional (If-Match / If-None-Match).
+   * Returns the new object's ETag.
+   */
+  async #putJson(
+    Key: string,
+    Body: string,
+    condition: { ifMatch?: string; ifNoneMatch?: "*" },
+  ): Promise<string | undefined> {
+    return await this.#leanOr<string | undefined>(
       (l) => l.put(Key, Body, "application/json", condition),
-      () =>
-        this.s3.send(
-          jsonPut({
-            Bucket: this.bucket,
-            Key,
-            Body,
-            ...(condition.ifMatch ? { IfMatch: condition.ifMatch } : {}),
-            ...(condition.ifNoneMatch ? { IfNoneMatch: condition.ifNoneMatch } : {}),
-          }),
-        ),
+      async () =>
+        (
+          await this.s3.send(
+            jsonPut({
+              Bucket: this.bucket,
+              Key,
+              Body,
+              ...(condition.ifMatch ? { IfMatch: condition.ifMatch } : {}),
+              ...(condition.ifNoneMatch ? { IfNoneMatch: condition.ifNoneMatch } : {}),
+            }),
+          )
+        ).ETag,
     );
   }
 
@@ -120,12 +132,24 @@ export class BackupStore {
     return windowKey(this.prefix, w, format);
   }
 
+  /**
+   * A stream's manifest and its ETag. One held from an earlier read or write of this process is
+   * asked for conditionally (If-None-Match): a 304 answers it with no body.
+   */
   async readManifest(source: string, stream: string): Promise<StoredManifest> {
-    const got = await this.#getJson<Manifest>(
-      manifestKey(this.prefix, source, stream),
-      rebuildHint(source, stream),
-    );
-    if (!got) return { manifest: emptyManifest(source, stream), etag: undefined };
+    const key = manifestKey(this.prefix, source, stream);
+    const held = this.manifests.etagOf(key);
+    const got = await this.#getJson<Manifest>(key, rebuildHint(source, stream), held);
+    if (got === "not modified") {
+      const manifest = this.manifests.manifestOf(key);
+      if (manifest) return { manifest, etag: held };
+      return await this.readManifest(source, stream);
+    }
+    if (!got) {
+      this.manifests.forget(key);
+      return { manifest: emptyManifest(source, stream), etag: undefined };
+    }
+    this.manifests.remember(key, got.body, got.etag);
     return { manifest: got.body, etag: got.etag };
   }
 
@@ -138,7 +162,8 @@ export class BackupStore {
     try {
       const Key = manifestKey(this.prefix, m.source, m.stream);
       const Body = JSON.stringify(m);
-      await this.#putJson(Key, Body, etag ? { ifMatch: etag } : { ifNoneMatch: "*" });
+      const written = await this.#putJson(Key, Body, etag ? { ifMatch: etag } : { ifNoneMatch: "*" });
+      this.manifests.remember(Key, m, written);
       return true;
     } catch (error) {
       if (lostRace(error, etag !== undefined)) return false;
@@ -469,19 +494,45 @@ export class BackupStore {
    * A JSON object, or undefined when there is none. One that is there but not JSON is damaged: a
    * DamagedObjectError naming the key (never taken for an absent one, which would lose its entries).
    */
-  async #getJson<T>(key: string, hint?: string): Promise<{ body: T; etag: string | undefined } | undefined> {
+  async #getJson<T>(key: string, hint?: string): Promise<{ body: T; etag: string | undefined } | undefined>;
+  async #getJson<T>(
+    key: string,
+    hint: string | undefined,
+    ifNoneMatch: string | undefined,
+  ): Promise<{ body: T; etag: string | undefined } | undefined | "not modified">;
+  async #getJson<T>(
+    key: string,
+    hint?: string,
+    ifNoneMatch?: string,
+  ): Promise<{ body: T; etag: string | undefined } | undefined | "not modified"> {
     this.#count("GetObject");
     try {
-      const res = await this.#leanOr(
+      const res = await this.#leanOr<
+        { text: string | undefined; etag: string | undefined } | undefined | "not modified"
+      >(
         async (l) => {
-          const got = await l.get(key);
-          return got && { text: got.text, etag: got.etag };
+          const got = ifNoneMatch ? await l.get(key, ifNoneMatch) : await l.get(key);
+          return got === "not modified" ? got : got && { text: got.text, etag: got.etag };
         },
         async () => {
-          const r = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-          return { text: await r.Body?.transformToString(), etag: r.ETag };
+          try {
+            const r = await this.s3.send(
+              new GetObjectCommand({ Bucket: this.bucket, Key: key, IfNoneMatch: ifNoneMatch }),
+            );
+            return { text: await r.Body?.transformToString(), etag: r.ETag };
+          } catch (error) {
+            if (ifNoneMatch && error instanceof S3ServiceException && error.$metadata.httpStatusCode === 304)
+              return "not modified";
+            throw error;
+          }
         },
       );
+      if (res === "not modified") {
+        // Counted apart: the request was made, but no body came back.
+        this.requests.set("GetObject", (this.requests.get("GetObject") ?? 1) - 1);
+        this.#count("GetObject 304");
+        return res;
+      }
       if (!res) return undefined;
       let body: T;
       try {

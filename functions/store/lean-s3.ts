@@ -126,10 +126,16 @@ export class LeanS3 {
     this.#pool = undefined;
   }
 
-  /** The object's text and ETag; undefined when there is none (404). */
-  async get(key: string): Promise<LeanObject | undefined> {
-    const res = await this.#send("GET", key, undefined, {});
+  /**
+   * The object's text and ETag; undefined when there is none (404). With `ifNoneMatch` (the ETag of
+   * a copy the caller holds) a conditional GET: "not modified" when S3 answers 304 (no body sent).
+   */
+  async get(key: string): Promise<LeanObject | undefined>;
+  async get(key: string, ifNoneMatch: string): Promise<LeanObject | undefined | "not modified">;
+  async get(key: string, ifNoneMatch?: string): Promise<LeanObject | undefined | "not modified"> {
+    const res = await this.#send("GET", key, undefined, ifNoneMatch ? { "if-none-match": ifNoneMatch } : {});
     if (res.status === 404) return undefined;
+    if (res.status === 304) return "not modified";
     return { text: res.body.toString("utf8"), etag: res.etag };
   }
 
@@ -246,7 +252,7 @@ export class LeanS3 {
         await backoff(attempt, false);
         continue;
       }
-      if (res.status < 300 || (method === "GET" && res.status === 404)) return res;
+      if (res.status < 300 || (method === "GET" && (res.status === 404 || res.status === 304))) return res;
       const failure = s3Failure(res);
       if (CLOCK_SKEW.has(failure.name) && !skewCorrected && res.date !== undefined) {
         // As the SDK does: take the server's clock and sign again, once.

@@ -1,0 +1,86 @@
+/**
+ * Manifests kept across planning runs in a long-lived process (the local service, a warm Lambda
+ * container), with the ETag they were read or written with: the next read is a conditional GET
+ * (If-None-Match), which S3 answers 304 without a body while nobody else wrote the manifest. The
+ * planner is the only writer of manifests in the steady state (copiers write completion records),
+ * so each run reads back what the previous one wrote: one request still, but no body to send,
+ * receive and parse. A 304 is S3's word that the object's ETag is still the one held, so the copy
+ * is the object's current content; anything else (200, 404) replaces or drops the entry.
+ *
+ * The covered ranges are held packed (a Float64Array is not traced by the garbage collector: as
+ * objects, 10,000 manifests' ranges were most of the planner's heap), and every read gets objects
+ * of its own, so no caller can change the cached copy.
+ */
+import type { Manifest } from "../domain/manifest.ts";
+
+interface Entry {
+  etag: string;
+  rest: string;
+  covered: Float64Array;
+}
+
+/**
+ * Bytes held at most (a manifest of 150 ranges is about 3 KB here: 10,000 streams take 30 MB),
+ * beyond which the entries held longest go: the planner's Lambda has 256 MB.
+ */
+export const MANIFEST_CACHE_BYTES = 48 * 1024 * 1024;
+
+export class ManifestCache {
+  readonly #entries = new Map<string, Entry>();
+  readonly #limit: number;
+  #bytes = 0;
+
+  constructor(limitBytes = MANIFEST_CACHE_BYTES) {
+    this.#limit = limitBytes;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The ETag held for a key (to send as If-None-Match), if any. */
+  etagOf(key: string): string | undefined {
+    return this.#entries.get(key)?.etag;
+  }
+
+  /** The held manifest, as new objects (the caller may do with them what it likes). */
+  manifestOf(key: string): Manifest | undefined {
+    const e = this.#entries.get(key);
+    if (!e) return undefined;
+    const covered: Manifest["covered"] = [];
+    for (let i = 0; i < e.covered.length; i += 2)
+      covered.push({ from: e.covered[i]!, to: e.covered[i + 1]! });
+    return { ...(JSON.parse(e.rest) as Omit<Manifest, "covered">), covered };
+  }
+
+  /** Holds a manifest as stored under `etag` (read, or just written). No ETag: forgets the key. */
+  remember(key: string, manifest: Manifest, etag: string | undefined): void {
+    this.forget(key);
+    const { covered, ...rest } = manifest;
+    if (!etag || !Array.isArray(covered)) return;
+    const packed = new Float64Array(covered.length * 2);
+    for (let i = 0; i < covered.length; i++) {
+      packed[2 * i] = covered[i]!.from;
+      packed[2 * i + 1] = covered[i]!.to;
+    }
+    const entry = { etag, rest: JSON.stringify(rest), covered: packed };
+    this.#entries.set(key, entry);
+    this.#bytes += sizeOf(key, entry);
+    // A Map iterates in insertion order, and a key is re-inserted on every read that brought a body
+    // and every write: the first key is the one held longest.
+    while (this.#bytes > this.#limit && this.#entries.size > 1)
+      this.forget(this.#entries.keys().next().value!);
+  }
+
+  forget(key: string): void {
+    const e = this.#entries.get(key);
+    if (!e) return;
+    this.#entries.delete(key);
+    this.#bytes -= sizeOf(key, e);
+  }
+}
+
+/** About what an entry takes (strings as one byte a character: keys and JSON are mostly ASCII). */
+function sizeOf(key: string, e: Entry): number {
+  return key.length + e.etag.length + e.rest.length + e.covered.byteLength + 64;
+}
