@@ -17,7 +17,7 @@ import type { Throttle } from "../source/throttle.ts";
 import type { BackupStore, StoredObject } from "../store/backup-store.ts";
 import { storeError } from "../store/backup-store.ts";
 import { holdArrivals } from "../store/holds.ts";
-import { PartUpload } from "../store/part-upload.ts";
+import { PartUpload, type PartUploadOptions, partsFor } from "../store/part-upload.ts";
 
 export type { CopyMessage };
 
@@ -34,10 +34,16 @@ export interface CopyWindowDeps {
   now: () => number;
   /** Milliseconds the source took to answer (headers), for the back-off gate. */
   onResponse?: (ms: number) => void;
-  /** Multipart part size in bytes (memory is about partSize x (uploadQueueSize + 1)). */
+  /**
+   * Multipart part size in bytes for a window of unknown size. The part buffers' memory,
+   * partSize x (uploadQueueSize + 1), is the budget that parts are sized in from the window's expected
+   * size (part-upload.ts partsFor): fewer, larger parts, one PutObject for a window that fits.
+   */
   partSize: number;
   /** Parts uploading at once while the next fills (default UPLOAD_QUEUE_SIZE). */
   uploadQueueSize?: number;
+  /** Always `partSize` parts, whatever the window's size (the bench's "before"). */
+  fixedParts?: boolean;
   /** Longest a copy may take (seconds); a window whose lease ends sooner is left to a re-plan. */
   copyTimeoutSeconds: number;
   /** Bytes a download delivers before the first read (default: flussonic.ts RECEIVE_WINDOW_BYTES). */
@@ -85,7 +91,7 @@ export async function copyWindow(
   // The body comes paced by the source's throttle, every byte paid for once and before the source
   // is asked for it (Range slices where the source offers them, else the kernels' receive window
   // up front): see FlussonicClient.openWindow.
-  const { body, contentLength, headersMs, mode } = await deps.flussonic.openWindow(
+  const { body, contentLength, headersMs, mode, expectedBytes } = await deps.flussonic.openWindow(
     m.stream,
     m.from,
     m.duration,
@@ -146,7 +152,7 @@ export async function copyWindow(
         format: m.format,
       },
     },
-    { partSize: deps.partSize, queueSize: deps.uploadQueueSize ?? UPLOAD_QUEUE_SIZE },
+    uploadParts(deps, contentLength ?? expectedBytes, contentLength !== undefined),
   );
   // An abort (timeout, service stop) ends the download: the upload then fails on its body and
   // aborts the multipart upload before it rejects. Once the whole body is streamed, though, only S3
@@ -195,6 +201,17 @@ export async function copyWindow(
   // failure fails the copy, whose redelivery finds the window stored and holds it then.
   await holdArrivals(store, m.source, [settled]);
   return { status: "copied", record: settled };
+}
+
+/** Part size and queue of a window's upload: see CopyWindowDeps.partSize. */
+function uploadParts(
+  deps: CopyWindowDeps,
+  expectedBytes: number | undefined,
+  exact: boolean,
+): PartUploadOptions {
+  const fixed = { partSize: deps.partSize, queueSize: deps.uploadQueueSize ?? UPLOAD_QUEUE_SIZE };
+  if (deps.fixedParts) return fixed;
+  return partsFor(expectedBytes, exact, fixed.partSize * (fixed.queueSize + 1), fixed);
 }
 
 /** The object at `key` when it is the upload of these bytes (size and ETag), else undefined. */

@@ -31,8 +31,50 @@ export interface PartUploadParams {
 export interface PartUploadOptions {
   /** Bytes per part (at least 5 MiB for S3, except the last part). */
   partSize: number;
-  /** Parts uploading at once while the next one fills. */
+  /**
+   * Parts uploading at once while the next one fills. 0: the one buffer waits for its part's upload
+   * before it fills again (memory of one part, for parts as large as the whole budget).
+   */
   queueSize: number;
+}
+
+/** S3's smallest part but the last. */
+export const MIN_PART_BYTES = 5 * 1024 * 1024;
+const MiB = 1024 * 1024;
+/** Room left over an estimated size (bitrate x duration) so that a body a little larger stays in its parts. */
+const ESTIMATE_MARGIN = 1.1;
+
+/**
+ * Part size and queue for an object of about `expectedBytes`, within `budgetBytes` of part buffers
+ * (partSize x (queueSize + 1) <= budget, whatever the object turns out to be). Every part is a PUT-class
+ * request, so parts are as large as the budget allows: two buffers (one uploading while the other
+ * fills) of half the budget each, evened out over the object so that the last part is not a sliver;
+ * an object that fits the budget is one buffer and one PutObject. `exact`: the size is the server's
+ * Content-Length, no margin needed. Unknown size: `fallback` (the fixed part size and queue).
+ */
+export function partsFor(
+  expectedBytes: number | undefined,
+  exact: boolean,
+  budgetBytes: number,
+  fallback: PartUploadOptions,
+): PartUploadOptions {
+  if (expectedBytes === undefined || !Number.isFinite(expectedBytes) || expectedBytes <= 0) return fallback;
+  const budget = Math.max(budgetBytes, MIN_PART_BYTES);
+  const want = Math.ceil(expectedBytes * (exact ? 1 : ESTIMATE_MARGIN));
+  // An object that fits the budget: one buffer, one PutObject. Should it be larger after all, its
+  // parts go up one at a time (queue 0), so the memory stays that one buffer.
+  if (want <= budget) {
+    const partSize = Math.min(budget, Math.max(MIN_PART_BYTES, roundUp(want, 64 * 1024)));
+    return { partSize, queueSize: partSize * 2 <= budget ? 1 : 0 };
+  }
+  const half = Math.max(MIN_PART_BYTES, Math.floor(budget / 2 / MiB) * MiB);
+  const parts = Math.min(MAX_PARTS, Math.ceil(want / half));
+  const partSize = Math.max(MIN_PART_BYTES, roundUp(Math.ceil(want / parts), MiB));
+  return { partSize, queueSize: partSize * 2 <= budget ? 1 : 0 };
+}
+
+function roundUp(n: number, step: number): number {
+  return Math.ceil(n / step) * step;
 }
 
 export interface UploadedObject {
@@ -110,7 +152,7 @@ export class PartUpload {
     this.#s3 = s3;
     this.#params = params;
     this.#partSize = o.partSize;
-    this.#queueSize = Math.max(1, o.queueSize);
+    this.#queueSize = Math.max(0, o.queueSize);
   }
 
   /**
@@ -253,7 +295,7 @@ export class PartUpload {
 
   /** A buffer to fill next: a free one, else a new one while fewer than queueSize + 1 exist. */
   async #nextBuffer(): Promise<Buffer> {
-    while (this.#free.length === 0 && this.#inFlight.size >= this.#queueSize) {
+    while (this.#free.length === 0 && this.#inFlight.size > 0 && this.#inFlight.size >= this.#queueSize) {
       await Promise.race(this.#inFlight);
       if (this.#failure !== undefined) throw this.#failure;
     }
