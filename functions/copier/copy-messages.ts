@@ -59,6 +59,11 @@ export interface CopierDeps {
   applyBandwidth?: (source: string, maxBandwidthMbps: number) => void;
   /** Uploads of a window older than this are orphans of a killed copier (default: timeout + 60 s). */
   staleUploadSeconds?: number;
+  /**
+   * Look for orphaned uploads on redeliveries only (a LIST request per window saved), where the
+   * bucket's lifecycle rule aborts the others (AWS): see CopyWindowDeps.redeliveryOnlyAttempt.
+   */
+  orphansOnRedeliveryOnly?: boolean;
   /** Seconds a deferred window waits before it is looked at again (default 900, the SQS maximum). */
   deferSeconds?: number;
   /** Back-off gate per source (optional: without it only per-message retry delays apply). */
@@ -179,6 +184,9 @@ export function createCopierHandler(deps: CopierDeps) {
             partSize: deps.partSize,
             copyTimeoutSeconds: deps.copyTimeoutSeconds,
             ...(deps.staleUploadSeconds !== undefined ? { staleUploadSeconds: deps.staleUploadSeconds } : {}),
+            ...(deps.orphansOnRedeliveryOnly
+              ? { redeliveryOnlyAttempt: Number(record.attributes.ApproximateReceiveCount ?? "1") }
+              : {}),
             onBytes: (n) => deps.onBytes?.(m.source, n),
             onResponse: (ms) => gate?.responded(ms),
           },

@@ -50,6 +50,14 @@ export interface CopyWindowDeps {
   receiveWindowBytes?: number;
   /** Uploads of a window older than this are orphans to abort (default: copy timeout + 60 s). */
   staleUploadSeconds?: number;
+  /**
+   * This delivery's receive count, when only redeliveries look for orphaned uploads (a LIST request,
+   * billed as a PUT, per window): an upload left by a killed attempt of the same message is found by
+   * its redelivery; one left by an earlier message of the window (re-planned after its lease ended)
+   * is then left to the bucket's lifecycle rule (AbortIncompleteMultipartUpload after a day in AWS:
+   * infra/backup-bucket.ts). Undefined: every copy looks (stores without that rule, the local runtime).
+   */
+  redeliveryOnlyAttempt?: number;
   /** Called with bytes as they are read from the source (progress). */
   onBytes?: (bytes: number) => void;
 }
@@ -86,7 +94,9 @@ export async function copyWindow(
   }
 
   // Uploads of this window left by a copier killed mid-copy: abort them before starting anew.
-  await store.abortStaleUploads(key, deps.staleUploadSeconds ?? deps.copyTimeoutSeconds + 60);
+  if (deps.redeliveryOnlyAttempt === undefined || deps.redeliveryOnlyAttempt > 1) {
+    await store.abortStaleUploads(key, deps.staleUploadSeconds ?? deps.copyTimeoutSeconds + 60);
+  }
   const asked = performance.now();
   // The body comes paced by the source's throttle, every byte paid for once and before the source
   // is asked for it (Range slices where the source offers them, else the kernels' receive window

@@ -44,6 +44,8 @@ async function build() {
     maxReceiveCount: COPIER_MAX_RECEIVE_COUNT,
     now,
     partSize: 8 * 1024 * 1024,
+    // The stack's bucket aborts incomplete uploads after a day (infra/backup-bucket.ts).
+    orphansOnRedeliveryOnly: true,
     copyTimeoutSeconds: COPIER_TIMEOUT_SECONDS,
     logger,
     onEvent: (e) =>

@@ -17,19 +17,20 @@ const FROM = Math.floor((NOW - HOUR) / 600) * 600;
 const MiB = 1024 * 1024;
 
 let h: Harness | undefined;
-afterEach(async () => {
+async function closeHarness(): Promise<void> {
   await h?.close();
   h = undefined;
-});
+}
+afterEach(closeHarness);
 
 /** S3 commands sent for `key` (the window's object), by name, as the client sends them. */
 function countFor(s3: S3Client, key: () => string): Map<string, number> {
   const counts = new Map<string, number>();
   s3.middlewareStack.add(
     (next, context) => (args) => {
-      const input = args.input as { Key?: string };
+      const input = args.input as { Key?: string; Prefix?: string };
       const name = context.commandName ?? "?";
-      if (input.Key === key()) counts.set(name, (counts.get(name) ?? 0) + 1);
+      if (input.Key === key() || input.Prefix === key()) counts.set(name, (counts.get(name) ?? 0) + 1);
       return next(args);
     },
     { step: "initialize", name: "testCountWindowRequests" },
@@ -37,7 +38,12 @@ function countFor(s3: S3Client, key: () => string): Map<string, number> {
   return counts;
 }
 
-async function copyOnce(bitrateBps: number, fixedParts: boolean, sendContentLength = false) {
+async function copyOnce(
+  bitrateBps: number,
+  fixedParts: boolean,
+  sendContentLength = false,
+  redeliveryOnlyAttempt?: number,
+) {
   h = await startHarness({
     sim: {
       streams: [{ name: "cam1", bitrateBps, ranges: [{ from: NOW - 2 * HOUR, to: NOW + 1 }] }],
@@ -67,6 +73,7 @@ async function copyOnce(bitrateBps: number, fixedParts: boolean, sendContentLeng
     partSize: 8 * MiB,
     copyTimeoutSeconds: 60,
     fixedParts,
+    ...(redeliveryOnlyAttempt !== undefined ? { redeliveryOnlyAttempt } : {}),
   };
   const outcome = await copyWindow(deps, m);
   await flussonic.close();
@@ -91,8 +98,7 @@ describe("parts sized from the window's expected size (issue 26 item 1)", () => 
     const fixed = await copyOnce(530_000, true);
     expect(fixed.size).toBeGreaterThan(32 * MiB);
     expect(fixed.counts.get("UploadPartCommand")).toBe(5);
-    await h?.close();
-    h = undefined;
+    await closeHarness();
     const sized = await copyOnce(530_000, false);
     expect(sized.size).toBe(fixed.size);
     expect(sized.counts.get("UploadPartCommand")).toBe(4);
@@ -111,5 +117,17 @@ describe("parts sized from the window's expected size (issue 26 item 1)", () => 
     const { counts, size } = await copyOnce(530_000, false, true);
     expect(size).toBeGreaterThan(32 * MiB);
     expect(counts.get("UploadPartCommand")).toBe(Math.ceil(size / (12 * MiB)));
+  });
+});
+
+describe("orphaned uploads looked for on redeliveries only, where a lifecycle rule aborts the rest (AWS)", () => {
+  it("a first delivery sends no ListMultipartUploads; a redelivery does; the default (local) always does", async () => {
+    expect(
+      (await copyOnce(64_000, false, false, 1)).counts.get("ListMultipartUploadsCommand"),
+    ).toBeUndefined();
+    await closeHarness();
+    expect((await copyOnce(64_000, false, false, 2)).counts.get("ListMultipartUploadsCommand")).toBe(1);
+    await closeHarness();
+    expect((await copyOnce(64_000, false)).counts.get("ListMultipartUploadsCommand")).toBe(1);
   });
 });
