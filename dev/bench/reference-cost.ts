@@ -96,7 +96,9 @@ async function countingHop(
     } else if (/Action=/.test(req.url ?? "") || req.headers["content-type"]?.includes("x-www-form")) {
       add(counts.sqs, "sqs:query");
     } else {
-      const path = decodeURIComponent(new URL(req.url ?? "/", "http://hop").pathname);
+      const url = new URL(req.url ?? "/", "http://hop");
+      // The object's key, or the prefix a listing of uploads asks for (the window's, by the copier).
+      const path = decodeURIComponent(url.pathname) + (url.searchParams.get("prefix") ?? "");
       const isWindow = /\.(mp4|ts)$/.test(path) && !path.includes("/.backup/");
       add(isWindow ? counts.window : counts.bookkeeping, s3Operation(req));
     }
