@@ -64,6 +64,8 @@ export interface CopierDeps {
    * bucket's lifecycle rule aborts the others (AWS): see CopyWindowDeps.redeliveryOnlyAttempt.
    */
   orphansOnRedeliveryOnly?: boolean;
+  /** The Lambda function's memory (MB): copies record their GB-seconds. */
+  lambdaMemoryMb?: number;
   /** Seconds a deferred window waits before it is looked at again (default 900, the SQS maximum). */
   deferSeconds?: number;
   /** Back-off gate per source (optional: without it only per-message retry delays apply). */
@@ -184,6 +186,7 @@ export function createCopierHandler(deps: CopierDeps) {
             partSize: deps.partSize,
             copyTimeoutSeconds: deps.copyTimeoutSeconds,
             ...(deps.staleUploadSeconds !== undefined ? { staleUploadSeconds: deps.staleUploadSeconds } : {}),
+            ...(deps.lambdaMemoryMb ? { lambdaMemoryMb: deps.lambdaMemoryMb } : {}),
             ...(deps.orphansOnRedeliveryOnly
               ? { redeliveryOnlyAttempt: Number(record.attributes.ApproximateReceiveCount ?? "1") }
               : {}),

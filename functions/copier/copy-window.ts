@@ -58,6 +58,8 @@ export interface CopyWindowDeps {
    * infra/backup-bucket.ts). Undefined: every copy looks (stores without that rule, the local runtime).
    */
   redeliveryOnlyAttempt?: number;
+  /** The Lambda function's memory (MB), to record the copy's GB-seconds; absent outside Lambda. */
+  lambdaMemoryMb?: number;
   /** Called with bytes as they are read from the source (progress). */
   onBytes?: (bytes: number) => void;
 }
@@ -80,6 +82,7 @@ export async function copyWindow(
   // so that two plans of the same seconds never run at once.
   if (deps.now() + deps.copyTimeoutSeconds > m.leaseUntil) return { status: "stale" };
 
+  const started = performance.now();
   const key = store.windowKey(m, m.format);
   const what = `source ${m.source}: stream "${m.stream}" window ${m.from}-${m.duration}`;
   const current = await store.headWindow(key);
@@ -94,7 +97,8 @@ export async function copyWindow(
   }
 
   // Uploads of this window left by a copier killed mid-copy: abort them before starting anew.
-  if (deps.redeliveryOnlyAttempt === undefined || deps.redeliveryOnlyAttempt > 1) {
+  const listsOrphans = deps.redeliveryOnlyAttempt === undefined || deps.redeliveryOnlyAttempt > 1;
+  if (listsOrphans) {
     await store.abortStaleUploads(key, deps.staleUploadSeconds ?? deps.copyTimeoutSeconds + 60);
   }
   const asked = performance.now();
@@ -204,6 +208,16 @@ export async function copyWindow(
     ...(uploaded.VersionId ? { versionId: uploaded.VersionId } : {}),
     index: encodeWindowIndex(indexer.result(key, size, uploaded.ETag)),
     ...(mode ? { reads: mode } : {}),
+    // Counted into the record it is written with (no request of its own): the HEAD before, the
+    // listing of orphans, the upload, this record; and, as they follow when no other copy races,
+    // the HEAD that settles it and the read of the holds.
+    requests: { put: (listsOrphans ? 1 : 0) + upload.requests + 1, get: 1 + 1 + 1 },
+    ...(deps.lambdaMemoryMb
+      ? {
+          gbSeconds:
+            Math.round(((performance.now() - started) / 1000) * (deps.lambdaMemoryMb / 1024) * 1000) / 1000,
+        }
+      : {}),
   };
   await store.putRecord(record);
   const settled = await settleRecord(deps, m, key, record, what);

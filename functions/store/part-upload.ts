@@ -147,6 +147,8 @@ export class PartUpload {
   /** The one part's bytes when the object went up as a single PutObject (for `expectedEtag`). */
   #single: Buffer | undefined;
   #failure: unknown;
+  /** Requests sent to S3 (all PUT-class: CreateMultipartUpload, UploadPart, Complete, PutObject). */
+  #requests = 0;
 
   constructor(s3: S3Client, params: PartUploadParams, o: PartUploadOptions) {
     this.#s3 = s3;
@@ -188,6 +190,7 @@ export class PartUpload {
       if (fill > 0) await this.#send(buffer, fill, hash);
       await this.#settle();
       this.#parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+      this.#requests++;
       const done = await this.#s3.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.#params.Bucket,
@@ -203,6 +206,11 @@ export class PartUpload {
       await this.#abortMultipart();
       throw this.#failure ?? error;
     }
+  }
+
+  /** PUT-class requests this upload sent (aborts are free and not counted). */
+  get requests(): number {
+    return this.#requests;
   }
 
   /** Stops the S3 requests under way: `upload()` then aborts the multipart upload and rejects. */
@@ -238,6 +246,7 @@ export class PartUpload {
       sum.hex,
     );
     this.#single = part;
+    this.#requests++;
     const res = await this.#s3.send(put, { abortSignal: this.#abort.signal });
     return { ETag: res.ETag, VersionId: res.VersionId };
   }
@@ -246,6 +255,7 @@ export class PartUpload {
   async #send(buffer: Buffer, fill: number, hash: Hash): Promise<void> {
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#uploadId === undefined) {
+      this.#requests++;
       const created = await this.#s3.send(
         new CreateMultipartUploadCommand({ ...this.#params, ChecksumAlgorithm: "SHA256" }),
         { abortSignal: this.#abort.signal },
@@ -273,6 +283,7 @@ export class PartUpload {
       }),
       sum.hex,
     );
+    this.#requests++;
     const task: Promise<void> = this.#s3
       .send(command, { abortSignal: this.#abort.signal })
       .then((res) => {

@@ -84,7 +84,7 @@ async function copyOnce(
   expect(createHash("sha256").update(bytes).digest("hex")).toBe(record?.sha256);
   expect(bytes.length).toBe(record?.size);
   expect(h.openMultipartUploads()).toEqual([]);
-  return { counts, size: bytes.length };
+  return { counts, size: bytes.length, record };
 }
 
 const puts = (c: Map<string, number>) =>
@@ -129,5 +129,23 @@ describe("orphaned uploads looked for on redeliveries only, where a lifecycle ru
     expect((await copyOnce(64_000, false, false, 2)).counts.get("ListMultipartUploadsCommand")).toBe(1);
     await closeHarness();
     expect((await copyOnce(64_000, false)).counts.get("ListMultipartUploadsCommand")).toBe(1);
+  });
+});
+
+describe("the copier counts its requests into the window's record (issue 26 item 2)", () => {
+  it("the record's PUT- and GET-class counts are the requests the S3 client sent for the window", async () => {
+    const { counts, record } = await copyOnce(530_000, false);
+    // The record's own PUT and the holds' GET are on other keys: counted by name here.
+    const window = {
+      put:
+        (counts.get("ListMultipartUploadsCommand") ?? 0) +
+        (counts.get("CreateMultipartUploadCommand") ?? 0) +
+        (counts.get("UploadPartCommand") ?? 0) +
+        (counts.get("CompleteMultipartUploadCommand") ?? 0) +
+        (counts.get("PutObjectCommand") ?? 0),
+      get: counts.get("HeadObjectCommand") ?? 0,
+    };
+    expect(record?.requests).toEqual({ put: window.put + 1, get: window.get + 1 });
+    expect(record?.gbSeconds).toBeUndefined();
   });
 });
