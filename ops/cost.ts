@@ -66,7 +66,8 @@ export interface CostReport {
 
 /** The list prices with the configuration's overrides. */
 export function pricesOf(config: BackupConfig): Prices {
-  return { ...LIST_PRICES, ...((config as { prices?: Partial<Prices> }).prices ?? {}) };
+  const own = Object.fromEntries(Object.entries(config.prices ?? {}).filter(([, v]) => v !== undefined));
+  return { ...LIST_PRICES, ...own };
 }
 
 export async function readCost(deps: CostDeps): Promise<CostReport> {
