@@ -3,7 +3,7 @@
  * `run --once --embedded` made: per stream the windows, bytes stored, the requests the copies
  * counted, no Lambda GB-seconds locally (said so), the month at list prices; `--json` the same.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -75,4 +75,13 @@ it("--since in the future: no window; a bad --since is a usage error naming the 
   });
   expect(bad.code).toBe(2);
   expect(bad.stderr).toMatch(/--since: expected a time/);
+});
+
+it("the status page shows the cost", async () => {
+  const page = join(dir, "status.html");
+  const run = await cli(["status", "-c", configFile, "--embedded", state, "--html", page], { cwd: dir });
+  expect(run.stderr).not.toMatch(/Error/);
+  const html = readFileSync(page, "utf8");
+  expect(html).toContain("<h2>Cost</h2>");
+  expect(html).toMatch(/<td>cams<\/td><td>cam1<\/td><td class="num">\d+<\/td><td>[^<]+ STANDARD<\/td>/);
 });
