@@ -36,6 +36,12 @@ export interface PartUploadOptions {
    * before it fills again (memory of one part, for parts as large as the whole budget).
    */
   queueSize: number;
+  /**
+   * Bytes of the first buffer, when the object is expected to be smaller than a part: it grows to
+   * `partSize` (its bytes copied once) only should the body turn out larger. A small window then
+   * holds about its own size, not a whole part.
+   */
+  firstBufferBytes?: number;
 }
 
 /** S3's smallest part but the last. */
@@ -64,8 +70,13 @@ export function partsFor(
   // An object that fits the budget: one buffer, one PutObject. Should it be larger after all, its
   // parts go up one at a time (queue 0), so the memory stays that one buffer.
   if (want <= budget) {
-    const partSize = Math.min(budget, Math.max(MIN_PART_BYTES, roundUp(want, 64 * 1024)));
-    return { partSize, queueSize: partSize * 2 <= budget ? 1 : 0 };
+    const first = roundUp(want, 64 * 1024);
+    const partSize = Math.min(budget, Math.max(MIN_PART_BYTES, first));
+    return {
+      partSize,
+      queueSize: partSize * 2 <= budget ? 1 : 0,
+      ...(first < partSize ? { firstBufferBytes: first } : {}),
+    };
   }
   const half = Math.max(MIN_PART_BYTES, Math.floor(budget / 2 / MiB) * MiB);
   const parts = Math.min(MAX_PARTS, Math.ceil(want / half));
@@ -138,6 +149,7 @@ export class PartUpload {
   readonly #params: PartUploadParams;
   readonly #partSize: number;
   readonly #queueSize: number;
+  readonly #firstBufferBytes: number;
   /** Aborts the S3 requests under way (`abort()`). */
   readonly #abort = new AbortController();
   readonly #free: Buffer[] = [];
@@ -155,6 +167,7 @@ export class PartUpload {
     this.#params = params;
     this.#partSize = o.partSize;
     this.#queueSize = Math.max(0, o.queueSize);
+    this.#firstBufferBytes = Math.min(o.partSize, Math.max(1, o.firstBufferBytes ?? o.partSize));
   }
 
   /**
@@ -162,13 +175,22 @@ export class PartUpload {
    * upload is aborted before it rejects.
    */
   async upload(body: AsyncIterable<Uint8Array>): Promise<UploadedObject> {
-    let buffer = this.#buffer();
+    let buffer =
+      this.#firstBufferBytes < this.#partSize
+        ? Buffer.allocUnsafeSlow(this.#firstBufferBytes)
+        : this.#buffer();
     let fill = 0;
     let hash = createHash("sha256");
     try {
       for await (const chunk of body) {
         let at = 0;
         while (at < chunk.length) {
+          if (fill === buffer.length && fill < this.#partSize) {
+            // Larger than expected: the first buffer grows to a whole part, its bytes copied once.
+            const grown = Buffer.allocUnsafeSlow(this.#partSize);
+            buffer.copy(grown, 0, 0, fill);
+            buffer = grown;
+          }
           if (fill === this.#partSize) {
             // A full part and more to come: it goes up as a part of a multipart upload.
             await this.#send(buffer, fill, hash);
@@ -176,7 +198,7 @@ export class PartUpload {
             fill = 0;
             hash = createHash("sha256");
           }
-          const n = Math.min(chunk.length - at, this.#partSize - fill);
+          const n = Math.min(chunk.length - at, buffer.length - fill);
           const piece = chunk.subarray(at, at + n);
           buffer.set(piece, fill);
           hash.update(piece);

@@ -160,6 +160,31 @@ test("queue 0: one buffer, each part uploaded before it fills again; stored byte
   expect(new Set(parts.map((p) => p.buffer)).size).toBe(1);
 });
 
+test("a small first buffer: a body that fits is one PutObject in it; a larger one grows it to a part, stored byte for byte", async () => {
+  sent.length = 0;
+  const small = randomBytes(300_000);
+  const one = new PartUpload(
+    s3,
+    { Bucket: BUCKET, Key: "first/small.mp4" },
+    { partSize: PART, queueSize: 1, firstBufferBytes: 320 * 1024 },
+  );
+  await one.upload(chunks(small));
+  expect((await stored("first/small.mp4")).equals(small)).toBe(true);
+  expect(sent.map((x) => x.op)).toEqual(["PutObjectCommand"]);
+  expect(sent[0]!.buffer.byteLength).toBe(320 * 1024);
+
+  sent.length = 0;
+  const large = randomBytes(2 * PART + 4321);
+  const grown = new PartUpload(
+    s3,
+    { Bucket: BUCKET, Key: "first/large.mp4" },
+    { partSize: PART, queueSize: 1, firstBufferBytes: 320 * 1024 },
+  );
+  await grown.upload(chunks(large));
+  expect((await stored("first/large.mp4")).equals(large)).toBe(true);
+  expect(sent.filter((x) => x.op === "UploadPartCommand").map((x) => x.length)).toEqual([PART, PART, 4321]);
+});
+
 describe("partsFor: parts sized from the window's expected size, within the buffers' budget", () => {
   const fallback = { partSize: 8 * MiB, queueSize: 2 };
   const budget = 24 * MiB;
@@ -184,9 +209,10 @@ describe("partsFor: parts sized from the window's expected size, within the buff
     expect(fits(estimated)).toBe(true);
   });
 
-  test("small windows: at least S3's 5 MiB part, so that a body larger than expected can still go up in parts", () => {
+  test("small windows: at least S3's 5 MiB part, so that a body larger than expected can still go up in parts; the first buffer their size", () => {
     const o = partsFor(300_000, false, budget, fallback);
     expect(o.partSize).toBe(MIN_PART_BYTES);
+    expect(o.firstBufferBytes).toBe(384 * 1024);
     expect(fits(o)).toBe(true);
   });
 
