@@ -77,6 +77,8 @@ export interface CopierDeps {
   /** Unix seconds. */
   now: () => number;
   partSize: number;
+  /** Always `partSize` parts (see CopyWindowDeps.fixedParts). */
+  fixedParts?: boolean;
   copyTimeoutSeconds: number;
   /** First retry delay; doubles with each attempt (default 10 s). */
   retryBaseSeconds?: number;
@@ -184,6 +186,7 @@ export function createCopierHandler(deps: CopierDeps) {
             throttle: deps.throttle(m.source),
             now: deps.now,
             partSize: deps.partSize,
+            ...(deps.fixedParts ? { fixedParts: true } : {}),
             copyTimeoutSeconds: deps.copyTimeoutSeconds,
             ...(deps.staleUploadSeconds !== undefined ? { staleUploadSeconds: deps.staleUploadSeconds } : {}),
             ...(deps.lambdaMemoryMb ? { lambdaMemoryMb: deps.lambdaMemoryMb } : {}),
