@@ -211,9 +211,9 @@ test("SIGTERM lets the running copy finish within the grace period; /metrics and
 test("SIGTERM aborts the copies still running when the grace period ends: no multipart upload left, the window visible again", async () => {
   // 400 kbit/s (the generated stream gets half the asked rate): full 600 s windows of ~30 MB, more
   // than the copier's 24 MiB of part buffers, so they go up in parts of about 11 MiB (a smaller
-  // window is one PutObject). Downloads stall after 12 MiB, so a full window's first part is
+  // window is one PutObject). Downloads stall after 13 MiB (past any part: they are at most 12 MiB), so a full window's first part is
   // uploaded and its copy cannot finish.
-  const sim = await simulator({ bitrateBps: 800_000, faults: { stallAfterBytes: 12 * 1024 * 1024 } });
+  const sim = await simulator({ bitrateBps: 800_000, faults: { stallAfterBytes: 13 * 1024 * 1024 } });
   const dir = tempDir();
   const config = writeConfig(dir, sim.url, { maxConcurrentCopies: 2 });
   const state = join(dir, "state");
