@@ -372,9 +372,10 @@ describe("a backup through the Lambda functions", () => {
   it("stops a copy 30 s before the function's timeout: its multipart upload aborted, nothing stored, the window retried", async () => {
     await scenario();
     // A one-hour window of src2 (28.8 MB at 64 kbit/s) whose download stalls after 13 MiB (a first
-    // part, 8 MiB or sized from the window at most 12 MiB, is uploaded by then); the invocation starts with 40 s left, as if it had run for
-    // 860 s, so the copier's own stop comes about 10 s in (time for a cold start, 13 MiB and the
-    // first part on a loaded machine), long before the body's idle timeout.
+    // part, 8 MiB or sized from the window at most 12 MiB, is uploaded by then); the invocation
+    // starts with 40 s left, as if it had run for 860 s, so the copier's own stop comes about 10 s
+    // in (time for a cold start, 13 MiB and the first part on a loaded machine), long before the
+    // body's idle timeout.
     const now = Math.floor(Date.now() / 1000);
     const window: CopyMessage = {
       v: 1,
