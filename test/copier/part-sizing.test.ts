@@ -43,6 +43,7 @@ async function copyOnce(
   fixedParts: boolean,
   sendContentLength = false,
   redeliveryOnlyAttempt?: number,
+  lambdaMemoryMb?: number,
 ) {
   h = await startHarness({
     sim: {
@@ -74,6 +75,7 @@ async function copyOnce(
     copyTimeoutSeconds: 60,
     fixedParts,
     ...(redeliveryOnlyAttempt !== undefined ? { redeliveryOnlyAttempt } : {}),
+    ...(lambdaMemoryMb !== undefined ? { lambdaMemoryMb } : {}),
   };
   const outcome = await copyWindow(deps, m);
   await flussonic.close();
@@ -147,5 +149,13 @@ describe("the copier counts its requests into the window's record (issue 26 item
     };
     expect(record?.requests).toEqual({ put: window.put + 1, get: window.get + 1 });
     expect(record?.gbSeconds).toBeUndefined();
+  });
+
+  it("in Lambda, the record carries the copy's GB-seconds: its duration x the function's memory", async () => {
+    const started = performance.now();
+    const { record } = await copyOnce(64_000, false, false, undefined, 256);
+    const seconds = (performance.now() - started) / 1000;
+    expect(record?.gbSeconds).toBeGreaterThan(0);
+    expect(record?.gbSeconds).toBeLessThanOrEqual(seconds * 0.25 + 0.001);
   });
 });
