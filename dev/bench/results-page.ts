@@ -16,6 +16,8 @@ export const FIGURE_TITLES: Record<number, string> = {
   5: "planner scale",
   6: "small windows and pacing",
   7: "S3 requests per playback request",
+  8: "overhead over storage, reference stream",
+  9: "a fleet of small streams",
 };
 
 /** Where and how a run measured. */
