@@ -109,10 +109,12 @@ export class BackupStack extends Stack {
           name: "copier",
           description: `flussonic-backup copier of source ${name}: copies one archive window from Flussonic into S3`,
           roleScope: `only the queues, prefixes and secret of source ${name}`,
-          // A copy holds about partSize x (queueSize + 1) = 8 MiB x 3 of upload buffers
-          // (functions/copier/copy-window.ts), next to ~100 MB of Node, SDK and TLS; 512 MB leaves room for
-          // a slow S3 and gives the CPU share that hashing and TLS at the source's full rate need.
-          memorySize: 512,
+          // A copy holds about partSize x (queueSize + 1) = 24 MiB of upload buffers, sized per window
+          // (functions/store/part-upload.ts partsFor), next to ~120 MiB of Node, SDK and TLS: the copier
+          // process peaks at 151-168 MiB (bench figure 4). A copy at the cap's share (50 Mbit/s) lasts the
+          // window's bytes whatever the memory, and at 256 MB its CPU share (0.145 vCPU) needs 7 s of the
+          // reference window's 24 s (bench figure 8): 256 MB halves the GB-seconds of 512 MB.
+          memorySize: 256,
           timeout: COPIER_TIMEOUT,
           environment: {
             BACKUP_CONFIG: JSON.stringify(copierConfig),

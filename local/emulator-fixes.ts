@@ -29,6 +29,9 @@
  *   hold (400 InvalidRequest on a bucket without Object Lock); DeleteObject(s) of a held object is
  *   refused with 403 AccessDenied, as S3 refuses to delete a held version. Kept in memory (not in
  *   `--embedded` state); there are no versions, so an overwrite still replaces the bytes.
+ * - Request bodies are limited to 11 MiB, where S3 takes parts and PutObjects up to 5 GiB: the
+ *   copier's parts, sized from the window (part-upload.ts partsFor), may be larger. The limit is
+ *   raised to MAX_BODY_MIB (bodies are still held in memory by the emulator, as before).
  * Each fix checks that the code it changes is still there; if fauxqs changes, it is skipped.
  */
 import { registerHooks } from "node:module";
@@ -57,6 +60,10 @@ function moveToCaseSafePathFix(persistence, objectsDir, metaPath, key) {
 }
 `;
 const COMPLETE = "/fauxqs/dist/s3/actions/completeMultipartUpload.js";
+const APP = "/fauxqs/dist/app.js";
+const BODY_LIMIT = "bodyLimit: 11 * 1_048_576,";
+/** The largest request body the patched emulator takes (a part or a single PutObject), MiB. */
+export const MAX_BODY_MIB = 128;
 const PERSISTENCE = "/fauxqs/dist/persistence.js";
 const READY_NULLS = "this.stmts.updateMessageInflight.run(null, null, null, null, messageId);";
 const READY_FIXED =
@@ -175,6 +182,7 @@ export function installEmulatorFixes(): void {
         result.source === undefined ||
         !(
           url.endsWith(ROUTER) ||
+          url.endsWith(APP) ||
           url.endsWith(COMPLETE) ||
           url.endsWith(FILE_STORE) ||
           url.endsWith(PERSISTENCE)
@@ -183,6 +191,10 @@ export function installEmulatorFixes(): void {
         return result;
       const text =
         typeof result.source === "string" ? result.source : new TextDecoder().decode(result.source);
+      if (url.endsWith(APP)) {
+        if (!text.includes(BODY_LIMIT)) return result;
+        return { ...result, source: text.replace(BODY_LIMIT, `bodyLimit: ${MAX_BODY_MIB} * 1_048_576,`) };
+      }
       if (url.endsWith(PERSISTENCE)) {
         if (!text.includes(READY_NULLS)) return result;
         return { ...result, source: text.replace(READY_NULLS, READY_FIXED) };

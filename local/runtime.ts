@@ -39,6 +39,8 @@ export interface RuntimeOptions {
   waitTimeSeconds?: number;
   /** Multipart part size (default 8 MiB). */
   partSize?: number;
+  /** Always `partSize` parts, whatever the window's expected size (tests of multipart uploads). */
+  fixedParts?: boolean;
   /** Unix seconds (tests move time). */
   now?: () => number;
   onEvent?: (event: CopierEvent) => void;
@@ -120,6 +122,7 @@ export class LocalRuntime {
       maxReceiveCount: o.maxReceiveCount ?? 5,
       now: this.now,
       partSize: o.partSize ?? 8 * 1024 * 1024,
+      ...(o.fixedParts ? { fixedParts: true } : {}),
       copyTimeoutSeconds: this.copyTimeoutSeconds,
       retryBaseSeconds: o.retryBaseSeconds ?? 10,
       logger: o.logger,

@@ -8,6 +8,7 @@
 import { COVERAGE_COLORS, COVERAGE_WORDS as W } from "../functions/domain/coverage-words.ts";
 import { marginWarningAt } from "../functions/domain/deadlines.ts";
 import type { TimeRange } from "../functions/domain/ranges.ts";
+import type { CostReport } from "./cost.ts";
 import { formatBytes, formatDuration } from "./progress.ts";
 import type { BackupStatus, StreamStatus } from "./status.ts";
 
@@ -21,7 +22,7 @@ const COLORS = {
   due: COVERAGE_COLORS.notYetDue,
 };
 
-export function statusPage(status: BackupStatus): string {
+export function statusPage(status: BackupStatus, cost?: CostReport): string {
   const rows: string[] = [];
   const sections: string[] = [];
   for (const s of status.sources) {
@@ -78,9 +79,30 @@ ul.not-copied{margin:2px 0 0;padding-left:20px;color:#52606d;font-variant-numeri
 <p class="legend"><span><i style="background:${COLORS.archive}"></i>${W.recorded} (a gap: ${W.notRecorded}, nothing to copy)</span><span><i style="background:${COLORS.backup}"></i>${W.stored}</span><span><i style="background:${COLORS.missing}"></i>${W.notYetCopied} (recorded, not in the backup)</span><span><i style="background:${COLORS.due}"></i>${W.notYetDue} (settle margin, open window)</span></p>
 <table><thead><tr><th>source</th><th>stream</th><th>coverage</th><th>${W.notYetCopied}</th><th>not yet due</th><th>lag</th><th>margin</th><th>lost at the source before backup</th><th>stored</th><th>windows</th><th>leased</th></tr></thead>
 <tbody>${rows.join("\n")}</tbody></table>
+${cost ? costSection(cost) : ""}
 ${sections.join("\n")}
 </body></html>
 `;
+}
+
+/** The `cost` report (ops/cost.ts) as a table: per stream, bytes by class, requests, the month. */
+function costSection(r: CostReport): string {
+  const usd = (n: number) => `$${n.toFixed(2)}`;
+  const rows = r.streams.map(
+    (s) =>
+      `<tr><td>${esc(s.source)}</td><td>${esc(s.stream)}</td><td class="num">${s.windows}</td>` +
+      `<td>${esc(
+        Object.entries(s.bytesByClass)
+          .map(([c, b]) => `${formatBytes(b)} ${c}`)
+          .join(", ") || "-",
+      )}</td>` +
+      `<td class="num">${s.requests.put} / ${s.requests.get}</td><td class="num">${s.gbSeconds === undefined ? "-" : s.gbSeconds.toFixed(1)}</td>` +
+      `<td class="num">${usd(s.month.storageUsd)}</td><td class="num">${usd(s.month.requestsUsd)}</td><td class="num">${usd(s.month.lambdaUsd)}</td><td class="num"><b>${usd(s.month.totalUsd)}</b></td></tr>`,
+  );
+  return `<h2>Cost</h2><p class="meta">Windows copied since ${esc(iso(r.since))}; the month projected at ${esc(r.prices.region)} list prices (<code>flussonic-backup cost</code>).</p>
+<table><thead><tr><th>source</th><th>stream</th><th>windows</th><th>stored (by class)</th><th>S3 PUT / GET</th><th>Lambda GB-s</th><th>storage</th><th>requests</th><th>Lambda</th><th>month</th></tr></thead>
+<tbody>${rows.join("\n")}</tbody></table>
+${r.notes.map((n) => `<p class="detail">${esc(n)}</p>`).join("")}`;
 }
 
 function streamSection(status: BackupStatus, source: string, st: StreamStatus): string {

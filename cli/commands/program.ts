@@ -201,6 +201,22 @@ targetOptions(
 
 targetOptions(
   program
+    .command("cost")
+    .description(
+      "Per source and stream: bytes stored by storage class, S3 requests and Lambda GB-seconds counted, the month at list prices",
+    )
+    .option("--since <time>", "windows copied from this time on (default: the last 30 days)")
+    .option("--source <name>", "only this source")
+    .option("--stream <name>", "only this stream")
+    .option("--json", "print the report as JSON"),
+).action(async (opts) => {
+  const { costCommand } = await import("./cost.ts");
+  const { operatorAction } = await import("./backup-target.ts");
+  await operatorAction(() => costCommand(opts));
+});
+
+targetOptions(
+  program
     .command("verify")
     .description(
       "Re-read stored windows and compare size and SHA-256 with the copy records (exit 1 on any problem)",

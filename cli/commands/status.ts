@@ -10,6 +10,7 @@ import { COVERAGE_WORDS as W } from "../../functions/domain/coverage-words.ts";
 import { marginWarningAt } from "../../functions/domain/deadlines.ts";
 import type { Hold } from "../../functions/domain/evidence.ts";
 import { readHoldBook } from "../../functions/store/holds.ts";
+import { readCost } from "../../ops/cost.ts";
 import { formatBytes, formatDuration } from "../../ops/progress.ts";
 import { type BackupStatus, readBackupStatus, type StreamStatus } from "../../ops/status.ts";
 import { formatPercent, statusPage } from "../../ops/status-page.ts";
@@ -47,7 +48,14 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
     });
     explainSourceErrors(status, target.config);
     if (o.html) {
-      writeFileSync(o.html, statusPage(status));
+      // The page shows what the backup costs too (the `cost` report, from the catalogs of 30 days).
+      const cost = await readCost({
+        config: target.config,
+        store: target.store,
+        now: o.now ?? Math.floor(Date.now() / 1000),
+        only: { source: o.source, stream: o.stream },
+      });
+      writeFileSync(o.html, statusPage(status, cost));
       if (!o.json) out.write(`Status page written to ${o.html}\n`);
     }
     // Holds (`hold`): listed when there are any, so a backup without them prints as before.

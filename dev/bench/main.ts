@@ -7,12 +7,17 @@
  *   4. copier peak RSS for a 2 GiB and a 200 MiB window
  *   5. planner CPU and requests over 10,000 streams x 30 days
  *   6. small windows (below the kernel buffers): 2 Mbit/s, 2 copies, with and without Range; rclone beside us
+ *   8. requests per window and overhead over storage for the reference stream (2 Mbit/s, 600-s windows)
+ *   9. a fleet of small streams (300 and 3,000) in one run --once: windows/s, peak RSS, downloads at once
  * Prints a table (target and PASS/MISS per row) and writes JSON (default bench-results/latest.json)
  * and, unless `--smoke`, the figures it measured into docs/bench-results.md (results-page.ts).
  *
- *   npm run bench [-- --smoke] [-- --out file.json] [-- --only 1,3] [-- --ranges]
- * Figure 7 (S3 requests per playback request at ten years of retention) runs only with `--only 7`.
+ *   npm run bench [-- --smoke] [-- --out file.json] [-- --only 1,3] [-- --ranges] [-- --before <checkout>]
+ * Figure 7 (S3 requests per playback request at ten years of retention) runs only with `--only 7`,
+ * figure 9 (the fleet: about 15 minutes a run on a loaded 2-core machine) only with `--only 9`.
  * `--ranges`: the sources of figures 1 and 2 answer Range, so the copies read in paced slices.
+ * `--before <checkout>`: figures 8 and 9 also run the command line of that checkout (an earlier commit, its
+ * node_modules installed) first, for its "before" rows.
  * `--smoke` (or BENCH_SMOKE=1) runs every figure at small sizes in seconds: it checks that the bench
  * works, its figures mean nothing.
  */
@@ -29,9 +34,11 @@ import { measureCapAccuracy } from "./cap-accuracy.ts";
 import { measureCopierMemory } from "./copier-memory.ts";
 import { measureCopySpeed } from "./copy-speed.ts";
 import { type FigureResult, resultsTable } from "./figures.ts";
+import { measureFleet } from "./fleet.ts";
 import { measurePlannerScale } from "./planner-scale.ts";
 import { measurePlaybackRequests } from "./playback-requests.ts";
 import { rcloneUnavailable, rcloneVersion } from "./processes.ts";
+import { measureReferenceCost } from "./reference-cost.ts";
 import { resultsPage } from "./results-page.ts";
 import { measureSmallWindows } from "./small-windows.ts";
 
@@ -41,13 +48,14 @@ const { values } = parseArgs({
     out: { type: "string" },
     only: { type: "string" },
     ranges: { type: "boolean", default: false },
+    before: { type: "string" },
   },
 });
 const smoke = values.smoke || process.env.BENCH_SMOKE === "1";
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const outDir = join(repo, "bench-results");
 const outFile = resolve(values.out ?? join(outDir, smoke ? "smoke.json" : "latest.json"));
-const only = new Set((values.only ?? "1,2,3,4,5,6").split(",").map((s) => Number(s.trim())));
+const only = new Set((values.only ?? "1,2,3,4,5,6,8").split(",").map((s) => Number(s.trim())));
 
 const progress = (line: string) =>
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -123,6 +131,8 @@ try {
   await measure([5], "planner scale", () => measurePlannerScale(ctx));
   await measure([6], "small windows", () => measureSmallWindows(ctx));
   await measure([7], "S3 requests per playback request", () => measurePlaybackRequests(ctx));
+  await measure([8], "overhead over storage", () => measureReferenceCost(ctx, values.before));
+  await measure([9], "a fleet of small streams", () => measureFleet(ctx, values.before));
 } finally {
   s3.destroy();
   await emulator.stop();

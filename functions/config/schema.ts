@@ -558,6 +558,59 @@ export const configSchema = z.strictObject({
       "Warn (a line in the run's output, the status pages, the CloudWatch alarm) when a stream's margin, the time left until the source deletes the oldest second the backup lacks, is below this; keep it below the sources' archive depth (default 6 hours)",
     ),
   sources: z.array(sourceSchema).min(1, { error: "expected at least one source" }),
+  prices: z
+    .strictObject({
+      region: z.string().optional().describe("Where these prices are from (shown next to every projection)"),
+      standardGbMonth: z
+        .number({ error: "expected a price in USD" })
+        .nonnegative({ error: "expected 0 or more" })
+        .optional()
+        .describe("S3 Standard, USD per GB-month"),
+      glacierIrGbMonth: z
+        .number({ error: "expected a price in USD" })
+        .nonnegative({ error: "expected 0 or more" })
+        .optional()
+        .describe("S3 Glacier Instant Retrieval, USD per GB-month"),
+      glacierIrMinimumDays: z
+        .int({ error: "expected a whole number of days" })
+        .min(0)
+        .optional()
+        .describe("Days a GLACIER_IR object is billed for at least"),
+      transitionPer1000: z
+        .number({ error: "expected a price in USD" })
+        .nonnegative({ error: "expected 0 or more" })
+        .optional()
+        .describe("S3 lifecycle transitions, USD per 1,000"),
+      putPer1000: z
+        .number({ error: "expected a price in USD" })
+        .nonnegative({ error: "expected 0 or more" })
+        .optional()
+        .describe("S3 PUT, COPY, POST, LIST requests, USD per 1,000"),
+      getPer1000: z
+        .number({ error: "expected a price in USD" })
+        .nonnegative({ error: "expected 0 or more" })
+        .optional()
+        .describe("S3 GET, HEAD requests, USD per 1,000"),
+      lambdaGbSecond: z
+        .number({ error: "expected a price in USD" })
+        .nonnegative({ error: "expected 0 or more" })
+        .optional()
+        .describe("Lambda compute, USD per GB-second"),
+      lambdaPerMillion: z
+        .number({ error: "expected a price in USD" })
+        .nonnegative({ error: "expected 0 or more" })
+        .optional()
+        .describe("Lambda invocations, USD per million"),
+      sqsPerMillion: z
+        .number({ error: "expected a price in USD" })
+        .nonnegative({ error: "expected 0 or more" })
+        .optional()
+        .describe("SQS requests, USD per million"),
+    })
+    .optional()
+    .describe(
+      "Prices the `cost` report projects the month at, each overriding the built-in us-east-1 list price (functions/domain/prices.ts); default: the list prices",
+    ),
   deployment: deploymentSchema,
   playback: z
     .strictObject({

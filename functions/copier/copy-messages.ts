@@ -59,6 +59,13 @@ export interface CopierDeps {
   applyBandwidth?: (source: string, maxBandwidthMbps: number) => void;
   /** Uploads of a window older than this are orphans of a killed copier (default: timeout + 60 s). */
   staleUploadSeconds?: number;
+  /**
+   * Look for orphaned uploads on redeliveries only (a LIST request per window saved), where the
+   * bucket's lifecycle rule aborts the others (AWS): see CopyWindowDeps.redeliveryOnlyAttempt.
+   */
+  orphansOnRedeliveryOnly?: boolean;
+  /** The Lambda function's memory (MB): copies record their GB-seconds. */
+  lambdaMemoryMb?: number;
   /** Seconds a deferred window waits before it is looked at again (default 900, the SQS maximum). */
   deferSeconds?: number;
   /** Back-off gate per source (optional: without it only per-message retry delays apply). */
@@ -70,6 +77,8 @@ export interface CopierDeps {
   /** Unix seconds. */
   now: () => number;
   partSize: number;
+  /** Always `partSize` parts (see CopyWindowDeps.fixedParts). */
+  fixedParts?: boolean;
   copyTimeoutSeconds: number;
   /** First retry delay; doubles with each attempt (default 10 s). */
   retryBaseSeconds?: number;
@@ -177,8 +186,13 @@ export function createCopierHandler(deps: CopierDeps) {
             throttle: deps.throttle(m.source),
             now: deps.now,
             partSize: deps.partSize,
+            ...(deps.fixedParts ? { fixedParts: true } : {}),
             copyTimeoutSeconds: deps.copyTimeoutSeconds,
             ...(deps.staleUploadSeconds !== undefined ? { staleUploadSeconds: deps.staleUploadSeconds } : {}),
+            ...(deps.lambdaMemoryMb ? { lambdaMemoryMb: deps.lambdaMemoryMb } : {}),
+            ...(deps.orphansOnRedeliveryOnly
+              ? { redeliveryOnlyAttempt: Number(record.attributes.ApproximateReceiveCount ?? "1") }
+              : {}),
             onBytes: (n) => deps.onBytes?.(m.source, n),
             onResponse: (ms) => gate?.responded(ms),
           },

@@ -17,7 +17,7 @@ import type { Throttle } from "../source/throttle.ts";
 import type { BackupStore, StoredObject } from "../store/backup-store.ts";
 import { storeError } from "../store/backup-store.ts";
 import { holdArrivals } from "../store/holds.ts";
-import { PartUpload } from "../store/part-upload.ts";
+import { PartUpload, type PartUploadOptions, partsFor } from "../store/part-upload.ts";
 
 export type { CopyMessage };
 
@@ -34,16 +34,32 @@ export interface CopyWindowDeps {
   now: () => number;
   /** Milliseconds the source took to answer (headers), for the back-off gate. */
   onResponse?: (ms: number) => void;
-  /** Multipart part size in bytes (memory is about partSize x (uploadQueueSize + 1)). */
+  /**
+   * Multipart part size in bytes for a window of unknown size. The part buffers' memory,
+   * partSize x (uploadQueueSize + 1), is the budget that parts are sized in from the window's expected
+   * size (part-upload.ts partsFor): fewer, larger parts, one PutObject for a window that fits.
+   */
   partSize: number;
   /** Parts uploading at once while the next fills (default UPLOAD_QUEUE_SIZE). */
   uploadQueueSize?: number;
+  /** Always `partSize` parts, whatever the window's size (the bench's "before"). */
+  fixedParts?: boolean;
   /** Longest a copy may take (seconds); a window whose lease ends sooner is left to a re-plan. */
   copyTimeoutSeconds: number;
   /** Bytes a download delivers before the first read (default: flussonic.ts RECEIVE_WINDOW_BYTES). */
   receiveWindowBytes?: number;
   /** Uploads of a window older than this are orphans to abort (default: copy timeout + 60 s). */
   staleUploadSeconds?: number;
+  /**
+   * This delivery's receive count, when only redeliveries look for orphaned uploads (a LIST request,
+   * billed as a PUT, per window): an upload left by a killed attempt of the same message is found by
+   * its redelivery; one left by an earlier message of the window (re-planned after its lease ended)
+   * is then left to the bucket's lifecycle rule (AbortIncompleteMultipartUpload after a day in AWS:
+   * infra/backup-bucket.ts). Undefined: every copy looks (stores without that rule, the local runtime).
+   */
+  redeliveryOnlyAttempt?: number;
+  /** The Lambda function's memory (MB), to record the copy's GB-seconds; absent outside Lambda. */
+  lambdaMemoryMb?: number;
   /** Called with bytes as they are read from the source (progress). */
   onBytes?: (bytes: number) => void;
 }
@@ -66,6 +82,7 @@ export async function copyWindow(
   // so that two plans of the same seconds never run at once.
   if (deps.now() + deps.copyTimeoutSeconds > m.leaseUntil) return { status: "stale" };
 
+  const started = performance.now();
   const key = store.windowKey(m, m.format);
   const what = `source ${m.source}: stream "${m.stream}" window ${m.from}-${m.duration}`;
   const current = await store.headWindow(key);
@@ -80,12 +97,15 @@ export async function copyWindow(
   }
 
   // Uploads of this window left by a copier killed mid-copy: abort them before starting anew.
-  await store.abortStaleUploads(key, deps.staleUploadSeconds ?? deps.copyTimeoutSeconds + 60);
+  const listsOrphans = deps.redeliveryOnlyAttempt === undefined || deps.redeliveryOnlyAttempt > 1;
+  if (listsOrphans) {
+    await store.abortStaleUploads(key, deps.staleUploadSeconds ?? deps.copyTimeoutSeconds + 60);
+  }
   const asked = performance.now();
   // The body comes paced by the source's throttle, every byte paid for once and before the source
   // is asked for it (Range slices where the source offers them, else the kernels' receive window
   // up front): see FlussonicClient.openWindow.
-  const { body, contentLength, headersMs, mode } = await deps.flussonic.openWindow(
+  const { body, contentLength, headersMs, mode, expectedBytes } = await deps.flussonic.openWindow(
     m.stream,
     m.from,
     m.duration,
@@ -146,7 +166,7 @@ export async function copyWindow(
         format: m.format,
       },
     },
-    { partSize: deps.partSize, queueSize: deps.uploadQueueSize ?? UPLOAD_QUEUE_SIZE },
+    uploadParts(deps, contentLength ?? expectedBytes, contentLength !== undefined),
   );
   // An abort (timeout, service stop) ends the download: the upload then fails on its body and
   // aborts the multipart upload before it rejects. Once the whole body is streamed, though, only S3
@@ -188,6 +208,16 @@ export async function copyWindow(
     ...(uploaded.VersionId ? { versionId: uploaded.VersionId } : {}),
     index: encodeWindowIndex(indexer.result(key, size, uploaded.ETag)),
     ...(mode ? { reads: mode } : {}),
+    // Counted into the record it is written with (no request of its own): the HEAD before, the
+    // listing of orphans, the upload, this record; and, as they follow when no other copy races,
+    // the HEAD that settles it and the read of the holds.
+    requests: { put: (listsOrphans ? 1 : 0) + upload.requests + 1, get: 1 + 1 + 1 },
+    ...(deps.lambdaMemoryMb
+      ? {
+          gbSeconds:
+            Math.round(((performance.now() - started) / 1000) * (deps.lambdaMemoryMb / 1024) * 1000) / 1000,
+        }
+      : {}),
   };
   await store.putRecord(record);
   const settled = await settleRecord(deps, m, key, record, what);
@@ -195,6 +225,17 @@ export async function copyWindow(
   // failure fails the copy, whose redelivery finds the window stored and holds it then.
   await holdArrivals(store, m.source, [settled]);
   return { status: "copied", record: settled };
+}
+
+/** Part size and queue of a window's upload: see CopyWindowDeps.partSize. */
+function uploadParts(
+  deps: CopyWindowDeps,
+  expectedBytes: number | undefined,
+  exact: boolean,
+): PartUploadOptions {
+  const fixed = { partSize: deps.partSize, queueSize: deps.uploadQueueSize ?? UPLOAD_QUEUE_SIZE };
+  if (deps.fixedParts) return fixed;
+  return partsFor(expectedBytes, exact, fixed.partSize * (fixed.queueSize + 1), fixed);
 }
 
 /** The object at `key` when it is the upload of these bytes (size and ETag), else undefined. */

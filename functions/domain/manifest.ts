@@ -39,6 +39,14 @@ export interface CopyRecord {
    * "whole" (one request). Absent: not paced, or written before it.
    */
   reads?: "slices" | "whole";
+  /**
+   * The S3 requests this copy made, by billing class (PUT-class: the upload, the listing of
+   * orphaned uploads, this record; GET-class: the HEADs before and after, the holds), counted as the
+   * copier makes them (the SDK's own retries are not seen). Absent in records written before it.
+   */
+  requests?: { put: number; get: number };
+  /** Lambda GB-seconds of the copy (its duration x the function's memory); absent outside Lambda. */
+  gbSeconds?: number;
 }
 
 /** A window planned and queued, not to be planned again before `until` (unix seconds). */

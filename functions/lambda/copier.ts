@@ -44,6 +44,12 @@ async function build() {
     maxReceiveCount: COPIER_MAX_RECEIVE_COUNT,
     now,
     partSize: 8 * 1024 * 1024,
+    // The stack's bucket aborts incomplete uploads after a day (infra/backup-bucket.ts).
+    orphansOnRedeliveryOnly: true,
+    // Set by Lambda: each copy records its GB-seconds (the `cost` report).
+    ...(Number(process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) > 0
+      ? { lambdaMemoryMb: Number(process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) }
+      : {}),
     copyTimeoutSeconds: COPIER_TIMEOUT_SECONDS,
     logger,
     onEvent: (e) =>

@@ -101,6 +101,9 @@ export async function writeCatalogs(
           copiedAt: r.copiedAt,
           ...(r.etag ? { etag: r.etag } : {}),
           ...(r.versionId ? { versionId: r.versionId } : {}),
+          // What the copy cost (the `cost` report), kept with the window.
+          ...(r.requests ? { requests: r.requests } : {}),
+          ...(r.gbSeconds !== undefined ? { gbSeconds: r.gbSeconds } : {}),
         });
       }
       return {

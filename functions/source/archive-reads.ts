@@ -27,6 +27,12 @@ export interface ArchiveBody {
    * source does not offer Range). Absent when the copy was not paced (Range was not tried).
    */
   mode?: SourceReads;
+  /**
+   * The window's expected size in bytes, when known before the body is read: Content-Length (or a
+   * Content-Range total), else the stream's bitrate x the window's duration (paced reads). The
+   * copier sizes its upload parts from it; the body may still differ (it is checked as it comes).
+   */
+  expectedBytes?: number;
 }
 
 /** How an archive download is paced: see FlussonicClient.openWindow. */
@@ -180,7 +186,12 @@ export class ArchiveReader {
     const rate = pacing?.throttle.bytesPerSecond;
     if (!pacing || !rate || !Number.isFinite(rate)) {
       const { res, headersMs } = await this.#archiveRequest(path, what, signal);
-      return { ...(await this.#wholeBody(res, asked)), headersMs };
+      const body = await this.#wholeBody(res, asked);
+      return {
+        ...body,
+        headersMs,
+        ...(body.contentLength !== undefined ? { expectedBytes: body.contentLength } : {}),
+      };
     }
     const { throttle } = pacing;
     // The window's expected size: the caller's, else what the stream's last window gave. A stream
@@ -218,6 +229,7 @@ export class ArchiveReader {
         body: paced(body.body, throttle, { prepaid: Math.max(upfront, paid), lead, limit }, signal, learn),
         headersMs,
         mode: "whole",
+        ...(limit !== undefined ? { expectedBytes: limit } : {}),
       };
     };
     const upfront = Math.min(lead, expected > 0 ? expected : lead);
@@ -246,6 +258,7 @@ export class ArchiveReader {
             contentLength: first.total,
             headersMs,
             mode: "slices",
+            expectedBytes: first.total,
           };
         }
         // Pieces that cannot be told from another export's are never joined: one request instead.

@@ -31,8 +31,61 @@ export interface PartUploadParams {
 export interface PartUploadOptions {
   /** Bytes per part (at least 5 MiB for S3, except the last part). */
   partSize: number;
-  /** Parts uploading at once while the next one fills. */
+  /**
+   * Parts uploading at once while the next one fills. 0: the one buffer waits for its part's upload
+   * before it fills again (memory of one part, for parts as large as the whole budget).
+   */
   queueSize: number;
+  /**
+   * Bytes of the first buffer, when the object is expected to be smaller than a part: it grows to
+   * `partSize` (its bytes copied once) only should the body turn out larger. A small window then
+   * holds about its own size, not a whole part.
+   */
+  firstBufferBytes?: number;
+}
+
+/** S3's smallest part but the last. */
+export const MIN_PART_BYTES = 5 * 1024 * 1024;
+const MiB = 1024 * 1024;
+/** Room left over an estimated size (bitrate x duration) so that a body a little larger stays in its parts. */
+const ESTIMATE_MARGIN = 1.1;
+
+/**
+ * Part size and queue for an object of about `expectedBytes`, within `budgetBytes` of part buffers
+ * (partSize x (queueSize + 1) <= budget, whatever the object turns out to be). Every part is a PUT-class
+ * request, so parts are as large as the budget allows: two buffers (one uploading while the other
+ * fills) of half the budget each, evened out over the object so that the last part is not a sliver;
+ * an object that fits the budget is one buffer and one PutObject. `exact`: the size is the server's
+ * Content-Length, no margin needed. Unknown size: `fallback` (the fixed part size and queue).
+ */
+export function partsFor(
+  expectedBytes: number | undefined,
+  exact: boolean,
+  budgetBytes: number,
+  fallback: PartUploadOptions,
+): PartUploadOptions {
+  if (expectedBytes === undefined || !Number.isFinite(expectedBytes) || expectedBytes <= 0) return fallback;
+  const budget = Math.max(budgetBytes, MIN_PART_BYTES);
+  const want = Math.ceil(expectedBytes * (exact ? 1 : ESTIMATE_MARGIN));
+  // An object that fits the budget: one buffer, one PutObject. Should it be larger after all, its
+  // parts go up one at a time (queue 0), so the memory stays that one buffer.
+  if (want <= budget) {
+    const first = roundUp(want, 64 * 1024);
+    const partSize = Math.min(budget, Math.max(MIN_PART_BYTES, first));
+    return {
+      partSize,
+      queueSize: partSize * 2 <= budget ? 1 : 0,
+      ...(first < partSize ? { firstBufferBytes: first } : {}),
+    };
+  }
+  const half = Math.max(MIN_PART_BYTES, Math.floor(budget / 2 / MiB) * MiB);
+  const parts = Math.min(MAX_PARTS, Math.ceil(want / half));
+  const partSize = Math.max(MIN_PART_BYTES, roundUp(Math.ceil(want / parts), MiB));
+  return { partSize, queueSize: partSize * 2 <= budget ? 1 : 0 };
+}
+
+function roundUp(n: number, step: number): number {
+  return Math.ceil(n / step) * step;
 }
 
 export interface UploadedObject {
@@ -96,6 +149,7 @@ export class PartUpload {
   readonly #params: PartUploadParams;
   readonly #partSize: number;
   readonly #queueSize: number;
+  readonly #firstBufferBytes: number;
   /** Aborts the S3 requests under way (`abort()`). */
   readonly #abort = new AbortController();
   readonly #free: Buffer[] = [];
@@ -105,12 +159,15 @@ export class PartUpload {
   /** The one part's bytes when the object went up as a single PutObject (for `expectedEtag`). */
   #single: Buffer | undefined;
   #failure: unknown;
+  /** Requests sent to S3 (all PUT-class: CreateMultipartUpload, UploadPart, Complete, PutObject). */
+  #requests = 0;
 
   constructor(s3: S3Client, params: PartUploadParams, o: PartUploadOptions) {
     this.#s3 = s3;
     this.#params = params;
     this.#partSize = o.partSize;
-    this.#queueSize = Math.max(1, o.queueSize);
+    this.#queueSize = Math.max(0, o.queueSize);
+    this.#firstBufferBytes = Math.min(o.partSize, Math.max(1, o.firstBufferBytes ?? o.partSize));
   }
 
   /**
@@ -118,13 +175,22 @@ export class PartUpload {
    * upload is aborted before it rejects.
    */
   async upload(body: AsyncIterable<Uint8Array>): Promise<UploadedObject> {
-    let buffer = this.#buffer();
+    let buffer =
+      this.#firstBufferBytes < this.#partSize
+        ? Buffer.allocUnsafeSlow(this.#firstBufferBytes)
+        : this.#buffer();
     let fill = 0;
     let hash = createHash("sha256");
     try {
       for await (const chunk of body) {
         let at = 0;
         while (at < chunk.length) {
+          if (fill === buffer.length && fill < this.#partSize) {
+            // Larger than expected: the first buffer grows to a whole part, its bytes copied once.
+            const grown = Buffer.allocUnsafeSlow(this.#partSize);
+            buffer.copy(grown, 0, 0, fill);
+            buffer = grown;
+          }
           if (fill === this.#partSize) {
             // A full part and more to come: it goes up as a part of a multipart upload.
             await this.#send(buffer, fill, hash);
@@ -132,7 +198,7 @@ export class PartUpload {
             fill = 0;
             hash = createHash("sha256");
           }
-          const n = Math.min(chunk.length - at, this.#partSize - fill);
+          const n = Math.min(chunk.length - at, buffer.length - fill);
           const piece = chunk.subarray(at, at + n);
           buffer.set(piece, fill);
           hash.update(piece);
@@ -146,6 +212,7 @@ export class PartUpload {
       if (fill > 0) await this.#send(buffer, fill, hash);
       await this.#settle();
       this.#parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+      this.#requests++;
       const done = await this.#s3.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.#params.Bucket,
@@ -161,6 +228,11 @@ export class PartUpload {
       await this.#abortMultipart();
       throw this.#failure ?? error;
     }
+  }
+
+  /** PUT-class requests this upload sent (aborts are free and not counted). */
+  get requests(): number {
+    return this.#requests;
   }
 
   /** Stops the S3 requests under way: `upload()` then aborts the multipart upload and rejects. */
@@ -196,6 +268,7 @@ export class PartUpload {
       sum.hex,
     );
     this.#single = part;
+    this.#requests++;
     const res = await this.#s3.send(put, { abortSignal: this.#abort.signal });
     return { ETag: res.ETag, VersionId: res.VersionId };
   }
@@ -204,6 +277,7 @@ export class PartUpload {
   async #send(buffer: Buffer, fill: number, hash: Hash): Promise<void> {
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#uploadId === undefined) {
+      this.#requests++;
       const created = await this.#s3.send(
         new CreateMultipartUploadCommand({ ...this.#params, ChecksumAlgorithm: "SHA256" }),
         { abortSignal: this.#abort.signal },
@@ -231,6 +305,7 @@ export class PartUpload {
       }),
       sum.hex,
     );
+    this.#requests++;
     const task: Promise<void> = this.#s3
       .send(command, { abortSignal: this.#abort.signal })
       .then((res) => {
@@ -253,7 +328,7 @@ export class PartUpload {
 
   /** A buffer to fill next: a free one, else a new one while fewer than queueSize + 1 exist. */
   async #nextBuffer(): Promise<Buffer> {
-    while (this.#free.length === 0 && this.#inFlight.size >= this.#queueSize) {
+    while (this.#free.length === 0 && this.#inFlight.size > 0 && this.#inFlight.size >= this.#queueSize) {
       await Promise.race(this.#inFlight);
       if (this.#failure !== undefined) throw this.#failure;
     }

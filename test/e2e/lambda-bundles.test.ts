@@ -371,10 +371,11 @@ describe("a backup through the Lambda functions", () => {
 
   it("stops a copy 30 s before the function's timeout: its multipart upload aborted, nothing stored, the window retried", async () => {
     await scenario();
-    // A one-hour window of src2 (28.8 MB at 64 kbit/s) whose download stalls after 9 MiB (a first
-    // 8-MiB part is uploaded by then); the invocation starts with 40 s left, as if it had run for
-    // 860 s, so the copier's own stop comes about 10 s in (time for a cold start, 9 MiB and the
-    // first part on a loaded machine), long before the body's idle timeout.
+    // A one-hour window of src2 (28.8 MB at 64 kbit/s) whose download stalls after 13 MiB (a first
+    // part, 8 MiB or sized from the window at most 12 MiB, is uploaded by then); the invocation
+    // starts with 40 s left, as if it had run for 860 s, so the copier's own stop comes about 10 s
+    // in (time for a cold start, 13 MiB and the first part on a loaded machine), long before the
+    // body's idle timeout.
     const now = Math.floor(Date.now() / 1000);
     const window: CopyMessage = {
       v: 1,
@@ -401,7 +402,7 @@ describe("a backup through the Lambda functions", () => {
         return batch.map((m) => m.Body);
       })
       .toEqual([JSON.stringify(window)]);
-    s.src2.sim.setFaults({ stallAfterBytes: 9 * 1024 * 1024, bodyFaultNext: 1 });
+    s.src2.sim.setFaults({ stallAfterBytes: 13 * 1024 * 1024, bodyFaultNext: 1 });
     const uploadsOfWindow = async () =>
       (await s.s3.send(new ListMultipartUploadsCommand({ Bucket: s.bucket, Prefix: key }))).Uploads ?? [];
     // Watch the bucket while the copier runs: the multipart upload it starts.

@@ -23,13 +23,14 @@ afterEach(async () => {
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   test(`a second ${signal} aborts the running copies at once, not after the 60 s grace period`, async () => {
-    // Downloads stall after 9 MiB: a full window's first 8 MiB part is uploaded, its copy never ends.
+    // Full windows of ~30 MB go up in parts of at most 12 MiB (smaller ones are one PutObject).
+    // Downloads stall after 13 MiB: a full window's first part is uploaded, its copy never ends.
     const sim = await FlussonicSimulator.start({
       streams: 1,
       days: 1,
       liveOnlyStreams: 0,
-      bitrateBps: 400_000,
-      faults: { stallAfterBytes: 9 * 1024 * 1024 },
+      bitrateBps: 800_000,
+      faults: { stallAfterBytes: 13 * 1024 * 1024 },
     });
     cleanups.push(() => sim.close());
     const dir = mkdtempSync(join(tmpdir(), "fb-second-signal-"));

@@ -209,17 +209,18 @@ test("SIGTERM lets the running copy finish within the grace period; /metrics and
 }, 100_000);
 
 test("SIGTERM aborts the copies still running when the grace period ends: no multipart upload left, the window visible again", async () => {
-  // 200 kbit/s (the generated stream gets half the asked rate): full 600 s windows of ~15 MB, more
-  // than one 8 MiB part. Downloads stall after
-  // 9 MiB, so a full window's first part is uploaded and its copy cannot finish.
-  const sim = await simulator({ bitrateBps: 400_000, faults: { stallAfterBytes: 9 * 1024 * 1024 } });
+  // 400 kbit/s (the generated stream gets half the asked rate): full 600 s windows of ~30 MB, more
+  // than the copier's 24 MiB of part buffers, so they go up in parts of about 11 MiB (a smaller
+  // window is one PutObject). Downloads stall after 13 MiB (past any part: they are at most 12 MiB), so a full window's first part is
+  // uploaded and its copy cannot finish.
+  const sim = await simulator({ bitrateBps: 800_000, faults: { stallAfterBytes: 13 * 1024 * 1024 } });
   const dir = tempDir();
   const config = writeConfig(dir, sim.url, { maxConcurrentCopies: 2 });
   const state = join(dir, "state");
   const p = service(["run", "-c", config, "--embedded", state, "--grace-seconds", "1"], dir);
   const context = () => `stdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`;
-  // An upload with a part that stays open: a window of 8-9 MiB (a short window, its length set by
-  // the wall clock) also uploads a part, then completes at once; only a stalled one stays.
+  // An upload with a part that stays open: a short window (its length set by the wall clock) may
+  // upload a part too, then completes at once; only a stalled one stays.
   const firstSeen = new Map<string, number>();
   await waitFor(
     "a multipart upload with a part that stays open 1.5 s, its download stalled",

@@ -167,7 +167,7 @@ describe("the stack from the config: functions and schedule", () => {
     });
     t.hasResourceProperties("AWS::Lambda::Function", {
       Description: Match.stringLikeRegexp("copier"),
-      MemorySize: 512,
+      MemorySize: 256,
       Timeout: 900,
     });
   });

@@ -158,6 +158,8 @@ async function s3Fault(
   try {
     const rt = await hh.runtime({
       partSize: 5 * 1024 * 1024,
+      // The faults hit multipart uploads: fixed parts, as small windows would go up in one PutObject.
+      fixedParts: true,
       endpoints: { ...hh.emulator.endpoints, s3Endpoint: proxy.url },
       ...(o.maxReceiveCount ? { maxReceiveCount: o.maxReceiveCount } : {}),
       ...(o.copyTimeoutSeconds ? { copyTimeoutSeconds: o.copyTimeoutSeconds } : {}),

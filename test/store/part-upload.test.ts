@@ -13,9 +13,9 @@ import {
   ListMultipartUploadsCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ensureBucket } from "../../functions/queue/source-queues.ts";
-import { PartUpload } from "../../functions/store/part-upload.ts";
+import { MIN_PART_BYTES, PartUpload, partsFor } from "../../functions/store/part-upload.ts";
 import { createS3Client } from "../../local/aws-clients.ts";
 import { type EmbeddedEmulator, startEmbedded } from "../../local/embedded.ts";
 
@@ -146,4 +146,87 @@ test("memory: parts are filled into at most queueSize + 1 buffers, whatever the 
   const buffers = new Set(sent.filter((s) => s.op === "UploadPartCommand").map((s) => s.buffer));
   expect(sent.filter((s) => s.op === "UploadPartCommand")).toHaveLength(8);
   expect(buffers.size).toBeLessThanOrEqual(3);
+});
+
+test("queue 0: one buffer, each part uploaded before it fills again; stored byte for byte", async () => {
+  const key = "one-buffer/window.mp4";
+  const bytes = randomBytes(3 * PART + 777);
+  sent.length = 0;
+  const upload = new PartUpload(s3, { Bucket: BUCKET, Key: key }, { partSize: PART, queueSize: 0 });
+  await upload.upload(chunks(bytes));
+  expect((await stored(key)).equals(bytes)).toBe(true);
+  const parts = sent.filter((s) => s.op === "UploadPartCommand");
+  expect(parts.map((p) => p.length)).toEqual([PART, PART, PART, 777]);
+  expect(new Set(parts.map((p) => p.buffer)).size).toBe(1);
+});
+
+test("a small first buffer: a body that fits is one PutObject in it; a larger one grows it to a part, stored byte for byte", async () => {
+  sent.length = 0;
+  const small = randomBytes(300_000);
+  const one = new PartUpload(
+    s3,
+    { Bucket: BUCKET, Key: "first/small.mp4" },
+    { partSize: PART, queueSize: 1, firstBufferBytes: 320 * 1024 },
+  );
+  await one.upload(chunks(small));
+  expect((await stored("first/small.mp4")).equals(small)).toBe(true);
+  expect(sent.map((x) => x.op)).toEqual(["PutObjectCommand"]);
+  expect(sent[0]!.buffer.byteLength).toBe(320 * 1024);
+
+  sent.length = 0;
+  const large = randomBytes(2 * PART + 4321);
+  const grown = new PartUpload(
+    s3,
+    { Bucket: BUCKET, Key: "first/large.mp4" },
+    { partSize: PART, queueSize: 1, firstBufferBytes: 320 * 1024 },
+  );
+  await grown.upload(chunks(large));
+  expect((await stored("first/large.mp4")).equals(large)).toBe(true);
+  expect(sent.filter((x) => x.op === "UploadPartCommand").map((x) => x.length)).toEqual([PART, PART, 4321]);
+});
+
+describe("partsFor: parts sized from the window's expected size, within the buffers' budget", () => {
+  const fallback = { partSize: 8 * MiB, queueSize: 2 };
+  const budget = 24 * MiB;
+  const fits = (o: { partSize: number; queueSize: number }) => o.partSize * (o.queueSize + 1) <= budget;
+
+  test("the reference window (2 Mbit/s x 600 s, 150 MB, estimated): 12 parts, not 18, in the same memory", () => {
+    const o = partsFor(150_000_000, false, budget, fallback);
+    expect(Math.ceil(150_000_000 / o.partSize)).toBe(12);
+    expect(Math.ceil(150_000_000 / fallback.partSize)).toBe(18);
+    expect(fits(o)).toBe(true);
+    // 10% over the estimate still goes up in the parts planned for it.
+    expect(Math.ceil(165_000_000 / o.partSize)).toBeLessThanOrEqual(14);
+  });
+
+  test("a window that fits the budget is one part (one PutObject), its memory one buffer", () => {
+    const exact = partsFor(20 * MiB, true, budget, fallback);
+    expect(exact.partSize).toBeGreaterThanOrEqual(20 * MiB);
+    expect(fits(exact)).toBe(true);
+    const estimated = partsFor(20 * MiB, false, budget, fallback);
+    expect(estimated.partSize).toBe(22 * MiB);
+    expect(estimated.queueSize).toBe(0);
+    expect(fits(estimated)).toBe(true);
+  });
+
+  test("small windows: at least S3's 5 MiB part, so that a body larger than expected can still go up in parts; the first buffer their size", () => {
+    const o = partsFor(300_000, false, budget, fallback);
+    expect(o.partSize).toBe(MIN_PART_BYTES);
+    expect(o.firstBufferBytes).toBe(384 * 1024);
+    expect(fits(o)).toBe(true);
+  });
+
+  test("large windows: parts evened out, within the budget; unknown size: the fixed parts", () => {
+    const gib = partsFor(1024 * MiB, true, budget, fallback);
+    expect(gib.partSize).toBe(12 * MiB);
+    expect(fits(gib)).toBe(true);
+    expect(partsFor(undefined, false, budget, fallback)).toBe(fallback);
+    expect(partsFor(0, true, budget, fallback)).toBe(fallback);
+  });
+
+  test("never more than S3's 10,000 parts: memory gives way before the upload would fail", () => {
+    const huge = 200 * 1024 * MiB;
+    const o = partsFor(huge, true, budget, fallback);
+    expect(Math.ceil(huge / o.partSize)).toBeLessThanOrEqual(10_000);
+  });
 });

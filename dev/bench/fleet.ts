@@ -1,0 +1,212 @@
+/**
+ * Figure 9: a fleet of small streams backed up by one `flussonic-backup run --once` process (the
+ * real command line, the emulator in its own process): 300 streams with about 50 minutes of archive
+ * each (about 1,800 windows of 1 MB), and 3,000 streams with about 20 minutes each. Measures windows
+ * per second (copied / the process's wall time), the process's peak RSS and CPU, and the most
+ * downloads the source had open at once (the simulator's request log) against the source's
+ * maxConcurrentCopies (8).
+ *
+ * With `--before <checkout>`, the same runs with that checkout's command line first.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { ensureBucket } from "../../functions/queue/source-queues.ts";
+import { FlussonicSimulator } from "../../simulator/simulator.ts";
+import type { BenchContext } from "./bench-context.ts";
+import { type FigureResult, verdict } from "./figures.ts";
+import { runChild } from "./processes.ts";
+
+const BUCKET = "bench-fleet";
+/** About 1 MB a 600-s window (1.7 GiB over 1,800 windows, as the issue measured). */
+const BITRATE_BPS = 13_600;
+const COPIES = 8;
+const RSS_LIMIT_KIB = 200 * 1024;
+const MIN_WINDOWS_PER_SECOND = 50;
+
+interface FleetCase {
+  label: string;
+  streams: number;
+  minutes: number;
+}
+
+export interface FleetRun {
+  checkout: string;
+  label: string;
+  streams: number;
+  windows: number;
+  bytes: number;
+  seconds: number;
+  peakRssKiB: number;
+  cpuSeconds: number;
+  /** Most archive downloads the source had open at once. */
+  peakDownloads: number;
+  load: number;
+  summary: string;
+}
+
+/** Most intervals open at once. */
+function peakOverlap(intervals: { startedAt: number; endedAt: number }[]): number {
+  const edges = intervals.flatMap((i) => [
+    { t: i.startedAt, d: 1 },
+    { t: i.endedAt, d: -1 },
+  ]);
+  edges.sort((a, b) => a.t - b.t || a.d - b.d);
+  let open = 0;
+  let peak = 0;
+  for (const e of edges) {
+    open += e.d;
+    peak = Math.max(peak, open);
+  }
+  return peak;
+}
+
+async function emptyBucket(ctx: BenchContext): Promise<void> {
+  for (;;) {
+    const listed = await ctx.s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+    const keys = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }));
+    if (keys.length === 0) return;
+    await ctx.s3.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: keys } }));
+  }
+}
+
+async function runFleet(ctx: BenchContext, checkout: string, main: string, c: FleetCase): Promise<FleetRun> {
+  const sim = await FlussonicSimulator.start({
+    streams: c.streams,
+    days: c.minutes / 1440,
+    bitrateBps: BITRATE_BPS,
+    liveOnlyStreams: 0,
+    seed: 9,
+  });
+  const dir = mkdtempSync(join(tmpdir(), "fb-fleet-"));
+  const config = join(dir, "config.json");
+  const prefix = `${checkout}-${c.label}/`.replace(/[^\w/-]/g, "");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      bucket: BUCKET,
+      prefix,
+      sources: [
+        {
+          name: "fleet",
+          url: sim.url,
+          retentionDays: 1,
+          maxConcurrentCopies: COPIES,
+          maxBandwidthMbps: 10_000,
+        },
+      ],
+    }),
+  );
+  const e = ctx.emulator.endpoints;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AWS_ENDPOINT_URL_S3: e.s3Endpoint,
+    AWS_ENDPOINT_URL_SQS: e.sqsEndpoint,
+    AWS_REGION: e.region,
+    AWS_ACCESS_KEY_ID: e.credentials?.accessKeyId ?? "embedded",
+    AWS_SECRET_ACCESS_KEY: e.credentials?.secretAccessKey ?? "embedded",
+  };
+  delete env.AWS_PROFILE;
+  delete env.AWS_SESSION_TOKEN;
+  const timeFile = join(dir, "time.txt");
+  const useTime = existsSync("/usr/bin/time");
+  const args = [main, "run", "--once", "--config", config];
+  const load = loadavg()[0] ?? 0;
+  try {
+    ctx.progress(`fleet (${checkout}): run --once over ${c.streams} streams of ${c.minutes} min`);
+    const run = useTime
+      ? await runChild("/usr/bin/time", ["-f", "%M %U %S", "-o", timeFile, process.execPath, ...args], {
+          env,
+        })
+      : await runChild(process.execPath, args, { env });
+    if (run.code !== 0) {
+      throw new Error(`run --once exited with ${run.code}: ${(run.stderr || run.stdout).trim().slice(-600)}`);
+    }
+    const [rss, user, sys] = useTime
+      ? (readFileSync(timeFile, "utf8").trim().split("\n").at(-1) ?? "0 0 0").split(" ").map(Number)
+      : [0, 0, 0];
+    const copied = Number(/Copied (\d+) window\(s\)/.exec(run.stdout)?.[1] ?? "0");
+    const archive = sim.requests.filter((r) => r.kind === "archive");
+    let bytes = 0;
+    for (let token: string | undefined; ; ) {
+      const listed = await ctx.s3.send(
+        new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }),
+      );
+      bytes += (listed.Contents ?? [])
+        .filter((o) => o.Key?.endsWith(".mp4"))
+        .reduce((n, o) => n + (o.Size ?? 0), 0);
+      token = listed.NextContinuationToken;
+      if (!token) break;
+    }
+    return {
+      checkout,
+      label: c.label,
+      streams: c.streams,
+      windows: copied,
+      bytes,
+      seconds: run.seconds,
+      peakRssKiB: rss ?? 0,
+      cpuSeconds: (user ?? 0) + (sys ?? 0),
+      peakDownloads: peakOverlap(archive),
+      load,
+      summary: run.stdout.trim().split("\n")[0] ?? "",
+    };
+  } finally {
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+    await emptyBucket(ctx);
+  }
+}
+
+export async function measureFleet(ctx: BenchContext, before?: string): Promise<FigureResult> {
+  await ensureBucket(ctx.s3, BUCKET);
+  const cases: FleetCase[] = ctx.smoke
+    ? [{ label: "10 streams", streams: 10, minutes: 40 }]
+    : [
+        { label: "300 streams", streams: 300, minutes: 50 },
+        { label: "3,000 streams", streams: 3000, minutes: 20 },
+      ];
+  const here = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
+  const runs: FleetRun[] = [];
+  for (const c of cases) {
+    if (before) runs.push(await runFleet(ctx, "before", join(before, "cli", "main.ts"), c));
+    runs.push(await runFleet(ctx, "after", here, c));
+  }
+  const rows: FigureResult["rows"] = [];
+  for (const r of runs) {
+    const tag = `${before ? `${r.checkout}: ` : ""}${r.label}`;
+    const rate = r.windows / r.seconds;
+    rows.push({
+      figure: 9,
+      what: `${tag}: windows/s (${r.windows} windows, ${(r.bytes / 1024 ** 3).toFixed(2)} GiB)`,
+      measured: `${rate.toFixed(1)} (${r.seconds.toFixed(0)} s, ${((r.cpuSeconds / Math.max(1, r.windows)) * 1000).toFixed(0)} ms CPU a window)`,
+      target: `>= ${MIN_WINDOWS_PER_SECOND}`,
+      verdict: verdict(rate >= MIN_WINDOWS_PER_SECOND),
+    });
+    rows.push({
+      figure: 9,
+      what: `${tag}: run --once peak RSS`,
+      measured: `${(r.peakRssKiB / 1024).toFixed(0)} MiB`,
+      target: "< 200 MiB",
+      verdict: verdict(r.peakRssKiB > 0 && r.peakRssKiB < RSS_LIMIT_KIB),
+    });
+    rows.push({
+      figure: 9,
+      what: `${tag}: most downloads open at once (allowed ${COPIES})`,
+      measured: String(r.peakDownloads),
+      target: `${COPIES}`,
+      verdict: "info",
+    });
+  }
+  return {
+    figure: 9,
+    title: "A fleet of small streams",
+    rows,
+    details: { runs, bitrateBps: BITRATE_BPS, copies: COPIES },
+    notes: [
+      `One source of N simulated streams at ${BITRATE_BPS / 1000} kbit/s (about 1 MB a 600-s window), maxConcurrentCopies ${COPIES}, uncapped; the real run --once process against the emulator in its own process. Wall time includes start-up, every planning round and the summary; peak RSS and CPU from /usr/bin/time. The machine's 1-minute load average at each start is in the JSON (load): 2 cores shared with the simulator, the emulator and other work.`,
+    ],
+  };
+}
