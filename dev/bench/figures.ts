@@ -41,7 +41,10 @@ export function ratio(x: number): string {
 export function resultsTable(figures: FigureResult[]): string {
   const header = ["#", "figure", "measured", "target", "result"];
   const rows = figures.flatMap((f) =>
-    f.rows.map((r) => [String(r.figure), r.what, r.measured, r.target, r.verdict]),
+    f.rows.map((r) =>
+      // A "|" inside a cell would end it: written as "\|" (Markdown's escape).
+      [String(r.figure), r.what, r.measured, r.target, r.verdict].map((c) => c.replaceAll("|", "\\|")),
+    ),
   );
   const widths = header.map((h, i) => Math.max(3, h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;

@@ -349,10 +349,12 @@ export async function measureReferenceCost(ctx: BenchContext, before?: string): 
       const over3 = month.overheadUsd / month.storage3Usd;
       rows.push({
         figure: 8,
-        what: `${tag}copier at ${mb} MB: copy s, GB-s per GiB; overhead / storage (30 d | 3 d old versions)`,
-        measured: `${month.copySeconds.toFixed(0)} s, ${month.gbSecondsPerGiB.toFixed(1)}; $${month.overheadUsd.toFixed(2)} / $${month.storage30Usd.toFixed(2)} = ${(over30 * 100).toFixed(1)}% | ${(over3 * 100).toFixed(1)}%`,
+        // The issue's reference is the docs' $5.47 storage line (3 days of old versions); the
+        // default 30 days of old versions is shown beside it.
+        what: `${tag}copier at ${mb} MB: copy s, GB-s per GiB; overhead / storage with 3-day old versions (30-day default)`,
+        measured: `${month.copySeconds.toFixed(0)} s, ${month.gbSecondsPerGiB.toFixed(1)}; $${month.overheadUsd.toFixed(2)} / $${month.storage3Usd.toFixed(2)} = ${(over3 * 100).toFixed(1)}% (/ $${month.storage30Usd.toFixed(2)} = ${(over30 * 100).toFixed(1)}%)`,
         target: "< 5%",
-        verdict: verdict(over30 < 0.05),
+        verdict: verdict(over3 < 0.05),
       });
     }
   }
