@@ -8,6 +8,7 @@ import { ConfigError } from "../../functions/config/config.ts";
 import { CopierStoppingError } from "../../functions/copier/copy-messages.ts";
 import { ContainerError, MediaShortError } from "../../functions/domain/container-check.ts";
 import {
+  isRetryable,
   MalformedAnswerError,
   RetryableError,
   SetupError,
@@ -49,5 +50,14 @@ describe("error classes", () => {
   it("no two classes share a code", () => {
     const codes = errors.map(([e]) => e.code);
     expect(new Set(codes).size).toBe(codes.length);
+  });
+});
+
+describe("isRetryable", () => {
+  it("follows the class's retryable flag, and counts an unknown error as retryable", () => {
+    expect(isRetryable(new RetryableError("503 from the source"))).toBe(true);
+    expect(isRetryable(new WindowGoneError("404: deleted by the retention"))).toBe(false);
+    expect(isRetryable(new SetupError("401"))).toBe(false);
+    expect(isRetryable(new Error("socket hang up"))).toBe(true);
   });
 });
