@@ -156,6 +156,30 @@ describe.skipIf(!hasFfmpeg)("fragment index of real media (ffmpeg H.264/AAC)", (
   });
 });
 
+describe.skipIf(!hasFfmpeg)("fragment index of MPEG-TS without random-access flags", () => {
+  it("finds the key frames from the H.264 IDR and SPS units when the adaptation fields do not mark them", async () => {
+    const window = { from: FROM + 20, duration: 30 };
+    const media = await loadRealMedia();
+    const flagged = Buffer.concat([
+      ...realWindowChunks(media, [{ from: window.from, to: window.from + 30 }], "ts"),
+    ]);
+    const body = Buffer.from(flagged);
+    let cleared = 0;
+    for (let p = 0; p + 188 <= body.length; p += 188) {
+      const control = (body[p + 3]! >> 4) & 3;
+      if (control & 2 && body[p + 4]! > 0 && body[p + 5]! & 0x40) {
+        body[p + 5] = body[p + 5]! & ~0x40;
+        cleared++;
+      }
+    }
+    expect(cleared, "the real TS marks its random-access points").toBeGreaterThan(0);
+    const { index: withFlags } = index("ts", [flagged], window);
+    const { index: without } = index("ts", [body], window);
+    expect(without.fragments).toHaveLength(30);
+    expect(without.fragments).toEqual(withFlags.fragments);
+  });
+});
+
 describe.skipIf(!hasX265)("fragment index of HEVC (ffmpeg libx265)", () => {
   it("names the codec as HLS expects (hvc1.{profile}.{compat}.{tier}{level}.{constraints}) with the resolution", () => {
     const dir = mkdtempSync(join(tmpdir(), "fb-hevc-"));
