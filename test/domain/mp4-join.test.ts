@@ -7,9 +7,12 @@
  */
 import { spawnSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
+import type { WindowIndex } from "../../functions/domain/fragment-index.ts";
 import { indexingCheck } from "../../functions/domain/fragment-indexer.ts";
+import { windowSegments } from "../../functions/domain/hls-playlist.ts";
 import {
   children,
+  joinPlan,
   Mp4JoinError,
   Mp4Joiner,
   readInitSegment,
@@ -138,5 +141,54 @@ describe.skipIf(!hasFfmpeg)("joining fMP4 windows", () => {
       "no media fragment inside the requested range",
     );
     expect(() => new Mp4Joiner().finish()).toThrow("no init segment (ftyp/moov) in the stored windows");
+  });
+});
+
+describe("what an export copies (joinPlan)", () => {
+  /** A window index of `n` one-second key-frame fragments of 10 bytes after a 500-byte init. */
+  const win = (from: number, n: number): WindowIndex => ({
+    from,
+    duration: 600,
+    format: "mp4",
+    key: `w${from}`,
+    size: 500 + n * 10,
+    origin: "absolute",
+    init: { offset: 0, length: 500 },
+    fragments: Array.from({ length: n }, (_, i) => ({
+      offset: 500 + i * 10,
+      length: 10,
+      startMs: (from + i) * 1000,
+      durationMs: 1000,
+      keyframe: true,
+    })),
+  });
+  const a = win(FROM, 12);
+  const b = win(FROM + 600, 12);
+
+  it("one run of contiguous bytes per window, each window its own part, in order", () => {
+    const plan = joinPlan([...windowSegments(a), ...windowSegments(b)], Number.POSITIVE_INFINITY);
+    expect(plan.map((p) => [p.window.key, p.runs])).toEqual([
+      [`w${FROM}`, [{ offset: 500, length: 120, startMs: FROM * 1000 }]],
+      [`w${FROM + 600}`, [{ offset: 500, length: 120, startMs: (FROM + 600) * 1000 }]],
+    ]);
+  });
+
+  it("a segment left out splits the window's bytes into two runs", () => {
+    const [s0, s1] = windowSegments(win(FROM, 18));
+    const s2 = windowSegments(win(FROM, 18))[2]!;
+    expect(s1).toBeDefined();
+    const plan = joinPlan([s0!, { ...s2, window: s0!.window }], Number.POSITIVE_INFINITY);
+    expect(plan).toHaveLength(1);
+    expect(plan[0]!.runs).toEqual([
+      { offset: 500, length: 60, startMs: FROM * 1000 },
+      { offset: 620, length: 60, startMs: (FROM + 12) * 1000 },
+    ]);
+  });
+
+  it("cuts the segment that runs past the end before the first fragment starting there", () => {
+    const plan = joinPlan(windowSegments(a), FROM * 1000 + 8000);
+    expect(plan[0]!.runs).toEqual([{ offset: 500, length: 80, startMs: FROM * 1000 }]);
+    // Ending inside a fragment keeps that fragment.
+    expect(joinPlan(windowSegments(a), FROM * 1000 + 8500)[0]!.runs[0]!.length).toBe(90);
   });
 });
