@@ -17,6 +17,7 @@ import {
   Mp4Joiner,
   readInitSegment,
   readMovieFragment,
+  writeDecodeTime,
 } from "../../functions/domain/mp4-join.ts";
 import { windowChunks } from "../../simulator/content.ts";
 import { loadRealMedia, type RealMedia, realWindowChunks } from "../../simulator/real-media.ts";
@@ -190,5 +191,124 @@ describe("what an export copies (joinPlan)", () => {
     expect(plan[0]!.runs).toEqual([{ offset: 500, length: 80, startMs: FROM * 1000 }]);
     // Ending inside a fragment keeps that fragment.
     expect(joinPlan(windowSegments(a), FROM * 1000 + 8500)[0]!.runs[0]!.length).toBe(90);
+  });
+});
+
+describe("reading boxes built by hand (ISO/IEC 14496-12)", () => {
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n >>> 0);
+    return b;
+  };
+  const u64 = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(BigInt(n));
+    return b;
+  };
+  const box = (type: string, ...payload: Buffer[]) => {
+    const body = Buffer.concat(payload);
+    return Buffer.concat([u32(8 + body.length), Buffer.from(type, "latin1"), body]);
+  };
+  const full = (version: number, flags: number) => u32((version << 24) | flags);
+  const track = (id: number, defaults: { duration: number; flags: number }) =>
+    new Map([
+      [
+        id,
+        {
+          id,
+          timescale: 1000,
+          handler: "vide",
+          defaultSampleDuration: defaults.duration,
+          defaultSampleFlags: defaults.flags,
+          described: true,
+        },
+      ],
+    ]);
+  const tfdt = (version: number, t: number) => box("tfdt", full(version, 0), version === 1 ? u64(t) : u32(t));
+  const NON_SYNC = 0x10000;
+
+  it("takes durations and the first sample's flags from the trun, else the tfhd, else the trex defaults", () => {
+    const tracks = track(1, { duration: 40, flags: NON_SYNC });
+    const moof = (...traf: Buffer[]) => box("moof", box("mfhd", full(0, 0), u32(7)), box("traf", ...traf));
+    const read = (m: Buffer) => readMovieFragment(m, tracks).trafs[0]!;
+
+    // tfhd with every optional field (base offset, description index, duration, size, flags).
+    const tfhdAll = box(
+      "tfhd",
+      full(0, 0x01 | 0x02 | 0x08 | 0x10 | 0x20),
+      u32(1),
+      u64(0),
+      u32(1),
+      u32(25),
+      u32(999),
+      u32(0),
+    );
+    // trun with 3 samples of the tfhd's default duration and no flags: the tfhd's flags (sync).
+    const a = read(moof(tfhdAll, tfdt(1, 5_000_000_000), box("trun", full(0, 0x01), u32(3), u32(0))));
+    expect(a).toMatchObject({ trackId: 1, decodeTime: 5_000_000_000, duration: 75, firstSampleFlags: 0 });
+    expect(a.baseDataOffsetAt).toBe(8 + 16 + 8 + 16);
+
+    // No tfhd defaults: the trex's duration and flags (not sync).
+    const tfhdNone = box("tfhd", full(0, 0), u32(1));
+    const b = read(moof(tfhdNone, tfdt(0, 90), box("trun", full(0, 0), u32(2))));
+    expect(b).toMatchObject({
+      decodeTime: 90,
+      duration: 80,
+      firstSampleFlags: NON_SYNC,
+      baseDataOffsetAt: undefined,
+    });
+
+    // trun first-sample flags win; per-sample durations (with sizes, flags and composition offsets).
+    const samples = [
+      [33, 100, NON_SYNC, 0],
+      [34, 100, NON_SYNC, 0],
+    ].flatMap((x) => x.map(u32));
+    const c = read(
+      moof(
+        tfhdNone,
+        tfdt(0, 0),
+        box("trun", full(0, 0x01 | 0x04 | 0x100 | 0x200 | 0x400 | 0x800), u32(2), u32(0), u32(0), ...samples),
+      ),
+    );
+    expect(c).toMatchObject({ duration: 67, firstSampleFlags: 0 });
+    // Without first-sample flags, the first sample's own flags (after its duration and size).
+    const d = read(
+      moof(tfhdNone, tfdt(0, 0), box("trun", full(0, 0x100 | 0x200 | 0x400 | 0x800), u32(2), ...samples)),
+    );
+    expect(d).toMatchObject({ duration: 67, firstSampleFlags: NON_SYNC });
+
+    // A trun shorter than its count, a traf of another track, no tfdt: refused.
+    expect(() => read(moof(tfhdNone, tfdt(0, 0), box("trun", full(0, 0x100), u32(5), u32(1))))).toThrow(
+      "trun box shorter than its sample count",
+    );
+    expect(() => read(moof(box("tfhd", full(0, 0), u32(9)), tfdt(0, 0)))).toThrow(
+      "fragment of track 9, which the init segment does not have",
+    );
+    expect(() => read(moof(tfhdNone))).toThrow("fragment of track 1 has no tfdt: cannot place it in time");
+  });
+
+  it("writes a decode time into a tfdt of either version, refusing what a version 0 cannot hold", () => {
+    const v0 = tfdt(0, 1);
+    writeDecodeTime(v0, 0, 0xffffffff);
+    expect(v0.readUInt32BE(12)).toBe(0xffffffff);
+    expect(() => writeDecodeTime(v0, 0, 0x100000000)).toThrow("decode time does not fit a version 0 tfdt");
+    const v1 = tfdt(1, 1);
+    writeDecodeTime(v1, 0, 0x100000000);
+    expect(Number(v1.readBigUInt64BE(12))).toBe(0x100000000);
+  });
+
+  it("walks 64-bit and to-the-end box sizes, and refuses a box that overruns its parent", () => {
+    const large = Buffer.concat([u32(1), Buffer.from("mdat"), u64(20), Buffer.alloc(4)]);
+    const rest = Buffer.concat([u32(0), Buffer.from("free"), Buffer.alloc(6)]);
+    expect([...children(Buffer.concat([large, rest]), 0)]).toEqual([
+      { type: "mdat", start: 0, end: 20 },
+      { type: "free", start: 20, end: 34 },
+    ]);
+    expect(() => [...children(Buffer.concat([u32(40), Buffer.from("moov"), Buffer.alloc(8)]), 0)]).toThrow(
+      'box "moov" overruns its parent',
+    );
+    expect(() => [...children(Buffer.concat([u32(4), Buffer.from("moov")]), 0)]).toThrow(
+      'box "moov" overruns its parent',
+    );
   });
 });
