@@ -7,8 +7,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { MEDIA_END_TOLERANCE_SECONDS } from "../../functions/domain/container-check.ts";
 import type { WindowIndex } from "../../functions/domain/fragment-index.ts";
-import { indexingCheck } from "../../functions/domain/fragment-indexer.ts";
+import { FragmentIndexer, indexingCheck } from "../../functions/domain/fragment-indexer.ts";
+import type { Mp4Track, Mp4TrackFragment } from "../../functions/domain/mp4-join.ts";
 import { windowChunks } from "../../simulator/content.ts";
 import { loadRealMedia, realWindowChunks } from "../../simulator/real-media.ts";
 
@@ -202,5 +204,86 @@ describe.skipIf(!hasX265)("fragment index of HEVC (ffmpeg libx265)", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("fMP4 fragments as the container check reports them", () => {
+  const NON_SYNC = 0x10000;
+  const audio: Mp4Track = {
+    id: 1,
+    timescale: 48_000,
+    handler: "soun",
+    defaultSampleDuration: 1024,
+    defaultSampleFlags: 0,
+    described: true,
+  };
+  const video: Mp4Track = {
+    id: 2,
+    timescale: 90_000,
+    handler: "vide",
+    defaultSampleDuration: 3000,
+    defaultSampleFlags: 0,
+    described: true,
+  };
+  const moov = Buffer.concat([Buffer.from([0, 0, 0, 8]), Buffer.from("moov")]);
+  const traf = (t: Mp4Track, second: number, flags: number | undefined): Mp4TrackFragment => ({
+    trackId: t.id,
+    tfdtAt: 0,
+    decodeTime: second * t.timescale,
+    duration: t.timescale,
+    baseDataOffsetAt: undefined,
+    firstSampleFlags: flags,
+  });
+
+  it("times and key frames come from the video track, whatever the order of the tracks and trafs", () => {
+    const ix = new FragmentIndexer("mp4", { from: FROM, duration: 60 });
+    ix.init(
+      500,
+      moov,
+      new Map([
+        [1, audio],
+        [2, video],
+      ]),
+    );
+    // A second init (a repeated moov) changes nothing.
+    ix.init(900, moov, new Map([[1, audio]]));
+    ix.fragment(508, [traf(audio, FROM, 0), traf(video, FROM, NON_SYNC)]);
+    ix.fragment(600, [traf(audio, FROM + 1.5, NON_SYNC), traf(video, FROM + 1, 0)]);
+    ix.fragment(700, [traf(audio, FROM + 2, 0)]);
+    ix.fragment(800, [traf(video, FROM + 3, undefined)]);
+    ix.fragment(850, []);
+    const w = ix.result("key", 900);
+    expect(w.init).toEqual({ offset: 0, length: 508 });
+    expect(w.origin).toBe("absolute");
+    expect(
+      w.fragments.map((f) => [f.offset, f.length, f.startMs - FROM * 1000, f.durationMs, f.keyframe]),
+    ).toEqual([
+      [508, 92, 0, 1000, false],
+      [600, 100, 1000, 1000, true],
+      // Without the video track a fragment cannot start a segment, whatever its audio says.
+      [700, 100, 2000, 1000, false],
+      // No sample flags at all: not known to be a key frame.
+      [800, 100, 3000, 1000, false],
+    ]);
+  });
+
+  it("a stream of audio only takes its one track as the primary one", () => {
+    const ix = new FragmentIndexer("mp4", { from: FROM, duration: 60 });
+    ix.init(0, moov, new Map([[1, audio]]));
+    ix.fragment(8, [traf(audio, FROM, 0)]);
+    expect(ix.result("key", 100).fragments.map((f) => f.keyframe)).toEqual([true]);
+  });
+
+  it("decode times are unix times when the first falls within the window (its tolerance included), else window-relative", () => {
+    const origin = (second: number) => {
+      const ix = new FragmentIndexer("mp4", { from: FROM, duration: 60 });
+      ix.init(0, moov, new Map([[2, video]]));
+      ix.fragment(8, [traf(video, second, 0)]);
+      return ix.result("key", 100).origin;
+    };
+    expect(origin(FROM - MEDIA_END_TOLERANCE_SECONDS)).toBe("absolute");
+    expect(origin(FROM + 60)).toBe("absolute");
+    expect(origin(FROM + 61)).toBe("window");
+    expect(origin(FROM - MEDIA_END_TOLERANCE_SECONDS - 1)).toBe("window");
   });
 });
