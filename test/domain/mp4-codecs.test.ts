@@ -157,3 +157,51 @@ describe("codec strings of an init segment", () => {
     expect(initSegmentMedia(moov())).toEqual({});
   });
 });
+
+describe("codec strings, more layouts", () => {
+  it("reads the shortest avcC and hvcC, constraint flags of H.264, and every HEVC profile space", () => {
+    const codec = (entry: Buffer) => readTrackCodecs(moov(trak(1, "vide", entry)))[0]!.codec;
+    // avcC of 12 bytes: header, version, profile, constraint flags, level.
+    expect(codec(visual("avc1", 640, 360, box("avcC", u8(1, 0x4d, 0x40, 0x1e))))).toBe("avc1.4d401e");
+    // hvcC of 21 bytes: header and the 13 bytes the string is read from.
+    const short = (byte1: number, compat: number) =>
+      box("hvcC", u8(1, byte1), u32(compat), u8(0, 0, 0, 0, 0, 0), u8(90));
+    expect(codec(visual("hvc1", 640, 360, short(0x03, 0x30000000)))).toBe("hvc1.3.C.L90");
+    expect(codec(visual("hvc1", 640, 360, short(0x81, 0x40000000)))).toBe("hvc1.B1.2.L90");
+    expect(codec(visual("hvc1", 640, 360, short(0xc1, 0x40000000)))).toBe("hvc1.C1.2.L90");
+    expect(readTrackCodecs(moov(trak(2, "soun", audio("ac-3", 0))))[0]!.codec).toBe("ac-3");
+  });
+
+  it("ignores the other boxes of a sample table and of a sample entry (stts after stsd, btrt after esds)", () => {
+    const withStts = box(
+      "trak",
+      tkhd(1),
+      box(
+        "mdia",
+        hdlr("soun"),
+        box(
+          "minf",
+          box(
+            "stbl",
+            stsd(audio("mp4a", 0, esds(0x40, [0x2b, 0x92]), box("btrt", Buffer.alloc(12)))),
+            box("stts", Buffer.alloc(8)),
+          ),
+        ),
+      ),
+    );
+    expect(readTrackCodecs(moov(withStts))[0]!.codec).toBe("mp4a.40.5");
+  });
+
+  it("a track without tkhd or hdlr is listed as unknown; the entry's coded size wins over tkhd's; audio gets no size", () => {
+    expect(readTrackCodecs(moov(box("trak")))).toEqual([{ trackId: 0, handler: "", codec: undefined }]);
+    const m = moov(
+      trak(2, "soun", audio("mp4a", 0, esds(0x40)), [10, 10]),
+      trak(1, "vide", visual("avc1", 1280, 720, avcC(0x64, 0, 0x1f)), [1920, 1080]),
+    );
+    expect(readTrackCodecs(m)).toEqual([
+      { trackId: 2, handler: "soun", codec: "mp4a.40.2" },
+      { trackId: 1, handler: "vide", codec: "avc1.64001f", width: 1280, height: 720 },
+    ]);
+    expect(initSegmentMedia(m)).toEqual({ codecs: "mp4a.40.2,avc1.64001f", width: 1280, height: 720 });
+  });
+});
