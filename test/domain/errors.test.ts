@@ -60,4 +60,20 @@ describe("isRetryable", () => {
     expect(isRetryable(new SetupError("401"))).toBe(false);
     expect(isRetryable(new Error("socket hang up"))).toBe(true);
   });
+
+  it("each kind has its stable FB_ code, the one scripts match", () => {
+    expect(
+      [
+        new RetryableError("x"),
+        new WindowGoneError("x"),
+        new SetupError("x"),
+        new MalformedAnswerError("x"),
+      ].map((e) => [e.name, e.kind, e.code, e.retryable]),
+    ).toEqual([
+      ["RetryableError", "retryable", "FB_RETRYABLE", true],
+      ["WindowGoneError", "window-gone", "FB_WINDOW_GONE", false],
+      ["SetupError", "configuration", "FB_SETUP", false],
+      ["MalformedAnswerError", "malformed-answer", "FB_MALFORMED_ANSWER", false],
+    ]);
+  });
 });
