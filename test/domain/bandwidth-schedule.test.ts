@@ -20,6 +20,11 @@ describe("bandwidth schedule", () => {
     expect(bandwidthAt(evening, 100, at("2026-11-21T01:59:00Z"))).toBe(0);
     expect(bandwidthAt(evening, 100, at("2026-11-21T02:00:00Z"))).toBe(100);
   });
+  it("a period ending where it starts covers no minute, as the window sizing reads it (lowestCopyingMbps)", () => {
+    const empty = [{ from: "08:00", to: "08:00", maxBandwidthMbps: 0 }];
+    expect(bandwidthAt(empty, 100, at("2026-11-20T08:00:00Z"))).toBe(100);
+    expect(bandwidthAt(empty, 100, at("2026-11-20T20:00:00Z"))).toBe(100);
+  });
   it("reads the wall clock of the schedule's time zone", () => {
     // 07:30 UTC is 10:30 in Moscow (UTC+3): inside the 08:00-20:00 period there.
     expect(bandwidthAt(day, 100, at("2026-11-20T07:30:00Z"), "Europe/Moscow")).toBe(10);
