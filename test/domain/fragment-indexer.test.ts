@@ -154,7 +154,16 @@ describe.skipIf(!hasFfmpeg)("fragment index of real media (ffmpeg H.264/AAC)", (
     for (const [i, f] of ix.fragments.entries()) {
       expect(Math.abs(f.startMs - (window.from + i) * 1000)).toBeLessThanOrEqual(100);
       expect(body[f.offset]).toBe(0x47);
+      // Each TS fragment starts at a random-access point and lasts until the next one (the last
+      // until the body's latest PTS): about a second each.
+      expect(f.keyframe).toBe(true);
+      expect(Math.abs(f.durationMs - 1000), `fragment ${i} lasts ${f.durationMs} ms`).toBeLessThanOrEqual(
+        100,
+      );
     }
+    const next = ix.fragments.slice(1);
+    for (const [i, f] of next.entries())
+      expect(f.startMs).toBe(ix.fragments[i]!.startMs + ix.fragments[i]!.durationMs);
   });
 });
 
