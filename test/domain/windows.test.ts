@@ -182,8 +182,10 @@ describe("window sizing without a known bitrate, and the schedule's lowest cap",
   });
 
   it("a period starting where another ends takes effect at its first minute", () => {
+    // Listed out of order: the minute 20:00 belongs to the one-minute period only.
     const periods = [
       { from: "08:00", to: "20:00", maxBandwidthMbps: 50 },
+      { from: "20:01", to: "21:00", maxBandwidthMbps: 50 },
       { from: "20:00", to: "20:01", maxBandwidthMbps: 10 },
     ];
     expect(lowestCopyingMbps(periods, 100)).toBe(10);
