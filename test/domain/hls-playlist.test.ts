@@ -215,18 +215,22 @@ describe("segments at their edges", () => {
 });
 
 describe("live windows at their edges", () => {
-  const segs = liveSegments([
-    win(
-      T,
-      Array.from({ length: 30 }, () => k(1000)),
-    ),
-  ]);
+  // Built inside each test, so that a mutation tool sees which tests run the code.
+  const numbered = () =>
+    liveSegments([
+      win(
+        T,
+        Array.from({ length: 30 }, () => k(1000)),
+      ),
+    ]);
 
   it("counts a discontinuity once per jump, not once per segment", () => {
+    const segs = numbered();
     expect(segs.map((s) => s.discontinuitySequence)).toEqual(segs.map(() => 20_423 * DAY_SEQUENCE_SPAN + 1));
   });
 
   it("is empty before the first segment, and keeps a segment starting exactly at notBefore", () => {
+    const segs = numbered();
     expect(liveWindow(segs, T * 1000 - 1, 60_000)).toEqual([]);
     const at6 = T * 1000 + 6000;
     expect(liveWindow(segs, at6, 60_000, at6).map((s) => s.startMs)).toEqual([at6]);
