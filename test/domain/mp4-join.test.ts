@@ -287,6 +287,82 @@ describe("reading boxes built by hand (ISO/IEC 14496-12)", () => {
     expect(() => read(moof(tfhdNone))).toThrow("fragment of track 1 has no tfdt: cannot place it in time");
   });
 
+  it("reads an init segment's tracks with version 0 or 1 headers and the trex defaults, refusing one without track, id or timescale", () => {
+    const tkhd = (version: number, id: number) =>
+      box("tkhd", full(version, 7), Buffer.alloc(version === 1 ? 16 : 8), u32(id), Buffer.alloc(60));
+    const mdhd = (version: number, timescale: number) =>
+      box("mdhd", full(version, 0), Buffer.alloc(version === 1 ? 16 : 8), u32(timescale), Buffer.alloc(8));
+    const hdlr = (h: string) => box("hdlr", full(0, 0), u32(0), Buffer.from(h, "latin1"), Buffer.alloc(12));
+    const stsd = box("stsd", full(0, 0), u32(1), box("avc1", Buffer.alloc(78)));
+    const trak = (version: number, id: number, timescale: number, handler: string) =>
+      box(
+        "trak",
+        tkhd(version, id),
+        box("mdia", mdhd(version, timescale), hdlr(handler), box("minf", box("stbl", stsd))),
+      );
+    const trex = (id: number, duration: number, flags?: number) =>
+      box(
+        "trex",
+        full(0, 0),
+        u32(id),
+        u32(1),
+        u32(duration),
+        u32(0),
+        ...(flags === undefined ? [] : [u32(flags)]),
+      );
+    const moov = (...b: Buffer[]) => box("moov", ...b);
+
+    const { tracks, signature } = readInitSegment(
+      moov(
+        trak(0, 1, 90_000, "vide"),
+        trak(1, 2, 48_000, "soun"),
+        box("mvex", trex(1, 3000, 0x10000), trex(2, 1024)),
+      ),
+    );
+    expect([...tracks.values()]).toEqual([
+      {
+        id: 1,
+        timescale: 90_000,
+        handler: "vide",
+        defaultSampleDuration: 3000,
+        defaultSampleFlags: 0x10000,
+        described: true,
+      },
+      {
+        id: 2,
+        timescale: 48_000,
+        handler: "soun",
+        defaultSampleDuration: 1024,
+        defaultSampleFlags: 0,
+        described: true,
+      },
+    ]);
+    // The signature changes with what must match for a join: a track's timescale or its defaults.
+    const other = readInitSegment(
+      moov(
+        trak(0, 1, 90_000, "vide"),
+        trak(1, 2, 44_100, "soun"),
+        box("mvex", trex(1, 3000, 0x10000), trex(2, 1024)),
+      ),
+    );
+    expect(other.signature).not.toBe(signature);
+    const defaults = readInitSegment(
+      moov(
+        trak(0, 1, 90_000, "vide"),
+        trak(1, 2, 48_000, "soun"),
+        box("mvex", trex(1, 3001, 0x10000), trex(2, 1024)),
+      ),
+    );
+    expect(defaults.signature).not.toBe(signature);
+    expect(() => readInitSegment(moov())).toThrow("init segment has no track");
+    expect(() => readInitSegment(moov(trak(0, 0, 90_000, "vide")))).toThrow(
+      "init segment: a track has no id or timescale",
+    );
+    expect(() => readInitSegment(moov(trak(0, 1, 0, "vide")))).toThrow(
+      "init segment: a track has no id or timescale",
+    );
+  });
+
   it("writes a decode time into a tfdt of either version, refusing what a version 0 cannot hold", () => {
     const v0 = tfdt(0, 1);
     writeDecodeTime(v0, 0, 0xffffffff);
