@@ -25,6 +25,8 @@
  *   "slow-down"       503 SlowDown
  *   "request-timeout" 400 RequestTimeout
  *   "expired-token"   403 ExpiredToken
+ *   "precondition-failed" 412 PreconditionFailed: a conditional write (If-Match, If-None-Match)
+ *                     that another writer got to first, every time the rule picks it
  *   "reset-request"   the connection is reset while the request is being read; nothing reaches S3
  *   "reset-response"  the request is done on the server; the connection is reset after half the
  *                     response (headers and half the body) has been sent
@@ -65,6 +67,7 @@ export type S3Fault =
   | "slow-down"
   | "request-timeout"
   | "expired-token"
+  | "precondition-failed"
   | "reset-request"
   | "reset-response"
   | "delay"
@@ -119,6 +122,11 @@ const ERRORS: Partial<Record<S3Fault, { status: number; code: string; message: s
       "Your socket connection to the server was not read from or written to within the timeout period.",
   },
   "expired-token": { status: 403, code: "ExpiredToken", message: "The provided token has expired." },
+  "precondition-failed": {
+    status: 412,
+    code: "PreconditionFailed",
+    message: "At least one of the pre-conditions you specified did not hold",
+  },
 };
 
 export class S3FaultProxy {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../functions/config/config.ts";
-import { bandwidthAt } from "../../functions/domain/bandwidth-schedule.ts";
+import { bandwidthAt, isKnownTimeZone, minutesOfDay } from "../../functions/domain/bandwidth-schedule.ts";
 
 const at = (iso: string) => Date.parse(iso) / 1000;
 const day = [{ from: "08:00", to: "20:00", maxBandwidthMbps: 10 }];
@@ -14,9 +14,16 @@ describe("bandwidth schedule", () => {
     expect(bandwidthAt(day, 100, at("2026-11-20T20:00:00Z"))).toBe(100);
   });
   it("handles a period across midnight", () => {
+    expect(bandwidthAt(evening, 100, at("2026-11-20T21:59:00Z"))).toBe(100);
+    expect(bandwidthAt(evening, 100, at("2026-11-20T22:00:00Z"))).toBe(0);
     expect(bandwidthAt(evening, 100, at("2026-11-20T23:30:00Z"))).toBe(0);
     expect(bandwidthAt(evening, 100, at("2026-11-21T01:59:00Z"))).toBe(0);
     expect(bandwidthAt(evening, 100, at("2026-11-21T02:00:00Z"))).toBe(100);
+  });
+  it("a period ending where it starts covers no minute, as the window sizing reads it (lowestCopyingMbps)", () => {
+    const empty = [{ from: "08:00", to: "08:00", maxBandwidthMbps: 0 }];
+    expect(bandwidthAt(empty, 100, at("2026-11-20T08:00:00Z"))).toBe(100);
+    expect(bandwidthAt(empty, 100, at("2026-11-20T20:00:00Z"))).toBe(100);
   });
   it("reads the wall clock of the schedule's time zone", () => {
     // 07:30 UTC is 10:30 in Moscow (UTC+3): inside the 08:00-20:00 period there.
@@ -36,5 +43,19 @@ describe("bandwidth schedule", () => {
       /maxBandwidthMbps: expected 0 \(no copying\) or more/,
     );
     expect(bad({ timeZone: "Mars/Olympus" })).toThrow(/sources\[0\]\.timeZone: expected an IANA time zone/);
+  });
+});
+
+describe("times of day and time zones", () => {
+  it("reads HH:MM as minutes of the day and refuses anything else, saying what it got", () => {
+    expect(minutesOfDay("00:00")).toBe(0);
+    expect(minutesOfDay("23:59")).toBe(23 * 60 + 59);
+    expect(() => minutesOfDay("24:00")).toThrow('expected a time of day as HH:MM, got "24:00"');
+  });
+
+  it("knows IANA time zones and UTC, not made-up ones", () => {
+    expect(isKnownTimeZone("UTC")).toBe(true);
+    expect(isKnownTimeZone("Europe/Moscow")).toBe(true);
+    expect(isKnownTimeZone("Mars/Olympus")).toBe(false);
   });
 });

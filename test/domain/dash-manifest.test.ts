@@ -188,3 +188,134 @@ describe("msWriter (the timeline's fast number text)", () => {
     );
   });
 });
+
+describe("the whole MPD a player reads", () => {
+  const url = (w: WindowIndex) => `https://m.example/${w.key}`;
+  /** Three 4 s key-frame fragments of 200 bytes: 600 bytes over 12 s, 400 bit/s. */
+  const video = win(T, {
+    key: "p/s/cam/v.mp4",
+    codecs: "avc1.64001f",
+    fragments: [0, 1, 2].map((i) => ({
+      offset: 1000 + i * 200,
+      length: 200,
+      startMs: (T + 4 * i) * 1000,
+      durationMs: 4000,
+      keyframe: true,
+    })),
+  });
+  /** Audio only (no width): three 2 s fragments of 100 bytes from T + 0.5 s, one 6 s segment. */
+  const audio = win(T, {
+    key: "p/s/radio/a.mp4",
+    codecs: "mp4a.40.2",
+    width: undefined,
+    height: undefined,
+    init: { offset: 0, length: 900 },
+    fragments: [0, 1, 2].map((i) => ({
+      offset: 1000 + i * 100,
+      length: 100,
+      startMs: (T + 2 * i) * 1000 + 500,
+      durationMs: 2000,
+      keyframe: true,
+    })),
+  });
+
+  it("static, video: every element closed, the representation's bandwidth, codecs and size, buffer and segment durations", () => {
+    const mpd = renderDashManifest(
+      { type: "static", segments: rangeSegments([video], T * 1000, (T + 12) * 1000) },
+      url,
+    );
+    expect(mpd).toBe(
+      [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-main:2011" type="static" mediaPresentationDuration="PT12.000S" minBufferTime="PT4.000S" maxSegmentDuration="PT4.000S">',
+        '  <Period id="p0" start="PT0.000S">',
+        '    <AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1">',
+        '      <Representation id="video" bandwidth="400" codecs="avc1.64001f" width="640" height="360">',
+        '        <SegmentList timescale="1000" presentationTimeOffset="1764547200000">',
+        '          <Initialization sourceURL="https://m.example/p/s/cam/v.mp4" range="0-999"/>',
+        "          <SegmentTimeline>",
+        '            <S t="1764547200000" d="4000"/>',
+        '            <S t="1764547204000" d="4000"/>',
+        '            <S t="1764547208000" d="4000"/>',
+        "          </SegmentTimeline>",
+        '          <SegmentURL media="https://m.example/p/s/cam/v.mp4" mediaRange="1000-1199"/>',
+        '          <SegmentURL media="https://m.example/p/s/cam/v.mp4" mediaRange="1200-1399"/>',
+        '          <SegmentURL media="https://m.example/p/s/cam/v.mp4" mediaRange="1400-1599"/>',
+        "        </SegmentList>",
+        "      </Representation>",
+        "    </AdaptationSet>",
+        "  </Period>",
+        "</MPD>",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("dynamic, audio only: publish time, presentation delay of three segments, an audio adaptation set", () => {
+    const mpd = renderDashManifest(
+      {
+        type: "dynamic",
+        segments: rangeSegments([audio], T * 1000, (T + 7) * 1000),
+        nowMs: (T + 60) * 1000,
+        shiftMs: 30_000,
+        timeShiftBufferSeconds: 3600,
+      },
+      url,
+    );
+    expect(mpd).toBe(
+      [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-main:2011" type="dynamic" availabilityStartTime="1970-01-01T00:00:30.000Z" publishTime="2025-12-01T00:01:00.000Z" minimumUpdatePeriod="PT2S" timeShiftBufferDepth="PT3600.000S" suggestedPresentationDelay="PT18.000S" minBufferTime="PT6.000S" maxSegmentDuration="PT6.000S">',
+        '  <Period id="p0" start="PT1764547200.500S">',
+        '    <AdaptationSet id="0" contentType="audio" mimeType="audio/mp4" segmentAlignment="true" startWithSAP="1">',
+        '      <Representation id="media" bandwidth="400" codecs="mp4a.40.2">',
+        '        <SegmentList timescale="1000" presentationTimeOffset="1764547200500">',
+        '          <Initialization sourceURL="https://m.example/p/s/radio/a.mp4" range="0-899"/>',
+        "          <SegmentTimeline>",
+        '            <S t="1764547200500" d="6000"/>',
+        "          </SegmentTimeline>",
+        '          <SegmentURL media="https://m.example/p/s/radio/a.mp4" mediaRange="1000-1299"/>',
+        "        </SegmentList>",
+        "      </Representation>",
+        "    </AdaptationSet>",
+        "  </Period>",
+        "</MPD>",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("refuses to write a manifest of no segment", () => {
+    expect(() => renderDashManifest({ type: "static", segments: [] }, url)).toThrow(
+      "a DASH manifest needs at least one segment",
+    );
+    expect(monoProblem([])).toBeUndefined();
+  });
+
+  it("a new period where only the codecs, the height or the init's length change, not at a gap within the tolerance", () => {
+    const periodsOf = (second: WindowIndex) =>
+      parse(
+        renderDashManifest(
+          { type: "static", segments: rangeSegments([win(T), second], T * 1000, (T + 120) * 1000) },
+          uri,
+        ),
+      ).periods.length;
+    expect(periodsOf(win(T + 60))).toBe(1);
+    expect(periodsOf(win(T + 60, { codecs: "avc1.640028,mp4a.40.2" }))).toBe(2);
+    expect(periodsOf(win(T + 60, { height: 480 }))).toBe(2);
+    expect(periodsOf(win(T + 60, { init: { offset: 0, length: 1200 } }))).toBe(2);
+    // Starting 0.5 s late (GAP_TOLERANCE_MS) still joins; later is a gap.
+    const late = (ms: number) =>
+      win(T + 60, {
+        fragments: Array.from({ length: 59 }, (_, i) => ({
+          offset: 1000 + i * 100,
+          length: 100,
+          startMs: (T + 60 + i) * 1000 + ms,
+          durationMs: 1000,
+          keyframe: true,
+        })),
+      });
+    expect(periodsOf(late(500))).toBe(1);
+    expect(periodsOf(late(501))).toBe(2);
+  });
+});

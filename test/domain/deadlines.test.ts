@@ -148,3 +148,135 @@ describe("marginWarningAt", () => {
     expect(marginWarningAt(21_600, undefined)).toBe(21_600);
   });
 });
+
+describe("the depth when the source says little", () => {
+  it("takes an expiration of 0 (the source keeps no fixed depth) as not said: the retention", () => {
+    expect(
+      sourceDepth({
+        expirationSeconds: 0,
+        oldest: undefined,
+        previousOldest: undefined,
+        retentionSeconds: DAY,
+        now: NOW,
+      }),
+    ).toEqual({ seconds: DAY, basis: "retention" });
+  });
+
+  it("keeps the stated depth when the moving start is exactly as long", () => {
+    const d = sourceDepth({
+      expirationSeconds: DAY,
+      oldest: NOW - DAY,
+      previousOldest: NOW - DAY - 600,
+      retentionSeconds: 7 * DAY,
+      now: NOW,
+    });
+    expect(d).toEqual({ seconds: DAY, basis: "expiration" });
+  });
+});
+
+describe("earliest deadline first, at its edges", () => {
+  it("starts a window whose copy can begin exactly at its latest start, and chooses only copies starting before startBy", () => {
+    const s = scheduleEarliestDeadline({
+      candidates: candidates([
+        { from: 1, latest: NOW, copy: 100 },
+        { from: 2, latest: NOW + 100, copy: 100 },
+      ]),
+      slots: 1,
+      now: NOW,
+      startBy: NOW + 100,
+    });
+    // The first starts now, at its latest start; the second at NOW + 100, its latest start too,
+    // but that is not before startBy: predicted, not chosen this run.
+    expect(s.chosen.map((c) => c.window.from)).toEqual([1]);
+    expect(s.late).toEqual([]);
+    expect(s.complete).toBe(true);
+  });
+
+  it("waits for copies already leased: a slot busy past a window's latest start cannot save it", () => {
+    const s = scheduleEarliestDeadline({
+      candidates: candidates([
+        { from: 1, latest: NOW + 100, copy: 50 },
+        { from: 2, latest: NOW + 400, copy: 50 },
+      ]),
+      slots: 1,
+      busyUntil: [NOW + 200],
+      now: NOW,
+      startBy: NOW + 1000,
+    });
+    expect(s.late.map((c) => c.window.from)).toEqual([1]);
+    expect(s.chosen.map((c) => c.window.from)).toEqual([2]);
+  });
+
+  it("counts a slot free since the past as free now, not earlier", () => {
+    const s = scheduleEarliestDeadline({
+      candidates: candidates([{ from: 1, latest: NOW + 10, copy: 50 }]),
+      slots: 1,
+      busyUntil: [NOW - 500],
+      now: NOW,
+      startBy: NOW,
+    });
+    // Starting now is not before startBy = now: not chosen (a slot counted free at NOW - 500 would be).
+    expect(s.chosen).toEqual([]);
+    expect(s.late).toEqual([]);
+  });
+
+  it("stops after maxCandidates and says the prediction is incomplete", () => {
+    const list = candidates([
+      { from: 1, latest: NOW + 500, copy: 10 },
+      { from: 2, latest: NOW + 500, copy: 10 },
+      { from: 3, latest: NOW + 500, copy: 10 },
+    ]);
+    const cut = scheduleEarliestDeadline({
+      candidates: list,
+      slots: 1,
+      now: NOW,
+      startBy: NOW + 1000,
+      maxCandidates: 2,
+    });
+    expect(cut.chosen.map((c) => c.window.from)).toEqual([1, 2]);
+    expect(cut.complete).toBe(false);
+    const whole = scheduleEarliestDeadline({
+      candidates: list,
+      slots: 1,
+      now: NOW,
+      startBy: NOW + 1000,
+      maxCandidates: 3,
+    });
+    expect(whole.chosen.map((c) => c.window.from)).toEqual([1, 2, 3]);
+    expect(whole.complete).toBe(true);
+  });
+});
+
+describe("merging the streams' windows by deadline", () => {
+  it("puts the older window first when two deadlines are equal", () => {
+    const a = candidates([{ from: 50, latest: 100, copy: 1, stream: "a" }]);
+    const b = candidates([{ from: 40, latest: 100, copy: 1, stream: "b" }]);
+    expect([...byDeadline([a, b])].map((c) => c.item)).toEqual(["b", "a"]);
+    expect([...byDeadline([b, a])].map((c) => c.item)).toEqual(["b", "a"]);
+  });
+
+  it("yields every window of many streams in deadline order, whatever the number of streams", () => {
+    // A deterministic spread of deadlines over 1 to 9 streams, each stream in its own order.
+    for (let streams = 1; streams <= 9; streams++) {
+      let seed = streams * 7919;
+      const next = () => {
+        seed = (seed * 48_271) % 2_147_483_647;
+        return seed;
+      };
+      const sequences = Array.from({ length: streams }, (_, s) => {
+        let latest = 0;
+        return candidates(
+          Array.from({ length: 1 + (next() % 6) }, (_, i) => {
+            latest += next() % 50;
+            return { from: s * 1000 + i, latest, copy: 1, stream: `s${s}` };
+          }),
+        );
+      });
+      const merged = [...byDeadline(sequences)];
+      const expected = sequences
+        .flat()
+        .sort((x, y) => x.latestStart - y.latestStart || x.window.from - y.window.from);
+      expect(merged.map((c) => c.window.from)).toEqual(expected.map((c) => c.window.from));
+    }
+  });
+});

@@ -8,6 +8,7 @@ import { ConfigError } from "../../functions/config/config.ts";
 import { CopierStoppingError } from "../../functions/copier/copy-messages.ts";
 import { ContainerError, MediaShortError } from "../../functions/domain/container-check.ts";
 import {
+  isRetryable,
   MalformedAnswerError,
   RetryableError,
   SetupError,
@@ -49,5 +50,30 @@ describe("error classes", () => {
   it("no two classes share a code", () => {
     const codes = errors.map(([e]) => e.code);
     expect(new Set(codes).size).toBe(codes.length);
+  });
+});
+
+describe("isRetryable", () => {
+  it("follows the class's retryable flag, and counts an unknown error as retryable", () => {
+    expect(isRetryable(new RetryableError("503 from the source"))).toBe(true);
+    expect(isRetryable(new WindowGoneError("404: deleted by the retention"))).toBe(false);
+    expect(isRetryable(new SetupError("401"))).toBe(false);
+    expect(isRetryable(new Error("socket hang up"))).toBe(true);
+  });
+
+  it("each kind has its stable FB_ code, the one scripts match", () => {
+    expect(
+      [
+        new RetryableError("x"),
+        new WindowGoneError("x"),
+        new SetupError("x"),
+        new MalformedAnswerError("x"),
+      ].map((e) => [e.name, e.kind, e.code, e.retryable]),
+    ).toEqual([
+      ["RetryableError", "retryable", "FB_RETRYABLE", true],
+      ["WindowGoneError", "window-gone", "FB_WINDOW_GONE", false],
+      ["SetupError", "configuration", "FB_SETUP", false],
+      ["MalformedAnswerError", "malformed-answer", "FB_MALFORMED_ANSWER", false],
+    ]);
   });
 });

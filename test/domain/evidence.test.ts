@@ -12,6 +12,8 @@ import {
   episodeHoldChanges,
   episodeHoldId,
   episodeRange,
+  type Hold,
+  holdsOverlapping,
   inclusionProof,
   leafHash,
   merkleRoot,
@@ -65,6 +67,82 @@ describe("evidence", () => {
     expect(root(ws.slice(0, 3))).not.toBe(base);
     // A held copy (another key) proves the same window.
     expect(root(ws.map((w) => ({ ...w, key: `held/${w.key}` })))).toBe(base);
+  });
+
+  it("canonical JSON writes an undefined array item as null, as JSON does, and sorts any key order", () => {
+    expect(canonicalJson([1, undefined, 2])).toBe("[1,null,2]");
+    expect(canonicalJson([1, undefined, 2])).toBe(JSON.stringify([1, undefined, 2]));
+    const reversed = { e: 5, d: 4, c: 3, b: 2, a: 1 };
+    const shuffled = { c: 3, a: 1, e: 5, b: 2, d: 4 };
+    expect(canonicalJson(reversed)).toBe('{"a":1,"b":2,"c":3,"d":4,"e":5}');
+    expect(canonicalJson(shuffled)).toBe(canonicalJson(reversed));
+  });
+
+  it("hashes as RFC 6962 does (0x00 before a leaf, 0x01 before a node), so a verifier outside can recompute a root", () => {
+    const sha = (...parts: (Buffer | string)[]) => {
+      const h = createHash("sha256");
+      for (const p of parts) h.update(p);
+      return h.digest();
+    };
+    const [a, b] = windows(2);
+    const leafA = sha(
+      Buffer.from([0]),
+      canonicalJson({ from: a!.from, duration: 600, size: a!.size, sha256: a!.sha256 }),
+    );
+    const leafB = sha(
+      Buffer.from([0]),
+      canonicalJson({ from: b!.from, duration: 600, size: b!.size, sha256: b!.sha256 }),
+    );
+    expect(leafHash(a!)).toEqual(leafA);
+    expect(merkleRoot([leafA, leafB])).toEqual(sha(Buffer.from([1]), leafA, leafB));
+    // A day with no window: the SHA-256 of nothing.
+    expect(merkleRoot([]).toString("hex")).toBe(
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    );
+  });
+
+  it("an inclusion proof names the side of each sibling", () => {
+    const leaves = windows(3).map(leafHash);
+    const pairHash = createHash("sha256")
+      .update(Buffer.from([1]))
+      .update(leaves[0]!)
+      .update(leaves[1]!)
+      .digest();
+    expect(inclusionProof(leaves, 1)).toEqual([
+      { side: "left", hash: leaves[0]!.toString("hex") },
+      { side: "right", hash: leaves[2]!.toString("hex") },
+    ]);
+    expect(inclusionProof(leaves, 2)).toEqual([{ side: "left", hash: pairHash.toString("hex") }]);
+  });
+});
+
+describe("holds", () => {
+  const hold = (stream: string, from: number, to: number): Hold => ({
+    id: `${stream}-${from}`,
+    stream,
+    from,
+    to,
+    reason: "incident",
+    by: "ops@host",
+    createdAt: 1,
+    legalHold: false,
+  });
+
+  it("a source with no hold has an empty book", () => {
+    expect(emptyHoldBook("site-a")).toEqual({ v: 1, source: "site-a", holds: [] });
+  });
+
+  it("finds the holds of the stream overlapping a range, not those of another stream or only touching it", () => {
+    const book = {
+      ...emptyHoldBook("site-a"),
+      holds: [hold("cam", 100, 200), hold("cam", 300, 400), hold("door", 100, 400)],
+    };
+    expect(holdsOverlapping(book, "cam", 150, 160).map((h) => h.id)).toEqual(["cam-100"]);
+    expect(holdsOverlapping(book, "cam", 199, 301).map((h) => h.id)).toEqual(["cam-100", "cam-300"]);
+    // [200, 300) touches both holds and overlaps neither.
+    expect(holdsOverlapping(book, "cam", 200, 300)).toEqual([]);
+    expect(holdsOverlapping(book, "door", 0, 101).map((h) => h.id)).toEqual(["door-100"]);
+    expect(holdsOverlapping(book, "gate", 0, 1000)).toEqual([]);
   });
 });
 

@@ -6,7 +6,11 @@ import {
   type Fragment,
   firstKeyframeAtOrAfter,
   fragmentsBetween,
+  mergeSpans,
+  storedSpans,
   type WindowIndex,
+  windowEndMs,
+  windowStartMs,
 } from "../../functions/domain/fragment-index.ts";
 
 const FROM = 1_764_547_200; // 2025-12-01T00:00:00Z
@@ -123,5 +127,86 @@ describe("fragment index reading", () => {
     const c = windowOf([], FROM + 300, 300);
     const d = windowOf([], FROM + 600, 600);
     expect(coverWindows([d, c, b, a])).toEqual([a, d]);
+  });
+});
+
+describe("fragment index entries of every kind", () => {
+  const frags = (n: number, at = FROM * 1000): Fragment[] =>
+    Array.from({ length: n }, (_, i) => ({
+      offset: 800 + i * 100,
+      length: 100,
+      startMs: at + i * 1000,
+      durationMs: 1000,
+      keyframe: i % 2 === 0,
+    }));
+
+  it("round-trips an MPEG-TS window with its ETag and PSI packets, and one without codecs or size", () => {
+    const { init: _, codecs: _c, width: _w, height: _h, ...bare } = windowOf(frags(4));
+    const ts: WindowIndex = {
+      ...bare,
+      format: "ts",
+      etag: '"abc"',
+      psi: [
+        { offset: 0, length: 188 },
+        { offset: 188, length: 188 },
+      ],
+    };
+    const back = decodeWindowIndex(JSON.parse(JSON.stringify(encodeWindowIndex(ts))));
+    expect(back).toEqual(ts);
+    expect(back?.etag).toBe('"abc"');
+    expect(back?.psi).toEqual([
+      { offset: 0, length: 188 },
+      { offset: 188, length: 188 },
+    ]);
+    expect(back).not.toHaveProperty("codecs");
+    expect(back).not.toHaveProperty("init");
+  });
+
+  it("refuses an entry whose runs do not add up to its fragments, or without lengths, instead of inventing fragments", () => {
+    const stored = encodeWindowIndex(windowOf(frags(4)));
+    expect(decodeWindowIndex({ ...stored, d: [[1000, 3]] })).toBeUndefined();
+    expect(decodeWindowIndex({ ...stored, k: [1, 1, 1] })).toBeUndefined();
+    expect(decodeWindowIndex({ ...stored, l: undefined as unknown as number[] })).toBeUndefined();
+  });
+
+  it("the window's media starts at its first fragment and ends at the furthest end; an empty one at its from", () => {
+    const w = windowOf(frags(3, FROM * 1000 + 40));
+    expect(windowStartMs(w)).toBe(FROM * 1000 + 40);
+    expect(windowEndMs(w)).toBe(FROM * 1000 + 3040);
+    const empty = windowOf([]);
+    expect(windowStartMs(empty)).toBe(FROM * 1000);
+    expect(windowEndMs(empty)).toBe(FROM * 1000);
+  });
+
+  it("fragmentsBetween from before the first fragment starts with it", () => {
+    const w = windowOf(frags(3));
+    expect(fragmentsBetween(w, FROM * 1000 - 500, FROM * 1000 + 500).map((f) => f.offset)).toEqual([800]);
+  });
+
+  it("merges spans in any order, nested or within the tolerance, and counts the bytes of the windows kept", () => {
+    expect(
+      mergeSpans(
+        [
+          [5000, 6000],
+          [1000, 2000],
+          [0, 10_000],
+          [500, 600],
+          [10_100, 11_000],
+          [11_101, 12_000],
+        ],
+        100,
+      ),
+    ).toEqual([
+      [0, 11_000],
+      [11_101, 12_000],
+    ]);
+    const a = windowOf(frags(3), FROM, 600);
+    const b = windowOf(frags(2, (FROM + 600) * 1000), FROM + 600, 600);
+    const spans = storedSpans([b, a], 0);
+    expect(spans.spans).toEqual([
+      [FROM * 1000, FROM * 1000 + 3000],
+      [(FROM + 600) * 1000, (FROM + 600) * 1000 + 2000],
+    ]);
+    expect(spans.bytes).toBe(a.size + b.size);
   });
 });

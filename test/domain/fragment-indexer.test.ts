@@ -7,8 +7,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { MEDIA_END_TOLERANCE_SECONDS } from "../../functions/domain/container-check.ts";
 import type { WindowIndex } from "../../functions/domain/fragment-index.ts";
-import { indexingCheck } from "../../functions/domain/fragment-indexer.ts";
+import { FragmentIndexer, indexingCheck } from "../../functions/domain/fragment-indexer.ts";
+import type { Mp4Track, Mp4TrackFragment } from "../../functions/domain/mp4-join.ts";
 import { windowChunks } from "../../simulator/content.ts";
 import { loadRealMedia, realWindowChunks } from "../../simulator/real-media.ts";
 
@@ -152,7 +154,40 @@ describe.skipIf(!hasFfmpeg)("fragment index of real media (ffmpeg H.264/AAC)", (
     for (const [i, f] of ix.fragments.entries()) {
       expect(Math.abs(f.startMs - (window.from + i) * 1000)).toBeLessThanOrEqual(100);
       expect(body[f.offset]).toBe(0x47);
+      // Each TS fragment starts at a random-access point and lasts until the next one (the last
+      // until the body's latest PTS): about a second each.
+      expect(f.keyframe).toBe(true);
+      expect(Math.abs(f.durationMs - 1000), `fragment ${i} lasts ${f.durationMs} ms`).toBeLessThanOrEqual(
+        100,
+      );
     }
+    const next = ix.fragments.slice(1);
+    for (const [i, f] of next.entries())
+      expect(f.startMs).toBe(ix.fragments[i]!.startMs + ix.fragments[i]!.durationMs);
+  });
+});
+
+describe.skipIf(!hasFfmpeg)("fragment index of MPEG-TS without random-access flags", () => {
+  it("finds the key frames from the H.264 IDR and SPS units when the adaptation fields do not mark them", async () => {
+    const window = { from: FROM + 20, duration: 30 };
+    const media = await loadRealMedia();
+    const flagged = Buffer.concat([
+      ...realWindowChunks(media, [{ from: window.from, to: window.from + 30 }], "ts"),
+    ]);
+    const body = Buffer.from(flagged);
+    let cleared = 0;
+    for (let p = 0; p + 188 <= body.length; p += 188) {
+      const control = (body[p + 3]! >> 4) & 3;
+      if (control & 2 && body[p + 4]! > 0 && body[p + 5]! & 0x40) {
+        body[p + 5] = body[p + 5]! & ~0x40;
+        cleared++;
+      }
+    }
+    expect(cleared, "the real TS marks its random-access points").toBeGreaterThan(0);
+    const { index: withFlags } = index("ts", [flagged], window);
+    const { index: without } = index("ts", [body], window);
+    expect(without.fragments).toHaveLength(30);
+    expect(without.fragments).toEqual(withFlags.fragments);
   });
 });
 
@@ -178,5 +213,86 @@ describe.skipIf(!hasX265)("fragment index of HEVC (ffmpeg libx265)", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("fMP4 fragments as the container check reports them", () => {
+  const NON_SYNC = 0x10000;
+  const audio: Mp4Track = {
+    id: 1,
+    timescale: 48_000,
+    handler: "soun",
+    defaultSampleDuration: 1024,
+    defaultSampleFlags: 0,
+    described: true,
+  };
+  const video: Mp4Track = {
+    id: 2,
+    timescale: 90_000,
+    handler: "vide",
+    defaultSampleDuration: 3000,
+    defaultSampleFlags: 0,
+    described: true,
+  };
+  const moov = Buffer.concat([Buffer.from([0, 0, 0, 8]), Buffer.from("moov")]);
+  const traf = (t: Mp4Track, second: number, flags: number | undefined): Mp4TrackFragment => ({
+    trackId: t.id,
+    tfdtAt: 0,
+    decodeTime: second * t.timescale,
+    duration: t.timescale,
+    baseDataOffsetAt: undefined,
+    firstSampleFlags: flags,
+  });
+
+  it("times and key frames come from the video track, whatever the order of the tracks and trafs", () => {
+    const ix = new FragmentIndexer("mp4", { from: FROM, duration: 60 });
+    ix.init(
+      500,
+      moov,
+      new Map([
+        [1, audio],
+        [2, video],
+      ]),
+    );
+    // A second init (a repeated moov) changes nothing.
+    ix.init(900, moov, new Map([[1, audio]]));
+    ix.fragment(508, [traf(audio, FROM, 0), traf(video, FROM, NON_SYNC)]);
+    ix.fragment(600, [traf(audio, FROM + 1.5, NON_SYNC), traf(video, FROM + 1, 0)]);
+    ix.fragment(700, [traf(audio, FROM + 2, 0)]);
+    ix.fragment(800, [traf(video, FROM + 3, undefined)]);
+    ix.fragment(850, []);
+    const w = ix.result("key", 900);
+    expect(w.init).toEqual({ offset: 0, length: 508 });
+    expect(w.origin).toBe("absolute");
+    expect(
+      w.fragments.map((f) => [f.offset, f.length, f.startMs - FROM * 1000, f.durationMs, f.keyframe]),
+    ).toEqual([
+      [508, 92, 0, 1000, false],
+      [600, 100, 1000, 1000, true],
+      // Without the video track a fragment cannot start a segment, whatever its audio says.
+      [700, 100, 2000, 1000, false],
+      // No sample flags at all: not known to be a key frame.
+      [800, 100, 3000, 1000, false],
+    ]);
+  });
+
+  it("a stream of audio only takes its one track as the primary one", () => {
+    const ix = new FragmentIndexer("mp4", { from: FROM, duration: 60 });
+    ix.init(0, moov, new Map([[1, audio]]));
+    ix.fragment(8, [traf(audio, FROM, 0)]);
+    expect(ix.result("key", 100).fragments.map((f) => f.keyframe)).toEqual([true]);
+  });
+
+  it("decode times are unix times when the first falls within the window (its tolerance included), else window-relative", () => {
+    const origin = (second: number) => {
+      const ix = new FragmentIndexer("mp4", { from: FROM, duration: 60 });
+      ix.init(0, moov, new Map([[2, video]]));
+      ix.fragment(8, [traf(video, second, 0)]);
+      return ix.result("key", 100).origin;
+    };
+    expect(origin(FROM - MEDIA_END_TOLERANCE_SECONDS)).toBe("absolute");
+    expect(origin(FROM + 60)).toBe("absolute");
+    expect(origin(FROM + 61)).toBe("window");
+    expect(origin(FROM - MEDIA_END_TOLERANCE_SECONDS - 1)).toBe("window");
   });
 });

@@ -165,3 +165,163 @@ describe("live numbering", () => {
     expect(targetDuration(segs)).toBe(6);
   });
 });
+
+describe("segments at their edges", () => {
+  it("a window with no key frame gives no segment; a gap of exactly the tolerance is no time jump", () => {
+    expect(windowSegments(win(T, [p(1000), p(1000)]))).toEqual([]);
+    const w = win(T, [k(1000), k(1000)]);
+    const shifted = {
+      ...w,
+      fragments: [w.fragments[0]!, { ...w.fragments[1]!, startMs: w.fragments[1]!.startMs + 500 }],
+    };
+    expect(spans(shifted)).toEqual([[0, 2500, true]]);
+    const jumped = {
+      ...w,
+      fragments: [w.fragments[0]!, { ...w.fragments[1]!, startMs: w.fragments[1]!.startMs + 501 }],
+    };
+    expect(spans(jumped)).toEqual([
+      [0, 1000, true],
+      [1501, 1000, true],
+    ]);
+  });
+
+  it("a range skips windows without fragments, and starts at a window's last fragment when the range starts there", () => {
+    const empty = { ...win(T, []), key: "empty" };
+    const a = win(
+      T + 10,
+      Array.from({ length: 5 }, () => k(1000)),
+    );
+    const s = rangeSegments([empty, a], (T + 14) * 1000, (T + 20) * 1000);
+    expect(s.map((x) => [x.window.key, x.startMs - T * 1000, x.durationMs])).toEqual([
+      [`w${T + 10}`, 14_000, 1000],
+    ]);
+  });
+
+  it("cuts the window's first segment too, and leaves out a fragment starting exactly at the range's end", () => {
+    const a = win(
+      T,
+      Array.from({ length: 30 }, (_, i) => (i % 6 === 0 ? k(1000) : p(1000))),
+    );
+    expect(rangeSegments([a], T * 1000, T * 1000 + 2400).map((x) => [x.durationMs, x.length])).toEqual([
+      [3000, 30],
+    ]);
+    expect(
+      rangeSegments([a], T * 1000, (T + 8) * 1000).map((x) => [x.startMs - T * 1000, x.durationMs, x.length]),
+    ).toEqual([
+      [0, 6000, 60],
+      [6000, 2000, 20],
+    ]);
+  });
+});
+
+describe("live windows at their edges", () => {
+  // Built inside each test, so that a mutation tool sees which tests run the code.
+  const numbered = () =>
+    liveSegments([
+      win(
+        T,
+        Array.from({ length: 30 }, () => k(1000)),
+      ),
+    ]);
+
+  it("counts a discontinuity once per jump, not once per segment", () => {
+    const segs = numbered();
+    expect(segs.map((s) => s.discontinuitySequence)).toEqual(segs.map(() => 20_423 * DAY_SEQUENCE_SPAN + 1));
+  });
+
+  it("is empty before the first segment, and keeps a segment starting exactly at notBefore", () => {
+    const segs = numbered();
+    expect(liveWindow(segs, T * 1000 - 1, 60_000)).toEqual([]);
+    const at6 = T * 1000 + 6000;
+    expect(liveWindow(segs, at6, 60_000, at6).map((s) => s.startMs)).toEqual([at6]);
+    expect(liveWindow(segs, T * 1000 + 12_000, 60_000, at6).map((s) => s.startMs)).toEqual([at6, at6 + 6000]);
+  });
+});
+
+describe("the whole playlist a player reads", () => {
+  it("VOD over two windows, one with a time jump: a map and a date at each window and jump, a discontinuity before each", () => {
+    const a = win(T, [k(1000), k(1000), null, k(1000)]);
+    const b = win(T + 10, [k(2000)]);
+    const text = renderMediaPlaylist(
+      { type: "VOD", segments: rangeSegments([a, b], T * 1000, (T + 12) * 1000) },
+      (w) => `/m/${w.key}`,
+    );
+    expect(text).toBe(
+      [
+        "#EXTM3U",
+        "#EXT-X-VERSION:7",
+        "#EXT-X-TARGETDURATION:2",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        `#EXT-X-MAP:URI="/m/w${T}",BYTERANGE="500@0"`,
+        "#EXT-X-PROGRAM-DATE-TIME:2025-12-01T00:00:00.000Z",
+        "#EXTINF:2.000,",
+        "#EXT-X-BYTERANGE:20@500",
+        `/m/w${T}`,
+        "#EXT-X-DISCONTINUITY",
+        `#EXT-X-MAP:URI="/m/w${T}",BYTERANGE="500@0"`,
+        "#EXT-X-PROGRAM-DATE-TIME:2025-12-01T00:00:03.000Z",
+        "#EXTINF:1.000,",
+        "#EXT-X-BYTERANGE:10@520",
+        `/m/w${T}`,
+        "#EXT-X-DISCONTINUITY",
+        `#EXT-X-MAP:URI="/m/w${T + 10}",BYTERANGE="500@0"`,
+        "#EXT-X-PROGRAM-DATE-TIME:2025-12-01T00:00:10.000Z",
+        "#EXTINF:2.000,",
+        "#EXT-X-BYTERANGE:10@500",
+        `/m/w${T + 10}`,
+        "#EXT-X-ENDLIST",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("a second segment of the same window repeats neither the map nor the date", () => {
+    const a = win(
+      T,
+      Array.from({ length: 12 }, () => k(1000)),
+    );
+    const text = renderMediaPlaylist(
+      { type: "EVENT", segments: rangeSegments([a], T * 1000, (T + 12) * 1000) },
+      (w) => `/m/${w.key}`,
+    );
+    expect(text.match(/#EXT-X-MAP/g)).toHaveLength(1);
+    expect(text.match(/#EXT-X-PROGRAM-DATE-TIME/g)).toHaveLength(1);
+    expect(text.match(/#EXTINF/g)).toHaveLength(2);
+    expect(text).toContain("#EXT-X-PLAYLIST-TYPE:EVENT\n");
+    expect(text).not.toContain("#EXT-X-DISCONTINUITY");
+  });
+
+  it("MPEG-TS: the PAT and PMT are the map when adjacent, and no map otherwise", () => {
+    const ts = (psi: { offset: number; length: number }[]) => {
+      const { init: _, ...rest } = win(T, [k(2000)]);
+      return { ...rest, format: "ts" as const, psi };
+    };
+    const map = (w: WindowIndex) =>
+      renderMediaPlaylist(
+        { type: "VOD", segments: rangeSegments([w], T * 1000, (T + 2) * 1000) },
+        () => "/m/w.ts",
+      )
+        .split("\n")
+        .filter((l) => l.startsWith("#EXT-X-MAP"));
+    expect(
+      map(
+        ts([
+          { offset: 0, length: 188 },
+          { offset: 188, length: 188 },
+        ]),
+      ),
+    ).toEqual(['#EXT-X-MAP:URI="/m/w.ts",BYTERANGE="376@0"']);
+    expect(
+      map(
+        ts([
+          { offset: 0, length: 188 },
+          { offset: 376, length: 188 },
+        ]),
+      ),
+    ).toEqual([]);
+    expect(map(ts([{ offset: 0, length: 188 }]))).toEqual([]);
+    expect(map(ts([]))).toEqual([]);
+  });
+});

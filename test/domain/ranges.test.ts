@@ -113,3 +113,27 @@ describe("clip, intersect, total", () => {
     ).toBe(15);
   });
 });
+
+describe("ranges at their edges", () => {
+  it("drops an empty range at the head of an otherwise sorted list", () => {
+    expect(
+      normalizeRanges([
+        { from: 5, to: 5 },
+        { from: 10, to: 20 },
+      ]),
+    ).toEqual([{ from: 10, to: 20 }]);
+  });
+
+  it("intersects lists of different lengths, and ranges that only touch share nothing", () => {
+    expect(
+      intersectRanges(
+        [{ from: 0, to: 10 }],
+        [
+          { from: 5, to: 20 },
+          { from: 30, to: 40 },
+        ],
+      ),
+    ).toEqual([{ from: 5, to: 10 }]);
+    expect(intersectRanges([{ from: 0, to: 10 }], [{ from: 10, to: 20 }])).toEqual([]);
+  });
+});

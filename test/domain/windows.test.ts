@@ -3,7 +3,10 @@ import {
   countWindows,
   cutWindows,
   cutWindowsNewestFirst,
+  lowestCopyingMbps,
   missingRanges,
+  nonOverlappingCover,
+  recordedSecondsIn,
   windowLengthFor,
 } from "../../functions/domain/windows.ts";
 
@@ -55,6 +58,8 @@ describe("cutWindows", () => {
       { missing: [{ from: T0 + 130, to: T0 + 1500 }], horizon: T0 + 99_999 },
       { missing: [{ from: T0, to: T0 + 1000 }], horizon: T0 + 1000 },
       { missing: [{ from: T0 + 700, to: T0 + 1000 }], horizon: T0 + 1000 },
+      // The horizon on a window boundary: the last window is whole, and counted.
+      { missing: [{ from: T0, to: T0 + 1200 }], horizon: T0 + 1200 },
       {
         missing: [
           { from: T0 + 1, to: T0 + 2 },
@@ -165,5 +170,76 @@ describe("windowLengthFor, a source without Range (one request per window)", () 
     expect(
       windowLengthFor({ ...audio, maxWindowSeconds: 360, bitrateBps: 48_000, minWindowSeconds: 240 }),
     ).toBe(360);
+  });
+});
+
+describe("window sizing without a known bitrate, and the schedule's lowest cap", () => {
+  it("sizes windows of a stream of unknown bitrate as for the assumed bitrate", () => {
+    const input = { maxWindowSeconds: 3600, copierBandwidthBps: 10e6, copyBudgetSeconds: 300 };
+    // 300 s at 10 Mbit/s over 8 Mbit/s: 375 s of video; the longest allowed length below is 360.
+    expect(windowLengthFor({ ...input, bitrateBps: undefined })).toBe(360);
+    expect(windowLengthFor({ ...input, bitrateBps: 8_000_000 })).toBe(360);
+  });
+
+  it("a period starting where another ends takes effect at its first minute", () => {
+    // Listed out of order: the minute 20:00 belongs to the one-minute period only.
+    const periods = [
+      { from: "08:00", to: "20:00", maxBandwidthMbps: 50 },
+      { from: "20:01", to: "21:00", maxBandwidthMbps: 50 },
+      { from: "20:00", to: "20:01", maxBandwidthMbps: 10 },
+    ];
+    expect(lowestCopyingMbps(periods, 100)).toBe(10);
+  });
+});
+
+describe("recordedSecondsIn", () => {
+  it("counts the recorded seconds inside the span, gaps apart", () => {
+    const recorded = [
+      { from: T0, to: T0 + 100 },
+      { from: T0 + 200, to: T0 + 400 },
+    ];
+    expect(recordedSecondsIn(recorded, T0 + 50, T0 + 300)).toBe(150);
+    expect(recordedSecondsIn(recorded, T0 + 100, T0 + 200)).toBe(0);
+  });
+});
+
+describe("nonOverlappingCover against every choice", () => {
+  it("covers as many seconds as the best set of windows without overlap, with as few windows, oldest first", () => {
+    let seed = 12_345;
+    const next = (n: number) => {
+      seed = (seed * 48_271) % 2_147_483_647;
+      return seed % n;
+    };
+    const durations = [100, 200, 300, 600];
+    for (let round = 0; round < 300; round++) {
+      const windows = Array.from({ length: 1 + next(8) }, () => ({
+        from: T0 + 100 * next(12),
+        duration: durations[next(durations.length)]!,
+      }));
+      const from = T0 + 100 * next(6);
+      const to = from + 100 * (1 + next(12));
+      const weight = (w: { from: number; duration: number }) =>
+        Math.max(0, Math.min(w.from + w.duration, to) - Math.max(w.from, from));
+      // Every subset without overlap: the most seconds, then the fewest windows.
+      let best = { seconds: -1, count: 0 };
+      for (let mask = 0; mask < 1 << windows.length; mask++) {
+        const set = windows.filter((_, i) => mask & (1 << i)).filter((w) => weight(w) > 0);
+        if (set.length !== windows.filter((_, i) => mask & (1 << i)).length) continue;
+        const sorted = [...set].sort((a, b) => a.from - b.from);
+        if (sorted.some((w, i) => i > 0 && w.from < sorted[i - 1]!.from + sorted[i - 1]!.duration)) continue;
+        const seconds = set.reduce((n, w) => n + weight(w), 0);
+        if (seconds > best.seconds || (seconds === best.seconds && set.length < best.count))
+          best = { seconds, count: set.length };
+      }
+      const cover = nonOverlappingCover(windows, from, to);
+      const label = JSON.stringify({ windows, from, to });
+      expect(
+        cover.reduce((n, w) => n + weight(w), 0),
+        label,
+      ).toBe(best.seconds);
+      expect(cover.length, label).toBe(best.count);
+      for (let i = 1; i < cover.length; i++)
+        expect(cover[i]!.from, label).toBeGreaterThanOrEqual(cover[i - 1]!.from + cover[i - 1]!.duration);
+    }
   });
 });

@@ -1,0 +1,54 @@
+/**
+ * Leases while a stream is in danger (its margin below `marginWarningSeconds`): the source's copies
+ * go earliest deadline first, and the copies leased by earlier runs hold the copiers first, so a run
+ * soon after another queues nothing its copiers cannot start before the leases end
+ * (choose-windows.ts, the deadline branch). Against the embedded emulator and the simulator.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const START = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+
+describe("a stream in danger, planned twice", () => {
+  it("counts the copies leased by the first run against the second: nothing more is queued until they could have started", async () => {
+    h = await startHarness({
+      sim: {
+        streams: [
+          {
+            name: "cam1",
+            bitrateBps: 16_000,
+            depthSeconds: 2 * HOUR,
+            ranges: [{ from: START - HOUR, to: Number.POSITIVE_INFINITY }],
+          },
+        ],
+      },
+      // 10 kbit/s for a 16 kbit/s stream: a copy takes longer than its window.
+      source: { maxConcurrentCopies: 1, maxBandwidthMbps: 0.01 },
+      config: { marginWarningSeconds: 40 * 60 },
+    });
+    const rt = await h.runtime();
+    // 30 minutes in, the oldest second goes in 30 minutes: in danger, deadline order.
+    h.clock.advance(30 * 60);
+    const first = (await rt.plan()).sources[0]!;
+    const cam1 = first.streams.find((s) => s.stream === "cam1")!;
+    expect(cam1.marginSeconds).toBe(30 * 60);
+    expect(first.planned.length).toBeGreaterThan(0);
+    // The oldest window leads: deadline order, not the live edge first.
+    expect(first.planned[0]!.from).toBeLessThan(START - HOUR + 30 * 60 + 600);
+    // A minute later, nothing copied: the leased copies fill the one copier past this run's start
+    // time, so nothing new is queued.
+    h.clock.advance(60);
+    const second = (await rt.plan()).sources[0]!;
+    expect(second.errors).toEqual([]);
+    expect(second.planned).toEqual([]);
+    // Once the leases end, the windows are queued again.
+    h.clock.advance(2 * HOUR);
+    expect((await rt.plan()).sources[0]!.planned.length).toBeGreaterThan(0);
+  }, 60_000);
+});
