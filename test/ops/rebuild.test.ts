@@ -35,7 +35,20 @@ async function bookkeeping(h: Harness, day: string): Promise<Record<string, unkn
     const m = (await json(manifestKey(p, "src1", s))) as Manifest;
     out[`${s} manifest`] = { covered: m.covered, windows: m.windows, bytes: m.bytes, head: m.head };
     const c = await json(catalogKey(p, "src1", s, day));
-    out[`${s} catalog`] = c.windows.map(({ copiedAt: _, ...e }: { copiedAt: number }) => e);
+    // Not compared: when a window was copied and what its copy cost in requests (the `cost`
+    // report's counts) are not in the stored window, so a rebuilt entry cannot have them.
+    out[`${s} catalog`] = c.windows.map(
+      ({
+        copiedAt: _,
+        requests: _r,
+        gbSeconds: _g,
+        ...e
+      }: {
+        copiedAt: number;
+        requests?: unknown;
+        gbSeconds?: unknown;
+      }) => e,
+    );
     out[`${s} index`] = await json(fragmentIndexKey(p, "src1", s, day));
   }
   return out;
