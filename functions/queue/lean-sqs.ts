@@ -81,6 +81,7 @@ const SDK_MIDDLEWARE = new Set([
 /** Name of the middleware that gives FIFO entries their message group (functions/lambda/environment.ts). */
 export const FIFO_MESSAGE_GROUP_MIDDLEWARE = "fifoMessageGroup";
 const fifoGroups = new WeakMap<SQSClient, string>();
+const leanOf = new WeakMap<SQSClient, LeanSqs>();
 
 /**
  * Records that `sqs` gives entries sent to `.fifo` queue URLs the message group `group` (when they
@@ -105,7 +106,10 @@ export class LeanSqs {
     this.#fifoGroup = fifoGroup;
   }
 
-  /** A lean path beside `sqs`, or undefined when sends must go through the SDK (see above). */
+  /**
+   * A lean path beside `sqs`, or undefined when sends must go through the SDK (see above). One per
+   * client: a Lambda container's planner invocations share its connections and signing key.
+   */
   static forClient(sqs: SQSClient): LeanSqs | undefined {
     const stack = (sqs as { middlewareStack?: { identify?: () => string[] } }).middlewareStack;
     if (typeof stack?.identify !== "function") return undefined;
@@ -121,10 +125,14 @@ export class LeanSqs {
     }
     const config = (sqs as { config?: { endpointProvider?: unknown } }).config;
     if (typeof config?.endpointProvider !== "function") return undefined;
-    return new LeanSqs(sqs, fifoGroup);
+    const known = leanOf.get(sqs);
+    if (known && known.#fifoGroup === fifoGroup) return known;
+    const lean = new LeanSqs(sqs, fifoGroup);
+    leanOf.set(sqs, lean);
+    return lean;
   }
 
-  /** Closes idle sockets (keep-alive ones are unreferenced already). */
+  /** Closes idle sockets (keep-alive ones are unreferenced already); a later send opens new ones. */
   destroy(): void {
     for (const pool of this.#pools.values()) void pool.destroy().catch(() => undefined);
     this.#pools.clear();
@@ -208,7 +216,14 @@ export class LeanSqs {
 
   /** Where a send to `queueUrl` goes, as the SDK decides it (endpoint rules, then queueUrlMiddleware). */
   #target(s: Settings, queueUrl: string): Target {
-    const queueOrigin = s.custom === undefined && s.useQueueUrlAsEndpoint ? new URL(queueUrl).origin : "";
+    let queueOrigin = "";
+    if (s.custom === undefined && s.useQueueUrlAsEndpoint) {
+      try {
+        queueOrigin = new URL(queueUrl).origin;
+      } catch {
+        // As the SDK's queueUrlMiddleware: a queue URL that does not parse leaves the endpoint be.
+      }
+    }
     const cached = this.#targets.get(queueOrigin);
     if (cached) return cached;
     const provider = (this.#sqs.config as unknown as { endpointProvider: EndpointProvider }).endpointProvider;

@@ -10,7 +10,7 @@ import {
   CreateQueueCommand,
   DeleteMessageCommand,
   ReceiveMessageCommand,
-  type SQSClient,
+  SQSClient,
 } from "@aws-sdk/client-sqs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { HttpHop } from "../../dev/kit/http-hop.ts";
@@ -206,6 +206,27 @@ describe("the lean SendMessageBatch", () => {
     expect(LeanSqs.forClient(unknownGroup)).toBeUndefined();
     const plain = createSqsClient(endpoints);
     expect(LeanSqs.forClient(plain)).toBeDefined();
+    expect(LeanSqs.forClient(plain), "one per client").toBe(LeanSqs.forClient(plain));
     for (const c of [observed, unknownGroup, plain]) c.destroy();
+  });
+
+  it("declines to the SDK for an SQS endpoint configured outside the client (AWS_ENDPOINT_URL_SQS)", async () => {
+    const url = await queue("lean-configured");
+    const saved = process.env.AWS_ENDPOINT_URL_SQS;
+    process.env.AWS_ENDPOINT_URL_SQS = hop.url;
+    const sqs = new SQSClient({ region: endpoints.region, credentials: endpoints.credentials! });
+    const q = new CopyQueue(sqs, () => url);
+    try {
+      expect(q.lean).toBe(true);
+      expect(await q.send("src1", [message(0)])).toEqual({ sent: [message(0)], failed: [] });
+      expect(q.lean, "declined at the first send").toBe(false);
+      expect(batches().map((b) => b.sdk)).toEqual([true]);
+      expect((await received(url)).map((g) => g.message)).toEqual([message(0)]);
+    } finally {
+      if (saved === undefined) delete process.env.AWS_ENDPOINT_URL_SQS;
+      else process.env.AWS_ENDPOINT_URL_SQS = saved;
+      q.destroy();
+      sqs.destroy();
+    }
   });
 });
