@@ -274,6 +274,7 @@ export class LocalRuntime {
   async close(): Promise<void> {
     await this.stopCopiers();
     await Promise.all([...this.clients.values()].map((c) => c.close()));
+    this.#queue.destroy();
     this.s3.destroy();
     this.sqs.destroy();
   }

@@ -100,6 +100,7 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
   const wallSeconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   store.s3.destroy();
+  queue.destroy();
   queue.sqs.destroy();
   const errors = report.sources.flatMap((s) => s.errors);
   return {

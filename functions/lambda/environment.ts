@@ -15,6 +15,7 @@ import {
   parseConfig,
   type SourceCredentials,
 } from "../config/config.ts";
+import { FIFO_MESSAGE_GROUP_MIDDLEWARE, markFifoMessageGroup } from "../queue/lean-sqs.ts";
 import type { ArchiveSource } from "../source/flussonic.ts";
 import { openSource } from "../source/open-source.ts";
 import { BackupStore } from "../store/backup-store.ts";
@@ -150,6 +151,8 @@ function secretsManagerReader(): ReadSecret {
  * content-based on those queues.
  */
 export function addFifoMessageGroup(sqs: SQSClient, group = "copies"): void {
+  // The lean SendMessageBatch (functions/queue/lean-sqs.ts) adds the same group itself.
+  markFifoMessageGroup(sqs, group);
   sqs.middlewareStack.add(
     (next) => async (args) => {
       const input = args.input as {
@@ -167,6 +170,6 @@ export function addFifoMessageGroup(sqs: SQSClient, group = "copies"): void {
       }
       return next(args);
     },
-    { step: "initialize", name: "fifoMessageGroup" },
+    { step: "initialize", name: FIFO_MESSAGE_GROUP_MIDDLEWARE },
   );
 }

@@ -1,9 +1,12 @@
 /**
  * The SQS side: planned windows go to one queue per source with SendMessageBatch (10 a call);
  * entries that fail are retried, and what still fails is reported so that it is not leased.
+ * Sends take the lean path (lean-sqs.ts) when the client allows it, else the SDK.
  */
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { CopyMessage } from "../domain/archive.ts";
+import { LeanUnsupportedError } from "../store/lean-s3.ts";
+import { type BatchEntry, LeanSqs } from "./lean-sqs.ts";
 
 export interface SendResult {
   sent: CopyMessage[];
@@ -15,10 +18,41 @@ export class CopyQueue {
   readonly #queueUrl: (source: string) => string;
   /** SendMessageBatch calls made (for the planner's request count). */
   batchCalls = 0;
+  #lean: LeanSqs | undefined;
 
-  constructor(sqs: SQSClient, queueUrl: (source: string) => string) {
+  constructor(sqs: SQSClient, queueUrl: (source: string) => string, options: { lean?: boolean } = {}) {
     this.sqs = sqs;
     this.#queueUrl = queueUrl;
+    this.#lean = options.lean === false ? undefined : LeanSqs.forClient(sqs);
+  }
+
+  /** Whether sends take the lean path (until it declines). */
+  get lean(): boolean {
+    return this.#lean !== undefined;
+  }
+
+  /** Closes the lean path's idle sockets (the SDK client is the caller's to destroy). */
+  destroy(): void {
+    this.#lean?.destroy();
+  }
+
+  async #sendBatch(
+    queueUrl: string,
+    entries: BatchEntry[],
+  ): Promise<{
+    Failed?: { Id?: string | undefined; Code?: string | undefined; Message?: string | undefined }[];
+  }> {
+    const lean = this.#lean;
+    if (lean) {
+      try {
+        return await lean.sendMessageBatch(queueUrl, entries);
+      } catch (error) {
+        if (!(error instanceof LeanUnsupportedError)) throw error;
+        this.#lean = undefined;
+        lean.destroy();
+      }
+    }
+    return this.sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
   }
 
   queueUrl(source: string): string {
@@ -33,11 +67,9 @@ export class CopyQueue {
         this.batchCalls++;
         let failedIds: Map<string, string>;
         try {
-          const res = await this.sqs.send(
-            new SendMessageBatchCommand({
-              QueueUrl: this.#queueUrl(source),
-              Entries: pending.map((p) => ({ Id: p.id, MessageBody: JSON.stringify(p.message) })),
-            }),
+          const res = await this.#sendBatch(
+            this.#queueUrl(source),
+            pending.map((p) => ({ Id: p.id, MessageBody: JSON.stringify(p.message) })),
           );
           failedIds = new Map((res.Failed ?? []).map((f) => [f.Id ?? "", `${f.Code}: ${f.Message ?? ""}`]));
         } catch (error) {

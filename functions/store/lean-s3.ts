@@ -53,7 +53,7 @@ interface Target {
 }
 
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-const THROTTLING = new Set([
+export const THROTTLING = new Set([
   "BandwidthLimitExceeded",
   "RequestLimitExceeded",
   "RequestThrottled",
@@ -63,8 +63,8 @@ const THROTTLING = new Set([
   "ThrottlingException",
   "TooManyRequestsException",
 ]);
-const TRANSIENT = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException"]);
-const CLOCK_SKEW = new Set([
+export const TRANSIENT = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException"]);
+export const CLOCK_SKEW = new Set([
   "AuthFailure",
   "RequestExpired",
   "RequestInTheFuture",
@@ -90,8 +90,8 @@ const NETWORK = new Set([
 /** Middleware of local/aws-clients.ts that changes S3 requests: then the SDK does them all. */
 const OUR_REQUEST_MIDDLEWARE = /^flussonicBackup/;
 
-type Resolvable<T> = T | (() => T | Promise<T>) | undefined;
-async function resolve<T>(v: Resolvable<T>): Promise<T | undefined> {
+export type Resolvable<T> = T | (() => T | Promise<T>) | undefined;
+export async function resolve<T>(v: Resolvable<T>): Promise<T | undefined> {
   return typeof v === "function" ? await (v as () => T | Promise<T>)() : v;
 }
 
@@ -412,13 +412,13 @@ export function encodeKey(key: string): string {
 }
 
 /** The SDK's standard back-off: a random wait up to base x 2^(attempt-1), at most 20 s. */
-function backoff(attempt: number, throttled: boolean): Promise<void> {
+export function backoff(attempt: number, throttled: boolean): Promise<void> {
   const base = throttled ? 500 : 100;
   return new Promise((r) => setTimeout(r, Math.random() * Math.min(20_000, base * 2 ** (attempt - 1))));
 }
 
 /** undici's timeouts as the SDK's HTTP handler reports them (a TimeoutError), for the same handling. */
-function asSdkTimeout(error: unknown): unknown {
+export function asSdkTimeout(error: unknown): unknown {
   const code = (error as { code?: string } | undefined)?.code ?? "";
   if (!/^UND_ERR_(CONNECT|HEADERS|BODY)_TIMEOUT$/.test(code)) return error;
   return Object.assign(new Error((error as Error).message, { cause: error }), {
@@ -427,7 +427,7 @@ function asSdkTimeout(error: unknown): unknown {
   });
 }
 
-function isNetworkError(e: unknown): boolean {
+export function isNetworkError(e: unknown): boolean {
   const err = e as { code?: string; name?: string; message?: string } | undefined;
   return (
     NETWORK.has(err?.code ?? "") || err?.name === "TimeoutError" || /socket hang up/.test(err?.message ?? "")

@@ -111,6 +111,7 @@ describe("SendMessageBatch with failed entries", () => {
       // 3 batches (10, 10, 5), the first two sent again once (their 5 failed entries).
       expect(faults.calls()).toBe(5);
       expect(queue.batchCalls).toBe(5);
+      expect(queue.lean, "the lean SendMessageBatch sent them (and did not decline)").toBe(true);
       const queued = await drainQueue(rt.sqs, url);
       expect(queued.map((m) => m.from).sort()).toEqual(messages.map((m) => m.from));
     } finally {

@@ -1,0 +1,232 @@
+/**
+ * The lean SendMessageBatch (functions/queue/lean-sqs.ts) against the embedded emulator (fauxqs,
+ * which has real FIFO queues: a FIFO send without a message group is refused there as in SQS):
+ * the copy queue sends through it when the client allows, standard and FIFO queues get what the
+ * SDK path sends them, a failure of the whole call reads as the SDK's does, 5xx and throttling
+ * answers are tried again, and clients with middleware it does not know keep the SDK.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from "@aws-sdk/client-sqs";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { HttpHop } from "../../dev/kit/http-hop.ts";
+import type { CopyMessage } from "../../functions/domain/archive.ts";
+import { addFifoMessageGroup } from "../../functions/lambda/environment.ts";
+import { CopyQueue } from "../../functions/queue/copy-queue.ts";
+import { LeanSqs } from "../../functions/queue/lean-sqs.ts";
+import { createSqsClient, type Endpoints } from "../../local/aws-clients.ts";
+import { type EmbeddedEmulator, startEmbedded } from "../../local/embedded.ts";
+
+let emulator: EmbeddedEmulator;
+let admin: SQSClient;
+/** Every request the hop in front of the emulator saw: its X-Amz-Target and whether the SDK made it. */
+let seen: { target: string; sdk: boolean }[] = [];
+/** Answers the hop gives instead of forwarding, one per SendMessageBatch call, first first. */
+let injected: { status: number; body: object }[] = [];
+let hop: HttpHop;
+let endpoints: Endpoints;
+
+beforeAll(async () => {
+  emulator = await startEmbedded(undefined);
+  admin = createSqsClient(emulator.endpoints);
+  hop = await HttpHop.start(emulator.endpoints.sqsEndpoint!, (req: IncomingMessage, res: ServerResponse) => {
+    const target = String(req.headers["x-amz-target"] ?? "");
+    // The SDK names itself in x-amz-user-agent on every request; the lean path sends none.
+    seen.push({ target, sdk: req.headers["x-amz-user-agent"] !== undefined });
+    const answer = target === "AmazonSQS.SendMessageBatch" ? injected.shift() : undefined;
+    if (!answer) return false;
+    req.resume();
+    res.writeHead(answer.status, { "content-type": "application/x-amz-json-1.0" });
+    res.end(JSON.stringify(answer.body));
+    return true;
+  });
+  endpoints = { ...emulator.endpoints, sqsEndpoint: hop.url };
+});
+
+afterEach(() => {
+  seen = [];
+  injected = [];
+});
+
+afterAll(async () => {
+  admin?.destroy();
+  await hop?.close();
+  await emulator?.stop();
+});
+
+const message = (i: number): CopyMessage => ({
+  v: 1,
+  source: "src1",
+  stream: "cam1",
+  from: 1_800_000_000 + i * 600,
+  duration: 600,
+  format: "mp4",
+  leaseUntil: 1_800_100_000,
+});
+
+async function queue(name: string): Promise<string> {
+  const fifo = name.endsWith(".fifo");
+  const { QueueUrl } = await admin.send(
+    new CreateQueueCommand({
+      QueueName: name,
+      ...(fifo ? { Attributes: { FifoQueue: "true", ContentBasedDeduplication: "true" } } : {}),
+    }),
+  );
+  return QueueUrl!;
+}
+
+/** Every message of a queue: its body and message group. */
+async function received(url: string): Promise<{ message: CopyMessage; group: string | undefined }[]> {
+  const out: { message: CopyMessage; group: string | undefined }[] = [];
+  for (;;) {
+    const res = await admin.send(
+      new ReceiveMessageCommand({
+        QueueUrl: url,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        MessageSystemAttributeNames: ["MessageGroupId"],
+      }),
+    );
+    if (!res.Messages?.length) return out;
+    for (const m of res.Messages) {
+      out.push({ message: JSON.parse(m.Body!) as CopyMessage, group: m.Attributes?.MessageGroupId });
+      await admin.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle! }));
+    }
+  }
+}
+
+const batches = () => seen.filter((s) => s.target === "AmazonSQS.SendMessageBatch");
+
+describe("the lean SendMessageBatch", () => {
+  it("queues every message of a standard queue, without a message group, with no SDK request", async () => {
+    const url = await queue("lean-standard");
+    const sqs = createSqsClient(endpoints);
+    const q = new CopyQueue(sqs, () => url);
+    try {
+      expect(q.lean).toBe(true);
+      const messages = Array.from({ length: 25 }, (_, i) => message(i));
+      const result = await q.send("src1", messages);
+      expect(result).toEqual({ sent: messages, failed: [] });
+      expect(q.lean, "it did not decline").toBe(true);
+      expect(batches()).toEqual([1, 2, 3].map(() => ({ target: "AmazonSQS.SendMessageBatch", sdk: false })));
+      const got = await received(url);
+      expect(got.map((g) => g.message.from).sort()).toEqual(messages.map((m) => m.from));
+      expect(got.every((g) => g.group === undefined)).toBe(true);
+    } finally {
+      q.destroy();
+      sqs.destroy();
+    }
+  });
+
+  it("puts the messages of a FIFO queue into the group the client's middleware names, as the SDK path does", async () => {
+    const url = await queue("lean-a.fifo");
+    const sqs = createSqsClient(endpoints);
+    addFifoMessageGroup(sqs, "copies");
+    const lean = new CopyQueue(sqs, () => url);
+    const viaSdk = new CopyQueue(sqs, () => url, { lean: false });
+    try {
+      expect(lean.lean).toBe(true);
+      expect(viaSdk.lean).toBe(false);
+      const messages = Array.from({ length: 12 }, (_, i) => message(i));
+      expect(await lean.send("src1", messages.slice(0, 11))).toEqual({
+        sent: messages.slice(0, 11),
+        failed: [],
+      });
+      expect(await viaSdk.send("src1", messages.slice(11))).toEqual({ sent: messages.slice(11), failed: [] });
+      expect(batches().map((b) => b.sdk)).toEqual([false, false, true]);
+      // FIFO: in the order sent, all in one group; content-based deduplication (no id of ours).
+      expect(await received(url)).toEqual(messages.map((m) => ({ message: m, group: "copies" })));
+    } finally {
+      lean.destroy();
+      sqs.destroy();
+    }
+  });
+
+  it("fails a send to a queue that does not exist with the SDK's words", async () => {
+    const url = `${await queue("lean-exists")}-gone`;
+    const sqs = createSqsClient(endpoints);
+    const lean = new CopyQueue(sqs, () => url);
+    const viaSdk = new CopyQueue(sqs, () => url, { lean: false });
+    try {
+      const a = await lean.send("src1", [message(0)], 1);
+      const b = await viaSdk.send("src1", [message(0)], 1);
+      expect(a.failed[0]?.reason).toMatch(/\S/);
+      expect(a).toEqual(b);
+      expect(batches().map((x) => x.sdk)).toEqual([false, true]);
+    } finally {
+      lean.destroy();
+      sqs.destroy();
+    }
+  });
+
+  it("tries a 5xx or throttled answer again within the client's maxAttempts, then throws what SQS said", async () => {
+    const url = await queue("lean-retry");
+    const sqs = createSqsClient(endpoints);
+    const lean = LeanSqs.forClient(sqs)!;
+    try {
+      injected = [
+        { status: 500, body: { __type: "com.amazonaws.sqs#InternalError", message: "try later" } },
+        { status: 400, body: { __type: "com.amazonaws.sqs#RequestThrottled", message: "slow down" } },
+      ];
+      const ok = await lean.sendMessageBatch(url, [{ Id: "0", MessageBody: "{}" }]);
+      expect(ok.Failed).toEqual([]);
+      expect(ok.Successful.map((s) => s.Id)).toEqual(["0"]);
+      expect(batches()).toHaveLength(3);
+      seen = [];
+      injected = [1, 2, 3].map(() => ({
+        status: 503,
+        body: { __type: "com.amazonaws.sqs#ServiceUnavailable" },
+      }));
+      const error = await lean
+        .sendMessageBatch(url, [{ Id: "0", MessageBody: "{}" }])
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: "ServiceUnavailable", $metadata: { httpStatusCode: 503 } });
+      expect(batches()).toHaveLength(3);
+      expect(await received(url)).toHaveLength(1);
+    } finally {
+      lean.destroy();
+      sqs.destroy();
+    }
+  });
+
+  it("is not used for a client with middleware it does not know", () => {
+    const observed = createSqsClient(endpoints);
+    observed.middlewareStack.add((next) => (args) => next(args), { step: "build", name: "observe" });
+    expect(LeanSqs.forClient(observed)).toBeUndefined();
+    // A group middleware of that name not added by addFifoMessageGroup: its group is not known.
+    const unknownGroup = createSqsClient(endpoints);
+    unknownGroup.middlewareStack.add((next) => (args) => next(args), {
+      step: "initialize",
+      name: "fifoMessageGroup",
+    });
+    expect(LeanSqs.forClient(unknownGroup)).toBeUndefined();
+    const plain = createSqsClient(endpoints);
+    expect(LeanSqs.forClient(plain)).toBeDefined();
+    expect(LeanSqs.forClient(plain), "one per client").toBe(LeanSqs.forClient(plain));
+    for (const c of [observed, unknownGroup, plain]) c.destroy();
+  });
+
+  it("declines to the SDK for an SQS endpoint configured outside the client (AWS_ENDPOINT_URL_SQS)", async () => {
+    const url = await queue("lean-configured");
+    const saved = process.env.AWS_ENDPOINT_URL_SQS;
+    process.env.AWS_ENDPOINT_URL_SQS = hop.url;
+    const sqs = new SQSClient({ region: endpoints.region, credentials: endpoints.credentials! });
+    const q = new CopyQueue(sqs, () => url);
+    try {
+      expect(q.lean).toBe(true);
+      expect(await q.send("src1", [message(0)])).toEqual({ sent: [message(0)], failed: [] });
+      expect(q.lean, "declined at the first send").toBe(false);
+      expect(batches().map((b) => b.sdk)).toEqual([true]);
+      expect((await received(url)).map((g) => g.message)).toEqual([message(0)]);
+    } finally {
+      if (saved === undefined) delete process.env.AWS_ENDPOINT_URL_SQS;
+      else process.env.AWS_ENDPOINT_URL_SQS = saved;
+      q.destroy();
+      sqs.destroy();
+    }
+  });
+});
