@@ -83,6 +83,11 @@ export class DownloadMeter {
     return this.#rates.maxRate(windowMs);
   }
 
+  /** The bytes counted, per 10 ms bucket: [bucket start (ms, the meter's clock), bytes], in order. */
+  series(): [number, number][] {
+    return this.#rates.series();
+  }
+
   /** Average bytes per second from the first to the last byte counted. */
   averageRate(): number {
     if (this.#firstAt === undefined || this.#lastAt === undefined || this.#lastAt <= this.#firstAt) return 0;
@@ -179,6 +184,11 @@ export class RateBuckets {
   clear(): void {
     this.bytes = 0;
     this.#buckets.clear();
+  }
+
+  /** [bucket start (ms), bytes] of every bucket that counted bytes, in order. */
+  series(): [number, number][] {
+    return [...this.#buckets.entries()].sort((a, b) => a[0] - b[0]).map(([b, n]) => [b * BUCKET_MS, n]);
   }
 
   /** Highest bytes per second over any window of `windowMs`. */
