@@ -95,7 +95,7 @@ function metered(
     max1s: maxRateOf(m.series, 1000) / cap,
     max10s: maxRateOf(m.series, 10_000) / cap,
     drain: m.averageRate / cap,
-    worstSecond: worstSecond(m.series, m.archiveRequests),
+    worstSecond: worstSecond(m.series, m.archiveRequests, m.lateSamples),
   };
 }
 
@@ -107,6 +107,7 @@ function metered(
 export function worstSecond(
   series: readonly [number, number][],
   requests: readonly [number, number][] = [],
+  late: readonly [number, number][] = [],
 ): string {
   let best = { sum: -1, from: 0, to: 0 };
   let tail = 0;
@@ -129,13 +130,18 @@ export function worstSecond(
   const asked = requests
     .filter(([at]) => at >= start - 1000 && at < start + 1000)
     .map(([at, end]) => `${Math.round(at - start)} (ended ${Math.round(end - start)})`);
+  const gaps = late
+    .filter(([, at]) => at >= start - 1000 && at < start + 1100)
+    .map(([from, to]) => `${Math.round(from - start)}..${Math.round(to - start)}`);
   return (
     bursts
       .map(
         (b) =>
           `+${Math.round(b.at - start)}..${Math.round(b.last - start + 10)} ms ${Math.round(b.bytes / 1024)} KiB`,
       )
-      .join(", ") + (asked.length > 0 ? `; archive requests arrived at ${asked.join(", ")} ms` : "")
+      .join(", ") +
+    (asked.length > 0 ? `; archive requests arrived at ${asked.join(", ")} ms` : "") +
+    (gaps.length > 0 ? `; meter samples late (previous..this) at ${gaps.join(", ")} ms` : "")
   );
 }
 

@@ -32,6 +32,8 @@ export interface MeterFigures {
   averageRate: number;
   /** [bucket start (ms, the child's performance.now()), bytes] per 10 ms bucket that counted bytes. */
   series: [number, number][];
+  /** Meter samples more than 20 ms after the previous one: [previous, this] (ms, same clock). */
+  lateSamples: [number, number][];
   /** Archive requests since the start or the last reset: [arrived, response ended] (ms, same clock). */
   archiveRequests: [number, number][];
 }
@@ -129,6 +131,7 @@ if (import.meta.main) {
           bytesServed: m.bytesServed,
           averageRate: m.averageRate(),
           series: m.series(),
+          lateSamples: m.lateSamples,
           archiveRequests: sim.requests
             .filter((r) => r.kind === "archive" && r.startedAt >= since)
             .map((r) => [r.startedAt, r.endedAt]),

@@ -3,10 +3,13 @@
  * the source with): it serves from another process, its meter's figures come back over the pipe
  * once the downloads' bytes were acknowledged, and a reset starts a new measurement.
  */
+import { once } from "node:events";
+import { connect, createServer, type Socket } from "node:net";
 import { request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { worstSecond } from "../../dev/bench/small-windows.ts";
 import { maxRateOf, type SimulatorProcess, startSimulatorProcess } from "../../dev/kit/simulator-process.ts";
+import { DownloadMeter } from "../../simulator/meter.ts";
 
 const NOW = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
 let sim: SimulatorProcess | undefined;
@@ -67,5 +70,33 @@ describe("worst second of a meter's series", () => {
     expect(maxRateOf(series, 1000)).toBe(204_800);
     expect(worstSecond(series)).toBe("+0..20 ms 100 KiB, +950..960 ms 100 KiB");
     expect(worstSecond([])).toBe("-");
+  });
+});
+
+describe("meter samples", () => {
+  it("records a sample that came late, the first one after a start included", async () => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const accepted = once(server, "connection");
+    const client = connect((server.address() as { port: number }).port, "127.0.0.1");
+    const [socket] = (await accepted) as [Socket];
+    // A clock that jumps 100 ms at the first tick, then moves 10 ms a tick.
+    const times = [0, 100, 110, 120];
+    let i = 0;
+    const meter = new DownloadMeter(() => times[Math.min(i++, times.length - 1)]!);
+    try {
+      meter.started(socket);
+      socket.write(Buffer.alloc(1000));
+      await meter.settled();
+      meter.ended(socket);
+      await meter.settled();
+      if (meter.mode === "wire") expect(meter.lateSamples[0]).toEqual([0, 100]);
+    } finally {
+      meter.close();
+      client.destroy();
+      socket.destroy();
+      server.close();
+    }
   });
 });
