@@ -37,6 +37,12 @@ export class DownloadMeter {
   #lastAt: number | undefined;
   #sampler: NodeJS.Timeout | undefined;
   #settled: (() => void)[] = [];
+  #sampledAt: number | undefined;
+  /**
+   * Samples that came more than two ticks after the previous one (a busy event loop or CPU): the
+   * previous sample's time and theirs. Bytes acknowledged in between are counted at the later one.
+   */
+  readonly lateSamples: [number, number][] = [];
 
   constructor(clock: () => number = () => performance.now()) {
     this.#clock = clock;
@@ -57,7 +63,11 @@ export class DownloadMeter {
         ending: false,
         ports: `${socket.localPort}:${socket.remotePort}`,
       });
-    this.#sampler ??= setInterval(() => this.#sample(), BUCKET_MS);
+    if (!this.#sampler) {
+      // The first tick's lateness counts too: it is due BUCKET_MS after now.
+      this.#sampledAt = this.#clock();
+      this.#sampler = setInterval(() => this.#sample(), BUCKET_MS);
+    }
   }
 
   ended(socket?: Socket): void {
@@ -83,6 +93,11 @@ export class DownloadMeter {
     return this.#rates.maxRate(windowMs);
   }
 
+  /** The bytes counted, per 10 ms bucket: [bucket start (ms, the meter's clock), bytes], in order. */
+  series(): [number, number][] {
+    return this.#rates.series();
+  }
+
   /** Average bytes per second from the first to the last byte counted. */
   averageRate(): number {
     if (this.#firstAt === undefined || this.#lastAt === undefined || this.#lastAt <= this.#firstAt) return 0;
@@ -95,6 +110,7 @@ export class DownloadMeter {
     this.downloads = 0;
     this.bytesServed = 0;
     this.#rates.clear();
+    this.lateSamples.length = 0;
     this.#firstAt = undefined;
     this.#lastAt = undefined;
   }
@@ -116,6 +132,12 @@ export class DownloadMeter {
   }
 
   #sample(): void {
+    const now = this.#clock();
+    // A sample later than two ticks counts what was acknowledged meanwhile at its own time.
+    if (this.#sampledAt !== undefined && now - this.#sampledAt > 2 * BUCKET_MS) {
+      this.lateSamples.push([this.#sampledAt, now]);
+    }
+    this.#sampledAt = now;
     const queues = unackedQueues() ?? new Map<string, number>();
     for (const t of this.#tracked.values()) {
       const s = t.socket;
@@ -134,6 +156,7 @@ export class DownloadMeter {
     if (this.#tracked.size === 0) {
       clearInterval(this.#sampler);
       this.#sampler = undefined;
+      this.#sampledAt = undefined;
     }
   }
 }
@@ -179,6 +202,11 @@ export class RateBuckets {
   clear(): void {
     this.bytes = 0;
     this.#buckets.clear();
+  }
+
+  /** [bucket start (ms), bytes] of every bucket that counted bytes, in order. */
+  series(): [number, number][] {
+    return [...this.#buckets.entries()].sort((a, b) => a[0] - b[0]).map(([b, n]) => [b * BUCKET_MS, n]);
   }
 
   /** Highest bytes per second over any window of `windowMs`. */

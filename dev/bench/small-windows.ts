@@ -5,6 +5,9 @@
  * source that answers Range (paced slices), one that does not (one request per window), and rclone
  * `copyurl --bwlimit` (two processes at once, each half the cap) on the same kind of source. The
  * sources close a connection whose response was not read for 5 s (a send timeout), as servers do.
+ * The simulator and its meter run in a process of their own (dev/kit/simulator-process.ts): in the
+ * copiers' process the meter's 10 ms sampling ran late while their event loop was busy and counted
+ * a burst up to 120 ms after it landed, so two bursts a second apart could share a measured second.
  */
 import { loadavg } from "node:os";
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
@@ -12,7 +15,13 @@ import { parseConfig } from "../../functions/config/config.ts";
 import type { Log } from "../../functions/shared/log.ts";
 import { OnceTally, runOnce } from "../../local/once.ts";
 import { LocalRuntime } from "../../local/runtime.ts";
-import { FlussonicSimulator, type SimulatorOptions } from "../../simulator/simulator.ts";
+import {
+  type MeterFigures,
+  maxRateOf,
+  type SimulatorProcess,
+  type SimulatorProcessOptions,
+  startSimulatorProcess,
+} from "../kit/simulator-process.ts";
 import type { BenchContext } from "./bench-context.ts";
 import { type FigureResult, type ResultRow, ratio, verdict } from "./figures.ts";
 import { rcloneCopyUrl } from "./processes.ts";
@@ -42,6 +51,8 @@ export interface SmallWindowFigures {
   deadLettered: number;
   seconds: number;
   load: string;
+  /** The bursts (bytes acknowledged with under 100 ms between) in the worst 1 s: offset ms, KiB. */
+  worstSecond: string;
 }
 
 function load(): string {
@@ -58,10 +69,10 @@ function streamCount(ctx: BenchContext): number {
 async function simulator(
   streams: number,
   windows: number,
-  options: SimulatorOptions,
-): Promise<FlussonicSimulator> {
-  return FlussonicSimulator.start({
-    now: () => NOW,
+  options: SimulatorProcessOptions,
+): Promise<SimulatorProcess> {
+  return startSimulatorProcess({
+    nowSeconds: NOW,
     liveOnlyStreams: 0,
     sendTimeoutMs: 5000,
     keepAliveTimeoutMs: 5000,
@@ -72,6 +83,66 @@ async function simulator(
     })),
     ...options,
   });
+}
+
+/** The meter's figures against the cap, and what made up the worst second. */
+function metered(
+  m: MeterFigures,
+  cap: number,
+): Pick<SmallWindowFigures, "bytes" | "max1s" | "max10s" | "drain" | "worstSecond"> {
+  return {
+    bytes: m.bytesServed,
+    max1s: maxRateOf(m.series, 1000) / cap,
+    max10s: maxRateOf(m.series, 10_000) / cap,
+    drain: m.averageRate / cap,
+    worstSecond: worstSecond(m.series, m.archiveRequests, m.lateSamples),
+  };
+}
+
+/**
+ * The bursts in the worst 1 s of a meter's series: groups of 10 ms buckets less than 100 ms apart,
+ * each as its offset from the second's first bucket (ms) and its KiB, so that a reader sees whether
+ * two bursts landed within one second or one was counted late.
+ */
+export function worstSecond(
+  series: readonly [number, number][],
+  requests: readonly [number, number][] = [],
+  late: readonly [number, number][] = [],
+): string {
+  let best = { sum: -1, from: 0, to: 0 };
+  let tail = 0;
+  let sum = 0;
+  for (let i = 0; i < series.length; i++) {
+    sum += series[i]![1];
+    while (series[tail]![0] <= series[i]![0] - 1000) sum -= series[tail++]![1];
+    if (sum > best.sum) best = { sum, from: tail, to: i };
+  }
+  if (best.sum <= 0) return "-";
+  const start = series[best.from]![0];
+  const bursts: { at: number; last: number; bytes: number }[] = [];
+  for (const [at, bytes] of series.slice(best.from, best.to + 1)) {
+    const b = bursts.at(-1);
+    if (b && at - b.last < 100) {
+      b.bytes += bytes;
+      b.last = at;
+    } else bursts.push({ at, last: at, bytes });
+  }
+  const asked = requests
+    .filter(([at]) => at >= start - 1000 && at < start + 1000)
+    .map(([at, end]) => `${Math.round(at - start)} (ended ${Math.round(end - start)})`);
+  const gaps = late
+    .filter(([, at]) => at >= start - 1000 && at < start + 1100)
+    .map(([from, to]) => `${Math.round(from - start)}..${Math.round(to - start)}`);
+  return (
+    bursts
+      .map(
+        (b) =>
+          `+${Math.round(b.at - start)}..${Math.round(b.last - start + 10)} ms ${Math.round(b.bytes / 1024)} KiB`,
+      )
+      .join(", ") +
+    (asked.length > 0 ? `; archive requests arrived at ${asked.join(", ")} ms` : "") +
+    (gaps.length > 0 ? `; meter samples late (previous..this) at ${gaps.join(", ")} ms` : "")
+  );
 }
 
 /** Our copiers (the local runtime) against one simulator. */
@@ -116,21 +187,18 @@ export async function ours(
     ctx.progress(`small windows: ${label}`);
     const started = performance.now();
     const run = await runOnce(runtime, tally);
-    await sim.meter.settled();
+    const m = await sim.meter();
     return {
       case: label,
       windows: run.copied,
-      bytes: sim.meter.bytesServed,
-      max1s: sim.meter.maxRate(1000) / cap,
-      max10s: sim.meter.maxRate(10_000) / cap,
-      drain: sim.meter.averageRate() / cap,
       deadLettered: run.deadLettered.length,
       seconds: (performance.now() - started) / 1000,
       load: `${loadBefore} / ${load()}`,
+      ...metered(m, cap),
     };
   } finally {
     await runtime?.close();
-    await sim.close();
+    await sim.stop();
   }
 }
 
@@ -170,20 +238,17 @@ async function rclone(ctx: BenchContext, windows: number): Promise<SmallWindowFi
         }
       }),
     );
-    await sim.meter.settled();
+    const m = await sim.meter();
     return {
       case: `rclone copyurl --bwlimit ${Math.round(cap / COPIES / 1024)}k, ${COPIES} at once`,
       windows: urls.length - failed,
-      bytes: sim.meter.bytesServed,
-      max1s: sim.meter.maxRate(1000) / cap,
-      max10s: sim.meter.maxRate(10_000) / cap,
-      drain: sim.meter.averageRate() / cap,
       deadLettered: failed,
       seconds: (performance.now() - started) / 1000,
       load: `${loadBefore} / ${load()}`,
+      ...metered(m, cap),
     };
   } finally {
-    await sim.close();
+    await sim.stop();
     for (const u of urls) {
       await ctx.s3
         .send(new DeleteObjectCommand({ Bucket: "bench-small", Key: u.key }))
@@ -249,6 +314,7 @@ export async function measureSmallWindows(ctx: BenchContext): Promise<FigureResu
     details: { cases, rclone: peer, windowsPerStream: windows },
     notes: [
       `Small windows: windows copied (S3 objects for the whole backlog): ${[...cases, ...(peer ? [peer] : [])].map((c) => `${c.case}: ${c.windows}`).join("; ")}.`,
+      `Small windows: the worst 1 s of each case, as the bursts the source's meter counted in it (offset from its first 10 ms, KiB): ${[...cases, ...(peer ? [peer] : [])].map((c) => `${c.case}: ${c.worstSecond}`).join("; ")}.`,
       `Small windows: load average (1/5/15 min) before / after each case: ${[...cases, ...(peer ? [peer] : [])].map((c) => `${c.case}: ${c.load}`).join("; ")}.`,
     ],
   };
