@@ -152,7 +152,8 @@ export async function runWith(o: RunWithOptions): Promise<number> {
     // Once: short polls, so that the end of the run does not wait for a long poll to run out.
     ...(o.once ? { waitTimeSeconds: 0 } : {}),
     onEvent: (e) => {
-      tally.add(e);
+      // Only `--once` sums its run up; the service keeps no tally (it would grow for months).
+      if (o.once) tally.add(e);
       progress.event(e);
       metrics?.event(e);
     },
