@@ -20,7 +20,7 @@ export interface OnceSummary {
   deferred: number;
   /** Sources that did not copy in this run, with the reason (paused, outside allowed hours). */
   idle: [string, string][];
-  deadLettered: Extract<CopierEvent, { type: "dead-lettered" }>[];
+  deadLettered: DeadLettered[];
   planErrors: { source: string; stream: string | undefined; message: string }[];
   /** The last planner run, after everything was copied: coverage per stream. */
   finalPlan: PlanReport;
@@ -33,17 +33,53 @@ export interface OnceOptions {
   signal?: AbortSignal;
 }
 
-/** Collects copier events into a summary; feed it from the runtime's onEvent. */
+type EventType = CopierEvent["type"];
+type DeadLettered = Extract<CopierEvent, { type: "dead-lettered" }>;
+
+/**
+ * Collects copier events into a summary; feed it from the runtime's onEvent. It counts them, and
+ * keeps only the dead-lettered ones (the summary lists them): a run's memory does not grow with the
+ * windows it copies. `keepEvents` keeps every event too, for tests that look at them.
+ */
 export class OnceTally {
+  /** Every event, only with `keepEvents`. */
   readonly events: CopierEvent[] = [];
+  readonly counts: Record<EventType, number> = {
+    copied: 0,
+    "already-stored": 0,
+    stale: 0,
+    gone: 0,
+    deferred: 0,
+    retry: 0,
+    "dead-lettered": 0,
+  };
+  /** Bytes of the windows copied. */
+  bytes = 0;
+  readonly deadLettered: DeadLettered[] = [];
+  readonly #keepEvents: boolean;
+
+  constructor(o: { keepEvents?: boolean } = {}) {
+    this.#keepEvents = o.keepEvents ?? false;
+  }
+
   add(e: CopierEvent): void {
-    this.events.push(e);
+    this.counts[e.type]++;
+    if (e.type === "copied") this.bytes += e.bytes;
+    if (e.type === "dead-lettered") this.deadLettered.push(e);
+    if (this.#keepEvents) this.events.push(e);
+  }
+
+  /** Windows copied or found already stored so far. */
+  get stored(): number {
+    return this.counts.copied + this.counts["already-stored"];
   }
 }
 
 export async function runOnce(rt: LocalRuntime, tally: OnceTally, o: OnceOptions = {}): Promise<OnceSummary> {
   const started = performance.now();
-  const startIndex = tally.events.length;
+  const startCounts = { ...tally.counts };
+  const startBytes = tally.bytes;
+  const startDead = tally.deadLettered.length;
   let planned = 0;
   let rounds = 0;
   const planErrors: OnceSummary["planErrors"] = [];
@@ -61,24 +97,18 @@ export async function runOnce(rt: LocalRuntime, tally: OnceTally, o: OnceOptions
       planned += n;
       // Messages left by an earlier run (interrupted, or planned elsewhere) are copied too.
       if (n === 0 && (await rt.pendingMessages()) === 0) break;
-      const before = tally.events.length;
+      const before = tally.stored;
       await rt.drain(o.signal);
       if (rounds >= (o.maxRounds ?? 50)) break;
       // Only leftovers were copied: one more round folds their records into the manifests and
       // catalogs (and the coverage printed), unless none was.
-      const stored = tally.events
-        .slice(before)
-        .some((e) => e.type === "copied" || e.type === "already-stored");
-      if (n === 0 && !stored) break;
+      if (n === 0 && tally.stored === before) break;
     }
   } finally {
     await rt.stopCopiers();
   }
-  const events = tally.events.slice(startIndex);
-  const count = (t: CopierEvent["type"]) => events.filter((e) => e.type === t).length;
-  const deadLettered = events.filter(
-    (e): e is Extract<CopierEvent, { type: "dead-lettered" }> => e.type === "dead-lettered",
-  );
+  const count = (t: EventType) => tally.counts[t] - startCounts[t];
+  const deadLettered = tally.deadLettered.slice(startDead);
   // Planning errors of a stream that later planned fine are not failures of the run.
   const lastErrors = new Set(report.sources.flatMap((s) => s.errors.map((e) => `${s.source}/${e.stream}`)));
   const standingErrors = planErrors.filter((e) => lastErrors.has(`${e.source}/${e.stream}`));
@@ -92,7 +122,7 @@ export async function runOnce(rt: LocalRuntime, tally: OnceTally, o: OnceOptions
     retries: count("retry"),
     deferred: count("deferred"),
     idle: [...rt.idleSources],
-    bytes: events.reduce((n, e) => n + (e.type === "copied" ? e.bytes : 0), 0),
+    bytes: tally.bytes - startBytes,
     seconds: (performance.now() - started) / 1000,
     deadLettered,
     planErrors: dedupe(standingErrors),

@@ -21,6 +21,7 @@ import type { BackupMetrics, serveMetrics } from "../../local/metrics.ts";
 import { formatSummary, OnceTally, runOnce } from "../../local/once.ts";
 import { LocalRuntime, rateMs } from "../../local/runtime.ts";
 import { checkS3Features, S3FeatureError } from "../../local/s3-features.ts";
+import { boundYoungGeneration } from "../../local/young-generation.ts";
 import { Progress } from "../../ops/progress.ts";
 import { errorContext, explainSourceError, probeBucket } from "./error-messages.ts";
 import { checkQueueChoice, type QueueChoice, withEmbeddedQueues } from "./queue-options.ts";
@@ -111,6 +112,8 @@ export interface RunWithOptions {
 
 /** Runs the pipeline with a resolved config; returns the exit status. */
 export async function runWith(o: RunWithOptions): Promise<number> {
+  // A fleet's copies would grow V8's new space to its maximum and keep it (young-generation.ts).
+  boundYoungGeneration();
   const out = o.out ?? process.stdout;
   // `--once` ends with a summary that lists every planning error, explained: not twice.
   const logger = lineLog(
@@ -152,7 +155,8 @@ export async function runWith(o: RunWithOptions): Promise<number> {
     // Once: short polls, so that the end of the run does not wait for a long poll to run out.
     ...(o.once ? { waitTimeSeconds: 0 } : {}),
     onEvent: (e) => {
-      tally.add(e);
+      // Only `--once` sums its run up; the service keeps no tally (it would grow for months).
+      if (o.once) tally.add(e);
       progress.event(e);
       metrics?.event(e);
     },

@@ -112,7 +112,9 @@ async function runFleet(ctx: BenchContext, checkout: string, main: string, c: Fl
   delete env.AWS_SESSION_TOKEN;
   const timeFile = join(dir, "time.txt");
   const useTime = existsSync("/usr/bin/time");
-  const args = [main, "run", "--once", "--config", config];
+  // BENCH_FLEET_NODE="--heap-prof --heap-prof-dir=/tmp/x": node flags for the measured process.
+  const nodeFlags = process.env.BENCH_FLEET_NODE?.split(" ").filter(Boolean) ?? [];
+  const args = [...nodeFlags, main, "run", "--once", "--config", config];
   const load = loadavg()[0] ?? 0;
   try {
     ctx.progress(`fleet (${checkout}): run --once over ${c.streams} streams of ${c.minutes} min`);
@@ -162,12 +164,19 @@ async function runFleet(ctx: BenchContext, checkout: string, main: string, c: Fl
 
 export async function measureFleet(ctx: BenchContext, before?: string): Promise<FigureResult> {
   await ensureBucket(ctx.s3, BUCKET);
-  const cases: FleetCase[] = ctx.smoke
-    ? [{ label: "10 streams", streams: 10, minutes: 40 }]
-    : [
-        { label: "300 streams", streams: 300, minutes: 50 },
-        { label: "3,000 streams", streams: 3000, minutes: 20 },
-      ];
+  // BENCH_FLEET="100x50,300x50" (streams x minutes): other sizes, for iterating on a change.
+  const custom = process.env.BENCH_FLEET?.split(",").map((c) => {
+    const [streams, minutes] = c.split("x").map(Number);
+    return { label: `${streams} streams`, streams: streams ?? 0, minutes: minutes ?? 0 };
+  });
+  const cases: FleetCase[] = custom
+    ? custom
+    : ctx.smoke
+      ? [{ label: "10 streams", streams: 10, minutes: 40 }]
+      : [
+          { label: "300 streams", streams: 300, minutes: 50 },
+          { label: "3,000 streams", streams: 3000, minutes: 20 },
+        ];
   const here = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
   const runs: FleetRun[] = [];
   for (const c of cases) {

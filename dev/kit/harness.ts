@@ -97,7 +97,7 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
     }),
     "test-config.json",
   );
-  const tally = new OnceTally();
+  const tally = new OnceTally({ keepEvents: true });
   const logs: string[] = [];
   const runtimes: LocalRuntime[] = [];
   const h: Harness = {
