@@ -106,6 +106,11 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
       timeoutMs: 60_000,
     });
     expect(backup.code, backup.stderr).toBe(0);
+    await startPlainServer();
+  }, 90_000);
+
+  /** The server without tokens that most tests use (`server`, at `base`). */
+  async function startPlainServer(): Promise<void> {
     server = startCli(
       [
         "serve",
@@ -118,7 +123,7 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
       "the URL serve prints",
       async () => /at (http:\/\/\S+?)\/?\n/.exec(server.stdout())?.[1],
     );
-  }, 90_000);
+  }
 
   afterAll(async () => {
     await server?.stop();
@@ -798,6 +803,8 @@ describe.skipIf(!hasFfmpeg)("serve: the backup played through the local server",
       }
     } finally {
       expect(await authed.stop()).toBe(0);
+      // The tests after this one (in any order) use the server without tokens again.
+      await startPlainServer();
     }
     expect(authed.stdout()).toContain("Stopped.");
     expect(authed.stderr()).not.toContain(token);
