@@ -21,14 +21,10 @@ import { type SQSClient, SQSServiceException } from "@aws-sdk/client-sqs";
 import { type Dispatcher, Pool } from "undici";
 import {
   asSdkTimeout,
-  backoff,
-  CLOCK_SKEW,
-  isNetworkError,
   LeanUnsupportedError,
   type Resolvable,
   resolve,
-  THROTTLING,
-  TRANSIENT,
+  sendWithRetries,
 } from "../store/lean-s3.ts";
 
 export interface BatchEntry {
@@ -99,7 +95,8 @@ export class LeanSqs {
   readonly #pools = new Map<string, Pool>();
   #identity: Identity | undefined;
   #signingKey: { day: string; region: string; secret: string; key: KeyObject } | undefined;
-  #clockOffsetMs = 0;
+  /** The server's clock minus ours, ms (corrected once from a clock-skew answer). */
+  readonly #clock = { offsetMs: 0 };
 
   private constructor(sqs: SQSClient, fifoGroup: string | undefined) {
     this.#sqs = sqs;
@@ -259,37 +256,17 @@ export class LeanSqs {
   }
 
   async #send(s: Settings, target: Target, body: string): Promise<Buffer> {
-    let skewCorrected = false;
-    for (let attempt = 1; ; attempt++) {
-      let res: { status: number; body: Buffer; date: number | undefined; queryError: string | undefined };
-      try {
-        res = await this.#once(s, target, body);
-      } catch (error) {
-        if (!isNetworkError(error) || attempt >= s.maxAttempts) throw error;
-        await backoff(attempt, false);
-        continue;
-      }
-      if (res.status < 300) return res.body;
-      const failure = sqsFailure(res);
-      if (CLOCK_SKEW.has(failure.name) && !skewCorrected && res.date !== undefined) {
-        const offset = res.date - Date.now();
-        if (Math.abs(offset - this.#clockOffsetMs) > 4 * 60_000) {
-          this.#clockOffsetMs = offset;
-          skewCorrected = true;
-          attempt--;
-          continue;
-        }
-      }
-      if (failure.name === "ExpiredToken") this.#identity = undefined;
-      const throttled = res.status === 429 || THROTTLING.has(failure.name);
-      const retryable =
-        throttled ||
-        TRANSIENT.has(failure.name) ||
-        (res.status >= 500 && res.status <= 599) ||
-        failure.name === "ExpiredToken";
-      if (!retryable || attempt >= s.maxAttempts) throw failure;
-      await backoff(attempt, throttled);
-    }
+    const res = await sendWithRetries({
+      maxAttempts: s.maxAttempts,
+      once: () => this.#once(s, target, body),
+      answered: (r) => r.status < 300,
+      failure: sqsFailure,
+      clock: this.#clock,
+      forgetCredentials: () => {
+        this.#identity = undefined;
+      },
+    });
+    return res.body;
   }
 
   async #once(
@@ -299,7 +276,7 @@ export class LeanSqs {
   ): Promise<{ status: number; body: Buffer; date: number | undefined; queryError: string | undefined }> {
     const id = await this.#credentials();
     const path = target.base.pathname === "" ? "/" : target.base.pathname;
-    const amzDate = new Date(Date.now() + this.#clockOffsetMs).toISOString().replace(/[-:]|\.\d{3}/g, "");
+    const amzDate = new Date(Date.now() + this.#clock.offsetMs).toISOString().replace(/[-:]|\.\d{3}/g, "");
     const headers: Record<string, string> = {};
     for (const [n, v] of signSqsRequest({
       path,

@@ -53,7 +53,7 @@ interface Target {
 }
 
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-export const THROTTLING = new Set([
+const THROTTLING = new Set([
   "BandwidthLimitExceeded",
   "RequestLimitExceeded",
   "RequestThrottled",
@@ -63,8 +63,8 @@ export const THROTTLING = new Set([
   "ThrottlingException",
   "TooManyRequestsException",
 ]);
-export const TRANSIENT = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException"]);
-export const CLOCK_SKEW = new Set([
+const TRANSIENT = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException"]);
+const CLOCK_SKEW = new Set([
   "AuthFailure",
   "RequestExpired",
   "RequestInTheFuture",
@@ -102,7 +102,8 @@ export class LeanS3 {
   #identity: Identity | undefined;
   #signingKey: { day: string; region: string; secret: string; key: KeyObject } | undefined;
   /** Milliseconds to add to the local clock (set from a clock-skew answer's Date). */
-  #clockOffsetMs = 0;
+  /** The server's clock minus ours, ms (corrected once from a clock-skew answer). */
+  readonly #clock = { offsetMs: 0 };
   #pool: Pool | undefined;
 
   private constructor(s3: S3Client, bucket: string) {
@@ -242,38 +243,16 @@ export class LeanS3 {
     extra: Record<string, string>,
   ): Promise<Answer> {
     const target = await this.#resolveTarget();
-    let skewCorrected = false;
-    for (let attempt = 1; ; attempt++) {
-      let res: Answer;
-      try {
-        res = await this.#once(target, method, key, body, extra);
-      } catch (error) {
-        if (!isNetworkError(error) || attempt >= target.maxAttempts) throw error;
-        await backoff(attempt, false);
-        continue;
-      }
-      if (res.status < 300 || (method === "GET" && (res.status === 404 || res.status === 304))) return res;
-      const failure = s3Failure(res);
-      if (CLOCK_SKEW.has(failure.name) && !skewCorrected && res.date !== undefined) {
-        // As the SDK does: take the server's clock and sign again, once.
-        const offset = res.date - Date.now();
-        if (Math.abs(offset - this.#clockOffsetMs) > 4 * 60_000) {
-          this.#clockOffsetMs = offset;
-          skewCorrected = true;
-          attempt--;
-          continue;
-        }
-      }
-      if (failure.name === "ExpiredToken") this.#identity = undefined;
-      const throttled = res.status === 429 || THROTTLING.has(failure.name);
-      const retryable =
-        throttled ||
-        TRANSIENT.has(failure.name) ||
-        (res.status >= 500 && res.status <= 599) ||
-        failure.name === "ExpiredToken";
-      if (!retryable || attempt >= target.maxAttempts) throw failure;
-      await backoff(attempt, throttled);
-    }
+    return sendWithRetries({
+      maxAttempts: target.maxAttempts,
+      once: () => this.#once(target, method, key, body, extra),
+      answered: (res) => res.status < 300 || (method === "GET" && (res.status === 404 || res.status === 304)),
+      failure: s3Failure,
+      clock: this.#clock,
+      forgetCredentials: () => {
+        this.#identity = undefined;
+      },
+    });
   }
 
   async #once(
@@ -286,7 +265,7 @@ export class LeanS3 {
     const id = await this.#credentials();
     const path = `${target.base.pathname === "/" ? "" : target.base.pathname}/${encodeKey(key)}`;
     const host = target.base.host;
-    const now = new Date(Date.now() + this.#clockOffsetMs);
+    const now = new Date(Date.now() + this.#clock.offsetMs);
     const amzDate = now.toISOString().replace(/[-:]|\.\d{3}/g, "");
     const day = amzDate.slice(0, 8);
     const headers: Record<string, string> = {};
@@ -411,8 +390,57 @@ export function encodeKey(key: string): string {
     .join("/");
 }
 
+/**
+ * One request tried as the SDK's standard retry strategy does, for the lean paths (S3 and SQS):
+ * network errors, throttling, transient and 5xx answers and an expired token (credentials read
+ * again) are tried again with the standard back-off up to `maxAttempts`; a clock-skew answer takes
+ * the server's clock and signs again, once, without counting an attempt. What `answered` accepts is
+ * returned; any other answer is thrown as `failure` makes it.
+ */
+export async function sendWithRetries<A extends { status: number; date: number | undefined }>(o: {
+  maxAttempts: number;
+  once: () => Promise<A>;
+  answered: (res: A) => boolean;
+  failure: (res: A) => Error;
+  clock: { offsetMs: number };
+  forgetCredentials: () => void;
+}): Promise<A> {
+  let skewCorrected = false;
+  for (let attempt = 1; ; attempt++) {
+    let res: A;
+    try {
+      res = await o.once();
+    } catch (error) {
+      if (!isNetworkError(error) || attempt >= o.maxAttempts) throw error;
+      await backoff(attempt, false);
+      continue;
+    }
+    if (o.answered(res)) return res;
+    const failure = o.failure(res);
+    if (CLOCK_SKEW.has(failure.name) && !skewCorrected && res.date !== undefined) {
+      // As the SDK does: take the server's clock and sign again, once.
+      const offset = res.date - Date.now();
+      if (Math.abs(offset - o.clock.offsetMs) > 4 * 60_000) {
+        o.clock.offsetMs = offset;
+        skewCorrected = true;
+        attempt--;
+        continue;
+      }
+    }
+    if (failure.name === "ExpiredToken") o.forgetCredentials();
+    const throttled = res.status === 429 || THROTTLING.has(failure.name);
+    const retryable =
+      throttled ||
+      TRANSIENT.has(failure.name) ||
+      (res.status >= 500 && res.status <= 599) ||
+      failure.name === "ExpiredToken";
+    if (!retryable || attempt >= o.maxAttempts) throw failure;
+    await backoff(attempt, throttled);
+  }
+}
+
 /** The SDK's standard back-off: a random wait up to base x 2^(attempt-1), at most 20 s. */
-export function backoff(attempt: number, throttled: boolean): Promise<void> {
+function backoff(attempt: number, throttled: boolean): Promise<void> {
   const base = throttled ? 500 : 100;
   return new Promise((r) => setTimeout(r, Math.random() * Math.min(20_000, base * 2 ** (attempt - 1))));
 }
@@ -427,7 +455,7 @@ export function asSdkTimeout(error: unknown): unknown {
   });
 }
 
-export function isNetworkError(e: unknown): boolean {
+function isNetworkError(e: unknown): boolean {
   const err = e as { code?: string; name?: string; message?: string } | undefined;
   return (
     NETWORK.has(err?.code ?? "") || err?.name === "TimeoutError" || /socket hang up/.test(err?.message ?? "")
