@@ -338,25 +338,19 @@ targetOptions(
 });
 
 targetOptions(
-  program
-    .command("export")
-    .description(
-      "Export a range of one stream as a clip (as `restore` does) with <clip>.evidence.json: what it was made of, signed",
-    )
-    .requiredOption("--source <name>", "source")
-    .requiredOption("--stream <name>", "stream")
-    .requiredOption("--from <time>", "start of the range")
-    .requiredOption("--to <time>", "end of the range")
-    .requiredOption("--out <file>", "clip to write (.mp4 or .ts, as stored)")
-    .option("--allow-gaps", "join what the backup has even when the range has holes (they are listed)")
-    .option(
-      "--key <file>",
-      "the Ed25519 signing key (default: evidence.kmsKey, else the PEM in evidence.signingKeyEnv)",
-    )
-    .option(
-      "--kms-key <arn|alias>",
-      "sign with this AWS KMS key (ECC_NIST_EDWARDS25519) instead of a local key",
-    )
+  signingOptions(
+    program
+      .command("export")
+      .description(
+        "Export a range of one stream as a clip (as `restore` does) with <clip>.evidence.json: what it was made of, signed",
+      )
+      .requiredOption("--source <name>", "source")
+      .requiredOption("--stream <name>", "stream")
+      .requiredOption("--from <time>", "start of the range")
+      .requiredOption("--to <time>", "end of the range")
+      .requiredOption("--out <file>", "clip to write (.mp4 or .ts, as stored)")
+      .option("--allow-gaps", "join what the backup has even when the range has holes (they are listed)"),
+  )
     .option("--by <name>", "who exports (default user@host)")
     .addHelpText("after", RANGE_HELP),
 ).action(async (opts) => {
@@ -419,27 +413,21 @@ targetOptions(
 });
 
 targetOptions(
-  program
-    .command("prove")
-    .description(
-      "A stream's day: the signed statement of what the backup held (made once, kept), a window's inclusion proof, or a check",
-    )
-    .requiredOption("--source <name>", "source")
-    .requiredOption("--stream <name>", "stream")
-    .requiredOption("--day <YYYY-MM-DD>", "the UTC day")
-    .option("--window <time>", "print the inclusion proof of the window holding this time")
-    .option(
-      "--check",
-      "compare the stored windows with the day's proof now (exit 1 when one is gone or changed)",
-    )
-    .option(
-      "--key <file>",
-      "the Ed25519 signing key (default: evidence.kmsKey, else the PEM in evidence.signingKeyEnv)",
-    )
-    .option(
-      "--kms-key <arn|alias>",
-      "sign with this AWS KMS key (ECC_NIST_EDWARDS25519) instead of a local key",
-    )
+  signingOptions(
+    program
+      .command("prove")
+      .description(
+        "A stream's day: the signed statement of what the backup held (made once, kept), a window's inclusion proof, or a check",
+      )
+      .requiredOption("--source <name>", "source")
+      .requiredOption("--stream <name>", "stream")
+      .requiredOption("--day <YYYY-MM-DD>", "the UTC day")
+      .option("--window <time>", "print the inclusion proof of the window holding this time")
+      .option(
+        "--check",
+        "compare the stored windows with the day's proof now (exit 1 when one is gone or changed)",
+      ),
+  )
     .option("--public-key <file>", "with --check: also check the proof's signature")
     .addHelpText("after", TIMES_HELP),
 ).action(async (opts) => {
@@ -567,6 +555,19 @@ try {
 }
 
 /** `--copy-timeout <seconds>`: text with a text default, parsed strictly by the action. */
+/** How `export` and `prove` sign: a local Ed25519 key or an AWS KMS key. */
+function signingOptions(command: Command): Command {
+  return command
+    .option(
+      "--key <file>",
+      "the Ed25519 signing key (default: evidence.kmsKey, else the PEM in evidence.signingKeyEnv)",
+    )
+    .option(
+      "--kms-key <arn|alias>",
+      "sign with this AWS KMS key (ECC_NIST_EDWARDS25519) instead of a local key",
+    );
+}
+
 function copyTimeoutOption(description: string): Option {
   return textDefault("--copy-timeout <seconds>", description, DEFAULT_COPY_TIMEOUT_SECONDS);
 }
