@@ -171,7 +171,7 @@ if (!smoke) {
     commit,
     load: loadAtStart,
     rclone: rclone ? `no rclone (${rclone})` : rcloneVersion(),
-    flags: values.ranges ? ["--ranges"] : [],
+    flags: [...(values.ranges ? ["--ranges"] : []), ...(values.capture ? ["--capture"] : [])],
   };
   writeFileSync(page, resultsPage(previous, figures, run));
   process.stdout.write(`Results page: ${page}\n`);
