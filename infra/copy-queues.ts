@@ -43,14 +43,23 @@ export class CopyQueues extends Construct {
    * window holds up the source's other windows for that time, which is what a cap of 1 asks for.
    */
   readonly serial: boolean;
+  /**
+   * True for a serial source and for every `kind: "central"` source: the planner sends a central
+   * source's windows in message groups `<server>#<k>`, k < eachServer.maxConcurrentCopies
+   * (functions/queue/copy-groups.ts), so that no server has more copies in flight than its cap
+   * across all copier invocations. The planner gives each window a deduplication id (window and
+   * lease); content-based deduplication covers the copier's own sends (dead letters).
+   */
+  readonly fifo: boolean;
 
   constructor(scope: Construct, id: string, props: CopyQueuesProps) {
     super(scope, id);
     const { source } = props;
     this.source = source;
     this.serial = source.maxConcurrentCopies === 1;
-    const suffix = this.serial ? ".fifo" : "";
-    const fifo = this.serial ? { fifo: true, contentBasedDeduplication: true } : {};
+    this.fifo = this.serial || source.kind === "central";
+    const suffix = this.fifo ? ".fifo" : "";
+    const fifo = this.fifo ? { fifo: true, contentBasedDeduplication: true } : {};
 
     this.deadLetterQueue = new sqs.Queue(this, "DeadLetterQueue", {
       queueName: `${copyQueueName(source.name)}-dlq${suffix}`,
@@ -80,7 +89,8 @@ export class CopyQueues extends Construct {
       new SqsEventSource(this.queue, {
         batchSize: 1,
         reportBatchItemFailures: true,
-        // A serial source is capped by its single message group; 2 is the floor AWS accepts.
+        // A serial source is capped by its single message group; 2 is the floor AWS accepts. A
+        // central source: the fleet's cap here, each server's by its message groups.
         maxConcurrency: Math.max(MIN_MAPPING_CONCURRENCY, this.source.maxConcurrentCopies),
         enabled: !this.source.paused,
       }),

@@ -45,6 +45,7 @@ export async function redrive(o: RedriveOptions): Promise<RedriveResult> {
   const seen = new Set<string>();
   const peeked: Message[] = [];
   const limit = o.limit ?? Number.POSITIVE_INFINITY;
+  const fifo = o.queueUrl.endsWith(".fifo");
   while (result.moved.length + peeked.length < limit) {
     const res = await o.sqs.send(
       new ReceiveMessageCommand({
@@ -54,6 +55,7 @@ export async function redrive(o: RedriveOptions): Promise<RedriveResult> {
         // Long enough to send them back and delete them; a dry run makes them visible again a second later.
         VisibilityTimeout: 60,
         MessageAttributeNames: ["All"],
+        MessageSystemAttributeNames: ["MessageGroupId"],
       }),
     );
     const messages = (res.Messages ?? []).filter((m) => m.MessageId && !seen.has(m.MessageId));
@@ -66,7 +68,12 @@ export async function redrive(o: RedriveOptions): Promise<RedriveResult> {
     const sent = await o.sqs.send(
       new SendMessageBatchCommand({
         QueueUrl: o.queueUrl,
-        Entries: messages.map((m, i) => ({ Id: String(i), MessageBody: m.Body ?? "" })),
+        Entries: messages.map((m, i) => ({
+          Id: String(i),
+          MessageBody: m.Body ?? "",
+          // A FIFO queue (a central or serial source in AWS): back into the window's own group.
+          ...(fifo ? { MessageGroupId: m.Attributes?.MessageGroupId ?? "copies" } : {}),
+        })),
       }),
     );
     const failed = new Map((sent.Failed ?? []).map((f) => [f.Id ?? "", `${f.Code}: ${f.Message ?? ""}`]));

@@ -321,5 +321,15 @@ export async function sourceQueueUrls(
       throw new Error(`queue ${name}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
     }
   };
-  return { url: await url(queueName(source)), deadLetterUrl: await url(`${queueName(source)}-dlq`) };
+  // In AWS a central source's queues (and a source capped at one copy's) are FIFO: `<name>.fifo`.
+  const name = queueName(source);
+  try {
+    return { url: await url(name), deadLetterUrl: await url(`${name}-dlq`) };
+  } catch (error) {
+    try {
+      return { url: await url(`${name}.fifo`), deadLetterUrl: await url(`${name}-dlq.fifo`) };
+    } catch {
+      throw error;
+    }
+  }
 }

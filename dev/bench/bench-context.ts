@@ -12,6 +12,11 @@ export interface BenchContext {
   rcloneUnavailable: string | undefined;
   /** The simulated sources of figures 1 and 2 answer Range (`--ranges`): copies read in paced slices. */
   ranges?: boolean;
+  /**
+   * `--capture`: figure 6 also measures the source's rate from the packets (tcpdump); a string says
+   * why it cannot here (tcpdump missing or not permitted), undefined: not asked.
+   */
+  capture?: true | string;
   /** Where profiles and scratch files go (bench-results/). */
   outDir: string;
   progress(line: string): void;

@@ -13,9 +13,12 @@
  * and, unless `--smoke`, the figures it measured into docs/bench-results.md (results-page.ts).
  *
  *   npm run bench [-- --smoke] [-- --out file.json] [-- --only 1,3] [-- --ranges] [-- --before <checkout>]
+ *   [-- --capture]
  * Figure 7 (S3 requests per playback request at ten years of retention) runs only with `--only 7`,
  * figure 9 (the fleet: about 15 minutes a run on a loaded 2-core machine) only with `--only 9`.
  * `--ranges`: the sources of figures 1 and 2 answer Range, so the copies read in paced slices.
+ * `--capture`: figure 6 also measures each case from the packets the source sent (tcpdump on the
+ * loopback interface, dev/bench/packet-capture.ts; root or CAP_NET_RAW), beside the source's meter.
  * `--before <checkout>`: figures 8 and 9 also run the command line of that checkout (an earlier commit, its
  * node_modules installed) first, for its "before" rows.
  * `--smoke` (or BENCH_SMOKE=1) runs every figure at small sizes in seconds: it checks that the bench
@@ -35,6 +38,7 @@ import { measureCopierMemory } from "./copier-memory.ts";
 import { measureCopySpeed } from "./copy-speed.ts";
 import { type FigureResult, resultsTable } from "./figures.ts";
 import { measureFleet } from "./fleet.ts";
+import { captureUnavailable } from "./packet-capture.ts";
 import { measurePlannerScale } from "./planner-scale.ts";
 import { measurePlaybackRequests } from "./playback-requests.ts";
 import { rcloneUnavailable, rcloneVersion } from "./processes.ts";
@@ -49,6 +53,7 @@ const { values } = parseArgs({
     only: { type: "string" },
     ranges: { type: "boolean", default: false },
     before: { type: "string" },
+    capture: { type: "boolean", default: false },
   },
 });
 const smoke = values.smoke || process.env.BENCH_SMOKE === "1";
@@ -83,6 +88,8 @@ const emulator = await startEmulatorProcess({ dir: stateDir });
 const s3 = createS3Client(emulator.endpoints);
 const rclone = rcloneUnavailable();
 if (rclone) progress(`rclone rows are skipped: ${rclone}`);
+const captureSkip = values.capture ? captureUnavailable() : undefined;
+if (captureSkip) progress(`figure 6's packet rows are skipped: ${captureSkip}`);
 const ctx: BenchContext = {
   smoke,
   emulator,
@@ -91,6 +98,7 @@ const ctx: BenchContext = {
   outDir,
   progress,
   ranges: values.ranges,
+  ...(values.capture ? { capture: captureSkip ?? true } : {}),
 };
 
 const figures: FigureResult[] = [];
@@ -163,7 +171,7 @@ if (!smoke) {
     commit,
     load: loadAtStart,
     rclone: rclone ? `no rclone (${rclone})` : rcloneVersion(),
-    flags: values.ranges ? ["--ranges"] : [],
+    flags: [...(values.ranges ? ["--ranges"] : []), ...(values.capture ? ["--capture"] : [])],
   };
   writeFileSync(page, resultsPage(previous, figures, run));
   process.stdout.write(`Results page: ${page}\n`);

@@ -33,7 +33,7 @@ export interface BenchRun {
   load: number;
   /** rclone's version, or why its rows were skipped. */
   rclone: string;
-  /** The flags that change what is measured (`--ranges`). */
+  /** The flags that change what is measured (`--ranges`, `--capture`). */
   flags: string[];
 }
 

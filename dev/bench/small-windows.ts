@@ -8,6 +8,8 @@
  * The simulator and its meter run in a process of their own (dev/kit/simulator-process.ts): in the
  * copiers' process the meter's 10 ms sampling ran late while their event loop was busy and counted
  * a burst up to 120 ms after it landed, so two bursts a second apart could share a measured second.
+ * With `--capture` each case is also measured from the packets the source sent (tcpdump,
+ * packet-capture.ts): the rows marked "(packets)".
  */
 import { loadavg } from "node:os";
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
@@ -24,6 +26,7 @@ import {
 } from "../kit/simulator-process.ts";
 import type { BenchContext } from "./bench-context.ts";
 import { type FigureResult, type ResultRow, ratio, verdict } from "./figures.ts";
+import { type Capture, type CaptureFigures, startCapture } from "./packet-capture.ts";
 import { rcloneCopyUrl } from "./processes.ts";
 
 const HOUR_START = Math.floor(Date.UTC(2026, 10, 20, 12) / 1000);
@@ -53,6 +56,34 @@ export interface SmallWindowFigures {
   load: string;
   /** The bursts (bytes acknowledged with under 100 ms between) in the worst 1 s: offset ms, KiB. */
   worstSecond: string;
+  /** From the packets the source sent (`--capture`). */
+  packets?: {
+    max1s: number;
+    max10s: number;
+    drain: number;
+    segments: number;
+    retransmittedBytes: number;
+    dropped: number;
+    worstSecond: string;
+  };
+}
+
+/** Starts the packet capture of a case when `--capture` asked for it and tcpdump can. */
+async function capture(ctx: BenchContext, sim: SimulatorProcess): Promise<Capture | undefined> {
+  if (ctx.capture !== true) return undefined;
+  return startCapture(Number(new URL(sim.url).port));
+}
+
+function fromPackets(c: CaptureFigures, cap: number): NonNullable<SmallWindowFigures["packets"]> {
+  return {
+    max1s: maxRateOf(c.series, 1000) / cap,
+    max10s: maxRateOf(c.series, 10_000) / cap,
+    drain: c.averageRate / cap,
+    segments: c.segments,
+    retransmittedBytes: c.retransmittedBytes,
+    dropped: c.dropped,
+    worstSecond: worstSecond(c.series),
+  };
 }
 
 function load(): string {
@@ -156,6 +187,7 @@ export async function ours(
   const sim = await simulator(streamCount(ctx), windows, { ranges });
   const cap = (CAP_MBPS * 1_000_000) / 8;
   let runtime: LocalRuntime | undefined;
+  let packets: Capture | undefined;
   const loadBefore = load();
   try {
     const config = parseConfig(
@@ -185,9 +217,11 @@ export async function ours(
       onEvent: (e) => tally.add(e),
     });
     ctx.progress(`small windows: ${label}`);
+    packets = await capture(ctx, sim);
     const started = performance.now();
     const run = await runOnce(runtime, tally);
     const m = await sim.meter();
+    const wire = await packets?.stop();
     return {
       case: label,
       windows: run.copied,
@@ -195,8 +229,10 @@ export async function ours(
       seconds: (performance.now() - started) / 1000,
       load: `${loadBefore} / ${load()}`,
       ...metered(m, cap),
+      ...(wire ? { packets: fromPackets(wire, cap) } : {}),
     };
   } finally {
+    await packets?.stop().catch(() => undefined);
     await runtime?.close();
     await sim.stop();
   }
@@ -218,6 +254,7 @@ async function rclone(ctx: BenchContext, windows: number): Promise<SmallWindowFi
   }
   const loadBefore = load();
   ctx.progress(`small windows: rclone copyurl --bwlimit ${Math.round(cap / COPIES / 1024)}k x ${COPIES}`);
+  const packets = await capture(ctx, sim);
   const started = performance.now();
   let failed = 0;
   try {
@@ -239,6 +276,7 @@ async function rclone(ctx: BenchContext, windows: number): Promise<SmallWindowFi
       }),
     );
     const m = await sim.meter();
+    const wire = await packets?.stop();
     return {
       case: `rclone copyurl --bwlimit ${Math.round(cap / COPIES / 1024)}k, ${COPIES} at once`,
       windows: urls.length - failed,
@@ -246,8 +284,10 @@ async function rclone(ctx: BenchContext, windows: number): Promise<SmallWindowFi
       seconds: (performance.now() - started) / 1000,
       load: `${loadBefore} / ${load()}`,
       ...metered(m, cap),
+      ...(wire ? { packets: fromPackets(wire, cap) } : {}),
     };
   } finally {
+    await packets?.stop().catch(() => undefined);
     await sim.stop();
     for (const u of urls) {
       await ctx.s3
@@ -297,6 +337,24 @@ export async function measureSmallWindows(ctx: BenchContext): Promise<FigureResu
         target: ">= 0.90",
         verdict: v(c.drain >= 0.9),
       },
+      ...(c.packets
+        ? [
+            {
+              figure: 6,
+              what: `${label}, ${c.case}: worst 10 s / cap (packets)`,
+              measured: ratio(c.packets.max10s),
+              target: "<= 1.05x",
+              verdict: v(c.packets.max10s <= 1.05),
+            },
+            {
+              figure: 6,
+              what: `${label}, ${c.case}: worst 1 s / cap (packets)`,
+              measured: ratio(c.packets.max1s),
+              target: "<= 1.50x",
+              verdict: v(c.packets.max1s <= 1.5),
+            },
+          ]
+        : []),
       {
         figure: 6,
         what: `${label}, ${c.case}: windows failed`,
@@ -307,6 +365,17 @@ export async function measureSmallWindows(ctx: BenchContext): Promise<FigureResu
     );
   }
   if (!peer) rows.push({ figure: 6, what: "rclone --bwlimit", measured: "-", target: "-", verdict: "skip" });
+  if (typeof ctx.capture === "string") {
+    rows.push({
+      figure: 6,
+      what: `packet capture: ${ctx.capture}`,
+      measured: "-",
+      target: "-",
+      verdict: "skip",
+    });
+  }
+  const all = [...cases, ...(peer ? [peer] : [])];
+  const captured = all.filter((c) => c.packets);
   return {
     figure: 6,
     title: "Small windows (below the kernel buffers): the cap on the source's network",
@@ -316,6 +385,11 @@ export async function measureSmallWindows(ctx: BenchContext): Promise<FigureResu
       `Small windows: windows copied (S3 objects for the whole backlog): ${[...cases, ...(peer ? [peer] : [])].map((c) => `${c.case}: ${c.windows}`).join("; ")}.`,
       `Small windows: the worst 1 s of each case, as the bursts the source's meter counted in it (offset from its first 10 ms, KiB): ${[...cases, ...(peer ? [peer] : [])].map((c) => `${c.case}: ${c.worstSecond}`).join("; ")}.`,
       `Small windows: load average (1/5/15 min) before / after each case: ${[...cases, ...(peer ? [peer] : [])].map((c) => `${c.case}: ${c.load}`).join("; ")}.`,
+      ...(captured.length > 0
+        ? [
+            `Small windows, from the packets (tcpdump on lo, TCP payload sent from the source's port, 10 ms buckets; every answer of the source counts, its index answers too, so no drain rate is given from them): new-data segments captured, bytes sent again (retransmissions, not counted in the rates), segments the kernel dropped before tcpdump read them, and the worst 1 s: ${captured.map((c) => `${c.case}: ${c.packets!.segments} segments, ${Math.round(c.packets!.retransmittedBytes / 1024)} KiB sent again, ${c.packets!.dropped} dropped; ${c.packets!.worstSecond}`).join("; ")}.`,
+          ]
+        : []),
     ],
   };
 }

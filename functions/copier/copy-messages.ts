@@ -121,9 +121,14 @@ export function createCopierHandler(deps: CopierDeps) {
     source: string,
     reason: string,
   ) => {
+    const deadLetterUrl = deps.deadLetterUrl(source);
+    // A FIFO dead-letter queue (a central or serial source): the window keeps its message group,
+    // so that `redrive` puts it back into its server's group (functions/queue/copy-groups.ts).
+    const group = deadLetterUrl.endsWith(".fifo") ? record.attributes.MessageGroupId : undefined;
     await deps.sqs.send(
       new SendMessageCommand({
-        QueueUrl: deps.deadLetterUrl(source),
+        QueueUrl: deadLetterUrl,
+        ...(group ? { MessageGroupId: group } : {}),
         MessageBody: record.body,
         MessageAttributes: {
           reason: { DataType: "String", StringValue: reason.slice(0, 1000) },

@@ -10,6 +10,7 @@ import type { SourceConfig } from "../config/config.ts";
 import type { CopyMessage } from "../copier/copy-window.ts";
 import { activeLeases, type Lease } from "../domain/manifest.ts";
 import type { CopyWindow } from "../domain/windows.ts";
+import { copyGroups } from "../queue/copy-groups.ts";
 import type { CopyQueue } from "../queue/copy-queue.ts";
 import { forEachLimited } from "../shared/for-each-limited.ts";
 import type { Log } from "../shared/log.ts";
@@ -98,12 +99,11 @@ export async function leaseAndQueue(
       },
     });
   }
+  const list = messages.map((x) => x.m);
   const sent = deps.dryRun
-    ? { sent: messages.map((x) => x.m), failed: [] }
-    : await deps.queue.send(
-        source.name,
-        messages.map((x) => x.m),
-      );
+    ? { sent: list, failed: [] }
+    : // A Central source's windows go to its servers' message groups (FIFO queues only).
+      await deps.queue.send(source.name, list, { groups: copyGroups(source, list, now) });
   for (const f of sent.failed)
     fail(
       f.message.stream,

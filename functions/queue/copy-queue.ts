@@ -1,11 +1,14 @@
 /**
  * The SQS side: planned windows go to one queue per source with SendMessageBatch (10 a call);
  * entries that fail are retried, and what still fails is reported so that it is not leased.
- * Sends take the lean path (lean-sqs.ts) when the client allows it, else the SDK.
+ * Sends take the lean path (lean-sqs.ts) when the client allows it, else the SDK. On a FIFO queue
+ * (`.fifo`) each window carries its deduplication id (window and lease) and, when the caller gives
+ * one, its message group (copy-groups.ts).
  */
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { CopyMessage } from "../domain/archive.ts";
 import { LeanUnsupportedError } from "../store/lean-s3.ts";
+import { deduplicationId } from "./copy-groups.ts";
 import { type BatchEntry, LeanSqs } from "./lean-sqs.ts";
 
 export interface SendResult {
@@ -59,17 +62,36 @@ export class CopyQueue {
     return this.#queueUrl(source);
   }
 
-  async send(source: string, messages: readonly CopyMessage[], attempts = 3): Promise<SendResult> {
+  /**
+   * Sends `messages` in order. `groups` (FIFO queues only): the message group of each message, by
+   * index (undefined: the SQS client's own, see functions/lambda/environment.ts).
+   */
+  async send(
+    source: string,
+    messages: readonly CopyMessage[],
+    options: { attempts?: number; groups?: readonly (string | undefined)[] } = {},
+  ): Promise<SendResult> {
+    const attempts = options.attempts ?? 3;
+    const queueUrl = this.#queueUrl(source);
+    const fifo = queueUrl.endsWith(".fifo");
+    const entry = (id: string, message: CopyMessage, index: number): BatchEntry => {
+      const e: BatchEntry = { Id: id, MessageBody: JSON.stringify(message) };
+      if (!fifo) return e;
+      e.MessageDeduplicationId = deduplicationId(message);
+      const group = options.groups?.[index];
+      if (group !== undefined) e.MessageGroupId = group;
+      return e;
+    };
     const result: SendResult = { sent: [], failed: [] };
     for (let i = 0; i < messages.length; i += 10) {
-      let pending = messages.slice(i, i + 10).map((message, n) => ({ id: String(n), message }));
+      let pending = messages.slice(i, i + 10).map((message, n) => ({ id: String(n), message, index: i + n }));
       for (let attempt = 1; attempt <= attempts && pending.length > 0; attempt++) {
         this.batchCalls++;
         let failedIds: Map<string, string>;
         try {
           const res = await this.#sendBatch(
-            this.#queueUrl(source),
-            pending.map((p) => ({ Id: p.id, MessageBody: JSON.stringify(p.message) })),
+            queueUrl,
+            pending.map((p) => entry(p.id, p.message, p.index)),
           );
           failedIds = new Map((res.Failed ?? []).map((f) => [f.Id ?? "", `${f.Code}: ${f.Message ?? ""}`]));
         } catch (error) {

@@ -30,6 +30,9 @@ import {
 export interface BatchEntry {
   Id: string;
   MessageBody: string;
+  /** FIFO queues: the entry's own group (else the client's, `markFifoMessageGroup`). */
+  MessageGroupId?: string;
+  MessageDeduplicationId?: string;
 }
 
 export interface BatchAnswer {
@@ -142,11 +145,11 @@ export class LeanSqs {
   async sendMessageBatch(queueUrl: string, entries: readonly BatchEntry[]): Promise<BatchAnswer> {
     const settings = await this.#resolveSettings();
     const target = this.#target(settings, queueUrl);
-    const fifo = this.#fifoGroup !== undefined && queueUrl.endsWith(".fifo");
+    const group = queueUrl.endsWith(".fifo") ? this.#fifoGroup : undefined;
     const body = JSON.stringify({
       QueueUrl: queueUrl,
       Entries: entries.map((e) =>
-        fifo ? { Id: e.Id, MessageBody: e.MessageBody, MessageGroupId: this.#fifoGroup } : e,
+        group !== undefined && e.MessageGroupId === undefined ? { ...e, MessageGroupId: group } : e,
       ),
     });
     const answer = await this.#send(settings, target, body);

@@ -146,6 +146,47 @@ describe("the stack from the config: queues and copier mappings", () => {
     });
   });
 
+  it("gives a central source a FIFO queue (its servers' message groups), a server source a standard one", () => {
+    const fleet = templateFor({
+      ...baseConfig,
+      sources: [
+        baseConfig.sources[0]!,
+        {
+          name: "fleet",
+          kind: "central",
+          url: "https://central.example",
+          auth: { type: "bearer", tokenSecret: "flussonic-backup/fleet" },
+          retentionDays: 7,
+          maxConcurrentCopies: 20,
+          eachServer: { maxConcurrentCopies: 2 },
+        },
+      ],
+    });
+    fleet.hasResourceProperties("AWS::SQS::Queue", {
+      QueueName: "flussonic-backup-fleet.fifo",
+      FifoQueue: true,
+      ContentBasedDeduplication: true,
+      VisibilityTimeout: 5400,
+    });
+    fleet.hasResourceProperties("AWS::SQS::Queue", {
+      QueueName: "flussonic-backup-fleet-dlq.fifo",
+      FifoQueue: true,
+    });
+    // The mapping runs the fleet's cap; each server's is the groups'.
+    fleet.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      BatchSize: 1,
+      ScalingConfig: { MaximumConcurrency: 20 },
+    });
+    const s1 = byType(fleet, "AWS::SQS::Queue").filter((q) =>
+      String(q.Properties.QueueName).startsWith("flussonic-backup-s1"),
+    );
+    expect(s1.map((q) => q.Properties.QueueName).sort()).toEqual([
+      "flussonic-backup-s1",
+      "flussonic-backup-s1-dlq",
+    ]);
+    for (const q of s1) expect(q.Properties.FifoQueue).toBeUndefined();
+  });
+
   it("disables the mapping of a paused source (its queued windows wait)", () => {
     const paused = templateFor({ ...baseConfig, sources: [{ ...baseConfig.sources[0]!, paused: true }] });
     paused.hasResourceProperties("AWS::Lambda::EventSourceMapping", { Enabled: false });
@@ -550,7 +591,17 @@ describe("cdk-nag AwsSolutions checks", () => {
     expect(errorsOf(stackFor(baseConfig))).toEqual([]);
     const everything = stackFor({
       ...baseConfig,
-      sources: [{ ...baseConfig.sources[0]!, maxConcurrentCopies: 1 }, baseConfig.sources[1]!],
+      sources: [
+        { ...baseConfig.sources[0]!, maxConcurrentCopies: 1 },
+        baseConfig.sources[1]!,
+        {
+          name: "fleet",
+          kind: "central",
+          url: "https://central.example",
+          auth: { type: "bearer", tokenSecret: "flussonic-backup/fleet" },
+          retentionDays: 7,
+        },
+      ],
       deployment: {
         kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555",
         objectLock: { mode: "GOVERNANCE", days: 3 },

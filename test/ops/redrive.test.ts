@@ -1,12 +1,16 @@
 /**
  * `redrive` moves dead-lettered windows back to the copy queue; once the cause is fixed they copy.
  */
+import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { afterEach, describe, expect, it } from "vitest";
 import { redriveCommand } from "../../cli/commands/redrive.ts";
 import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
 import { operatorTarget, TextSink } from "../../dev/kit/ops-target.ts";
+import { createSqsClient } from "../../local/aws-clients.ts";
+import { startEmbedded } from "../../local/embedded.ts";
 import { runOnce } from "../../local/once.ts";
-import { queueStatus } from "../../ops/status.ts";
+import { redrive } from "../../ops/redrive.ts";
+import { queueStatus, sourceQueueUrls } from "../../ops/status.ts";
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -75,6 +79,66 @@ describe("redrive", () => {
     expect(after.planned).toBe(0);
     const st = after.finalPlan.sources[0]!.streams[0]!;
     expect(st.backedUpSeconds).toBe(st.copyableSeconds);
+  });
+
+  it("finds a source's FIFO queues (a central source in AWS) and puts each window back into its own message group", async () => {
+    const emulator = await startEmbedded(undefined);
+    const sqs = createSqsClient(emulator.endpoints);
+    try {
+      for (const name of ["flussonic-backup-fleet-dlq.fifo", "flussonic-backup-fleet.fifo"]) {
+        await sqs.send(
+          new CreateQueueCommand({
+            QueueName: name,
+            Attributes: { FifoQueue: "true", ContentBasedDeduplication: "true" },
+          }),
+        );
+      }
+      const urls = await sourceQueueUrls(sqs, "fleet");
+      expect(urls.url).toMatch(/flussonic-backup-fleet\.fifo$/);
+      expect(urls.deadLetterUrl).toMatch(/flussonic-backup-fleet-dlq\.fifo$/);
+      // Dead-lettered by the copier in the window's own group (functions/copier/copy-messages.ts).
+      const body = (stream: string) =>
+        JSON.stringify({
+          v: 1,
+          source: "fleet",
+          stream,
+          from: 0,
+          duration: 600,
+          format: "mp4",
+          leaseUntil: 1,
+        });
+      for (const [stream, group] of [
+        ["a.example/cam1", "a.example#1"],
+        ["b.example/cam1", "b.example#0"],
+      ] as const) {
+        await sqs.send(
+          new SendMessageCommand({
+            QueueUrl: urls.deadLetterUrl,
+            MessageBody: body(stream),
+            MessageGroupId: group,
+          }),
+        );
+      }
+      const result = await redrive({ sqs, queueUrl: urls.url, deadLetterUrl: urls.deadLetterUrl });
+      expect(result.failed).toEqual([]);
+      expect(result.moved).toHaveLength(2);
+      const back = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: urls.url,
+          MaxNumberOfMessages: 10,
+          MessageSystemAttributeNames: ["MessageGroupId"],
+        }),
+      );
+      expect(
+        (back.Messages ?? []).map((m) => [JSON.parse(m.Body!).stream, m.Attributes?.MessageGroupId]).sort(),
+      ).toEqual([
+        ["a.example/cam1", "a.example#1"],
+        ["b.example/cam1", "b.example#0"],
+      ]);
+    } finally {
+      sqs.destroy();
+      await emulator.stop();
+    }
   });
 
   it("refuses an unknown source with the configured names", async () => {

@@ -146,14 +146,44 @@ describe("the lean SendMessageBatch", () => {
     }
   });
 
+  it("gives each message of a FIFO queue its own group and deduplication id when asked, as the SDK path does", async () => {
+    const url = await queue("lean-groups.fifo");
+    const sqs = createSqsClient(endpoints);
+    addFifoMessageGroup(sqs, "copies");
+    const lean = new CopyQueue(sqs, () => url);
+    const viaSdk = new CopyQueue(sqs, () => url, { lean: false });
+    try {
+      const messages = Array.from({ length: 4 }, (_, i) => message(i));
+      const groups = ["a#0", "a#1", undefined, "b#0"];
+      await lean.send("src1", messages.slice(0, 2), { groups: groups.slice(0, 2) });
+      await viaSdk.send("src1", messages.slice(2), { groups: groups.slice(2) });
+      expect(batches().map((b) => b.sdk)).toEqual([false, true]);
+      // Without a group of its own, a message takes the client's ("copies").
+      expect(await received(url)).toEqual(
+        messages.map((m, i) => ({ message: m, group: groups[i] ?? "copies" })),
+      );
+      // The same windows under the same lease again (a batch re-sent after a lost answer): dropped
+      // as duplicates, on both paths; with their next lease they are queued again.
+      await lean.send("src1", messages.slice(0, 2), { groups: groups.slice(0, 2) });
+      await viaSdk.send("src1", messages.slice(2), { groups: groups.slice(2) });
+      expect(await received(url)).toEqual([]);
+      const next = messages.map((m) => ({ ...m, leaseUntil: m.leaseUntil + 3600 }));
+      await lean.send("src1", next, { groups });
+      expect((await received(url)).map((g) => g.message)).toEqual(next);
+    } finally {
+      lean.destroy();
+      sqs.destroy();
+    }
+  });
+
   it("fails a send to a queue that does not exist with the SDK's words", async () => {
     const url = `${await queue("lean-exists")}-gone`;
     const sqs = createSqsClient(endpoints);
     const lean = new CopyQueue(sqs, () => url);
     const viaSdk = new CopyQueue(sqs, () => url, { lean: false });
     try {
-      const a = await lean.send("src1", [message(0)], 1);
-      const b = await viaSdk.send("src1", [message(0)], 1);
+      const a = await lean.send("src1", [message(0)], { attempts: 1 });
+      const b = await viaSdk.send("src1", [message(0)], { attempts: 1 });
       expect(a.failed[0]?.reason).toMatch(/\S/);
       expect(a).toEqual(b);
       expect(batches().map((x) => x.sdk)).toEqual([false, true]);
