@@ -21,6 +21,7 @@ import { type PressureChange, SourcePressure } from "../functions/source/source-
 import { SourceSwitches, type SwitchState } from "../functions/source/source-switch.ts";
 import { type Throttle, TokenBucket } from "../functions/source/throttle.ts";
 import { BackupStore } from "../functions/store/backup-store.ts";
+import { defaultSpoolDir } from "../functions/store/spool-upload.ts";
 import { createS3Client, createSqsClient, type Endpoints } from "./aws-clients.ts";
 import { QueuePoller } from "./poller.ts";
 
@@ -41,6 +42,8 @@ export interface RuntimeOptions {
   partSize?: number;
   /** Always `partSize` parts, whatever the window's expected size (tests of multipart uploads). */
   fixedParts?: boolean;
+  /** Directory of the copier's spool (default: under the OS temp directory); config.spoolMiB 0: none. */
+  spoolDir?: string;
   /** Unix seconds (tests move time). */
   now?: () => number;
   onEvent?: (event: CopierEvent) => void;
@@ -123,6 +126,9 @@ export class LocalRuntime {
       now: this.now,
       partSize: o.partSize ?? 8 * 1024 * 1024,
       ...(o.fixedParts ? { fixedParts: true } : {}),
+      ...(o.config.spoolMiB > 0
+        ? { spool: { dir: o.spoolDir ?? defaultSpoolDir(), singleMaxBytes: o.config.spoolMiB * 1024 * 1024 } }
+        : {}),
       copyTimeoutSeconds: this.copyTimeoutSeconds,
       retryBaseSeconds: o.retryBaseSeconds ?? 10,
       logger: o.logger,
