@@ -37,7 +37,12 @@ import {
 } from "@aws-sdk/client-s3";
 import { RetryableError } from "../domain/errors.ts";
 import { resolve, sendWithRetries } from "./lean-s3.ts";
-import { MIN_PART_BYTES, type PartUploadParams, type UploadedObject } from "./part-upload.ts";
+import {
+  collectYoungGarbage,
+  MIN_PART_BYTES,
+  type PartUploadParams,
+  type UploadedObject,
+} from "./part-upload.ts";
 
 const MiB = 1024 * 1024;
 /** Part size of a spooled multipart upload (parts cost disk, not memory: large parts, few requests). */
@@ -53,6 +58,11 @@ const ABORT_MS = 30_000;
 /** Room left over an estimated size (bitrate x duration) so that a body a little larger stays one PUT. */
 const ESTIMATE_MARGIN = 1.1;
 const SPOOL_SUFFIX = ".spool";
+/**
+ * Bytes spooled between young-generation collections: each socket read of the download is a new
+ * buffer that dies young, freed late without them (see part-upload.ts collectYoungGarbage).
+ */
+const COLLECT_EVERY_BYTES = 8 * MiB;
 
 /** The spool directory: under the OS temp directory (/tmp in Lambda). */
 export function defaultSpoolDir(): string {
@@ -146,6 +156,8 @@ export class SpoolUpload {
   #single: Piece | undefined;
   /** Bytes written to the spool. */
   #bytes = 0;
+  /** `#bytes` at the last young-generation collection. */
+  #collectedAt = 0;
 
   constructor(s3: S3Client, params: PartUploadParams, o: SpoolUploadOptions) {
     this.#s3 = s3;
@@ -293,6 +305,10 @@ export class SpoolUpload {
     piece.hash?.update(bytes);
     piece.size += bytes.length;
     this.#bytes += bytes.length;
+    if (this.#bytes - this.#collectedAt >= COLLECT_EVERY_BYTES) {
+      this.#collectedAt = this.#bytes;
+      collectYoungGarbage();
+    }
   }
 
   /** A disk failure as a sentence: a full disk is retried (after the spool is removed). */
