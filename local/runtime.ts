@@ -40,10 +40,15 @@ export interface RuntimeOptions {
   waitTimeSeconds?: number;
   /** Multipart part size (default 8 MiB). */
   partSize?: number;
-  /** Always `partSize` parts, whatever the window's expected size (tests of multipart uploads). */
+  /**
+   * Always `partSize` parts from memory buffers, whatever the window's expected size (tests of
+   * multipart uploads): no spool.
+   */
   fixedParts?: boolean;
   /** Directory of the copier's spool (default: under the OS temp directory); config.spoolMiB 0: none. */
   spoolDir?: string;
+  /** The spool's thresholds instead of config.spoolMiB's (tests: parts from the spool for small windows). */
+  spool?: { singleMaxBytes: number; partBytes?: number };
   /** Unix seconds (tests move time). */
   now?: () => number;
   onEvent?: (event: CopierEvent) => void;
@@ -126,9 +131,14 @@ export class LocalRuntime {
       now: this.now,
       partSize: o.partSize ?? 8 * 1024 * 1024,
       ...(o.fixedParts ? { fixedParts: true } : {}),
-      ...(o.config.spoolMiB > 0
-        ? { spool: { dir: o.spoolDir ?? defaultSpoolDir(), singleMaxBytes: o.config.spoolMiB * 1024 * 1024 } }
-        : {}),
+      ...(o.fixedParts || (o.config.spoolMiB === 0 && !o.spool)
+        ? {}
+        : {
+            spool: {
+              dir: o.spoolDir ?? defaultSpoolDir(),
+              ...(o.spool ?? { singleMaxBytes: o.config.spoolMiB * 1024 * 1024 }),
+            },
+          }),
       copyTimeoutSeconds: this.copyTimeoutSeconds,
       retryBaseSeconds: o.retryBaseSeconds ?? 10,
       logger: o.logger,

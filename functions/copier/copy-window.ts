@@ -20,7 +20,7 @@ import type { Throttle } from "../source/throttle.ts";
 import type { BackupStore, StoredObject } from "../store/backup-store.ts";
 import { storeError } from "../store/backup-store.ts";
 import { holdArrivals } from "../store/holds.ts";
-import { PartUpload, type PartUploadOptions, partsFor } from "../store/part-upload.ts";
+import { fitsBudget, PartUpload, type PartUploadOptions, partsFor } from "../store/part-upload.ts";
 import { SpoolUpload } from "../store/spool-upload.ts";
 
 export type { CopyMessage };
@@ -179,21 +179,27 @@ export async function copyWindow(
   };
   // Spooled to disk: one PutObject carrying the window's SHA-256 when it fits, else large parts read
   // from the spool. In memory: each part is hashed once (SHA-256: its S3 checksum and its
-  // signature's payload hash), in a few reused buffers: see part-upload.ts.
-  const upload = deps.spool
-    ? new SpoolUpload(store.s3, params, {
-        dir: deps.spool.dir,
-        singleMaxBytes: deps.spool.singleMaxBytes,
-        ...(deps.spool.partBytes ? { partSize: deps.spool.partBytes } : {}),
-        expectedBytes: contentLength ?? expectedBytes,
-        exact: contentLength !== undefined,
-        wholeSha256,
-      })
-    : new PartUpload(
-        store.s3,
-        params,
-        uploadParts(deps, contentLength ?? expectedBytes, contentLength !== undefined),
-      );
+  // signature's payload hash), in a few reused buffers: see part-upload.ts. A window expected to fit
+  // those buffers is one PutObject from memory either way: it is not spooled (no file to write, read
+  // and remove per window: small windows keep their rate).
+  const budget = deps.partSize * ((deps.uploadQueueSize ?? UPLOAD_QUEUE_SIZE) + 1);
+  const fitsMemory =
+    !deps.fixedParts && fitsBudget(contentLength ?? expectedBytes, contentLength !== undefined, budget);
+  const upload =
+    deps.spool && !fitsMemory
+      ? new SpoolUpload(store.s3, params, {
+          dir: deps.spool.dir,
+          singleMaxBytes: deps.spool.singleMaxBytes,
+          ...(deps.spool.partBytes ? { partSize: deps.spool.partBytes } : {}),
+          expectedBytes: contentLength ?? expectedBytes,
+          exact: contentLength !== undefined,
+          wholeSha256,
+        })
+      : new PartUpload(
+          store.s3,
+          params,
+          uploadParts(deps, contentLength ?? expectedBytes, contentLength !== undefined),
+        );
   // An abort (timeout, service stop) ends the download: the upload then fails on its body and
   // aborts the multipart upload before it rejects. Once the whole body is streamed, though, only S3
   // is left to answer (the last parts, CompleteMultipartUpload), and the SDK would wait for ever for

@@ -31,10 +31,14 @@ afterEach(async () => {
   spool = undefined;
 });
 
-/** S3 commands sent for `key` (by name) and the headers of its PutObject requests. */
+/**
+ * S3 commands sent for `key` (by name), the headers of its PutObject requests and what their bodies
+ * were (a ReadStream of the spool file, or a Buffer from memory).
+ */
 function watch(s3: S3Client, key: () => string) {
   const counts = new Map<string, number>();
   const putHeaders: Record<string, string>[] = [];
+  const putBodies: string[] = [];
   s3.middlewareStack.add(
     (next, context) => (args) => {
       const input = args.input as { Key?: string; Prefix?: string };
@@ -48,13 +52,15 @@ function watch(s3: S3Client, key: () => string) {
     (next, context) => (args) => {
       const input = args.input as { Key?: string };
       if (context.commandName === "PutObjectCommand" && input.Key === key()) {
-        putHeaders.push({ ...(args.request as { headers: Record<string, string> }).headers });
+        const request = args.request as { headers: Record<string, string>; body?: unknown };
+        putHeaders.push({ ...request.headers });
+        putBodies.push((request.body as object | undefined)?.constructor.name ?? "none");
       }
       return next(args);
     },
     { step: "finalizeRequest", priority: "low", name: "testPutHeaders" },
   );
-  return { counts, putHeaders };
+  return { counts, putHeaders, putBodies };
 }
 
 async function setup(bitrateBps: number, sim: Omit<SimulatorOptions, "now" | "streams"> = {}) {
@@ -73,19 +79,24 @@ async function setup(bitrateBps: number, sim: Omit<SimulatorOptions, "now" | "st
     format: "mp4",
     leaseUntil: h.clock.now() + 86_400,
   };
-  const key = rt.store.windowKey(m, "mp4");
+  let key = rt.store.windowKey(m, "mp4");
   const seen = watch(rt.store.s3, () => key);
+  const watchKey = (k: string) => {
+    key = k;
+  };
   const flussonic = new FlussonicClient(h.config.sources[0]!, { type: "none" });
   const deps = (singleMaxBytes: number, partBytes?: number): CopyWindowDeps => ({
     store: rt.store,
     flussonic,
     throttle: new TokenBucket(2_000 * MiB),
     now: h!.clock.now,
-    partSize: 8 * MiB,
+    // 12 MiB of memory buffers: a window expected to fit them is one PutObject from memory, not
+    // spooled; the windows here are larger.
+    partSize: 4 * MiB,
     copyTimeoutSeconds: 60,
     spool: { dir: spool!, singleMaxBytes, ...(partBytes ? { partBytes } : {}) },
   });
-  return { h, rt, m, key, ...seen, deps, flussonic };
+  return { h, rt, m, key, watchKey, ...seen, deps, flussonic };
 }
 
 const uploadRequests = (c: Map<string, number>) =>
@@ -96,9 +107,8 @@ const uploadRequests = (c: Map<string, number>) =>
 
 describe("a window spooled to disk (issue 26 item 1, issue 22 item 6)", () => {
   it("a 15 MB window within the threshold is stored by ONE PutObject carrying its SHA-256", async () => {
-    const { h, rt, m, key, counts, putHeaders, deps, flussonic } = await setup(200_000);
+    const { h, rt, m, key, watchKey, counts, putHeaders, putBodies, deps, flussonic } = await setup(200_000);
     const outcome = await copyWindow(deps(256 * MiB), m);
-    await flussonic.close();
     expect(outcome.status).toBe("copied");
     const record = outcome.status === "copied" ? outcome.record : undefined;
     const bytes = await h.getObject(key);
@@ -110,11 +120,23 @@ describe("a window spooled to disk (issue 26 item 1, issue 22 item 6)", () => {
     expect(uploadRequests(counts)).toBe(1);
     expect(counts.get("PutObjectCommand")).toBe(1);
     expect(putHeaders.map((p) => p["x-amz-checksum-sha256"])).toEqual([sha.toString("base64")]);
+    expect(putBodies, "the body is read from the spool file").toEqual(["ReadStream"]);
     // The record counts it: the listing of orphans, the PutObject, the record itself.
     expect(record?.requests?.put).toBe(3);
     expect(h.openMultipartUploads()).toEqual([]);
     expect(readdirSync(spool!)).toEqual([]);
     expect((await rt.store.getRecord(m))?.sha256).toBe(record?.sha256);
+
+    // The window before, with the copier's 24 MiB of memory buffers, which it fits: one PutObject
+    // from memory, not spooled (no file per small window).
+    const before = { ...m, from: m.from - 600 };
+    watchKey(rt.store.windowKey(before, "mp4"));
+    putBodies.length = 0;
+    const small = await copyWindow({ ...deps(256 * MiB), partSize: 8 * MiB }, before);
+    await flussonic.close();
+    expect(small.status).toBe("copied");
+    expect(putBodies).toEqual(["Buffer"]);
+    expect(readdirSync(spool!)).toEqual([]);
   });
 
   it("a window over the threshold goes up in parts read from the spool, byte for byte", async () => {
