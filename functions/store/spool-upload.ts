@@ -25,7 +25,7 @@ import { createReadStream } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
+import { pipeline, type Readable, Transform } from "node:stream";
 import {
   AbortMultipartUploadCommand,
   type CompletedPart,
@@ -436,7 +436,7 @@ export class SpoolUpload {
       maxAttempts,
       once: async () => {
         this.#requests++;
-        const body = createReadStream(piece.path, { highWaterMark: 256 * 1024 });
+        const body = collecting(createReadStream(piece.path, { highWaterMark: 256 * 1024 }));
         try {
           const cmd = quiet(withPayloadHash(command(body), payloadHashHex));
           const out = (await this.#s3.send(cmd as never, { abortSignal: this.#abort.signal })) as Sent;
@@ -473,6 +473,27 @@ export class SpoolUpload {
       )
       .catch(() => undefined);
   }
+}
+
+/**
+ * The file's reads handed on as they are (no copy), with a young-generation collection every
+ * COLLECT_EVERY_BYTES: each read is a new buffer whose memory V8 would otherwise free only when tens
+ * of MB of them piled up (measured: a 200 MiB window's copier peaked 32 MiB higher spooled than from
+ * memory buffers before this).
+ */
+function collecting(file: Readable): Readable {
+  let since = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      since += chunk.length;
+      if (since >= COLLECT_EVERY_BYTES) {
+        since = 0;
+        collectYoungGarbage();
+      }
+      done(null, chunk);
+    },
+  });
+  return pipeline(file, counted, () => undefined);
 }
 
 /** What S3 answers a PutObject or UploadPart with (what is used of it). */
