@@ -256,9 +256,7 @@ export class SpoolUpload {
   async expectedEtag(): Promise<string | undefined> {
     if (this.#single) {
       if (!this.#pieces.has(this.#single)) return undefined;
-      const md5 = createHash("md5");
-      for await (const chunk of createReadStream(this.#single.path)) md5.update(chunk as Buffer);
-      return `"${md5.digest("hex")}"`;
+      return `"${(await hashFile(this.#single.path, "md5")).toString("hex")}"`;
     }
     if (this.#parts.length === 0 || this.#parts.some((p) => !/^"?[0-9a-f]{32}"?$/i.test(p.ETag ?? ""))) {
       return undefined;
@@ -379,9 +377,7 @@ export class SpoolUpload {
       digest = piece.hash.digest();
     } else {
       // The first piece, spooled to be one PutObject, outgrew the threshold: read back and hashed.
-      const hash = createHash("sha256");
-      for await (const chunk of createReadStream(piece.path)) hash.update(chunk as Buffer);
-      digest = hash.digest();
+      digest = await hashFile(piece.path, "sha256");
     }
     const base64 = digest.toString("base64");
     const uploadId = this.#uploadId;
@@ -494,6 +490,23 @@ function collecting(file: Readable): Readable {
     },
   });
   return pipeline(file, counted, () => undefined);
+}
+
+/** A spool file's digest, read through one reused 1 MiB buffer (no garbage per read). */
+async function hashFile(path: string, algorithm: "sha256" | "md5"): Promise<Buffer> {
+  const hash = createHash(algorithm);
+  const file = await open(path, "r");
+  try {
+    const buffer = Buffer.allocUnsafeSlow(MiB);
+    for (;;) {
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await file.close();
+  }
+  return hash.digest();
 }
 
 /** What S3 answers a PutObject or UploadPart with (what is used of it). */
