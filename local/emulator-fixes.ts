@@ -30,8 +30,10 @@
  *   refused with 403 AccessDenied, as S3 refuses to delete a held version. Kept in memory (not in
  *   `--embedded` state); there are no versions, so an overwrite still replaces the bytes.
  * - Request bodies are limited to 11 MiB, where S3 takes parts and PutObjects up to 5 GiB: the
- *   copier's parts, sized from the window (part-upload.ts partsFor), may be larger. The limit is
- *   raised to MAX_BODY_MIB (bodies are still held in memory by the emulator, as before).
+ *   copier's parts, sized from the window (part-upload.ts partsFor), may be larger, and a spooled
+ *   window up to `spoolMiB` (256 by default, at most 5120) is one PutObject (spool-upload.ts). The
+ *   limit is raised to MAX_BODY_MIB, S3's own (bodies are still held in memory by the emulator, as
+ *   before).
  * Each fix checks that the code it changes is still there; if fauxqs changes, it is skipped.
  */
 import { registerHooks } from "node:module";
@@ -63,7 +65,7 @@ const COMPLETE = "/fauxqs/dist/s3/actions/completeMultipartUpload.js";
 const APP = "/fauxqs/dist/app.js";
 const BODY_LIMIT = "bodyLimit: 11 * 1_048_576,";
 /** The largest request body the patched emulator takes (a part or a single PutObject), MiB. */
-export const MAX_BODY_MIB = 128;
+export const MAX_BODY_MIB = 5120;
 const PERSISTENCE = "/fauxqs/dist/persistence.js";
 const READY_NULLS = "this.stmts.updateMessageInflight.run(null, null, null, null, messageId);";
 const READY_FIXED =

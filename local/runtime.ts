@@ -21,6 +21,7 @@ import { type PressureChange, SourcePressure } from "../functions/source/source-
 import { SourceSwitches, type SwitchState } from "../functions/source/source-switch.ts";
 import { type Throttle, TokenBucket } from "../functions/source/throttle.ts";
 import { BackupStore } from "../functions/store/backup-store.ts";
+import { defaultSpoolDir } from "../functions/store/spool-upload.ts";
 import { createS3Client, createSqsClient, type Endpoints } from "./aws-clients.ts";
 import { QueuePoller } from "./poller.ts";
 
@@ -39,8 +40,15 @@ export interface RuntimeOptions {
   waitTimeSeconds?: number;
   /** Multipart part size (default 8 MiB). */
   partSize?: number;
-  /** Always `partSize` parts, whatever the window's expected size (tests of multipart uploads). */
+  /**
+   * Always `partSize` parts from memory buffers, whatever the window's expected size (tests of
+   * multipart uploads): no spool.
+   */
   fixedParts?: boolean;
+  /** Directory of the copier's spool (default: under the OS temp directory); config.spoolMiB 0: none. */
+  spoolDir?: string;
+  /** The spool's thresholds instead of config.spoolMiB's (tests: parts from the spool for small windows). */
+  spool?: { singleMaxBytes: number; partBytes?: number };
   /** Unix seconds (tests move time). */
   now?: () => number;
   onEvent?: (event: CopierEvent) => void;
@@ -123,6 +131,14 @@ export class LocalRuntime {
       now: this.now,
       partSize: o.partSize ?? 8 * 1024 * 1024,
       ...(o.fixedParts ? { fixedParts: true } : {}),
+      ...(o.fixedParts || (o.config.spoolMiB === 0 && !o.spool)
+        ? {}
+        : {
+            spool: {
+              dir: o.spoolDir ?? defaultSpoolDir(),
+              ...(o.spool ?? { singleMaxBytes: o.config.spoolMiB * 1024 * 1024 }),
+            },
+          }),
       copyTimeoutSeconds: this.copyTimeoutSeconds,
       retryBaseSeconds: o.retryBaseSeconds ?? 10,
       logger: o.logger,

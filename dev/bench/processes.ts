@@ -3,6 +3,9 @@
  * their CPU and memory are theirs alone), and Debian's rclone as the peer to compare with.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Endpoints } from "../../local/aws-clients.ts";
 
@@ -88,7 +91,7 @@ export interface RcloneCopy {
 }
 
 /** `rclone copyurl <url> emu:<bucket>/<key>` to the emulator; resolves with the process wall time. */
-export async function rcloneCopyUrl(c: RcloneCopy): Promise<{ seconds: number }> {
+export async function rcloneCopyUrl(c: RcloneCopy): Promise<{ seconds: number; peakRssKiB?: number }> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     RCLONE_CONFIG_EMU_TYPE: "s3",
@@ -103,7 +106,18 @@ export async function rcloneCopyUrl(c: RcloneCopy): Promise<{ seconds: number }>
   delete env.AWS_CA_BUNDLE;
   const args = ["copyurl", c.url, `emu:${c.bucket}/${c.key}`, "--retries", "1", "--low-level-retries", "1"];
   if (c.bwlimitBytesPerSecond) args.push("--bwlimit", `${Math.round(c.bwlimitBytesPerSecond / 1024)}k`);
-  const { code, stderr, seconds } = await runChild("rclone", args, { env });
+  // Its peak RSS from the kernel (/usr/bin/time %M, KiB) where that is installed.
+  const time = "/usr/bin/time";
+  const timed = existsSync(time);
+  const timeFile = join(tmpdir(), `fb-rclone-time-${process.pid}-${Date.now()}.txt`);
+  const { code, stderr, seconds } = timed
+    ? await runChild(time, ["-f", "%M", "-o", timeFile, "rclone", ...args], { env })
+    : await runChild("rclone", args, { env });
+  let peakRssKiB: number | undefined;
+  if (timed) {
+    peakRssKiB = Number(readFileSync(timeFile, "utf8").trim().split("\n").at(-1)) || undefined;
+    rmSync(timeFile, { force: true });
+  }
   if (code !== 0) throw new Error(`rclone copyurl exited with ${code}: ${stderr.trim().slice(-1000)}`);
-  return { seconds };
+  return { seconds, ...(peakRssKiB ? { peakRssKiB } : {}) };
 }

@@ -77,6 +77,10 @@ export async function runOnceProcess(
   source: OnceSource,
   bucket: string,
   prefix: string,
+  /** Top-level config fields added to the run's configuration (e.g. `{ spoolMiB: 0 }`). */
+  extra: Record<string, unknown> = {},
+  /** Node options of the run's process (NODE_OPTIONS), e.g. V8 heap flags. */
+  nodeOptions?: string,
 ): Promise<RunOnceResult> {
   const dir = mkdtempSync(join(tmpdir(), "fb-once-"));
   const config = join(dir, "config.json");
@@ -85,6 +89,7 @@ export async function runOnceProcess(
     JSON.stringify({
       bucket,
       prefix,
+      ...extra,
       sources: [
         {
           name: "once",
@@ -107,6 +112,7 @@ export async function runOnceProcess(
     AWS_ACCESS_KEY_ID: e.credentials?.accessKeyId ?? "embedded",
     AWS_SECRET_ACCESS_KEY: e.credentials?.secretAccessKey ?? "embedded",
   };
+  if (nodeOptions) env.NODE_OPTIONS = nodeOptions;
   delete env.AWS_PROFILE;
   delete env.AWS_SESSION_TOKEN;
   delete env.AWS_CA_BUNDLE;

@@ -11,6 +11,7 @@ import { copyWindow } from "../../functions/copier/copy-window.ts";
 import { FlussonicClient } from "../../functions/source/flussonic.ts";
 import { TokenBucket, unlimited } from "../../functions/source/throttle.ts";
 import { BackupStore } from "../../functions/store/backup-store.ts";
+import { defaultSpoolDir } from "../../functions/store/spool-upload.ts";
 import { createS3Client, type Endpoints } from "../../local/aws-clients.ts";
 
 export interface WindowCopyInput {
@@ -27,6 +28,8 @@ export interface WindowCopyInput {
   partSize: number;
   /** Parts uploading at once (default: the copier's). */
   uploadQueueSize?: number;
+  /** The copier's spool threshold (config spoolMiB); absent or 0: windows go through memory buffers. */
+  spoolMiB?: number;
 }
 
 export interface WindowCopyOutput {
@@ -98,6 +101,9 @@ export async function copyOneWindow(input: WindowCopyInput): Promise<WindowCopyO
       now,
       partSize: input.partSize,
       ...(input.uploadQueueSize ? { uploadQueueSize: input.uploadQueueSize } : {}),
+      ...(input.spoolMiB
+        ? { spool: { dir: defaultSpoolDir(), singleMaxBytes: input.spoolMiB * 1024 * 1024 } }
+        : {}),
       copyTimeoutSeconds: 900,
       onBytes: (n) => {
         bytesRead += n;

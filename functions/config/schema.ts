@@ -541,6 +541,14 @@ export const configSchema = z.strictObject({
     .describe(
       "Shortest window cut for a low-bitrate stream of a source without Range at a low cap (each request to such a source arrives in one burst): shorter holds the cap closer, at the cost of more S3 requests",
     ),
+  spoolMiB: z
+    .int({ error: "expected a whole number of MiB" })
+    .min(0, { error: "expected 0 (no spool) or more MiB" })
+    .max(5120, { error: "expected at most 5120 MiB (S3's largest PutObject is 5 GiB)" })
+    .default(256)
+    .describe(
+      "The copier spools each window to local disk (the OS temp directory; /tmp in Lambda, 512 MB there by default) instead of memory: a window expected up to this many MiB is stored with one PutObject carrying its SHA-256, a larger one in parts of 64 MiB read from the spool while it downloads (the disk then holds at most 3 parts). 0: no spool, windows stream through about 24 MiB of memory buffers in parts",
+    ),
   leaseSeconds: z
     .int({ error: "expected a whole number of seconds" })
     .min(MIN_LEASE_SECONDS, {

@@ -22,7 +22,7 @@ import { type CopyResult, isOverload, type SourcePressure } from "../source/sour
 import type { SwitchState } from "../source/source-switch.ts";
 import type { Throttle } from "../source/throttle.ts";
 import { type BackupStore, StoreError } from "../store/backup-store.ts";
-import { type CopyMessage, type CopyOutcome, copyWindow } from "./copy-window.ts";
+import { type CopyMessage, type CopyOutcome, type CopyWindowDeps, copyWindow } from "./copy-window.ts";
 
 export const copyMessageShape = z.strictObject({
   v: z.literal(1),
@@ -79,6 +79,8 @@ export interface CopierDeps {
   partSize: number;
   /** Always `partSize` parts (see CopyWindowDeps.fixedParts). */
   fixedParts?: boolean;
+  /** Windows spooled to local disk (see CopyWindowDeps.spool); undefined: in memory. */
+  spool?: CopyWindowDeps["spool"];
   copyTimeoutSeconds: number;
   /** First retry delay; doubles with each attempt (default 10 s). */
   retryBaseSeconds?: number;
@@ -192,6 +194,7 @@ export function createCopierHandler(deps: CopierDeps) {
             now: deps.now,
             partSize: deps.partSize,
             ...(deps.fixedParts ? { fixedParts: true } : {}),
+            ...(deps.spool ? { spool: deps.spool } : {}),
             copyTimeoutSeconds: deps.copyTimeoutSeconds,
             ...(deps.staleUploadSeconds !== undefined ? { staleUploadSeconds: deps.staleUploadSeconds } : {}),
             ...(deps.lambdaMemoryMb ? { lambdaMemoryMb: deps.lambdaMemoryMb } : {}),

@@ -1,8 +1,11 @@
 /**
  * Copies one archive window from Flussonic into S3: the body streams through the throttle, a
- * SHA-256 hasher and a container check into a multipart upload, never buffered whole. A failed
- * copy aborts its upload, so no partial object is ever visible. Idempotent: a window already
- * stored is recorded and acknowledged without downloading it again.
+ * SHA-256 hasher and a container check into the spool on local disk (one PutObject carrying the
+ * window's SHA-256 when it fits the threshold, else large parts read from the spool: see
+ * store/spool-upload.ts), or, without a spool, into a multipart upload from a few memory buffers;
+ * never buffered whole in memory. A failed copy aborts its upload and removes its spool, so no
+ * partial object is ever visible. Idempotent: a window already stored is recorded and acknowledged
+ * without downloading it again.
  */
 import { createHash } from "node:crypto";
 import type { CopyMessage } from "../domain/archive.ts";
@@ -17,7 +20,8 @@ import type { Throttle } from "../source/throttle.ts";
 import type { BackupStore, StoredObject } from "../store/backup-store.ts";
 import { storeError } from "../store/backup-store.ts";
 import { holdArrivals } from "../store/holds.ts";
-import { PartUpload, type PartUploadOptions, partsFor } from "../store/part-upload.ts";
+import { fitsBudget, PartUpload, type PartUploadOptions, partsFor } from "../store/part-upload.ts";
+import { SpoolUpload } from "../store/spool-upload.ts";
 
 export type { CopyMessage };
 
@@ -44,6 +48,12 @@ export interface CopyWindowDeps {
   uploadQueueSize?: number;
   /** Always `partSize` parts, whatever the window's size (the bench's "before"). */
   fixedParts?: boolean;
+  /**
+   * Spool windows to local disk instead of memory (store/spool-upload.ts): a window expected up to
+   * `singleMaxBytes` is stored with one PutObject, a larger one in parts of `partBytes` (default
+   * 64 MiB) read from the spool. Undefined: windows stream through memory buffers (`partSize`).
+   */
+  spool?: { dir: string; singleMaxBytes: number; partBytes?: number } | undefined;
   /** Longest a copy may take (seconds); a window whose lease ends sooner is left to a re-plan. */
   copyTimeoutSeconds: number;
   /** Bytes a download delivers before the first read (default: flussonic.ts RECEIVE_WINDOW_BYTES). */
@@ -117,6 +127,11 @@ export async function copyWindow(
   );
   deps.onResponse?.(headersMs ?? performance.now() - asked);
   const hash = createHash("sha256");
+  let digest: Buffer | undefined;
+  const wholeSha256 = () => {
+    digest ??= hash.digest();
+    return digest;
+  };
   // Framing and media time: a body that stops cleanly at a fragment boundary before the window's
   // end is refused (retryable), see container-check.ts for the tolerance. The same pass records
   // the fragment index (fragment-indexer.ts) for playback.
@@ -150,24 +165,41 @@ export async function copyWindow(
     streamed = true;
   }
 
-  // Each part is hashed once (SHA-256: its S3 checksum and its signature's payload hash), in a few
-  // reused buffers: see part-upload.ts.
-  const upload = new PartUpload(
-    store.s3,
-    {
-      Bucket: store.bucket,
-      Key: key,
-      ContentType: m.format === "mp4" ? "video/mp4" : "video/mp2t",
-      Metadata: {
-        source: metadataValue(m.source),
-        stream: metadataValue(m.stream),
-        from: String(m.from),
-        duration: String(m.duration),
-        format: m.format,
-      },
+  const params = {
+    Bucket: store.bucket,
+    Key: key,
+    ContentType: m.format === "mp4" ? "video/mp4" : "video/mp2t",
+    Metadata: {
+      source: metadataValue(m.source),
+      stream: metadataValue(m.stream),
+      from: String(m.from),
+      duration: String(m.duration),
+      format: m.format,
     },
-    uploadParts(deps, contentLength ?? expectedBytes, contentLength !== undefined),
-  );
+  };
+  // Spooled to disk: one PutObject carrying the window's SHA-256 when it fits, else large parts read
+  // from the spool. In memory: each part is hashed once (SHA-256: its S3 checksum and its
+  // signature's payload hash), in a few reused buffers: see part-upload.ts. A window expected to fit
+  // those buffers is one PutObject from memory either way: it is not spooled (no file to write, read
+  // and remove per window: small windows keep their rate).
+  const budget = deps.partSize * ((deps.uploadQueueSize ?? UPLOAD_QUEUE_SIZE) + 1);
+  const fitsMemory =
+    !deps.fixedParts && fitsBudget(contentLength ?? expectedBytes, contentLength !== undefined, budget);
+  const upload =
+    deps.spool && !fitsMemory
+      ? new SpoolUpload(store.s3, params, {
+          dir: deps.spool.dir,
+          singleMaxBytes: deps.spool.singleMaxBytes,
+          ...(deps.spool.partBytes ? { partSize: deps.spool.partBytes } : {}),
+          expectedBytes: contentLength ?? expectedBytes,
+          exact: contentLength !== undefined,
+          wholeSha256,
+        })
+      : new PartUpload(
+          store.s3,
+          params,
+          uploadParts(deps, contentLength ?? expectedBytes, contentLength !== undefined),
+        );
   // An abort (timeout, service stop) ends the download: the upload then fails on its body and
   // aborts the multipart upload before it rejects. Once the whole body is streamed, though, only S3
   // is left to answer (the last parts, CompleteMultipartUpload), and the SDK would wait for ever for
@@ -186,12 +218,14 @@ export async function copyWindow(
     // S3 may have completed the upload and lost its answer: the SDK's retry of
     // CompleteMultipartUpload then hears NoSuchUpload (404). The object there with this copy's size
     // and ETag is this copy: record it with the hash taken while streaming, no need to read it back.
-    const etag = streamed ? upload.expectedEtag() : undefined;
+    const etag = streamed ? await upload.expectedEtag() : undefined;
     const landed = etag ? await landedUpload(store, key, size, etag) : undefined;
     if (!landed) throw storeError(error, `upload ${key}`);
     uploaded = landed;
   } finally {
     signal?.removeEventListener("abort", abortUpload);
+    // The spool goes on every path (a killed process's is swept by the next one).
+    if (upload instanceof SpoolUpload) await upload.dispose();
   }
 
   const record: CopyRecord = {
@@ -202,7 +236,7 @@ export async function copyWindow(
     format: m.format,
     key,
     size,
-    sha256: hash.digest("hex"),
+    sha256: wholeSha256().toString("hex"),
     copiedAt: deps.now(),
     ...(uploaded.ETag ? { etag: uploaded.ETag } : {}),
     ...(uploaded.VersionId ? { versionId: uploaded.VersionId } : {}),

@@ -7,6 +7,7 @@ import { type CopierEvent, createCopierHandler } from "../copier/copy-messages.t
 import { SourcePressure } from "../source/source-pressure.ts";
 import { SourceSwitches } from "../source/source-switch.ts";
 import { TokenBucket } from "../source/throttle.ts";
+import { defaultSpoolDir } from "../store/spool-upload.ts";
 import { lambdaEnvironment } from "./environment.ts";
 import { publishSourceMetrics, type SourceMetric } from "./source-metrics.ts";
 
@@ -44,6 +45,10 @@ async function build() {
     maxReceiveCount: COPIER_MAX_RECEIVE_COUNT,
     now,
     partSize: 8 * 1024 * 1024,
+    // Windows spooled to /tmp: one PutObject per window up to spoolMiB (store/spool-upload.ts).
+    ...(env.config.spoolMiB > 0
+      ? { spool: { dir: defaultSpoolDir(), singleMaxBytes: env.config.spoolMiB * 1024 * 1024 } }
+      : {}),
     // The stack's bucket aborts incomplete uploads after a day (infra/backup-bucket.ts).
     orphansOnRedeliveryOnly: true,
     // Set by Lambda: each copy records its GB-seconds (the `cost` report).

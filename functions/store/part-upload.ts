@@ -84,6 +84,15 @@ export function partsFor(
   return { partSize, queueSize: partSize * 2 <= budget ? 1 : 0 };
 }
 
+/**
+ * Whether an object of about `expectedBytes` (`exact`: the server's Content-Length) fits one buffer
+ * of `budgetBytes`, so that `partsFor` makes it one PutObject from memory.
+ */
+export function fitsBudget(expectedBytes: number | undefined, exact: boolean, budgetBytes: number): boolean {
+  if (expectedBytes === undefined || !Number.isFinite(expectedBytes) || expectedBytes <= 0) return false;
+  return Math.ceil(expectedBytes * (exact ? 1 : ESTIMATE_MARGIN)) <= Math.max(budgetBytes, MIN_PART_BYTES);
+}
+
 function roundUp(n: number, step: number): number {
   return Math.ceil(n / step) * step;
 }

@@ -207,3 +207,21 @@ describe("configuration: credentials never go in clear", () => {
     ).toEqual([]);
   });
 });
+
+describe("spoolMiB: the copier's spool threshold (issue 26 item 1)", () => {
+  it("defaults to 256 MiB; 0 turns the spool off", () => {
+    expect(parseConfig(JSON.stringify(minimal), "cfg.json").spoolMiB).toBe(256);
+    expect(parseConfig(JSON.stringify({ ...minimal, spoolMiB: 0 }), "cfg.json").spoolMiB).toBe(0);
+  });
+  it("a bad value names the file, the field and what is expected", () => {
+    expect(problems({ ...minimal, spoolMiB: -1 })).toEqual([
+      "cfg.json: spoolMiB: expected 0 (no spool) or more MiB (got -1)",
+    ]);
+    expect(problems({ ...minimal, spoolMiB: 1.5 })[0]).toMatch(
+      /^cfg\.json: spoolMiB: expected a whole number of MiB/,
+    );
+    expect(problems({ ...minimal, spoolMiB: 6000 })).toEqual([
+      "cfg.json: spoolMiB: expected at most 5120 MiB (S3's largest PutObject is 5 GiB) (got 6000)",
+    ]);
+  });
+});

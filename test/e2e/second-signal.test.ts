@@ -25,6 +25,8 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
   test(`a second ${signal} aborts the running copies at once, not after the 60 s grace period`, async () => {
     // Full windows of ~30 MB go up in parts of at most 12 MiB (smaller ones are one PutObject).
     // Downloads stall after 13 MiB: a full window's first part is uploaded, its copy never ends.
+    // Without the spool (spoolMiB 0): spooled, such a window is one PutObject sent once the download
+    // ends, no multipart upload to see open.
     const sim = await FlussonicSimulator.start({
       streams: 1,
       days: 1,
@@ -35,7 +37,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     cleanups.push(() => sim.close());
     const dir = mkdtempSync(join(tmpdir(), "fb-second-signal-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const config = writeConfig(dir, sim.url, { maxConcurrentCopies: 2 });
+    const config = writeConfig(dir, sim.url, { maxConcurrentCopies: 2 }, { spoolMiB: 0 });
     const state = join(dir, "state");
     const p: RunProcess = startRun(["run", "-c", config, "--embedded", state, "--grace-seconds", "60"], {
       cwd: dir,

@@ -212,10 +212,11 @@ test("SIGTERM aborts the copies still running when the grace period ends: no mul
   // 400 kbit/s (the generated stream gets half the asked rate): full 600 s windows of ~30 MB, more
   // than the copier's 24 MiB of part buffers, so they go up in parts of about 11 MiB (a smaller
   // window is one PutObject). Downloads stall after 13 MiB (past any part: they are at most 12 MiB), so a full window's first part is
-  // uploaded and its copy cannot finish.
+  // uploaded and its copy cannot finish. Without the spool (spoolMiB 0): spooled, such a window
+  // would be one PutObject sent once the download ends, no multipart upload to abort.
   const sim = await simulator({ bitrateBps: 800_000, faults: { stallAfterBytes: 13 * 1024 * 1024 } });
   const dir = tempDir();
-  const config = writeConfig(dir, sim.url, { maxConcurrentCopies: 2 });
+  const config = writeConfig(dir, sim.url, { maxConcurrentCopies: 2 }, { spoolMiB: 0 });
   const state = join(dir, "state");
   const p = service(["run", "-c", config, "--embedded", state, "--grace-seconds", "1"], dir);
   const context = () => `stdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`;

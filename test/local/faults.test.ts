@@ -10,6 +10,9 @@
  */
 
 import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   ReceiveMessageCommand,
   SendMessageBatchCommand,
@@ -151,15 +154,29 @@ async function s3Fault(
     retryBaseSeconds?: number;
     deadLettered?: (planned: number) => number;
     check?: (run: OnceSummary, proxy: S3FaultProxy) => void;
+    /**
+     * Windows spooled to disk (the default path) up to this size in one PutObject, larger ones in
+     * parts of 5 MiB from the spool: cam1's (6 MB; with 1 MiB part buffers, over the 5 MiB a window
+     * must exceed to be spooled), not cam2's (3 MB, one PutObject from memory). Else (the memory
+     * path) fixed parts from memory buffers.
+     */
+    spool?: { singleMaxBytes: number };
   } = {},
 ): Promise<{ run: OnceSummary; proxy: S3FaultProxy }> {
   const { h: hh, rt: direct } = await harness();
   const proxy = await S3FaultProxy.start(hh.emulator.endpoints.s3Endpoint!);
+  const spoolDir = o.spool ? mkdtempSync(join(tmpdir(), "fb-faults-spool-")) : undefined;
   try {
     const rt = await hh.runtime({
-      partSize: 5 * 1024 * 1024,
-      // The faults hit multipart uploads: fixed parts, as small windows would go up in one PutObject.
-      fixedParts: true,
+      // The faults hit multipart uploads: fixed parts, as small windows would go up in one PutObject
+      // (or spooled: see `spool`).
+      ...(spoolDir && o.spool
+        ? {
+            partSize: 1024 * 1024,
+            spoolDir,
+            spool: { singleMaxBytes: o.spool.singleMaxBytes, partBytes: 5 * 1024 * 1024 },
+          }
+        : { partSize: 5 * 1024 * 1024, fixedParts: true }),
       endpoints: { ...hh.emulator.endpoints, s3Endpoint: proxy.url },
       ...(o.maxReceiveCount ? { maxReceiveCount: o.maxReceiveCount } : {}),
       ...(o.copyTimeoutSeconds ? { copyTimeoutSeconds: o.copyTimeoutSeconds } : {}),
@@ -182,9 +199,12 @@ async function s3Fault(
       direct.store,
       STREAMS.map((s) => s.name),
     );
+    // The spool is removed on every path, the failed ones included.
+    if (spoolDir) expect(readdirSync(spoolDir)).toEqual([]);
     return { run, proxy };
   } finally {
     await proxy.close();
+    if (spoolDir) rmSync(spoolDir, { recursive: true, force: true });
   }
 }
 
@@ -484,6 +504,35 @@ for (let run = 1; run <= RUNS; run++) {
         },
       );
     });
+
+    it("spooled windows: S3 fails parts and PutObjects, loses a Complete's answer: retried from the spool, exact, spool removed", async () => {
+      // Each failed request was sent again from its spool file: no copy failed, none was read back.
+      const check = (run: OnceSummary, proxy: S3FaultProxy) => {
+        expect(run.retries).toBe(0);
+        expect(run.copied).toBe(run.planned);
+        expect(proxy.count("GetObject", "window"), "windows read back from S3").toBe(0);
+      };
+      await s3Fault(
+        "S3 faults on spooled windows (parts)",
+        [
+          { op: "UploadPart", fault: "slow-down", times: 2 },
+          { op: "UploadPart", fault: "reset-request", times: 1 },
+          { op: "UploadPart", fault: "request-timeout", times: 1 },
+          { op: "CompleteMultipartUpload", fault: "drop-response", times: 1 },
+        ],
+        { spool: { singleMaxBytes: 5 * 1024 * 1024 }, check },
+      );
+      await h!.close();
+      await s3Fault(
+        "S3 faults on spooled windows (one PutObject)",
+        [
+          { op: "PutObject", kind: "window", key: /\/cam1\//, fault: "500", times: 2 },
+          { op: "PutObject", kind: "window", key: /\/cam1\//, fault: "reset-request", times: 1 },
+          { op: "PutObject", kind: "window", key: /\/cam1\//, fault: "drop-response", times: 1 },
+        ],
+        { spool: { singleMaxBytes: 8 * 1024 * 1024 }, check },
+      );
+    }, 120_000);
 
     it("S3 fails reading the pause switch past its retries: the source waits for the next run (a sentence, not a crash), then is copied", async () => {
       await s3Fault(
