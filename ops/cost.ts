@@ -13,6 +13,7 @@ import { catalogKey, utcDate } from "../functions/domain/keys.ts";
 import type { CopyRecord } from "../functions/domain/manifest.ts";
 import { decodeKeySegment } from "../functions/domain/names.ts";
 import {
+  byClass,
   LIST_PRICES,
   lambdaCost,
   type Prices,
@@ -50,14 +51,30 @@ export interface StreamCost {
   month: { storageUsd: number; requestsUsd: number; lambdaUsd: number; totalUsd: number };
 }
 
+/**
+ * The planner's requests for a whole source, as it kept them in the source's catalogs of the days
+ * asked (each run's S3 and SQS requests, folded into the next catalog it wrote).
+ */
+export interface PlannerCost {
+  source: string;
+  /** Planner runs counted. */
+  runs: number;
+  requests: { put: number; get: number; sqs: number };
+  /** The month at this rate (requests only: the planner's Lambda time is not counted). */
+  monthUsd: number;
+}
+
 export interface CostReport {
   since: number;
   now: number;
   prices: Prices;
   streams: StreamCost[];
+  /** Per source; none with `--stream` (the planner's counts are the whole source's). */
+  planner: PlannerCost[];
   total: {
     bytes: number;
-    requests: { put: number; get: number };
+    /** The copies' requests and the planner's. */
+    requests: { put: number; get: number; sqs: number };
     gbSeconds: number | undefined;
     monthUsd: number;
   };
@@ -77,9 +94,13 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
   const transition = config.deployment.storageClassTransition;
   const noncurrentDays = config.deployment.noncurrentVersionDays;
   const streams: StreamCost[] = [];
+  const planner: PlannerCost[] = [];
+  const periodDays = Math.max(1 / 24, (now - since) / DAY);
   for (const source of config.sources) {
     if (deps.only?.source && source.name !== deps.only.source) continue;
     const entries = new Map<string, CatalogEntry[]>();
+    const plannerOps: Record<string, number> = {};
+    let plannerRuns = 0;
     // Stream names from the catalogs' folders (the source is not asked).
     const folder = catalogKey(store.prefix, source.name, "-", "-").replace(/-\/-\.json$/, "");
     const days = new Set<string>();
@@ -91,6 +112,26 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
       if (deps.only?.stream && name !== deps.only.stream) continue;
       const catalog = await store.readCatalog(source.name, name, day.slice(0, -".json".length));
       entries.set(name, [...(entries.get(name) ?? []), ...catalog.windows]);
+      if (catalog.planner) {
+        plannerRuns += catalog.planner.runs;
+        for (const [op, n] of Object.entries(catalog.planner.ops)) plannerOps[op] = (plannerOps[op] ?? 0) + n;
+      }
+    }
+    if (!deps.only?.stream && plannerRuns > 0) {
+      const requests = byClass(plannerOps);
+      planner.push({
+        source: source.name,
+        runs: plannerRuns,
+        requests,
+        monthUsd: requestsCost(
+          {
+            put: (requests.put * 30) / periodDays,
+            get: (requests.get * 30) / periodDays,
+            sqs: (requests.sqs * 30) / periodDays,
+          },
+          prices,
+        ),
+      });
     }
     const pending = await store.pendingRecords(source.name, deps.only?.stream);
     for (const [name, records] of pending.byStream) {
@@ -120,7 +161,6 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
         }
         if (w.gbSeconds !== undefined) gbSeconds = (gbSeconds ?? 0) + w.gbSeconds;
       }
-      const periodDays = Math.max(1 / 24, (now - since) / DAY);
       const perMonth = 30 / periodDays;
       const gbPerMonth = (bytes / 1e9) * perMonth;
       const keptDays = Math.ceil(retentionDays) + 1 + noncurrentDays;
@@ -153,18 +193,23 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
     now,
     prices,
     streams,
+    planner,
     total: {
       bytes: streams.reduce((n, s) => n + Object.values(s.bytesByClass).reduce((a, b) => a + b, 0), 0),
       requests: {
-        put: streams.reduce((n, s) => n + s.requests.put, 0),
-        get: streams.reduce((n, s) => n + s.requests.get, 0),
+        put:
+          streams.reduce((n, s) => n + s.requests.put, 0) + planner.reduce((n, p) => n + p.requests.put, 0),
+        get:
+          streams.reduce((n, s) => n + s.requests.get, 0) + planner.reduce((n, p) => n + p.requests.get, 0),
+        sqs: planner.reduce((n, p) => n + p.requests.sqs, 0),
       },
       gbSeconds: gbs.length > 0 ? gbs.reduce((n, s) => n + (s.gbSeconds ?? 0), 0) : undefined,
-      monthUsd: streams.reduce((n, s) => n + s.month.totalUsd, 0),
+      monthUsd:
+        streams.reduce((n, s) => n + s.month.totalUsd, 0) + planner.reduce((n, p) => n + p.monthUsd, 0),
     },
     notes: [
       `Prices: ${prices.region} list prices (override them with "prices" in the configuration).`,
-      "Requests: the copier's, counted into each window's record; the planner's and SQS's are not counted (see docs/cost.md for their measured share).",
+      "Requests: the copier's S3 requests, counted into each window's record; the planner's S3 and SQS requests, counted per source as it runs and kept in the next catalog it writes (a run whose counts are not written yet when its process ends, e.g. the last run of `run --once` or a Lambda instance retired after runs that wrote no catalog, is not in them). The copier's SQS requests (receive, delete) and the queue's polling are not counted (see docs/cost.md for their measured share).",
       gbs.length > 0
         ? "Lambda GB-seconds: the copies' own duration x the function's memory."
         : "Lambda GB-seconds: none recorded (copies outside Lambda, as with the local runtime, cost no Lambda time).",

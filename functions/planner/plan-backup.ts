@@ -23,6 +23,7 @@ import { encodeKeySegment } from "../domain/names.ts";
 import type { CopyQueue } from "../queue/copy-queue.ts";
 import { forEachLimited } from "../shared/for-each-limited.ts";
 import type { Log } from "../shared/log.ts";
+import { countRequests, RequestTally } from "../shared/request-scope.ts";
 import type { ArchiveSource, DvrStream } from "../source/flussonic.ts";
 import type { BackupStore } from "../store/backup-store.ts";
 import { configuredSigner, type Signer, signingKeyConfigured } from "../store/signing.ts";
@@ -72,7 +73,15 @@ export async function planBackup(deps: PlannerDeps): Promise<PlanReport> {
   try {
     for (const source of deps.config.sources) {
       if (deps.onlySources && !deps.onlySources.includes(source.name)) continue;
-      sources.push(await planSource(deps, source, at, proofSigner));
+      // The run's S3 and SQS requests, counted for `cost` and kept with the next catalog written.
+      const tally = deps.store.plannerTallies.get(source.name) ?? new RequestTally();
+      deps.store.plannerTallies.set(source.name, tally);
+      if (!deps.dryRun) tally.add("run");
+      sources.push(
+        await countRequests(deps.dryRun ? new RequestTally() : tally, () =>
+          planSource(deps, source, at, proofSigner),
+        ),
+      );
     }
   } finally {
     if (signer) (await signer.catch(() => undefined))?.close?.();

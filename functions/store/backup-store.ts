@@ -27,6 +27,7 @@ import {
 } from "../domain/keys.ts";
 import { type CopyRecord, emptyManifest, type Manifest } from "../domain/manifest.ts";
 import { decodeKeySegment, encodeKeySegment } from "../domain/names.ts";
+import { type RequestTally, ScopedCounter } from "../shared/request-scope.ts";
 import { jsonPut } from "./json-put.ts";
 import { LeanS3, LeanUnsupportedError } from "./lean-s3.ts";
 import { ManifestCache } from "./manifest-cache.ts";
@@ -46,6 +47,12 @@ export interface Catalog {
   stream: string;
   day: string;
   windows: CatalogEntry[];
+  /**
+   * The planner's S3 and SQS requests (by operation) and runs of the whole source, kept here since
+   * the last catalog the planner wrote (any stream's, any day): summed over the source's catalogs by
+   * the `cost` report.
+   */
+  planner?: { runs: number; ops: Record<string, number> };
 }
 
 /** The operator's switch for a source, set by `flussonic-backup pause` and cleared by `resume`. */
@@ -70,7 +77,12 @@ export class BackupStore {
   readonly s3: S3Client;
   readonly bucket: string;
   readonly prefix: string;
-  readonly requests: RequestCounter = new Map();
+  readonly requests: RequestCounter = new ScopedCounter();
+  /**
+   * The planner's requests per source not yet kept in the bucket: counted as it runs, folded into the
+   * next catalog it writes (compact-records.ts), so that keeping them costs no request of its own.
+   */
+  readonly plannerTallies = new Map<string, RequestTally>();
   /** Small JSON objects (manifests, catalogs, records) without the SDK's per-request cost (lean-s3.ts). */
   #lean: LeanS3 | undefined;
   /** Manifests as last read or written, for conditional GETs in the next run (manifest-cache.ts). */
