@@ -154,16 +154,19 @@ export async function compactUnplanned(
   store: BackupStore,
   source: string,
   planned: ReadonlySet<string>,
-  pending: ReadonlyMap<string, CopyRecord[]>,
+  pending: ReadonlyMap<string, readonly string[]>,
   now: number,
   concurrency: number,
   fail: (stream: string | undefined, error: unknown) => void,
 ): Promise<string[]> {
   const compacted: string[] = [];
   const unplanned = [...pending].filter(([name]) => !planned.has(name));
-  await forEachLimited(unplanned, concurrency, async ([stream, records]) => {
+  await forEachLimited(unplanned, concurrency, async ([stream, keys]) => {
     try {
-      compacted.push(...(await compactRecords(store, source, stream, records, now)));
+      const read = await store.readRecords(stream, keys);
+      for (const damaged of read.damaged) fail(undefined, damaged);
+      if (read.records.length === 0) return;
+      compacted.push(...(await compactRecords(store, source, stream, read.records, now)));
     } catch (error) {
       fail(stream, error);
     }

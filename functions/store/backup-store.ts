@@ -234,30 +234,65 @@ export class BackupStore {
     source: string,
     stream?: string,
   ): Promise<{ keys: string[]; byStream: Map<string, CopyRecord[]>; damaged?: DamagedObjectError[] }> {
-    const prefix = recordsPrefix(this.prefix, source);
-    const keys: string[] = [];
-    const folder = stream === undefined ? prefix : `${prefix}${encodeKeySegment(stream)}/`;
-    for await (const o of this.listObjects(folder)) keys.push(o.key);
+    const keysByStream = await this.pendingRecordKeys(source, stream);
+    const keys = [...keysByStream.values()].flat();
     const byStream = new Map<string, CopyRecord[]>();
-    // A damaged record is left where it is (never compacted, so its window stays uncovered and is
-    // planned again; the copier finds the object stored and writes a good record over it).
     const damaged: DamagedObjectError[] = [];
-    for (const key of keys) {
-      const record = (
-        await this.#getJson<CopyRecord>(key).catch((error: unknown) => {
-          if (!(error instanceof DamagedObjectError)) throw error;
-          damaged.push(error);
-          return undefined;
-        })
-      )?.body;
-      if (!record) continue;
-      const stream = decodeKeySegment(key.slice(prefix.length).split("/")[0] ?? "");
-      if (stream !== record.stream) continue;
-      const list = byStream.get(stream) ?? [];
-      list.push(record);
-      byStream.set(stream, list);
+    for (const [name, list] of keysByStream) {
+      const read = await this.readRecords(name, list, 1);
+      damaged.push(...read.damaged);
+      if (read.records.length > 0) byStream.set(name, read.records);
     }
     return { keys, byStream, ...(damaged.length > 0 ? { damaged } : {}) };
+  }
+
+  /**
+   * The keys of a source's pending completion records (or of one of its streams), by stream: one
+   * listing. The planner reads them a few streams at a time (readRecords), so that it never holds
+   * every record of a source at once.
+   */
+  async pendingRecordKeys(source: string, stream?: string): Promise<Map<string, string[]>> {
+    const prefix = recordsPrefix(this.prefix, source);
+    const folder = stream === undefined ? prefix : `${prefix}${encodeKeySegment(stream)}/`;
+    const byStream = new Map<string, string[]>();
+    for await (const o of this.listObjects(folder)) {
+      const name = decodeKeySegment(o.key.slice(prefix.length).split("/")[0] ?? "");
+      const list = byStream.get(name);
+      if (list) list.push(o.key);
+      else byStream.set(name, [o.key]);
+    }
+    return byStream;
+  }
+
+  /**
+   * The completion records of one stream at these keys (`concurrency` GETs at once), in key order.
+   * A damaged record is left where it is (never compacted, so its window stays uncovered and is
+   * planned again; the copier finds the object stored and writes a good record over it); a record
+   * of another stream than its folder says is skipped.
+   */
+  async readRecords(
+    stream: string,
+    keys: readonly string[],
+    concurrency = 4,
+  ): Promise<{ records: CopyRecord[]; damaged: DamagedObjectError[] }> {
+    const got: (CopyRecord | undefined)[] = new Array(keys.length);
+    const damaged: DamagedObjectError[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < keys.length) {
+        const i = next++;
+        const record = (
+          await this.#getJson<CopyRecord>(keys[i]!).catch((error: unknown) => {
+            if (!(error instanceof DamagedObjectError)) throw error;
+            damaged.push(error);
+            return undefined;
+          })
+        )?.body;
+        if (record && record.stream === stream) got[i] = record;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, keys.length)) }, worker));
+    return { records: got.filter((r): r is CopyRecord => r !== undefined), damaged };
   }
 
   /**
