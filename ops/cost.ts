@@ -45,6 +45,12 @@ export interface StreamCost {
   requests: { put: number; get: number };
   /** Windows whose record carried request counts. */
   counted: number;
+  /**
+   * The requests of the windows without counts (entries `rebuild` made from the stored objects,
+   * copies made before the counts), estimated at the average of the stream's counted windows (else
+   * the source's); in the month, never in `requests`. Absent when every window was counted.
+   */
+  estimated?: { put: number; get: number; windows: number };
   /** Lambda GB-seconds the copies recorded; undefined when none ran in Lambda (the local runtime). */
   gbSeconds: number | undefined;
   /** The month at these rates: storage at steady state, requests and Lambda per day x 30. */
@@ -137,6 +143,7 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
     for (const [name, records] of pending.byStream) {
       entries.set(name, [...(entries.get(name) ?? []), ...records.map(catalogEntryOf)]);
     }
+    const rows: StreamCost[] = [];
     for (const [stream, all] of [...entries].sort(([a], [b]) => a.localeCompare(b))) {
       const retentionDays = defaultStreamSettings(source, stream).retentionDays;
       // One entry per window (a record not compacted yet may also be in a catalog).
@@ -169,13 +176,9 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
           ? storageCostPerMonth(gbPerMonth, keptDays, prices, transition.afterDays).usd +
             (windows.length * perMonth * prices.transitionPer1000) / 1000
           : storageCostPerMonth(gbPerMonth, keptDays, prices).usd;
-      const requestsUsd = requestsCost(
-        { put: requests.put * perMonth, get: requests.get * perMonth, sqs: 0 },
-        prices,
-      );
       const lambdaUsd =
         gbSeconds === undefined ? 0 : lambdaCost(gbSeconds * perMonth, windows.length * perMonth, prices);
-      streams.push({
+      rows.push({
         source: source.name,
         stream,
         windows: windows.length,
@@ -183,8 +186,30 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
         requests,
         counted,
         gbSeconds,
-        month: { storageUsd, requestsUsd, lambdaUsd, totalUsd: storageUsd + requestsUsd + lambdaUsd },
+        month: { storageUsd, requestsUsd: 0, lambdaUsd, totalUsd: 0 },
       });
+    }
+    // Windows without counts are estimated at the counted ones' average: the stream's, else the
+    // source's (none counted anywhere: nothing to estimate from, they add nothing).
+    const sourceCounted = rows.reduce((n, r) => n + r.counted, 0);
+    const sourceAverage = (k: "put" | "get") =>
+      rows.reduce((n, r) => n + r.requests[k], 0) / Math.max(1, sourceCounted);
+    for (const r of rows) {
+      const missing = r.windows - r.counted;
+      const average = (k: "put" | "get") => (r.counted > 0 ? r.requests[k] / r.counted : sourceAverage(k));
+      if (missing > 0 && sourceCounted > 0) {
+        r.estimated = {
+          put: Math.round(average("put") * missing),
+          get: Math.round(average("get") * missing),
+          windows: missing,
+        };
+      }
+      const perMonth = 30 / periodDays;
+      const put = r.requests.put + (r.estimated?.put ?? 0);
+      const get = r.requests.get + (r.estimated?.get ?? 0);
+      r.month.requestsUsd = requestsCost({ put: put * perMonth, get: get * perMonth, sqs: 0 }, prices);
+      r.month.totalUsd = r.month.storageUsd + r.month.requestsUsd + r.month.lambdaUsd;
+      streams.push(r);
     }
   }
   const gbs = streams.filter((s) => s.gbSeconds !== undefined);
@@ -209,7 +234,7 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
     },
     notes: [
       `Prices: ${prices.region} list prices (override them with "prices" in the configuration).`,
-      "Requests: the copier's S3 requests, counted into each window's record; the planner's S3 and SQS requests, counted per source as it runs and kept in the next catalog it writes (a run whose counts are not written yet when its process ends, e.g. the last run of `run --once` or a Lambda instance retired after runs that wrote no catalog, is not in them). The copier's SQS requests (receive, delete) and the queue's polling are not counted (see docs/cost.md for their measured share).",
+      "Requests: the copier's S3 requests, counted into each window's record (windows without counts, such as catalog entries `rebuild` made from the stored objects, are estimated at the average of the counted ones, shown apart); the planner's S3 and SQS requests, counted per source as it runs and kept in the next catalog it writes (a run whose counts are not written yet when its process ends, e.g. the last run of `run --once` or a Lambda instance retired after runs that wrote no catalog, is not in them). The copier's SQS requests (receive, delete) and the queue's polling are not counted (see docs/cost.md for their measured share).",
       gbs.length > 0
         ? "Lambda GB-seconds: the copies' own duration x the function's memory."
         : "Lambda GB-seconds: none recorded (copies outside Lambda, as with the local runtime, cost no Lambda time).",

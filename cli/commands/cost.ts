@@ -51,7 +51,7 @@ export function costText(r: CostReport): string {
     Object.entries(s.bytesByClass)
       .map(([c, b]) => `${formatBytes(b)} ${c}`)
       .join(", ") || "-",
-    `${s.requests.put}/${s.requests.get}${s.counted < s.windows ? ` (${s.counted} of ${s.windows} counted)` : ""}`,
+    `${s.requests.put}/${s.requests.get}${s.counted < s.windows ? ` (${s.counted} of ${s.windows} counted${s.estimated ? `; the other ${s.estimated.windows} estimated ${s.estimated.put}/${s.estimated.get}` : ""})` : ""}`,
     s.gbSeconds === undefined ? "-" : s.gbSeconds.toFixed(1),
     `${usd(s.month.totalUsd)} (storage ${usd(s.month.storageUsd)}, requests ${usd(s.month.requestsUsd)}, Lambda ${usd(s.month.lambdaUsd)})`,
   ]);
