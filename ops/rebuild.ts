@@ -323,7 +323,9 @@ async function rebuildStream(
         }
         sorted = byTime([...merged.values()]);
         if (JSON.stringify(sorted) === JSON.stringify(current.windows)) return undefined;
-        return { version: 1, source: o.source, stream, day, windows: sorted };
+        // The planner's request counts the catalog carries (`cost`) are kept.
+        const planner = current.planner ? { planner: current.planner } : {};
+        return { version: 1, source: o.source, stream, day, windows: sorted, ...planner };
       });
     } catch (error) {
       // A damaged catalog (the reason to rebuild) has nothing to merge: it is replaced, only if it

@@ -102,6 +102,17 @@ function costSection(r: CostReport): string {
   return `<h2>Cost</h2><p class="meta">Windows copied since ${esc(iso(r.since))}; the month projected at ${esc(r.prices.region)} list prices (<code>flussonic-backup cost</code>).</p>
 <table><thead><tr><th>source</th><th>stream</th><th>windows</th><th>stored (by class)</th><th>S3 PUT / GET</th><th>Lambda GB-s</th><th>storage</th><th>requests</th><th>Lambda</th><th>month</th></tr></thead>
 <tbody>${rows.join("\n")}</tbody></table>
+${
+  r.planner.length > 0
+    ? `<table><thead><tr><th>source</th><th>planner runs</th><th>S3 PUT / GET</th><th>SQS</th><th>month</th></tr></thead>
+<tbody>${r.planner
+        .map(
+          (p) =>
+            `<tr><td>${esc(p.source)}</td><td class="num">${p.runs}</td><td class="num">${p.requests.put} / ${p.requests.get}</td><td class="num">${p.requests.sqs}</td><td class="num"><b>${usd(p.monthUsd)}</b></td></tr>`,
+        )
+        .join("\n")}</tbody></table>`
+    : ""
+}
 ${r.notes.map((n) => `<p class="detail">${esc(n)}</p>`).join("")}`;
 }
 

@@ -1,7 +1,7 @@
 /**
  * `flussonic-backup cost [--since <time>] [--json]`: per source and stream, bytes stored by storage
- * class, the S3 requests and Lambda GB-seconds the copies counted, and the month projected at list
- * prices (ops/cost.ts).
+ * class, the S3 requests and Lambda GB-seconds the copies counted, per source the S3 and SQS
+ * requests the planner counted, and the month projected at list prices (ops/cost.ts).
  */
 
 import { type CostReport, readCost } from "../../ops/cost.ts";
@@ -51,7 +51,7 @@ export function costText(r: CostReport): string {
     Object.entries(s.bytesByClass)
       .map(([c, b]) => `${formatBytes(b)} ${c}`)
       .join(", ") || "-",
-    `${s.requests.put}/${s.requests.get}${s.counted < s.windows ? ` (${s.counted} of ${s.windows} counted)` : ""}`,
+    `${s.requests.put}/${s.requests.get}${s.counted < s.windows ? ` (${s.counted} of ${s.windows} counted${s.estimated ? `; the other ${s.estimated.windows} estimated ${s.estimated.put}/${s.estimated.get}` : ""})` : ""}`,
     s.gbSeconds === undefined ? "-" : s.gbSeconds.toFixed(1),
     `${usd(s.month.totalUsd)} (storage ${usd(s.month.storageUsd)}, requests ${usd(s.month.requestsUsd)}, Lambda ${usd(s.month.lambdaUsd)})`,
   ]);
@@ -63,7 +63,12 @@ export function costText(r: CostReport): string {
     line(header),
     ...rows.map(line),
     "",
-    `Total: ${formatBytes(r.total.bytes)} stored, ${r.total.requests.put} PUT-class and ${r.total.requests.get} GET-class requests, ${r.total.gbSeconds === undefined ? "no Lambda GB-seconds" : `${r.total.gbSeconds.toFixed(1)} Lambda GB-seconds`}; about ${usd(r.total.monthUsd)} a month`,
+    ...r.planner.map(
+      (p) =>
+        `Planner of ${p.source}: ${p.runs} run(s), ${p.requests.put} PUT-class, ${p.requests.get} GET-class and ${p.requests.sqs} SQS requests; about ${usd(p.monthUsd)} a month`,
+    ),
+    ...(r.planner.length > 0 ? [""] : []),
+    `Total: ${formatBytes(r.total.bytes)} stored, ${r.total.requests.put} PUT-class, ${r.total.requests.get} GET-class and ${r.total.requests.sqs} SQS requests, ${r.total.gbSeconds === undefined ? "no Lambda GB-seconds" : `${r.total.gbSeconds.toFixed(1)} Lambda GB-seconds`}; about ${usd(r.total.monthUsd)} a month`,
     ...r.notes.map((n) => `- ${n}`),
   ];
   if (r.streams.length === 0) lines.splice(2, 2, "No window copied in that time.");

@@ -12,6 +12,7 @@ import {
   type Manifest,
 } from "../domain/manifest.ts";
 import { forEachLimited } from "../shared/for-each-limited.ts";
+import type { RequestTally } from "../shared/request-scope.ts";
 import { type BackupStore, CONDITIONAL_ATTEMPTS, raceBackoff } from "../store/backup-store.ts";
 import { FragmentIndexStore } from "../store/fragment-index-store.ts";
 
@@ -85,35 +86,63 @@ export async function writeCatalogs(
     const day = utcDate(r.from);
     byDay.set(day, [...(byDay.get(day) ?? []), r]);
   }
+  // The planner's requests counted so far for the source ride along in one of these writes (the
+  // first one no other stream is making at the same time): kept in the bucket for `cost` at no
+  // request of their own; what the write does not take stays for the next.
+  const tally = store.plannerTallies.get(source);
+  let carrier = tally !== undefined && tally.ops.size > 0 && !flushing.has(tally) ? tally : undefined;
   for (const [day, list] of byDay) {
+    let taken: Record<string, number> | undefined;
+    if (carrier) flushing.add(carrier);
     // Conditional on the catalog read, and merged again into the current one when another planner
     // wrote it meanwhile: its entries are kept (backup-store.ts updateCatalog).
-    await store.updateCatalog(source, stream, day, (catalog) => {
-      const byWindow = new Map(catalog.windows.map((w) => [`${w.from}-${w.duration}`, w]));
-      for (const r of list) {
-        byWindow.set(`${r.from}-${r.duration}`, {
-          from: r.from,
-          duration: r.duration,
-          format: r.format,
-          key: r.key,
-          size: r.size,
-          sha256: r.sha256,
-          copiedAt: r.copiedAt,
-          ...(r.etag ? { etag: r.etag } : {}),
-          ...(r.versionId ? { versionId: r.versionId } : {}),
-          // What the copy cost (the `cost` report), kept with the window.
-          ...(r.requests ? { requests: r.requests } : {}),
-          ...(r.gbSeconds !== undefined ? { gbSeconds: r.gbSeconds } : {}),
-        });
-      }
-      return {
-        ...catalog,
-        windows: [...byWindow.values()].sort((a, b) => a.from - b.from || a.duration - b.duration),
-      };
-    });
+    try {
+      await store.updateCatalog(source, stream, day, (catalog) => {
+        taken = carrier?.record();
+        const byWindow = new Map(catalog.windows.map((w) => [`${w.from}-${w.duration}`, w]));
+        for (const r of list) {
+          byWindow.set(`${r.from}-${r.duration}`, {
+            from: r.from,
+            duration: r.duration,
+            format: r.format,
+            key: r.key,
+            size: r.size,
+            sha256: r.sha256,
+            copiedAt: r.copiedAt,
+            ...(r.etag ? { etag: r.etag } : {}),
+            ...(r.versionId ? { versionId: r.versionId } : {}),
+            // What the copy cost (the `cost` report), kept with the window.
+            ...(r.requests ? { requests: r.requests } : {}),
+            ...(r.gbSeconds !== undefined ? { gbSeconds: r.gbSeconds } : {}),
+          });
+        }
+        return {
+          ...catalog,
+          windows: [...byWindow.values()].sort((a, b) => a.from - b.from || a.duration - b.duration),
+          ...(taken ? { planner: addPlannerCounts(catalog.planner, taken) } : {}),
+        };
+      });
+      if (carrier && taken) carrier.subtract(taken);
+    } finally {
+      if (carrier) flushing.delete(carrier);
+    }
+    carrier = undefined;
   }
   // The records' fragment indexes go to the per-day index objects beside the catalogs.
   await new FragmentIndexStore(store).compactRecords(source, stream, records);
+}
+
+/** Tallies being written into a catalog now (by another stream's write): not taken twice. */
+const flushing = new WeakSet<RequestTally>();
+
+/** A catalog's planner counts plus `taken` (a tally's record: the `run` entry counts runs). */
+function addPlannerCounts(
+  kept: { runs: number; ops: Record<string, number> } | undefined,
+  taken: Record<string, number>,
+): { runs: number; ops: Record<string, number> } {
+  const ops = { ...(kept?.ops ?? {}) };
+  for (const [op, n] of Object.entries(taken)) if (op !== "run") ops[op] = (ops[op] ?? 0) + n;
+  return { runs: (kept?.runs ?? 0) + (taken.run ?? 0), ops };
 }
 
 /**
@@ -125,16 +154,19 @@ export async function compactUnplanned(
   store: BackupStore,
   source: string,
   planned: ReadonlySet<string>,
-  pending: ReadonlyMap<string, CopyRecord[]>,
+  pending: ReadonlyMap<string, readonly string[]>,
   now: number,
   concurrency: number,
   fail: (stream: string | undefined, error: unknown) => void,
 ): Promise<string[]> {
   const compacted: string[] = [];
   const unplanned = [...pending].filter(([name]) => !planned.has(name));
-  await forEachLimited(unplanned, concurrency, async ([stream, records]) => {
+  await forEachLimited(unplanned, concurrency, async ([stream, keys]) => {
     try {
-      compacted.push(...(await compactRecords(store, source, stream, records, now)));
+      const read = await store.readRecords(stream, keys);
+      for (const damaged of read.damaged) fail(undefined, damaged);
+      if (read.records.length === 0) return;
+      compacted.push(...(await compactRecords(store, source, stream, read.records, now)));
     } catch (error) {
       fail(stream, error);
     }

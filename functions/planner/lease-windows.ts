@@ -16,7 +16,7 @@ import { forEachLimited } from "../shared/for-each-limited.ts";
 import type { Log } from "../shared/log.ts";
 import type { BackupStore } from "../store/backup-store.ts";
 import type { ChosenWindow } from "./choose-windows.ts";
-import { writeCatalogs, writeManifestMerging } from "./compact-records.ts";
+import { writeManifestMerging } from "./compact-records.ts";
 import type { SourcePlan } from "./plan-report.ts";
 import { type StreamState, unpackRanges } from "./read-streams.ts";
 
@@ -30,9 +30,9 @@ export interface LeaseDeps {
 }
 
 /**
- * Leases the chosen windows (and writes every read stream's catalogs and changed manifest), then
- * queues what was leased, in the order chosen. Adds what was queued to `report`; returns the keys
- * of the completion records folded in (to delete).
+ * Leases the chosen windows (and writes every read stream's changed manifest; its catalogs were
+ * written when it was read), then queues what was leased, in the order chosen. Adds what was queued
+ * to `report`; returns the keys of the completion records folded in (to delete).
  */
 export async function leaseAndQueue(
   deps: LeaseDeps,
@@ -57,7 +57,6 @@ export async function leaseAndQueue(
   } else {
     await forEachLimited(states, deps.streamConcurrency ?? 16, async (s) => {
       try {
-        if (s.records.length > 0) await writeCatalogs(deps.store, source.name, s.settings.name, s.records);
         const mine = wanted.get(s) ?? [];
         if (s.changed || mine.length > 0) {
           const m = {

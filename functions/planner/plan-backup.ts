@@ -19,15 +19,17 @@ import {
 import { bandwidthAt } from "../domain/bandwidth-schedule.ts";
 import { marginWarningAt } from "../domain/deadlines.ts";
 import { BackupError } from "../domain/errors.ts";
+import type { CopyRecord } from "../domain/manifest.ts";
 import { encodeKeySegment } from "../domain/names.ts";
 import type { CopyQueue } from "../queue/copy-queue.ts";
 import { forEachLimited } from "../shared/for-each-limited.ts";
 import type { Log } from "../shared/log.ts";
+import { countRequests, RequestTally } from "../shared/request-scope.ts";
 import type { ArchiveSource, DvrStream } from "../source/flussonic.ts";
 import type { BackupStore } from "../store/backup-store.ts";
 import { configuredSigner, type Signer, signingKeyConfigured } from "../store/signing.ts";
 import { chooseWindows } from "./choose-windows.ts";
-import { compactUnplanned } from "./compact-records.ts";
+import { compactUnplanned, writeCatalogs } from "./compact-records.ts";
 import { proveDays } from "./day-proofs.ts";
 import { holdEpisodes } from "./episode-holds.ts";
 import { leaseAndQueue } from "./lease-windows.ts";
@@ -72,7 +74,15 @@ export async function planBackup(deps: PlannerDeps): Promise<PlanReport> {
   try {
     for (const source of deps.config.sources) {
       if (deps.onlySources && !deps.onlySources.includes(source.name)) continue;
-      sources.push(await planSource(deps, source, at, proofSigner));
+      // The run's S3 and SQS requests, counted for `cost` and kept with the next catalog written.
+      const tally = deps.store.plannerTallies.get(source.name) ?? new RequestTally();
+      deps.store.plannerTallies.set(source.name, tally);
+      if (!deps.dryRun) tally.add("run");
+      sources.push(
+        await countRequests(deps.dryRun ? new RequestTally() : tally, () =>
+          planSource(deps, source, at, proofSigner),
+        ),
+      );
     }
   } finally {
     if (signer) (await signer.catch(() => undefined))?.close?.();
@@ -140,14 +150,16 @@ async function planSource(
     return report;
   }
 
-  let pending: Awaited<ReturnType<BackupStore["pendingRecords"]>>;
+  // The keys of the pending completion records only: each stream's records are read with the
+  // stream, folded into its catalogs at once and kept without their fragment indexes, so that the
+  // run never holds every record of the source (a fleet's memory does not grow with its windows).
+  let pending: Map<string, string[]>;
   try {
-    pending = await deps.store.pendingRecords(source.name);
+    pending = await deps.store.pendingRecordKeys(source.name);
   } catch (error) {
     fail(undefined, error);
     return report;
   }
-  for (const damaged of pending.damaged ?? []) fail(undefined, damaged);
 
   // Which streams have stored windows at all: one delimiter listing of the source's folder, made
   // only once a stream without a manifest turns up (a new backup: thousands of them), so that only
@@ -160,18 +172,16 @@ async function planSource(
   const states: StreamState[] = [];
   await forEachLimited(streams, deps.streamConcurrency ?? 16, async ({ settings, info }) => {
     try {
-      states.push(
-        await readStream(
-          deps,
-          source,
-          client,
-          settings,
-          info,
-          pending.byStream.get(settings.name) ?? [],
-          now,
-          storedFolders,
-        ),
-      );
+      const read = await deps.store.readRecords(settings.name, pending.get(settings.name) ?? []);
+      for (const damaged of read.damaged) fail(undefined, damaged);
+      const state = await readStream(deps, source, client, settings, info, read.records, now, storedFolders);
+      // Catalogs (and fragment indexes) before the manifest, as always: the lease write folds the
+      // records into the manifest later in this run, from what is kept of them here.
+      if (!deps.dryRun && read.records.length > 0) {
+        await writeCatalogs(deps.store, source.name, settings.name, read.records);
+      }
+      state.records = read.records.map(withoutIndex);
+      states.push(state);
     } catch (error) {
       fail(settings.name, error);
     }
@@ -185,7 +195,7 @@ async function planSource(
     const planned = new Set(states.map((s) => s.settings.name));
     const concurrency = deps.streamConcurrency ?? 16;
     compacted.push(
-      ...(await compactUnplanned(deps.store, source.name, planned, pending.byStream, now, concurrency, fail)),
+      ...(await compactUnplanned(deps.store, source.name, planned, pending, now, concurrency, fail)),
     );
     try {
       await deps.store.deleteKeys(compacted);
@@ -248,4 +258,14 @@ async function planSource(
     errors: report.errors.length,
   });
   return report;
+}
+
+/**
+ * A record as the lease write still needs it (applyRecords, when a manifest write is merged again):
+ * its fragment index, the bulk of it and already in the index objects, is dropped.
+ */
+function withoutIndex(r: CopyRecord): CopyRecord {
+  if (r.index === undefined) return r;
+  const { index: _, ...rest } = r;
+  return rest;
 }

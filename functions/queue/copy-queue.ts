@@ -7,6 +7,7 @@
  */
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { CopyMessage } from "../domain/archive.ts";
+import { noteRequest } from "../shared/request-scope.ts";
 import { LeanUnsupportedError } from "../store/lean-s3.ts";
 import { deduplicationId } from "./copy-groups.ts";
 import { type BatchEntry, LeanSqs } from "./lean-sqs.ts";
@@ -87,6 +88,7 @@ export class CopyQueue {
       let pending = messages.slice(i, i + 10).map((message, n) => ({ id: String(n), message, index: i + n }));
       for (let attempt = 1; attempt <= attempts && pending.length > 0; attempt++) {
         this.batchCalls++;
+        noteRequest("sqs:SendMessageBatch");
         let failedIds: Map<string, string>;
         try {
           const res = await this.#sendBatch(

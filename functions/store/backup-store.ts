@@ -27,6 +27,7 @@ import {
 } from "../domain/keys.ts";
 import { type CopyRecord, emptyManifest, type Manifest } from "../domain/manifest.ts";
 import { decodeKeySegment, encodeKeySegment } from "../domain/names.ts";
+import { type RequestTally, ScopedCounter } from "../shared/request-scope.ts";
 import { jsonPut } from "./json-put.ts";
 import { LeanS3, LeanUnsupportedError } from "./lean-s3.ts";
 import { ManifestCache } from "./manifest-cache.ts";
@@ -46,6 +47,12 @@ export interface Catalog {
   stream: string;
   day: string;
   windows: CatalogEntry[];
+  /**
+   * The planner's S3 and SQS requests (by operation) and runs of the whole source, kept here since
+   * the last catalog the planner wrote (any stream's, any day): summed over the source's catalogs by
+   * the `cost` report.
+   */
+  planner?: { runs: number; ops: Record<string, number> };
 }
 
 /** The operator's switch for a source, set by `flussonic-backup pause` and cleared by `resume`. */
@@ -70,7 +77,12 @@ export class BackupStore {
   readonly s3: S3Client;
   readonly bucket: string;
   readonly prefix: string;
-  readonly requests: RequestCounter = new Map();
+  readonly requests: RequestCounter = new ScopedCounter();
+  /**
+   * The planner's requests per source not yet kept in the bucket: counted as it runs, folded into the
+   * next catalog it writes (compact-records.ts), so that keeping them costs no request of its own.
+   */
+  readonly plannerTallies = new Map<string, RequestTally>();
   /** Small JSON objects (manifests, catalogs, records) without the SDK's per-request cost (lean-s3.ts). */
   #lean: LeanS3 | undefined;
   /** Manifests as last read or written, for conditional GETs in the next run (manifest-cache.ts). */
@@ -222,30 +234,65 @@ export class BackupStore {
     source: string,
     stream?: string,
   ): Promise<{ keys: string[]; byStream: Map<string, CopyRecord[]>; damaged?: DamagedObjectError[] }> {
-    const prefix = recordsPrefix(this.prefix, source);
-    const keys: string[] = [];
-    const folder = stream === undefined ? prefix : `${prefix}${encodeKeySegment(stream)}/`;
-    for await (const o of this.listObjects(folder)) keys.push(o.key);
+    const keysByStream = await this.pendingRecordKeys(source, stream);
+    const keys = [...keysByStream.values()].flat();
     const byStream = new Map<string, CopyRecord[]>();
-    // A damaged record is left where it is (never compacted, so its window stays uncovered and is
-    // planned again; the copier finds the object stored and writes a good record over it).
     const damaged: DamagedObjectError[] = [];
-    for (const key of keys) {
-      const record = (
-        await this.#getJson<CopyRecord>(key).catch((error: unknown) => {
-          if (!(error instanceof DamagedObjectError)) throw error;
-          damaged.push(error);
-          return undefined;
-        })
-      )?.body;
-      if (!record) continue;
-      const stream = decodeKeySegment(key.slice(prefix.length).split("/")[0] ?? "");
-      if (stream !== record.stream) continue;
-      const list = byStream.get(stream) ?? [];
-      list.push(record);
-      byStream.set(stream, list);
+    for (const [name, list] of keysByStream) {
+      const read = await this.readRecords(name, list, 1);
+      damaged.push(...read.damaged);
+      if (read.records.length > 0) byStream.set(name, read.records);
     }
     return { keys, byStream, ...(damaged.length > 0 ? { damaged } : {}) };
+  }
+
+  /**
+   * The keys of a source's pending completion records (or of one of its streams), by stream: one
+   * listing. The planner reads them a few streams at a time (readRecords), so that it never holds
+   * every record of a source at once.
+   */
+  async pendingRecordKeys(source: string, stream?: string): Promise<Map<string, string[]>> {
+    const prefix = recordsPrefix(this.prefix, source);
+    const folder = stream === undefined ? prefix : `${prefix}${encodeKeySegment(stream)}/`;
+    const byStream = new Map<string, string[]>();
+    for await (const o of this.listObjects(folder)) {
+      const name = decodeKeySegment(o.key.slice(prefix.length).split("/")[0] ?? "");
+      const list = byStream.get(name);
+      if (list) list.push(o.key);
+      else byStream.set(name, [o.key]);
+    }
+    return byStream;
+  }
+
+  /**
+   * The completion records of one stream at these keys (`concurrency` GETs at once), in key order.
+   * A damaged record is left where it is (never compacted, so its window stays uncovered and is
+   * planned again; the copier finds the object stored and writes a good record over it); a record
+   * of another stream than its folder says is skipped.
+   */
+  async readRecords(
+    stream: string,
+    keys: readonly string[],
+    concurrency = 4,
+  ): Promise<{ records: CopyRecord[]; damaged: DamagedObjectError[] }> {
+    const got: (CopyRecord | undefined)[] = new Array(keys.length);
+    const damaged: DamagedObjectError[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < keys.length) {
+        const i = next++;
+        const record = (
+          await this.#getJson<CopyRecord>(keys[i]!).catch((error: unknown) => {
+            if (!(error instanceof DamagedObjectError)) throw error;
+            damaged.push(error);
+            return undefined;
+          })
+        )?.body;
+        if (record && record.stream === stream) got[i] = record;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, keys.length)) }, worker));
+    return { records: got.filter((r): r is CopyRecord => r !== undefined), damaged };
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * `flussonic-backup cost` as a user runs it (the real binary in a child process) over a backup that
  * `run --once --embedded` made: per stream the windows, bytes stored, the requests the copies
- * counted, no Lambda GB-seconds locally (said so), the month at list prices; `--json` the same.
+ * counted, no Lambda GB-seconds locally (said so), the month at list prices, the planner's requests
+ * per source; `--json` the same.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -62,6 +63,18 @@ it("prints per stream the windows, bytes, requests counted and the month; --json
   expect(s.gbSeconds).toBeUndefined();
   expect(s.month.storageUsd).toBeGreaterThan(0);
   expect(text.stdout).toContain(`${s.requests.put}/${s.requests.get}`);
+  // The planner's requests, per source: its first run queued the windows (SQS), a later one folded
+  // the copies in and kept the counts in a catalog.
+  const p = report.planner.find((x) => x.source === "cams")!;
+  expect(p.runs).toBeGreaterThanOrEqual(2);
+  expect(p.requests.sqs).toBeGreaterThanOrEqual(1);
+  expect(p.requests.put).toBeGreaterThanOrEqual(1);
+  expect(p.requests.get).toBeGreaterThanOrEqual(p.runs);
+  expect(text.stdout).toContain(
+    `Planner of cams: ${p.runs} run(s), ${p.requests.put} PUT-class, ${p.requests.get} GET-class and ${p.requests.sqs} SQS requests`,
+  );
+  expect(report.total.requests.put).toBe(s.requests.put + p.requests.put);
+  expect(report.total.requests.sqs).toBe(p.requests.sqs);
 });
 
 it("--since in the future: no window; a bad --since is a usage error naming the flag", async () => {
@@ -84,4 +97,7 @@ it("the status page shows the cost", async () => {
   const html = readFileSync(page, "utf8");
   expect(html).toContain("<h2>Cost</h2>");
   expect(html).toMatch(/<td>cams<\/td><td>cam1<\/td><td class="num">\d+<\/td><td>[^<]+ STANDARD<\/td>/);
+  expect(html).toMatch(
+    /<th>planner runs<\/th>.*<td>cams<\/td><td class="num">\d+<\/td><td class="num">\d+ \/ \d+<\/td>/s,
+  );
 });

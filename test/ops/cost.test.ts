@@ -7,13 +7,16 @@
  */
 import type { IncomingMessage } from "node:http";
 import { afterEach, expect, it } from "vitest";
+import { costText } from "../../cli/commands/cost.ts";
 import { s3Operation } from "../../dev/bench/reference-cost.ts";
 import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
 import { HttpHop } from "../../dev/kit/http-hop.ts";
 import { parseConfig } from "../../functions/config/config.ts";
-import { requestClass } from "../../functions/domain/prices.ts";
+import { catalogKey } from "../../functions/domain/keys.ts";
+import { requestClass, requestsCost } from "../../functions/domain/prices.ts";
 import { runOnce } from "../../local/once.ts";
 import { readCost } from "../../ops/cost.ts";
+import { rebuildBackup } from "../../ops/rebuild.ts";
 
 const NOW = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
 const STREAMS = [{ name: "cam1", bitrateBps: 64_000, ranges: [{ from: NOW - 2 * HOUR, to: NOW + 1 }] }];
@@ -117,3 +120,46 @@ it("bytes by storage class after a GLACIER_IR transition, billed for its 90-day 
     9,
   );
 });
+
+it("windows whose entries rebuild made from the objects carry no counts: estimated at the counted average, shown apart", async () => {
+  const streams = [...STREAMS, { ...STREAMS[0]!, name: "cam2" }];
+  h = await startHarness({ sim: { streams }, source: { retentionDays: 1 / 24 } });
+  const rt = await h.runtime();
+  expect((await runOnce(rt, h.tally)).ok).toBe(true);
+  const now = h.clock.now();
+  const before = await readCost({ config: h.config, store: rt.store, now, since: 0 });
+  const cam1 = before.streams.find((x) => x.stream === "cam1")!;
+  const cam2 = before.streams.find((x) => x.stream === "cam2")!;
+  expect(cam2.counted).toBe(cam2.windows);
+  expect(cam2.estimated).toBeUndefined();
+  // cam2's catalogs lost, then rebuilt from the stored objects: its entries carry no counts.
+  const catalogs = await h.keys(catalogKey(rt.store.prefix, "src1", "cam2", "-").replace(/-\.json$/, ""));
+  expect(catalogs.length).toBeGreaterThan(0);
+  await rt.store.deleteKeys(catalogs);
+  await rebuildBackup({ config: h.config, store: rt.store, source: "src1", stream: "cam2" });
+  const after = await readCost({ config: h.config, store: rt.store, now, since: 0 });
+  const rebuilt = after.streams.find((x) => x.stream === "cam2")!;
+  expect(rebuilt.windows).toBe(cam2.windows);
+  expect(rebuilt.counted).toBe(0);
+  expect(rebuilt.requests).toEqual({ put: 0, get: 0 });
+  // None of cam2's windows is counted: the source's average (cam1's) stands for them.
+  expect(rebuilt.estimated).toEqual({
+    put: Math.round((cam1.requests.put / cam1.counted) * cam2.windows),
+    get: Math.round((cam1.requests.get / cam1.counted) * cam2.windows),
+    windows: cam2.windows,
+  });
+  expect(rebuilt.month.requestsUsd).toBeGreaterThan(0);
+  const perMonth = 30 / (now / 86_400);
+  expect(rebuilt.month.requestsUsd).toBeCloseTo(
+    requestsCost(
+      { put: rebuilt.estimated!.put * perMonth, get: rebuilt.estimated!.get * perMonth, sqs: 0 },
+      after.prices,
+    ),
+    12,
+  );
+  expect(costText(after)).toMatch(
+    new RegExp(
+      `0/0 \\(0 of ${cam2.windows} counted; the other ${cam2.windows} estimated ${rebuilt.estimated!.put}/${rebuilt.estimated!.get}\\)`,
+    ),
+  );
+}, 60_000);
