@@ -6,6 +6,8 @@
  *   node dev/bench/planner-run.ts '<PlannerRunInput as JSON>'
  */
 
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import { parseConfig } from "../../functions/config/config.ts";
 import { planBackup } from "../../functions/planner/plan-backup.ts";
 import { CopyQueue } from "../../functions/queue/copy-queue.ts";
@@ -27,6 +29,11 @@ export interface PlannerRunInput {
    * first, unmeasured, with the same store (and its held manifests), then the measured run.
    */
   warmupAt?: number;
+  /**
+   * Writes a CPU profile of the measured run alone (not of the start-up or the run before it) to
+   * this file (.cpuprofile), taken with the inspector's profiler in this process.
+   */
+  profileTo?: string;
 }
 
 export interface PlannerRunOutput {
@@ -94,11 +101,13 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
     queue.batchCalls = 0;
     index.answerSeconds = 0;
   }
+  const profiler = input.profileTo ? await startProfiler() : undefined;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const report = await plan(input.index.now);
   const wallSeconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
+  if (profiler && input.profileTo) writeFileSync(input.profileTo, JSON.stringify(await profiler.stop()));
   store.s3.destroy();
   queue.destroy();
   queue.sqs.destroy();
@@ -119,6 +128,21 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
     deferred: report.sources.reduce((n, s) => n + s.deferred, 0),
     errors: errors.length,
     firstError: errors[0]?.message,
+  };
+}
+
+/** The inspector's CPU profiler on this process, started; `stop` returns the profile. */
+async function startProfiler(): Promise<{ stop(): Promise<unknown> }> {
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return {
+    async stop() {
+      const { profile } = await session.post("Profiler.stop");
+      session.disconnect();
+      return profile;
+    },
   };
 }
 

@@ -8,10 +8,11 @@
  * the second run in a long-lived process, after a run one schedule period earlier in it (the
  * manifests held, and read only when the listing of the source's manifests shows another ETag,
  * functions/store/manifest-cache.ts).
- * When a run misses the CPU target it is repeated under `node --cpu-prof` on the same state (the
- * backup as it was before the measured run) to show where time goes.
+ * When a run misses the CPU target it is repeated, profiled (the measured run alone, by the
+ * inspector's profiler in the planner's process), on the same state (the backup as it was before
+ * the measured run) to show where time goes.
  */
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
@@ -100,16 +101,15 @@ export async function measurePlannerScale(ctx: BenchContext): Promise<FigureResu
       // The measured run changed the backup (manifests and leases written): the profiled repeat
       // starts from the same state as the measured run, or it would profile another case.
       await prepare();
-      ctx.progress(`planner: ${label} again under --cpu-prof`);
+      // Profiled from inside, the measured run alone: a warm process's run before it (which reads
+      // and writes every manifest) would otherwise make most of the profile.
+      ctx.progress(`planner: ${label} again, profiled`);
       rmSync(profileDir, { recursive: true, force: true });
       mkdirSync(profileDir, { recursive: true });
-      await runNodeScript<PlannerRunOutput>("planner-run.ts", runInput, [
-        "--cpu-prof",
-        `--cpu-prof-dir=${profileDir}`,
-      ]);
-      const file = readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
-      if (file) {
-        const all = hotFunctions(join(profileDir, file), Number.POSITIVE_INFINITY);
+      const file = join(profileDir, "planner-run.cpuprofile");
+      await runNodeScript<PlannerRunOutput>("planner-run.ts", { ...runInput, profileTo: file });
+      if (existsSync(file)) {
+        const all = hotFunctions(file, Number.POSITIVE_INFINITY);
         result.profile = all.slice(0, 15);
         result.profileByArea = cpuByArea(all).slice(0, 10);
       }
