@@ -29,7 +29,7 @@ import {
 import { type CopyRecord, emptyManifest, type Manifest } from "../domain/manifest.ts";
 import { decodeKeySegment, encodeKeySegment } from "../domain/names.ts";
 import { jsonPut } from "./json-put.ts";
-import { LeanS3, LeanUnsupportedError } from "./lean-s3.ts";
+import { type LeanListPage, LeanS3, LeanUnsupportedError } from "./lean-s3.ts";
 import { ManifestCache, type ManifestListing, sameEtag } from "./manifest-cache.ts";
 
 /** A manifest as read, with the ETag to make the next write conditional. */
@@ -190,9 +190,35 @@ export class BackupStore {
    * `pageSize`): what readManifest needs to skip the manifests that did not change.
    */
   async listManifests(source: string, pageSize?: number): Promise<ManifestListing> {
+    const prefix = manifestsFolder(this.prefix, source);
     const listing = new Map<string, string | undefined>();
-    for await (const o of this.listObjects(manifestsFolder(this.prefix, source), pageSize))
-      listing.set(o.key, o.etag);
+    let token: string | undefined;
+    do {
+      this.#count("ListObjectsV2");
+      const page = await this.#leanOr<LeanListPage>(
+        (l) => l.listPage(prefix, token, pageSize),
+        async () => {
+          const res = await this.s3.send(
+            new ListObjectsV2Command({
+              Bucket: this.bucket,
+              Prefix: prefix,
+              ContinuationToken: token,
+              ...(pageSize ? { MaxKeys: pageSize } : {}),
+            }),
+          );
+          return {
+            objects: (res.Contents ?? []).flatMap((o) =>
+              o.Key ? [{ key: o.Key, size: o.Size ?? 0, ...(o.ETag ? { etag: o.ETag } : {}) }] : [],
+            ),
+            next: res.IsTruncated ? res.NextContinuationToken : undefined,
+          };
+        },
+      ).catch((error: unknown) => {
+        throw storeError(error, `list ${prefix}`);
+      });
+      for (const o of page.objects) listing.set(o.key, o.etag);
+      token = page.next;
+    } while (token);
     return listing;
   }
 
@@ -279,21 +305,13 @@ export class BackupStore {
    */
   async *listObjects(
     prefix: string,
-    pageSize?: number,
   ): AsyncGenerator<{ key: string; size: number; etag?: string; modified?: number }> {
     let token: string | undefined;
     const seen = new Set<string>();
     do {
       this.#count("ListObjectsV2");
       const page = await this.s3
-        .send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            Prefix: prefix,
-            ContinuationToken: token,
-            ...(pageSize ? { MaxKeys: pageSize } : {}),
-          }),
-        )
+        .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }))
         .catch((error: unknown) => {
           throw storeError(error, `list ${prefix}`);
         });

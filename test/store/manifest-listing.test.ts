@@ -135,6 +135,21 @@ describe("a listing of the manifests", () => {
     });
   }
 
+  for (const path of ["lean", "sdk"] as const) {
+    it(`(${path} path) a listing S3 refuses is an error, never an empty listing`, async () => {
+      const s3 = createS3Client(endpoints);
+      if (path === "sdk") s3.middlewareStack.add((next) => next, { name: "flussonicBackupTest" });
+      const store = new BackupStore(s3, BUCKET, `${path}-refused/`);
+      try {
+        expect(await store.writeManifest(manifest("a", 600), undefined)).toBe(true);
+        proxy.inject({ op: "ListObjectsV2", fault: "500", times: Infinity });
+        await expect(store.listManifests("src")).rejects.toThrow(/S3: cannot list .*manifests\/src\/.*500/);
+      } finally {
+        s3.destroy();
+      }
+    });
+  }
+
   it("listed without ETags (a store whose listings carry none): held manifests are read with If-None-Match", async () => {
     const s3 = createS3Client(endpoints);
     const prefix = "bare/";
