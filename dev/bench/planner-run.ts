@@ -8,6 +8,7 @@
 
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
+import { constants, PerformanceObserver } from "node:perf_hooks";
 import { parseConfig } from "../../functions/config/config.ts";
 import { planBackup } from "../../functions/planner/plan-backup.ts";
 import { CopyQueue } from "../../functions/queue/copy-queue.ts";
@@ -50,6 +51,11 @@ export interface PlannerRunOutput {
   s3Requests: Record<string, number>;
   sqsBatchCalls: number;
   indexCalls: Record<string, number>;
+  /**
+   * Garbage collections during the measured run (node:perf_hooks "gc" entries): how many of each
+   * kind and their pause time on the main thread, ms; and the heap at its end, MiB.
+   */
+  gc: { minor: number; major: number; incremental: number; other: number; pauseMs: number; heapMiB: number };
   planned: number;
   deferred: number;
   errors: number;
@@ -101,6 +107,18 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
     queue.batchCalls = 0;
     index.answerSeconds = 0;
   }
+  const gc = { minor: 0, major: 0, incremental: 0, other: 0, pauseMs: 0, heapMiB: 0 };
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e.detail as { kind?: number } | undefined)?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gc.minor++;
+      else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
+      else if (kind === constants.NODE_PERFORMANCE_GC_INCREMENTAL) gc.incremental++;
+      else gc.other++;
+      gc.pauseMs += e.duration;
+    }
+  });
+  gcObserver.observe({ entryTypes: ["gc"] });
   const profiler = input.profileTo ? await startProfiler() : undefined;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
@@ -108,6 +126,11 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
   const wallSeconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   if (profiler && input.profileTo) writeFileSync(input.profileTo, JSON.stringify(await profiler.stop()));
+  // Entries of the run's last collections are delivered asynchronously: one turn to take them.
+  await new Promise((r) => setImmediate(r));
+  gcObserver.disconnect();
+  gc.pauseMs = Math.round(gc.pauseMs);
+  gc.heapMiB = Math.round(process.memoryUsage().heapUsed / 1048576);
   store.s3.destroy();
   queue.destroy();
   queue.sqs.destroy();
@@ -124,6 +147,7 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
     s3Requests: Object.fromEntries(store.requests),
     sqsBatchCalls: queue.batchCalls,
     indexCalls: { ...index.calls },
+    gc,
     planned: report.sources.reduce((n, s) => n + s.planned.length, 0),
     deferred: report.sources.reduce((n, s) => n + s.deferred, 0),
     errors: errors.length,

@@ -173,6 +173,11 @@ export async function measurePlannerScale(ctx: BenchContext): Promise<FigureResu
       "Second run: the manifests are as the current planner writes them (coverage clipped at the retention start); one written by an older version costs one listing of its stream's folder, once. " +
       "SendMessageBatch calls are bounded by the planner's per-run budget (windows the copiers can start before the leases end), not by the archive size.",
     `Load average (1 min) before / after: first run ${first.load.map((l) => l.toFixed(2)).join(" / ")}, second run ${second.load.map((l) => l.toFixed(2)).join(" / ")}, warm second run ${warm.load.map((l) => l.toFixed(2)).join(" / ")} (2 cores; CPU seconds grow when other jobs share them).`,
+    `Garbage collection in the measured runs (scavenges / mark-compacts, main-thread pause, heap at the end): ${[
+      gcOf("first run", first),
+      gcOf("second run", second),
+      gcOf("warm second run", warm),
+    ].join("; ")}.`,
   ];
   for (const r of [first, second, warm]) {
     if (!r.profileByArea) continue;
@@ -197,6 +202,10 @@ export async function measurePlannerScale(ctx: BenchContext): Promise<FigureResu
     details: { shape, runs: [first, second, warm] },
     notes,
   };
+}
+
+function gcOf(name: string, r: PlannerRun): string {
+  return `${name} ${r.gc.minor} / ${r.gc.major}, ${(r.gc.pauseMs / 1000).toFixed(2)} s, ${r.gc.heapMiB} MiB`;
 }
 
 /** The first run's state: no manifest at all (those of an earlier run deleted). */
