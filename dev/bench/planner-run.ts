@@ -110,7 +110,7 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
   const gc = { minor: 0, major: 0, incremental: 0, other: 0, pauseMs: 0, heapMiB: 0 };
   const gcObserver = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      const kind = (e.detail as { kind?: number } | undefined)?.kind;
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind;
       if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gc.minor++;
       else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
       else if (kind === constants.NODE_PERFORMANCE_GC_INCREMENTAL) gc.incremental++;
