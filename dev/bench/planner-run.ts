@@ -6,6 +6,7 @@
  *   node dev/bench/planner-run.ts '<PlannerRunInput as JSON>'
  */
 
+import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { constants, PerformanceObserver } from "node:perf_hooks";
@@ -56,6 +57,12 @@ export interface PlannerRunOutput {
    * kind and their pause time on the main thread, ms; and the heap at its end, MiB.
    */
   gc: { minor: number; major: number; incremental: number; other: number; pauseMs: number; heapMiB: number };
+  /**
+   * CPU seconds of a fixed workload (calibrate()) in this process just before and just after the
+   * measured run: how fast the machine ran this code at the time, so that runs at other times (other
+   * jobs on the cores) can be compared.
+   */
+  calibrationSeconds: [number, number];
   planned: number;
   deferred: number;
   errors: number;
@@ -107,6 +114,7 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
     queue.batchCalls = 0;
     index.answerSeconds = 0;
   }
+  const calibrationBefore = calibrate();
   const gc = { minor: 0, major: 0, incremental: 0, other: 0, pauseMs: 0, heapMiB: 0 };
   const gcObserver = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
@@ -131,6 +139,7 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
   gcObserver.disconnect();
   gc.pauseMs = Math.round(gc.pauseMs);
   gc.heapMiB = Math.round(process.memoryUsage().heapUsed / 1048576);
+  const calibrationAfter = calibrate();
   store.s3.destroy();
   queue.destroy();
   queue.sqs.destroy();
@@ -148,11 +157,34 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
     sqsBatchCalls: queue.batchCalls,
     indexCalls: { ...index.calls },
     gc,
+    calibrationSeconds: [calibrationBefore, calibrationAfter],
     planned: report.sources.reduce((n, s) => n + s.planned.length, 0),
     deferred: report.sources.reduce((n, s) => n + s.deferred, 0),
     errors: errors.length,
     firstError: errors[0]?.message,
   };
+}
+
+/**
+ * CPU seconds of a fixed piece of the planner's kind of work: manifests of 150 ranges built, written
+ * as JSON, hashed (MD5 and SHA-256, as a PUT is) and parsed back, 2,000 times; about 0.3 s on a quiet
+ * machine. The same instructions every time, so its CPU time moves only with the machine's speed.
+ */
+function calibrate(): number {
+  const before = process.cpuUsage();
+  let sum = 0;
+  for (let i = 0; i < 2000; i++) {
+    const covered = Array.from({ length: 150 }, (_, k) => ({
+      from: 1_760_000_000 + k * 600 + i,
+      to: 1_760_000_300 + k * 600,
+    }));
+    const body = JSON.stringify({ version: 1, source: "calibration", stream: `s${i}`, covered, leases: [] });
+    sum += createHash("md5").update(body).digest()[0]! + createHash("sha256").update(body).digest()[0]!;
+    sum += (JSON.parse(body) as { covered: unknown[] }).covered.length;
+  }
+  const used = process.cpuUsage(before);
+  if (sum < 0) throw new Error("unreachable");
+  return (used.user + used.system) / 1e6;
 }
 
 /** The inspector's CPU profiler on this process, started; `stop` returns the profile. */
