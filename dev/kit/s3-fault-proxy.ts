@@ -36,6 +36,8 @@
  *                     response (so the client retries something that happened)
  *   "stall-request"   the request is held before it reaches S3 (a slow network): `delayMs`, or until
  *                     the rule's `until` promise settles; then forwarded (conditions checked then)
+ *   "no-listing-etags" a listing (ListObjectsV2, ListObjects) is answered without the objects'
+ *                     ETags, as some S3-compatible stores' listings are
  */
 import { once } from "node:events";
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
@@ -72,7 +74,8 @@ export type S3Fault =
   | "reset-response"
   | "delay"
   | "drop-response"
-  | "stall-request";
+  | "stall-request"
+  | "no-listing-etags";
 
 export interface FaultRule {
   op: S3Op | readonly S3Op[];
@@ -103,6 +106,8 @@ export interface LoggedRequest {
   kind: KeyKind;
   key: string;
   method: string;
+  /** The access key id the request is signed with. */
+  client?: string;
   fault?: S3Fault;
   /** Status answered to the client (undefined when the connection was reset or dropped). */
   status?: number;
@@ -182,12 +187,19 @@ export class S3FaultProxy {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { op, key } = classify(req);
     const kind = keyKind(key);
-    const entry: LoggedRequest = { op, kind, key, method: req.method ?? "GET" };
+    const client = accessKeyOf(req);
+    const entry: LoggedRequest = {
+      op,
+      kind,
+      key,
+      method: req.method ?? "GET",
+      ...(client ? { client } : {}),
+    };
     this.log.push(entry);
     res.on("finish", () => {
       entry.status = res.statusCode;
     });
-    const rule = this.#pick(op, kind, key, accessKeyOf(req));
+    const rule = this.#pick(op, kind, key, client);
     const fault = rule?.fault;
     if (fault) entry.fault = fault;
     const error = fault ? ERRORS[fault] : undefined;
@@ -361,6 +373,18 @@ export class S3FaultProxy {
       if (method !== "HEAD" && body.length > 1) res.write(body.subarray(0, Math.floor(body.length / 2)));
       await new Promise((r) => setTimeout(r, 10));
       res.socket?.destroy();
+      return;
+    }
+    if (fault === "no-listing-etags") {
+      const chunks: Buffer[] = [];
+      for await (const c of up) chunks.push(c as Buffer);
+      const body = Buffer.from(
+        Buffer.concat(chunks)
+          .toString("utf8")
+          .replace(/<ETag>[^<]*<\/ETag>/g, ""),
+      );
+      res.writeHead(up.statusCode ?? 502, { ...up.headers, "content-length": String(body.length) });
+      res.end(body);
       return;
     }
     if (fault === "delay") {

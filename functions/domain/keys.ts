@@ -59,7 +59,12 @@ export function parseWindowKeyTail(tail: string): { from: number; duration: numb
 const STATE = ".backup/";
 
 export function manifestKey(prefix: string, source: string, stream: string): string {
-  return `${prefix}${STATE}manifests/${encodeKeySegment(source)}/${encodeKeySegment(stream)}.json`;
+  return `${manifestsFolder(prefix, source)}${encodeKeySegment(stream)}.json`;
+}
+
+/** The folder of a source's manifests (`manifestKey` without the stream): one listing shows them all. */
+export function manifestsFolder(prefix: string, source: string): string {
+  return `${prefix}${STATE}manifests/${encodeKeySegment(source)}/`;
 }
 
 export function catalogKey(prefix: string, source: string, stream: string, day: string): string {

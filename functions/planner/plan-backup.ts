@@ -1,7 +1,8 @@
 /**
  * The planner: per source, per stream, diff what the source recorded against what the backup holds
- * and queue the missing windows. Costs O(streams) S3 requests (one manifest read per stream, one
- * listing of pending completion records per source), never a listing of stored objects but for a
+ * and queue the missing windows. Costs O(streams) S3 requests (one manifest read per stream, fewer
+ * in a long-lived process: read-streams.ts listManifests; one listing of pending completion records
+ * per source), never a listing of stored objects but for a
  * stream without a manifest that has a folder (known from one delimiter listing of the source).
  *
  * A run, per source: reading (read-streams.ts), choosing (choose-windows.ts), leasing
@@ -34,7 +35,7 @@ import { proveDays } from "./day-proofs.ts";
 import { holdEpisodes } from "./episode-holds.ts";
 import { leaseAndQueue } from "./lease-windows.ts";
 import type { PlanReport, SourcePlan } from "./plan-report.ts";
-import { readStream, type StreamState } from "./read-streams.ts";
+import { listManifests, readStream, type StreamState } from "./read-streams.ts";
 
 export type { PlanReport, SourcePlan, StreamPlan } from "./plan-report.ts";
 export { streamWindowSeconds } from "./read-streams.ts";
@@ -169,12 +170,23 @@ async function planSource(
     (folders ??= deps.store
       .listFolders(`${deps.store.prefix}${encodeKeySegment(source.name)}/`)
       .catch(() => undefined));
+  const listing = await listManifests(deps, source.name);
   const states: StreamState[] = [];
   await forEachLimited(streams, deps.streamConcurrency ?? 16, async ({ settings, info }) => {
     try {
       const read = await deps.store.readRecords(settings.name, pending.get(settings.name) ?? []);
       for (const damaged of read.damaged) fail(undefined, damaged);
-      const state = await readStream(deps, source, client, settings, info, read.records, now, storedFolders);
+      const state = await readStream(
+        deps,
+        source,
+        client,
+        settings,
+        info,
+        read.records,
+        now,
+        storedFolders,
+        listing,
+      );
       // Catalogs (and fragment indexes) before the manifest, as always: the lease write folds the
       // records into the manifest later in this run, from what is kept of them here.
       if (!deps.dryRun && read.records.length > 0) {

@@ -32,6 +32,7 @@ import { ASSUMED_BITRATE_BPS, lowestCopyingMbps, missingRanges, windowLengthFor 
 import type { Log } from "../shared/log.ts";
 import type { ArchiveSource, DvrStream } from "../source/flussonic.ts";
 import type { BackupStore } from "../store/backup-store.ts";
+import type { ManifestListing } from "../store/manifest-cache.ts";
 import type { StreamPlan } from "./plan-report.ts";
 
 /** What reading needs of the planner's dependencies. */
@@ -99,8 +100,9 @@ export async function readStream(
   records: CopyRecord[],
   now: number,
   storedFolders: () => Promise<Set<string> | undefined>,
+  listing?: ManifestListing,
 ): Promise<StreamState> {
-  const stored = await deps.store.readManifest(source.name, settings.name);
+  const stored = await deps.store.readManifest(source.name, settings.name, listing);
   const retentionStart = Math.floor(now - settings.retentionDays * 86400);
   const horizon = now - deps.config.settleSeconds;
   // No manifest (a new stream, or its manifest deleted): the stored windows are the truth, so that
@@ -200,6 +202,24 @@ export async function readStream(
       lostThisRun: totalSeconds(noted.lost),
     },
   };
+}
+
+/**
+ * The source's manifests with their ETags, one listing (10 requests for 10,000 streams) before they
+ * are read: a manifest this process holds and the listing shows unchanged is not read again, one not
+ * listed is not asked for (store/manifest-cache.ts). A failed listing costs nothing but the requests
+ * it saves: each manifest is then read as without it.
+ */
+export async function listManifests(deps: ReadDeps, source: string): Promise<ManifestListing | undefined> {
+  try {
+    return await deps.store.listManifests(source);
+  } catch (error) {
+    deps.logger.debug("manifests not listed: each is read", {
+      source,
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return undefined;
+  }
 }
 
 function marginOf(lacking: TimeRange[], depth: SourceDepth, now: number) {

@@ -20,6 +20,7 @@ import {
   catalogKey,
   controlKey,
   manifestKey,
+  manifestsFolder,
   recordKey,
   recordsPrefix,
   type WindowId,
@@ -29,8 +30,8 @@ import { type CopyRecord, emptyManifest, type Manifest } from "../domain/manifes
 import { decodeKeySegment, encodeKeySegment } from "../domain/names.ts";
 import { type RequestTally, ScopedCounter } from "../shared/request-scope.ts";
 import { jsonPut } from "./json-put.ts";
-import { LeanS3, LeanUnsupportedError } from "./lean-s3.ts";
-import { ManifestCache } from "./manifest-cache.ts";
+import { type LeanListPage, LeanS3, LeanUnsupportedError } from "./lean-s3.ts";
+import { ManifestCache, type ManifestListing, sameEtag } from "./manifest-cache.ts";
 
 /** A manifest as read, with the ETag to make the next write conditional. */
 export interface StoredManifest {
@@ -146,11 +147,24 @@ export class BackupStore {
 
   /**
    * A stream's manifest and its ETag. One held from an earlier read or write of this process is
-   * asked for conditionally (If-None-Match): a 304 answers it with no body.
+   * asked for conditionally (If-None-Match): a 304 answers it with no body. With `listing` (of the
+   * source's manifests, taken before), one the listing shows unchanged since it was held, or does
+   * not show at all, costs no request.
    */
-  async readManifest(source: string, stream: string): Promise<StoredManifest> {
+  async readManifest(source: string, stream: string, listing?: ManifestListing): Promise<StoredManifest> {
     const key = manifestKey(this.prefix, source, stream);
     const held = this.manifests.etagOf(key);
+    if (listing) {
+      // With a listing of the source's manifests (listManifests): no request for one listed absent
+      // or listed with the ETag held (manifest-cache.ts says why that is safe).
+      if (!listing.has(key)) {
+        this.manifests.forget(key);
+        return { manifest: emptyManifest(source, stream), etag: undefined };
+      }
+      const listed = listing.get(key);
+      const manifest = listed && held && sameEtag(listed, held) ? this.manifests.manifestOf(key) : undefined;
+      if (manifest) return { manifest, etag: held };
+    }
     const got = await this.#getJson<Manifest>(key, rebuildHint(source, stream), held);
     if (got === "not modified") {
       const manifest = this.manifests.manifestOf(key);
@@ -181,6 +195,43 @@ export class BackupStore {
       if (lostRace(error, etag !== undefined)) return false;
       throw storeError(error, "write manifest");
     }
+  }
+
+  /**
+   * The manifests of a source with their ETags, from one listing of their folder (1,000 a page, or
+   * `pageSize`): what readManifest needs to skip the manifests that did not change.
+   */
+  async listManifests(source: string, pageSize?: number): Promise<ManifestListing> {
+    const prefix = manifestsFolder(this.prefix, source);
+    const listing = new Map<string, string | undefined>();
+    let token: string | undefined;
+    do {
+      this.#count("ListObjectsV2");
+      const page = await this.#leanOr<LeanListPage>(
+        (l) => l.listPage(prefix, token, pageSize),
+        async () => {
+          const res = await this.s3.send(
+            new ListObjectsV2Command({
+              Bucket: this.bucket,
+              Prefix: prefix,
+              ContinuationToken: token,
+              ...(pageSize ? { MaxKeys: pageSize } : {}),
+            }),
+          );
+          return {
+            objects: (res.Contents ?? []).flatMap((o) =>
+              o.Key ? [{ key: o.Key, size: o.Size ?? 0, ...(o.ETag ? { etag: o.ETag } : {}) }] : [],
+            ),
+            next: res.IsTruncated ? res.NextContinuationToken : undefined,
+          };
+        },
+      ).catch((error: unknown) => {
+        throw storeError(error, `list ${prefix}`);
+      });
+      for (const o of page.objects) listing.set(o.key, o.etag);
+      token = page.next;
+    } while (token);
+    return listing;
   }
 
   /** True when the archive object of a window exists (complete: uploads appear only when done). */

@@ -160,6 +160,33 @@ export class LeanS3 {
   }
 
   /**
+   * One page of a listing (ListObjectsV2) of `prefix`: each object's key, size and ETag, and the
+   * token of the next page. Parsed here, not by the SDK's XML deserializer, which took about 20 ms
+   * of CPU for a page of 1,000 keys (every field of every object, dates parsed); this reads three.
+   * Anything but a 200 with a ListBucketResult is an error (never an empty listing).
+   */
+  async listPage(prefix: string, token?: string, maxKeys?: number): Promise<LeanListPage> {
+    const query: [string, string][] = [
+      ["list-type", "2"],
+      ["prefix", prefix],
+    ];
+    if (token) query.push(["continuation-token", token]);
+    if (maxKeys) query.push(["max-keys", String(maxKeys)]);
+    const res = await this.#send("GET", "", undefined, {}, canonicalQuery(query));
+    if (res.status !== 200) throw s3Failure(res);
+    const page = parseListPage(res.body.toString("utf8"));
+    if (!page) {
+      throw new S3ServiceException({
+        name: "MalformedListing",
+        $fault: "server",
+        $metadata: { httpStatusCode: res.status },
+        message: `the listing of ${prefix} is not a ListBucketResult`,
+      });
+    }
+    return page;
+  }
+
+  /**
    * Resolved once: the endpoint by the client's own rules (the same URL the SDK would use for this
    * bucket), its signing region, the retry budget and the socket timeouts.
    */
@@ -241,11 +268,12 @@ export class LeanS3 {
     key: string,
     body: string | undefined,
     extra: Record<string, string>,
+    query = "",
   ): Promise<Answer> {
     const target = await this.#resolveTarget();
     return sendWithRetries({
       maxAttempts: target.maxAttempts,
-      once: () => this.#once(target, method, key, body, extra),
+      once: () => this.#once(target, method, key, body, extra, query),
       answered: (res) => res.status < 300 || (method === "GET" && (res.status === 404 || res.status === 304)),
       failure: s3Failure,
       clock: this.#clock,
@@ -261,6 +289,7 @@ export class LeanS3 {
     key: string,
     body: string | undefined,
     extra: Record<string, string>,
+    query: string,
   ): Promise<Answer> {
     const id = await this.#credentials();
     const path = `${target.base.pathname === "/" ? "" : target.base.pathname}/${encodeKey(key)}`;
@@ -272,6 +301,7 @@ export class LeanS3 {
     for (const [n, v] of signS3Request({
       method,
       path,
+      query,
       host,
       body,
       amzDate,
@@ -289,7 +319,7 @@ export class LeanS3 {
     try {
       res = await this.#connections(target).request({
         method,
-        path,
+        path: query ? `${path}?${query}` : path,
         headers,
         ...(body === undefined ? {} : { body }),
       });
@@ -339,13 +369,15 @@ export function s3SigningKey(secret: string, day: string, region: string): KeyOb
 }
 
 /**
- * The signed headers of an S3 request (SigV4, no query string, payload hash signed; S3 paths are
+ * The signed headers of an S3 request (SigV4, payload hash signed, the query string canonical; S3 paths are
  * encoded once, as `encodeKey` does): host, x-amz-content-sha256, x-amz-date, the session token when
  * there is one, and authorization. `amzDate` is YYYYMMDDTHHMMSSZ.
  */
 export function signS3Request(r: {
   method: string;
   path: string;
+  /** The canonical query string (canonicalQuery), sent as it is; none by default. */
+  query?: string;
   host: string;
   body: string | undefined;
   amzDate: string;
@@ -362,7 +394,7 @@ export function signS3Request(r: {
   ];
   if (r.sessionToken) signed.push(["x-amz-security-token", r.sessionToken]);
   const names = signed.map(([n]) => n).join(";");
-  const canonical = `${r.method}\n${r.path}\n\n${signed.map(([n, v]) => `${n}:${v.trim()}\n`).join("")}\n${names}\n${payloadHash}`;
+  const canonical = `${r.method}\n${r.path}\n${r.query ?? ""}\n${signed.map(([n, v]) => `${n}:${v.trim()}\n`).join("")}\n${names}\n${payloadHash}`;
   const scope = `${r.amzDate.slice(0, 8)}/${r.region}/s3/aws4_request`;
   const toSign = `AWS4-HMAC-SHA256\n${r.amzDate}\n${scope}\n${createHash("sha256").update(canonical).digest("hex")}`;
   const signature = createHmac("sha256", r.signingKey).update(toSign).digest("hex");
@@ -371,6 +403,63 @@ export function signS3Request(r: {
     `AWS4-HMAC-SHA256 Credential=${r.accessKeyId}/${scope}, SignedHeaders=${names}, Signature=${signature}`,
   ]);
   return signed;
+}
+
+/** One page of a listing: the objects (key, size, ETag as listed) and the next page's token. */
+export interface LeanListPage {
+  objects: { key: string; size: number; etag?: string }[];
+  next: string | undefined;
+}
+
+/**
+ * A SigV4 canonical query string, which is also sent as it is: parameters sorted by name, names and
+ * values RFC 3986-encoded (everything but unreserved characters).
+ */
+export function canonicalQuery(params: readonly [string, string][]): string {
+  const enc = (v: string) =>
+    encodeURIComponent(v).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return params
+    .map(([k, v]) => [enc(k), enc(v)] as const)
+    .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join("&");
+}
+
+/**
+ * A ListObjectsV2 answer's objects (key, size, ETag) and next token, or undefined when the body is
+ * not a ListBucketResult. Text is XML-unescaped (S3 writes an ETag's quotes as `&quot;`).
+ */
+export function parseListPage(xml: string): LeanListPage | undefined {
+  if (!/<ListBucketResult[\s>]/.test(xml)) return undefined;
+  const objects: LeanListPage["objects"] = [];
+  for (const m of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
+    const c = m[1]!;
+    const key = xmlTag(c, "Key");
+    if (key === undefined) continue;
+    const etag = xmlTag(c, "ETag");
+    objects.push({ key, size: Number(xmlTag(c, "Size") ?? 0), ...(etag ? { etag } : {}) });
+  }
+  const next = xmlTag(xml, "IsTruncated") === "true" ? xmlTag(xml, "NextContinuationToken") : undefined;
+  return { objects, next: next || undefined };
+}
+
+/** The unescaped text of the first `<name>` element in `xml`. */
+function xmlTag(xml: string, name: string): string | undefined {
+  const open = xml.indexOf(`<${name}>`);
+  if (open < 0) return undefined;
+  const start = open + name.length + 2;
+  const end = xml.indexOf(`</${name}>`, start);
+  if (end < 0) return undefined;
+  const text = xml.slice(start, end);
+  return text.includes("&") ? unescapeXml(text) : text;
+}
+
+function unescapeXml(text: string): string {
+  return text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|quot|amp|lt|gt|apos);/g, (_, e: string) => {
+    if (e[0] === "#")
+      return String.fromCodePoint(e[1] === "x" ? Number.parseInt(e.slice(2), 16) : Number(e.slice(1)));
+    return { quot: '"', amp: "&", lt: "<", gt: ">", apos: "'" }[e as "quot"]!;
+  });
 }
 
 /** The lean path cannot serve this client (the caller uses the SDK). */

@@ -7,6 +7,14 @@
  * receive and parse. A 304 is S3's word that the object's ETag is still the one held, so the copy
  * is the object's current content; anything else (200, 404) replaces or drops the entry.
  *
+ * Cheaper still, a listing (ManifestListing): one ListObjectsV2 of a source's manifests folder gives
+ * every manifest's ETag, 1,000 a page, so a run reads only the manifests whose listed ETag is not the
+ * one held (another writer changed them) or that it does not hold, and none of those not listed. S3's
+ * listings are strongly consistent (since December 2020), as MinIO's, R2's and Ceph's are; a stale
+ * listing could only make a run plan on an older copy, and the manifest write that leases anything is
+ * conditional on the ETag read (If-Match, If-None-Match for a manifest taken as absent), so such a run
+ * loses the race and leases nothing, as a run that read before another's write does today.
+ *
  * The covered ranges are held packed (a Float64Array is not traced by the garbage collector: as
  * objects, 10,000 manifests' ranges were most of the planner's heap), and every read gets objects
  * of its own, so no caller can change the cached copy.
@@ -78,6 +86,24 @@ export class ManifestCache {
     this.#entries.delete(key);
     this.#bytes -= sizeOf(key, e);
   }
+}
+
+/**
+ * A source's manifests as one listing showed them: manifest key -> the ETag listed (undefined when
+ * the store lists objects without ETags: then that manifest is read, conditionally when held).
+ */
+export type ManifestListing = ReadonlyMap<string, string | undefined>;
+
+/**
+ * Whether two ETags name the same object version: S3 quotes them in headers and listings alike, but
+ * S3-compatible stores differ (unquoted in listings, a weak `W/` prefix), so both are compared bare.
+ */
+export function sameEtag(a: string, b: string): boolean {
+  return bareEtag(a) === bareEtag(b);
+}
+
+function bareEtag(etag: string): string {
+  return etag.replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
 }
 
 /** About what an entry takes (strings as one byte a character: keys and JSON are mostly ASCII). */

@@ -1,6 +1,6 @@
 /**
- * The planner's S3 listings stay O(sources) for a new backup: a stream without a manifest is
- * checked against one delimiter listing of its source's folder, and only a stream that has stored
+ * The planner's S3 listings stay O(sources) for a new backup: a stream without a manifest (not in
+ * the listing of the source's manifests, so not asked for) is checked against one delimiter listing of its source's folder, and only a stream that has stored
  * windows gets its folder listed (its windows adopted, none planned again). The simulator and the
  * embedded emulator, as in the other planner tests.
  */
@@ -33,8 +33,11 @@ describe("planner listings", () => {
     const report = await rt.plan();
     expect(report.sources[0]!.errors).toEqual([]);
     expect(report.sources[0]!.streams.map((s) => s.planned > 0)).toEqual([true, true, true]);
-    // The pending records' folder and the source's folder: 2, not 2 + one per stream.
-    expect(rt.store.requests.get("ListObjectsV2")).toBe(2);
+    // The source's manifests (none: none read), the pending records' folder and the source's
+    // folder: 3, not 3 + one per stream.
+    expect(rt.store.requests.get("ListObjectsV2")).toBe(3);
+    // One GET: the pause switch; no manifest is asked for.
+    expect(rt.store.requests.get("GetObject")).toBe(1);
   });
 
   it("a deleted manifest: its stream's folder alone is listed and its stored windows adopted, none planned again", async () => {
@@ -52,8 +55,8 @@ describe("planner listings", () => {
     const lists = rt.store.requests.get("ListObjectsV2") ?? 0;
     const report = await rt.plan();
     expect(report.sources[0]!.errors).toEqual([]);
-    // Records, the source's folder, cam2's folder.
-    expect((rt.store.requests.get("ListObjectsV2") ?? 0) - lists).toBe(3);
+    // The manifests, records, the source's folder, cam2's folder.
+    expect((rt.store.requests.get("ListObjectsV2") ?? 0) - lists).toBe(4);
     expect(report.sources[0]!.planned.filter((m) => m.stream === "cam2")).toEqual([]);
     const adopted = (await rt.store.readManifest("src1", "cam2")).manifest;
     expect(adopted.covered).toEqual(before.covered);
