@@ -190,6 +190,53 @@ describe("the planner's leases, what they cost and when they are written", () =>
     expect(manifest.windows).toBe(records.length);
   }, 60_000);
 
+  it("a planner whose write lost gives up only the leases another writer took meanwhile, and queues the rest", async () => {
+    h = await startHarness({ sim: { streams: 1 }, source: { retentionDays: 1 / 24 } });
+    proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
+    const rt = await h.runtime({ endpoints: { ...h.emulator.endpoints, s3Endpoint: proxy.url } });
+    const now = h.clock.now();
+    // What the planner chooses (a dry run writes nothing and queues nothing).
+    const chosen = (
+      await planBackup({
+        config: h.config,
+        store: rt.store,
+        queue: new CopyQueue(rt.sqs, (s) => rt.queues.get(s)!.url),
+        flussonic: (s) => rt.clients.get(s)!,
+        now: h.clock.now,
+        copyTimeoutSeconds: rt.copyTimeoutSeconds,
+        logger: { debug() {}, info() {}, warn() {}, error() {} },
+        dryRun: true,
+      })
+    ).sources[0]!.planned;
+    expect(chosen.length, "several windows to lease").toBeGreaterThan(2);
+    // Its lease-first write is held in the network; meanwhile another writer leases a minute inside
+    // one of those windows (the second chosen): only that window is taken from the planner.
+    let release = (): void => undefined;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const stall = proxy.inject({ op: "PutObject", kind: "manifest", fault: "stall-request", until: held });
+    const planning = rt.plan();
+    await expect.poll(() => stall.hits, { timeout: 10_000, interval: 20 }).toBe(1);
+    const taken = chosen[1]!;
+    const theirs = { from: taken.from + 60, duration: 60, until: now + 900 };
+    const { manifest: before } = await rt.store.readManifest("src1", "cam1");
+    const written = await rt.store.writeManifest({ ...before, leases: [theirs], updatedAt: now }, undefined);
+    expect(written).toBe(true);
+    release();
+    const report = (await planning).sources[0]!;
+    expect(report.errors).toEqual([]);
+    expect(proxy.preconditionFailed, "the held write found the other writer's manifest").toBe(1);
+    const rest = chosen.filter((m) => m !== taken);
+    expect(report.planned.map(key)).toEqual(rest.map(key));
+    expect(await rt.pendingMessages()).toBe(rest.length);
+    const { manifest } = await rt.store.readManifest("src1", "cam1");
+    expect(manifest.leases).toEqual([
+      theirs,
+      ...rest.map((m) => ({ from: m.from, duration: m.duration, until: m.leaseUntil })),
+    ]);
+  }, 60_000);
+
   it("when two planners choose the same windows in the same second, the loser queues none of them and each lease is held once", async () => {
     h = await startHarness({ sim: { streams: 1 }, source: { retentionDays: 1 / 24 } });
     proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
