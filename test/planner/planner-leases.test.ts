@@ -163,16 +163,20 @@ describe("the planner's leases, what they cost and when they are written", () =>
     expect((await rt.plan()).sources[0]!.planned.map(key)).toEqual(src.planned.map(key));
   });
 
-  it("writes a manifest only when something changed, and deletes the records it folded in", async () => {
+  it("writes a manifest and catalogs only when something changed, and deletes the records it folded in", async () => {
     h = await startHarness({ sim: { streams: 1 }, source: { retentionDays: 1 / 24 } });
     proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
     const rt = await h.runtime({ endpoints: { ...h.emulator.endpoints, s3Endpoint: proxy.url } });
+    const writes = () => ({
+      manifest: proxy!.count("PutObject", "manifest"),
+      catalog: proxy!.count("PutObject", "catalog"),
+      index: proxy!.count("PutObject", "index"),
+    });
     expect((await rt.plan()).sources[0]!.planned.length).toBeGreaterThan(0);
-    const writes = proxy.count("PutObject", "manifest");
-    expect(writes).toBe(1);
+    expect(writes()).toEqual({ manifest: 1, catalog: 0, index: 0 });
     // Everything leased, nothing copied: the next run has nothing to write.
     expect((await rt.plan()).sources[0]!.planned).toEqual([]);
-    expect(proxy.count("PutObject", "manifest")).toBe(writes);
+    expect(writes()).toEqual({ manifest: 1, catalog: 0, index: 0 });
     // Copied: the next run folds the records in, ends their leases and deletes the records.
     await rt.startCopiers();
     await rt.drain();
@@ -188,6 +192,20 @@ describe("the planner's leases, what they cost and when they are written", () =>
       manifest.leases.filter((l) => records.some((r) => r.endsWith(`/${l.from}-${l.duration}.json`))),
     ).toEqual([]);
     expect(manifest.windows).toBe(records.length);
+    // The records went into the day's catalog too: each copied window listed.
+    const days = new Set<string>();
+    const catalogs = await h.keys(`${h.config.prefix}.backup/catalog/`);
+    expect(catalogs.length).toBeGreaterThan(0);
+    for (const key of catalogs) days.add(/([^/]+)\.json$/.exec(key)![1]!);
+    const listed = (await Promise.all([...days].map((d) => rt.store.readCatalog("src1", "cam1", d)))).flatMap(
+      (c) => c.windows.map((w) => `${w.from}-${w.duration}`),
+    );
+    expect(listed.sort()).toEqual(records.map((r) => /([^/]+)\.json$/.exec(r)![1]!).sort());
+    const afterFold = writes();
+    expect(afterFold.manifest).toBe(2);
+    // Nothing new since: a run with no record and no window to lease writes nothing at all.
+    expect((await rt.plan()).sources[0]!.planned).toEqual([]);
+    expect(writes()).toEqual(afterFold);
   }, 60_000);
 
   it("a planner whose write lost gives up only the leases another writer took meanwhile, and queues the rest", async () => {
@@ -235,6 +253,40 @@ describe("the planner's leases, what they cost and when they are written", () =>
       theirs,
       ...rest.map((m) => ({ from: m.from, duration: m.duration, until: m.leaseUntil })),
     ]);
+  }, 60_000);
+
+  it("folds the records of a stream the run does not plan (no longer in the config) into its manifest and catalog", async () => {
+    h = await startHarness({ sim: { streams: 2 }, source: { retentionDays: 1 / 24 } });
+    const rt = await h.runtime();
+    expect((await rt.plan()).sources[0]!.planned.some((m) => m.stream === "cam2")).toBe(true);
+    await rt.startCopiers();
+    await rt.drain();
+    await rt.stopCopiers();
+    const folder = `${h.config.prefix}.backup/records/src1/cam2/`;
+    const records = await h.keys(folder);
+    expect(records.length).toBeGreaterThan(0);
+    // cam2 taken out of the config: this run plans cam1 only, and folds cam2's records in all the same.
+    const config = { ...h.config, sources: [{ ...h.config.sources[0]!, streams: ["cam1"] }] };
+    const narrowed = await h.runtime({ config });
+    const report = (await narrowed.plan()).sources[0]!;
+    expect(report.errors).toEqual([]);
+    expect(report.streams.map((p) => p.stream)).toEqual(["cam1"]);
+    expect(await h.keys(folder)).toEqual([]);
+    const { manifest } = await rt.store.readManifest("src1", "cam2");
+    expect(manifest.windows).toBe(records.length);
+    expect(manifest.leases, "the copied windows' leases ended").toEqual([]);
+    const windows = records
+      .map((k) => /(\d+)-(\d+)\.json$/.exec(k)!)
+      .map((m) => ({ from: +m[1]!, duration: +m[2]! }));
+    const seconds = manifest.covered.reduce((n, r) => n + r.to - r.from, 0);
+    expect(seconds).toBe(windows.reduce((n, w) => n + w.duration, 0));
+    const days = new Set(
+      (await h.keys(`${h.config.prefix}.backup/catalog/src1/cam2/`)).map((k) => k.slice(-15, -5)),
+    );
+    const listed = (await Promise.all([...days].map((d) => rt.store.readCatalog("src1", "cam2", d)))).flatMap(
+      (c) => c.windows.map((w) => `${w.from}-${w.duration}`),
+    );
+    expect(listed.sort()).toEqual(windows.map((w) => `${w.from}-${w.duration}`).sort());
   }, 60_000);
 
   it("when two planners choose the same windows in the same second, the loser queues none of them and each lease is held once", async () => {
