@@ -88,4 +88,46 @@ describe("a stream in danger, planned twice", () => {
     const newest = report.planned[0]!;
     expect(newest.from + newest.duration).toBeGreaterThan(horizon - 120);
   }, 60_000);
+
+  it("a stream whose lacking seconds are all leased puts its source in no danger: the others' live edge goes first", async () => {
+    h = await startHarness({
+      sim: {
+        streams: [
+          // Recorded for 10 minutes an hour ago and 2 h deep: its oldest second goes in 30 minutes.
+          {
+            name: "cam1",
+            bitrateBps: 2e6,
+            depthSeconds: 2 * HOUR,
+            ranges: [{ from: START - HOUR, to: START - HOUR + 600 }],
+          },
+          // Recording on, a day deep: far from danger, with more back-fill than a run starts.
+          {
+            name: "cam2",
+            bitrateBps: 2e6,
+            depthSeconds: 24 * HOUR,
+            ranges: [{ from: START - 24 * HOUR, to: Number.POSITIVE_INFINITY }],
+          },
+        ],
+      },
+      source: { maxConcurrentCopies: 1, maxBandwidthMbps: 10 },
+      config: { marginWarningSeconds: 40 * 60 },
+    });
+    const rt = await h.runtime();
+    h.clock.advance(30 * 60);
+    // In danger: deadline order; cam1's ten minutes (the earliest deadlines) are all leased.
+    const first = (await rt.plan()).sources[0]!;
+    const cam1 = (r: typeof first) => r.streams.find((s) => s.stream === "cam1")!;
+    expect(cam1(first).marginSeconds).toBe(30 * 60);
+    expect(first.planned.filter((m) => m.stream === "cam1").reduce((n, m) => n + m.duration, 0)).toBe(600);
+    // A minute on: cam1 still lacks its ten minutes (leased, not copied), but has nothing left to
+    // queue, so the source is not in danger any more: cam2's live edge is queued, newest first.
+    h.clock.advance(60);
+    const second = (await rt.plan()).sources[0]!;
+    expect(cam1(second).marginSeconds).toBeLessThan(40 * 60);
+    expect(second.errors).toEqual([]);
+    const horizon = h.clock.now() - h.config.settleSeconds;
+    expect(second.planned.length).toBeGreaterThan(0);
+    expect(second.planned[0]!.stream).toBe("cam2");
+    expect(second.planned[0]!.from + second.planned[0]!.duration).toBeGreaterThan(horizon - 600);
+  }, 60_000);
 });
