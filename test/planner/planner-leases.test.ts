@@ -289,6 +289,30 @@ describe("the planner's leases, what they cost and when they are written", () =>
     expect(listed.sort()).toEqual(windows.map((w) => `${w.from}-${w.duration}`).sort());
   }, 60_000);
 
+  it("leases and queues again the windows of a stream nothing else changed about, once their leases end", async () => {
+    // Recorded from 3 h to 2 h ago, well inside the retention (6 h) and before the live hour:
+    // between two runs neither the source nor the manifest changes (nothing copied, nothing past
+    // the retention); only the leases end.
+    const start = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+    h = await startHarness({
+      sim: { streams: [{ name: "cam1", ranges: [{ from: start - 3 * HOUR, to: start - 2 * HOUR }] }] },
+      config: { leaseSeconds: 1200 },
+    });
+    expect(h.clock.now()).toBe(start);
+    const rt = await h.runtime();
+    const first = (await rt.plan()).sources[0]!;
+    expect(first.planned.length).toBeGreaterThan(0);
+    h.clock.advance(1201);
+    const second = (await rt.plan()).sources[0]!;
+    expect(second.errors).toEqual([]);
+    expect(second.planned.map(key)).toEqual(first.planned.map(key));
+    expect(await rt.pendingMessages()).toBe(2 * first.planned.length);
+    const { manifest } = await rt.store.readManifest("src1", "cam1");
+    expect(manifest.leases.map((l) => `${key({ stream: "cam1", ...l })} until ${l.until}`)).toEqual(
+      first.planned.map((m) => `${key(m)} until ${h!.clock.now() + 1200}`),
+    );
+  }, 60_000);
+
   it("when two planners choose the same windows in the same second, the loser queues none of them and each lease is held once", async () => {
     h = await startHarness({ sim: { streams: 1 }, source: { retentionDays: 1 / 24 } });
     proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
