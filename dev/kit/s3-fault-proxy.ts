@@ -14,6 +14,7 @@
  *   proxy.log;                  // every request: { op, kind, key, fault?, status? }
  *   proxy.count("UploadPart");  // requests of one operation (optionally of one key kind)
  *   proxy.preconditionFailed;   // conditional writes refused (412) or NoSuchKey (If-Match, no object)
+ *   proxy.clockOffsetMs = 3_600_000;   // S3's clock an hour ahead of ours (see below)
  *   await proxy.close();
  *
  * A rule picks requests by `op` (one or a list), optionally `kind` (what the key is: window,
@@ -38,6 +39,11 @@
  *                     the rule's `until` promise settles; then forwarded (conditions checked then)
  *   "no-listing-etags" a listing (ListObjectsV2, ListObjects) is answered without the objects'
  *                     ETags, as some S3-compatible stores' listings are
+ *
+ * `clockOffsetMs` (default 0) sets S3's clock apart from ours, as when the host's clock has drifted:
+ * every answer's Date header is then S3's clock, and a request signed (X-Amz-Date) more than 15
+ * minutes from it is refused before anything else, as S3 does: 403 RequestTimeTooSkewed, with the
+ * request's and the server's time in the error body. The log keeps each request's signing time.
  */
 import { once } from "node:events";
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
@@ -111,7 +117,14 @@ export interface LoggedRequest {
   fault?: S3Fault;
   /** Status answered to the client (undefined when the connection was reset or dropped). */
   status?: number;
+  /** The request's signing time (its X-Amz-Date header), ms; undefined when it has none. */
+  signedAt?: number;
+  /** Refused for a signing time too far from S3's clock (`clockOffsetMs`): 403 RequestTimeTooSkewed. */
+  skewed?: true;
 }
+
+/** How far a request's signing time may be from S3's clock (S3: 15 minutes). */
+const MAX_SKEW_MS = 15 * 60_000;
 
 const ERRORS: Partial<Record<S3Fault, { status: number; code: string; message: string }>> = {
   "500": {
@@ -138,6 +151,8 @@ export class S3FaultProxy {
   readonly log: LoggedRequest[] = [];
   /** Conditional PutObjects refused (412 PreconditionFailed, or 404 for If-Match on no object). */
   preconditionFailed = 0;
+  /** S3's clock minus ours, ms (see the file's comment). */
+  clockOffsetMs = 0;
   readonly #rules: ActiveRule[] = [];
   readonly #target: URL;
   readonly #enforce: boolean;
@@ -195,10 +210,28 @@ export class S3FaultProxy {
       method: req.method ?? "GET",
       ...(client ? { client } : {}),
     };
+    const signedAt = amzDate(req.headers["x-amz-date"]);
+    if (signedAt !== undefined) entry.signedAt = signedAt;
     this.log.push(entry);
     res.on("finish", () => {
       entry.status = res.statusCode;
     });
+    const serverNow = Date.now() + this.clockOffsetMs;
+    if (this.clockOffsetMs !== 0) res.setHeader("date", new Date(serverNow).toUTCString());
+    if (this.clockOffsetMs !== 0 && signedAt !== undefined && Math.abs(signedAt - serverNow) > MAX_SKEW_MS) {
+      entry.skewed = true;
+      await drain(req);
+      const time = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}/, "");
+      sendError(
+        res,
+        req.method,
+        403,
+        "RequestTimeTooSkewed",
+        "The difference between the request time and the current time is too large.",
+        `<RequestTime>${time(signedAt).replace(/[-:]/g, "")}</RequestTime><ServerTime>${time(serverNow)}</ServerTime><MaxAllowedSkewMilliseconds>${MAX_SKEW_MS}</MaxAllowedSkewMilliseconds>`,
+      );
+      return;
+    }
     const rule = this.#pick(op, kind, key, client);
     const fault = rule?.fault;
     if (fault) entry.fault = fault;
@@ -356,6 +389,9 @@ export class S3FaultProxy {
     rule: ActiveRule | undefined,
   ): Promise<void> {
     const fault = rule?.fault;
+    // With S3's clock set apart, its Date (set in #handle) replaces the emulator's.
+    const { date: _, ...rest } = up.headers;
+    const upHeaders = this.clockOffsetMs !== 0 ? rest : up.headers;
     if (fault === "drop-response") {
       // The server has done it: wait for all of its answer, then close without a word.
       up.resume();
@@ -367,7 +403,7 @@ export class S3FaultProxy {
       const chunks: Buffer[] = [];
       for await (const c of up) chunks.push(c as Buffer);
       const body = Buffer.concat(chunks);
-      const headers = { ...up.headers, "content-length": String(body.length) };
+      const headers = { ...upHeaders, "content-length": String(body.length) };
       res.writeHead(up.statusCode ?? 502, headers);
       res.flushHeaders();
       if (method !== "HEAD" && body.length > 1) res.write(body.subarray(0, Math.floor(body.length / 2)));
@@ -398,11 +434,11 @@ export class S3FaultProxy {
         });
       });
       if (res.destroyed) return;
-      res.writeHead(up.statusCode ?? 502, up.headers);
+      res.writeHead(up.statusCode ?? 502, upHeaders);
       res.end(Buffer.concat(chunks));
       return;
     }
-    res.writeHead(up.statusCode ?? 502, up.headers);
+    res.writeHead(up.statusCode ?? 502, upHeaders);
     up.pipe(res);
     await once(up, "end").catch(() => undefined);
   }
@@ -490,12 +526,19 @@ function sendError(
   status: number,
   code: string,
   message: string,
+  details = "",
 ): void {
-  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>s3-fault-proxy</RequestId></Error>`;
+  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message>${details}<RequestId>s3-fault-proxy</RequestId></Error>`;
   res.writeHead(status, {
     "content-type": "application/xml",
     "content-length": Buffer.byteLength(body),
     "x-amz-request-id": "s3-fault-proxy",
   });
   res.end(method === "HEAD" ? undefined : body);
+}
+
+/** An X-Amz-Date header (YYYYMMDDTHHMMSSZ) in ms, or undefined. */
+function amzDate(v: string | string[] | undefined): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(typeof v === "string" ? v : "");
+  return m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : undefined;
 }

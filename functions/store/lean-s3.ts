@@ -64,8 +64,13 @@ const THROTTLING = new Set([
   "TooManyRequestsException",
 ]);
 const TRANSIENT = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException"]);
+/**
+ * The error names the SDK reads as clock skew (InvalidSignatureException: "Signature expired" from the
+ * JSON-protocol services, SQS among them).
+ */
 const CLOCK_SKEW = new Set([
   "AuthFailure",
+  "InvalidSignatureException",
   "RequestExpired",
   "RequestInTheFuture",
   "RequestTimeTooSkewed",

@@ -251,6 +251,44 @@ describe("the whole MPD a player reads", () => {
     );
   });
 
+  it("?thumbnails=N: an image adaptation set per period, one 1x1 tile each interval, its query escaped", () => {
+    /** The lines of the image adaptation set of a 12 s range with images every `interval` s. */
+    const thumbnails = (interval: number) => {
+      const lines = renderDashManifest(
+        {
+          type: "static",
+          segments: rangeSegments([video], T * 1000, (T + 12) * 1000),
+          thumbnails: { width: 320, height: 180, interval, query: "?token=a&b" },
+        },
+        url,
+      ).split("\n");
+      const at = lines.findIndex((l) => l.includes('contentType="image"'));
+      return lines.slice(at, at + 8);
+    };
+    expect(thumbnails(4)).toEqual([
+      '    <AdaptationSet id="1" contentType="image" mimeType="image/jpeg">',
+      `      <SegmentTemplate media="images-320x180/dvr-${T}-$Time$.m4v.jpg?token=a&amp;b" timescale="1">`,
+      '        <SegmentTimeline><S t="0" d="4" r="2"/></SegmentTimeline>',
+      "      </SegmentTemplate>",
+      '      <Representation id="thumbnails" bandwidth="20000" width="320" height="180">',
+      '        <EssentialProperty schemeIdUri="http://dashif.org/thumbnail_tile" value="1x1"/>',
+      "      </Representation>",
+      "    </AdaptationSet>",
+    ]);
+    // One interval covering the period: one image, no repeat count.
+    expect(thumbnails(12)[2]).toBe('        <SegmentTimeline><S t="0" d="12"/></SegmentTimeline>');
+    // The image set closes inside the period.
+    const mpd = renderDashManifest(
+      {
+        type: "static",
+        segments: rangeSegments([video], T * 1000, (T + 12) * 1000),
+        thumbnails: { width: 320, height: 180, interval: 4, query: "" },
+      },
+      url,
+    );
+    expect(mpd.endsWith("    </AdaptationSet>\n  </Period>\n</MPD>\n")).toBe(true);
+  });
+
   it("dynamic, audio only: publish time, presentation delay of three segments, an audio adaptation set", () => {
     const mpd = renderDashManifest(
       {

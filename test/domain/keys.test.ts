@@ -4,13 +4,21 @@
  */
 import { describe, expect, it } from "vitest";
 import {
+  auditFolder,
+  auditKey,
   catalogKey,
   controlKey,
   fragmentIndexFolder,
   fragmentIndexKey,
   fragmentIndexSummaryKey,
+  heldFolder,
+  heldKey,
+  holdsKey,
   manifestKey,
   parseWindowKeyTail,
+  previewKey,
+  proofKey,
+  provenKey,
   recordKey,
   recordsPrefix,
   streamPrefix,
@@ -65,5 +73,26 @@ describe("the S3 key layout", () => {
     expect(recordsPrefix("p/", "s1")).toBe("p/.backup/records/s1/");
     expect(recordKey("p/", W)).toBe(`p/.backup/records/s1/live%2Fcam1/${FROM}-600.json`);
     expect(controlKey("p/", "s1")).toBe("p/.backup/control/s1.json");
+  });
+
+  it("keeps holds, held copies, the audit trail, day proofs and previews under {prefix}.backup/ as documented", () => {
+    expect(holdsKey("p/", "s 1")).toBe("p/.backup/holds/s%201.json");
+    expect(heldFolder("p/", "s1", "live/cam1", "2026-11-25")).toBe(
+      "p/.backup/held/s1/live%2Fcam1/2026-11-25/",
+    );
+    expect(heldKey("p/", W, "ts")).toBe("p/.backup/held/s1/live%2Fcam1/2026-11-25/040506Z-600s.ts");
+    expect(auditFolder("p/")).toBe("p/.backup/audit/");
+    expect(auditKey("p/", FROM, "hold", "r4nd")).toBe(
+      "p/.backup/audit/2026-11-25/20261125T040506Z-hold-r4nd.json",
+    );
+    expect(provenKey("p/", "s 1")).toBe("p/.backup/proofs/s%201.json");
+    expect(proofKey("p/", "s1", "live/cam1", "2026-11-25")).toBe(
+      "p/.backup/proofs/s1/live%2Fcam1/2026-11-25.json",
+    );
+    // The key frame's milliseconds name the file; its UTC day the folder (23:59:59.999 stays that day).
+    const ms = Date.UTC(2026, 10, 25, 23, 59, 59, 999);
+    expect(previewKey("p/", "s1", "live/cam1", ms, { width: 320, height: 180 })).toBe(
+      `p/.backup/previews/s1/live%2Fcam1/2026-11-25/${ms}-320x180.jpg`,
+    );
   });
 });

@@ -121,4 +121,25 @@ describe("a manifest write that lost the race to another planner", () => {
     expect(report.planned.length).toBeGreaterThan(0);
     expect(await rt.pendingMessages()).toBe(report.planned.length);
   }, 60_000);
+
+  it("a write S3 fails past its retries is that stream's error; the other streams are leased and queued", async () => {
+    h = await startHarness({ sim: { streams: 2 }, source: { retentionDays: 1 / 24 } });
+    proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
+    const rt = await h.runtime({ endpoints: { ...h.emulator.endpoints, s3Endpoint: proxy.url } });
+    const broken = proxy.inject({
+      op: "PutObject",
+      kind: "manifest",
+      key: /\/cam2\.json$/,
+      fault: "500",
+      times: Infinity,
+    });
+    const report = (await rt.plan()).sources[0]!;
+    expect(broken.hits, "the write was tried again before giving up").toBeGreaterThan(1);
+    expect(report.errors.map((e) => e.stream)).toEqual(["cam2"]);
+    expect(report.errors[0]!.message).toMatch(/InternalError|500/);
+    // Nothing leased for cam2, so nothing queued for it; cam1 as usual.
+    expect(report.planned.length).toBeGreaterThan(0);
+    expect(report.planned.filter((m) => m.stream !== "cam1")).toEqual([]);
+    expect(await rt.pendingMessages()).toBe(report.planned.length);
+  }, 60_000);
 });

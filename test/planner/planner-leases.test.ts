@@ -163,16 +163,20 @@ describe("the planner's leases, what they cost and when they are written", () =>
     expect((await rt.plan()).sources[0]!.planned.map(key)).toEqual(src.planned.map(key));
   });
 
-  it("writes a manifest only when something changed, and deletes the records it folded in", async () => {
+  it("writes a manifest and catalogs only when something changed, and deletes the records it folded in", async () => {
     h = await startHarness({ sim: { streams: 1 }, source: { retentionDays: 1 / 24 } });
     proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
     const rt = await h.runtime({ endpoints: { ...h.emulator.endpoints, s3Endpoint: proxy.url } });
+    const writes = () => ({
+      manifest: proxy!.count("PutObject", "manifest"),
+      catalog: proxy!.count("PutObject", "catalog"),
+      index: proxy!.count("PutObject", "index"),
+    });
     expect((await rt.plan()).sources[0]!.planned.length).toBeGreaterThan(0);
-    const writes = proxy.count("PutObject", "manifest");
-    expect(writes).toBe(1);
+    expect(writes()).toEqual({ manifest: 1, catalog: 0, index: 0 });
     // Everything leased, nothing copied: the next run has nothing to write.
     expect((await rt.plan()).sources[0]!.planned).toEqual([]);
-    expect(proxy.count("PutObject", "manifest")).toBe(writes);
+    expect(writes()).toEqual({ manifest: 1, catalog: 0, index: 0 });
     // Copied: the next run folds the records in, ends their leases and deletes the records.
     await rt.startCopiers();
     await rt.drain();
@@ -188,6 +192,125 @@ describe("the planner's leases, what they cost and when they are written", () =>
       manifest.leases.filter((l) => records.some((r) => r.endsWith(`/${l.from}-${l.duration}.json`))),
     ).toEqual([]);
     expect(manifest.windows).toBe(records.length);
+    // The records went into the day's catalog too: each copied window listed.
+    const days = new Set<string>();
+    const catalogs = await h.keys(`${h.config.prefix}.backup/catalog/`);
+    expect(catalogs.length).toBeGreaterThan(0);
+    for (const key of catalogs) days.add(/([^/]+)\.json$/.exec(key)![1]!);
+    const listed = (await Promise.all([...days].map((d) => rt.store.readCatalog("src1", "cam1", d)))).flatMap(
+      (c) => c.windows.map((w) => `${w.from}-${w.duration}`),
+    );
+    expect(listed.sort()).toEqual(records.map((r) => /([^/]+)\.json$/.exec(r)![1]!).sort());
+    const afterFold = writes();
+    expect(afterFold.manifest).toBe(2);
+    // Nothing new since: a run with no record and no window to lease writes nothing at all.
+    expect((await rt.plan()).sources[0]!.planned).toEqual([]);
+    expect(writes()).toEqual(afterFold);
+  }, 60_000);
+
+  it("a planner whose write lost gives up only the leases another writer took meanwhile, and queues the rest", async () => {
+    h = await startHarness({ sim: { streams: 1 }, source: { retentionDays: 1 / 24 } });
+    proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
+    const rt = await h.runtime({ endpoints: { ...h.emulator.endpoints, s3Endpoint: proxy.url } });
+    const now = h.clock.now();
+    // What the planner chooses (a dry run writes nothing and queues nothing).
+    const chosen = (
+      await planBackup({
+        config: h.config,
+        store: rt.store,
+        queue: new CopyQueue(rt.sqs, (s) => rt.queues.get(s)!.url),
+        flussonic: (s) => rt.clients.get(s)!,
+        now: h.clock.now,
+        copyTimeoutSeconds: rt.copyTimeoutSeconds,
+        logger: { debug() {}, info() {}, warn() {}, error() {} },
+        dryRun: true,
+      })
+    ).sources[0]!.planned;
+    expect(chosen.length, "several windows to lease").toBeGreaterThan(2);
+    // Its lease-first write is held in the network; meanwhile another writer leases a minute inside
+    // one of those windows (the second chosen): only that window is taken from the planner.
+    let release = (): void => undefined;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const stall = proxy.inject({ op: "PutObject", kind: "manifest", fault: "stall-request", until: held });
+    const planning = rt.plan();
+    await expect.poll(() => stall.hits, { timeout: 10_000, interval: 20 }).toBe(1);
+    const taken = chosen[1]!;
+    const theirs = { from: taken.from + 60, duration: 60, until: now + 900 };
+    const { manifest: before } = await rt.store.readManifest("src1", "cam1");
+    const written = await rt.store.writeManifest({ ...before, leases: [theirs], updatedAt: now }, undefined);
+    expect(written).toBe(true);
+    release();
+    const report = (await planning).sources[0]!;
+    expect(report.errors).toEqual([]);
+    expect(proxy.preconditionFailed, "the held write found the other writer's manifest").toBe(1);
+    const rest = chosen.filter((m) => m !== taken);
+    expect(report.planned.map(key)).toEqual(rest.map(key));
+    expect(await rt.pendingMessages()).toBe(rest.length);
+    const { manifest } = await rt.store.readManifest("src1", "cam1");
+    expect(manifest.leases).toEqual([
+      theirs,
+      ...rest.map((m) => ({ from: m.from, duration: m.duration, until: m.leaseUntil })),
+    ]);
+  }, 60_000);
+
+  it("folds the records of a stream the run does not plan (no longer in the config) into its manifest and catalog", async () => {
+    h = await startHarness({ sim: { streams: 2 }, source: { retentionDays: 1 / 24 } });
+    const rt = await h.runtime();
+    expect((await rt.plan()).sources[0]!.planned.some((m) => m.stream === "cam2")).toBe(true);
+    await rt.startCopiers();
+    await rt.drain();
+    await rt.stopCopiers();
+    const folder = `${h.config.prefix}.backup/records/src1/cam2/`;
+    const records = await h.keys(folder);
+    expect(records.length).toBeGreaterThan(0);
+    // cam2 taken out of the config: this run plans cam1 only, and folds cam2's records in all the same.
+    const config = { ...h.config, sources: [{ ...h.config.sources[0]!, streams: ["cam1"] }] };
+    const narrowed = await h.runtime({ config });
+    const report = (await narrowed.plan()).sources[0]!;
+    expect(report.errors).toEqual([]);
+    expect(report.streams.map((p) => p.stream)).toEqual(["cam1"]);
+    expect(await h.keys(folder)).toEqual([]);
+    const { manifest } = await rt.store.readManifest("src1", "cam2");
+    expect(manifest.windows).toBe(records.length);
+    expect(manifest.leases, "the copied windows' leases ended").toEqual([]);
+    const windows = records
+      .map((k) => /(\d+)-(\d+)\.json$/.exec(k)!)
+      .map((m) => ({ from: +m[1]!, duration: +m[2]! }));
+    const seconds = manifest.covered.reduce((n, r) => n + r.to - r.from, 0);
+    expect(seconds).toBe(windows.reduce((n, w) => n + w.duration, 0));
+    const days = new Set(
+      (await h.keys(`${h.config.prefix}.backup/catalog/src1/cam2/`)).map((k) => k.slice(-15, -5)),
+    );
+    const listed = (await Promise.all([...days].map((d) => rt.store.readCatalog("src1", "cam2", d)))).flatMap(
+      (c) => c.windows.map((w) => `${w.from}-${w.duration}`),
+    );
+    expect(listed.sort()).toEqual(windows.map((w) => `${w.from}-${w.duration}`).sort());
+  }, 60_000);
+
+  it("leases and queues again the windows of a stream nothing else changed about, once their leases end", async () => {
+    // Recorded from 3 h to 2 h ago, well inside the retention (6 h) and before the live hour:
+    // between two runs neither the source nor the manifest changes (nothing copied, nothing past
+    // the retention); only the leases end.
+    const start = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
+    h = await startHarness({
+      sim: { streams: [{ name: "cam1", ranges: [{ from: start - 3 * HOUR, to: start - 2 * HOUR }] }] },
+      config: { leaseSeconds: 1200 },
+    });
+    expect(h.clock.now()).toBe(start);
+    const rt = await h.runtime();
+    const first = (await rt.plan()).sources[0]!;
+    expect(first.planned.length).toBeGreaterThan(0);
+    h.clock.advance(1201);
+    const second = (await rt.plan()).sources[0]!;
+    expect(second.errors).toEqual([]);
+    expect(second.planned.map(key)).toEqual(first.planned.map(key));
+    expect(await rt.pendingMessages()).toBe(2 * first.planned.length);
+    const { manifest } = await rt.store.readManifest("src1", "cam1");
+    expect(manifest.leases.map((l) => `${key({ stream: "cam1", ...l })} until ${l.until}`)).toEqual(
+      first.planned.map((m) => `${key(m)} until ${h!.clock.now() + 1200}`),
+    );
   }, 60_000);
 
   it("when two planners choose the same windows in the same second, the loser queues none of them and each lease is held once", async () => {

@@ -132,13 +132,18 @@ describe("SendMessageBatch with failed entries", () => {
     expect(queued.length).toBeGreaterThan(0);
     // The first entry of each batch lost after three attempts, each reported with the SQS error.
     expect(report.errors).toHaveLength(batches);
-    for (const e of report.errors)
-      expect(e.message).toMatch(
-        /^could not queue window \d+: InternalError: injected \(leased until \S+: planned again after that\)$/,
-      );
     expect(faults.calls()).toBe(3 * batches);
     expect(report.planned.map((m) => m.from).sort()).toEqual(queued.map((m) => m.from).sort());
     const { manifest } = await rt.store.readManifest("src1", "cam1");
+    // Each sentence names the window and when its lease ends (the time it is planned again).
+    for (const e of report.errors) {
+      const from = Number(/^could not queue window (\d+):/.exec(e.message)?.[1]);
+      const lease = manifest.leases.find((l) => l.from === from);
+      expect(lease, e.message).toBeDefined();
+      expect(e.message).toBe(
+        `could not queue window ${from}: InternalError: injected (leased until ${new Date(lease!.until * 1000).toISOString()}: planned again after that)`,
+      );
+    }
     // Lease first (the premise changed: before, only what was queued was leased): every window
     // chosen is leased, the ones not queued too, so no other planner queues them before the lease ends.
     const notQueued = report.errors.map((e) => Number(/window (\d+)/.exec(e.message)![1]));

@@ -3,7 +3,8 @@
  * which has real FIFO queues: a FIFO send without a message group is refused there as in SQS):
  * the copy queue sends through it when the client allows, standard and FIFO queues get what the
  * SDK path sends them, a failure of the whole call reads as the SDK's does, 5xx and throttling
- * answers are tried again, and clients with middleware it does not know keep the SDK.
+ * answers are tried again, a batch refused for a clock far from SQS's is signed again by SQS's
+ * clock, and clients with middleware it does not know keep the SDK.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
@@ -27,6 +28,14 @@ let admin: SQSClient;
 let seen: { target: string; sdk: boolean }[] = [];
 /** Answers the hop gives instead of forwarding, one per SendMessageBatch call, first first. */
 let injected: { status: number; body: object }[] = [];
+/**
+ * SQS's clock minus ours, ms (0: the same). When set, the hop answers with that clock's Date, and
+ * refuses a SendMessageBatch signed more than 15 minutes from it as AWS's JSON-protocol front end
+ * does (400 InvalidSignatureException "Signature expired" or "not yet current"); `signed` lists each
+ * batch's signing time.
+ */
+let sqsClock: { offsetMs: number; signed: { at: number; refused: boolean }[] } = { offsetMs: 0, signed: [] };
+const amzTime = (ms: number) => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, "");
 let hop: HttpHop;
 let endpoints: Endpoints;
 
@@ -37,6 +46,27 @@ beforeAll(async () => {
     const target = String(req.headers["x-amz-target"] ?? "");
     // The SDK names itself in x-amz-user-agent on every request; the lean path sends none.
     seen.push({ target, sdk: req.headers["x-amz-user-agent"] !== undefined });
+    if (sqsClock.offsetMs !== 0 && target === "AmazonSQS.SendMessageBatch") {
+      const now = Date.now() + sqsClock.offsetMs;
+      const m = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/.exec(String(req.headers["x-amz-date"]));
+      const at = m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : Number.NaN;
+      const refused = !(Math.abs(at - now) <= 15 * 60_000);
+      sqsClock.signed.push({ at, refused });
+      // Forwarded answers carry SQS's clock too.
+      const writeHead = res.writeHead.bind(res);
+      res.writeHead = ((status: number, headers?: Record<string, unknown>) =>
+        writeHead(status, { ...headers, date: new Date(now).toUTCString() })) as typeof res.writeHead;
+      if (refused) {
+        const message =
+          at > now
+            ? `Signature not yet current: ${amzTime(at)} is still later than ${amzTime(now + 15 * 60_000)} (${amzTime(now)} + 15 min.)`
+            : `Signature expired: ${amzTime(at)} is now earlier than ${amzTime(now - 15 * 60_000)} (${amzTime(now)} - 15 min.)`;
+        req.resume();
+        res.writeHead(400, { "content-type": "application/x-amz-json-1.0" });
+        res.end(JSON.stringify({ __type: "com.amazon.coral.service#InvalidSignatureException", message }));
+        return true;
+      }
+    }
     const answer = target === "AmazonSQS.SendMessageBatch" ? injected.shift() : undefined;
     if (!answer) return false;
     req.resume();
@@ -50,6 +80,7 @@ beforeAll(async () => {
 afterEach(() => {
   seen = [];
   injected = [];
+  sqsClock = { offsetMs: 0, signed: [] };
 });
 
 afterAll(async () => {
@@ -217,6 +248,30 @@ describe("the lean SendMessageBatch", () => {
       expect(error).toMatchObject({ name: "ServiceUnavailable", $metadata: { httpStatusCode: 503 } });
       expect(batches()).toHaveLength(3);
       expect(await received(url)).toHaveLength(1);
+    } finally {
+      lean.destroy();
+      sqs.destroy();
+    }
+  });
+
+  it("corrects its clock from SQS's answer to a batch signed too far from SQS's time, and signs again once", async () => {
+    const url = await queue("lean-skew");
+    const sqs = createSqsClient(endpoints);
+    const lean = LeanSqs.forClient(sqs)!;
+    try {
+      // This host's clock an hour ahead of SQS's.
+      sqsClock.offsetMs = -3_600_000;
+      const ok = await lean.sendMessageBatch(url, [{ Id: "0", MessageBody: "{}" }]);
+      expect(ok.Successful.map((s) => s.Id)).toEqual(["0"]);
+      expect(sqsClock.signed.map((s) => s.refused)).toEqual([true, false]);
+      // The first signed by this host's clock, the second by SQS's (the refusal's Date).
+      const [first, again] = sqsClock.signed.map((s) => s.at);
+      expect(Math.abs(first! - Date.now())).toBeLessThan(60_000);
+      expect(Math.abs(again! - (Date.now() - 3_600_000))).toBeLessThan(60_000);
+      // The correction is kept: the next batch is signed by SQS's clock at once.
+      await lean.sendMessageBatch(url, [{ Id: "1", MessageBody: "{}" }]);
+      expect(sqsClock.signed.map((s) => s.refused)).toEqual([true, false, false]);
+      expect(await received(url)).toHaveLength(2);
     } finally {
       lean.destroy();
       sqs.destroy();

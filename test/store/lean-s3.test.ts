@@ -2,7 +2,8 @@
  * The lean S3 path of the bookkeeping objects (functions/store/lean-s3.ts) against the embedded
  * emulator behind the S3 fault proxy (which enforces conditional writes as S3 does): it reads and
  * writes the same objects the SDK does, answers 404 and 412 as the SDK's callers expect, and tries
- * again where the SDK would (5xx, SlowDown, a dropped or cut response), within the same budget.
+ * again where the SDK would (5xx, SlowDown, a dropped or cut response), within the same budget; a
+ * request refused for a clock far from S3's is signed again by S3's clock, as the SDK does.
  */
 
 import { once } from "node:events";
@@ -128,6 +129,33 @@ describe("the lean S3 path", () => {
       expect((await lean.get(key))?.text).toBe('{"a":1}');
       expect(cut.hits).toBe(1);
     });
+  });
+
+  it("corrects its clock from S3's answer to a request signed too far from S3's time, and signs again once", async () => {
+    // S3's clock an hour ahead of this host's: the proxy refuses what is signed 15 minutes or more
+    // from it with 403 RequestTimeTooSkewed (and its own Date), as S3 does.
+    proxy.clockOffsetMs = 3_600_000;
+    try {
+      await withLean(async (lean) => {
+        const from = proxy.log.length;
+        await lean.put("skew/a.json", '{"a":1}', "application/json");
+        const puts = proxy.log.slice(from);
+        expect(puts.map((r) => [r.op, r.status, r.skewed ?? false])).toEqual([
+          ["PutObject", 403, true],
+          ["PutObject", 200, false],
+        ]);
+        // The first signed by this host's clock, the second by S3's (taken from the refusal's Date).
+        const [refused, signedAgain] = puts.map((r) => r.signedAt!);
+        expect(Math.abs(refused! - Date.now())).toBeLessThan(60_000);
+        expect(Math.abs(signedAgain! - (Date.now() + 3_600_000))).toBeLessThan(60_000);
+        // The correction is kept: the next request is signed by S3's clock at once.
+        expect((await lean.get("skew/a.json"))?.text).toBe('{"a":1}');
+        const gets = proxy.log.slice(from + 2);
+        expect(gets.map((r) => [r.op, r.status, r.skewed ?? false])).toEqual([["GetObject", 200, false]]);
+      });
+    } finally {
+      proxy.clockOffsetMs = 0;
+    }
   });
 
   it("gives up after the client's attempts (3) on an endless SlowDown, with the S3 error's name and status", async () => {
