@@ -69,6 +69,14 @@ afterAll(() => {
   );
 });
 
+/**
+ * The copiers' runtime in the source scenarios: 5 MiB parts, and a source's back-off pause a tenth
+ * of production's (100 ms, doubling while overloads continue): these scenarios check what is stored
+ * and dead-lettered, not how long the source was left alone (test/source/caps.test.ts checks the
+ * back-off itself).
+ */
+const RUNTIME = { partSize: 5 * 1024 * 1024, sourcePauseMs: 100 };
+
 let h: Harness | undefined;
 afterEach(async () => {
   await h?.close();
@@ -81,7 +89,7 @@ async function harness(o: HarnessOptions = {}): Promise<{ h: Harness; rt: LocalR
     ...o,
     source: { retentionDays: 1 / 24, ...o.source },
   });
-  const rt = await h.runtime({ partSize: 5 * 1024 * 1024 });
+  const rt = await h.runtime(RUNTIME);
   return { h, rt };
 }
 
@@ -212,7 +220,7 @@ for (let run = 1; run <= RUNS; run++) {
         sim: { streams: STREAMS, sendContentLength: true },
         source: { retentionDays: 1 / 24 },
       });
-      const rt = await h.runtime({ partSize: 5 * 1024 * 1024 });
+      const rt = await h.runtime(RUNTIME);
       h.sim.setFaults({ truncateAfterBytes: 1_000_000, bodyFaultNext: 2 });
       const first = await runOnce(rt, h.tally);
       expect(first.retries).toBeGreaterThan(0);
