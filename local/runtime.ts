@@ -36,6 +36,8 @@ export interface RuntimeOptions {
   maxReceiveCount?: number;
   /** First retry delay in seconds (default 10, doubling). */
   retryBaseSeconds?: number;
+  /** First back-off pause of a source after an overload without Retry-After (default 1000 ms, doubling). */
+  sourcePauseMs?: number;
   /** Long-poll wait (default 2 s; the Lambda mapping waits 20 s). */
   waitTimeSeconds?: number;
   /** Multipart part size (default 8 MiB). */
@@ -102,6 +104,7 @@ export class LocalRuntime {
         s.name,
         new SourcePressure({
           maxConcurrent: s.maxConcurrentCopies,
+          ...(o.sourcePauseMs !== undefined ? { basePauseMs: o.sourcePauseMs } : {}),
           onChange: (change) => {
             o.logger.warn("source back-off", { source: s.name, limit: change.limit, reason: change.reason });
             o.onPressure?.(s.name, change);

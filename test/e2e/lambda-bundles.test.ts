@@ -10,7 +10,10 @@
  * Two sources: src1 (standard queue, basic auth, reached through a hop that fails one window with
  * HTTP 500) and src2 (a cap of one copy: FIFO queue, bearer token). The stack is bundled once for
  * the file; each test deploys it to a fresh emulator and does what it checks (plan; copy with a
- * failing window and a bad message; fold the records), so each runs alone and in any order.
+ * failing window and a bad message; fold the records), so each runs alone and in any order. The
+ * tests that only read what one backup did share it: a describe block's beforeAll makes it (a plan
+ * and a copy of both queues; or that and the next scheduled run) once per file, for whichever of
+ * its tests run, and nothing after it changes it.
  */
 import { createHash } from "node:crypto";
 import { setTimeout } from "node:timers/promises";
@@ -45,6 +48,7 @@ import { DUMMY_CREDENTIALS, functionEnvironment } from "../../dev/kit/lambda-sta
 import { COPIER_MAX_RECEIVE_COUNT } from "../../functions/config/limits.ts";
 import type { CopyMessage } from "../../functions/domain/archive.ts";
 import { recordsPrefix, windowKey } from "../../functions/domain/keys.ts";
+import type { CopyRecord } from "../../functions/domain/manifest.ts";
 import {
   clipRanges,
   intersectRanges,
@@ -64,6 +68,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
+  for (const shared of [copiedOnce, backedUpOnce]) await (await shared?.catch(() => undefined))?.s.close();
   await build?.close();
 });
 
@@ -79,16 +84,56 @@ async function scenario(): Promise<Scenario> {
   return s;
 }
 
-/** Plan, then copy both queues dry (src1 failing one window), then the next scheduled run. */
-async function backUp(): Promise<{
+/** A deployment of its own, planned and both queues copied dry (src1 failing one window). */
+interface Copied {
+  s: Scenario;
   plan: FirstPlan;
-  copies: Copies;
+  c: Copies;
+  /** The paths src1's hop failed (the hop is the file's: a later scenario clears its log). */
+  proxyFailed: string[];
+}
+
+/** That, then the next scheduled planner run, which folds the records into the manifests. */
+interface BackedUp extends Copied {
+  /** Each copied window's record before the next run folded it, by window key. */
+  records: Map<string, CopyRecord | undefined>;
   next: ReturnType<typeof plannerReport>;
-}> {
-  const plan = await firstPlan(s);
-  const copies = await copyAll(s, plan);
-  const next = plannerReport(await invoke(s, s.planner, scheduledEvent(s)));
-  return { plan, copies, next };
+  /** Unix seconds right after the next run. */
+  nextAt: number;
+  /** The requests the sources served in this backup (the simulators are the file's). */
+  requests: Record<Source["name"], Source["sim"]["requests"]>;
+}
+
+async function makeCopied(): Promise<Copied> {
+  const own = await startScenario(build!);
+  const plan = await firstPlan(own);
+  const c = await copyAll(own, plan);
+  return { s: own, plan, c, proxyFailed: [...own.proxy.failed] };
+}
+
+async function makeBackedUp(): Promise<BackedUp> {
+  const { s: own, plan, c, proxyFailed } = await makeCopied();
+  const records = new Map<string, CopyRecord | undefined>();
+  for (const src of [own.src1, own.src2]) {
+    for (const m of copiedOf(c, src))
+      records.set(windowKey(own.prefix, m, m.format), await own.store.getRecord(m));
+  }
+  const next = plannerReport(await invoke(own, own.planner, scheduledEvent(own)));
+  const nextAt = Math.ceil(Date.now() / 1000);
+  const requests = { src1: [...own.src1.sim.requests], src2: [...own.src2.sim.requests] };
+  return { s: own, plan, c, proxyFailed, records, next, nextAt, requests };
+}
+
+let copiedOnce: Promise<Copied> | undefined;
+let backedUpOnce: Promise<BackedUp> | undefined;
+/** The shared backups, made once per file by the first beforeAll that asks (closed after the file). */
+const copied = () => (copiedOnce ??= makeCopied());
+const backedUp = () => (backedUpOnce ??= makeBackedUp());
+/** The shared backup this test reads (its scenario becomes `s` for the helpers). */
+async function use<T extends Copied>(shared: Promise<T>): Promise<T> {
+  const got = await shared;
+  s = got.s;
+  return got;
 }
 
 /** Asserts the stored windows of a source: exactly `copied`, each byte for byte the simulator's. */
@@ -179,150 +224,157 @@ describe("a backup through the Lambda functions", () => {
     expect(await queueDepth(s, s.src2.queue.queueUrl)).toEqual({ visible: p2 + 1, inFlight: 0, delayed: 0 });
   });
 
-  it(
-    "the copier, fed SQS batches by the event source, copies every window and reports only the failing one",
-    async () => {
-      await scenario();
-      const plan = await firstPlan(s);
-      const c = await copyAll(s, plan);
-      expect(c.planned.src1.size).toBe(plan.report.sources[0]!.planned);
-      expectPlannedCover(plan, s.src1, [...c.planned.src1.values()], ["cam1", "cam2"]);
+  describe("one plan and copy of both queues, read by each test", () => {
+    beforeAll(async () => {
+      await copied();
+    }, BACKUP_TIMEOUT);
 
-      // The first delivery: several records, the failing window reported, the rest acknowledged.
-      const first = c.deliveries.src1[0]!;
-      expect(first.ids.length).toBeGreaterThanOrEqual(3);
-      expect(first.failures).toEqual([c.poisonedId]);
-      // Every other window and the bad message: delivered once, acknowledged (deleted).
-      for (const id of [...c.planned.src1.keys(), plan.badBodyIds.src1].filter((id) => id !== c.poisonedId)) {
-        const got = c.deliveries.src1.filter((d) => d.ids.includes(id));
-        expect(got, `deliveries of ${id}`).toHaveLength(1);
-        expect(got[0]!.receiveCounts[id]).toBe("1");
-        expect(got[0]!.failures).not.toContain(id);
-      }
-      await expectStored(s.src1, copiedOf(c, s.src1));
-    },
-    BACKUP_TIMEOUT,
-  );
+    it(
+      "the copier, fed SQS batches by the event source, copies every window and reports only the failing one",
+      async () => {
+        const { plan, c } = await use(copied());
+        expect(c.planned.src1.size).toBe(plan.report.sources[0]!.planned);
+        expectPlannedCover(plan, s.src1, [...c.planned.src1.values()], ["cam1", "cam2"]);
 
-  it(
-    "copies the FIFO queue of a source capped at one copy (the single message group), dead-lettering its bad message",
-    async () => {
-      await scenario();
-      const plan = await firstPlan(s);
-      const c = await copyAll(s, plan);
-      const badBodyId2 = plan.badBodyIds.src2;
-      expect(c.planned.src2.size).toBe(plan.report.sources[1]!.planned);
-      expectPlannedCover(plan, s.src2, [...c.planned.src2.values()], ["cam1"]);
-      // The planner's sends got the message group the FIFO queue needs (functions/lambda/environment.ts).
-      for (const d of c.deliveries.src2) {
-        expect(d.failures).toEqual([]);
-        for (const r of d.records) expect(r.attributes.MessageGroupId).toBe("copies");
-      }
-      await expectStored(s.src2, [...c.planned.src2.values()]);
-      expect(await queueDepth(s, s.src2.queue.queueUrl)).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
-      // The bad message went to the FIFO DLQ at once, with the reason, named after its source.
-      const dead = await receiveAll(s, s.src2.deadLetterUrl);
-      expect(dead.map((m) => [m.Body, m.MessageAttributes?.reason?.StringValue])).toEqual([
-        [BAD_BODY, expect.stringMatching(/^not a copy message/)],
-      ]);
-      expect(c.deliveries.src2.flatMap((d) => d.ids).filter((id) => id === badBodyId2)).toHaveLength(1);
-      expect(
-        c.deliveries.src2.flatMap((d) => d.records).find((r) => r.messageId === badBodyId2)!.eventSourceARN,
-      ).toMatch(/:flussonic-backup-src2\.fifo$/);
-    },
-    BACKUP_TIMEOUT,
-  );
-
-  it(
-    "redelivers the failing window until the copier dead-letters it at receive 5, before the queue's own redrive",
-    async () => {
-      await scenario();
-      const c = await copyAll(s, await firstPlan(s));
-      const poisoned = c.deliveries.src1.filter((d) => d.ids.includes(c.poisonedId));
-      expect(poisoned.map((d) => d.receiveCounts[c.poisonedId])).toEqual(
-        Array.from({ length: COPIER_MAX_RECEIVE_COUNT }, (_, i) => String(i + 1)),
-      );
-      // Retained (not deleted) after each failed attempt; acknowledged once dead-lettered.
-      expect(poisoned.map((d) => d.failures.includes(c.poisonedId))).toEqual([
-        ...Array(COPIER_MAX_RECEIVE_COUNT - 1).fill(true),
-        false,
-      ]);
-      // The source was asked for that window on each delivery and answered 500.
-      expect(s.proxy.failed).toEqual(Array(COPIER_MAX_RECEIVE_COUNT).fill(c.poisonedPath));
-      // The copy queue is empty; the dead-letter queue holds the window and the bad message, each
-      // with the copier's reason (the queue's redrive, at receive 6, adds none).
-      expect(await queueDepth(s, s.src1.queue.queueUrl)).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
-      const dead = await receiveAll(s, s.src1.deadLetterUrl);
-      const byBody = new Map(dead.map((m) => [m.Body!, m.MessageAttributes ?? {}]));
-      expect(dead).toHaveLength(2);
-      const window = c.planned.src1.get(c.poisonedId)!;
-      const windowReason = byBody.get(JSON.stringify(window))?.reason?.StringValue ?? "";
-      expect(windowReason).toMatch(/HTTP 500/);
-      expect(windowReason).toMatch(`(after ${COPIER_MAX_RECEIVE_COUNT} attempts)`);
-      expect(byBody.get(JSON.stringify(window))?.receiveCount?.StringValue).toBe(
-        String(COPIER_MAX_RECEIVE_COUNT),
-      );
-      expect(byBody.get(BAD_BODY)?.reason?.StringValue).toMatch(/^not a copy message/);
-      // Nothing of the failed window was stored.
-      expect(await getObject(s, windowKey(s.prefix, window, window.format)).catch(() => "missing")).toBe(
-        "missing",
-      );
-    },
-    BACKUP_TIMEOUT,
-  );
-
-  it(
-    "records every copy (key, size, SHA-256); the next planner run folds the records into the manifests",
-    async () => {
-      await scenario();
-      const c = await copyAll(s, await firstPlan(s));
-      for (const src of [s.src1, s.src2]) {
-        for (const m of copiedOf(c, src)) {
-          const bytes = src.sim.body(m.stream, m.from, m.duration, m.format);
-          expect(await s.store.getRecord(m)).toMatchObject({
-            source: src.name,
-            stream: m.stream,
-            from: m.from,
-            duration: m.duration,
-            format: m.format,
-            key: windowKey(s.prefix, m, m.format),
-            size: bytes.length,
-            sha256: createHash("sha256").update(bytes).digest("hex"),
-          });
+        // The first delivery: several records, the failing window reported, the rest acknowledged.
+        const first = c.deliveries.src1[0]!;
+        expect(first.ids.length).toBeGreaterThanOrEqual(3);
+        expect(first.failures).toEqual([c.poisonedId]);
+        // Every other window and the bad message: delivered once, acknowledged (deleted).
+        for (const id of [...c.planned.src1.keys(), plan.badBodyIds.src1].filter(
+          (id) => id !== c.poisonedId,
+        )) {
+          const got = c.deliveries.src1.filter((d) => d.ids.includes(id));
+          expect(got, `deliveries of ${id}`).toHaveLength(1);
+          expect(got[0]!.receiveCounts[id]).toBe("1");
+          expect(got[0]!.failures).not.toContain(id);
         }
-      }
-      const report = plannerReport(await invoke(s, s.planner, scheduledEvent(s)));
-      const retentionStart = Math.ceil(Date.now() / 1000) - RETENTION_DAYS * 86_400;
-      expect(report.sources.map((r) => r.errors)).toEqual([0, 0]);
-      const window = c.planned.src1.get(c.poisonedId)!;
-      for (const [src, streams] of [
-        [s.src1, ["cam1", "cam2"]],
-        [s.src2, ["cam1"]],
-      ] as const) {
-        expect(await keysUnder(s, recordsPrefix(s.prefix, src.name))).toEqual([]);
-        for (const stream of streams) {
-          const { manifest } = await s.store.readManifest(src.name, stream);
-          const mine = copiedOf(c, src).filter((m) => m.stream === stream);
-          expect(manifest.windows).toBe(mine.length);
-          // Covered: every stored window, as far as it is still within retention.
-          for (const m of mine) {
-            const kept = clipRanges([rangeOf(m)], retentionStart, Infinity);
-            expect(subtractRanges(kept, manifest.covered)).toEqual([]);
-          }
-          if (src === s.src1 && window.stream === stream) {
-            expect(intersectRanges([rangeOf(window)], manifest.covered)).toEqual([]);
+        await expectStored(s.src1, copiedOf(c, s.src1));
+      },
+      BACKUP_TIMEOUT,
+    );
+
+    it(
+      "copies the FIFO queue of a source capped at one copy (the single message group), dead-lettering its bad message",
+      async () => {
+        const { plan, c } = await use(copied());
+        const badBodyId2 = plan.badBodyIds.src2;
+        expect(c.planned.src2.size).toBe(plan.report.sources[1]!.planned);
+        expectPlannedCover(plan, s.src2, [...c.planned.src2.values()], ["cam1"]);
+        // The planner's sends got the message group the FIFO queue needs (functions/lambda/environment.ts).
+        for (const d of c.deliveries.src2) {
+          expect(d.failures).toEqual([]);
+          for (const r of d.records) expect(r.attributes.MessageGroupId).toBe("copies");
+        }
+        await expectStored(s.src2, [...c.planned.src2.values()]);
+        expect(await queueDepth(s, s.src2.queue.queueUrl)).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+        // The bad message went to the FIFO DLQ at once, with the reason, named after its source.
+        const dead = await receiveAll(s, s.src2.deadLetterUrl);
+        expect(dead.map((m) => [m.Body, m.MessageAttributes?.reason?.StringValue])).toEqual([
+          [BAD_BODY, expect.stringMatching(/^not a copy message/)],
+        ]);
+        expect(c.deliveries.src2.flatMap((d) => d.ids).filter((id) => id === badBodyId2)).toHaveLength(1);
+        expect(
+          c.deliveries.src2.flatMap((d) => d.records).find((r) => r.messageId === badBodyId2)!.eventSourceARN,
+        ).toMatch(/:flussonic-backup-src2\.fifo$/);
+      },
+      BACKUP_TIMEOUT,
+    );
+
+    it(
+      "redelivers the failing window until the copier dead-letters it at receive 5, before the queue's own redrive",
+      async () => {
+        const { c, proxyFailed } = await use(copied());
+        const poisoned = c.deliveries.src1.filter((d) => d.ids.includes(c.poisonedId));
+        expect(poisoned.map((d) => d.receiveCounts[c.poisonedId])).toEqual(
+          Array.from({ length: COPIER_MAX_RECEIVE_COUNT }, (_, i) => String(i + 1)),
+        );
+        // Retained (not deleted) after each failed attempt; acknowledged once dead-lettered.
+        expect(poisoned.map((d) => d.failures.includes(c.poisonedId))).toEqual([
+          ...Array(COPIER_MAX_RECEIVE_COUNT - 1).fill(true),
+          false,
+        ]);
+        // The source was asked for that window on each delivery and answered 500.
+        expect(proxyFailed).toEqual(Array(COPIER_MAX_RECEIVE_COUNT).fill(c.poisonedPath));
+        // The copy queue is empty; the dead-letter queue holds the window and the bad message, each
+        // with the copier's reason (the queue's redrive, at receive 6, adds none).
+        expect(await queueDepth(s, s.src1.queue.queueUrl)).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+        const dead = await receiveAll(s, s.src1.deadLetterUrl);
+        const byBody = new Map(dead.map((m) => [m.Body!, m.MessageAttributes ?? {}]));
+        expect(dead).toHaveLength(2);
+        const window = c.planned.src1.get(c.poisonedId)!;
+        const windowReason = byBody.get(JSON.stringify(window))?.reason?.StringValue ?? "";
+        expect(windowReason).toMatch(/HTTP 500/);
+        expect(windowReason).toMatch(`(after ${COPIER_MAX_RECEIVE_COUNT} attempts)`);
+        expect(byBody.get(JSON.stringify(window))?.receiveCount?.StringValue).toBe(
+          String(COPIER_MAX_RECEIVE_COUNT),
+        );
+        expect(byBody.get(BAD_BODY)?.reason?.StringValue).toMatch(/^not a copy message/);
+        // Nothing of the failed window was stored.
+        expect(await getObject(s, windowKey(s.prefix, window, window.format)).catch(() => "missing")).toBe(
+          "missing",
+        );
+      },
+      BACKUP_TIMEOUT,
+    );
+  });
+
+  describe("a plan, a copy and the next scheduled run, read by the test", () => {
+    beforeAll(async () => {
+      await backedUp();
+    }, BACKUP_TIMEOUT);
+
+    it(
+      "records every copy (key, size, SHA-256); the next planner run folds the records into the manifests",
+      async () => {
+        const { c, records, next: report, nextAt } = await use(backedUp());
+        for (const src of [s.src1, s.src2]) {
+          for (const m of copiedOf(c, src)) {
+            const bytes = src.sim.body(m.stream, m.from, m.duration, m.format);
+            expect(records.get(windowKey(s.prefix, m, m.format))).toMatchObject({
+              source: src.name,
+              stream: m.stream,
+              from: m.from,
+              duration: m.duration,
+              format: m.format,
+              key: windowKey(s.prefix, m, m.format),
+              size: bytes.length,
+              sha256: createHash("sha256").update(bytes).digest("hex"),
+            });
           }
         }
-        // Nothing stored or still leased (the dead-lettered window) is planned again.
-        for (const m of await receiveAll(s, src.queue.queueUrl)) {
-          const w = JSON.parse(m.Body!) as CopyMessage;
-          const before = [...c.planned[src.name].values()].filter((p) => p.stream === w.stream);
-          expect(intersectRanges([rangeOf(w)], normalizeRanges(before.map(rangeOf)))).toEqual([]);
+        const retentionStart = nextAt - RETENTION_DAYS * 86_400;
+        expect(report.sources.map((r) => r.errors)).toEqual([0, 0]);
+        const window = c.planned.src1.get(c.poisonedId)!;
+        for (const [src, streams] of [
+          [s.src1, ["cam1", "cam2"]],
+          [s.src2, ["cam1"]],
+        ] as const) {
+          expect(await keysUnder(s, recordsPrefix(s.prefix, src.name))).toEqual([]);
+          for (const stream of streams) {
+            const { manifest } = await s.store.readManifest(src.name, stream);
+            const mine = copiedOf(c, src).filter((m) => m.stream === stream);
+            expect(manifest.windows).toBe(mine.length);
+            // Covered: every stored window, as far as it is still within retention.
+            for (const m of mine) {
+              const kept = clipRanges([rangeOf(m)], retentionStart, Infinity);
+              expect(subtractRanges(kept, manifest.covered)).toEqual([]);
+            }
+            if (src === s.src1 && window.stream === stream) {
+              expect(intersectRanges([rangeOf(window)], manifest.covered)).toEqual([]);
+            }
+          }
+          // Nothing stored or still leased (the dead-lettered window) is planned again.
+          for (const m of await receiveAll(s, src.queue.queueUrl)) {
+            const w = JSON.parse(m.Body!) as CopyMessage;
+            const before = [...c.planned[src.name].values()].filter((p) => p.stream === w.stream);
+            expect(intersectRanges([rangeOf(w)], normalizeRanges(before.map(rangeOf)))).toEqual([]);
+          }
         }
-      }
-    },
-    BACKUP_TIMEOUT,
-  );
+      },
+      BACKUP_TIMEOUT,
+    );
+  });
 
   it("a paused source's window is deferred back onto its own queue, not retried into the dead-letter queue", async () => {
     await scenario();
@@ -442,11 +494,14 @@ describe("a backup through the Lambda functions", () => {
 });
 
 describe("the functions' roles", () => {
+  beforeAll(async () => {
+    await backedUp();
+  }, BACKUP_TIMEOUT);
+
   it(
     "allowed every S3, SQS and Secrets Manager call the functions made, each checked against the template's policy",
     async () => {
-      await scenario();
-      await backUp();
+      await use(backedUp());
       expect(s.roles.refused).toEqual([]);
       const checked = s.roles.checked.join("\n");
       for (const call of [
@@ -465,11 +520,14 @@ describe("the functions' roles", () => {
 });
 
 describe("every invocation", () => {
+  beforeAll(async () => {
+    await backedUp();
+  }, BACKUP_TIMEOUT);
+
   it(
     "ran in its own process on the Node.js major version the template's runtime names",
     async () => {
-      await scenario();
-      await backUp();
+      await use(backedUp());
       expect(new Set(s.invocations.map((i) => i.fn)).size).toBe(3);
       for (const { fn, outcome } of s.invocations) {
         const runtime = s.stack.functions.find((f) => f.logicalId === fn)!.runtime;
@@ -481,11 +539,14 @@ describe("every invocation", () => {
 });
 
 describe("the functions' CloudWatch metrics", () => {
+  beforeAll(async () => {
+    await backedUp();
+  }, BACKUP_TIMEOUT);
+
   it(
     "are published per source, with the dimensions the template's alarms watch",
     async () => {
-      await scenario();
-      await backUp();
+      await use(backedUp());
       const published = emfMetrics(s.invocations.map((i) => i.outcome.logs).join("\n"));
       const names = new Set(published.map((p) => p.name));
       for (const name of [
@@ -532,8 +593,7 @@ describe("the functions' CloudWatch metrics", () => {
   it(
     "leave no empty flush behind (no Powertools warning in every invocation's log)",
     async () => {
-      await scenario();
-      await backUp();
+      await use(backedUp());
       expect(s.invocations.length).toBeGreaterThan(0);
       const warned = s.invocations.filter((i) =>
         i.outcome.logs.includes("No application metrics to publish"),
@@ -545,48 +605,53 @@ describe("the functions' CloudWatch metrics", () => {
 });
 
 describe("the sources' secrets in Lambda", () => {
-  it(
-    "are read from Secrets Manager at each cold start, never from the environment or into the logs",
-    async () => {
-      await scenario();
-      await backUp();
-      expect(s.invocations.length).toBeGreaterThanOrEqual(3 + COPIER_MAX_RECEIVE_COUNT);
-      // One GetSecretValue per source and cold start (each invocation ran in a fresh process): the
-      // planner reads every source's secret, a copier its own source's alone; signed with the
-      // function's credentials for Secrets Manager in the function's region.
-      const readers = (src: Source) =>
-        s.invocations.filter((i) => i.fn === s.planner.fn.logicalId || i.fn === src.copier.fn.logicalId);
-      for (const src of [s.src1, s.src2]) {
-        expect(s.secrets.requests.filter((r) => r.secretId === src.secretName)).toHaveLength(
-          readers(src).length,
-        );
-      }
-      expect(s.secrets.requests).toHaveLength(readers(s.src1).length + readers(s.src2).length);
-      for (const r of s.secrets.requests) {
-        expect(r).toEqual({
-          operation: "GetSecretValue",
-          secretId: expect.stringMatching(/^flussonic-backup\/src[12]$/),
-          signedBy: expect.stringMatching(
-            new RegExp(
-              `^${DUMMY_CREDENTIALS.accessKeyId}[A-Z0-9]+/\\d{8}/${s.endpoint.region}/secretsmanager$`,
-            ),
-          ),
-        });
-      }
-      for (const { env, outcome } of s.invocations) {
-        for (const secret of [s.src1.secret, s.src2.secret]) {
-          expect(Object.entries(env).filter(([, v]) => v.includes(secret))).toEqual([]);
-          expect(outcome.logs.includes(secret)).toBe(false);
+  describe("after a backup, read by the test", () => {
+    beforeAll(async () => {
+      await backedUp();
+    }, BACKUP_TIMEOUT);
+
+    it(
+      "are read from Secrets Manager at each cold start, never from the environment or into the logs",
+      async () => {
+        const { requests } = await use(backedUp());
+        expect(s.invocations.length).toBeGreaterThanOrEqual(3 + COPIER_MAX_RECEIVE_COUNT);
+        // One GetSecretValue per source and cold start (each invocation ran in a fresh process): the
+        // planner reads every source's secret, a copier its own source's alone; signed with the
+        // function's credentials for Secrets Manager in the function's region.
+        const readers = (src: Source) =>
+          s.invocations.filter((i) => i.fn === s.planner.fn.logicalId || i.fn === src.copier.fn.logicalId);
+        for (const src of [s.src1, s.src2]) {
+          expect(s.secrets.requests.filter((r) => r.secretId === src.secretName)).toHaveLength(
+            readers(src).length,
+          );
         }
-      }
-      // The sources refused nothing: every request carried the secret.
-      for (const src of [s.src1, s.src2]) {
-        expect(src.sim.requests.length).toBeGreaterThan(0);
-        expect(src.sim.requests.filter((r) => r.status === 401)).toEqual([]);
-      }
-    },
-    BACKUP_TIMEOUT,
-  );
+        expect(s.secrets.requests).toHaveLength(readers(s.src1).length + readers(s.src2).length);
+        for (const r of s.secrets.requests) {
+          expect(r).toEqual({
+            operation: "GetSecretValue",
+            secretId: expect.stringMatching(/^flussonic-backup\/src[12]$/),
+            signedBy: expect.stringMatching(
+              new RegExp(
+                `^${DUMMY_CREDENTIALS.accessKeyId}[A-Z0-9]+/\\d{8}/${s.endpoint.region}/secretsmanager$`,
+              ),
+            ),
+          });
+        }
+        for (const { env, outcome } of s.invocations) {
+          for (const secret of [s.src1.secret, s.src2.secret]) {
+            expect(Object.entries(env).filter(([, v]) => v.includes(secret))).toEqual([]);
+            expect(outcome.logs.includes(secret)).toBe(false);
+          }
+        }
+        // The sources refused nothing: every request carried the secret.
+        for (const src of [s.src1, s.src2]) {
+          expect(requests[src.name].length).toBeGreaterThan(0);
+          expect(requests[src.name].filter((r) => r.status === 401)).toEqual([]);
+        }
+      },
+      BACKUP_TIMEOUT,
+    );
+  });
 
   it("a wrong secret is refused by its source only; a missing one fails the cold start, naming the field", async () => {
     await scenario();

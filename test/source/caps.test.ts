@@ -25,13 +25,15 @@ const streams = (n: number, bitrateBps: number) =>
 
 describe("source protection", () => {
   it("never runs more downloads at once than each source's cap, a cap of 1 included", async () => {
+    // Bodies paced so that each 3 MB window takes about 0.4 s: long enough for downloads to overlap
+    // if a cap let them, short enough that src1's 18 windows one at a time take about 7 s.
     h = await startHarness({
-      sim: { streams: streams(3, 40_000), faults: { bodyBytesPerSecond: 4_000_000 } },
+      sim: { streams: streams(3, 40_000), faults: { bodyBytesPerSecond: 8_000_000 } },
       source: { retentionDays: 1 / 24, maxConcurrentCopies: 1 },
       more: [
         {
           name: "src2",
-          sim: { streams: streams(3, 40_000), faults: { bodyBytesPerSecond: 4_000_000 } },
+          sim: { streams: streams(3, 40_000), faults: { bodyBytesPerSecond: 8_000_000 } },
           source: { retentionDays: 1 / 24, maxConcurrentCopies: 3 },
         },
       ],
