@@ -75,15 +75,17 @@ export async function planBackup(deps: PlannerDeps): Promise<PlanReport> {
   try {
     for (const source of deps.config.sources) {
       if (deps.onlySources && !deps.onlySources.includes(source.name)) continue;
-      // The run's S3 and SQS requests, counted for `cost` and kept with the next catalog written.
-      const tally = deps.store.plannerTallies.get(source.name) ?? new RequestTally();
-      deps.store.plannerTallies.set(source.name, tally);
-      if (!deps.dryRun) tally.add("run");
-      sources.push(
-        await countRequests(deps.dryRun ? new RequestTally() : tally, () =>
-          planSource(deps, source, at, proofSigner),
-        ),
-      );
+      // The run's S3 and SQS requests, counted for `cost` and kept with the next catalog written
+      // (a source paused by its config makes none, and its run is not counted).
+      const counted = !deps.dryRun && !source.paused;
+      const tally = counted
+        ? (deps.store.plannerTallies.get(source.name) ?? new RequestTally())
+        : new RequestTally();
+      if (counted) {
+        deps.store.plannerTallies.set(source.name, tally);
+        tally.add("run");
+      }
+      sources.push(await countRequests(tally, () => planSource(deps, source, at, proofSigner)));
     }
   } finally {
     if (signer) (await signer.catch(() => undefined))?.close?.();
