@@ -105,6 +105,59 @@ export interface UploadedObject {
 /** Longest the AbortMultipartUpload of a failed upload is waited for (the lifecycle rule cleans up after). */
 const ABORT_MS = 30_000;
 
+/** Starts a multipart upload with SHA-256 part checksums; its UploadId. */
+export async function createMultipart(
+  s3: S3Client,
+  params: PartUploadParams,
+  signal: AbortSignal,
+): Promise<string> {
+  const created = await s3.send(
+    new CreateMultipartUploadCommand({ ...params, ChecksumAlgorithm: "SHA256" }),
+    {
+      abortSignal: signal,
+    },
+  );
+  if (!created.UploadId) throw new Error("S3 answered CreateMultipartUpload without an UploadId");
+  return created.UploadId;
+}
+
+/** Completes a multipart upload with its parts, put in order here. */
+export async function completeMultipart(
+  s3: S3Client,
+  params: PartUploadParams,
+  uploadId: string | undefined,
+  parts: CompletedPart[],
+  signal: AbortSignal,
+): Promise<UploadedObject> {
+  parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+  const done = await s3.send(
+    new CompleteMultipartUploadCommand({
+      Bucket: params.Bucket,
+      Key: params.Key,
+      UploadId: uploadId,
+      MultipartUpload: { Parts: parts },
+    }),
+    { abortSignal: signal },
+  );
+  return { ETag: done.ETag, VersionId: done.VersionId };
+}
+
+/** Aborts a failed multipart upload, if one was started; bounded, and its failure ignored. */
+export async function abortMultipart(
+  s3: S3Client,
+  params: PartUploadParams,
+  uploadId: string | undefined,
+): Promise<void> {
+  if (uploadId === undefined) return;
+  await s3
+    .send(
+      new AbortMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId }),
+      // Bounded: an S3 that answers nothing must not hold the copy for the socket timeout.
+      { abortSignal: AbortSignal.timeout(ABORT_MS) },
+    )
+    .catch(() => undefined);
+}
+
 /** S3 refuses multipart uploads of more parts. */
 const MAX_PARTS = 10_000;
 
@@ -220,18 +273,8 @@ export class PartUpload {
       }
       if (fill > 0) await this.#send(buffer, fill, hash);
       await this.#settle();
-      this.#parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
       this.#requests++;
-      const done = await this.#s3.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.#params.Bucket,
-          Key: this.#params.Key,
-          UploadId: this.#uploadId,
-          MultipartUpload: { Parts: this.#parts },
-        }),
-        { abortSignal: this.#abort.signal },
-      );
-      return { ETag: done.ETag, VersionId: done.VersionId };
+      return await completeMultipart(this.#s3, this.#params, this.#uploadId, this.#parts, this.#abort.signal);
     } catch (error) {
       await Promise.allSettled(this.#inFlight);
       await this.#abortMultipart();
@@ -287,12 +330,7 @@ export class PartUpload {
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#uploadId === undefined) {
       this.#requests++;
-      const created = await this.#s3.send(
-        new CreateMultipartUploadCommand({ ...this.#params, ChecksumAlgorithm: "SHA256" }),
-        { abortSignal: this.#abort.signal },
-      );
-      if (!created.UploadId) throw new Error("S3 answered CreateMultipartUpload without an UploadId");
-      this.#uploadId = created.UploadId;
+      this.#uploadId = await createMultipart(this.#s3, this.#params, this.#abort.signal);
     }
     const partNumber = this.#parts.length + this.#inFlight.size + 1;
     if (partNumber > MAX_PARTS) {
@@ -354,17 +392,6 @@ export class PartUpload {
   }
 
   async #abortMultipart(): Promise<void> {
-    if (this.#uploadId === undefined) return;
-    await this.#s3
-      .send(
-        new AbortMultipartUploadCommand({
-          Bucket: this.#params.Bucket,
-          Key: this.#params.Key,
-          UploadId: this.#uploadId,
-        }),
-        // Bounded: an S3 that answers nothing must not hold the copy for the socket timeout.
-        { abortSignal: AbortSignal.timeout(ABORT_MS) },
-      )
-      .catch(() => undefined);
+    await abortMultipart(this.#s3, this.#params, this.#uploadId);
   }
 }

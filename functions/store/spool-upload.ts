@@ -26,19 +26,14 @@ import { type FileHandle, mkdir, open, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline, type Readable, Transform } from "node:stream";
-import {
-  AbortMultipartUploadCommand,
-  type CompletedPart,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  PutObjectCommand,
-  type S3Client,
-  UploadPartCommand,
-} from "@aws-sdk/client-s3";
+import { type CompletedPart, PutObjectCommand, type S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
 import { RetryableError } from "../domain/errors.ts";
 import { resolve, sendWithRetries } from "./lean-s3.ts";
 import {
+  abortMultipart,
   collectYoungGarbage,
+  completeMultipart,
+  createMultipart,
   MIN_PART_BYTES,
   type PartUploadParams,
   type UploadedObject,
@@ -53,8 +48,6 @@ export const SPOOL_QUEUE_SIZE = 2;
 const MAX_PUT_BYTES = 5 * 1024 * MiB;
 /** S3 refuses multipart uploads of more parts. */
 const MAX_PARTS = 10_000;
-/** Longest the AbortMultipartUpload of a failed upload is waited for (the lifecycle rule cleans up after). */
-const ABORT_MS = 30_000;
 /** Room left over an estimated size (bitrate x duration) so that a body a little larger stays one PUT. */
 const ESTIMATE_MARGIN = 1.1;
 const SPOOL_SUFFIX = ".spool";
@@ -226,18 +219,8 @@ export class SpoolUpload {
       else await this.#remove(piece);
       await Promise.all(this.#inFlight);
       if (this.#failure !== undefined) throw this.#failure;
-      this.#parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
       this.#requests++;
-      const done = await this.#s3.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.#params.Bucket,
-          Key: this.#params.Key,
-          UploadId: this.#uploadId,
-          MultipartUpload: { Parts: this.#parts },
-        }),
-        { abortSignal: this.#abort.signal },
-      );
-      return { ETag: done.ETag, VersionId: done.VersionId };
+      return await completeMultipart(this.#s3, this.#params, this.#uploadId, this.#parts, this.#abort.signal);
     } catch (error) {
       // The first failure is the cause: the parts stopped below fail with "aborted".
       const cause = this.#failure ?? error;
@@ -361,12 +344,7 @@ export class SpoolUpload {
     await this.#close(piece);
     if (this.#uploadId === undefined) {
       this.#requests++;
-      const created = await this.#s3.send(
-        new CreateMultipartUploadCommand({ ...this.#params, ChecksumAlgorithm: "SHA256" }),
-        { abortSignal: this.#abort.signal },
-      );
-      if (!created.UploadId) throw new Error("S3 answered CreateMultipartUpload without an UploadId");
-      this.#uploadId = created.UploadId;
+      this.#uploadId = await createMultipart(this.#s3, this.#params, this.#abort.signal);
     }
     const partNumber = ++this.#partNumber;
     if (partNumber > MAX_PARTS) {
@@ -456,18 +434,7 @@ export class SpoolUpload {
   }
 
   async #abortMultipart(): Promise<void> {
-    if (this.#uploadId === undefined) return;
-    await this.#s3
-      .send(
-        new AbortMultipartUploadCommand({
-          Bucket: this.#params.Bucket,
-          Key: this.#params.Key,
-          UploadId: this.#uploadId,
-        }),
-        // Bounded: an S3 that answers nothing must not hold the copy for the socket timeout.
-        { abortSignal: AbortSignal.timeout(ABORT_MS) },
-      )
-      .catch(() => undefined);
+    await abortMultipart(this.#s3, this.#params, this.#uploadId);
   }
 }
 
