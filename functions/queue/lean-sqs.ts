@@ -16,7 +16,7 @@
  * `markFifoMessageGroup`; the first send declines (LeanUnsupportedError) for endpoints it cannot be
  * sure of (one configured outside the client, an auth scheme other than SigV4 for `sqs`).
  */
-import { createHash, createHmac, createSecretKey, type KeyObject } from "node:crypto";
+import { createHash, type KeyObject } from "node:crypto";
 import { type SQSClient, SQSServiceException } from "@aws-sdk/client-sqs";
 import { type Dispatcher, Pool } from "undici";
 import {
@@ -24,7 +24,10 @@ import {
   LeanUnsupportedError,
   type Resolvable,
   resolve,
+  SigningKeys,
   sendWithRetries,
+  signSigV4,
+  sigV4SigningKey,
 } from "../store/lean-s3.ts";
 
 export interface BatchEntry {
@@ -97,7 +100,7 @@ export class LeanSqs {
   readonly #targets = new Map<string, Target>();
   readonly #pools = new Map<string, Pool>();
   #identity: Identity | undefined;
-  #signingKey: { day: string; region: string; secret: string; key: KeyObject } | undefined;
+  readonly #signingKeys = new SigningKeys("sqs");
   /** The server's clock minus ours, ms (corrected once from a clock-skew answer). */
   readonly #clock = { offsetMs: 0 };
 
@@ -290,7 +293,7 @@ export class LeanSqs {
       region: target.signingRegion,
       accessKeyId: id.accessKeyId,
       sessionToken: id.sessionToken,
-      signingKey: this.#keyFor(amzDate.slice(0, 8), target.signingRegion, id.secretAccessKey),
+      signingKey: this.#signingKeys.of(amzDate.slice(0, 8), target.signingRegion, id.secretAccessKey),
     })) {
       headers[n] = v;
     }
@@ -328,14 +331,6 @@ export class LeanSqs {
     }
     return pool;
   }
-
-  #keyFor(day: string, region: string, secret: string): KeyObject {
-    const k = this.#signingKey;
-    if (k && k.day === day && k.region === region && k.secret === secret) return k.key;
-    const key = sqsSigningKey(secret, day, region);
-    this.#signingKey = { day, region, secret, key };
-    return key;
-  }
 }
 
 type EndpointProvider = (
@@ -345,8 +340,7 @@ type EndpointProvider = (
 
 /** SigV4 signing key of SQS for a day (YYYYMMDD) and region. */
 export function sqsSigningKey(secret: string, day: string, region: string): KeyObject {
-  const hmac = (key: string | Buffer, data: string) => createHmac("sha256", key).update(data).digest();
-  return createSecretKey(hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), "sqs"), "aws4_request"));
+  return sigV4SigningKey(secret, day, region, "sqs");
 }
 
 /**
@@ -374,16 +368,17 @@ export function signSqsRequest(r: {
   ];
   if (r.sessionToken) signed.push(["x-amz-security-token", r.sessionToken]);
   signed.push(["x-amz-target", r.target]);
-  const names = signed.map(([n]) => n).join(";");
-  const canonical = `POST\n${r.path}\n\n${signed.map(([n, v]) => `${n}:${v.trim()}\n`).join("")}\n${names}\n${payloadHash}`;
-  const scope = `${r.amzDate.slice(0, 8)}/${r.region}/sqs/aws4_request`;
-  const toSign = `AWS4-HMAC-SHA256\n${r.amzDate}\n${scope}\n${createHash("sha256").update(canonical).digest("hex")}`;
-  const signature = createHmac("sha256", r.signingKey).update(toSign).digest("hex");
-  signed.push([
-    "authorization",
-    `AWS4-HMAC-SHA256 Credential=${r.accessKeyId}/${scope}, SignedHeaders=${names}, Signature=${signature}`,
-  ]);
-  return signed;
+  return signSigV4({
+    method: "POST",
+    path: r.path,
+    headers: signed,
+    payloadHash,
+    amzDate: r.amzDate,
+    region: r.region,
+    service: "sqs",
+    accessKeyId: r.accessKeyId,
+    signingKey: r.signingKey,
+  });
 }
 
 /**

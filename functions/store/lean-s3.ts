@@ -105,8 +105,7 @@ export class LeanS3 {
   readonly #bucket: string;
   #target: Promise<Target> | undefined;
   #identity: Identity | undefined;
-  #signingKey: { day: string; region: string; secret: string; key: KeyObject } | undefined;
-  /** Milliseconds to add to the local clock (set from a clock-skew answer's Date). */
+  readonly #signingKeys = new SigningKeys("s3");
   /** The server's clock minus ours, ms (corrected once from a clock-skew answer). */
   readonly #clock = { offsetMs: 0 };
   #pool: Pool | undefined;
@@ -313,7 +312,7 @@ export class LeanS3 {
       region: target.signingRegion,
       accessKeyId: id.accessKeyId,
       sessionToken: id.sessionToken,
-      signingKey: this.#keyFor(day, target.signingRegion, id.secretAccessKey),
+      signingKey: this.#signingKeys.of(day, target.signingRegion, id.secretAccessKey),
     })) {
       headers[n] = v;
     }
@@ -353,24 +352,68 @@ export class LeanS3 {
     });
     return this.#pool;
   }
+}
 
-  /** The day's signing key, kept for the day. */
-  #keyFor(day: string, region: string, secret: string): KeyObject {
-    const k = this.#signingKey;
+/**
+ * SigV4 signing key of a service for a day (YYYYMMDD) and region, as a KeyObject (an HMAC keyed by a
+ * KeyObject costs a quarter of the CPU of one keyed by a Buffer).
+ */
+export function sigV4SigningKey(secret: string, day: string, region: string, service: string): KeyObject {
+  const hmac = (key: string | Buffer, data: string) => createHmac("sha256", key).update(data).digest();
+  return createSecretKey(hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), service), "aws4_request"));
+}
+
+/** SigV4 signing key of S3 for a day (YYYYMMDD) and region. */
+export function s3SigningKey(secret: string, day: string, region: string): KeyObject {
+  return sigV4SigningKey(secret, day, region, "s3");
+}
+
+/** A service's signing key, derived once and kept for its day, region and secret. */
+export class SigningKeys {
+  readonly #service: string;
+  #kept: { day: string; region: string; secret: string; key: KeyObject } | undefined;
+
+  constructor(service: string) {
+    this.#service = service;
+  }
+
+  of(day: string, region: string, secret: string): KeyObject {
+    const k = this.#kept;
     if (k && k.day === day && k.region === region && k.secret === secret) return k.key;
-    const key = s3SigningKey(secret, day, region);
-    this.#signingKey = { day, region, secret, key };
+    const key = sigV4SigningKey(secret, day, region, this.#service);
+    this.#kept = { day, region, secret, key };
     return key;
   }
 }
 
 /**
- * SigV4 signing key of S3 for a day (YYYYMMDD) and region, as a KeyObject (an HMAC keyed by a
- * KeyObject costs a quarter of the CPU of one keyed by a Buffer).
+ * Signs a request (SigV4, payload hash signed): `headers` are the signed headers, lower-case and in
+ * name order; they come back with the authorization header added. `amzDate` is YYYYMMDDTHHMMSSZ.
  */
-export function s3SigningKey(secret: string, day: string, region: string): KeyObject {
-  const hmac = (key: string | Buffer, data: string) => createHmac("sha256", key).update(data).digest();
-  return createSecretKey(hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), "s3"), "aws4_request"));
+export function signSigV4(r: {
+  method: string;
+  path: string;
+  /** The canonical query string; none by default. */
+  query?: string | undefined;
+  headers: [string, string][];
+  payloadHash: string;
+  amzDate: string;
+  region: string;
+  service: string;
+  accessKeyId: string;
+  signingKey: KeyObject;
+}): [string, string][] {
+  const signed = r.headers;
+  const names = signed.map(([n]) => n).join(";");
+  const canonical = `${r.method}\n${r.path}\n${r.query ?? ""}\n${signed.map(([n, v]) => `${n}:${v.trim()}\n`).join("")}\n${names}\n${r.payloadHash}`;
+  const scope = `${r.amzDate.slice(0, 8)}/${r.region}/${r.service}/aws4_request`;
+  const toSign = `AWS4-HMAC-SHA256\n${r.amzDate}\n${scope}\n${createHash("sha256").update(canonical).digest("hex")}`;
+  const signature = createHmac("sha256", r.signingKey).update(toSign).digest("hex");
+  signed.push([
+    "authorization",
+    `AWS4-HMAC-SHA256 Credential=${r.accessKeyId}/${scope}, SignedHeaders=${names}, Signature=${signature}`,
+  ]);
+  return signed;
 }
 
 /**
@@ -398,16 +441,7 @@ export function signS3Request(r: {
     ["x-amz-date", r.amzDate],
   ];
   if (r.sessionToken) signed.push(["x-amz-security-token", r.sessionToken]);
-  const names = signed.map(([n]) => n).join(";");
-  const canonical = `${r.method}\n${r.path}\n${r.query ?? ""}\n${signed.map(([n, v]) => `${n}:${v.trim()}\n`).join("")}\n${names}\n${payloadHash}`;
-  const scope = `${r.amzDate.slice(0, 8)}/${r.region}/s3/aws4_request`;
-  const toSign = `AWS4-HMAC-SHA256\n${r.amzDate}\n${scope}\n${createHash("sha256").update(canonical).digest("hex")}`;
-  const signature = createHmac("sha256", r.signingKey).update(toSign).digest("hex");
-  signed.push([
-    "authorization",
-    `AWS4-HMAC-SHA256 Credential=${r.accessKeyId}/${scope}, SignedHeaders=${names}, Signature=${signature}`,
-  ]);
-  return signed;
+  return signSigV4({ ...r, headers: signed, payloadHash, service: "s3" });
 }
 
 /** One page of a listing: the objects (key, size, ETag as listed) and the next page's token. */
