@@ -3,9 +3,10 @@
  * (`<server>#<k>`), so that `redrive` puts it back into its server's group; a standard dead-letter
  * queue gets no group. Against the embedded emulator (fauxqs: real FIFO queues).
  */
-import { CreateQueueCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSRecord } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createQueue, takeMessages } from "../../dev/kit/test-queues.ts";
 import { createCopierHandler } from "../../functions/copier/copy-messages.ts";
 import { BackupStore } from "../../functions/store/backup-store.ts";
 import { createS3Client, createSqsClient } from "../../local/aws-clients.ts";
@@ -24,16 +25,7 @@ afterAll(async () => {
   await emulator?.stop();
 });
 
-async function queue(name: string): Promise<string> {
-  const fifo = name.endsWith(".fifo");
-  const { QueueUrl } = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: name,
-      ...(fifo ? { Attributes: { FifoQueue: "true", ContentBasedDeduplication: "true" } } : {}),
-    }),
-  );
-  return QueueUrl!;
-}
+const queue = (name: string) => createQueue(sqs, name);
 
 /** A delivery of an unreadable body (dead-lettered at once, the source never asked) from `group`. */
 function record(body: string, group: string | undefined): SQSRecord {
@@ -78,16 +70,7 @@ function copier(deadLetterUrl: string) {
 }
 
 async function received(url: string): Promise<[string, string | undefined][]> {
-  const res = await sqs.send(
-    new ReceiveMessageCommand({
-      QueueUrl: url,
-      MaxNumberOfMessages: 10,
-      MessageSystemAttributeNames: ["MessageGroupId"],
-    }),
-  );
-  return (res.Messages ?? []).map(
-    (m) => [m.Body!, m.Attributes?.MessageGroupId] as [string, string | undefined],
-  );
+  return (await takeMessages(sqs, url)).map((m) => [m.body, m.group] as [string, string | undefined]);
 }
 
 describe("dead letters of a central source", () => {

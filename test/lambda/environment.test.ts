@@ -1,12 +1,6 @@
-import {
-  CreateQueueCommand,
-  DeleteMessageCommand,
-  ReceiveMessageCommand,
-  SendMessageBatchCommand,
-  SendMessageCommand,
-  type SQSClient,
-} from "@aws-sdk/client-sqs";
+import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createQueue, takeMessages } from "../../dev/kit/test-queues.ts";
 import { ConfigError, parseConfig } from "../../functions/config/config.ts";
 import { addFifoMessageGroup, readAllCredentials } from "../../functions/lambda/environment.ts";
 import { createSqsClient } from "../../local/aws-clients.ts";
@@ -99,37 +93,8 @@ describe("sends to the FIFO queue of a source capped at 1 copy", () => {
     await emulator?.stop();
   });
 
-  /** A new queue of that name (FIFO queues: content-based deduplication, as the stack makes them). */
-  async function queue(name: string): Promise<string> {
-    const fifo = name.endsWith(".fifo");
-    const { QueueUrl } = await sqs.send(
-      new CreateQueueCommand({
-        QueueName: name,
-        ...(fifo ? { Attributes: { FifoQueue: "true", ContentBasedDeduplication: "true" } } : {}),
-      }),
-    );
-    return QueueUrl!;
-  }
-
-  /** Every message of a queue with its body and message group. */
-  async function received(url: string): Promise<{ body: string; group: string | undefined }[]> {
-    const out: { body: string; group: string | undefined }[] = [];
-    for (;;) {
-      const res = await sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: url,
-          MaxNumberOfMessages: 10,
-          WaitTimeSeconds: 0,
-          MessageSystemAttributeNames: ["MessageGroupId"],
-        }),
-      );
-      if (!res.Messages?.length) return out;
-      for (const m of res.Messages) {
-        out.push({ body: m.Body!, group: m.Attributes?.MessageGroupId });
-        await sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle! }));
-      }
-    }
-  }
+  const queue = (name: string) => createQueue(sqs, name);
+  const received = (url: string) => takeMessages(sqs, url);
 
   it("put every message of a FIFO queue into one message group, single or batch", async () => {
     const fifo = await queue("flussonic-backup-a.fifo");

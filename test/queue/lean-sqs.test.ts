@@ -7,14 +7,10 @@
  * clock, and clients with middleware it does not know keep the SDK.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import {
-  CreateQueueCommand,
-  DeleteMessageCommand,
-  ReceiveMessageCommand,
-  SQSClient,
-} from "@aws-sdk/client-sqs";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { HttpHop } from "../../dev/kit/http-hop.ts";
+import { createQueue, takeMessages } from "../../dev/kit/test-queues.ts";
 import type { CopyMessage } from "../../functions/domain/archive.ts";
 import { addFifoMessageGroup } from "../../functions/lambda/environment.ts";
 import { CopyQueue } from "../../functions/queue/copy-queue.ts";
@@ -99,35 +95,14 @@ const message = (i: number): CopyMessage => ({
   leaseUntil: 1_800_100_000,
 });
 
-async function queue(name: string): Promise<string> {
-  const fifo = name.endsWith(".fifo");
-  const { QueueUrl } = await admin.send(
-    new CreateQueueCommand({
-      QueueName: name,
-      ...(fifo ? { Attributes: { FifoQueue: "true", ContentBasedDeduplication: "true" } } : {}),
-    }),
-  );
-  return QueueUrl!;
-}
+const queue = (name: string) => createQueue(admin, name);
 
 /** Every message of a queue: its body and message group. */
 async function received(url: string): Promise<{ message: CopyMessage; group: string | undefined }[]> {
-  const out: { message: CopyMessage; group: string | undefined }[] = [];
-  for (;;) {
-    const res = await admin.send(
-      new ReceiveMessageCommand({
-        QueueUrl: url,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 0,
-        MessageSystemAttributeNames: ["MessageGroupId"],
-      }),
-    );
-    if (!res.Messages?.length) return out;
-    for (const m of res.Messages) {
-      out.push({ message: JSON.parse(m.Body!) as CopyMessage, group: m.Attributes?.MessageGroupId });
-      await admin.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle! }));
-    }
-  }
+  return (await takeMessages(admin, url)).map((m) => ({
+    message: JSON.parse(m.body) as CopyMessage,
+    group: m.group,
+  }));
 }
 
 const batches = () => seen.filter((s) => s.target === "AmazonSQS.SendMessageBatch");
