@@ -188,10 +188,10 @@ function digests(hash: Hash): { base64: string; hex: string } {
 }
 
 /**
- * Sets SigV4's payload hash to the SHA-256 already computed for the part's checksum, so that the
- * signer does not hash the part again (it takes the header when present).
+ * Sets SigV4's payload hash to the SHA-256 already computed for the body's checksum, so that the
+ * signer does not hash (or, for a spooled file, read) the body again (it takes the header when present).
  */
-function withPayloadHash<T extends { middlewareStack: { add: (...args: never[]) => unknown } }>(
+export function withPayloadHash<T extends { middlewareStack: { add: (...args: never[]) => unknown } }>(
   command: T,
   hex: string,
 ): T {

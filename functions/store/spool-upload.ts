@@ -37,6 +37,7 @@ import {
   MIN_PART_BYTES,
   type PartUploadParams,
   type UploadedObject,
+  withPayloadHash,
 } from "./part-upload.ts";
 
 const MiB = 1024 * 1024;
@@ -485,18 +486,6 @@ interface Sent {
 
 type Handler = (args: { request: { headers?: Record<string, string> } }) => Promise<unknown>;
 type Stackable = { middlewareStack: { add: (...args: never[]) => unknown } };
-
-/** SigV4's payload hash set to the SHA-256 already computed (the signer would read the file again). */
-function withPayloadHash<T extends Stackable>(command: T, hex: string): T {
-  (command.middlewareStack.add as (mw: (next: Handler) => Handler, o: object) => void)(
-    (next) => (args) => {
-      if (args.request.headers) args.request.headers["x-amz-content-sha256"] = hex;
-      return next(args);
-    },
-    { step: "build", priority: "low", name: "flussonicBackupPayloadHash" },
-  );
-  return command;
-}
 
 const SILENT = { debug() {}, info() {}, warn() {}, error() {}, trace() {} };
 
