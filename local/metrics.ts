@@ -12,6 +12,7 @@ import type { BackupConfig } from "../functions/config/config.ts";
 import type { CopierEvent } from "../functions/copier/copy-messages.ts";
 import type { PlanReport } from "../functions/planner/plan-backup.ts";
 import type { PressureChange } from "../functions/source/source-pressure.ts";
+import { hostNameCheck, isLoopbackHost } from "./host-names.ts";
 
 /** Reads a source's copy queue and dead-letter queue depth, and the copies running now. */
 export interface QueueProbe {
@@ -305,8 +306,20 @@ export async function serveMetrics(
   port: number,
   host: string,
 ): Promise<{ url: string; close(): Promise<void> }> {
+  // Bound to loopback (the default), only a browser on this machine can reach it: a page of another
+  // origin whose name resolves to 127.0.0.1 (DNS rebinding) is refused by its Host. Bound to another
+  // address, the operator exposed it to scrapers that may use any name for this machine.
+  const answersTo = isLoopbackHost(host) ? hostNameCheck(host) : () => true;
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
+    if (!answersTo(req.headers.host)) {
+      res
+        .writeHead(421, { "content-type": "text/plain; charset=utf-8" })
+        .end(
+          `Host ${JSON.stringify(req.headers.host ?? "")} is not a name this metrics server answers to: it listens on ${host} only; scrape it as localhost or ${host}, or listen on another address with --metrics-host\n`,
+        );
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD" }).end();
       return;

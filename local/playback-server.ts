@@ -23,8 +23,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
-import { type AddressInfo, isIP, type Socket } from "node:net";
-import { hostname } from "node:os";
+import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -36,6 +35,7 @@ import type { PlaybackHandler, PlaybackResponse } from "../functions/playback/ha
 import { listCoverage } from "../functions/playback/listing.ts";
 import { type PageAssets, readPageAssets } from "../functions/playback/page-assets.ts";
 import type { BackupStore } from "../functions/store/backup-store.ts";
+import { hostNameCheck } from "./host-names.ts";
 import { forwardOrFailover, type Upstream } from "./upstream-failover.ts";
 
 export { listCoverage, type PageListing, type PageStream } from "../functions/playback/listing.ts";
@@ -147,17 +147,12 @@ export async function startPlaybackServer(o: PlaybackServerOptions): Promise<Pla
     }
   };
   const corsOrigins = new Set(o.corsOrigins ?? []);
-  const hostNames = new Set(
-    [o.host, "localhost", hostname(), ...(o.allowedHosts ?? [])].map((n) =>
-      n.toLowerCase().replace(/^\[|\]$/g, ""),
-    ),
-  );
+  const answersTo = hostNameCheck(o.host, o.allowedHosts);
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://local");
     const method = req.method ?? "GET";
-    const host = requestHostName(req.headers.host);
-    if (host === undefined || !(isIP(host) !== 0 || host.endsWith(".localhost") || hostNames.has(host))) {
+    if (!answersTo(req.headers.host)) {
       return send(
         res,
         421,
@@ -374,17 +369,6 @@ async function sendHandlerAnswer(res: ServerResponse, a: PlaybackResponse, head:
     await it.return?.();
     res.destroy();
   });
-}
-
-/** The host name of a `Host` header (no port, no brackets, lower case), or undefined when malformed. */
-export function requestHostName(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  try {
-    const name = new URL(`http://${header}/`).hostname.toLowerCase();
-    return name.replace(/^\[|\]$/g, "") || undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -54,6 +54,11 @@ export interface StreamRepair {
   setAside: string[];
   /** Short objects left at their key: the copier copies the window over them. */
   kept: string[];
+  /**
+   * Objects verify found bad that were stored again between its read and the repair's delete (a
+   * copier's new copy): kept, not deleted (the delete is conditional on the ETag verify read).
+   */
+  replacedMeanwhile: string[];
   /** Why the repair of this stream did not complete (its problems stay unrepaired). */
   error?: string;
 }
@@ -414,6 +419,7 @@ async function repairStream(
     objectsDeleted: 0,
     setAside: [],
     kept: [],
+    replacedMeanwhile: [],
   };
   const stillCovered = (m: Manifest) =>
     uncovered.filter((u) => m.covered.some((r) => r.from < u.to && u.from < r.to));
@@ -440,8 +446,15 @@ async function repairStream(
         .catch((error: unknown) => {
           throw storeError(error, `set ${w.key} aside as ${aside}`);
         });
-      await deleteObject(o, w.key);
       out.setAside.push(aside);
+      // Only the corrupt bytes just copied aside: a copier that stored the window again meanwhile
+      // keeps its copy (If-Match; without a listed ETag, as before, unconditionally).
+      if (
+        (etag
+          ? await o.store.deleteIfUnchanged(w.key, etag, `delete ${w.key}`)
+          : await deleteObject(o, w.key)) === "changed"
+      )
+        out.replacedMeanwhile.push(w.key);
     }
     // 1. The manifest: conditional write (If-Match the ETag read), re-read and retried on a conflict.
     let written = uncovered.length === 0;
@@ -492,22 +505,39 @@ async function repairStream(
       out.indexEntriesDropped += dropped;
     }
     // 3. Completion records not compacted yet.
-    const records: string[] = [];
+    // Each deleted only if it is still the record read (If-Match): a copy recorded between the read
+    // and the delete keeps its record.
     for (const w of bad) {
       const id = { source, stream, from: w.from, duration: w.duration };
-      const record = await o.store.getRecord(id);
-      if (record && isBadCopy(w, record)) records.push(o.store.recordKeyOf(id));
+      const read = await o.store.getRecordTagged(id);
+      if (!read || !isBadCopy(w, read.record)) continue;
+      const key = o.store.recordKeyOf(id);
+      if (read.etag === undefined) await o.store.deleteKeys([key]);
+      else if (
+        (await o.store.deleteIfUnchanged(key, read.etag, `delete the completion record ${key}`)) === "changed"
+      )
+        continue;
+      out.recordsDeleted++;
     }
-    await o.store.deleteKeys(records);
-    out.recordsDeleted = records.length;
     // 4. Objects of windows that other intact windows hold whole (e.g. a short {0,600} beside
     // {0,300} and {300,300}): nothing copies them again, and nothing is lost with them.
+    // Only the object verify read (If-Match its listed ETag): one stored again meanwhile stays.
     for (const w of bad.filter(redundant)) {
-      await deleteObject(o, w.key);
-      out.objectsDeleted++;
+      const etag = listing.etags.get(w.key);
+      const done = etag
+        ? await o.store.deleteIfUnchanged(w.key, etag, `delete ${w.key}`)
+        : await deleteObject(o, w.key);
+      if (done === "deleted") out.objectsDeleted++;
+      else out.replacedMeanwhile.push(w.key);
     }
     out.kept = bad
-      .filter((w) => listing.stored.has(w.key) && !listing.corrupt.has(w.key) && !redundant(w))
+      .filter(
+        (w) =>
+          listing.stored.has(w.key) &&
+          !listing.corrupt.has(w.key) &&
+          !redundant(w) &&
+          !out.replacedMeanwhile.includes(w.key),
+      )
       .map((w) => w.key);
     // 5. A planner that read a record before step 3 may have claimed a window again.
     const again = stillCovered((await o.store.readManifest(source, stream)).manifest);
@@ -520,10 +550,11 @@ async function repairStream(
   return out;
 }
 
-async function deleteObject(o: VerifyOptions, key: string): Promise<void> {
+async function deleteObject(o: VerifyOptions, key: string): Promise<"deleted"> {
   await o.store.s3
     .send(new DeleteObjectCommand({ Bucket: o.store.bucket, Key: key }))
     .catch((error: unknown) => {
       throw storeError(error, `delete ${key}`);
     });
+  return "deleted";
 }

@@ -124,7 +124,10 @@ function repairLine(r: StreamRepair): string {
       ? `, ${r.setAside.length} corrupt object(s) set aside (kept as ${r.setAside.join(", ")}, so that no copier takes them for the window)`
       : "") +
     (r.kept.length > 0
-      ? `; ${r.kept.length} short object(s) stay at their key until the new copy of the window replaces them.`
+      ? `; ${r.kept.length} short object(s) stay at their key until the new copy of the window replaces them`
+      : "") +
+    (r.replacedMeanwhile.length > 0
+      ? `; ${r.replacedMeanwhile.length} object(s) stored again while verify ran were kept (${r.replacedMeanwhile.join(", ")}): run verify again to check them.`
       : ".");
   return r.error === undefined ? what : `NOT REPAIRED ${r.source} ${r.stream}: ${r.error}`;
 }

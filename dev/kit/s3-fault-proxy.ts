@@ -2,7 +2,8 @@
  * S3 misbehaving, for tests: an HTTP hop in front of the embedded emulator (local/embedded.ts) that
  * names the S3 operation of every request and injects the faults AWS S3 is known to have, per
  * operation; everything else is forwarded unchanged. It also enforces conditional writes
- * (`If-Match` / `If-None-Match` on PutObject), which the emulator ignores, so races are real.
+ * (`If-Match` / `If-None-Match` on PutObject) and deletes (`If-Match` on DeleteObject), which the
+ * emulator ignores, so races are real.
  *
  * API:
  *   const proxy = await S3FaultProxy.start(emulator.endpoints.s3Endpoint);   // point clients at proxy.url
@@ -149,7 +150,10 @@ const ERRORS: Partial<Record<S3Fault, { status: number; code: string; message: s
 
 export class S3FaultProxy {
   readonly log: LoggedRequest[] = [];
-  /** Conditional PutObjects refused (412 PreconditionFailed, or 404 for If-Match on no object). */
+  /**
+   * Conditional PutObjects and DeleteObjects refused (412 PreconditionFailed, or 404 for If-Match
+   * on no object).
+   */
   preconditionFailed = 0;
   /** S3's clock minus ours, ms (see the file's comment). */
   clockOffsetMs = 0;
@@ -253,8 +257,10 @@ export class S3FaultProxy {
       return;
     }
     const conditional =
-      this.#enforce && op === "PutObject" && (req.headers["if-match"] || req.headers["if-none-match"]);
-    if (op === "PutObject" && this.#enforce) {
+      this.#enforce &&
+      (op === "PutObject" || op === "DeleteObject") &&
+      (req.headers["if-match"] || req.headers["if-none-match"]);
+    if ((op === "PutObject" || op === "DeleteObject") && this.#enforce) {
       // Every write of a key waits for the previous one, so a conditional check and its write are
       // one step, as on S3.
       const previous = this.#keyLocks.get(key) ?? Promise.resolve();
@@ -304,7 +310,7 @@ export class S3FaultProxy {
     return undefined;
   }
 
-  /** The refusal S3 gives a conditional PutObject whose condition does not hold, or undefined. */
+  /** The refusal S3 gives a conditional PutObject or DeleteObject whose condition does not hold. */
   async #precondition(
     req: IncomingMessage,
   ): Promise<{ status: number; code: string; message: string } | undefined> {
@@ -350,8 +356,9 @@ export class S3FaultProxy {
     if (this.#enforce) {
       delete headers["if-match"];
       delete headers["if-none-match"];
-      // GET/HEAD conditions are the emulator's own business; only PUT conditions are enforced here.
-      if (req.method !== "PUT") {
+      // GET/HEAD conditions are the emulator's own business; only PUT and DELETE conditions are
+      // enforced here.
+      if (req.method !== "PUT" && req.method !== "DELETE") {
         if (req.headers["if-match"]) headers["if-match"] = req.headers["if-match"];
         if (req.headers["if-none-match"]) headers["if-none-match"] = req.headers["if-none-match"];
       }

@@ -277,6 +277,28 @@ export class BackupStore {
     return (await this.#getJson<CopyRecord>(recordKey(this.prefix, w)).catch(ignoreDamaged))?.body;
   }
 
+  /** The pending record of one window with the ETag it was read with (for a conditional delete). */
+  async getRecordTagged(w: WindowId): Promise<{ record: CopyRecord; etag: string | undefined } | undefined> {
+    const got = await this.#getJson<CopyRecord>(recordKey(this.prefix, w)).catch(ignoreDamaged);
+    return got && { record: got.body, etag: got.etag };
+  }
+
+  /**
+   * Deletes one object only if it is still the one read (If-Match its ETag; S3 general purpose
+   * buckets take conditional deletes). "changed": another writer replaced it meanwhile (412), or it
+   * is gone already (404); either way nothing of theirs is deleted.
+   */
+  async deleteIfUnchanged(key: string, etag: string, what: string): Promise<"deleted" | "changed"> {
+    this.#count("DeleteObject");
+    try {
+      await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key, IfMatch: etag }));
+      return "deleted";
+    } catch (error) {
+      if (lostRace(error, true)) return "changed";
+      throw storeError(error, what);
+    }
+  }
+
   /**
    * Pending completion records of a source (or of one of its streams), grouped by stream: one
    * listing (plus one GET per record not yet compacted), never a listing of stored archive objects.

@@ -3,6 +3,9 @@
  * planner run is older than two schedules; copier events become counters with bounded labels.
  * And the S3 client of `--no-s3-checksums` against a store that refuses checksum headers.
  */
+
+import { request } from "node:http";
+import { hostname } from "node:os";
 import {
   CreateBucketCommand,
   DeleteObjectsCommand,
@@ -194,4 +197,56 @@ test("--no-s3-checksums: bookkeeping deletes reach a store that refuses checksum
   ).resolves.toBeDefined();
   expect(proxy.refused).toHaveLength(1);
   expect((await plain.send(new ListObjectsV2Command({ Bucket: "plain-store" }))).KeyCount).toBe(0);
+});
+
+test("bound to loopback, /metrics refuses a Host of another name (DNS rebinding) and answers localhost, IPs and this machine", async () => {
+  const metrics = new BackupMetrics({ config, scheduleMs: 300_000 });
+  const server = await serveMetrics(metrics, 0, "127.0.0.1");
+  cleanups.push(() => server.close());
+  const { port } = new URL(server.url);
+  // fetch() sets Host from the URL; node:http lets the test send the Host a rebound name would.
+  const get = (host: string) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port, path: "/metrics", headers: { host } }, (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => {
+          text += c;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  const refused = await get(`evil.example:${port}`);
+  expect(refused.status).toBe(421);
+  expect(refused.text).toBe(
+    'Host "evil.example:' +
+      port +
+      '" is not a name this metrics server answers to: it listens on 127.0.0.1 only; scrape it as localhost or 127.0.0.1, or listen on another address with --metrics-host\n',
+  );
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `${hostname()}:${port}`, `[::1]:${port}`]) {
+    const ok = await get(host);
+    expect([host, ok.status]).toEqual([host, 200]);
+    expect(ok.text).toContain("flussonic_backup_");
+  }
+});
+
+test("bound to another address, /metrics answers any Host (scrapers name the machine as they like)", async () => {
+  const metrics = new BackupMetrics({ config, scheduleMs: 300_000 });
+  const server = await serveMetrics(metrics, 0, "0.0.0.0");
+  cleanups.push(() => server.close());
+  const { port } = new URL(server.url);
+  const res = await new Promise<number>((resolve, reject) => {
+    const req = request(
+      { host: "127.0.0.1", port, path: "/healthz", headers: { host: "backup-host.example.internal" } },
+      (r) => {
+        r.resume();
+        resolve(r.statusCode ?? 0);
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+  expect(res).toBe(200);
 });

@@ -220,6 +220,7 @@ describe("verify --repair: a window claimed but not stored whole is copied again
         objectsDeleted: 1,
         setAside: [`${corruptKey}.corrupt-${h.clock.now()}`],
         kept: [],
+        replacedMeanwhile: [],
       },
     ]);
     // The corrupt bytes are kept, out of the window's key.
@@ -260,6 +261,82 @@ describe("verify --repair: a window claimed but not stored whole is copied again
     expect(clean.report.setAside).toEqual([`${corruptKey}.corrupt-${h.clock.now()}`]);
     expect(clean.code).toBe(0);
   });
+
+  it("the deletes are conditional: a window stored again and a record written again between verify's read and the repair's delete are kept", async () => {
+    const { h, rt, store } = await setup();
+    expect((await runOnce(rt, h.tally)).ok).toBe(true);
+    const whole = { source: "src1", stream: "cam1", from: SHORT_FROM, duration: 600 };
+    const corruptFrom = SHORT_FROM + 1800;
+    const corruptKey = store.windowKey({ ...whole, from: corruptFrom }, "mp4");
+    const changed = Buffer.from(await h.getObject(corruptKey));
+    changed[changed.length - 1]! ^= 0xff;
+    await store.s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: corruptKey, Body: changed }));
+    const half = { ...whole, duration: 300 };
+    const halfKey = store.windowKey(half, "mp4");
+    const short = h.sim.body("cam1", SHORT_FROM, 200, "mp4");
+    await store.s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: halfKey, Body: short }));
+    const record = {
+      ...half,
+      format: "mp4" as const,
+      key: halfKey,
+      size: short.length,
+      sha256: sha256(short),
+      copiedAt: h.clock.now(),
+    };
+    await store.putRecord(record);
+
+    const proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
+    try {
+      const behind = await h.runtime({ endpoints: { ...h.emulator.endpoints, s3Endpoint: proxy.url } });
+      const stall = (kind: "window" | "record", key: string) => {
+        let release = () => {};
+        const rule = proxy.inject({
+          op: "DeleteObject",
+          kind,
+          key: new RegExp(`^${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`),
+          fault: "stall-request",
+          until: new Promise<void>((r) => {
+            release = r;
+          }),
+        });
+        return { rule, release: () => release() };
+      };
+      const aside = stall("window", corruptKey);
+      const recordDelete = stall("record", store.recordKeyOf(half));
+      const repairing = verifyBackup({
+        config: h.config,
+        store: behind.store,
+        repair: true,
+        now: () => h.clock.now(),
+      });
+      // The corrupt bytes are copied aside; before they leave the window's key, a copier stores
+      // the window again.
+      await expect.poll(() => aside.rule.hits, { timeout: 20_000 }).toBe(1);
+      const fresh = h.sim.body("cam1", corruptFrom, 600, "mp4");
+      await store.s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: corruptKey, Body: fresh }));
+      aside.release();
+      // The short copy's record was read as bad; before it is deleted, a new copy is recorded.
+      await expect.poll(() => recordDelete.rule.hits, { timeout: 20_000 }).toBe(1);
+      const newer = { ...record, sha256: sha256(fresh), copiedAt: h.clock.now() + 60 };
+      await store.putRecord(newer);
+      recordDelete.release();
+      const report = await repairing;
+      expect(report.repairs?.[0]?.error).toBeUndefined();
+      expect(report.repairs?.[0]).toMatchObject({
+        recordsDeleted: 0,
+        objectsDeleted: 1,
+        setAside: [`${corruptKey}.corrupt-${h.clock.now()}`],
+        replacedMeanwhile: [corruptKey],
+      });
+      expect(proxy.preconditionFailed).toBe(2);
+      // The new copy stays at the window's key, the corrupt bytes aside; the newer record stays.
+      expect((await h.getObject(corruptKey)).equals(fresh)).toBe(true);
+      expect((await h.getObject(`${corruptKey}.corrupt-${h.clock.now()}`)).equals(changed)).toBe(true);
+      expect(await store.getRecord(half)).toEqual(newer);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
 
   it("the manifest is written conditionally: a planner's change meanwhile is re-read and kept; a manifest that keeps changing is left unrepaired", async () => {
     const { h, rt, store } = await setup();
