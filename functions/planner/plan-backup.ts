@@ -13,6 +13,7 @@ import {
   type BackupConfig,
   configWarnings,
   defaultStreamSettings,
+  LEASE_START_MARGIN_SECONDS,
   listedStreams,
   type SourceConfig,
   type StreamSettings,
@@ -204,7 +205,13 @@ async function planSource(
 
   const chosen = chooseWindows(deps, source, states, now);
   const leaseUntil = now + deps.config.leaseSeconds;
-  const compacted = await leaseAndQueue(deps, source, states, chosen, leaseUntil, now, report, fail);
+  // The share of the cap (domain/cap-share.ts): a stream not read (or a listing with gaps, a damaged
+  // record: any error so far) may hide windows in flight.
+  const share = {
+    allStreamsRead: states.length === streams.length && report.errors.length === 0,
+    leaseSlackSeconds: deps.config.leaseSeconds - deps.copyTimeoutSeconds - LEASE_START_MARGIN_SECONDS,
+  };
+  const compacted = await leaseAndQueue(deps, source, states, chosen, leaseUntil, now, report, fail, share);
   if (!deps.dryRun) {
     const planned = new Set(states.map((s) => s.settings.name));
     const concurrency = deps.streamConcurrency ?? 16;
