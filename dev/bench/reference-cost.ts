@@ -219,6 +219,14 @@ async function runOnce(
   }
 }
 
+/** Bytes of the windows stored under `prefix`. */
+async function storedBytes(ctx: BenchContext, prefix: string): Promise<number> {
+  const listed = await ctx.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
+  return (listed.Contents ?? [])
+    .filter((o) => o.Key?.endsWith(".mp4"))
+    .reduce((n, o) => n + (o.Size ?? 0), 0);
+}
+
 async function emptyPrefix(ctx: BenchContext, prefix: string): Promise<void> {
   for (;;) {
     const listed = await ctx.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
@@ -239,7 +247,7 @@ async function measureWith(
 ): Promise<RunFigures> {
   const now = Math.floor(Date.now() / 1000);
   // Whole windows old enough to be planned (the settle margin and the open window behind them).
-  const from = Math.floor(now / WINDOW_SECONDS) * WINDOW_SECONDS - (windows + 2) * WINDOW_SECONDS;
+  const from = Math.floor(now / WINDOW_SECONDS) * WINDOW_SECONDS - (windows + 3) * WINDOW_SECONDS;
   const counting = await countingHop(ctx.emulator.endpoints.s3Endpoint ?? "http://127.0.0.1");
   const dir = mkdtempSync(join(tmpdir(), "fb-cost-"));
   const prefix = `${label.replace(/\W/g, "")}/`;
@@ -257,14 +265,17 @@ async function measureWith(
   let peakRssKiB = 0;
   let cpuSeconds = 0;
   let copied = 0;
+  let firstBytes = 0;
   try {
     // The steady state: each step the source has recorded one window more (a simulator whose
     // recording ends at that window's end), the planner's run that leases and the copy of it, then
     // the planner's next run (nothing new): two planner runs a window, as at rate(5 minutes).
-    for (let k = 1; k <= windows; k++) {
+    // Step 0 is the first window of a new backup (the stream's bitrate not known yet: it may be cut
+    // shorter): copied, not counted.
+    for (let k = 0; k <= windows; k++) {
       const sim = await FlussonicSimulator.start({
         liveOnlyStreams: 0,
-        streams: [{ name: "ref", bitrateBps, ranges: [{ from, to: from + k * WINDOW_SECONDS }] }],
+        streams: [{ name: "ref", bitrateBps, ranges: [{ from, to: from + (k + 1) * WINDOW_SECONDS }] }],
       });
       try {
         // The defaults but the retention: the cap (100 Mbit/s), copies at once (2), 600-s windows.
@@ -280,6 +291,11 @@ async function measureWith(
         ctx.progress(`cost (${label}): window ${k} of ${windows}: run --once leases and copies it`);
         counting.reset();
         const copy = await runOnce(ctx, main, config, counting.hop.url);
+        if (k === 0) {
+          counting.shares.length = 0;
+          firstBytes = await storedBytes(ctx, prefix);
+          continue;
+        }
         fold(copyRun, counting.counts());
         const n = Number(/Copied (\d+) window\(s\)/.exec(copy.stdout)?.[1] ?? "0");
         if (n !== 1) throw new Error(`run --once copied ${n} windows instead of 1: ${copy.stdout}`);
@@ -295,10 +311,7 @@ async function measureWith(
         await sim.close();
       }
     }
-    const listed = await ctx.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
-    const bytes = (listed.Contents ?? [])
-      .filter((o) => o.Key?.endsWith(".mp4"))
-      .reduce((n, o) => n + (o.Size ?? 0), 0);
+    const bytes = (await storedBytes(ctx, prefix)) - firstBytes;
     // What share of the cap the planner gave each window it queued (copies 1: the whole cap).
     const alone = counting.shares.filter((c) => c === 1).length;
     return {
