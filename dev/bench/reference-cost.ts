@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { COPIER_NODE_FLAGS } from "../../functions/config/limits.ts";
 import {
   byClass,
   LIST_PRICES,
@@ -182,7 +183,7 @@ async function runOnce(
   main: string,
   configFile: string,
   hopUrl: string,
-): Promise<{ seconds: number; stdout: string; peakRssKiB: number; cpuSeconds: number }> {
+): Promise<{ seconds: number; stdout: string; stderr: string; peakRssKiB: number; cpuSeconds: number }> {
   const e = ctx.emulator.endpoints;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -211,6 +212,7 @@ async function runOnce(
     return {
       seconds: run.seconds,
       stdout: run.stdout,
+      stderr: run.stderr,
       peakRssKiB: rss ?? 0,
       cpuSeconds: (user ?? 0) + (sys ?? 0),
     };
@@ -247,7 +249,9 @@ async function measureWith(
 ): Promise<RunFigures> {
   const now = Math.floor(Date.now() / 1000);
   // Whole windows old enough to be planned (the settle margin and the open window behind them).
-  const from = Math.floor(now / WINDOW_SECONDS) * WINDOW_SECONDS - (windows + 3) * WINDOW_SECONDS;
+  // Windows within the planner's last hour (its live edge: choose-windows.ts cuts a window at
+  // horizon - 1 h), the newest one due (the settle margin).
+  const from = Math.floor(now / WINDOW_SECONDS) * WINDOW_SECONDS - (windows + 2) * WINDOW_SECONDS;
   const counting = await countingHop(ctx.emulator.endpoints.s3Endpoint ?? "http://127.0.0.1");
   const dir = mkdtempSync(join(tmpdir(), "fb-cost-"));
   const prefix = `${label.replace(/\W/g, "")}/`;
@@ -275,6 +279,8 @@ async function measureWith(
     for (let k = 0; k <= windows; k++) {
       const sim = await FlussonicSimulator.start({
         liveOnlyStreams: 0,
+        // An archive two days deep: no window near the source's own retention edge.
+        days: 2,
         streams: [{ name: "ref", bitrateBps, ranges: [{ from, to: from + (k + 1) * WINDOW_SECONDS }] }],
       });
       try {
@@ -298,7 +304,8 @@ async function measureWith(
         }
         fold(copyRun, counting.counts());
         const n = Number(/Copied (\d+) window\(s\)/.exec(copy.stdout)?.[1] ?? "0");
-        if (n !== 1) throw new Error(`run --once copied ${n} windows instead of 1: ${copy.stdout}`);
+        if (n !== 1)
+          throw new Error(`run --once copied ${n} windows instead of 1: ${copy.stdout} ${copy.stderr}`);
         copied += n;
         seconds += copy.seconds;
         cpuSeconds += copy.cpuSeconds;
@@ -349,6 +356,7 @@ async function copierCpu(
   const from = Math.floor(now / WINDOW_SECONDS) * WINDOW_SECONDS - (runs + 2) * WINDOW_SECONDS;
   const sim = await FlussonicSimulator.start({
     liveOnlyStreams: 0,
+    days: 2,
     streams: [{ name: "ref", bitrateBps, ranges: [{ from, to: from + runs * WINDOW_SECONDS }] }],
   });
   const cpu: number[] = [];
@@ -358,19 +366,24 @@ async function copierCpu(
       ctx.progress(
         `cost: the copier alone, window ${i + 1} of ${runs} at ${(capBytesPerSecond * 8) / 1e6} Mbit/s`,
       );
-      const run = await runNodeScript<WindowCopyOutput>("window-copier.ts", {
-        endpoints: ctx.emulator.endpoints,
-        bucket: BUCKET,
-        prefix: "copier-cpu/",
-        sourceUrl: sim.url,
-        source: "ref",
-        stream: "ref",
-        from: from + i * WINDOW_SECONDS,
-        duration: WINDOW_SECONDS,
-        partSize: 8 * 1024 * 1024,
-        capBytesPerSecond,
-        spoolMiB: 256,
-      } satisfies WindowCopyInput);
+      const run = await runNodeScript<WindowCopyOutput>(
+        "window-copier.ts",
+        {
+          endpoints: ctx.emulator.endpoints,
+          bucket: BUCKET,
+          prefix: "copier-cpu/",
+          sourceUrl: sim.url,
+          source: "ref",
+          stream: "ref",
+          from: from + i * WINDOW_SECONDS,
+          duration: WINDOW_SECONDS,
+          partSize: 8 * 1024 * 1024,
+          capBytesPerSecond,
+          spoolMiB: 256,
+        } satisfies WindowCopyInput,
+        // The Lambda copier's V8 flags (infra: NODE_OPTIONS).
+        [...COPIER_NODE_FLAGS],
+      );
       if (run.output.status !== "copied")
         throw new Error(`window copier: ${run.output.error ?? run.output.status}`);
       cpu.push(run.output.copyCpuSeconds);
@@ -395,7 +408,10 @@ const addCounts = (a: RequestCounts, b: RequestCounts, k = 1): RequestCounts => 
 export function monthOf(f: RunFigures, lambdaMb: number, copies = sharingCopies(f)) {
   const p = LIST_PRICES;
   const total = (c: Counts): RequestCounts =>
-    addCounts(addCounts(byClass(c.window), byClass(c.bookkeeping)), byClass(lambdaSqs(c.sqs, f.copied)));
+    addCounts(
+      addCounts(byClass(lambdaWindow(c.window)), byClass(c.bookkeeping)),
+      byClass(lambdaSqs(c.sqs, f.copied)),
+    );
   // Each window comes with two planner runs (every 5 minutes, a window every 10): run --once's two
   // rounds, the one that leases it (its copy's requests with it) and the one that folds its record.
   const perWindow = total(f.copyRun);
@@ -421,7 +437,7 @@ export function monthOf(f: RunFigures, lambdaMb: number, copies = sharingCopies(
     lambdaCost(gbSeconds, WINDOWS_PER_MONTH, p) + lambdaCost(plannerGbSeconds, PLANNER_RUNS_PER_MONTH, p);
   return {
     perWindow: {
-      s3Window: sum(f.copyRun.window) / f.windows,
+      s3Window: sum(lambdaWindow(f.copyRun.window)) / f.windows,
       s3Bookkeeping: sum(f.copyRun.bookkeeping) / f.windows,
       sqs: sum(lambdaSqs(f.copyRun.sqs, f.copied)) / f.windows,
       putClass: copy.put,
@@ -459,6 +475,16 @@ function lambdaSqs(sqs: Record<string, number>, windows: number): Record<string,
     if (op !== "sqs:ReceiveMessage" && op !== "sqs:GetQueueAttributes") out[op] = n;
   out["sqs:ReceiveMessage"] = windows;
   return out;
+}
+
+/**
+ * The window's own S3 requests as the Lambda copier makes them: it looks for orphaned uploads
+ * (ListMultipartUploads) on a redelivery only (orphansOnRedeliveryOnly; the bucket's lifecycle rule
+ * aborts the others), while run --once looks on every copy.
+ */
+function lambdaWindow(ops: Record<string, number>): Record<string, number> {
+  const { ListMultipartUploads: _, ...rest } = ops;
+  return rest;
 }
 
 /** Copies sharing the cap in AWS: 1 when the planner gave every window the whole cap, else COPIES. */
@@ -554,7 +580,7 @@ export async function measureReferenceCost(ctx: BenchContext, before?: string): 
     details,
     notes: [
       `The reference stream: ${BITRATE_BPS / 1e6} Mbit/s, ${WINDOW_SECONDS}-s windows, kept ${KEPT_DAYS} days plus noncurrentVersionDays as old versions, the default cap (${CAP_MBPS} Mbit/s, ${COPIES} copies at once). The steady state, ${windows} times over: the source has recorded one window more and the real run --once, through an HTTP hop that counts every S3 and SQS request, makes the two planner runs a window has (every 5 minutes, a window every 10: ${PLANNER_RUNS_PER_MONTH} runs and ${WINDOWS_PER_MONTH} windows a month): one leases and queues it, the copy, one folds its record; then a run --once with nothing new at all (the idle planner run's row). Requests by kind per window: requestsByKind in the JSON.`,
-      `Lambda GB-seconds: a copy lasts the window's bytes at its share of the cap in AWS (the whole ${CAP_MBPS} Mbit/s when the planner gave the window the whole cap, as its queued message says, else ${CAP_MBPS / COPIES} Mbit/s), or longer when the function's CPU share (memory / 1,769 MB) needs longer for the copier's own CPU a window: the median of ${cpuRuns} copies of one reference window at that rate by dev/bench/window-copier.ts (the copy alone, spooled; process.cpuUsage around copyWindow), on this machine's x86 cores, not Lambda's arm64 ones. The run --once processes' CPU (start-up and planning included) is in the JSON (cpuSeconds). Requests of run --once's start-up (the S3 feature probe, the bucket check, CreateQueue) are counted apart (startup) and left out: a Lambda run makes none. SQS as in AWS: the local poller's receives and queue depth reads are left out, one receive a window counted (the event source mapping's long polling of an idle queue is a cost per source). The planner at ${PLANNER_SECONDS_PER_STREAM} s per stream and run at ${PLANNER_MB} MB (not measured here). Prices: ${LIST_PRICES.region} list prices (functions/domain/prices.ts). Per-source fixed costs (alarms, metrics, the secret, idle queue polling) are not per stream and not in the overhead: docs/cost.md.`,
+      `Lambda GB-seconds: a copy lasts the window's bytes at its share of the cap in AWS (the whole ${CAP_MBPS} Mbit/s when the planner gave the window the whole cap, as its queued message says, else ${CAP_MBPS / COPIES} Mbit/s), or longer when the function's CPU share (memory / 1,769 MB) needs longer for the copier's own CPU a window: the median of ${cpuRuns} copies of one reference window at that rate by dev/bench/window-copier.ts (the copy alone, spooled; process.cpuUsage around copyWindow), on this machine's x86 cores, not Lambda's arm64 ones. The run --once processes' CPU (start-up and planning included) is in the JSON (cpuSeconds). Requests of run --once's start-up (the S3 feature probe, the bucket check, CreateQueue) are counted apart (startup) and left out: a Lambda run makes none. As in AWS: the copier's listing of orphaned uploads is left out (the Lambda copier makes it on a redelivery only), and of SQS the local poller's receives and queue depth reads, one receive a window counted (the event source mapping's long polling of an idle queue is a cost per source). The planner at ${PLANNER_SECONDS_PER_STREAM} s per stream and run at ${PLANNER_MB} MB (not measured here). Prices: ${LIST_PRICES.region} list prices (functions/domain/prices.ts). Per-source fixed costs (alarms, metrics, the secret, idle queue polling) are not per stream and not in the overhead: docs/cost.md.`,
     ],
   };
 }
