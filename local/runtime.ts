@@ -60,6 +60,8 @@ export interface RuntimeOptions {
   staleUploadSeconds?: number;
   /** Delay of a window deferred while its source is paused (default 900 s). */
   deferSeconds?: number;
+  /** The planner lists a source's manifests from this many streams (tests; default 13). */
+  manifestListingMinStreams?: number;
 }
 
 export class LocalRuntime {
@@ -196,6 +198,9 @@ export class LocalRuntime {
       now: this.now,
       copyTimeoutSeconds: this.copyTimeoutSeconds,
       logger: this.#o.logger,
+      ...(this.#o.manifestListingMinStreams !== undefined
+        ? { manifestListingMinStreams: this.#o.manifestListingMinStreams }
+        : {}),
     });
   }
 

@@ -36,7 +36,7 @@ import { proveDays } from "./day-proofs.ts";
 import { holdEpisodes } from "./episode-holds.ts";
 import { leaseAndQueue } from "./lease-windows.ts";
 import type { PlanReport, SourcePlan } from "./plan-report.ts";
-import { listManifests, readStream, type StreamState } from "./read-streams.ts";
+import { listManifests, MANIFEST_LISTING_MIN_STREAMS, readStream, type StreamState } from "./read-streams.ts";
 
 export type { PlanReport, SourcePlan, StreamPlan } from "./plan-report.ts";
 export { streamWindowSeconds } from "./read-streams.ts";
@@ -57,6 +57,8 @@ export interface PlannerDeps {
   onlySources?: readonly string[];
   /** Plan and report only: queue nothing, lease nothing, write nothing (`run --dry-run`). */
   dryRun?: boolean;
+  /** A source's manifests are listed from this many streams (default MANIFEST_LISTING_MIN_STREAMS). */
+  manifestListingMinStreams?: number;
   /**
    * The key day proofs are signed with (asked once a proof is due); default: the configured one
    * (evidence.kmsKey, the stack's KMS key, or the PEM in evidence.signingKeyEnv), none: no proofs.
@@ -173,7 +175,12 @@ async function planSource(
     (folders ??= deps.store
       .listFolders(`${deps.store.prefix}${encodeKeySegment(source.name)}/`)
       .catch(() => undefined));
-  const listing = await listManifests(deps, source.name);
+  // A listing (billed as a PUT) pays only when it saves enough GETs: a few streams' manifests are
+  // read one by one, each with the ETag held (a 304 when unchanged).
+  const listing =
+    streams.length >= (deps.manifestListingMinStreams ?? MANIFEST_LISTING_MIN_STREAMS)
+      ? await listManifests(deps, source.name)
+      : undefined;
   const states: StreamState[] = [];
   await forEachLimited(streams, deps.streamConcurrency ?? 16, async ({ settings, info }) => {
     try {
