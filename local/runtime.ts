@@ -62,6 +62,8 @@ export interface RuntimeOptions {
   deferSeconds?: number;
   /** The planner lists a source's manifests from this many streams (tests; default 13). */
   manifestListingMinStreams?: number;
+  /** Plan as the Lambda planner does: hold windows in the queue while a span lasts (tests). */
+  holdForSpans?: boolean;
 }
 
 export class LocalRuntime {
@@ -201,6 +203,8 @@ export class LocalRuntime {
       ...(this.#o.manifestListingMinStreams !== undefined
         ? { manifestListingMinStreams: this.#o.manifestListingMinStreams }
         : {}),
+      // One throttle of the whole cap per source: no window waits for another's share of it.
+      copiesShareOneThrottle: !this.#o.holdForSpans,
     });
   }
 

@@ -36,6 +36,8 @@ export interface ShareContext {
   allStreamsRead: boolean;
   /** Seconds a window may wait in the queue and still start in time (lease minus timeout and margin). */
   leaseSlackSeconds: number;
+  /** Hold windows in the queue while another run's span lasts (copiers with a throttle each). */
+  holdForSpans: boolean;
 }
 
 /**
@@ -70,8 +72,11 @@ export function shareOfRun(
     leaseSlackSeconds: context?.leaseSlackSeconds ?? 0,
     now,
   });
-  // A FIFO queue takes no per-message delay (and its windows never had a span of their own).
-  return fifo ? { ...(decision.share ? { share: decision.share } : {}), delaySeconds: 0 } : decision;
+  // A FIFO queue takes no per-message delay (and its windows never had a span of their own); copies
+  // sharing one throttle of the whole cap need none.
+  return fifo || !context?.holdForSpans
+    ? { ...(decision.share ? { share: decision.share } : {}), delaySeconds: 0 }
+    : decision;
 }
 
 /**

@@ -60,6 +60,12 @@ export interface PlannerDeps {
   /** A source's manifests are listed from this many streams (default MANIFEST_LISTING_MIN_STREAMS). */
   manifestListingMinStreams?: number;
   /**
+   * The copies of a source share one throttle of its whole cap (the local runtime): windows are
+   * never held in the queue for another's share of the cap (domain/cap-share.ts), which only the
+   * Lambda copiers, a throttle each, need. The shares are still written (what AWS would do).
+   */
+  copiesShareOneThrottle?: boolean;
+  /**
    * The key day proofs are signed with (asked once a proof is due); default: the configured one
    * (evidence.kmsKey, the stack's KMS key, or the PEM in evidence.signingKeyEnv), none: no proofs.
    */
@@ -216,6 +222,7 @@ async function planSource(
   // record: any error so far) may hide windows in flight.
   const share = {
     allStreamsRead: states.length === streams.length && report.errors.length === 0,
+    holdForSpans: !deps.copiesShareOneThrottle,
     leaseSlackSeconds: deps.config.leaseSeconds - deps.copyTimeoutSeconds - LEASE_START_MARGIN_SECONDS,
   };
   const compacted = await leaseAndQueue(deps, source, states, chosen, leaseUntil, now, report, fail, share);

@@ -27,7 +27,10 @@ const BITRATE = 500_000;
  * cam1 recorded one whole window, due now; cam2 records the next window, due WINDOW seconds later
  * (and `more` further streams recording cam1's window too).
  */
-async function harness(more = 0): Promise<{ h: Harness; rt: LocalRuntime; first: number }> {
+async function harness(
+  more = 0,
+  holdForSpans = true,
+): Promise<{ h: Harness; rt: LocalRuntime; first: number }> {
   const clock = Math.floor(Date.UTC(2026, 10, 20, 12, 17, 0) / 1000);
   const settle = 120;
   const first = Math.floor((clock - settle) / WINDOW) * WINDOW - WINDOW;
@@ -48,7 +51,8 @@ async function harness(more = 0): Promise<{ h: Harness; rt: LocalRuntime; first:
     config: { settleSeconds: settle, minWindowSeconds: WINDOW, maxWindowSeconds: WINDOW },
   });
   // The Lambda copier's timeout: windows are sized for it, leases leave it room.
-  const rt = await harness.runtime({ copyTimeoutSeconds: 900 });
+  // Planned as in AWS, where each copier has a throttle of its own.
+  const rt = await harness.runtime({ copyTimeoutSeconds: 900, holdForSpans });
   return { h: harness, rt, first };
 }
 
@@ -90,6 +94,20 @@ describe("the share of the cap the planner gives", () => {
     expect(await receiveAll(rt)).toEqual([]);
     const cam2Lease = (await rt.store.readManifest("src1", "cam2")).manifest.leases;
     expect(cam2Lease[0]!.copiesUntil).toBeUndefined();
+  }, 60_000);
+
+  it("holds no window in the queue where the copies share one throttle of the whole cap (the local runtime)", async () => {
+    let rt: LocalRuntime;
+    ({ h, rt } = await harness(0, false));
+    const run1 = (await rt.plan()).sources[0]!;
+    // The share is written as AWS would get it...
+    expect(run1.planned[0]).toMatchObject({ stream: "cam1", copies: 1 });
+    await receiveAll(rt);
+    h.clock.advance(WINDOW);
+    const run2 = (await rt.plan()).sources[0]!;
+    expect(run2.planned.map((m) => m.stream)).toEqual(["cam2"]);
+    // ...but the next window is not held: this runtime's copies read from one bucket of the cap.
+    expect(await queueDepth(rt.sqs, rt.queues.get("src1")!.url)).toMatchObject({ visible: 1, delayed: 0 });
   }, 60_000);
 
   it("keeps the default share when the run leases maxConcurrentCopies windows", async () => {
