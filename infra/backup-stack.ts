@@ -114,13 +114,13 @@ export class BackupStack extends Stack {
           description: `flussonic-backup copier of source ${name}: copies one archive window from Flussonic into S3`,
           roleScope: `only the queues, prefixes and secret of source ${name}`,
           // The esbuild bundle holds 112 MiB once loaded (90 without --enable-source-maps) and peaks at
-          // 128 MiB copying the 150 MB reference window spooled at the whole cap (152 without the flag
-          // below): more than 128 MB's 122 MiB. At 256 MB its CPU share (0.145 vCPU) needs about 10 s
-          // for the copy's 1.5 s of CPU, within the 12 s the window takes at the cap: 256 MB costs
-          // what the cap costs, 128 MB would save at most 13% and run out of memory (bench figure 8).
+          // 128-133 MiB copying the 150 MB reference window spooled at the whole cap (152 without the
+          // flag below): more than 128 MB's 122 MiB. At 256 MB its CPU share (0.145 vCPU) needs 9-16 s
+          // for the copy's 1.3-2.3 s of CPU, about the 12 s the window takes at the cap (functions/
+          // config/limits.ts, bench figure 8): 128 MB would run out of memory for little saving.
           memorySize: 256,
-          // A young generation of 1 MiB semi-spaces: fewer full collections and less memory while
-          // a window downloads at the cap (functions/config/limits.ts).
+          // A young generation of 1 MiB semi-spaces: 20 MiB less at the peak while a window downloads
+          // at the cap (functions/config/limits.ts).
           nodeFlags: COPIER_NODE_FLAGS,
           timeout: COPIER_TIMEOUT,
           environment: {
