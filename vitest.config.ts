@@ -10,7 +10,12 @@ import { defineConfig } from "vitest/config";
  * it overlaps with the other files instead of holding the machine alone. A plain `vitest run`
  * runs both.
  */
-const timing = ["test/source/caps.test.ts", "test/source/pacing.test.ts", "test/simulator/simulator.test.ts"];
+const timing = [
+  "test/source/caps.test.ts",
+  "test/source/pacing.test.ts",
+  "test/simulator/simulator.test.ts",
+  "test/copier/cap-share-meter.test.ts",
+];
 
 const common = {
   testTimeout: 60_000,

@@ -34,6 +34,8 @@ export interface BackupFunctionProps {
   architecture?: "arm64" | "x86_64";
   /** Concurrency reserved for (and the most used by) the function; default: the account's pool. */
   reservedConcurrency?: number;
+  /** Node/V8 flags added to NODE_OPTIONS (after --enable-source-maps). */
+  nodeFlags?: readonly string[];
 }
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
@@ -70,7 +72,10 @@ export class BackupFunction extends Construct {
       architecture: props.architecture === "x86_64" ? lambda.Architecture.X86_64 : lambda.Architecture.ARM_64,
       memorySize: props.memorySize,
       timeout: props.timeout,
-      environment: { ...props.environment, NODE_OPTIONS: "--enable-source-maps" },
+      environment: {
+        ...props.environment,
+        NODE_OPTIONS: ["--enable-source-maps", ...(props.nodeFlags ?? [])].join(" "),
+      },
       ...(props.reservedConcurrency ? { reservedConcurrentExecutions: props.reservedConcurrency } : {}),
     };
     const files = props.files;

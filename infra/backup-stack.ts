@@ -12,7 +12,11 @@ import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { authSecretReference, type BackupConfig, ConfigError } from "../functions/config/config.ts";
-import { COPIER_TIMEOUT_SECONDS, STACK_SIGNING_KEY_ENV } from "../functions/config/limits.ts";
+import {
+  COPIER_NODE_FLAGS,
+  COPIER_TIMEOUT_SECONDS,
+  STACK_SIGNING_KEY_ENV,
+} from "../functions/config/limits.ts";
 import { controlKey, holdsKey, provenKey } from "../functions/domain/keys.ts";
 import { encodeKeySegment } from "../functions/domain/names.ts";
 import { BackupBucket, type ExistingBucket, type PreviousExpiries, s3ViaService } from "./backup-bucket.ts";
@@ -109,12 +113,15 @@ export class BackupStack extends Stack {
           name: "copier",
           description: `flussonic-backup copier of source ${name}: copies one archive window from Flussonic into S3`,
           roleScope: `only the queues, prefixes and secret of source ${name}`,
-          // A copy holds about partSize x (queueSize + 1) = 24 MiB of upload buffers, sized per window
-          // (functions/store/part-upload.ts partsFor), next to ~120 MiB of Node, SDK and TLS: the copier
-          // process peaks at 151-168 MiB (bench figure 4). A copy at the cap's share (50 Mbit/s) lasts the
-          // window's bytes whatever the memory, and at 256 MB its CPU share (0.145 vCPU) needs 7 s of the
-          // reference window's 24 s (bench figure 8): 256 MB halves the GB-seconds of 512 MB.
+          // The esbuild bundle holds 112 MiB once loaded (90 without --enable-source-maps) and peaks at
+          // 128-133 MiB copying the 150 MB reference window spooled at the whole cap (152 without the
+          // flag below): more than 128 MB's 122 MiB. At 256 MB its CPU share (0.145 vCPU) needs 9-16 s
+          // for the copy's 1.3-2.3 s of CPU, about the 12 s the window takes at the cap (functions/
+          // config/limits.ts, bench figure 8): 128 MB would run out of memory for little saving.
           memorySize: 256,
+          // A young generation of 1 MiB semi-spaces: 20 MiB less at the peak while a window downloads
+          // at the cap (functions/config/limits.ts).
+          nodeFlags: COPIER_NODE_FLAGS,
           timeout: COPIER_TIMEOUT,
           environment: {
             BACKUP_CONFIG: JSON.stringify(copierConfig),

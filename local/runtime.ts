@@ -60,6 +60,10 @@ export interface RuntimeOptions {
   staleUploadSeconds?: number;
   /** Delay of a window deferred while its source is paused (default 900 s). */
   deferSeconds?: number;
+  /** The planner lists a source's manifests from this many streams (tests; default 13). */
+  manifestListingMinStreams?: number;
+  /** Plan as the Lambda planner does: hold windows in the queue while a span lasts (tests). */
+  holdForSpans?: boolean;
 }
 
 export class LocalRuntime {
@@ -196,6 +200,11 @@ export class LocalRuntime {
       now: this.now,
       copyTimeoutSeconds: this.copyTimeoutSeconds,
       logger: this.#o.logger,
+      ...(this.#o.manifestListingMinStreams !== undefined
+        ? { manifestListingMinStreams: this.#o.manifestListingMinStreams }
+        : {}),
+      // One throttle of the whole cap per source: no window waits for another's share of it.
+      copiesShareOneThrottle: !this.#o.holdForSpans,
     });
   }
 

@@ -49,6 +49,8 @@ export interface WindowCopyOutput {
   baselineRssKiB: number;
   /** CPU (user + system) this process used in all, start-up included, seconds. */
   cpuSeconds: number;
+  /** CPU (user + system) of the copy alone (copyWindow, from its call to its result), seconds. */
+  copyCpuSeconds: number;
 }
 
 /** VmHWM from /proc/self/status (Linux), else the maxRSS Node reports; KiB. */
@@ -77,6 +79,11 @@ export async function copyOneWindow(input: WindowCopyInput): Promise<WindowCopyO
   const flussonic = new FlussonicClient(source, { type: "none" });
   const now = () => Math.floor(Date.now() / 1000);
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
+  const copyCpu = () => {
+    const u = process.cpuUsage(cpuAtStart);
+    return Math.round((u.user + u.system) / 1e4) / 100;
+  };
   let bytesRead = 0;
   const failed = (error: unknown): WindowCopyOutput => ({
     status: "failed",
@@ -92,6 +99,7 @@ export async function copyOneWindow(input: WindowCopyInput): Promise<WindowCopyO
     peakRssKiB: peakRssKiB(),
     baselineRssKiB,
     cpuSeconds: cpuSeconds(),
+    copyCpuSeconds: copyCpu(),
   });
   const outcome = await copyWindow(
     {
@@ -121,6 +129,7 @@ export async function copyOneWindow(input: WindowCopyInput): Promise<WindowCopyO
   ).catch((error: unknown) => error as Error);
   if (outcome instanceof Error) return failed(outcome);
   const copySeconds = (performance.now() - started) / 1000;
+  const copyCpuSeconds = copyCpu();
   await flussonic.close();
   store.s3.destroy();
   if (outcome.status === "stale") throw new Error("window copier: the window was judged stale");
@@ -134,6 +143,7 @@ export async function copyOneWindow(input: WindowCopyInput): Promise<WindowCopyO
     peakRssKiB: peakRssKiB(),
     baselineRssKiB,
     cpuSeconds: cpuSeconds(),
+    copyCpuSeconds,
   };
 }
 

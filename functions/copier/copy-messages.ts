@@ -32,6 +32,8 @@ export const copyMessageShape = z.strictObject({
   duration: z.int().positive(),
   format: z.enum(["mp4", "ts"]),
   leaseUntil: z.number(),
+  copies: z.int().positive().optional(),
+  copiesUntil: z.number().optional(),
 });
 
 /** What happened to one message, for progress, summaries and metrics. */
@@ -52,7 +54,8 @@ export interface CopierDeps {
   store: BackupStore;
   sqs: SQSClient;
   flussonic: (source: string) => ArchiveSource;
-  throttle: (source: string) => Throttle;
+  /** The throttle of a copy of `message` (its share of the source's cap: see cap-share-throttle.ts). */
+  throttle: (source: string, message: CopyMessage) => Throttle;
   /** Pause switches and bandwidth schedule (optional: without them a source always copies). */
   switches?: (source: string) => Promise<SwitchState>;
   /** Applies the cap in force (Mbit/s for the whole source) to the source's throttle. */
@@ -190,7 +193,7 @@ export function createCopierHandler(deps: CopierDeps) {
           {
             store: deps.store,
             flussonic: deps.flussonic(m.source),
-            throttle: deps.throttle(m.source),
+            throttle: deps.throttle(m.source, m),
             now: deps.now,
             partSize: deps.partSize,
             ...(deps.fixedParts ? { fixedParts: true } : {}),

@@ -29,4 +29,11 @@ export interface CopyMessage {
   format: ArchiveFormat;
   /** The planner will not plan this window again before this time (unix seconds). */
   leaseUntil: number;
+  /**
+   * In AWS, this many copies share the source's cap until `copiesUntil` (unix seconds), instead of
+   * maxConcurrentCopies: the planner gave a window leased alone the whole cap (domain/cap-share.ts).
+   * Absent: the default share. Optional: messages without it are read as before.
+   */
+  copies?: number;
+  copiesUntil?: number;
 }

@@ -54,6 +54,8 @@ export interface Lease {
   from: number;
   duration: number;
   until: number;
+  /** Its copy may read at more than the default share of the cap until then (domain/cap-share.ts). */
+  copiesUntil?: number;
 }
 
 export interface Manifest {

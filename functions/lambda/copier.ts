@@ -3,10 +3,10 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, SQSEvent } from "aws-lambda";
 import { COPIER_MAX_RECEIVE_COUNT, COPIER_TIMEOUT_SECONDS } from "../config/limits.ts";
+import { CapShareThrottle } from "../copier/cap-share-throttle.ts";
 import { type CopierEvent, createCopierHandler } from "../copier/copy-messages.ts";
 import { SourcePressure } from "../source/source-pressure.ts";
 import { SourceSwitches } from "../source/source-switch.ts";
-import { TokenBucket } from "../source/throttle.ts";
 import { defaultSpoolDir } from "../store/spool-upload.ts";
 import { lambdaEnvironment } from "./environment.ts";
 import { publishSourceMetrics, type SourceMetric } from "./source-metrics.ts";
@@ -18,12 +18,10 @@ let copier: ReturnType<typeof createCopierHandler> | undefined;
 
 async function build() {
   const env = await lambdaEnvironment();
-  // Each concurrent copier gets its share of the source's bandwidth cap.
+  // Each concurrent copier gets its share of the source's bandwidth cap: the cap over
+  // maxConcurrentCopies, or the larger share the planner gave a window leased alone.
   const throttles = new Map(
-    env.config.sources.map((s) => [
-      s.name,
-      new TokenBucket((s.maxBandwidthMbps * 1_000_000) / 8 / s.maxConcurrentCopies),
-    ]),
+    env.config.sources.map((s) => [s.name, new CapShareThrottle(s.maxBandwidthMbps, s.maxConcurrentCopies)]),
   );
   const sources = new Map(env.config.sources.map((s) => [s.name, s]));
   const now = () => Math.floor(Date.now() / 1000);
@@ -35,11 +33,10 @@ async function build() {
     store: env.store,
     sqs: env.sqs,
     flussonic: env.flussonic,
-    throttle: (source) => throttles.get(source)!,
+    throttle: (source, message) => throttles.get(source)!.forMessage(message),
     pressure: (source) => pressure.get(source)!,
     switches: (source) => switches.state(sources.get(source)!),
-    applyBandwidth: (source, mbps) =>
-      throttles.get(source)?.setRate((mbps * 1_000_000) / 8 / sources.get(source)!.maxConcurrentCopies),
+    applyBandwidth: (source, mbps) => throttles.get(source)?.setCap(mbps),
     queueUrl: env.queueUrl,
     deadLetterUrl: env.deadLetterUrl,
     maxReceiveCount: COPIER_MAX_RECEIVE_COUNT,

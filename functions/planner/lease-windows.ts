@@ -8,6 +8,7 @@
  */
 import type { SourceConfig } from "../config/config.ts";
 import type { CopyMessage } from "../copier/copy-window.ts";
+import { type ShareDecision, shareForNewWindows } from "../domain/cap-share.ts";
 import { activeLeases, type Lease } from "../domain/manifest.ts";
 import type { CopyWindow } from "../domain/windows.ts";
 import { copyGroups } from "../queue/copy-groups.ts";
@@ -29,10 +30,61 @@ export interface LeaseDeps {
   dryRun?: boolean;
 }
 
+/** What the share of the cap needs beyond the streams read (domain/cap-share.ts). */
+export interface ShareContext {
+  /** Every stream of the source was read this run (none failed). */
+  allStreamsRead: boolean;
+  /** Seconds a window may wait in the queue and still start in time (lease minus timeout and margin). */
+  leaseSlackSeconds: number;
+  /** Hold windows in the queue while another run's span lasts (copiers with a throttle each). */
+  holdForSpans: boolean;
+}
+
+/**
+ * The share of the cap this run's windows get, from what is in flight: every stream's active leases
+ * whose completion record has not been folded in yet.
+ */
+export function shareOfRun(
+  source: SourceConfig,
+  queueUrl: string,
+  states: readonly StreamState[],
+  chosen: readonly ChosenWindow[],
+  now: number,
+  context: ShareContext | undefined,
+): ShareDecision {
+  const inFlight: (number | undefined)[] = [];
+  for (const s of states) {
+    const done = new Set(s.records.map((r) => `${r.from}-${r.duration}`));
+    for (const l of activeLeases(s.manifest, now)) {
+      if (!done.has(leaseId(l))) inFlight.push(l.copiesUntil);
+    }
+  }
+  const capBps = source.maxBandwidthMbps * 1_000_000;
+  const largest = Math.max(0, ...chosen.map(({ s, w }) => (w.duration * s.bitrateBps) / capBps));
+  const fifo = queueUrl.endsWith(".fifo");
+  const decision = shareForNewWindows({
+    maxConcurrentCopies: source.maxConcurrentCopies,
+    eligible: !fifo && source.kind !== "central",
+    allStreamsRead: context?.allStreamsRead ?? false,
+    inFlight,
+    newWindows: chosen.length,
+    largestWindowSecondsAtCap: largest,
+    leaseSlackSeconds: context?.leaseSlackSeconds ?? 0,
+    now,
+  });
+  // A FIFO queue takes no per-message delay (and its windows never had a span of their own); copies
+  // sharing one throttle of the whole cap need none.
+  return fifo || !context?.holdForSpans
+    ? { ...(decision.share ? { share: decision.share } : {}), delaySeconds: 0 }
+    : decision;
+}
+
 /**
  * Leases the chosen windows (and writes every read stream's changed manifest; its catalogs were
  * written when it was read), then queues what was leased, in the order chosen. Adds what was queued
- * to `report`; returns the keys of the completion records folded in (to delete).
+ * to `report`; returns the keys of the completion records folded in (to delete). With `share`, the
+ * windows get their share of the cap (shareOfRun): the whole cap between them when nothing else of
+ * the source is in flight, and a delay while another run's span lasts.
  */
 export async function leaseAndQueue(
   deps: LeaseDeps,
@@ -43,11 +95,18 @@ export async function leaseAndQueue(
   now: number,
   report: SourcePlan,
   fail: (stream: string | undefined, error: unknown) => void,
+  share?: ShareContext,
 ): Promise<string[]> {
+  const decision = shareOfRun(source, deps.queue.queueUrl(source.name), states, chosen, now, share);
   const wanted = new Map<StreamState, Lease[]>();
   for (const { s, w } of chosen) {
     const list = wanted.get(s) ?? [];
-    list.push({ from: w.from, duration: w.duration, until: leaseUntil });
+    list.push({
+      from: w.from,
+      duration: w.duration,
+      until: leaseUntil,
+      ...(decision.share ? { copiesUntil: decision.share.until } : {}),
+    });
     wanted.set(s, list);
   }
   const leased = new Map<StreamState, Set<string>>();
@@ -95,6 +154,7 @@ export async function leaseAndQueue(
         duration: w.duration,
         format: s.settings.format,
         leaseUntil,
+        ...(decision.share ? { copies: decision.share.copies, copiesUntil: decision.share.until } : {}),
       },
     });
   }
@@ -102,7 +162,10 @@ export async function leaseAndQueue(
   const sent = deps.dryRun
     ? { sent: list, failed: [] }
     : // A Central source's windows go to its servers' message groups (FIFO queues only).
-      await deps.queue.send(source.name, list, { groups: copyGroups(source, list, now) });
+      await deps.queue.send(source.name, list, {
+        groups: copyGroups(source, list, now),
+        ...(decision.delaySeconds > 0 ? { delaySeconds: decision.delaySeconds } : {}),
+      });
   for (const f of sent.failed)
     fail(
       f.message.stream,
@@ -122,6 +185,6 @@ export async function leaseAndQueue(
   return compacted;
 }
 
-function leaseId(w: CopyWindow): string {
+function leaseId(w: Pick<CopyWindow, "from" | "duration">): string {
   return `${w.from}-${w.duration}`;
 }

@@ -13,6 +13,7 @@ import {
   type BackupConfig,
   configWarnings,
   defaultStreamSettings,
+  LEASE_START_MARGIN_SECONDS,
   listedStreams,
   type SourceConfig,
   type StreamSettings,
@@ -35,7 +36,7 @@ import { proveDays } from "./day-proofs.ts";
 import { holdEpisodes } from "./episode-holds.ts";
 import { leaseAndQueue } from "./lease-windows.ts";
 import type { PlanReport, SourcePlan } from "./plan-report.ts";
-import { listManifests, readStream, type StreamState } from "./read-streams.ts";
+import { listManifests, MANIFEST_LISTING_MIN_STREAMS, readStream, type StreamState } from "./read-streams.ts";
 
 export type { PlanReport, SourcePlan, StreamPlan } from "./plan-report.ts";
 export { streamWindowSeconds } from "./read-streams.ts";
@@ -56,6 +57,14 @@ export interface PlannerDeps {
   onlySources?: readonly string[];
   /** Plan and report only: queue nothing, lease nothing, write nothing (`run --dry-run`). */
   dryRun?: boolean;
+  /** A source's manifests are listed from this many streams (default MANIFEST_LISTING_MIN_STREAMS). */
+  manifestListingMinStreams?: number;
+  /**
+   * The copies of a source share one throttle of its whole cap (the local runtime): windows are
+   * never held in the queue for another's share of the cap (domain/cap-share.ts), which only the
+   * Lambda copiers, a throttle each, need. The shares are still written (what AWS would do).
+   */
+  copiesShareOneThrottle?: boolean;
   /**
    * The key day proofs are signed with (asked once a proof is due); default: the configured one
    * (evidence.kmsKey, the stack's KMS key, or the PEM in evidence.signingKeyEnv), none: no proofs.
@@ -172,7 +181,12 @@ async function planSource(
     (folders ??= deps.store
       .listFolders(`${deps.store.prefix}${encodeKeySegment(source.name)}/`)
       .catch(() => undefined));
-  const listing = await listManifests(deps, source.name);
+  // A listing (billed as a PUT) pays only when it saves enough GETs: a few streams' manifests are
+  // read one by one, each with the ETag held (a 304 when unchanged).
+  const listing =
+    streams.length >= (deps.manifestListingMinStreams ?? MANIFEST_LISTING_MIN_STREAMS)
+      ? await listManifests(deps, source.name)
+      : undefined;
   const states: StreamState[] = [];
   await forEachLimited(streams, deps.streamConcurrency ?? 16, async ({ settings, info }) => {
     try {
@@ -204,7 +218,14 @@ async function planSource(
 
   const chosen = chooseWindows(deps, source, states, now);
   const leaseUntil = now + deps.config.leaseSeconds;
-  const compacted = await leaseAndQueue(deps, source, states, chosen, leaseUntil, now, report, fail);
+  // The share of the cap (domain/cap-share.ts): a stream not read (or a listing with gaps, a damaged
+  // record: any error so far) may hide windows in flight.
+  const share = {
+    allStreamsRead: states.length === streams.length && report.errors.length === 0,
+    holdForSpans: !deps.copiesShareOneThrottle,
+    leaseSlackSeconds: deps.config.leaseSeconds - deps.copyTimeoutSeconds - LEASE_START_MARGIN_SECONDS,
+  };
+  const compacted = await leaseAndQueue(deps, source, states, chosen, leaseUntil, now, report, fail, share);
   if (!deps.dryRun) {
     const planned = new Set(states.map((s) => s.settings.name));
     const concurrency = deps.streamConcurrency ?? 16;

@@ -20,6 +20,7 @@ import {
   storedBitrateBps,
   unverifiedClaims,
 } from "../domain/manifest.ts";
+import { LIST_PRICES } from "../domain/prices.ts";
 import {
   clipRanges,
   intersectRanges,
@@ -203,6 +204,13 @@ export async function readStream(
     },
   };
 }
+
+/**
+ * A source's manifests are listed (listManifests) only from this many streams: at list prices a LIST
+ * costs what 12.5 GETs cost (functions/domain/prices.ts), and without it each manifest is read with
+ * the ETag this process holds (a 304, one GET, when unchanged). One stream: a LIST saved every run.
+ */
+export const MANIFEST_LISTING_MIN_STREAMS = Math.ceil(LIST_PRICES.putPer1000 / LIST_PRICES.getPer1000);
 
 /**
  * The source's manifests with their ETags, one listing (10 requests for 10,000 streams) before they

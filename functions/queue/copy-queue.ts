@@ -65,19 +65,23 @@ export class CopyQueue {
 
   /**
    * Sends `messages` in order. `groups` (FIFO queues only): the message group of each message, by
-   * index (undefined: the SQS client's own, see functions/lambda/environment.ts).
+   * index (undefined: the SQS client's own, see functions/lambda/environment.ts). `delaySeconds`
+   * (standard queues only, at most 900): no copier receives them before then.
    */
   async send(
     source: string,
     messages: readonly CopyMessage[],
-    options: { attempts?: number; groups?: readonly (string | undefined)[] } = {},
+    options: { attempts?: number; groups?: readonly (string | undefined)[]; delaySeconds?: number } = {},
   ): Promise<SendResult> {
     const attempts = options.attempts ?? 3;
     const queueUrl = this.#queueUrl(source);
     const fifo = queueUrl.endsWith(".fifo");
     const entry = (id: string, message: CopyMessage, index: number): BatchEntry => {
       const e: BatchEntry = { Id: id, MessageBody: JSON.stringify(message) };
-      if (!fifo) return e;
+      if (!fifo) {
+        if (options.delaySeconds) e.DelaySeconds = Math.min(900, Math.ceil(options.delaySeconds));
+        return e;
+      }
       e.MessageDeduplicationId = deduplicationId(message);
       const group = options.groups?.[index];
       if (group !== undefined) e.MessageGroupId = group;

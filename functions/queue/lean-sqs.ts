@@ -36,6 +36,8 @@ export interface BatchEntry {
   /** FIFO queues: the entry's own group (else the client's, `markFifoMessageGroup`). */
   MessageGroupId?: string;
   MessageDeduplicationId?: string;
+  /** Standard queues: seconds before the message can be received (0 to 900). */
+  DelaySeconds?: number;
 }
 
 export interface BatchAnswer {

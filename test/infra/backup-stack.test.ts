@@ -238,6 +238,17 @@ describe("the stack from the config: functions and schedule", () => {
     }
   });
 
+  it("runs the copiers with a young generation of 1 MiB semi-spaces, the planner without", () => {
+    const functions = byType(t, "AWS::Lambda::Function");
+    const options = (f: (typeof functions)[number]) =>
+      (f.Properties.Environment as { Variables: Record<string, string> }).Variables.NODE_OPTIONS;
+    const copiers = functions.filter((f) => String(f.Properties.Description).includes("copier of source"));
+    expect(copiers.length).toBe(2);
+    for (const f of copiers) expect(options(f)).toBe("--enable-source-maps --max-semi-space-size=1");
+    const planner = functions.find((f) => String(f.Properties.Description).includes("planner"))!;
+    expect(options(planner)).toBe("--enable-source-maps");
+  });
+
   it("refuses to deploy a source whose credentials are only in an environment variable, naming file and field", () => {
     const envOnly = {
       ...baseConfig,

@@ -22,6 +22,8 @@ afterEach(async () => {
 });
 
 const STREAMS = 3;
+// Three streams are listed here as a fleet's are (by default a listing starts at 13 streams: a
+// source of few streams reads its manifests one by one, tested in planner-listings.test.ts).
 
 function errorsOf(report: PlanReport): string[] {
   return report.sources.flatMap((s) => s.errors.map((e) => `${e.stream ?? "-"}: ${e.message}`));
@@ -68,7 +70,7 @@ async function rounds(mode: Mode) {
     proxy!.inject({ op: "ListObjectsV2", kind: "manifest", fault: "500", times: Number.POSITIVE_INFINITY });
   if (mode === "listing without ETags")
     proxy!.inject({ op: "ListObjectsV2", kind: "manifest", fault: "no-listing-etags", times: Infinity });
-  const rt = await h!.runtime({ endpoints: as("planner") });
+  const rt = await h!.runtime({ endpoints: as("planner"), manifestListingMinStreams: 1 });
   await rt.startCopiers();
   const planned: string[][] = [];
   for (let round = 0; round < 4; round++) {
@@ -116,8 +118,8 @@ describe("the planner reads manifests through a listing", () => {
 
   it("reads again a manifest another planner or writer changed, and only that one", async () => {
     await start();
-    const a = await h!.runtime({ endpoints: as("planner-a") });
-    const b = await h!.runtime({ endpoints: as("planner-b") });
+    const a = await h!.runtime({ endpoints: as("planner-a"), manifestListingMinStreams: 1 });
+    const b = await h!.runtime({ endpoints: as("planner-b"), manifestListingMinStreams: 1 });
     expect(errorsOf(await a.plan())).toEqual([]);
     h!.clock.advance(600);
     // B leases the new window of every stream: A reads each manifest again and leases nothing.
@@ -144,8 +146,8 @@ describe("the planner reads manifests through a listing", () => {
 
   it("a manifest changed between the listing and the write: the write loses, no window is queued twice", async () => {
     await start();
-    const a = await h!.runtime({ endpoints: as("planner-a") });
-    const b = await h!.runtime({ endpoints: as("planner-b") });
+    const a = await h!.runtime({ endpoints: as("planner-a"), manifestListingMinStreams: 1 });
+    const b = await h!.runtime({ endpoints: as("planner-b"), manifestListingMinStreams: 1 });
     expect(errorsOf(await a.plan())).toEqual([]);
     const first = await a.pendingMessages();
     h!.clock.advance(600);
