@@ -87,6 +87,8 @@ export function chooseWindows(
   // first within the budget, round-robin across streams, so that nothing waits behind one long
   // history.
   const backfill: { s: StreamState; windows: Generator<CopyWindow> }[] = [];
+  /** Windows due per stream as cut here: a window across the edge's start is cut in two. */
+  const due = new Map<StreamState, number>();
   for (const s of states) {
     const edgeFrom = Math.max(s.manifest.head, s.horizon - 3600);
     const edge = s.missing
@@ -99,6 +101,10 @@ export function chooseWindows(
       .filter((r) => r.from < edgeFrom)
       .map((r) => ({ from: r.from, to: Math.min(r.to, edgeFrom) }));
     backfill.push({ s, windows: cutWindows(older, s.windowSeconds, s.horizon) });
+    due.set(
+      s,
+      countWindows(edge, s.windowSeconds, s.horizon) + countWindows(older, s.windowSeconds, s.horizon),
+    );
   }
   let active = backfill;
   while (active.length > 0 && budget > 0 && !source.paused) {
@@ -111,9 +117,7 @@ export function chooseWindows(
     }
     active = next;
   }
-  for (const s of states) {
-    s.plan.deferred = countWindows(s.missing, s.windowSeconds, s.horizon) - (counts.get(s) ?? 0);
-  }
+  for (const s of states) s.plan.deferred = (due.get(s) ?? 0) - (counts.get(s) ?? 0);
   return chosen;
 }
 

@@ -51,6 +51,27 @@ describe("the planner's leases", () => {
     expect(third.planned.filter(older).length).toBeGreaterThan(0);
   }, 60_000);
 
+  it("deferred counts the windows left, with the window across the live edge's start cut in two", async () => {
+    // Two hours recorded, uncapped: every due window is planned at once. The live edge starts an
+    // hour before the horizon, off the 600 s grid, so the window across it is cut in two pieces;
+    // both are planned, and nothing is left for later (it read -1 when counted on the whole range).
+    h = await startHarness({
+      sim: { streams: [{ name: "cam1", bitrateBps: 64_000, ranges: [{ from: 0, to: 4e9 }] }] },
+      source: { retentionDays: 2 / 24 },
+      config: { minWindowSeconds: 600 },
+    });
+    const rt = await h.runtime();
+    const horizon = h.clock.now() - h.config.settleSeconds;
+    expect((horizon - HOUR) % 600, "the edge's start is off the window grid").not.toBe(0);
+    const first = (await rt.plan()).sources[0]!;
+    const cam1 = first.streams.find((s) => s.stream === "cam1")!;
+    const edgeStart = horizon - HOUR;
+    expect(first.planned.some((m) => m.from + m.duration === edgeStart)).toBe(true);
+    expect(first.planned.some((m) => m.from === edgeStart)).toBe(true);
+    expect(cam1.planned).toBe(first.planned.length);
+    expect(cam1.deferred).toBe(0);
+  }, 60_000);
+
   it("a planner that loses the manifest race queues only what its own write leased", async () => {
     h = await startHarness({
       sim: { streams: 1 },
