@@ -66,7 +66,7 @@ const COLLECT_EVERY_BYTES = 2 * MiB;
  * which take the place of a young one then. Some buffers outlive two scavenges (a read waiting for
  * its socket write, a chunk for its disk write) and are moved to the old generation, which V8
  * collects late: `run --once` on a 1 GiB window held up to 18 MiB of such buffers in its first
- * seconds. Measured there (two runs each, load 11-12): peak RSS 124-126 MiB against 141-142 MiB,
+ * seconds. Measured there (two runs each, load 11-12): peak RSS 121-123 MiB against 137-139 MiB,
  * CPU user +0.6 s (about 16 full collections per GiB copied).
  */
 const FULL_COLLECT_EVERY_BYTES = 128 * MiB;
