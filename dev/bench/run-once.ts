@@ -81,6 +81,8 @@ export async function runOnceProcess(
   extra: Record<string, unknown> = {},
   /** Node options of the run's process (NODE_OPTIONS), e.g. V8 heap flags. */
   nodeOptions?: string,
+  /** Other variables of the run's process (e.g. FLUSSONIC_BACKUP_REEXEC). */
+  moreEnv: Record<string, string> = {},
 ): Promise<RunOnceResult> {
   const dir = mkdtempSync(join(tmpdir(), "fb-once-"));
   const config = join(dir, "config.json");
@@ -113,6 +115,7 @@ export async function runOnceProcess(
     AWS_SECRET_ACCESS_KEY: e.credentials?.secretAccessKey ?? "embedded",
   };
   if (nodeOptions) env.NODE_OPTIONS = nodeOptions;
+  Object.assign(env, moreEnv);
   delete env.AWS_PROFILE;
   delete env.AWS_SESSION_TOKEN;
   delete env.AWS_CA_BUNDLE;

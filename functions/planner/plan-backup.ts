@@ -29,7 +29,8 @@ import type { Log } from "../shared/log.ts";
 import { countRequests, RequestTally } from "../shared/request-scope.ts";
 import type { ArchiveSource, DvrStream } from "../source/flussonic.ts";
 import type { BackupStore } from "../store/backup-store.ts";
-import { configuredSigner, type Signer, signingKeyConfigured } from "../store/signing.ts";
+import type { Signer } from "../store/signing.ts";
+import { signingKeyConfigured } from "../store/signing-key.ts";
 import { chooseWindows } from "./choose-windows.ts";
 import { compactUnplanned, writeCatalogs } from "./compact-records.ts";
 import { proveDays } from "./day-proofs.ts";
@@ -80,7 +81,10 @@ export async function planBackup(deps: PlannerDeps): Promise<PlanReport> {
   const sources: SourcePlan[] = [];
   let signer: Promise<Signer | undefined> | undefined;
   const proofSigner = () =>
-    (signer ??= (deps.proofSigner ?? (() => configuredSigner(deps.config.evidence, process.env)))());
+    (signer ??= (
+      deps.proofSigner ??
+      (async () => (await import("../store/signing.ts")).configuredSigner(deps.config.evidence, process.env))
+    )());
   try {
     for (const source of deps.config.sources) {
       if (deps.onlySources && !deps.onlySources.includes(source.name)) continue;

@@ -18,7 +18,8 @@
  */
 import { createHash, type KeyObject } from "node:crypto";
 import { type SQSClient, SQSServiceException } from "@aws-sdk/client-sqs";
-import { type Dispatcher, Pool } from "undici";
+import type { Dispatcher } from "undici";
+import { Pool } from "../shared/undici-pool.ts";
 import {
   asSdkTimeout,
   LeanUnsupportedError,

@@ -4,10 +4,11 @@
  * and the stream list (cursor pages) and stream info.
  */
 
-import { type Dispatcher, Pool } from "undici";
+import type { Dispatcher } from "undici";
 import { z } from "zod";
 import type { SourceCredentials } from "../config/config.ts";
 import { MalformedAnswerError, SetupError } from "../domain/errors.ts";
+import { Pool } from "../shared/undici-pool.ts";
 import { type DvrDepth, dvrDepthOf } from "./dvr-depth.ts";
 import { networkError, type RequestKind, statusError } from "./flussonic-errors.ts";
 

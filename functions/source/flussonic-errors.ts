@@ -3,7 +3,7 @@
  * as one of the BackupError classes (retryable, configuration, ...), in one sentence naming the
  * source, the request and the status.
  */
-import { errors as undiciErrors } from "undici";
+import undiciErrors from "undici/lib/core/errors.js";
 import type { SourceCredentials } from "../config/config.ts";
 import { BackupError, RetryableError, SetupError } from "../domain/errors.ts";
 

@@ -20,7 +20,8 @@
  */
 import { createHash, createHmac, createSecretKey, type KeyObject } from "node:crypto";
 import { type S3Client, S3ServiceException } from "@aws-sdk/client-s3";
-import { type Dispatcher, Pool } from "undici";
+import type { Dispatcher } from "undici";
+import { Pool } from "../shared/undici-pool.ts";
 
 /** An answer of S3 to a GET: the body as text and the object's ETag. */
 export interface LeanObject {

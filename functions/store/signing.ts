@@ -271,10 +271,5 @@ export async function configuredSigner(
   return loadSigner({ envName: evidence.signingKeyEnv, env });
 }
 
-/** Whether a key for day proofs is configured (configuredSigner would give one), asking nothing. */
-export function signingKeyConfigured(
-  evidence: { kmsKey?: string | undefined; signingKeyEnv: string },
-  env: NodeJS.ProcessEnv,
-): boolean {
-  return Boolean(evidence.kmsKey ?? env[STACK_SIGNING_KEY_ENV] ?? env[evidence.signingKeyEnv]);
-}
+// In a module of its own: the planner asks it on every run without loading the KMS client.
+export { signingKeyConfigured } from "./signing-key.ts";
