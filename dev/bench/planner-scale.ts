@@ -227,9 +227,13 @@ function gcOf(name: string, r: PlannerRun): string {
   return `${name} ${r.gc.minor} / ${r.gc.major}, ${(r.gc.pauseMs / 1000).toFixed(2)} s, ${r.gc.heapMiB} MiB`;
 }
 
-/** The first run's state: no manifest at all (those of an earlier run deleted). */
+/** The first run's state: no manifest at all (those of an earlier run and their snapshots deleted). */
 async function deleteManifests(ctx: BenchContext): Promise<void> {
-  const Prefix = `${PREFIX}.backup/manifests/`;
+  for (const folder of ["manifests", "manifest-snapshots"])
+    await deleteAll(ctx, `${PREFIX}.backup/${folder}/`);
+}
+
+async function deleteAll(ctx: BenchContext, Prefix: string): Promise<void> {
   for (;;) {
     const page = await ctx.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix }));
     const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));

@@ -144,10 +144,21 @@ export class LeanS3 {
     return { text: res.body.toString("utf8"), etag: res.etag };
   }
 
+  /** As `get`, the body as bytes (an object that is not text: a manifest snapshot). */
+  async getBytes(
+    key: string,
+    ifNoneMatch?: string,
+  ): Promise<{ bytes: Buffer; etag: string | undefined } | undefined | "not modified"> {
+    const res = await this.#send("GET", key, undefined, ifNoneMatch ? { "if-none-match": ifNoneMatch } : {});
+    if (res.status === 404) return undefined;
+    if (res.status === 304) return "not modified";
+    return { bytes: res.body, etag: res.etag };
+  }
+
   /** Writes an object; `conditions` are If-Match / If-None-Match. Returns its ETag. */
   async put(
     key: string,
-    body: string,
+    body: string | Uint8Array,
     contentType: string,
     conditions: { ifMatch?: string; ifNoneMatch?: string } = {},
   ): Promise<string | undefined> {
@@ -270,7 +281,7 @@ export class LeanS3 {
   async #send(
     method: "GET" | "PUT",
     key: string,
-    body: string | undefined,
+    body: string | Uint8Array | undefined,
     extra: Record<string, string>,
     query = "",
   ): Promise<Answer> {
@@ -291,7 +302,7 @@ export class LeanS3 {
     target: Target,
     method: "GET" | "PUT",
     key: string,
-    body: string | undefined,
+    body: string | Uint8Array | undefined,
     extra: Record<string, string>,
     query: string,
   ): Promise<Answer> {
@@ -427,14 +438,14 @@ export function signS3Request(r: {
   /** The canonical query string (canonicalQuery), sent as it is; none by default. */
   query?: string;
   host: string;
-  body: string | undefined;
+  body: string | Uint8Array | undefined;
   amzDate: string;
   region: string;
   accessKeyId: string;
   sessionToken?: string | undefined;
   signingKey: KeyObject;
 }): [string, string][] {
-  const payloadHash = r.body ? createHash("sha256").update(r.body).digest("hex") : EMPTY_SHA256;
+  const payloadHash = r.body?.length ? createHash("sha256").update(r.body).digest("hex") : EMPTY_SHA256;
   const signed: [string, string][] = [
     ["host", r.host],
     ["x-amz-content-sha256", payloadHash],
