@@ -180,12 +180,12 @@ export class BackupStore {
         return { manifest: emptyManifest(source, stream), etag: undefined };
       }
       const listed = listing.get(key);
-      const manifest = listed && held && sameEtag(listed, held) ? this.manifests.manifestOf(key) : undefined;
+      const manifest = listed && held && sameEtag(listed, held) ? this.#heldCopy(key) : undefined;
       if (manifest) return { manifest, etag: held };
     }
-    const got = await this.#getJson<Manifest>(key, rebuildHint(source, stream), held);
+    const got = await this.#getJson<Manifest>(key, rebuildHint(source, stream), this.manifests.etagOf(key));
     if (got === "not modified") {
-      const manifest = this.manifests.manifestOf(key);
+      const manifest = this.#heldCopy(key);
       if (manifest) return { manifest, etag: held };
       return await this.readManifest(source, stream);
     }
@@ -195,6 +195,19 @@ export class BackupStore {
     }
     this.manifests.remember(key, got.body, got.etag);
     return { manifest: got.body, etag: got.etag };
+  }
+
+  /**
+   * The manifest held for `key`; one whose held copy does not parse (taken from a damaged snapshot
+   * that passed its checks) is forgotten, so that it is read.
+   */
+  #heldCopy(key: string): Manifest | undefined {
+    try {
+      return this.manifests.manifestOf(key);
+    } catch {
+      this.manifests.forget(key);
+      return undefined;
+    }
   }
 
   /**

@@ -60,7 +60,11 @@ export function encodeManifestSnapshot(
   let u32 = true;
   for (const [, e] of entries) {
     values += e.covered.length;
-    if (u32) for (const v of e.covered) if (!(Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) u32 = false;
+    const c = e.covered;
+    for (let i = 0; u32 && i < c.length; i++) {
+      const x = c[i]!;
+      if (!(x >= 0 && x <= 0xffffffff && Math.floor(x) === x)) u32 = false;
+    }
   }
   const width = u32 ? 4 : 8;
   const rests = entries.map(([, e]) => Buffer.byteLength(e.rest));
@@ -156,6 +160,7 @@ export function decodeManifestSnapshot(
       ? new Uint32Array(aligned.buffer, aligned.byteOffset + coveredAt, values)
       : new Float64Array(aligned.buffer, aligned.byteOffset + coveredAt, values);
   const entries: SnapshotEntry[] = [];
+  const lead = `{"version":1,"source":${JSON.stringify(source)},"stream":"`;
   let restAt = restsAt;
   let valueAt = 0;
   for (const [tail, etag, restLength, ranges] of header.streams) {
@@ -169,23 +174,49 @@ export function decodeManifestSnapshot(
       etag,
       held: () => {
         const rest = bytes.toString("utf8", r, r + restLength);
-        let m: { version?: unknown; source?: unknown; stream?: unknown };
-        try {
-          m = JSON.parse(rest) as typeof m;
-        } catch {
-          throw damaged(`the manifest of ${key} is not JSON`);
-        }
+        const m = leadingFields(rest, lead, source) ?? parsedFields(rest);
+        if (m === undefined) throw damaged(`the manifest of ${key} is not JSON`);
         if (m === null || typeof m !== "object" || m.version !== 1 || m.source !== source) {
           throw damaged(`the manifest of ${key} is not a manifest of ${source}`);
         }
         if (typeof m.stream !== "string" || keyOf(m.stream) !== key) {
           throw damaged(`the manifest under ${key} is of another stream`);
         }
-        return { etag, rest, covered: Float64Array.from(covered.subarray(v, v + ranges * 2)) };
+        return { etag, rest, covered: new Float64Array(covered.subarray(v, v + ranges * 2)) };
       },
     });
   }
   return { at: header.at, entries };
+}
+
+type Fields = { version?: unknown; source?: unknown; stream?: unknown } | null;
+
+/**
+ * The version, source and stream of a manifest's JSON without parsing all of it, when it starts
+ * with them as this version writes them (`lead`: version and source, then the stream's string);
+ * undefined when it does not (then it is parsed whole). The rest is checked as JSON where it is used
+ * (BackupStore.readManifest reads a manifest whose held copy does not parse).
+ */
+function leadingFields(rest: string, lead: string, source: string): Fields | undefined {
+  if (!rest.startsWith(lead)) return undefined;
+  let end = lead.length;
+  while (end < rest.length && rest[end] !== '"') end += rest[end] === "\\" ? 2 : 1;
+  const next = rest[end + 1];
+  if (end >= rest.length || (next !== "," && next !== "}")) return undefined;
+  try {
+    return { version: 1, source, stream: JSON.parse(rest.slice(lead.length - 1, end + 1)) as unknown };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The version, source and stream of a manifest's JSON, parsed whole; undefined when not JSON. */
+function parsedFields(rest: string): Fields | undefined {
+  try {
+    return JSON.parse(rest) as Fields;
+  } catch {
+    return undefined;
+  }
 }
 
 function validHeader(h: unknown): h is Header {

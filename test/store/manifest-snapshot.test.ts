@@ -235,6 +235,35 @@ for (const path of ["lean", "sdk"] as const) {
       }
     });
 
+    it("an entry that passes the snapshot's checks but does not parse is read instead, the others are used", async () => {
+      const prefix = `${path}-unparsable/`;
+      const writer = await written(prefix, path);
+      const folder = manifestsFolder(prefix, "src");
+      const bad = manifestKey(prefix, "src", "cam04");
+      const held = [...writer.manifests.heldUnder(folder)].map(([k, e]) =>
+        k === bad
+          ? ([k, { ...e, rest: '{"version":1,"source":"src","stream":"cam04",' }] as const)
+          : ([k, e] as const),
+      );
+      const other = client("lean");
+      await other.send(
+        new PutObjectCommand({
+          Bucket: BUCKET,
+          Key: manifestSnapshotKey(prefix, "src"),
+          Body: encodeManifestSnapshot("src", folder, 1, held),
+        }),
+      );
+      proxy.log.length = 0;
+      const fresh = new BackupStore(client(path), BUCKET, prefix);
+      const listing = await fresh.listManifests("src");
+      expect(await fresh.loadManifestSnapshot("src", listing)).toBe(STREAMS.length);
+      for (const s of STREAMS)
+        expect((await fresh.readManifest("src", s, listing)).manifest).toEqual(manifest(s, 0));
+      expect(requests(prefix, "manifest").filter((r) => r.startsWith("GetObject"))).toEqual([
+        "GetObject 200",
+      ]);
+    });
+
     it("a snapshot S3 does not give (reset mid-answer every time, or none at all) leaves every manifest to its GET", async () => {
       const prefix = `${path}-unread/`;
       await written(prefix, path);
