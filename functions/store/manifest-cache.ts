@@ -117,7 +117,7 @@ export type ManifestListing = ReadonlyMap<string, string | undefined>;
  * S3-compatible stores differ (unquoted in listings, a weak `W/` prefix), so both are compared bare.
  */
 export function sameEtag(a: string, b: string): boolean {
-  return bareEtag(a) === bareEtag(b);
+  return a === b || bareEtag(a) === bareEtag(b);
 }
 
 function bareEtag(etag: string): string {
