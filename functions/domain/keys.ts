@@ -70,7 +70,7 @@ export function manifestsFolder(prefix: string, source: string): string {
 
 /**
  * A snapshot of a source's manifests, each with the ETag it was stored under, written by the planner
- * after a run that changed them (functions/store/manifest-snapshot.ts): a new process reads it once
+ * after a run that changed or read enough of them (functions/store/manifest-snapshot.ts): a new process reads it once
  * instead of each manifest, and uses a copy only while the listing shows that ETag. Safe to delete.
  */
 export function manifestSnapshotKey(prefix: string, source: string): string {

@@ -102,8 +102,11 @@ export class BackupStore {
   #lean: LeanS3 | undefined;
   /** Manifests as last read or written, for conditional GETs in the next run (manifest-cache.ts). */
   readonly manifests = new ManifestCache();
-  /** Manifests folders (sources) with manifests written since this process wrote their snapshot. */
-  readonly #unsnapshotted = new Set<string>();
+  /**
+   * Per manifests folder (source), manifests this process wrote or read whole (a GET that brought
+   * a body: its snapshot lacked them) since it wrote the snapshot: what a new process would read.
+   */
+  readonly #unsnapshotted = new Map<string, number>();
   /** Per manifests folder, the ETag of its snapshot as this process last read or wrote it. */
   readonly #snapshotEtags = new Map<string, string>();
 
@@ -194,7 +197,13 @@ export class BackupStore {
       return { manifest: emptyManifest(source, stream), etag: undefined };
     }
     this.manifests.remember(key, got.body, got.etag);
+    this.#notInSnapshot(source);
     return { manifest: got.body, etag: got.etag };
+  }
+
+  #notInSnapshot(source: string): void {
+    const folder = manifestsFolder(this.prefix, source);
+    this.#unsnapshotted.set(folder, (this.#unsnapshotted.get(folder) ?? 0) + 1);
   }
 
   /**
@@ -221,7 +230,7 @@ export class BackupStore {
       const Body = JSON.stringify(m);
       const written = await this.#putJson(Key, Body, etag ? { ifMatch: etag } : { ifNoneMatch: "*" });
       this.manifests.remember(Key, m, written);
-      this.#unsnapshotted.add(manifestsFolder(this.prefix, m.source));
+      this.#notInSnapshot(m.source);
       return true;
     } catch (error) {
       if (lostRace(error, etag !== undefined)) return false;
@@ -309,15 +318,18 @@ export class BackupStore {
   }
 
   /**
-   * Writes the source's snapshot from the manifests this process holds, when it wrote any of the
-   * source's manifests since its last snapshot and holds at least SNAPSHOT_MIN_MANIFESTS: one
-   * PutObject (unconditional: any snapshot is safe, a newer one only saves more). True when written.
+   * Writes the source's snapshot from the manifests this process holds (at least
+   * SNAPSHOT_MIN_MANIFESTS), when the manifests it wrote or read whole since its last snapshot (what
+   * a new process would read, were it not written) are one in SNAPSHOT_READ_RATIO of them or more:
+   * fewer cost a new process less than writing it does. One PutObject (unconditional: any
+   * snapshot is safe, a newer one only saves more). True when written.
    */
   async writeManifestSnapshot(source: string, at: number): Promise<boolean> {
     const folder = manifestsFolder(this.prefix, source);
-    if (!SNAPSHOTS_SUPPORTED || !this.#unsnapshotted.has(folder)) return false;
+    const stale = this.#unsnapshotted.get(folder) ?? 0;
+    if (!SNAPSHOTS_SUPPORTED || stale === 0) return false;
     const held = [...this.manifests.heldUnder(folder)];
-    if (held.length < SNAPSHOT_MIN_MANIFESTS) return false;
+    if (held.length < SNAPSHOT_MIN_MANIFESTS || stale * SNAPSHOT_READ_RATIO < held.length) return false;
     const Body = encodeManifestSnapshot(source, folder, at, held);
     const Key = manifestSnapshotKey(this.prefix, source);
     this.#unsnapshotted.delete(folder);
@@ -342,7 +354,7 @@ export class BackupStore {
       else this.#snapshotEtags.delete(folder);
       return true;
     } catch (error) {
-      this.#unsnapshotted.add(folder);
+      this.#unsnapshotted.set(folder, stale + (this.#unsnapshotted.get(folder) ?? 0));
       throw storeError(error, `write ${Key}`);
     }
   }

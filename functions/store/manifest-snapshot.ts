@@ -1,7 +1,8 @@
 /**
  * A snapshot of a source's manifests in one object (`.backup/manifest-snapshots/{source}.bin`,
  * domain/keys.ts): what a planning run held of them at its end, each with the ETag it was stored
- * under. A new process (a cold Lambda container, `run --once`) reads it once instead of a GET per
+ * under, written when a new process would otherwise read enough of them (BackupStore
+ * writeManifestSnapshot). A new process (a cold Lambda container, `run --once`) reads it once instead of a GET per
  * manifest (10,000 GETs were most of a fresh run's CPU, bench figure 5) and holds each copy whose
  * ETag the listing of the source's manifests shows (manifest-cache.ts: from then on a copy held is
  * used only while the listing shows its ETag, and the lease write is conditional on it).

@@ -299,6 +299,34 @@ describe("manifest snapshots: when they are written and read", () => {
     expect(requests(prefix, "snapshot")).toEqual([]);
   });
 
+  it("written once a new process would read one manifest in 50 or more: written or read whole since the last", async () => {
+    const prefix = "ratio/";
+    const many = Array.from({ length: 100 }, (_, i) => `cam${String(i).padStart(2, "0")}`);
+    const store = new BackupStore(client("lean"), BUCKET, prefix);
+    for (const s of many) await store.writeManifest(manifest(s, 0), undefined);
+    expect(await store.writeManifestSnapshot("src", 1)).toBe(true);
+    // One manifest of 100 changed: a new process reads one; not worth 100 entries.
+    const one = await store.readManifest("src", "cam01");
+    expect(await store.writeManifestSnapshot("src", 2)).toBe(false);
+    await store.writeManifest({ ...manifest("cam01", 1) }, one.etag);
+    expect(await store.writeManifestSnapshot("src", 2)).toBe(false);
+    const two = await store.readManifest("src", "cam02");
+    await store.writeManifest({ ...manifest("cam02", 1) }, two.etag);
+    expect(await store.writeManifestSnapshot("src", 3)).toBe(true);
+
+    // A new process that found no snapshot reads every manifest: it writes one, changing nothing.
+    await client("lean").send(
+      new DeleteObjectCommand({ Bucket: BUCKET, Key: manifestSnapshotKey(prefix, "src") }),
+    );
+    const fresh = new BackupStore(client("lean"), BUCKET, prefix);
+    const listing = await fresh.listManifests("src");
+    expect(await fresh.loadManifestSnapshot("src", listing)).toBe(0);
+    for (const s of many) await fresh.readManifest("src", s, listing);
+    expect(await fresh.writeManifestSnapshot("src", 4)).toBe(true);
+    const next = new BackupStore(client("lean"), BUCKET, prefix);
+    expect(await next.loadManifestSnapshot("src", await next.listManifests("src"))).toBe(many.length);
+  });
+
   it("ranges that are not whole seconds survive the round trip (stored as 64-bit floats)", () => {
     const folder = "p/.backup/manifests/src/";
     const covered = new Float64Array([1_760_000_000.5, 1_760_000_600.25, 5e9, 5e9 + 1]);
