@@ -183,7 +183,8 @@ export function decodeManifestSnapshot(
         if (typeof m.stream !== "string" || keyOf(m.stream) !== key) {
           throw damaged(`the manifest under ${key} is of another stream`);
         }
-        return { etag, rest, covered: new Float64Array(covered.subarray(v, v + ranges * 2)) };
+        // A view: the entries of a snapshot share its bytes (see HeldManifest).
+        return { etag, rest, covered: covered.subarray(v, v + ranges * 2) };
       },
     });
   }
