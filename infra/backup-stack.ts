@@ -251,9 +251,9 @@ export class BackupStack extends Stack {
 
   /**
    * Each function may touch only its own keys:
-   * - planner: the bookkeeping under `{prefix}.backup/`: writes manifests, catalogs and the index,
-   *   deletes only the completion records it has folded into manifests, reads those and the pause
-   *   switches under `control/`;
+   * - planner: the bookkeeping under `{prefix}.backup/`: writes manifests (and their snapshots),
+   *   catalogs and the index, deletes only the completion records it has folded into manifests,
+   *   reads those and the pause switches under `control/`;
    * - each source's copier: that source's windows `{prefix}{source}/` and completion records
    *   `{prefix}.backup/records/{source}/`: read (a window already stored is recorded, not copied
    *   again), write, abort its multipart uploads; and read the source's pause switch
@@ -284,13 +284,13 @@ export class BackupStack extends Stack {
     this.planner.role.addToPolicy(
       new iam.PolicyStatement({
         actions: ["s3:GetObject"],
-        resources: ["manifests", "catalog", "index", "records", "control"].map(state),
+        resources: ["manifests", "manifest-snapshots", "catalog", "index", "records", "control"].map(state),
       }),
     );
     this.planner.role.addToPolicy(
       new iam.PolicyStatement({
         actions: ["s3:PutObject"],
-        resources: ["manifests", "catalog", "index"].map(state),
+        resources: ["manifests", "manifest-snapshots", "catalog", "index"].map(state),
       }),
     );
     this.planner.role.addToPolicy(

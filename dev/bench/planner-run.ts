@@ -31,6 +31,8 @@ export interface PlannerRunInput {
    * first, unmeasured, with the same store (and its held manifests), then the measured run.
    */
   warmupAt?: number;
+  /** The measured run's time (unix seconds); default the index's `now`. */
+  at?: number;
   /**
    * Writes a CPU profile of the measured run alone (not of the start-up or the run before it) to
    * this file (.cpuprofile), taken with the inspector's profiler in this process.
@@ -130,7 +132,7 @@ export async function runPlanner(input: PlannerRunInput): Promise<PlannerRunOutp
   const profiler = input.profileTo ? await startProfiler() : undefined;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
-  const report = await plan(input.index.now);
+  const report = await plan(input.at ?? input.index.now);
   const wallSeconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   if (profiler && input.profileTo) writeFileSync(input.profileTo, JSON.stringify(await profiler.stop()));

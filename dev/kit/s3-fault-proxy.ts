@@ -19,7 +19,7 @@
  *   await proxy.close();
  *
  * A rule picks requests by `op` (one or a list), optionally `kind` (what the key is: window,
- * record, manifest, catalog, index, control, probe, other), `key` (a RegExp on the decoded key) and
+ * record, manifest, snapshot (of manifests), catalog, index, control, probe, other), `key` (a RegExp on the decoded key) and
  * `client` (the access key id the request is signed with: one runtime of several sharing the proxy);
  * it lets the first `skip` of them through (default 0), faults the next `times` (default 1;
  * `Infinity`: every one), and then passes. The first rule that picks a request decides. Faults:
@@ -69,7 +69,16 @@ export type S3Op =
   | "BucketOperation";
 
 /** What an object key is, by the backup's key layout (functions/domain/keys.ts). */
-export type KeyKind = "window" | "record" | "manifest" | "catalog" | "index" | "control" | "probe" | "other";
+export type KeyKind =
+  | "window"
+  | "record"
+  | "manifest"
+  | "snapshot"
+  | "catalog"
+  | "index"
+  | "control"
+  | "probe"
+  | "other";
 
 export type S3Fault =
   | "500"
@@ -491,17 +500,18 @@ export function classify(req: {
 
 /** What a key is in the backup's layout. */
 export function keyKind(key: string): KeyKind {
-  const state = /(^|\/)\.backup\/(manifests|catalog|records|index|control)\//.exec(key);
+  const state = /(^|\/)\.backup\/(manifests|manifest-snapshots|catalog|records|index|control)\//.exec(key);
   if (state) {
     return (
       {
         manifests: "manifest",
+        "manifest-snapshots": "snapshot",
         catalog: "catalog",
         records: "record",
         index: "index",
         control: "control",
       } as const
-    )[state[2] as "manifests" | "catalog" | "records" | "index" | "control"];
+    )[state[2] as "manifests" | "manifest-snapshots" | "catalog" | "records" | "index" | "control"];
   }
   if (key.endsWith(".flussonic-backup-probe")) return "probe";
   if (/\/\d{4}-\d{2}-\d{2}\/\d{6}Z-\d+s\.(mp4|ts)$/.test(key)) return "window";

@@ -2,7 +2,7 @@
  * The one error hierarchy of the product. Every error class the product throws on purpose ends in
  * `Error` and carries a stable `code` (`FB_…`, as undici's errors do): match the code, never the
  * message. Here: FB_RETRYABLE, FB_WINDOW_GONE, FB_SETUP, FB_MALFORMED_ANSWER; elsewhere
- * FB_STORE, FB_DAMAGED_OBJECT, FB_LEAN_UNSUPPORTED (store), FB_CONFIG (config), FB_CONTAINER,
+ * FB_STORE, FB_DAMAGED_OBJECT, FB_DAMAGED_SNAPSHOT, FB_LEAN_UNSUPPORTED (store), FB_CONFIG (config), FB_CONTAINER,
  * FB_MEDIA_SHORT, FB_MP4_JOIN (domain), FB_COPIER_STOPPING (copier), FB_HTTP_PROBLEM (playback),
  * FB_RESTORE (ops), FB_S3_FEATURE (local), FB_USAGE (cli). Adapters translate HTTP and AWS failures into it;
  * handlers decide "retry later" versus "dead-letter / drop" from `retryable` alone.

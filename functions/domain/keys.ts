@@ -4,6 +4,7 @@
  *
  *   {prefix}{source}/{stream}/{YYYY-MM-DD}/{HHMMSS}Z-{duration}s.{mp4|ts}   archive windows
  *   {prefix}.backup/manifests/{source}/{stream}.json                          per-stream manifest
+ *   {prefix}.backup/manifest-snapshots/{source}.bin                           the manifests at once (a cache)
  *   {prefix}.backup/catalog/{source}/{stream}/{YYYY-MM-DD}.json               per-day list of copies
  *   {prefix}.backup/records/{source}/{stream}/{from}-{duration}.json          completion records
  *   {prefix}.backup/index/{source}/{stream}/{YYYY-MM-DD}.json                 per-day fragment index
@@ -65,6 +66,15 @@ export function manifestKey(prefix: string, source: string, stream: string): str
 /** The folder of a source's manifests (`manifestKey` without the stream): one listing shows them all. */
 export function manifestsFolder(prefix: string, source: string): string {
   return `${prefix}${STATE}manifests/${encodeKeySegment(source)}/`;
+}
+
+/**
+ * A snapshot of a source's manifests, each with the ETag it was stored under, written by the planner
+ * after a run that changed or read enough of them (functions/store/manifest-snapshot.ts): a new process reads it once
+ * instead of each manifest, and uses a copy only while the listing shows that ETag. Safe to delete.
+ */
+export function manifestSnapshotKey(prefix: string, source: string): string {
+  return `${prefix}${STATE}manifest-snapshots/${encodeKeySegment(source)}.bin`;
 }
 
 export function catalogKey(prefix: string, source: string, stream: string, day: string): string {

@@ -12,15 +12,19 @@ export interface TimeRange {
 /** A range the source has recorded. */
 export type ArchiveRange = TimeRange;
 
+/** Whether a list is in normal form: sorted, no empty range, none overlapping or touching another. */
+export function inNormalForm(ranges: readonly TimeRange[]): boolean {
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i]!;
+    if (!(r.to > r.from && (i === 0 || r.from > ranges[i - 1]!.to))) return false;
+  }
+  return true;
+}
+
 /** Sorts, drops empty ranges and merges overlapping or touching ones. */
 export function normalizeRanges(ranges: readonly TimeRange[]): TimeRange[] {
   // Already in normal form (manifests and archive indexes are): the same copies, without the sort.
-  let normal = true;
-  for (let i = 0; i < ranges.length && normal; i++) {
-    const r = ranges[i]!;
-    normal = r.to > r.from && (i === 0 || r.from > ranges[i - 1]!.to);
-  }
-  if (normal) return ranges.map((r) => ({ from: r.from, to: r.to }));
+  if (inNormalForm(ranges)) return ranges.map((r) => ({ from: r.from, to: r.to }));
   const sorted = ranges.filter((r) => r.to > r.from).sort((a, b) => a.from - b.from || a.to - b.to);
   const out: TimeRange[] = [];
   for (const r of sorted) {

@@ -37,7 +37,13 @@ import { proveDays } from "./day-proofs.ts";
 import { holdEpisodes } from "./episode-holds.ts";
 import { leaseAndQueue } from "./lease-windows.ts";
 import type { PlanReport, SourcePlan } from "./plan-report.ts";
-import { listManifests, MANIFEST_LISTING_MIN_STREAMS, readStream, type StreamState } from "./read-streams.ts";
+import {
+  listManifests,
+  MANIFEST_LISTING_MIN_STREAMS,
+  readStream,
+  type StreamState,
+  saveManifestSnapshot,
+} from "./read-streams.ts";
 
 export type { PlanReport, SourcePlan, StreamPlan } from "./plan-report.ts";
 export { streamWindowSeconds } from "./read-streams.ts";
@@ -242,6 +248,7 @@ async function planSource(
     } catch (error) {
       fail(undefined, error);
     }
+    await saveManifestSnapshot(deps, source.name, now);
   }
 
   if (!deps.dryRun && source.episodes) {

@@ -34,6 +34,7 @@ import type { Log } from "../shared/log.ts";
 import type { ArchiveSource, DvrStream } from "../source/flussonic.ts";
 import type { BackupStore } from "../store/backup-store.ts";
 import type { ManifestListing } from "../store/manifest-cache.ts";
+import { DamagedSnapshotError } from "../store/manifest-snapshot.ts";
 import type { StreamPlan } from "./plan-report.ts";
 
 /** What reading needs of the planner's dependencies. */
@@ -215,19 +216,48 @@ export const MANIFEST_LISTING_MIN_STREAMS = Math.ceil(LIST_PRICES.putPer1000 / L
 /**
  * The source's manifests with their ETags, one listing (10 requests for 10,000 streams) before they
  * are read: a manifest this process holds and the listing shows unchanged is not read again, one not
- * listed is not asked for (store/manifest-cache.ts). A failed listing costs nothing but the requests
- * it saves: each manifest is then read as without it.
+ * listed is not asked for (store/manifest-cache.ts). A process that holds few of them (a new one: a
+ * cold Lambda container, `run --once`) takes them from the source's snapshot instead, one GET, each
+ * only while the listing shows the ETag it has there (store/manifest-snapshot.ts). A failed listing
+ * costs nothing but the requests it saves: each manifest is then read as without it; a snapshot
+ * missing, damaged or failing the same: each manifest it would have given is read.
  */
 export async function listManifests(deps: ReadDeps, source: string): Promise<ManifestListing | undefined> {
+  let listing: ManifestListing;
   try {
-    return await deps.store.listManifests(source);
+    listing = await deps.store.listManifests(source);
   } catch (error) {
-    deps.logger.debug("manifests not listed: each is read", {
-      source,
-      error: error instanceof Error ? error.message : String(error),
-    });
+    deps.logger.debug("manifests not listed: each is read", { source, error: messageOf(error) });
     return undefined;
   }
+  try {
+    const held = await deps.store.loadManifestSnapshot(source, listing);
+    if (held > 0)
+      deps.logger.debug("manifests taken from the source's snapshot", { source, manifests: held });
+  } catch (error) {
+    // Damaged: said, since nothing but a bug or a hand makes one; the run writes a new one.
+    const said = { source, error: messageOf(error) };
+    if (error instanceof DamagedSnapshotError)
+      deps.logger.warn("manifest snapshot damaged, not used: each manifest is read", said);
+    else deps.logger.debug("manifest snapshot not used: each manifest is read", said);
+  }
+  return listing;
+}
+
+/**
+ * After a run that wrote any of the source's manifests: their snapshot, for the next new process
+ * (one PutObject). A failure costs the next new process its GETs, nothing else: said at debug.
+ */
+export async function saveManifestSnapshot(deps: ReadDeps, source: string, now: number): Promise<void> {
+  try {
+    await deps.store.writeManifestSnapshot(source, now);
+  } catch (error) {
+    deps.logger.debug("manifest snapshot not written", { source, error: messageOf(error) });
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function marginOf(lacking: TimeRange[], depth: SourceDepth, now: number) {

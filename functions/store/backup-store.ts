@@ -11,6 +11,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   type S3Client,
   S3ServiceException,
 } from "@aws-sdk/client-s3";
@@ -20,6 +21,7 @@ import {
   catalogKey,
   controlKey,
   manifestKey,
+  manifestSnapshotKey,
   manifestsFolder,
   recordKey,
   recordsPrefix,
@@ -31,7 +33,19 @@ import { decodeKeySegment, encodeKeySegment } from "../domain/names.ts";
 import { type RequestTally, ScopedCounter } from "../shared/request-scope.ts";
 import { jsonPut } from "./json-put.ts";
 import { type LeanListPage, LeanS3, LeanUnsupportedError } from "./lean-s3.ts";
-import { ManifestCache, type ManifestListing, sameEtag } from "./manifest-cache.ts";
+import { type HeldManifest, ManifestCache, type ManifestListing, sameEtag } from "./manifest-cache.ts";
+import { decodeManifestSnapshot, encodeManifestSnapshot, SNAPSHOTS_SUPPORTED } from "./manifest-snapshot.ts";
+
+/**
+ * Manifests a source needs at least for its snapshot to be written or read (manifest-snapshot.ts):
+ * below, a new process's GETs of them cost less than the snapshot's bookkeeping.
+ */
+export const SNAPSHOT_MIN_MANIFESTS = 16;
+/**
+ * A snapshot is read when at least one listed manifest in this many is not held as listed: reading
+ * and checking a snapshot entry costs about 1/50 of a GET's CPU.
+ */
+const SNAPSHOT_READ_RATIO = 50;
 
 /** A manifest as read, with the ETag to make the next write conditional. */
 export interface StoredManifest {
@@ -88,6 +102,13 @@ export class BackupStore {
   #lean: LeanS3 | undefined;
   /** Manifests as last read or written, for conditional GETs in the next run (manifest-cache.ts). */
   readonly manifests = new ManifestCache();
+  /**
+   * Per manifests folder (source), manifests this process wrote or read whole (a GET that brought
+   * a body: its snapshot lacked them) since it wrote the snapshot: what a new process would read.
+   */
+  readonly #unsnapshotted = new Map<string, number>();
+  /** Per manifests folder, the ETag of its snapshot as this process last read or wrote it. */
+  readonly #snapshotEtags = new Map<string, string>();
 
   constructor(s3: S3Client, bucket: string, prefix: string) {
     this.s3 = s3;
@@ -162,12 +183,12 @@ export class BackupStore {
         return { manifest: emptyManifest(source, stream), etag: undefined };
       }
       const listed = listing.get(key);
-      const manifest = listed && held && sameEtag(listed, held) ? this.manifests.manifestOf(key) : undefined;
+      const manifest = listed && held && sameEtag(listed, held) ? this.#heldCopy(key) : undefined;
       if (manifest) return { manifest, etag: held };
     }
-    const got = await this.#getJson<Manifest>(key, rebuildHint(source, stream), held);
+    const got = await this.#getJson<Manifest>(key, rebuildHint(source, stream), this.manifests.etagOf(key));
     if (got === "not modified") {
-      const manifest = this.manifests.manifestOf(key);
+      const manifest = this.#heldCopy(key);
       if (manifest) return { manifest, etag: held };
       return await this.readManifest(source, stream);
     }
@@ -176,7 +197,26 @@ export class BackupStore {
       return { manifest: emptyManifest(source, stream), etag: undefined };
     }
     this.manifests.remember(key, got.body, got.etag);
+    this.#notInSnapshot(source);
     return { manifest: got.body, etag: got.etag };
+  }
+
+  #notInSnapshot(source: string): void {
+    const folder = manifestsFolder(this.prefix, source);
+    this.#unsnapshotted.set(folder, (this.#unsnapshotted.get(folder) ?? 0) + 1);
+  }
+
+  /**
+   * The manifest held for `key`; one whose held copy does not parse (taken from a damaged snapshot
+   * that passed its checks) is forgotten, so that it is read.
+   */
+  #heldCopy(key: string): Manifest | undefined {
+    try {
+      return this.manifests.manifestOf(key);
+    } catch {
+      this.manifests.forget(key);
+      return undefined;
+    }
   }
 
   /**
@@ -190,6 +230,7 @@ export class BackupStore {
       const Body = JSON.stringify(m);
       const written = await this.#putJson(Key, Body, etag ? { ifMatch: etag } : { ifNoneMatch: "*" });
       this.manifests.remember(Key, m, written);
+      this.#notInSnapshot(m.source);
       return true;
     } catch (error) {
       if (lostRace(error, etag !== undefined)) return false;
@@ -232,6 +273,123 @@ export class BackupStore {
       token = page.next;
     } while (token);
     return listing;
+  }
+
+  /**
+   * Holds the manifests of the source's snapshot (manifest-snapshot.ts) that `listing` shows with
+   * the ETag they have in it and that this process does not hold so: readManifest then uses them
+   * without a request. Only when it saves requests: at least SNAPSHOT_MIN_MANIFESTS listed
+   * manifests, and one in SNAPSHOT_READ_RATIO, are not held as listed (a new process: all of them).
+   * Returns how many it took; 0 when there is no snapshot or it is the one this process last read
+   * or wrote (a conditional GET). A damaged one throws a DamagedSnapshotError and nothing of it is
+   * held.
+   */
+  async loadManifestSnapshot(source: string, listing: ManifestListing): Promise<number> {
+    const folder = manifestsFolder(this.prefix, source);
+    let needed = 0;
+    for (const [key, listed] of listing) {
+      const held = listed && this.manifests.etagOf(key);
+      if (listed && !(held && sameEtag(held, listed))) needed++;
+    }
+    if (
+      !SNAPSHOTS_SUPPORTED ||
+      needed < SNAPSHOT_MIN_MANIFESTS ||
+      needed * SNAPSHOT_READ_RATIO < listing.size
+    )
+      return 0;
+    const key = manifestSnapshotKey(this.prefix, source);
+    const got = await this.#getBytes(key, this.#snapshotEtags.get(folder));
+    if (got === undefined || got === "not modified") return 0;
+    const snapshot = decodeManifestSnapshot(got.bytes, source, folder, (stream) =>
+      manifestKey(this.prefix, source, stream),
+    );
+    // Every entry taken is checked before any is held: a damaged snapshot is not used at all.
+    const take: [string, HeldManifest][] = [];
+    for (const e of snapshot.entries) {
+      const listed = listing.get(e.key);
+      if (!listed || !sameEtag(listed, e.etag)) continue;
+      const held = this.manifests.etagOf(e.key);
+      if (held && sameEtag(held, listed)) continue;
+      take.push([e.key, e.held()]);
+    }
+    for (const [k, held] of take) this.manifests.hold(k, held);
+    if (got.etag) this.#snapshotEtags.set(folder, got.etag);
+    return take.length;
+  }
+
+  /**
+   * Writes the source's snapshot from the manifests this process holds (at least
+   * SNAPSHOT_MIN_MANIFESTS), when the manifests it wrote or read whole since its last snapshot (what
+   * a new process would read, were it not written) are one in SNAPSHOT_READ_RATIO of them or more:
+   * fewer cost a new process less than writing it does. One PutObject (unconditional: any
+   * snapshot is safe, a newer one only saves more). True when written.
+   */
+  async writeManifestSnapshot(source: string, at: number): Promise<boolean> {
+    const folder = manifestsFolder(this.prefix, source);
+    const stale = this.#unsnapshotted.get(folder) ?? 0;
+    if (!SNAPSHOTS_SUPPORTED || stale === 0) return false;
+    const held = [...this.manifests.heldUnder(folder)];
+    if (held.length < SNAPSHOT_MIN_MANIFESTS || stale * SNAPSHOT_READ_RATIO < held.length) return false;
+    const Body = encodeManifestSnapshot(source, folder, at, held);
+    const Key = manifestSnapshotKey(this.prefix, source);
+    this.#unsnapshotted.delete(folder);
+    this.#count("PutObject");
+    try {
+      const etag = await this.#leanOr<string | undefined>(
+        (l) => l.put(Key, Body, "application/octet-stream"),
+        async () =>
+          (
+            await this.s3.send(
+              new PutObjectCommand({
+                Bucket: this.bucket,
+                Key,
+                Body,
+                ContentType: "application/octet-stream",
+                ChecksumAlgorithm: "CRC32",
+              }),
+            )
+          ).ETag,
+      );
+      if (etag) this.#snapshotEtags.set(folder, etag);
+      else this.#snapshotEtags.delete(folder);
+      return true;
+    } catch (error) {
+      this.#unsnapshotted.set(folder, stale + (this.#unsnapshotted.get(folder) ?? 0));
+      throw storeError(error, `write ${Key}`);
+    }
+  }
+
+  /** An object's bytes and ETag, undefined when there is none; "not modified" for If-None-Match. */
+  async #getBytes(
+    key: string,
+    ifNoneMatch: string | undefined,
+  ): Promise<{ bytes: Buffer; etag: string | undefined } | undefined | "not modified"> {
+    this.#count("GetObject");
+    try {
+      return await this.#leanOr<{ bytes: Buffer; etag: string | undefined } | undefined | "not modified">(
+        (l) => l.getBytes(key, ifNoneMatch),
+        async () => {
+          try {
+            const r = await this.s3.send(
+              new GetObjectCommand({ Bucket: this.bucket, Key: key, IfNoneMatch: ifNoneMatch }),
+            );
+            const bytes = (await r.Body?.transformToByteArray()) ?? new Uint8Array();
+            return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), etag: r.ETag };
+          } catch (error) {
+            if (ifNoneMatch && error instanceof S3ServiceException && error.$metadata.httpStatusCode === 304)
+              return "not modified";
+            if (
+              error instanceof S3ServiceException &&
+              (error.name === "NoSuchKey" || error.$metadata.httpStatusCode === 404)
+            )
+              return undefined;
+            throw error;
+          }
+        },
+      );
+    } catch (error) {
+      throw storeError(error, `read ${key}`);
+    }
   }
 
   /** True when the archive object of a window exists (complete: uploads appear only when done). */

@@ -21,11 +21,18 @@
  */
 import type { Manifest } from "../domain/manifest.ts";
 
-interface Entry {
+/**
+ * A manifest as held: its ETag, the manifest without its covered ranges as JSON, and the covered
+ * ranges packed (from, to pairs): a Float64Array of its own, or a view into the bytes of a snapshot
+ * (whole seconds as 32 bits: no memory of its own outside the heap, which counts towards full
+ * collections, for each of 10,000 manifests taken from it).
+ */
+export interface HeldManifest {
   etag: string;
   rest: string;
-  covered: Float64Array;
+  covered: Float64Array | Uint32Array;
 }
+type Entry = HeldManifest;
 
 /**
  * Bytes held at most (a manifest of 150 ranges is about 3 KB here: 10,000 streams take 30 MB),
@@ -71,13 +78,26 @@ export class ManifestCache {
       packed[2 * i] = covered[i]!.from;
       packed[2 * i + 1] = covered[i]!.to;
     }
-    const entry = { etag, rest: JSON.stringify(rest), covered: packed };
+    this.hold(key, { etag, rest: JSON.stringify(rest), covered: packed });
+  }
+
+  /**
+   * Holds a manifest already packed (from a snapshot, manifest-snapshot.ts: the caller has checked
+   * that `rest` is the JSON of a manifest of this key without its covered ranges).
+   */
+  hold(key: string, entry: HeldManifest): void {
+    this.forget(key);
     this.#entries.set(key, entry);
     this.#bytes += sizeOf(key, entry);
     // A Map iterates in insertion order, and a key is re-inserted on every read that brought a body
     // and every write: the first key is the one held longest.
     while (this.#bytes > this.#limit && this.#entries.size > 1)
       this.forget(this.#entries.keys().next().value!);
+  }
+
+  /** The held manifests whose keys start with `folder` (a source's), as held (not to be changed). */
+  *heldUnder(folder: string): Generator<[string, Readonly<HeldManifest>]> {
+    for (const e of this.#entries) if (e[0].startsWith(folder)) yield e;
   }
 
   forget(key: string): void {
@@ -99,7 +119,7 @@ export type ManifestListing = ReadonlyMap<string, string | undefined>;
  * S3-compatible stores differ (unquoted in listings, a weak `W/` prefix), so both are compared bare.
  */
 export function sameEtag(a: string, b: string): boolean {
-  return bareEtag(a) === bareEtag(b);
+  return a === b || bareEtag(a) === bareEtag(b);
 }
 
 function bareEtag(etag: string): string {

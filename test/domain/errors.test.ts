@@ -17,6 +17,7 @@ import {
 import { Mp4JoinError } from "../../functions/domain/mp4-join.ts";
 import { DamagedObjectError, StoreError } from "../../functions/store/backup-store.ts";
 import { LeanUnsupportedError } from "../../functions/store/lean-s3.ts";
+import { DamagedSnapshotError } from "../../functions/store/manifest-snapshot.ts";
 import { S3FeatureError } from "../../local/s3-features.ts";
 import { RestoreError } from "../../ops/restore.ts";
 
@@ -27,6 +28,7 @@ const errors: [Error & { code: string }, string][] = [
   [new MalformedAnswerError("x"), "FB_MALFORMED_ANSWER"],
   [new StoreError("x"), "FB_STORE"],
   [new DamagedObjectError("k", undefined, undefined), "FB_DAMAGED_OBJECT"],
+  [new DamagedSnapshotError("x"), "FB_DAMAGED_SNAPSHOT"],
   [new LeanUnsupportedError("x"), "FB_LEAN_UNSUPPORTED"],
   [new ConfigError(["x"]), "FB_CONFIG"],
   [new ContainerError("x"), "FB_CONTAINER"],

@@ -88,6 +88,41 @@ describe("missingRanges", () => {
       { from: T0 + 1800, to: T0 + 3000 },
     ]);
   });
+
+  it("counts covered ranges out of normal form (a manifest edited by hand) as their union, leases overlapping them too", () => {
+    const input = {
+      recorded: [
+        { from: T0, to: T0 + 3600 },
+        { from: T0 + 4000, to: T0 + 5000 },
+      ],
+      leased: [
+        { from: T0 + 2400, duration: 600 },
+        { from: T0 + 1000, duration: 600 },
+      ],
+      retentionStart: T0,
+      horizon: T0 + 6000,
+    };
+    const expected = [
+      { from: T0 + 300, to: T0 + 600 },
+      { from: T0 + 1600, to: T0 + 2400 },
+      { from: T0 + 3000, to: T0 + 3600 },
+      { from: T0 + 4000, to: T0 + 5000 },
+    ];
+    const normal = [
+      { from: T0, to: T0 + 300 },
+      { from: T0 + 600, to: T0 + 1200 },
+    ];
+    expect(missingRanges({ ...input, covered: normal })).toEqual(expected);
+    // Unsorted, overlapping, touching and empty ranges of the same union.
+    const edited = [
+      { from: T0 + 900, to: T0 + 1200 },
+      { from: T0 + 100, to: T0 + 300 },
+      { from: T0 + 600, to: T0 + 1000 },
+      { from: T0 + 700, to: T0 + 700 },
+      { from: T0, to: T0 + 200 },
+    ];
+    expect(missingRanges({ ...input, covered: edited })).toEqual(expected);
+  });
 });
 
 describe("windowLengthFor", () => {

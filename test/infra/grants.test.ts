@@ -116,10 +116,12 @@ const ALLOWED: Record<string, string[]> = {
     ...sendTo("Queuess1Queue"),
     ...sendTo("Queuess2Queue"),
     `s3:ListBucket ${B}`,
-    ...["manifests", "catalog", "index", "records", "control"].map(
+    ...["manifests", "manifest-snapshots", "catalog", "index", "records", "control"].map(
       (p) => `s3:GetObject ${B}/flussonic/.backup/${p}/*`,
     ),
-    ...["manifests", "catalog", "index"].map((p) => `s3:PutObject ${B}/flussonic/.backup/${p}/*`),
+    ...["manifests", "manifest-snapshots", "catalog", "index"].map(
+      (p) => `s3:PutObject ${B}/flussonic/.backup/${p}/*`,
+    ),
     `s3:DeleteObject ${B}/flussonic/.backup/records/*`,
     `kms:Decrypt ${KMS}${VIA_S3}`,
     `kms:GenerateDataKey ${KMS}${VIA_S3}`,
