@@ -358,6 +358,13 @@ describe("the stack from the config: bucket", () => {
       Status: "Enabled",
       NoncurrentVersionExpiration: { NoncurrentDays: 3 },
     });
+    // The manifest snapshots (a cache rewritten every run) keep old versions a day.
+    expect(lifecycle(t).find((r) => r.Id === "manifest-snapshot-versions")).toEqual({
+      Id: "manifest-snapshot-versions",
+      Prefix: "flussonic/.backup/manifest-snapshots/",
+      Status: "Enabled",
+      NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+    });
   });
 
   it("turns on Object Lock and a storage class transition when the deployment options ask", () => {
