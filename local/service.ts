@@ -63,7 +63,10 @@ export async function runService(rt: LocalRuntime, o: ServiceOptions): Promise<n
         o.metrics?.planFailed();
         o.out.write(`planning failed: ${(error as Error).message}\n`);
       }
-      // The wait ends at the next run or at the stop, and takes its listener with it either way.
+      // The wait ends at the next run or at the stop, and takes its listener with it either way. A
+      // stop that came during the run above has fired already: no wait (an abort listener added
+      // now would never be called, and the service would wait a whole period for its next run).
+      if (stop.signal.aborted) break;
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(t);
