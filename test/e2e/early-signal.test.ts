@@ -106,45 +106,54 @@ test("SIGTERM during the first planner run ends the service with exit 0 once the
   expect(p.stdout(), context()).toMatch(/Stopped in [\d.]+ s: 0 copies finished, 0 aborted/);
 }, 60_000);
 
-test("SIGTERM while the runtime is created (its bucket request held) ends the service with exit 0", async () => {
-  const { dir, config } = await setUp();
-  // An S3 endpoint (the emulator, in this process) behind the fault proxy, the queues embedded: the
-  // service's first bucket request is held until the signal has been sent.
-  const store = await startEmbedded(join(dir, "store"));
-  cleanups.push(() => store.stop());
-  const proxy = await S3FaultProxy.start(store.endpoints.s3Endpoint!);
-  cleanups.push(() => proxy.close());
-  let release = () => {};
-  const held = proxy.inject({
-    op: "BucketOperation",
-    fault: "stall-request",
-    until: new Promise<void>((r) => {
-      release = r;
-    }),
-  });
-  const p = service(dir, config, "queues", {
-    args: ["--queues", "embedded", "--state-dir", "queues"],
-    env: {
-      AWS_ENDPOINT_URL_S3: proxy.url,
-      // Nothing listens on the discard port: the queues are the embedded ones.
-      AWS_ENDPOINT_URL_SQS: "http://127.0.0.1:9",
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "test",
-      AWS_SECRET_ACCESS_KEY: "test",
-    },
-  });
-  cleanups.push(() => release());
-  const context = () => `stdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`;
-  await waitFor("the held bucket request", () => (held.hits > 0 ? true : undefined), 30_000, context);
-  p.signal("SIGTERM");
-  // Handled while the request is held (before the fix, the signal ended the process here).
-  await waitFor(
-    "the signal handled or the process ended",
-    () => (/SIGTERM while starting: /.test(p.stdout()) || p.child.signalCode !== null ? true : undefined),
-    10_000,
-    context,
-  );
-  release();
-  expect(await exitWithin(p, EXIT_WITHIN_MS), context()).toBe(0);
-  expect(p.stdout(), context()).toMatch(/SIGTERM: stopping; taking no new window, 0 copies running/);
-}, 60_000);
+for (const again of [false, true]) {
+  test(`SIGTERM while the runtime is created (its bucket request held) ends the service with exit 0${again ? ", a second one at once" : ""}`, async () => {
+    const { dir, config } = await setUp();
+    // An S3 endpoint (the emulator, in this process) behind the fault proxy, the queues embedded: the
+    // service's first bucket request is held until the signal has been sent.
+    const store = await startEmbedded(join(dir, "store"));
+    cleanups.push(() => store.stop());
+    const proxy = await S3FaultProxy.start(store.endpoints.s3Endpoint!);
+    cleanups.push(() => proxy.close());
+    let release = () => {};
+    const held = proxy.inject({
+      op: "BucketOperation",
+      fault: "stall-request",
+      until: new Promise<void>((r) => {
+        release = r;
+      }),
+    });
+    const p = service(dir, config, "queues", {
+      args: ["--queues", "embedded", "--state-dir", "queues"],
+      env: {
+        AWS_ENDPOINT_URL_S3: proxy.url,
+        // Nothing listens on the discard port: the queues are the embedded ones.
+        AWS_ENDPOINT_URL_SQS: "http://127.0.0.1:9",
+        AWS_REGION: "us-east-1",
+        AWS_ACCESS_KEY_ID: "test",
+        AWS_SECRET_ACCESS_KEY: "test",
+      },
+    });
+    cleanups.push(() => release());
+    const context = () => `stdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`;
+    await waitFor("the held bucket request", () => (held.hits > 0 ? true : undefined), 30_000, context);
+    p.signal("SIGTERM");
+    // Handled while the request is held (before the fix, the signal ended the process here).
+    await waitFor(
+      "the signal handled or the process ended",
+      () => (/SIGTERM while starting: /.test(p.stdout()) || p.child.signalCode !== null ? true : undefined),
+      10_000,
+      context,
+    );
+    if (again) {
+      // The request still held: the second signal does not wait for the start to end.
+      p.signal("SIGTERM");
+      expect(await exitWithin(p, EXIT_WITHIN_MS), context()).toBe(0);
+      expect(p.stdout(), context()).not.toMatch(/Running: /);
+      return;
+    }
+    release();
+    expect(await exitWithin(p, EXIT_WITHIN_MS), context()).toBe(0);
+    expect(p.stdout(), context()).toMatch(/SIGTERM: stopping; taking no new window, 0 copies running/);
+  }, 60_000);
+}
