@@ -20,6 +20,37 @@ export interface ServiceOptions {
   metrics?: BackupMetrics;
   /** Stops the service (tests); SIGINT and SIGTERM always do. */
   signal?: AbortSignal;
+  /** The signals caught while the service started: one that came stops it at once. */
+  startupSignals?: StartupSignals;
+}
+
+/**
+ * SIGTERM/SIGINT while the service starts (the emulator, the runtime, the metrics server), before
+ * runService listens: without a listener Node ends the process with the signal (status 143 or 130)
+ * wherever the start is. Caught instead, from the start of `run`; runService then stops at once and
+ * exits 0. A second one exits 0 at once: nothing is copying yet.
+ */
+export class StartupSignals {
+  #first: NodeJS.Signals | undefined;
+  readonly #out: NodeJS.WritableStream;
+  readonly #on = (name: NodeJS.Signals) => {
+    if (this.#first !== undefined) process.exit(0);
+    this.#first = name;
+    this.#out.write(`${name} while starting: stopping as soon as started (${name} again: at once).\n`);
+  };
+
+  constructor(out: NodeJS.WritableStream) {
+    this.#out = out;
+    process.on("SIGINT", this.#on);
+    process.on("SIGTERM", this.#on);
+  }
+
+  /** Stops catching; returns the signal that came meanwhile, if one did. */
+  release(): NodeJS.Signals | undefined {
+    process.off("SIGINT", this.#on);
+    process.off("SIGTERM", this.#on);
+    return this.#first;
+  }
 }
 
 export async function runService(rt: LocalRuntime, o: ServiceOptions): Promise<number> {
@@ -50,6 +81,9 @@ export async function runService(rt: LocalRuntime, o: ServiceOptions): Promise<n
   const onStopRequested = () => beginStop("stop requested");
   o.signal?.addEventListener("abort", onStopRequested, { once: true });
   o.out.write(`Running: planning every ${Math.round(o.everyMs / 1000)} s; Ctrl-C or SIGTERM to stop.\n`);
+  // Taken over only now that this loop listens: no moment without a listener.
+  const early = o.startupSignals?.release();
+  if (early !== undefined) beginStop(early);
   try {
     while (!stop.signal.aborted) {
       try {
@@ -63,7 +97,10 @@ export async function runService(rt: LocalRuntime, o: ServiceOptions): Promise<n
         o.metrics?.planFailed();
         o.out.write(`planning failed: ${(error as Error).message}\n`);
       }
-      // The wait ends at the next run or at the stop, and takes its listener with it either way.
+      // The wait ends at the next run or at the stop, and takes its listener with it either way. A
+      // stop that came during the run above has fired already: no wait (an abort listener added
+      // now would never be called, and the service would wait a whole period for its next run).
+      if (stop.signal.aborted) break;
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(t);

@@ -186,6 +186,8 @@ const API = "/streamer/api/v3";
 export class FlussonicSimulator {
   readonly meter = new DownloadMeter();
   readonly requests: SimRequest[] = [];
+  /** Requests received and not answered yet (tests: a planner run is under way now). */
+  inFlight = 0;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #streams = new Map<string, SimStream>();
@@ -396,7 +398,9 @@ export class FlussonicSimulator {
         ? "index"
         : "other";
     const startedAt = performance.now();
+    this.inFlight++;
     res.on("close", () => {
+      this.inFlight--;
       this.requests.push({
         startedAt,
         endedAt: performance.now(),

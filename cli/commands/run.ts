@@ -21,6 +21,7 @@ import type { BackupMetrics, serveMetrics } from "../../local/metrics.ts";
 import { formatSummary, OnceTally, runOnce } from "../../local/once.ts";
 import { LocalRuntime, rateMs } from "../../local/runtime.ts";
 import { checkS3Features, S3FeatureError } from "../../local/s3-features.ts";
+import type { StartupSignals } from "../../local/service.ts";
 import { boundYoungGeneration } from "../../local/young-generation.ts";
 import { Progress } from "../../ops/progress.ts";
 import { errorContext, explainSourceError, probeBucket } from "./error-messages.ts";
@@ -51,6 +52,25 @@ export async function runCommand(o: RunOptions): Promise<number> {
   checkLeaseCoversCopy(config, o.configFile, o.copyTimeoutSeconds);
   const credentials = resolveAllCredentials(config, o.configFile, process.env);
   const queues = checkQueueChoice(o, { embedded: o.embedded !== undefined });
+  // The service catches SIGTERM/SIGINT from here on: one that comes while it starts (the emulator,
+  // the runtime) stops it once started, exit 0, instead of Node's default end by the signal.
+  const startupSignals = o.once
+    ? undefined
+    : new (await import("../../local/service.ts")).StartupSignals(process.stdout);
+  try {
+    return await runCommandWith(o, config, credentials, queues, startupSignals);
+  } finally {
+    startupSignals?.release();
+  }
+}
+
+async function runCommandWith(
+  o: RunOptions,
+  config: BackupConfig,
+  credentials: Map<string, SourceCredentials>,
+  queues: ReturnType<typeof checkQueueChoice>,
+  startupSignals: StartupSignals | undefined,
+): Promise<number> {
   let embedded: EmbeddedEmulator | undefined;
   let endpoints: Endpoints = endpointsFromEnv(process.env);
   if (o.embedded !== undefined) {
@@ -82,6 +102,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
       metricsHost: o.metricsHost ?? "127.0.0.1",
       // The features of an S3 endpoint other than AWS are asked once at the start.
       checkS3Features: o.embedded === undefined && endpoints.s3Endpoint !== undefined,
+      startupSignals,
     });
   } catch (error) {
     if (error instanceof S3FeatureError) {
@@ -108,6 +129,8 @@ export interface RunWithOptions {
   metricsHost?: string | undefined;
   /** Probe the S3 endpoint for checksums and conditional writes before starting. */
   checkS3Features?: boolean | undefined;
+  /** Service: SIGTERM/SIGINT caught since the start of `run`, handed to the service loop. */
+  startupSignals?: StartupSignals | undefined;
 }
 
 /** Runs the pipeline with a resolved config; returns the exit status. */
@@ -214,6 +237,7 @@ export async function runWith(o: RunWithOptions): Promise<number> {
       out,
       onPlan: (r) => progress.planned(r),
       ...(metrics ? { metrics } : {}),
+      ...(o.startupSignals ? { startupSignals: o.startupSignals } : {}),
     });
   } finally {
     progress.stop();
