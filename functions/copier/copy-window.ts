@@ -228,6 +228,7 @@ export async function copyWindow(
     signal?.removeEventListener("abort", abortUpload);
     // The spool goes on every path (a killed process's is swept by the next one).
     if (upload instanceof SpoolUpload) await upload.dispose();
+    else upload.release();
   }
 
   const sqs = deps.sqsRequests?.();
