@@ -26,3 +26,26 @@ export function boundYoungGeneration(): void {
     // Not V8: nothing to bound.
   }
 }
+
+/**
+ * How far V8 lets the old generation grow past what the last full collection left live before it
+ * collects again (the next limit is this much above the live size): its own factor, up to about 4x
+ * for a process that allocates fast, let `run --once` over 300 small streams end with 65-100 MiB of
+ * old space for 35-40 MiB live, most of its peak RSS. 20% keeps the old space near what is live,
+ * at the price of more full collections: measured on that run, peak RSS 285-299 -> 190 MiB at about
+ * the same CPU a window. Read by V8 at each collection, so it can be set by a running process.
+ */
+export const HEAP_GROWING_PERCENT = 20;
+
+let growthBounded = false;
+
+/** Bounds the old generation's growth between full collections (once per process). */
+export function boundHeapGrowth(): void {
+  if (growthBounded) return;
+  growthBounded = true;
+  try {
+    setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  } catch {
+    // Not V8: nothing to bound.
+  }
+}
