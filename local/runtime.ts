@@ -151,6 +151,7 @@ export class LocalRuntime {
       logger: o.logger,
       ...(o.onEvent ? { onEvent: o.onEvent } : {}),
       ...(o.onBytes ? { onBytes: o.onBytes } : {}),
+      sqsRequests: (source) => this.pollers.get(source)?.takeRequests(),
     });
   }
 

@@ -41,8 +41,12 @@ export interface StreamCost {
   windows: number;
   /** Bytes of the windows copied since `since` still kept, by the storage class they are in now. */
   bytesByClass: Record<string, number>;
-  /** S3 requests the copies counted (windows without counts, written before them, add nothing). */
-  requests: { put: number; get: number };
+  /**
+   * S3 requests the copies counted (windows without counts, written before them, add nothing), and
+   * their share of the SQS requests that received and deleted their messages (records since the
+   * copier counts them; estimated from the batch size in AWS).
+   */
+  requests: { put: number; get: number; sqs: number };
   /** Windows whose record carried request counts. */
   counted: number;
   /**
@@ -150,7 +154,7 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
       const byKey = new Map(all.filter((e) => e.copiedAt >= since).map((e) => [e.key, e]));
       const windows = [...byKey.values()];
       const bytesByClass: Record<string, number> = {};
-      const requests = { put: 0, get: 0 };
+      const requests = { put: 0, get: 0, sqs: 0 };
       let counted = 0;
       let gbSeconds: number | undefined;
       let bytes = 0;
@@ -164,6 +168,7 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
         if (w.requests) {
           requests.put += w.requests.put;
           requests.get += w.requests.get;
+          requests.sqs += w.requests.sqs ?? 0;
           counted++;
         }
         if (w.gbSeconds !== undefined) gbSeconds = (gbSeconds ?? 0) + w.gbSeconds;
@@ -207,7 +212,10 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
       const perMonth = 30 / periodDays;
       const put = r.requests.put + (r.estimated?.put ?? 0);
       const get = r.requests.get + (r.estimated?.get ?? 0);
-      r.month.requestsUsd = requestsCost({ put: put * perMonth, get: get * perMonth, sqs: 0 }, prices);
+      r.month.requestsUsd = requestsCost(
+        { put: put * perMonth, get: get * perMonth, sqs: r.requests.sqs * perMonth },
+        prices,
+      );
       r.month.totalUsd = r.month.storageUsd + r.month.requestsUsd + r.month.lambdaUsd;
       streams.push(r);
     }
@@ -226,7 +234,8 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
           streams.reduce((n, s) => n + s.requests.put, 0) + planner.reduce((n, p) => n + p.requests.put, 0),
         get:
           streams.reduce((n, s) => n + s.requests.get, 0) + planner.reduce((n, p) => n + p.requests.get, 0),
-        sqs: planner.reduce((n, p) => n + p.requests.sqs, 0),
+        sqs:
+          streams.reduce((n, s) => n + s.requests.sqs, 0) + planner.reduce((n, p) => n + p.requests.sqs, 0),
       },
       gbSeconds: gbs.length > 0 ? gbs.reduce((n, s) => n + (s.gbSeconds ?? 0), 0) : undefined,
       monthUsd:
@@ -234,7 +243,7 @@ export async function readCost(deps: CostDeps): Promise<CostReport> {
     },
     notes: [
       `Prices: ${prices.region} list prices (override them with "prices" in the configuration).`,
-      "Requests: the copier's S3 requests, counted into each window's record (windows without counts, such as catalog entries `rebuild` made from the stored objects, are estimated at the average of the counted ones, shown apart); the planner's S3 and SQS requests, counted per source as it runs and kept in the next catalog it writes (a run whose counts are not written yet when its process ends, e.g. the last run of `run --once` or a Lambda instance retired after runs that wrote no catalog, is not in them). The copier's SQS requests (receive, delete) and the queue's polling are not counted (see docs/cost.md for their measured share).",
+      "Requests: the copier's S3 requests, counted into each window's record (windows without counts, such as catalog entries `rebuild` made from the stored objects, are estimated at the average of the counted ones, shown apart); the planner's S3 and SQS requests, counted per source as it runs and kept in the next catalog it writes (a run whose counts are not written yet when its process ends, e.g. the last run of `run --once` or a Lambda instance retired after runs that wrote no catalog, is not in them). The copier's SQS requests (receive, delete): counted by the local runtime's poller (its polling included) into the records of the copies (those after a run's last copy are in none), in AWS estimated at 2 a window (the event source mapping's receive and delete of a batch of 1; its idle polling is per queue, not per window: docs/cost.md).",
       gbs.length > 0
         ? "Lambda GB-seconds: the copies' own duration x the function's memory."
         : "Lambda GB-seconds: none recorded (copies outside Lambda, as with the local runtime, cost no Lambda time).",

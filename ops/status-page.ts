@@ -96,11 +96,11 @@ function costSection(r: CostReport): string {
           .map(([c, b]) => `${formatBytes(b)} ${c}`)
           .join(", ") || "-",
       )}</td>` +
-      `<td class="num">${s.requests.put} / ${s.requests.get}</td><td class="num">${s.gbSeconds === undefined ? "-" : s.gbSeconds.toFixed(1)}</td>` +
+      `<td class="num">${s.requests.put} / ${s.requests.get}</td><td class="num">${s.requests.sqs}</td><td class="num">${s.gbSeconds === undefined ? "-" : s.gbSeconds.toFixed(1)}</td>` +
       `<td class="num">${usd(s.month.storageUsd)}</td><td class="num">${usd(s.month.requestsUsd)}</td><td class="num">${usd(s.month.lambdaUsd)}</td><td class="num"><b>${usd(s.month.totalUsd)}</b></td></tr>`,
   );
   return `<h2>Cost</h2><p class="meta">Windows copied since ${esc(iso(r.since))}; the month projected at ${esc(r.prices.region)} list prices (<code>flussonic-backup cost</code>).</p>
-<table><thead><tr><th>source</th><th>stream</th><th>windows</th><th>stored (by class)</th><th>S3 PUT / GET</th><th>Lambda GB-s</th><th>storage</th><th>requests</th><th>Lambda</th><th>month</th></tr></thead>
+<table><thead><tr><th>source</th><th>stream</th><th>windows</th><th>stored (by class)</th><th>S3 PUT / GET</th><th>SQS</th><th>Lambda GB-s</th><th>storage</th><th>requests</th><th>Lambda</th><th>month</th></tr></thead>
 <tbody>${rows.join("\n")}</tbody></table>
 ${
   r.planner.length > 0

@@ -43,7 +43,7 @@ export async function costCommand(o: CostOptions): Promise<number> {
 const usd = (n: number) => `$${n < 10 ? n.toFixed(2) : n.toFixed(0)}`;
 
 export function costText(r: CostReport): string {
-  const header = ["source", "stream", "windows", "stored (by class)", "S3 PUT/GET", "GB-s", "month"];
+  const header = ["source", "stream", "windows", "stored (by class)", "S3 PUT/GET", "SQS", "GB-s", "month"];
   const rows = r.streams.map((s) => [
     s.source,
     s.stream,
@@ -52,6 +52,7 @@ export function costText(r: CostReport): string {
       .map(([c, b]) => `${formatBytes(b)} ${c}`)
       .join(", ") || "-",
     `${s.requests.put}/${s.requests.get}${s.counted < s.windows ? ` (${s.counted} of ${s.windows} counted${s.estimated ? `; the other ${s.estimated.windows} estimated ${s.estimated.put}/${s.estimated.get}` : ""})` : ""}`,
+    String(s.requests.sqs),
     s.gbSeconds === undefined ? "-" : s.gbSeconds.toFixed(1),
     `${usd(s.month.totalUsd)} (storage ${usd(s.month.storageUsd)}, requests ${usd(s.month.requestsUsd)}, Lambda ${usd(s.month.lambdaUsd)})`,
   ]);

@@ -22,7 +22,7 @@ import { formatSummary, OnceTally, runOnce } from "../../local/once.ts";
 import { LocalRuntime, rateMs } from "../../local/runtime.ts";
 import { checkS3Features, S3FeatureError } from "../../local/s3-features.ts";
 import type { StartupSignals } from "../../local/service.ts";
-import { boundYoungGeneration } from "../../local/young-generation.ts";
+import { boundHeapGrowth, boundYoungGeneration } from "../../local/young-generation.ts";
 import { Progress } from "../../ops/progress.ts";
 import { errorContext, explainSourceError, probeBucket } from "./error-messages.ts";
 import { checkQueueChoice, type QueueChoice, withEmbeddedQueues } from "./queue-options.ts";
@@ -137,6 +137,8 @@ export interface RunWithOptions {
 export async function runWith(o: RunWithOptions): Promise<number> {
   // A fleet's copies would grow V8's new space to its maximum and keep it (young-generation.ts).
   boundYoungGeneration();
+  // And its old generation near what is live (young-generation.ts: most of a fleet run's peak).
+  boundHeapGrowth();
   const out = o.out ?? process.stdout;
   // `--once` ends with a summary that lists every planning error, explained: not twice.
   const logger = lineLog(

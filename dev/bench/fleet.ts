@@ -1,8 +1,12 @@
 /**
  * Figure 9: a fleet of small streams backed up by one `flussonic-backup run --once` process (the
- * real command line, the emulator in its own process): 300 streams with about 50 minutes of archive
- * each (about 1,800 windows of 1 MB), and 3,000 streams with about 20 minutes each. Measures windows
- * per second (copied / the process's wall time), the process's peak RSS and CPU, and the most
+ * real command line, the emulator in its own process): 300 streams that started recording 50
+ * minutes ago (about 1,800 windows of 1 MB), and 3,000 streams that started 20 minutes ago, each kept
+ * a day by the source (so no window is in a race with the source's retention: the run copies the
+ * whole backlog, as a new deployment does, and every run copies the same windows). Measures windows
+ * per second (copied / the process's wall time), the process's peak RSS and CPU, the CPU the
+ * emulator and the simulator spent per window (they share the 2 cores), the most copies the process
+ * ran at once (from its --log-windows lines: each copied window's end and duration) and the most
  * downloads the source had open at once (the simulator's request log) against the source's
  * maxConcurrentCopies (8).
  *
@@ -15,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { ensureBucket } from "../../functions/queue/source-queues.ts";
 import { FlussonicSimulator } from "../../simulator/simulator.ts";
-import type { BenchContext } from "./bench-context.ts";
+import { type BenchContext, processCpuSeconds } from "./bench-context.ts";
 import { type FigureResult, verdict } from "./figures.ts";
 import { runChild } from "./processes.ts";
 
@@ -43,6 +47,12 @@ export interface FleetRun {
   cpuSeconds: number;
   /** Most archive downloads the source had open at once. */
   peakDownloads: number;
+  /** Most copies the process ran at once (from its "window copied" lines). */
+  peakCopies: number;
+  /** CPU seconds of the emulator process during the run (S3 and SQS answers). */
+  emulatorCpuSeconds: number;
+  /** CPU seconds of the bench process during the run: the simulator answering. */
+  simulatorCpuSeconds: number;
   load: number;
   summary: string;
 }
@@ -63,6 +73,22 @@ function peakOverlap(intervals: { startedAt: number; endedAt: number }[]): numbe
   return peak;
 }
 
+const LOG_LAG_MS = 10;
+
+/**
+ * Each copied window's span, from the "window copied" log lines: the line's time (ms) less the
+ * seconds the copy took. The line is written a few milliseconds after the copy ended and the next
+ * copy may start meanwhile: each span is taken to end LOG_LAG_MS before its line.
+ */
+function copyIntervals(log: string): { startedAt: number; endedAt: number }[] {
+  const out: { startedAt: number; endedAt: number }[] = [];
+  for (const m of log.matchAll(/^(\S+Z) INFO\s+window copied .*?\bseconds=([\d.]+)/gm)) {
+    const loggedAt = Date.parse(m[1]!);
+    out.push({ startedAt: loggedAt - Number(m[2]) * 1000, endedAt: loggedAt - LOG_LAG_MS });
+  }
+  return out;
+}
+
 async function emptyBucket(ctx: BenchContext): Promise<void> {
   for (;;) {
     const listed = await ctx.s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
@@ -73,10 +99,16 @@ async function emptyBucket(ctx: BenchContext): Promise<void> {
 }
 
 async function runFleet(ctx: BenchContext, checkout: string, main: string, c: FleetCase): Promise<FleetRun> {
+  // Recording since `minutes` ago, kept a day: bitrates spread as the simulator's generated streams'.
+  const startedAt = Math.floor(Date.now() / 1000) - c.minutes * 60;
   const sim = await FlussonicSimulator.start({
-    streams: c.streams,
-    days: c.minutes / 1440,
-    bitrateBps: BITRATE_BPS,
+    streams: Array.from({ length: c.streams }, (_, i) => ({
+      name: `cam${i + 1}`,
+      bitrateBps: Math.round(BITRATE_BPS * (0.5 + (i % 5) * 0.25)),
+      ranges: [{ from: startedAt, to: Number.POSITIVE_INFINITY }],
+      depthSeconds: 86_400,
+    })),
+    days: 1,
     liveOnlyStreams: 0,
     seed: 9,
   });
@@ -114,8 +146,10 @@ async function runFleet(ctx: BenchContext, checkout: string, main: string, c: Fl
   const useTime = existsSync("/usr/bin/time");
   // BENCH_FLEET_NODE="--heap-prof --heap-prof-dir=/tmp/x": node flags for the measured process.
   const nodeFlags = process.env.BENCH_FLEET_NODE?.split(" ").filter(Boolean) ?? [];
-  const args = [...nodeFlags, main, "run", "--once", "--config", config];
+  const args = [...nodeFlags, main, "run", "--once", "--log-windows", "--config", config];
   const load = loadavg()[0] ?? 0;
+  const emulatorCpu0 = processCpuSeconds(ctx.emulator.pid);
+  const benchCpu0 = process.cpuUsage();
   try {
     ctx.progress(`fleet (${checkout}): run --once over ${c.streams} streams of ${c.minutes} min`);
     const run = useTime
@@ -130,6 +164,9 @@ async function runFleet(ctx: BenchContext, checkout: string, main: string, c: Fl
       ? (readFileSync(timeFile, "utf8").trim().split("\n").at(-1) ?? "0 0 0").split(" ").map(Number)
       : [0, 0, 0];
     const copied = Number(/Copied (\d+) window\(s\)/.exec(run.stdout)?.[1] ?? "0");
+    const emulatorCpuSeconds = processCpuSeconds(ctx.emulator.pid) - emulatorCpu0;
+    const b = process.cpuUsage(benchCpu0);
+    const simulatorCpuSeconds = (b.user + b.system) / 1e6;
     const archive = sim.requests.filter((r) => r.kind === "archive");
     let bytes = 0;
     for (let token: string | undefined; ; ) {
@@ -152,6 +189,9 @@ async function runFleet(ctx: BenchContext, checkout: string, main: string, c: Fl
       peakRssKiB: rss ?? 0,
       cpuSeconds: (user ?? 0) + (sys ?? 0),
       peakDownloads: peakOverlap(archive),
+      peakCopies: peakOverlap(copyIntervals(run.stderr)),
+      emulatorCpuSeconds,
+      simulatorCpuSeconds,
       load,
       summary: run.stdout.trim().split("\n")[0] ?? "",
     };
@@ -201,6 +241,21 @@ export async function measureFleet(ctx: BenchContext, before?: string): Promise<
       target: "< 200 MiB",
       verdict: verdict(r.peakRssKiB > 0 && r.peakRssKiB < RSS_LIMIT_KIB),
     });
+    const perWindow = (seconds: number) => `${((seconds / Math.max(1, r.windows)) * 1000).toFixed(0)} ms`;
+    rows.push({
+      figure: 9,
+      what: `${tag}: CPU a window of the emulator (S3, SQS) and of the simulator`,
+      measured: `${perWindow(r.emulatorCpuSeconds)} and ${perWindow(r.simulatorCpuSeconds)}`,
+      target: "",
+      verdict: "info",
+    });
+    rows.push({
+      figure: 9,
+      what: `${tag}: most copies at once (allowed ${COPIES})`,
+      measured: String(r.peakCopies),
+      target: `${COPIES}`,
+      verdict: "info",
+    });
     rows.push({
       figure: 9,
       what: `${tag}: most downloads open at once (allowed ${COPIES})`,
@@ -215,7 +270,7 @@ export async function measureFleet(ctx: BenchContext, before?: string): Promise<
     rows,
     details: { runs, bitrateBps: BITRATE_BPS, copies: COPIES },
     notes: [
-      `One source of N simulated streams at ${BITRATE_BPS / 1000} kbit/s (about 1 MB a 600-s window), maxConcurrentCopies ${COPIES}, uncapped; the real run --once process against the emulator in its own process. Wall time includes start-up, every planning round and the summary; peak RSS and CPU from /usr/bin/time. The machine's 1-minute load average at each start is in the JSON (load): 2 cores shared with the simulator, the emulator and other work.`,
+      `One source of N simulated streams at ${BITRATE_BPS / 1000} kbit/s on average (about 1 MB a 600-s window), recording since 50 (20) minutes and kept a day by the source, maxConcurrentCopies ${COPIES}, uncapped; the real run --once --log-windows process against the emulator in its own process; the simulator runs in the bench's process. "Most copies at once" is the copier's concurrency (from the log lines); "most downloads open at once" is the simulator's view, where a 1 MB download is a few milliseconds of a copy. Wall time includes start-up, every planning round and the summary; peak RSS and CPU from /usr/bin/time. The machine's 1-minute load average at each start is in the JSON (load): 2 cores shared with the simulator, the emulator and other work.`,
     ],
   };
 }

@@ -90,6 +90,12 @@ export interface CopierDeps {
   logger: Log;
   onEvent?: (event: CopierEvent) => void;
   onBytes?: (source: string, bytes: number) => void;
+  /**
+   * The SQS requests receiving and deleting a source's messages to count into the record a copy
+   * writes: in the local runtime those its poller made since the previous record (so the records
+   * add up to what it made); in Lambda, where the event source mapping makes them, an estimate.
+   */
+  sqsRequests?: (source: string) => number | undefined;
 }
 
 /**
@@ -205,6 +211,7 @@ export function createCopierHandler(deps: CopierDeps) {
               ? { redeliveryOnlyAttempt: Number(record.attributes.ApproximateReceiveCount ?? "1") }
               : {}),
             onBytes: (n) => deps.onBytes?.(m.source, n),
+            ...(deps.sqsRequests ? { sqsRequests: () => deps.sqsRequests?.(m.source) } : {}),
             onResponse: (ms) => gate?.responded(ms),
           },
           m,

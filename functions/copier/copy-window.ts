@@ -72,6 +72,8 @@ export interface CopyWindowDeps {
   lambdaMemoryMb?: number;
   /** Called with bytes as they are read from the source (progress). */
   onBytes?: (bytes: number) => void;
+  /** SQS requests to count into this copy's record (asked once, as the record is written). */
+  sqsRequests?: (() => number | undefined) | undefined;
 }
 
 /** Object metadata values must be ASCII: non-ASCII and '%' are percent-encoded. */
@@ -226,8 +228,10 @@ export async function copyWindow(
     signal?.removeEventListener("abort", abortUpload);
     // The spool goes on every path (a killed process's is swept by the next one).
     if (upload instanceof SpoolUpload) await upload.dispose();
+    else upload.release();
   }
 
+  const sqs = deps.sqsRequests?.();
   const record: CopyRecord = {
     source: m.source,
     stream: m.stream,
@@ -245,7 +249,11 @@ export async function copyWindow(
     // Counted into the record it is written with (no request of its own): the HEAD before, the
     // listing of orphans, the upload, this record; and, as they follow when no other copy races,
     // the HEAD that settles it and the read of the holds.
-    requests: { put: (listsOrphans ? 1 : 0) + upload.requests + 1, get: 1 + 1 + 1 },
+    requests: {
+      put: (listsOrphans ? 1 : 0) + upload.requests + 1,
+      get: 1 + 1 + 1,
+      ...(sqs !== undefined ? { sqs } : {}),
+    },
     ...(deps.lambdaMemoryMb
       ? {
           gbSeconds:

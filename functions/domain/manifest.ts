@@ -43,8 +43,12 @@ export interface CopyRecord {
    * The S3 requests this copy made, by billing class (PUT-class: the upload, the listing of
    * orphaned uploads, this record; GET-class: the HEADs before and after, the holds), counted as the
    * copier makes them (the SDK's own retries are not seen). Absent in records written before it.
+   * `sqs`: SQS requests receiving and deleting the source's messages: in the local runtime those its
+   * poller made since the previous record (so a source's records add up to them, the polling
+   * included); in AWS, where the event source mapping makes them, estimated at 2 (a receive and a
+   * delete of a batch of 1). Absent in records written before it.
    */
-  requests?: { put: number; get: number };
+  requests?: { put: number; get: number; sqs?: number };
   /** Lambda GB-seconds of the copy (its duration x the function's memory); absent outside Lambda. */
   gbSeconds?: number;
 }

@@ -48,6 +48,10 @@ async function build() {
       : {}),
     // The stack's bucket aborts incomplete uploads after a day (infra/backup-bucket.ts).
     orphansOnRedeliveryOnly: true,
+    // The event source mapping receives and deletes unseen by the copier: with a batch of 1
+    // (infra/copy-queues.ts), a ReceiveMessage and a DeleteMessageBatch per window, estimated so in
+    // each record (its idle polling is per queue, not per window: docs/cost.md).
+    sqsRequests: () => 2,
     // Set by Lambda: each copy records its GB-seconds (the `cost` report).
     ...(Number(process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) > 0
       ? { lambdaMemoryMb: Number(process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) }

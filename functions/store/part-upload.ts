@@ -221,6 +221,25 @@ export function withPayloadHash<T extends { middlewareStack: { add: (...args: ne
   return command;
 }
 
+/**
+ * First buffers of small objects (below a part: a small window's whole body) kept for the next
+ * upload, at most POOL_BYTES of them: a fleet of small windows reuses one buffer per copy running
+ * instead of allocating a new one per window, which the C allocator keeps after V8 frees it.
+ */
+const pool: Buffer[] = [];
+const POOL_BYTES = 16 * MiB;
+
+/** A pooled buffer of at least `bytes` and at most `most`, else a new one of `bytes`. */
+function pooledBuffer(bytes: number, most: number): Buffer {
+  const i = pool.findIndex((b) => b.length >= bytes && b.length <= most);
+  return i >= 0 ? pool.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(bytes);
+}
+
+function poolBuffer(buffer: Buffer): void {
+  const held = pool.reduce((n, b) => n + b.length, 0);
+  if (held + buffer.length <= POOL_BYTES) pool.push(buffer);
+}
+
 export class PartUpload {
   readonly #s3: S3Client;
   readonly #params: PartUploadParams;
@@ -235,6 +254,8 @@ export class PartUpload {
   #uploadId: string | undefined;
   /** The one part's bytes when the object went up as a single PutObject (for `expectedEtag`). */
   #single: Buffer | undefined;
+  /** The small object's first buffer, from the pool and back to it at `release`. */
+  #pooled: Buffer | undefined;
   #failure: unknown;
   /** Requests sent to S3 (all PUT-class: CreateMultipartUpload, UploadPart, Complete, PutObject). */
   #requests = 0;
@@ -252,10 +273,10 @@ export class PartUpload {
    * upload is aborted before it rejects.
    */
   async upload(body: AsyncIterable<Uint8Array>): Promise<UploadedObject> {
-    let buffer =
-      this.#firstBufferBytes < this.#partSize
-        ? Buffer.allocUnsafeSlow(this.#firstBufferBytes)
-        : this.#buffer();
+    if (this.#firstBufferBytes < this.#partSize) {
+      this.#pooled = pooledBuffer(this.#firstBufferBytes, this.#partSize - 1);
+    }
+    let buffer = this.#pooled ?? this.#buffer();
     let fill = 0;
     let hash = createHash("sha256");
     try {
@@ -267,6 +288,7 @@ export class PartUpload {
             const grown = Buffer.allocUnsafeSlow(this.#partSize);
             buffer.copy(grown, 0, 0, fill);
             buffer = grown;
+            this.#pooled = undefined;
           }
           if (fill === this.#partSize) {
             // A full part and more to come: it goes up as a part of a multipart upload.
@@ -295,6 +317,17 @@ export class PartUpload {
       await this.#abortMultipart();
       throw this.#failure ?? error;
     }
+  }
+
+  /**
+   * Gives a small object's buffer back for the next upload: call once the upload and any use of
+   * `expectedEtag` are over (its bytes are then overwritten).
+   */
+  release(): void {
+    if (this.#pooled === undefined || this.#inFlight.size > 0) return;
+    if (this.#single?.buffer === this.#pooled.buffer) this.#single = undefined;
+    poolBuffer(this.#pooled);
+    this.#pooled = undefined;
   }
 
   /** PUT-class requests this upload sent (aborts are free and not counted). */

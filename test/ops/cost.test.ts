@@ -141,7 +141,7 @@ it("windows whose entries rebuild made from the objects carry no counts: estimat
   const rebuilt = after.streams.find((x) => x.stream === "cam2")!;
   expect(rebuilt.windows).toBe(cam2.windows);
   expect(rebuilt.counted).toBe(0);
-  expect(rebuilt.requests).toEqual({ put: 0, get: 0 });
+  expect(rebuilt.requests).toEqual({ put: 0, get: 0, sqs: 0 });
   // None of cam2's windows is counted: the source's average (cam1's) stands for them.
   expect(rebuilt.estimated).toEqual({
     put: Math.round((cam1.requests.put / cam1.counted) * cam2.windows),

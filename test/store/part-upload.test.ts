@@ -185,6 +185,49 @@ test("a small first buffer: a body that fits is one PutObject in it; a larger on
   expect(sent.filter((x) => x.op === "UploadPartCommand").map((x) => x.length)).toEqual([PART, PART, 4321]);
 });
 
+test("a small object's buffer, released, is the next small upload's: each object byte for byte, its ETag known before the release", async () => {
+  sent.length = 0;
+  const first = randomBytes(300_000);
+  const a = new PartUpload(
+    s3,
+    { Bucket: BUCKET, Key: "pool/a.mp4" },
+    { partSize: PART, queueSize: 1, firstBufferBytes: 320 * 1024 },
+  );
+  const storedA = await a.upload(chunks(first));
+  expect(a.expectedEtag()).toBe(storedA.ETag);
+  a.release();
+  // Smaller, and with other bytes: written over the same memory.
+  const second = randomBytes(100_000);
+  const b = new PartUpload(
+    s3,
+    { Bucket: BUCKET, Key: "pool/b.mp4" },
+    { partSize: PART, queueSize: 1, firstBufferBytes: 128 * 1024 },
+  );
+  const storedB = await b.upload(chunks(second));
+  expect(b.expectedEtag()).toBe(storedB.ETag);
+  b.release();
+  expect(sent).toHaveLength(2);
+  expect(sent[1]!.buffer).toBe(sent[0]!.buffer);
+  expect(sent[1]!.length).toBe(100_000);
+  expect((await stored("pool/a.mp4")).equals(first)).toBe(true);
+  expect((await stored("pool/b.mp4")).equals(second)).toBe(true);
+  // Not released (still in use): the next upload gets a buffer of its own.
+  const c = new PartUpload(
+    s3,
+    { Bucket: BUCKET, Key: "pool/c.mp4" },
+    { partSize: PART, queueSize: 1, firstBufferBytes: 128 * 1024 },
+  );
+  const d = new PartUpload(
+    s3,
+    { Bucket: BUCKET, Key: "pool/d.mp4" },
+    { partSize: PART, queueSize: 1, firstBufferBytes: 128 * 1024 },
+  );
+  await Promise.all([c.upload(chunks(randomBytes(1000))), d.upload(chunks(randomBytes(1000)))]);
+  expect(sent[2]!.buffer).not.toBe(sent[3]!.buffer);
+  c.release();
+  d.release();
+});
+
 describe("partsFor: parts sized from the window's expected size, within the buffers' budget", () => {
   const fallback = { partSize: 8 * MiB, queueSize: 2 };
   const budget = 24 * MiB;
