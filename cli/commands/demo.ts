@@ -107,20 +107,21 @@ export async function demoCommand(o: DemoOptions): Promise<number> {
 }
 
 /**
- * Start of the 10 minutes the demo's `restore` line offers: whole 10-minute windows of cam1, about
- * half an hour before the live edge (well past the settle margin), inside one recorded range (the
- * simulated archive has gaps, which restore would rightly refuse), and inside the retention.
+ * Start of the 10 minutes the demo's `restore` line offers: a whole 10-minute window of cam1 that
+ * ended at least a quarter of an hour before the live edge (well past the settle margin, so the
+ * demo copied it), the newest such inside one recorded range (the simulated archive has gaps,
+ * which restore would rightly refuse), and inside the retention.
  */
 export function demoRestoreStart(ranges: readonly { from: number; to: number }[], days: number): number {
   const now = ranges.at(-1)?.to ?? Math.floor(Date.now() / 1000);
-  const latest = Math.floor((now - 1800) / 600) * 600;
+  const latestEnd = now - 900;
   const oldest = now - days * 86_400;
   for (let i = ranges.length - 1; i >= 0; i--) {
     const r = ranges[i]!;
-    const from = Math.min(latest, Math.floor(r.to / 600) * 600 - 600);
+    const from = Math.floor(Math.min(r.to, latestEnd) / 600) * 600 - 600;
     if (from >= r.from && from >= oldest) return from;
   }
-  return latest;
+  return Math.floor(latestEnd / 600) * 600 - 600;
 }
 
 function hasFfmpeg(): boolean {

@@ -97,7 +97,10 @@ export async function leaseAndQueue(
   fail: (stream: string | undefined, error: unknown) => void,
   share?: ShareContext,
 ): Promise<string[]> {
-  const decision = shareOfRun(source, deps.queue.queueUrl(source.name), states, chosen, now, share);
+  // A dry run has no queue to ask (nothing is sent, so no share is given).
+  const decision = deps.dryRun
+    ? { delaySeconds: 0 }
+    : shareOfRun(source, deps.queue.queueUrl(source.name), states, chosen, now, share);
   const wanted = new Map<StreamState, Lease[]>();
   for (const { s, w } of chosen) {
     const list = wanted.get(s) ?? [];
