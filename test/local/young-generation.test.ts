@@ -47,14 +47,21 @@ function oldSpacePeakMiB(bound: boolean): number {
     }
     process.stdout.write(String(peak / 1048576));
   `;
-  return Number(execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" }));
+  // GC on the main thread only: with concurrent marking the peak depends on how much CPU the
+  // marking threads get (under a loaded suite the plain run peaked at 122 MiB, the bound one at 104).
+  return Number(
+    execFileSync(process.execPath, ["--single-threaded-gc", "--input-type=module", "-e", script], {
+      encoding: "utf8",
+    }),
+  );
 }
 
 describe("boundHeapGrowth", () => {
   it("keeps the old space near what is live when old garbage piles up", () => {
     const plain = oldSpacePeakMiB(false);
     const bounded = oldSpacePeakMiB(true);
-    // Measured: about 135 MiB without, 88 with (the live set is about 30-60 MiB at a round's turn).
+    // Measured (single-threaded GC): 255-308 MiB without, 107-124 with (the live set is about 30-60
+    // MiB at a round's turn).
     expect(bounded).toBeGreaterThan(0);
     expect(bounded).toBeLessThan(0.8 * plain);
   });
