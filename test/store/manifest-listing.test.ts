@@ -8,33 +8,26 @@
 
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { S3FaultProxy } from "../../dev/kit/s3-fault-proxy.ts";
+import { type ProxiedBucket, startProxiedBucket } from "../../dev/kit/proxied-bucket.ts";
+import type { S3FaultProxy } from "../../dev/kit/s3-fault-proxy.ts";
 import { manifestKey } from "../../functions/domain/keys.ts";
 import { emptyManifest, type Manifest } from "../../functions/domain/manifest.ts";
-import { ensureBucket } from "../../functions/queue/source-queues.ts";
 import { BackupStore } from "../../functions/store/backup-store.ts";
 import { sameEtag } from "../../functions/store/manifest-cache.ts";
 import { createS3Client, type Endpoints } from "../../local/aws-clients.ts";
-import { type EmbeddedEmulator, startEmbedded } from "../../local/embedded.ts";
 
 const BUCKET = "manifest-listing-test";
-let emulator: EmbeddedEmulator;
 let proxy: S3FaultProxy;
 let endpoints: Endpoints;
 
+let kit: ProxiedBucket;
+
 beforeAll(async () => {
-  emulator = await startEmbedded(undefined);
-  proxy = await S3FaultProxy.start(emulator.endpoints.s3Endpoint!);
-  endpoints = { ...emulator.endpoints, s3Endpoint: proxy.url };
-  const s3 = createS3Client(endpoints);
-  await ensureBucket(s3, BUCKET);
-  s3.destroy();
+  kit = await startProxiedBucket(BUCKET);
+  ({ proxy, endpoints } = kit);
 });
 
-afterAll(async () => {
-  await proxy.close();
-  await emulator.stop();
-});
+afterAll(() => kit.close());
 
 afterEach(() => {
   proxy.clear();
