@@ -9,8 +9,8 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { type Harness, startHarness } from "../../dev/kit/harness.ts";
+import { errorsOf, plannedOf, signedAs } from "../../dev/kit/planner-reports.ts";
 import { S3FaultProxy } from "../../dev/kit/s3-fault-proxy.ts";
-import type { PlanReport } from "../../functions/planner/plan-backup.ts";
 
 let h: Harness | undefined;
 let proxy: S3FaultProxy | undefined;
@@ -24,14 +24,6 @@ afterEach(async () => {
 const STREAMS = 3;
 // Three streams are listed here as a fleet's are (by default a listing starts at 13 streams: a
 // source of few streams reads its manifests one by one, tested in planner-listings.test.ts).
-
-function errorsOf(report: PlanReport): string[] {
-  return report.sources.flatMap((s) => s.errors.map((e) => `${e.stream ?? "-"}: ${e.message}`));
-}
-
-function plannedOf(report: PlanReport): string[] {
-  return report.sources.flatMap((s) => s.planned.map((m) => `${m.stream}@${m.from}+${m.duration}`)).sort();
-}
 
 /** GETs of manifests signed by one planner since `from` (an index into the proxy's log): stream -> statuses. */
 function manifestGets(client: string, from = 0): Record<string, (number | undefined)[]> {
@@ -51,11 +43,7 @@ async function start(): Promise<void> {
 }
 
 function as(accessKeyId: string) {
-  return {
-    ...h!.emulator.endpoints,
-    s3Endpoint: proxy!.url,
-    credentials: { accessKeyId, secretAccessKey: "embedded" },
-  };
+  return signedAs(h!.emulator.endpoints, proxy!, accessKeyId);
 }
 
 type Mode = "listing" | "no listing" | "listing without ETags";

@@ -10,8 +10,8 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { type Harness, startHarness } from "../../dev/kit/harness.ts";
+import { errorsOf, plannedOf, signedAs } from "../../dev/kit/planner-reports.ts";
 import { S3FaultProxy } from "../../dev/kit/s3-fault-proxy.ts";
-import type { PlanReport } from "../../functions/planner/plan-backup.ts";
 import { SNAPSHOT_MIN_MANIFESTS } from "../../functions/store/backup-store.ts";
 
 let h: Harness | undefined;
@@ -25,14 +25,6 @@ afterEach(async () => {
 
 const STREAMS = 20;
 const names = Array.from({ length: STREAMS }, (_, i) => `cam${i + 1}`);
-
-function errorsOf(report: PlanReport): string[] {
-  return report.sources.flatMap((s) => s.errors.map((e) => `${e.stream ?? "-"}: ${e.message}`));
-}
-
-function plannedOf(report: PlanReport): string[] {
-  return report.sources.flatMap((s) => s.planned.map((m) => `${m.stream}@${m.from}+${m.duration}`)).sort();
-}
 
 /** Requests of one planner since `from` (an index into the proxy's log): "op kind status" -> count. */
 function requestsOf(client: string, from = 0): Record<string, number> {
@@ -62,11 +54,7 @@ async function start(): Promise<void> {
 }
 
 function as(accessKeyId: string) {
-  return {
-    ...h!.emulator.endpoints,
-    s3Endpoint: proxy!.url,
-    credentials: { accessKeyId, secretAccessKey: "embedded" },
-  };
+  return signedAs(h!.emulator.endpoints, proxy!, accessKeyId);
 }
 
 type Mode = "long-lived" | "a new process each run" | "a new process each run, no snapshot";

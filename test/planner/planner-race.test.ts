@@ -14,9 +14,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { expectExactCopies, storedWindows } from "../../dev/kit/backup-checks.ts";
 import { expectHonestBookkeeping } from "../../dev/kit/bookkeeping-checks.ts";
 import { type Harness, HOUR, startHarness } from "../../dev/kit/harness.ts";
+import { errorsOf, signedAs } from "../../dev/kit/planner-reports.ts";
 import { S3FaultProxy } from "../../dev/kit/s3-fault-proxy.ts";
 import { clipRanges } from "../../functions/domain/ranges.ts";
-import { type PlanReport, planBackup } from "../../functions/planner/plan-backup.ts";
+import { planBackup } from "../../functions/planner/plan-backup.ts";
 import { CopyQueue } from "../../functions/queue/copy-queue.ts";
 import type { LocalRuntime } from "../../local/runtime.ts";
 
@@ -37,10 +38,6 @@ afterEach(async () => {
   proxy = undefined;
 });
 
-function errorsOf(report: PlanReport): string[] {
-  return report.sources.flatMap((s) => s.errors.map((e) => `${e.stream ?? "-"}: ${e.message}`));
-}
-
 describe("two planners and two copier pools on one bucket", () => {
   it("a planner whose catalog write is held while another folds in newer records loses no catalog entry", async () => {
     h = await startHarness({
@@ -48,11 +45,7 @@ describe("two planners and two copier pools on one bucket", () => {
       source: { retentionDays: 1 / 24, maxConcurrentCopies: 3 },
     });
     proxy = await S3FaultProxy.start(h.emulator.endpoints.s3Endpoint!);
-    const as = (accessKeyId: string) => ({
-      ...h!.emulator.endpoints,
-      s3Endpoint: proxy!.url,
-      credentials: { accessKeyId, secretAccessKey: "embedded" },
-    });
+    const as = (accessKeyId: string) => signedAs(h!.emulator.endpoints, proxy!, accessKeyId);
     const a = await h.runtime({ endpoints: as("planner-a") });
     const b = await h.runtime({ endpoints: as("planner-b") });
     // The backlog is copied; its completion records wait for the next plan.
